@@ -1,0 +1,10 @@
+DROP TABLE server_prompts;
+DROP TABLE server_resources;
+DROP TABLE server_tools;
+DROP TABLE servers;
+DROP TABLE prompts;
+DROP TABLE resources;
+DROP TABLE tools;
+DROP TABLE gateways;
+DROP TABLE users;
+DROP TABLE bootstrap_secrets;

@@ -1,0 +1,102 @@
+//! Wiring: start the actors, bootstrap, and serve HTTP.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use crate::actors::auth::Auth;
+use crate::actors::db::{self, Db};
+use crate::bootstrap::{self, GeneratedAdmin};
+use crate::config::Settings;
+use crate::http::{self, AppState};
+
+/// How the HTTP server treats process signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signals {
+    /// Stop gracefully on SIGINT/SIGTERM (the binary).
+    Handle,
+    /// Leave signals alone (embedded use, tests).
+    Ignore,
+}
+
+/// A running gateway.
+pub struct RunningServer {
+    /// The bound address (useful with `PORT=0`).
+    pub addr: SocketAddr,
+    /// The admin credentials generated at this start, if any (printed by the binary).
+    pub generated_admin: Option<GeneratedAdmin>,
+    handle: ServerHandle,
+    db: Db,
+    server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Waits until the server stops (by signal or [`RunningServer::stop`]).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let result = self
+            .server
+            .await
+            .map_err(|error| std::io::Error::other(error.to_string()))?;
+        self.db.shutdown();
+        result
+    }
+
+    /// Stops gracefully: in-flight requests finish, then the actors stop.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.server.await;
+        self.db.shutdown();
+    }
+}
+
+/// Starts the database actor (migrating), bootstraps secrets and the admin, and binds the HTTP
+/// server. Must run inside an actix system.
+pub async fn start(settings: Settings, signals: Signals) -> Result<RunningServer, String> {
+    let settings = Arc::new(settings);
+    let db = db::start(&settings.database).await?;
+    let keys = bootstrap::jwt_keys(&db, &settings.auth).await?;
+    let generated_admin = bootstrap::platform_admin(&db, &settings.auth).await?;
+    let auth = Auth::start(keys);
+    let state = web::Data::new(AppState {
+        db: db.clone(),
+        auth,
+        settings: settings.clone(),
+    });
+    let body_limit = settings.max_request_body_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(body_limit))
+            .wrap(from_fn(http::request_log::log_requests))
+            .configure(http::routes)
+            .default_service(web::to(http::not_found))
+    })
+    .shutdown_timeout(10);
+    if let Some(workers) = settings.http_workers {
+        server = server.workers(workers);
+    }
+    if signals == Signals::Ignore {
+        server = server.disable_signals();
+    }
+    let server = server
+        .bind((settings.host, settings.port))
+        .map_err(|error| format!("cannot listen on {}:{}: {error}", settings.host, settings.port))?;
+    let addr = *server
+        .addrs()
+        .first()
+        .ok_or_else(|| "the server bound no address".to_owned())?;
+    let server = server.run();
+    let handle = server.handle();
+    let server = actix_web::rt::spawn(server);
+    tracing::info!(%addr, database = settings.database.url.backend_name(), "mcpgate listening");
+    Ok(RunningServer {
+        addr,
+        generated_admin,
+        handle,
+        db,
+        server,
+    })
+}

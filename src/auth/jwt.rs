@@ -1,0 +1,117 @@
+//! HS256 JSON Web Tokens issued and verified by this gateway.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::{AuthError, Principal};
+
+/// The claims mcpgate puts in and expects from its tokens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's email.
+    pub sub: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+    /// Issued at.
+    pub iat: i64,
+    /// Token id, for revocation.
+    pub jti: String,
+    /// Audience.
+    pub aud: String,
+    /// Issuer.
+    pub iss: String,
+    /// Whether the user is a platform admin.
+    #[serde(default)]
+    pub is_admin: bool,
+}
+
+/// Signing and verification keys with the expected issuer and audience.
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+}
+
+impl JwtKeys {
+    /// Keys for an HS256 shared secret.
+    pub fn hs256(secret: &str, issuer: &str, audience: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
+        validation.leeway = 30;
+        JwtKeys {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            validation,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        }
+    }
+
+    /// Issues a token for `email` valid for `lifetime`.
+    pub fn issue(&self, email: &str, is_admin: bool, lifetime: Duration) -> Result<String, String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: email.to_owned(),
+            exp: now + lifetime.as_secs() as i64,
+            iat: now,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            aud: self.audience.clone(),
+            iss: self.issuer.clone(),
+            is_admin,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|error| format!("cannot sign the token: {error}"))
+    }
+
+    /// Verifies signature, expiry, issuer and audience.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|error| {
+                use jsonwebtoken::errors::ErrorKind;
+                let reason = match error.kind() {
+                    ErrorKind::ExpiredSignature => "the token has expired",
+                    ErrorKind::InvalidAudience => "the token is for another audience",
+                    ErrorKind::InvalidIssuer => "the token is from another issuer",
+                    ErrorKind::InvalidSignature => "the signature does not match",
+                    ErrorKind::ImmatureSignature => "the token is not valid yet",
+                    ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+                    ErrorKind::InvalidAlgorithm => "the token uses another algorithm",
+                    _ => "the token is malformed",
+                };
+                AuthError::InvalidToken(reason.into())
+            })?;
+        Ok(Principal {
+            email: data.claims.sub,
+            is_admin: data.claims.is_admin,
+            token_id: data.claims.jti,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let keys = JwtKeys::hs256(SECRET, "mcpgate", "mcpgate-api");
+        let token = keys.issue("a@example.com", true, Duration::from_secs(60)).unwrap();
+        let principal = keys.verify(&token).unwrap();
+        assert_eq!(principal.email, "a@example.com");
+        assert!(principal.is_admin);
+
+        let other_audience = JwtKeys::hs256(SECRET, "mcpgate", "elsewhere");
+        assert!(other_audience.verify(&token).is_err());
+        let other_secret = JwtKeys::hs256("another-secret-another-secret-xx", "mcpgate", "mcpgate-api");
+        assert!(other_secret.verify(&token).is_err());
+        assert!(keys.verify("not.a.token").is_err());
+    }
+}

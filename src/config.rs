@@ -1,0 +1,438 @@
+//! Typed settings, read once at start from the environment and `.env`.
+//!
+//! Every setting has a documented default and is validated here, so an invalid value stops the
+//! gateway at start with a message naming the variable. The struct is passed into the parts that
+//! need it; nothing reads the environment after start.
+//!
+//! Names follow the peer gateway's where the meaning is the same, so operators can carry their
+//! configuration over.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// All settings of one gateway process.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `HOST`: the address the HTTP server binds (default `127.0.0.1`).
+    pub host: IpAddr,
+    /// `PORT`: the TCP port the HTTP server binds (default `4444`; `0` picks a free port).
+    pub port: u16,
+    /// `HTTP_WORKERS`: actix-web worker threads (default: the number of CPUs).
+    pub http_workers: Option<usize>,
+    /// `MAX_REQUEST_BODY_BYTES`: the largest request body accepted (default 1 MiB).
+    pub max_request_body_bytes: usize,
+    /// Database connection and resilience settings.
+    pub database: DatabaseSettings,
+    /// Token and bootstrap-admin settings.
+    pub auth: AuthSettings,
+    /// Log settings.
+    pub log: LogSettings,
+}
+
+/// Where the database lives and how the DbActor treats it.
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    /// `DATABASE_URL`: `sqlite://PATH` (default `sqlite://./mcpgate.db`) or `postgres://…`.
+    pub url: DatabaseUrl,
+    /// `DB_POOL_SIZE`: the most connections the pool opens (default 10).
+    pub pool_size: u32,
+    /// `DB_POOL_TIMEOUT`: seconds a unit of work may wait to check out a connection (default 5).
+    pub pool_timeout: Duration,
+    /// `DB_QUERY_TIMEOUT_MS`: the deadline of one unit of work once it holds a connection
+    /// (default 10000). On PostgreSQL it is also the server-side `statement_timeout`.
+    pub query_timeout: Duration,
+    /// `DB_MAX_RETRIES`: retries of a unit of work after a transient failure (default 3).
+    pub max_retries: u32,
+    /// `DB_RETRY_INTERVAL_MS`: the first backoff; it doubles per retry (default 100).
+    pub retry_interval: Duration,
+    /// `DB_MAX_BACKOFF_SECONDS`: the cap of one backoff (default 2).
+    pub max_backoff: Duration,
+    /// `DB_CIRCUIT_ENABLED`: whether the circuit breaker is used (default true).
+    pub circuit_enabled: bool,
+    /// `DB_CIRCUIT_FAILURE_THRESHOLD`: consecutive transient failures that open it (default 5).
+    pub circuit_failure_threshold: u32,
+    /// `DB_CIRCUIT_RESET_SECONDS`: how long it stays open before one probe (default 10).
+    pub circuit_reset: Duration,
+}
+
+/// A parsed `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string, as given.
+    Postgres(String),
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            // The URL may carry a password: never print it.
+            DatabaseUrl::Postgres(_) => f.write_str("postgres://…"),
+        }
+    }
+}
+
+impl DatabaseUrl {
+    /// The backend's name, for logs and statistics.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Sqlite(_) => "sqlite",
+            DatabaseUrl::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Token signing and the bootstrap platform admin.
+#[derive(Clone)]
+pub struct AuthSettings {
+    /// `JWT_SECRET_KEY`: the HS256 signing secret (at least 32 characters). When unset, a
+    /// strong secret is generated on first start and kept in the database.
+    pub jwt_secret: Option<String>,
+    /// `JWT_AUDIENCE`: the `aud` claim tokens are issued for and checked against
+    /// (default `mcpgate-api`).
+    pub jwt_audience: String,
+    /// `JWT_ISSUER`: the `iss` claim (default `mcpgate`).
+    pub jwt_issuer: String,
+    /// `PLATFORM_ADMIN_EMAIL`: the platform admin created at first start
+    /// (default `admin@example.com`).
+    pub platform_admin_email: String,
+    /// `PLATFORM_ADMIN_PASSWORD`: that admin's password. When unset, one is generated on first
+    /// start and printed once. When set, it is applied at every start.
+    pub platform_admin_password: Option<String>,
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<set>"))
+            .field("jwt_audience", &self.jwt_audience)
+            .field("jwt_issuer", &self.jwt_issuer)
+            .field("platform_admin_email", &self.platform_admin_email)
+            .field(
+                "platform_admin_password",
+                &self.platform_admin_password.as_ref().map(|_| "<set>"),
+            )
+            .finish()
+    }
+}
+
+/// Log output.
+#[derive(Clone, Debug)]
+pub struct LogSettings {
+    /// `LOG_LEVEL`: a level (`info`) or a full filter (`info,mcpgate=debug`); default `info`.
+    pub level: String,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub format: LogFormat,
+}
+
+/// The log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A setting that could not be used, naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {variable}: {message}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What is wrong and what would be accepted.
+    pub message: String,
+}
+
+fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
+}
+
+/// Reads raw values by variable name; the environment in production, a map in tests.
+struct Source<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Source<'_> {
+    fn raw(&self, variable: &'static str) -> Option<String> {
+        (self.lookup)(variable)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn string(&self, variable: &'static str, default: &str) -> String {
+        self.raw(variable).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn parsed<T: std::str::FromStr>(
+        &self,
+        variable: &'static str,
+        default: T,
+        expected: &str,
+    ) -> Result<T, ConfigError> {
+        match self.raw(variable) {
+            None => Ok(default),
+            Some(value) => value
+                .parse()
+                .map_err(|_| invalid(variable, format!("{value:?} is not {expected}"))),
+        }
+    }
+
+    fn ranged<T>(
+        &self,
+        variable: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let expected = format!("a whole number from {} to {}", range.start(), range.end());
+        let value = self.parsed(variable, default, &expected)?;
+        if range.contains(&value) {
+            Ok(value)
+        } else {
+            Err(invalid(variable, format!("{value} is not {expected}")))
+        }
+    }
+
+    fn seconds(
+        &self,
+        variable: &'static str,
+        default: f64,
+        max: f64,
+    ) -> Result<Duration, ConfigError> {
+        let expected = format!("a number of seconds above 0 and at most {max}");
+        let value: f64 = self.parsed(variable, default, &expected)?;
+        if value.is_finite() && value > 0.0 && value <= max {
+            Ok(Duration::from_secs_f64(value))
+        } else {
+            Err(invalid(variable, format!("{value} is not {expected}")))
+        }
+    }
+
+    fn millis(
+        &self,
+        variable: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.ranged(variable, default, range)
+            .map(Duration::from_millis)
+    }
+
+    fn boolean(&self, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(variable) {
+            None => Ok(default),
+            Some(value) => match value.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(invalid(
+                    variable,
+                    format!("{value:?} is not a boolean (true/false, 1/0, yes/no, on/off)"),
+                )),
+            },
+        }
+    }
+}
+
+impl Settings {
+    /// Loads `.env` (when present) and then the process environment, and validates.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(error) if error.not_found() => {}
+            Err(error) => return Err(invalid(".env", error.to_string())),
+        }
+        Self::from_lookup(&|name| std::env::var(name).ok())
+    }
+
+    /// Builds settings from any name → value lookup (tests pass a map).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let source = Source { lookup };
+        let host = source.parsed(
+            "HOST",
+            IpAddr::from([127, 0, 0, 1]),
+            "an IP address such as 127.0.0.1 or 0.0.0.0",
+        )?;
+        let port = source.parsed("PORT", 4444u16, "a port number from 0 to 65535")?;
+        let http_workers = match source.raw("HTTP_WORKERS") {
+            None => None,
+            Some(_) => Some(source.ranged("HTTP_WORKERS", 1usize, 1..=512)?),
+        };
+        let max_request_body_bytes =
+            source.ranged("MAX_REQUEST_BODY_BYTES", 1024 * 1024, 1024..=64 * 1024 * 1024)?;
+
+        let database = DatabaseSettings {
+            url: parse_database_url(&source.string("DATABASE_URL", "sqlite://./mcpgate.db"))?,
+            pool_size: source.ranged("DB_POOL_SIZE", 10u32, 1..=1000)?,
+            pool_timeout: source.seconds("DB_POOL_TIMEOUT", 5.0, 600.0)?,
+            query_timeout: source.millis("DB_QUERY_TIMEOUT_MS", 10_000, 10..=3_600_000)?,
+            max_retries: source.ranged("DB_MAX_RETRIES", 3u32, 0..=20)?,
+            retry_interval: source.millis("DB_RETRY_INTERVAL_MS", 100, 1..=60_000)?,
+            max_backoff: source.seconds("DB_MAX_BACKOFF_SECONDS", 2.0, 300.0)?,
+            circuit_enabled: source.boolean("DB_CIRCUIT_ENABLED", true)?,
+            circuit_failure_threshold: source.ranged("DB_CIRCUIT_FAILURE_THRESHOLD", 5u32, 1..=1000)?,
+            circuit_reset: source.seconds("DB_CIRCUIT_RESET_SECONDS", 10.0, 3600.0)?,
+        };
+
+        let jwt_secret = source.raw("JWT_SECRET_KEY");
+        if let Some(secret) = &jwt_secret
+            && secret.len() < 32
+        {
+            return Err(invalid(
+                "JWT_SECRET_KEY",
+                format!(
+                    "the secret has {} characters; use at least 32 (or unset it to have one generated)",
+                    secret.len()
+                ),
+            ));
+        }
+        let platform_admin_email = source.string("PLATFORM_ADMIN_EMAIL", "admin@example.com");
+        if !looks_like_email(&platform_admin_email) {
+            return Err(invalid(
+                "PLATFORM_ADMIN_EMAIL",
+                format!("{platform_admin_email:?} is not an email address"),
+            ));
+        }
+        let platform_admin_password = source.raw("PLATFORM_ADMIN_PASSWORD");
+        if let Some(password) = &platform_admin_password
+            && password.chars().count() < 12
+        {
+            return Err(invalid(
+                "PLATFORM_ADMIN_PASSWORD",
+                "use at least 12 characters (or unset it to have one generated)",
+            ));
+        }
+        let auth = AuthSettings {
+            jwt_secret,
+            jwt_audience: source.string("JWT_AUDIENCE", "mcpgate-api"),
+            jwt_issuer: source.string("JWT_ISSUER", "mcpgate"),
+            platform_admin_email: platform_admin_email.to_ascii_lowercase(),
+            platform_admin_password,
+        };
+
+        let level = source.string("LOG_LEVEL", "info");
+        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+            return Err(invalid(
+                "LOG_LEVEL",
+                format!("{level:?} is not a level (error, warn, info, debug, trace) or filter"),
+            ));
+        }
+        let format = match source.string("LOG_FORMAT", "text").to_ascii_lowercase().as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "LOG_FORMAT",
+                    format!("{other:?} is not one of text, json"),
+                ));
+            }
+        };
+
+        Ok(Settings {
+            host,
+            port,
+            http_workers,
+            max_request_body_bytes,
+            database,
+            auth,
+            log: LogSettings { level, format },
+        })
+    }
+}
+
+/// A minimal shape check: one `@`, something before it, a dot after it, no spaces.
+pub fn looks_like_email(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !value.chars().any(char::is_whitespace)
+        && value.len() <= 254
+}
+
+fn parse_database_url(value: &str) -> Result<DatabaseUrl, ConfigError> {
+    const VARIABLE: &str = "DATABASE_URL";
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        return Ok(DatabaseUrl::Postgres(value.to_owned()));
+    }
+    let path = value
+        .strip_prefix("sqlite://")
+        .or_else(|| value.strip_prefix("sqlite:"));
+    match path {
+        Some("") => Err(invalid(VARIABLE, "the sqlite URL names no file")),
+        Some(path) if path.contains(":memory:") || path.starts_with("file:") => Err(invalid(
+            VARIABLE,
+            "in-memory SQLite is not supported (each pooled connection would see its own \
+             database); give a file path such as sqlite://./mcpgate.db",
+        )),
+        Some(path) => Ok(DatabaseUrl::Sqlite(PathBuf::from(path))),
+        None => Err(invalid(
+            VARIABLE,
+            "expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let settings = load(&[]).expect("defaults load");
+        assert_eq!(settings.port, 4444);
+        assert_eq!(
+            settings.database.url,
+            DatabaseUrl::Sqlite(PathBuf::from("./mcpgate.db"))
+        );
+        assert!(settings.database.circuit_enabled);
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (variable, value) in [
+            ("PORT", "70000"),
+            ("HOST", "not-an-ip"),
+            ("DATABASE_URL", "mysql://x"),
+            ("DATABASE_URL", "sqlite://:memory:"),
+            ("DB_POOL_SIZE", "0"),
+            ("DB_POOL_TIMEOUT", "-1"),
+            ("DB_CIRCUIT_ENABLED", "maybe"),
+            ("JWT_SECRET_KEY", "short"),
+            ("PLATFORM_ADMIN_EMAIL", "nobody"),
+            ("LOG_FORMAT", "xml"),
+        ] {
+            let error = load(&[(variable, value)]).expect_err(variable);
+            assert_eq!(error.variable, variable);
+            assert!(error.to_string().contains(variable));
+        }
+    }
+
+    #[test]
+    fn postgres_urls_are_not_printed() {
+        let settings = load(&[("DATABASE_URL", "postgres://u:secret@h/db")]).unwrap();
+        assert!(!format!("{:?}", settings.database.url).contains("secret"));
+    }
+}

@@ -1,0 +1,145 @@
+//! Row types of the registry tables. JSON columns hold serialized text.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{gateways, prompts, resources, servers, tools};
+
+/// A tool: REST-backed, or discovered from an upstream MCP server.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
+#[diesel(table_name = tools, treat_none_as_null = true)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct ToolRow {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub integration_type: String,
+    pub url: Option<String>,
+    pub request_type: Option<String>,
+    pub headers: String,
+    pub input_schema: String,
+    pub output_schema: Option<String>,
+    pub annotations: String,
+    pub tags: String,
+    pub gateway_id: Option<String>,
+    pub original_name: Option<String>,
+    pub enabled: bool,
+    pub owner_email: Option<String>,
+    pub team_id: Option<String>,
+    pub visibility: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A resource with a fixed URI (and text content) or a URI template.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
+#[diesel(table_name = resources, treat_none_as_null = true)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct ResourceRow {
+    pub id: String,
+    pub uri: Option<String>,
+    pub uri_template: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub mime_type: Option<String>,
+    pub content: Option<String>,
+    pub tags: String,
+    pub gateway_id: Option<String>,
+    pub enabled: bool,
+    pub owner_email: Option<String>,
+    pub team_id: Option<String>,
+    pub visibility: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A prompt rendered from a tera template.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
+#[diesel(table_name = prompts, treat_none_as_null = true)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct PromptRow {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub template: String,
+    pub arguments: String,
+    pub tags: String,
+    pub gateway_id: Option<String>,
+    pub original_name: Option<String>,
+    pub enabled: bool,
+    pub owner_email: Option<String>,
+    pub team_id: Option<String>,
+    pub visibility: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// An upstream MCP server record.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
+#[diesel(table_name = gateways, treat_none_as_null = true)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct GatewayRow {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub url: String,
+    pub transport: String,
+    pub description: Option<String>,
+    pub tags: String,
+    pub enabled: bool,
+    pub owner_email: Option<String>,
+    pub team_id: Option<String>,
+    pub visibility: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A virtual server's own columns; its members live in the `server_*` tables.
+#[derive(Clone, Debug, PartialEq, Queryable, Selectable, Insertable, AsChangeset, Identifiable)]
+#[diesel(table_name = servers, treat_none_as_null = true)]
+#[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
+pub struct ServerRow {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+    pub tags: String,
+    pub enabled: bool,
+    pub owner_email: Option<String>,
+    pub team_id: Option<String>,
+    pub visibility: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// The ordered member ids of a virtual server.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServerMembers {
+    pub tool_ids: Vec<String>,
+    pub resource_ids: Vec<String>,
+    pub prompt_ids: Vec<String>,
+}
+
+/// A virtual server with its members.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerRecord {
+    pub row: ServerRow,
+    pub members: ServerMembers,
+}
+
+/// Anything stored with a string id.
+pub trait HasId {
+    /// The record's id.
+    fn id(&self) -> &str;
+}
+
+macro_rules! has_id {
+    ($($row:ty),*) => { $(impl HasId for $row { fn id(&self) -> &str { &self.id } })* };
+}
+has_id!(ToolRow, ResourceRow, PromptRow, GatewayRow);
+
+impl HasId for ServerRecord {
+    fn id(&self) -> &str {
+        &self.row.id
+    }
+}

@@ -1,0 +1,166 @@
+//! The portable schema, written by hand so it matches both `migrations/postgres` and
+//! `migrations/sqlite`. JSON values are `Text`; timestamps are UTC `Timestamp`s.
+
+diesel::table! {
+    bootstrap_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    users (email) {
+        email -> Text,
+        password_hash -> Text,
+        full_name -> Nullable<Text>,
+        is_admin -> Bool,
+        is_active -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    gateways (id) {
+        id -> Text,
+        name -> Text,
+        slug -> Text,
+        url -> Text,
+        transport -> Text,
+        description -> Nullable<Text>,
+        tags -> Text,
+        enabled -> Bool,
+        owner_email -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        visibility -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    tools (id) {
+        id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        integration_type -> Text,
+        url -> Nullable<Text>,
+        request_type -> Nullable<Text>,
+        headers -> Text,
+        input_schema -> Text,
+        output_schema -> Nullable<Text>,
+        annotations -> Text,
+        tags -> Text,
+        gateway_id -> Nullable<Text>,
+        original_name -> Nullable<Text>,
+        enabled -> Bool,
+        owner_email -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        visibility -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    resources (id) {
+        id -> Text,
+        uri -> Nullable<Text>,
+        uri_template -> Nullable<Text>,
+        name -> Text,
+        description -> Nullable<Text>,
+        mime_type -> Nullable<Text>,
+        content -> Nullable<Text>,
+        tags -> Text,
+        gateway_id -> Nullable<Text>,
+        enabled -> Bool,
+        owner_email -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        visibility -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    prompts (id) {
+        id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        template -> Text,
+        arguments -> Text,
+        tags -> Text,
+        gateway_id -> Nullable<Text>,
+        original_name -> Nullable<Text>,
+        enabled -> Bool,
+        owner_email -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        visibility -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    servers (id) {
+        id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        icon -> Nullable<Text>,
+        tags -> Text,
+        enabled -> Bool,
+        owner_email -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        visibility -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    server_tools (server_id, tool_id) {
+        server_id -> Text,
+        tool_id -> Text,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    server_resources (server_id, resource_id) {
+        server_id -> Text,
+        resource_id -> Text,
+        position -> Integer,
+    }
+}
+
+diesel::table! {
+    server_prompts (server_id, prompt_id) {
+        server_id -> Text,
+        prompt_id -> Text,
+        position -> Integer,
+    }
+}
+
+diesel::joinable!(tools -> gateways (gateway_id));
+diesel::joinable!(resources -> gateways (gateway_id));
+diesel::joinable!(prompts -> gateways (gateway_id));
+diesel::joinable!(server_tools -> servers (server_id));
+diesel::joinable!(server_tools -> tools (tool_id));
+diesel::joinable!(server_resources -> servers (server_id));
+diesel::joinable!(server_resources -> resources (resource_id));
+diesel::joinable!(server_prompts -> servers (server_id));
+diesel::joinable!(server_prompts -> prompts (prompt_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    bootstrap_secrets,
+    users,
+    gateways,
+    tools,
+    resources,
+    prompts,
+    servers,
+    server_tools,
+    server_resources,
+    server_prompts,
+);

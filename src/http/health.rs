@@ -1,0 +1,86 @@
+//! Liveness, readiness and pool statistics.
+
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::Admin;
+use crate::actors::db::{BreakerState, DbError};
+
+/// `GET /health`: the process is up. Touches no database.
+pub async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The body of `GET /ready`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// Why not, when not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A summary of the database pool.
+    pub database: DatabaseSummary,
+}
+
+/// The pool summary in `/ready`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DatabaseSummary {
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// `closed`, `open` or `half_open`.
+    pub breaker: String,
+    /// Connections checked out.
+    pub in_use: u32,
+    /// Idle connections.
+    pub idle: u32,
+    /// Units waiting for a connection.
+    pub waiting: u64,
+}
+
+/// `GET /ready`: 200 when the database answers and the breaker is closed, else 503.
+pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let ping = state.db.ping().await;
+    let stats = state
+        .db
+        .stats()
+        .await
+        .map_err(|error| ApiError::from_db(error, "database", None))?;
+    let breaker = stats.breaker.state;
+    let reason = match (&ping, breaker) {
+        (Err(DbError::Unavailable { reason, .. }), _) => Some(format!("database unavailable: {reason}")),
+        (Err(DbError::Timeout(_)), _) => Some("database did not answer in time".into()),
+        (Err(other), _) => Some(format!("database check failed: {other}")),
+        (Ok(()), BreakerState::Closed) => None,
+        (Ok(()), other) => Some(format!("database circuit breaker is {}", other.as_str())),
+    };
+    let body = Readiness {
+        status: if reason.is_none() { "ready" } else { "not_ready" },
+        database: DatabaseSummary {
+            backend: stats.backend,
+            breaker: breaker.as_str().to_owned(),
+            in_use: stats.in_use,
+            idle: stats.idle,
+            waiting: stats.waiting,
+        },
+        reason,
+    };
+    Ok(match body.reason {
+        None => HttpResponse::Ok().json(body),
+        Some(_) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(body),
+    })
+}
+
+/// `GET /admin/pool-stats`: the DbActor's pool and breaker statistics (admins only).
+pub async fn pool_stats(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+    let stats = state
+        .db
+        .stats()
+        .await
+        .map_err(|error| ApiError::from_db(error, "database", None))?;
+    Ok(HttpResponse::Ok().json(stats))
+}

@@ -1,0 +1,70 @@
+//! HTTP: the route table, shared state and request plumbing. Handlers are thin: extract,
+//! send one or two actor messages, map the result.
+
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod registry;
+pub mod request_log;
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use self::error::ApiError;
+use crate::actors::auth::Auth;
+use crate::actors::db::Db;
+use crate::config::Settings;
+use crate::registry::gateways::Gateways;
+use crate::registry::prompts::Prompts;
+use crate::registry::resources::Resources;
+use crate::registry::servers::Servers;
+use crate::registry::tools::Tools;
+
+/// What every handler can reach: actor handles and settings, never a connection.
+pub struct AppState {
+    /// The DbActor.
+    pub db: Db,
+    /// The AuthActor.
+    pub auth: Auth,
+    /// The settings the process started with.
+    pub settings: Arc<Settings>,
+}
+
+/// The route table: every endpoint of the gateway.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .app_data(web::QueryConfig::default().error_handler(|error, _request| {
+            ApiError::BadRequest {
+                code: "invalid-query",
+                message: format!("invalid query parameters: {error}"),
+            }
+            .into()
+        }))
+        .app_data(web::PathConfig::default().error_handler(|error, _request| {
+            ApiError::BadRequest {
+                code: "invalid-path",
+                message: format!("invalid path: {error}"),
+            }
+            .into()
+        }))
+        .route("/health", web::get().to(health::health))
+        .route("/ready", web::get().to(health::ready))
+        .route("/admin/pool-stats", web::get().to(health::pool_stats))
+        .route("/openapi.json", web::get().to(openapi::openapi_json));
+    registry::routes::<Tools>(config);
+    registry::routes::<Resources>(config);
+    registry::routes::<Prompts>(config);
+    registry::routes::<Gateways>(config);
+    registry::routes::<Servers>(config);
+}
+
+/// Unknown paths get a JSON 404; known paths with another method get 405 from their resource.
+pub async fn not_found(request: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::NotFound(format!(
+        "no endpoint at {} {}",
+        request.method(),
+        request.path()
+    )))
+}

@@ -1,0 +1,239 @@
+//! The OpenAPI 3 document at `GET /openapi.json`, built from the code: schemas are derived
+//! from the request and response types, and the registry paths are generated from the same
+//! [`Entity`] list the routes are.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
+use utoipa::{OpenApi, PartialSchema};
+
+use super::error::ErrorBody;
+use super::health::{DatabaseSummary, Readiness};
+use crate::actors::db::PoolStats;
+use crate::registry::gateways::{GatewayCreate, GatewayUpdate, GatewayView, Gateways, Transport};
+use crate::registry::prompts::{PromptArgument, PromptCreate, PromptUpdate, PromptView, Prompts};
+use crate::registry::resources::{ResourceCreate, ResourceUpdate, ResourceView, Resources};
+use crate::registry::servers::{ServerCreate, ServerUpdate, ServerView, Servers};
+use crate::registry::tools::{IntegrationType, RequestType, ToolAnnotations, ToolCreate, ToolUpdate, ToolView, Tools};
+use crate::registry::{Entity, Visibility};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "mcpgate", description = "The mcpgate REST API: registry, health and pool statistics."),
+    components(schemas(
+        ErrorBody, Readiness, DatabaseSummary, PoolStats, Visibility,
+        ToolCreate, ToolUpdate, ToolView, ToolAnnotations, IntegrationType, RequestType,
+        ResourceCreate, ResourceUpdate, ResourceView,
+        PromptCreate, PromptUpdate, PromptView, PromptArgument,
+        GatewayCreate, GatewayUpdate, GatewayView, Transport,
+        ServerCreate, ServerUpdate, ServerView,
+    ))
+)]
+struct ApiDoc;
+
+fn json_ref(name: &str) -> utoipa::openapi::Content {
+    ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build()
+}
+
+fn response(description: &str, schema: Option<&str>) -> utoipa::openapi::Response {
+    let builder = ResponseBuilder::new().description(description);
+    match schema {
+        Some(name) => builder.content("application/json", json_ref(name)).build(),
+        None => builder.build(),
+    }
+}
+
+fn error(description: &str) -> utoipa::openapi::Response {
+    response(description, Some("ErrorBody"))
+}
+
+fn path_id() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("id")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .schema(Some(String::schema()))
+        .build()
+}
+
+fn query(name: &str, description: &str, schema: RefOr<Schema>) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+fn add_entity<E: Entity>(doc: &mut utoipa::openapi::OpenApi, create: &str, update: &str, view: &str) {
+    let tag = E::PATH;
+    let collection = format!("/{}", E::PATH);
+    let item = format!("/{}/{{id}}", E::PATH);
+    let toggle = format!("/{}/{{id}}/toggle", E::PATH);
+    let bearer = || SecurityRequirement::new("bearer", Vec::<String>::new());
+    let body = |schema: &str| {
+        Some(
+            RequestBodyBuilder::new()
+                .content("application/json", json_ref(schema))
+                .required(Some(Required::True))
+                .build(),
+        )
+    };
+    let noun = E::NOUN;
+    let paths = &mut doc.paths;
+    paths.add_path_operation(
+        &collection,
+        vec![HttpMethod::Post],
+        OperationBuilder::new()
+            .tag(tag)
+            .operation_id(Some(format!("create_{noun}")))
+            .summary(Some(format!("Create a {noun}")))
+            .security(bearer())
+            .request_body(body(create))
+            .response("201", response(&format!("the created {noun}"), Some(view)))
+            .response("400", error("malformed JSON"))
+            .response("401", error("no or invalid token"))
+            .response("409", error("the name (or URI) is taken"))
+            .response("413", error("body too large"))
+            .response("422", error("a field is missing or invalid"))
+            .response("503", error("database unavailable; see Retry-After")),
+    );
+    let page_schema = utoipa::openapi::ObjectBuilder::new()
+        .property(
+            "items",
+            utoipa::openapi::ArrayBuilder::new().items(Ref::from_schema_name(view)),
+        )
+        .required("items")
+        .property("next_cursor", Option::<String>::schema())
+        .build();
+    paths.add_path_operation(
+        &collection,
+        vec![HttpMethod::Get],
+        OperationBuilder::new()
+            .tag(tag)
+            .operation_id(Some(format!("list_{}", E::PATH)))
+            .summary(Some(format!("List {} in creation order", E::PATH)))
+            .security(bearer())
+            .parameter(query("limit", "items per page, 1-500 (default 50)", u32::schema()))
+            .parameter(query("cursor", "next_cursor of the previous page", String::schema()))
+            .parameter(query("include_inactive", "include disabled items", bool::schema()))
+            .response(
+                "200",
+                ResponseBuilder::new()
+                    .description("one page")
+                    .content("application/json", ContentBuilder::new().schema(Some(page_schema)).build())
+                    .build(),
+            )
+            .response("400", error("bad limit or cursor"))
+            .response("401", error("no or invalid token")),
+    );
+    paths.add_path_operation(
+        &item,
+        vec![HttpMethod::Get],
+        OperationBuilder::new()
+            .tag(tag)
+            .operation_id(Some(format!("get_{noun}")))
+            .summary(Some(format!("Get a {noun}")))
+            .security(bearer())
+            .parameter(path_id())
+            .response("200", response(noun, Some(view)))
+            .response("404", error("no such id")),
+    );
+    paths.add_path_operation(
+        &item,
+        vec![HttpMethod::Put],
+        OperationBuilder::new()
+            .tag(tag)
+            .operation_id(Some(format!("update_{noun}")))
+            .summary(Some(format!("Update a {noun} (absent fields unchanged)")))
+            .security(bearer())
+            .parameter(path_id())
+            .request_body(body(update))
+            .response("200", response(&format!("the updated {noun}"), Some(view)))
+            .response("404", error("no such id"))
+            .response("409", error("the new name is taken"))
+            .response("422", error("a field is invalid")),
+    );
+    paths.add_path_operation(
+        &item,
+        vec![HttpMethod::Delete],
+        OperationBuilder::new()
+            .tag(tag)
+            .operation_id(Some(format!("delete_{noun}")))
+            .summary(Some(format!("Delete a {noun}")))
+            .security(bearer())
+            .parameter(path_id())
+            .response("204", response("deleted", None))
+            .response("404", error("no such id")),
+    );
+    paths.add_path_operation(
+        &toggle,
+        vec![HttpMethod::Post],
+        OperationBuilder::new()
+            .tag(tag)
+            .operation_id(Some(format!("toggle_{noun}")))
+            .summary(Some(format!("Enable or disable a {noun}")))
+            .security(bearer())
+            .parameter(path_id())
+            .parameter(query("activate", "true enables, false disables; absent flips", bool::schema()))
+            .response("200", response(&format!("the {noun}"), Some(view)))
+            .response("404", error("no such id")),
+    );
+}
+
+/// Builds the whole document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    add_entity::<Tools>(&mut doc, "ToolCreate", "ToolUpdate", "ToolView");
+    add_entity::<Resources>(&mut doc, "ResourceCreate", "ResourceUpdate", "ResourceView");
+    add_entity::<Prompts>(&mut doc, "PromptCreate", "PromptUpdate", "PromptView");
+    add_entity::<Gateways>(&mut doc, "GatewayCreate", "GatewayUpdate", "GatewayView");
+    add_entity::<Servers>(&mut doc, "ServerCreate", "ServerUpdate", "ServerView");
+    let paths = &mut doc.paths;
+    paths.add_path_operation(
+        "/health",
+        vec![HttpMethod::Get],
+        OperationBuilder::new()
+            .tag("health")
+            .operation_id(Some("health"))
+            .summary(Some("Liveness (no database)"))
+            .response("200", response("the process is up", None)),
+    );
+    paths.add_path_operation(
+        "/ready",
+        vec![HttpMethod::Get],
+        OperationBuilder::new()
+            .tag("health")
+            .operation_id(Some("ready"))
+            .summary(Some("Readiness: the database answers and the breaker is closed"))
+            .response("200", response("ready", Some("Readiness")))
+            .response("503", response("not ready, with a reason", Some("Readiness"))),
+    );
+    paths.add_path_operation(
+        "/admin/pool-stats",
+        vec![HttpMethod::Get],
+        OperationBuilder::new()
+            .tag("admin")
+            .operation_id(Some("pool_stats"))
+            .summary(Some("Database pool and circuit breaker statistics (admins)"))
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .response("200", response("statistics", Some("PoolStats")))
+            .response("401", error("no or invalid token"))
+            .response("403", error("not an admin")),
+    );
+    if let Some(components) = doc.components.as_mut() {
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+    doc
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}

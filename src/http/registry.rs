@@ -1,0 +1,253 @@
+//! The registry endpoints, generic over [`Entity`]: every entity gets `POST /X`, `GET /X`,
+//! `GET|PUT|DELETE /X/{id}` and `POST /X/{id}/toggle`, with the same errors.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiJson, Authenticated};
+use crate::db::UnitOfWork;
+use crate::db::registry::{
+    DeleteRecord, GetRecord, HasId, InsertRecord, ListRecords, SetRecordEnabled, UpdateRecord,
+};
+use crate::db::{WorkError, now};
+use crate::registry::{Change, Entity};
+
+/// The default page size.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// The largest page size.
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// Query parameters of list endpoints.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Items per page, 1–500 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Include disabled items (default false).
+    pub include_inactive: Option<bool>,
+}
+
+/// Query parameters of `POST /X/{id}/toggle`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ToggleParams {
+    /// `true` enables, `false` disables; absent flips the current state.
+    pub activate: Option<bool>,
+}
+
+/// One page of a list, in a stable order (creation order).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Registers the endpoints of one entity.
+pub fn routes<E: Entity>(config: &mut web::ServiceConfig)
+where
+    InsertRecord<E::Record>: UnitOfWork<Output = E::Record>,
+    GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
+    ListRecords<E::Record>: UnitOfWork<Output = Vec<E::Record>>,
+    UpdateRecord<E::Record>: UnitOfWork<Output = E::Record>,
+    DeleteRecord<E::Record>: UnitOfWork<Output = ()>,
+    SetRecordEnabled<E::Record>: UnitOfWork<Output = E::Record>,
+{
+    let collection = format!("/{}", E::PATH);
+    let item = format!("/{}/{{id}}", E::PATH);
+    let toggle = format!("/{}/{{id}}/toggle", E::PATH);
+    config
+        .service(
+            web::resource(collection)
+                .route(web::post().to(create::<E>))
+                .route(web::get().to(list::<E>)),
+        )
+        .service(
+            web::resource(item)
+                .route(web::get().to(get::<E>))
+                .route(web::put().to(update::<E>))
+                .route(web::delete().to(delete::<E>)),
+        )
+        .service(web::resource(toggle).route(web::post().to(toggle_enabled::<E>)));
+}
+
+async fn create<E: Entity>(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    ApiJson(input): ApiJson<E::Create>,
+) -> Result<HttpResponse, ApiError>
+where
+    InsertRecord<E::Record>: UnitOfWork<Output = E::Record>,
+{
+    let change = Change {
+        actor_email: &principal.email,
+        now: now(),
+    };
+    let record = E::create(input, &change)?;
+    let record = state
+        .db
+        .run(InsertRecord { record })
+        .await
+        .map_err(|error| map_db::<E>(error, None))?;
+    let location = format!("/{}/{}", E::PATH, record.id());
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(E::view(record)))
+}
+
+async fn list<E: Entity>(
+    state: web::Data<AppState>,
+    _principal: Authenticated,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError>
+where
+    ListRecords<E::Record>: UnitOfWork<Output = Vec<E::Record>>,
+{
+    let params = params.into_inner();
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+        return Err(ApiError::BadRequest {
+            code: "invalid-limit",
+            message: format!("limit must be from 1 to {MAX_PAGE_SIZE}"),
+        });
+    }
+    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let mut records = state
+        .db
+        .run(ListRecords::<E::Record>::new(
+            after,
+            i64::from(limit) + 1,
+            params.include_inactive.unwrap_or(false),
+        ))
+        .await
+        .map_err(|error| map_db::<E>(error, None))?;
+    let next_cursor = if records.len() > limit as usize {
+        records.truncate(limit as usize);
+        records.last().map(|record| encode_cursor(record.id()))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(Page {
+        items: records.into_iter().map(E::view).collect(),
+        next_cursor,
+    }))
+}
+
+async fn get<E: Entity>(
+    state: web::Data<AppState>,
+    _principal: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError>
+where
+    GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
+{
+    let id = id.into_inner();
+    let record = state
+        .db
+        .run(GetRecord::<E::Record>::new(id.clone()))
+        .await
+        .map_err(|error| map_db::<E>(error, Some(&id)))?;
+    Ok(HttpResponse::Ok().json(E::view(record)))
+}
+
+async fn update<E: Entity>(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    id: web::Path<String>,
+    ApiJson(input): ApiJson<E::Update>,
+) -> Result<HttpResponse, ApiError>
+where
+    UpdateRecord<E::Record>: UnitOfWork<Output = E::Record>,
+{
+    let id = id.into_inner();
+    let input = Arc::new(input);
+    let actor_email = principal.email;
+    let changed_at = now();
+    let apply = move |stored: E::Record| {
+        let change = Change {
+            actor_email: &actor_email,
+            now: changed_at,
+        };
+        E::update(stored, &input, &change)
+            .map_err(|invalid| WorkError::rejected(invalid.field, invalid.message))
+    };
+    let record = state
+        .db
+        .run(UpdateRecord {
+            id: id.clone(),
+            apply: Arc::new(apply),
+        })
+        .await
+        .map_err(|error| map_db::<E>(error, Some(&id)))?;
+    Ok(HttpResponse::Ok().json(E::view(record)))
+}
+
+async fn delete<E: Entity>(
+    state: web::Data<AppState>,
+    _principal: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError>
+where
+    DeleteRecord<E::Record>: UnitOfWork<Output = ()>,
+{
+    let id = id.into_inner();
+    state
+        .db
+        .run(DeleteRecord::<E::Record>::new(id.clone()))
+        .await
+        .map_err(|error| map_db::<E>(error, Some(&id)))?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn toggle_enabled<E: Entity>(
+    state: web::Data<AppState>,
+    _principal: Authenticated,
+    id: web::Path<String>,
+    params: web::Query<ToggleParams>,
+) -> Result<HttpResponse, ApiError>
+where
+    SetRecordEnabled<E::Record>: UnitOfWork<Output = E::Record>,
+{
+    let id = id.into_inner();
+    let record = state
+        .db
+        .run(SetRecordEnabled::<E::Record>::new(id.clone(), params.activate))
+        .await
+        .map_err(|error| map_db::<E>(error, Some(&id)))?;
+    Ok(HttpResponse::Ok().json(E::view(record)))
+}
+
+fn map_db<E: Entity>(error: crate::actors::db::DbError, id: Option<&str>) -> ApiError {
+    match error {
+        crate::actors::db::DbError::Conflict { constraint } => {
+            ApiError::Conflict(E::conflict_message(&constraint))
+        }
+        other => ApiError::from_db(other, E::NOUN, id),
+    }
+}
+
+fn encode_cursor(id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor.as_bytes())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|id| !id.is_empty() && id.len() <= 64)
+        .ok_or_else(|| ApiError::BadRequest {
+            code: "invalid-cursor",
+            message: "cursor is not one this server issued; start again without a cursor".into(),
+        })
+}

@@ -1,0 +1,109 @@
+//! The `mcpgate` binary: `serve` (default), `migrate`, `token`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use mcpgate::app::{self, Signals};
+use mcpgate::config::{LogFormat, Settings};
+
+/// mcpgate: a Model Context Protocol gateway. Settings come from the environment and `.env`.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print a signed JWT for `Authorization: Bearer …`.
+    Token {
+        /// The user the token is for.
+        #[arg(long)]
+        email: String,
+        /// Make it a platform-admin token.
+        #[arg(long)]
+        admin: bool,
+        /// Minutes until it expires (1 to 525600).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=525_600))]
+        exp_minutes: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("mcpgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings);
+    let outcome = actix_web::rt::System::new().block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(settings).await,
+            Command::Migrate => migrate(settings).await,
+            Command::Token {
+                email,
+                admin,
+                exp_minutes,
+            } => token(settings, email, admin, exp_minutes).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("mcpgate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let server = app::start(settings, Signals::Handle).await?;
+    if let Some(admin) = &server.generated_admin {
+        println!(
+            "\nmcpgate created the platform admin (shown once; only a hash is stored):\n  \
+             email:    {}\n  password: {}\nSign in and change it, or set PLATFORM_ADMIN_PASSWORD.\n",
+            admin.email, admin.password
+        );
+    }
+    println!("mcpgate listening on http://{}", server.addr);
+    server.wait().await.map_err(|error| format!("server error: {error}"))
+}
+
+async fn migrate(settings: Settings) -> Result<(), String> {
+    let applied = mcpgate::actors::db::migrate(&settings.database).await?;
+    println!("applied {} migration(s)", applied.len());
+    Ok(())
+}
+
+async fn token(settings: Settings, email: String, admin: bool, exp_minutes: u64) -> Result<(), String> {
+    if !mcpgate::config::looks_like_email(&email) {
+        return Err(format!("--email {email:?} is not an email address"));
+    }
+    let db = mcpgate::actors::db::start(&settings.database).await?;
+    let keys = mcpgate::bootstrap::jwt_keys(&db, &settings.auth).await;
+    db.shutdown();
+    let token = keys?.issue(&email.to_ascii_lowercase(), admin, Duration::from_secs(exp_minutes * 60))?;
+    println!("{token}");
+    Ok(())
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}

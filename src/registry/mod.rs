@@ -1,0 +1,126 @@
+//! The registry's API types: what clients send, how it is validated, and what they get back.
+//!
+//! Each entity implements [`Entity`]: it turns a create request into a complete record, merges
+//! an update into a stored record (validating the result), and renders a record as a view. The
+//! HTTP layer is generic over `Entity`, so every entity gets the same endpoints and errors.
+
+pub mod gateways;
+pub mod prompts;
+pub mod resources;
+pub mod servers;
+pub mod tools;
+mod validate;
+
+use chrono::NaiveDateTime;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use self::validate::Invalid;
+use crate::db::registry::HasId;
+
+/// Who can see an item. Enforced by the identity layer; stored from the start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Only the owner.
+    Private,
+    /// The owner's team.
+    Team,
+    /// Everyone allowed to use the gateway.
+    #[default]
+    Public,
+}
+
+impl Visibility {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Team => "team",
+            Visibility::Public => "public",
+        }
+    }
+
+    /// Reads the stored spelling; unknown values read as private (the safe side).
+    pub fn from_stored(value: &str) -> Self {
+        match value {
+            "public" => Visibility::Public,
+            "team" => Visibility::Team,
+            _ => Visibility::Private,
+        }
+    }
+}
+
+/// Who is creating or changing an item, and when.
+pub struct Change<'a> {
+    /// The principal's email, stored as the owner of new items.
+    pub actor_email: &'a str,
+    /// The time of the change.
+    pub now: NaiveDateTime,
+}
+
+/// One registry entity: its API types and the rules between them and its record.
+pub trait Entity: 'static {
+    /// The stored form (what the DbActor returns).
+    type Record: HasId + Clone + Send + Sync + 'static;
+    /// The body of `POST /<path>`.
+    type Create: DeserializeOwned + utoipa::ToSchema + 'static;
+    /// The body of `PUT /<path>/{id}`: every field optional, absent fields unchanged.
+    type Update: DeserializeOwned + utoipa::ToSchema + Send + Sync + 'static;
+    /// The response form.
+    type View: Serialize + utoipa::ToSchema + 'static;
+
+    /// The singular noun for messages (`tool`).
+    const NOUN: &'static str;
+    /// The collection path segment (`tools`).
+    const PATH: &'static str;
+
+    /// Builds a new record from a create request.
+    fn create(input: Self::Create, change: &Change<'_>) -> Result<Self::Record, Invalid>;
+
+    /// Applies an update to a stored record and validates the result.
+    fn update(
+        stored: Self::Record,
+        input: &Self::Update,
+        change: &Change<'_>,
+    ) -> Result<Self::Record, Invalid>;
+
+    /// Renders a record for clients.
+    fn view(record: Self::Record) -> Self::View;
+
+    /// The message for a uniqueness conflict on `constraint` (as the database named it).
+    fn conflict_message(constraint: &str) -> String;
+}
+
+/// A new record id: UUIDv7, so id order is creation order and pages are stable.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
+/// Deserializes a field that may be absent (`None`), `null` (`Some(None)`) or a value.
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Reads a JSON column written by this crate; a value that does not parse is shown as null
+/// and logged, rather than failing the whole response.
+fn stored_json<T: DeserializeOwned + Default>(column: &'static str, text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_else(|error| {
+        tracing::error!(column, %error, "stored JSON does not parse");
+        T::default()
+    })
+}
+
+fn to_json_text<T: Serialize>(value: &T) -> String {
+    // Serializing plain data (maps, vectors, `Value`) cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// Timestamps as RFC 3339 UTC in views.
+fn timestamp(value: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
+    value.and_utc()
+}

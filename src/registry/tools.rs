@@ -1,0 +1,360 @@
+//! Tools: REST-backed (created here) or discovered from upstream MCP servers (by federation).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use super::validate::{
+    MASK, headers, http_url, invalid, is_sensitive_header, mcp_name, object_schema,
+    optional_text, tags,
+};
+use super::{Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text};
+use crate::db::registry::ToolRow;
+
+/// How a tool is carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum IntegrationType {
+    /// An HTTP call to a REST endpoint.
+    #[serde(rename = "REST")]
+    Rest,
+    /// A tool of an upstream MCP server, registered through `/gateways`.
+    #[serde(rename = "MCP")]
+    Mcp,
+}
+
+/// The HTTP method of a REST tool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RequestType {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+impl RequestType {
+    fn as_str(self) -> &'static str {
+        match self {
+            RequestType::Get => "GET",
+            RequestType::Post => "POST",
+            RequestType::Put => "PUT",
+            RequestType::Patch => "PATCH",
+            RequestType::Delete => "DELETE",
+        }
+    }
+}
+
+/// MCP tool annotations (hints for clients; never trusted for security).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolAnnotations {
+    /// A human-readable title.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The tool does not change its environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only_hint: Option<bool>,
+    /// The tool may destroy data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destructive_hint: Option<bool>,
+    /// Calling it twice with the same arguments has no further effect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotent_hint: Option<bool>,
+    /// The tool talks to an open world (the internet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_world_hint: Option<bool>,
+}
+
+/// `POST /tools`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCreate {
+    /// The MCP name: 1–128 of `A-Z a-z 0-9 _ - .`; unique in the gateway.
+    pub name: String,
+    /// What the tool does, for the model.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `REST` (the default). `MCP` tools come from gateways.
+    #[serde(default)]
+    pub integration_type: Option<IntegrationType>,
+    /// The endpoint a REST tool calls.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The HTTP method (default `POST`).
+    #[serde(default)]
+    pub request_type: Option<RequestType>,
+    /// Headers sent with each call. Values of secret-looking headers are masked in responses.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// JSON Schema of the arguments (default: an object with no declared properties).
+    #[serde(default, alias = "inputSchema")]
+    #[schema(value_type = Option<Object>)]
+    pub input_schema: Option<Value>,
+    /// JSON Schema of `structuredContent`.
+    #[serde(default, alias = "outputSchema")]
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<Value>,
+    /// MCP tool annotations.
+    #[serde(default)]
+    pub annotations: Option<ToolAnnotations>,
+    /// Free-form labels.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Who may see it (default `public`).
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+}
+
+/// `PUT /tools/{id}`: absent fields stay as they are; `null` clears a nullable field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolUpdate {
+    /// A new name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A new description, or `null` to clear it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    /// A new endpoint.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A new HTTP method.
+    #[serde(default)]
+    pub request_type: Option<RequestType>,
+    /// Replaces all headers; a value of `*****` keeps the stored value of that header.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    /// A new input schema.
+    #[serde(default, alias = "inputSchema")]
+    #[schema(value_type = Option<Object>)]
+    pub input_schema: Option<Value>,
+    /// A new output schema, or `null` to clear it.
+    #[serde(default, alias = "outputSchema", deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<Option<Value>>,
+    /// New annotations.
+    #[serde(default)]
+    pub annotations: Option<ToolAnnotations>,
+    /// Replaces all tags.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// A new visibility.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+}
+
+/// A tool as clients see it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ToolView {
+    /// Its id.
+    pub id: String,
+    /// Its MCP name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// `REST` or `MCP`.
+    pub integration_type: IntegrationType,
+    /// The REST endpoint.
+    pub url: Option<String>,
+    /// The HTTP method of a REST tool.
+    pub request_type: Option<String>,
+    /// Headers, secret values masked as `*****`.
+    pub headers: BTreeMap<String, String>,
+    /// JSON Schema of the arguments.
+    #[schema(value_type = Object)]
+    pub input_schema: Value,
+    /// JSON Schema of `structuredContent`.
+    #[schema(value_type = Option<Object>)]
+    pub output_schema: Option<Value>,
+    /// MCP annotations.
+    pub annotations: ToolAnnotations,
+    /// Labels.
+    pub tags: Vec<String>,
+    /// The upstream MCP server it came from.
+    pub gateway_id: Option<String>,
+    /// Its name on that upstream.
+    pub original_name: Option<String>,
+    /// Whether it can be listed and called.
+    pub enabled: bool,
+    /// Who may see it.
+    pub visibility: Visibility,
+    /// Who created it.
+    pub owner_email: Option<String>,
+    /// Its team.
+    pub team_id: Option<String>,
+    /// When it was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it last changed.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The tool entity.
+pub struct Tools;
+
+fn default_input_schema() -> Value {
+    json!({"type": "object", "properties": {}})
+}
+
+fn validate_rest_fields(row: &ToolRow) -> Result<(), Invalid> {
+    if row.integration_type == "REST" && row.url.is_none() {
+        return Err(invalid("url", "is required for a REST tool"));
+    }
+    Ok(())
+}
+
+impl Entity for Tools {
+    type Record = ToolRow;
+    type Create = ToolCreate;
+    type Update = ToolUpdate;
+    type View = ToolView;
+
+    const NOUN: &'static str = "tool";
+    const PATH: &'static str = "tools";
+
+    fn create(input: ToolCreate, change: &Change<'_>) -> Result<ToolRow, Invalid> {
+        if input.integration_type == Some(IntegrationType::Mcp) {
+            return Err(invalid(
+                "integration_type",
+                "MCP tools are discovered from upstream servers registered with POST /gateways; \
+                 create REST tools here",
+            ));
+        }
+        let input_schema = input.input_schema.unwrap_or_else(default_input_schema);
+        object_schema("input_schema", &input_schema)?;
+        if let Some(schema) = &input.output_schema {
+            object_schema("output_schema", schema)?;
+        }
+        let url = input
+            .url
+            .as_deref()
+            .map(|url| http_url("url", url))
+            .transpose()?;
+        let row = ToolRow {
+            id: new_id(),
+            name: mcp_name("name", &input.name)?,
+            description: optional_text("description", input.description.as_deref(), 8192)?,
+            integration_type: "REST".into(),
+            url,
+            request_type: Some(input.request_type.unwrap_or(RequestType::Post).as_str().into()),
+            headers: to_json_text(&headers("headers", &input.headers.unwrap_or_default())?),
+            input_schema: to_json_text(&input_schema),
+            output_schema: input.output_schema.as_ref().map(to_json_text),
+            annotations: to_json_text(&input.annotations.unwrap_or_default()),
+            tags: to_json_text(&tags(input.tags.as_deref())?),
+            gateway_id: None,
+            original_name: None,
+            enabled: true,
+            owner_email: Some(change.actor_email.to_owned()),
+            team_id: None,
+            visibility: input.visibility.unwrap_or_default().as_str().into(),
+            created_at: change.now,
+            updated_at: change.now,
+        };
+        validate_rest_fields(&row)?;
+        Ok(row)
+    }
+
+    fn update(mut row: ToolRow, input: &ToolUpdate, change: &Change<'_>) -> Result<ToolRow, Invalid> {
+        let is_rest = row.integration_type == "REST";
+        let rest_only = |field: &str, present: bool| {
+            if present && !is_rest {
+                Err(invalid(field, "can only be changed on REST tools; MCP tools follow their upstream"))
+            } else {
+                Ok(())
+            }
+        };
+        rest_only("url", input.url.is_some())?;
+        rest_only("request_type", input.request_type.is_some())?;
+        rest_only("headers", input.headers.is_some())?;
+        rest_only("input_schema", input.input_schema.is_some())?;
+        if let Some(name) = &input.name {
+            row.name = mcp_name("name", name)?;
+        }
+        if let Some(description) = &input.description {
+            row.description = optional_text("description", description.as_deref(), 8192)?;
+        }
+        if let Some(url) = &input.url {
+            row.url = Some(http_url("url", url)?);
+        }
+        if let Some(method) = input.request_type {
+            row.request_type = Some(method.as_str().into());
+        }
+        if let Some(new_headers) = &input.headers {
+            let stored: BTreeMap<String, String> = stored_json("tools.headers", &row.headers);
+            let merged: BTreeMap<String, String> = new_headers
+                .iter()
+                .map(|(name, value)| {
+                    let kept = (value == MASK).then(|| stored.get(name).cloned()).flatten();
+                    (name.clone(), kept.unwrap_or_else(|| value.clone()))
+                })
+                .collect();
+            row.headers = to_json_text(&headers("headers", &merged)?);
+        }
+        if let Some(schema) = &input.input_schema {
+            object_schema("input_schema", schema)?;
+            row.input_schema = to_json_text(schema);
+        }
+        if let Some(schema) = &input.output_schema {
+            if let Some(schema) = schema {
+                object_schema("output_schema", schema)?;
+            }
+            row.output_schema = schema.as_ref().map(to_json_text);
+        }
+        if let Some(annotations) = &input.annotations {
+            row.annotations = to_json_text(annotations);
+        }
+        if let Some(new_tags) = &input.tags {
+            row.tags = to_json_text(&tags(Some(new_tags))?);
+        }
+        if let Some(visibility) = input.visibility {
+            row.visibility = visibility.as_str().into();
+        }
+        row.updated_at = change.now;
+        validate_rest_fields(&row)?;
+        Ok(row)
+    }
+
+    fn view(row: ToolRow) -> ToolView {
+        let headers: BTreeMap<String, String> = stored_json("tools.headers", &row.headers);
+        ToolView {
+            headers: headers
+                .into_iter()
+                .map(|(name, value)| {
+                    let shown = if is_sensitive_header(&name) { MASK.to_owned() } else { value };
+                    (name, shown)
+                })
+                .collect(),
+            input_schema: serde_json::from_str(&row.input_schema).unwrap_or_else(|_| default_input_schema()),
+            output_schema: row.output_schema.as_deref().map(|text| stored_json("tools.output_schema", text)),
+            annotations: stored_json("tools.annotations", &row.annotations),
+            tags: stored_json("tools.tags", &row.tags),
+            integration_type: if row.integration_type == "MCP" { IntegrationType::Mcp } else { IntegrationType::Rest },
+            visibility: Visibility::from_stored(&row.visibility),
+            created_at: timestamp(row.created_at),
+            updated_at: timestamp(row.updated_at),
+            id: row.id,
+            name: row.name,
+            description: row.description,
+            url: row.url,
+            request_type: row.request_type,
+            gateway_id: row.gateway_id,
+            original_name: row.original_name,
+            enabled: row.enabled,
+            owner_email: row.owner_email,
+            team_id: row.team_id,
+        }
+    }
+
+    fn conflict_message(_constraint: &str) -> String {
+        "a tool with this name already exists".into()
+    }
+}
