@@ -34,6 +34,11 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// The DbActor handle (for embedding and tests).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// Waits until the server stops (by signal or [`RunningServer::stop`]).
     pub async fn wait(self) -> std::io::Result<()> {
         let result = self

@@ -1,0 +1,286 @@
+//! Test support: fresh databases (SQLite file or PostgreSQL database per test), the real
+//! server started on 127.0.0.1:0, an HTTP client, and a TCP proxy that can cut the database.
+#![allow(dead_code, reason = "each test binary uses a different part of the support code")]
+
+pub mod proxy;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mcpgate::app::{self, RunningServer, Signals};
+use mcpgate::auth::jwt::JwtKeys;
+use mcpgate::config::Settings;
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::Value;
+
+/// The JWT secret every test server uses, so tests can mint tokens.
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// The PostgreSQL server every machine runs (trust auth).
+pub const PG_HOST: &str = "127.0.0.1";
+/// Its port.
+pub const PG_PORT: u16 = 5432;
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database, removed when dropped.
+pub struct TestDb {
+    pub backend: Backend,
+    /// For PostgreSQL: the database name.
+    pub name: String,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// Creates an empty database. A PostgreSQL server that cannot be reached fails the test.
+    pub async fn new(backend: Backend) -> Self {
+        let name = format!("mcpgate_t_{}", uuid::Uuid::new_v4().simple());
+        match backend {
+            Backend::Sqlite => TestDb {
+                backend,
+                name,
+                dir: Some(tempfile::tempdir().expect("temp dir")),
+            },
+            Backend::Postgres => {
+                let admin = pg_admin().await;
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create the test database");
+                TestDb {
+                    backend,
+                    name,
+                    dir: None,
+                }
+            }
+        }
+    }
+
+    /// The `DATABASE_URL` reaching this database directly.
+    pub fn url(&self) -> String {
+        self.url_via_port(PG_PORT)
+    }
+
+    /// The `DATABASE_URL` reaching this database through another port (a proxy).
+    pub fn url_via_port(&self, port: u16) -> String {
+        match (&self.backend, &self.dir) {
+            (Backend::Sqlite, Some(dir)) => {
+                format!("sqlite://{}", dir.path().join("mcpgate.db").display())
+            }
+            _ => format!("postgres://postgres@{PG_HOST}:{port}/{}", self.name),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let admin = pg_admin().await;
+                let _ = admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+/// A connection to the `postgres` maintenance database.
+pub async fn pg_admin() -> tokio_postgres::Client {
+    pg_connect("postgres").await
+}
+
+/// A connection to a database on the test PostgreSQL server.
+pub async fn pg_connect(database: &str) -> tokio_postgres::Client {
+    let config = format!("host={PG_HOST} port={PG_PORT} user=postgres dbname={database}");
+    let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| {
+            panic!("PostgreSQL must run on {PG_HOST}:{PG_PORT} (user postgres, trust auth): {error}")
+        });
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// Settings for a test server on `database_url`, with overrides.
+pub fn settings(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
+    let mut values: HashMap<String, String> = [
+        ("HOST", "127.0.0.1"),
+        ("PORT", "0"),
+        ("HTTP_WORKERS", "2"),
+        ("JWT_SECRET_KEY", JWT_SECRET),
+        ("PLATFORM_ADMIN_PASSWORD", "admin-password-for-tests"),
+        ("LOG_LEVEL", "warn"),
+        ("DB_POOL_SIZE", "5"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    values.insert("DATABASE_URL".into(), database_url.to_owned());
+    for (key, value) in overrides {
+        values.insert((*key).to_owned(), (*value).to_owned());
+    }
+    Settings::from_lookup(&|name| values.get(name).cloned()).expect("valid test settings")
+}
+
+/// A response: status, headers and the JSON body (`Null` when empty).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `code` of an error body.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+}
+
+/// The real gateway, started in-process on an ephemeral port.
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+    running: Option<RunningServer>,
+}
+
+impl TestServer {
+    /// Starts a server on `db` with the given setting overrides.
+    pub async fn start(db: &TestDb, overrides: &[(&str, &str)]) -> Self {
+        Self::start_on_url(&db.url(), overrides).await
+    }
+
+    /// Starts a server on a given `DATABASE_URL`.
+    pub async fn start_on_url(database_url: &str, overrides: &[(&str, &str)]) -> Self {
+        let running = app::start(settings(database_url, overrides), Signals::Ignore)
+            .await
+            .expect("the server starts");
+        TestServer {
+            base: format!("http://{}", running.addr),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+            admin_token: token("admin@example.com", true),
+            running: Some(running),
+        }
+    }
+
+    /// The running server (for tests that reach the DbActor directly).
+    pub fn running(&self) -> &RunningServer {
+        self.running.as_ref().expect("running")
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
+    /// Sends a request with the admin token.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.send(method, path, Some(&self.admin_token.clone()), body).await
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        reply(request.send().await.expect("the request is answered")).await
+    }
+
+    /// Sends a raw body with a content type and the admin token.
+    pub async fn send_raw(&self, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        let request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.admin_token)
+            .header("content-type", content_type)
+            .body(body);
+        reply(request.send().await.expect("the request is answered")).await
+    }
+
+    /// The DbActor's statistics, as served to admins.
+    pub async fn pool_stats(&self) -> Value {
+        let reply = self.admin(Method::GET, "/admin/pool-stats", None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
+    }
+}
+
+/// Reads a response into a [`Reply`].
+pub async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("the body is readable");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("a JSON body, got {:?}", String::from_utf8_lossy(&bytes)))
+    };
+    Reply { status, headers, body }
+}
+
+/// A token signed with the test secret.
+pub fn token(email: &str, admin: bool) -> String {
+    JwtKeys::hs256(JWT_SECRET, "mcpgate", "mcpgate-api")
+        .issue(email, admin, Duration::from_secs(3600))
+        .expect("token")
+}
+
+/// Polls `check` until it returns `Some`, or panics after `deadline`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs a test body once per backend: `both_backends!(name, body_fn)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_rt::test]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+            #[actix_rt::test]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await;
+            }
+        }
+    )*};
+}
