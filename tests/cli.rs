@@ -1,0 +1,146 @@
+//! The `mcpgate` binary: first start generates and keeps secrets and prints the admin login
+//! once; `token` signs with the same stored secret; `migrate`; invalid settings fail fast.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Backend, TestDb};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_mcpgate");
+
+fn command(database_url: &str, workdir: &std::path::Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("HTTP_WORKERS", "1")
+        .env("LOG_LEVEL", "warn")
+        .current_dir(workdir)
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts `mcpgate serve`, returns the child, its base URL and everything it printed first.
+async fn serve(database_url: &str, workdir: &std::path::Path) -> (Child, String, String) {
+    let mut child = command(database_url, workdir)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start mcpgate");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut printed = String::new();
+    let base = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            printed.push_str(&line);
+            printed.push('\n');
+            if let Some(address) = line.strip_prefix("mcpgate listening on ") {
+                return address.to_owned();
+            }
+        }
+        panic!("mcpgate exited before listening: {printed}");
+    })
+    .await
+    .expect("mcpgate starts listening");
+    (child, base, printed)
+}
+
+async fn stop(mut child: Child) {
+    let pid = child.id().expect("running") as i32;
+    // SIGTERM: graceful shutdown.
+    let status = std::process::Command::new("kill").arg(pid.to_string()).status().unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops").unwrap();
+    assert!(exit.success(), "graceful stop exits 0, got {exit}");
+}
+
+async fn first_start_bootstrap_and_token(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let workdir = tempfile::tempdir().unwrap();
+    let url = db.url();
+
+    let (child, _base, printed) = serve(&url, workdir.path()).await;
+    assert!(printed.contains("email:    admin@example.com"), "{printed}");
+    let password_line = printed.lines().find(|line| line.contains("password: ")).expect("password printed");
+    assert!(password_line.trim().trim_start_matches("password: ").len() >= 16);
+    stop(child).await;
+
+    let (child, base, printed) = serve(&url, workdir.path()).await;
+    assert!(!printed.contains("password"), "the admin login is printed only once: {printed}");
+
+    let output = command(&url, workdir.path())
+        .args(["token", "--email", "ops@example.com", "--admin", "--exp-minutes", "5"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+
+    let client = reqwest::Client::new();
+    let stats = client.get(format!("{base}/admin/pool-stats")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(stats.status(), 200, "a CLI token works against the running gateway");
+    let user_token = command(&url, workdir.path())
+        .args(["token", "--email", "dev@example.com"])
+        .output()
+        .await
+        .unwrap();
+    let user_token = String::from_utf8(user_token.stdout).unwrap().trim().to_owned();
+    let forbidden = client.get(format!("{base}/admin/pool-stats")).bearer_auth(&user_token).send().await.unwrap();
+    assert_eq!(forbidden.status(), 403, "a token without --admin is not an admin token");
+    let tools = client.get(format!("{base}/tools")).bearer_auth(&user_token).send().await.unwrap();
+    assert_eq!(tools.status(), 200);
+    stop(child).await;
+
+    let migrate = command(&url, workdir.path()).arg("migrate").output().await.unwrap();
+    assert!(migrate.status.success());
+    assert_eq!(String::from_utf8_lossy(&migrate.stdout).trim(), "applied 0 migration(s)");
+
+    // An explicit password wins over the generated one at the next start.
+    let (child, base, _) = {
+        let mut command = command(&url, workdir.path());
+        command.env("PLATFORM_ADMIN_PASSWORD", "an-explicit-admin-password");
+        let mut child = command.arg("serve").stdout(Stdio::piped()).spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut base = String::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(address) = line.strip_prefix("mcpgate listening on ") {
+                base = address.to_owned();
+                break;
+            }
+        }
+        (child, base, ())
+    };
+    assert!(client.get(format!("{base}/health")).send().await.unwrap().status().is_success());
+    stop(child).await;
+}
+
+both_backends!(first_start_bootstrap_and_token);
+
+#[actix_rt::test]
+async fn invalid_settings_fail_fast_naming_the_variable() {
+    let workdir = tempfile::tempdir().unwrap();
+    for (variable, value) in [("PORT", "not-a-port"), ("DB_POOL_SIZE", "0"), ("LOG_FORMAT", "xml")] {
+        let output = command("sqlite://./x.db", workdir.path())
+            .env(variable, value)
+            .arg("serve")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{variable}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains(variable));
+    }
+    let bad_email = command("sqlite://./x.db", workdir.path())
+        .args(["token", "--email", "nobody"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!bad_email.status.success());
+    assert!(!workdir.path().join("x.db").exists(), "nothing is created by a refused start");
+}
