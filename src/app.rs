@@ -88,7 +88,12 @@ pub async fn start(settings: Settings, signals: Signals) -> Result<RunningServer
     }
     let server = server
         .bind((settings.host, settings.port))
-        .map_err(|error| format!("cannot listen on {}:{}: {error}", settings.host, settings.port))?;
+        .map_err(|error| {
+            format!(
+                "cannot listen on {}:{}: {error}",
+                settings.host, settings.port
+            )
+        })?;
     let addr = *server
         .addrs()
         .first()

@@ -51,11 +51,16 @@ pub async fn jwt_keys(db: &Db, settings: &AuthSettings) -> Result<Arc<JwtKeys>, 
 
 /// Makes sure the platform admin exists (and, when the password is set explicitly, has it).
 /// Returns the credentials when a password was generated now.
-pub async fn platform_admin(db: &Db, settings: &AuthSettings) -> Result<Option<GeneratedAdmin>, String> {
+pub async fn platform_admin(
+    db: &Db,
+    settings: &AuthSettings,
+) -> Result<Option<GeneratedAdmin>, String> {
     let email = settings.platform_admin_email.clone();
     let explicit = settings.platform_admin_password.clone();
     let stored = db
-        .run(FindUser { email: email.clone() })
+        .run(FindUser {
+            email: email.clone(),
+        })
         .await
         .map_err(|error| format!("cannot look up the platform admin: {error}"))?;
     match (stored, explicit) {
@@ -88,9 +93,12 @@ pub async fn platform_admin(db: &Db, settings: &AuthSettings) -> Result<Option<G
                 .map_err(|error| format!("password check failed: {error}"))?;
             if !matches || !user.is_admin || !user.is_active {
                 let password_hash = hash_blocking(explicit).await?;
-                db.run(SetAdminPassword { email, password_hash })
-                    .await
-                    .map_err(|error| format!("cannot update the platform admin: {error}"))?;
+                db.run(SetAdminPassword {
+                    email,
+                    password_hash,
+                })
+                .await
+                .map_err(|error| format!("cannot update the platform admin: {error}"))?;
                 tracing::info!("applied PLATFORM_ADMIN_PASSWORD to the platform admin");
             }
             Ok(None)

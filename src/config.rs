@@ -267,8 +267,11 @@ impl Settings {
             None => None,
             Some(_) => Some(source.ranged("HTTP_WORKERS", 1usize, 1..=512)?),
         };
-        let max_request_body_bytes =
-            source.ranged("MAX_REQUEST_BODY_BYTES", 1024 * 1024, 1024..=64 * 1024 * 1024)?;
+        let max_request_body_bytes = source.ranged(
+            "MAX_REQUEST_BODY_BYTES",
+            1024 * 1024,
+            1024..=64 * 1024 * 1024,
+        )?;
 
         let database = DatabaseSettings {
             url: parse_database_url(&source.string("DATABASE_URL", "sqlite://./mcpgate.db"))?,
@@ -279,7 +282,11 @@ impl Settings {
             retry_interval: source.millis("DB_RETRY_INTERVAL_MS", 100, 1..=60_000)?,
             max_backoff: source.seconds("DB_MAX_BACKOFF_SECONDS", 2.0, 300.0)?,
             circuit_enabled: source.boolean("DB_CIRCUIT_ENABLED", true)?,
-            circuit_failure_threshold: source.ranged("DB_CIRCUIT_FAILURE_THRESHOLD", 5u32, 1..=1000)?,
+            circuit_failure_threshold: source.ranged(
+                "DB_CIRCUIT_FAILURE_THRESHOLD",
+                5u32,
+                1..=1000,
+            )?,
             circuit_reset: source.seconds("DB_CIRCUIT_RESET_SECONDS", 10.0, 3600.0)?,
         };
 
@@ -326,7 +333,11 @@ impl Settings {
                 format!("{level:?} is not a level (error, warn, info, debug, trace) or filter"),
             ));
         }
-        let format = match source.string("LOG_FORMAT", "text").to_ascii_lowercase().as_str() {
+        let format = match source
+            .string("LOG_FORMAT", "text")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             other => {

@@ -75,7 +75,10 @@ async fn serve(settings: Settings) -> Result<(), String> {
         );
     }
     println!("mcpgate listening on http://{}", server.addr);
-    server.wait().await.map_err(|error| format!("server error: {error}"))
+    server
+        .wait()
+        .await
+        .map_err(|error| format!("server error: {error}"))
 }
 
 async fn migrate(settings: Settings) -> Result<(), String> {
@@ -84,14 +87,23 @@ async fn migrate(settings: Settings) -> Result<(), String> {
     Ok(())
 }
 
-async fn token(settings: Settings, email: String, admin: bool, exp_minutes: u64) -> Result<(), String> {
+async fn token(
+    settings: Settings,
+    email: String,
+    admin: bool,
+    exp_minutes: u64,
+) -> Result<(), String> {
     if !mcpgate::config::looks_like_email(&email) {
         return Err(format!("--email {email:?} is not an email address"));
     }
     let db = mcpgate::actors::db::start(&settings.database).await?;
     let keys = mcpgate::bootstrap::jwt_keys(&db, &settings.auth).await;
     db.shutdown();
-    let token = keys?.issue(&email.to_ascii_lowercase(), admin, Duration::from_secs(exp_minutes * 60))?;
+    let token = keys?.issue(
+        &email.to_ascii_lowercase(),
+        admin,
+        Duration::from_secs(exp_minutes * 60),
+    )?;
     println!("{token}");
     Ok(())
 }

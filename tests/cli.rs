@@ -55,9 +55,15 @@ async fn serve(database_url: &str, workdir: &std::path::Path) -> (Child, String,
 async fn stop(mut child: Child) {
     let pid = child.id().expect("running") as i32;
     // SIGTERM: graceful shutdown.
-    let status = std::process::Command::new("kill").arg(pid.to_string()).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("stops").unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("stops")
+        .unwrap();
     assert!(exit.success(), "graceful stop exits 0, got {exit}");
 }
 
@@ -68,39 +74,89 @@ async fn first_start_bootstrap_and_token(backend: Backend) {
 
     let (child, _base, printed) = serve(&url, workdir.path()).await;
     assert!(printed.contains("email:    admin@example.com"), "{printed}");
-    let password_line = printed.lines().find(|line| line.contains("password: ")).expect("password printed");
+    let password_line = printed
+        .lines()
+        .find(|line| line.contains("password: "))
+        .expect("password printed");
     assert!(password_line.trim().trim_start_matches("password: ").len() >= 16);
     stop(child).await;
 
     let (child, base, printed) = serve(&url, workdir.path()).await;
-    assert!(!printed.contains("password"), "the admin login is printed only once: {printed}");
+    assert!(
+        !printed.contains("password"),
+        "the admin login is printed only once: {printed}"
+    );
 
     let output = command(&url, workdir.path())
-        .args(["token", "--email", "ops@example.com", "--admin", "--exp-minutes", "5"])
+        .args([
+            "token",
+            "--email",
+            "ops@example.com",
+            "--admin",
+            "--exp-minutes",
+            "5",
+        ])
         .output()
         .await
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let token = String::from_utf8(output.stdout).unwrap().trim().to_owned();
 
     let client = reqwest::Client::new();
-    let stats = client.get(format!("{base}/admin/pool-stats")).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(stats.status(), 200, "a CLI token works against the running gateway");
+    let stats = client
+        .get(format!("{base}/admin/pool-stats"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats.status(),
+        200,
+        "a CLI token works against the running gateway"
+    );
     let user_token = command(&url, workdir.path())
         .args(["token", "--email", "dev@example.com"])
         .output()
         .await
         .unwrap();
-    let user_token = String::from_utf8(user_token.stdout).unwrap().trim().to_owned();
-    let forbidden = client.get(format!("{base}/admin/pool-stats")).bearer_auth(&user_token).send().await.unwrap();
-    assert_eq!(forbidden.status(), 403, "a token without --admin is not an admin token");
-    let tools = client.get(format!("{base}/tools")).bearer_auth(&user_token).send().await.unwrap();
+    let user_token = String::from_utf8(user_token.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let forbidden = client
+        .get(format!("{base}/admin/pool-stats"))
+        .bearer_auth(&user_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forbidden.status(),
+        403,
+        "a token without --admin is not an admin token"
+    );
+    let tools = client
+        .get(format!("{base}/tools"))
+        .bearer_auth(&user_token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(tools.status(), 200);
     stop(child).await;
 
-    let migrate = command(&url, workdir.path()).arg("migrate").output().await.unwrap();
+    let migrate = command(&url, workdir.path())
+        .arg("migrate")
+        .output()
+        .await
+        .unwrap();
     assert!(migrate.status.success());
-    assert_eq!(String::from_utf8_lossy(&migrate.stdout).trim(), "applied 0 migration(s)");
+    assert_eq!(
+        String::from_utf8_lossy(&migrate.stdout).trim(),
+        "applied 0 migration(s)"
+    );
 
     // An explicit password wins over the generated one at the next start.
     let (child, base, _) = {
@@ -117,7 +173,15 @@ async fn first_start_bootstrap_and_token(backend: Backend) {
         }
         (child, base, ())
     };
-    assert!(client.get(format!("{base}/health")).send().await.unwrap().status().is_success());
+    assert!(
+        client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
     stop(child).await;
 }
 
@@ -126,7 +190,11 @@ both_backends!(first_start_bootstrap_and_token);
 #[actix_rt::test]
 async fn invalid_settings_fail_fast_naming_the_variable() {
     let workdir = tempfile::tempdir().unwrap();
-    for (variable, value) in [("PORT", "not-a-port"), ("DB_POOL_SIZE", "0"), ("LOG_FORMAT", "xml")] {
+    for (variable, value) in [
+        ("PORT", "not-a-port"),
+        ("DB_POOL_SIZE", "0"),
+        ("LOG_FORMAT", "xml"),
+    ] {
         let output = command("sqlite://./x.db", workdir.path())
             .env(variable, value)
             .arg("serve")
@@ -142,5 +210,8 @@ async fn invalid_settings_fail_fast_naming_the_variable() {
         .await
         .unwrap();
     assert!(!bad_email.status.success());
-    assert!(!workdir.path().join("x.db").exists(), "nothing is created by a refused start");
+    assert!(
+        !workdir.path().join("x.db").exists(),
+        "nothing is created by a refused start"
+    );
 }

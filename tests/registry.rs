@@ -24,18 +24,25 @@ async fn tools_crud(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db, &[]).await;
 
-    let created = server.admin(Method::POST, "/tools", Some(rest_tool("get_weather"))).await;
+    let created = server
+        .admin(Method::POST, "/tools", Some(rest_tool("get_weather")))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let id = created.body["id"].as_str().unwrap().to_owned();
     assert_eq!(created.headers["location"], format!("/tools/{id}").as_str());
     assert_eq!(created.body["name"], "get_weather");
     assert_eq!(created.body["integration_type"], "REST");
     assert_eq!(created.body["tags"], json!(["weather", "demo"]));
-    assert_eq!(created.body["headers"]["Authorization"], "*****", "secrets are masked");
+    assert_eq!(
+        created.body["headers"]["Authorization"], "*****",
+        "secrets are masked"
+    );
     assert_eq!(created.body["headers"]["X-Client"], "mcpgate");
     assert_eq!(created.body["owner_email"], "admin@example.com");
 
-    let fetched = server.admin(Method::GET, &format!("/tools/{id}"), None).await;
+    let fetched = server
+        .admin(Method::GET, &format!("/tools/{id}"), None)
+        .await;
     assert_eq!(fetched.status, StatusCode::OK);
     assert_eq!(fetched.body, created.body);
 
@@ -59,20 +66,32 @@ async fn tools_crud(backend: Backend) {
 
     // Toggle: disabled tools leave the default list.
     let disabled = server
-        .admin(Method::POST, &format!("/tools/{id}/toggle?activate=false"), None)
+        .admin(
+            Method::POST,
+            &format!("/tools/{id}/toggle?activate=false"),
+            None,
+        )
         .await;
     assert_eq!(disabled.status, StatusCode::OK);
     assert_eq!(disabled.body["enabled"], false);
     let listed = server.admin(Method::GET, "/tools", None).await;
     assert_eq!(listed.body["items"], json!([]));
-    let listed = server.admin(Method::GET, "/tools?include_inactive=true", None).await;
+    let listed = server
+        .admin(Method::GET, "/tools?include_inactive=true", None)
+        .await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
-    let flipped = server.admin(Method::POST, &format!("/tools/{id}/toggle"), None).await;
+    let flipped = server
+        .admin(Method::POST, &format!("/tools/{id}/toggle"), None)
+        .await;
     assert_eq!(flipped.body["enabled"], true, "no activate flips the state");
 
-    let deleted = server.admin(Method::DELETE, &format!("/tools/{id}"), None).await;
+    let deleted = server
+        .admin(Method::DELETE, &format!("/tools/{id}"), None)
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    let gone = server.admin(Method::GET, &format!("/tools/{id}"), None).await;
+    let gone = server
+        .admin(Method::GET, &format!("/tools/{id}"), None)
+        .await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
     assert_eq!(gone.code(), "not-found");
     server.stop().await;
@@ -101,7 +120,11 @@ async fn resources_prompts_gateways_crud(backend: Backend) {
     assert_eq!(template.status, StatusCode::CREATED, "{}", template.body);
     let resource_id = resource.body["id"].as_str().unwrap();
     let changed = server
-        .admin(Method::PUT, &format!("/resources/{resource_id}"), Some(json!({"content": "Read me twice"})))
+        .admin(
+            Method::PUT,
+            &format!("/resources/{resource_id}"),
+            Some(json!({"content": "Read me twice"})),
+        )
         .await;
     assert_eq!(changed.body["content"], "Read me twice");
 
@@ -117,10 +140,17 @@ async fn resources_prompts_gateways_crud(backend: Backend) {
         )
         .await;
     assert_eq!(prompt.status, StatusCode::CREATED, "{}", prompt.body);
-    assert_eq!(prompt.body["arguments"][0], json!({"name": "text", "required": true}));
+    assert_eq!(
+        prompt.body["arguments"][0],
+        json!({"name": "text", "required": true})
+    );
     let prompt_id = prompt.body["id"].as_str().unwrap();
     let changed = server
-        .admin(Method::PUT, &format!("/prompts/{prompt_id}"), Some(json!({"template": "Just {{ text }}"})))
+        .admin(
+            Method::PUT,
+            &format!("/prompts/{prompt_id}"),
+            Some(json!({"template": "Just {{ text }}"})),
+        )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
 
@@ -136,24 +166,39 @@ async fn resources_prompts_gateways_crud(backend: Backend) {
     assert_eq!(gateway.body["transport"], "sse");
     let gateway_id = gateway.body["id"].as_str().unwrap();
     let renamed = server
-        .admin(Method::PUT, &format!("/gateways/{gateway_id}"), Some(json!({"name": "Forecasts"})))
+        .admin(
+            Method::PUT,
+            &format!("/gateways/{gateway_id}"),
+            Some(json!({"name": "Forecasts"})),
+        )
         .await;
     assert_eq!(renamed.body["slug"], "forecasts");
 
     for path in ["/resources", "/prompts", "/gateways"] {
         let listed = server.admin(Method::GET, path, None).await;
         assert_eq!(listed.status, StatusCode::OK);
-        assert!(!listed.body["items"].as_array().unwrap().is_empty(), "{path}");
+        assert!(
+            !listed.body["items"].as_array().unwrap().is_empty(),
+            "{path}"
+        );
     }
     for path in [
         format!("/resources/{resource_id}"),
         format!("/prompts/{prompt_id}"),
         format!("/gateways/{gateway_id}"),
     ] {
-        let toggled = server.admin(Method::POST, &format!("{path}/toggle?activate=false"), None).await;
+        let toggled = server
+            .admin(Method::POST, &format!("{path}/toggle?activate=false"), None)
+            .await;
         assert_eq!(toggled.body["enabled"], false, "{path}");
-        assert_eq!(server.admin(Method::DELETE, &path, None).await.status, StatusCode::NO_CONTENT);
-        assert_eq!(server.admin(Method::GET, &path, None).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            server.admin(Method::DELETE, &path, None).await.status,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            server.admin(Method::GET, &path, None).await.status,
+            StatusCode::NOT_FOUND
+        );
     }
     server.stop().await;
 }
@@ -161,10 +206,22 @@ async fn resources_prompts_gateways_crud(backend: Backend) {
 async fn servers_with_members(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db, &[]).await;
-    let tool_a = server.admin(Method::POST, "/tools", Some(rest_tool("a"))).await.body["id"].clone();
-    let tool_b = server.admin(Method::POST, "/tools", Some(rest_tool("b"))).await.body["id"].clone();
+    let tool_a = server
+        .admin(Method::POST, "/tools", Some(rest_tool("a")))
+        .await
+        .body["id"]
+        .clone();
+    let tool_b = server
+        .admin(Method::POST, "/tools", Some(rest_tool("b")))
+        .await
+        .body["id"]
+        .clone();
     let prompt = server
-        .admin(Method::POST, "/prompts", Some(json!({"name": "p", "template": "hi"})))
+        .admin(
+            Method::POST,
+            "/prompts",
+            Some(json!({"name": "p", "template": "hi"})),
+        )
         .await
         .body["id"]
         .clone();
@@ -177,105 +234,228 @@ async fn servers_with_members(backend: Backend) {
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert_eq!(created.body["tool_ids"], json!([tool_b, tool_a]), "order kept, duplicates removed");
+    assert_eq!(
+        created.body["tool_ids"],
+        json!([tool_b, tool_a]),
+        "order kept, duplicates removed"
+    );
     let id = created.body["id"].as_str().unwrap().to_owned();
 
-    let fetched = server.admin(Method::GET, &format!("/servers/{id}"), None).await;
+    let fetched = server
+        .admin(Method::GET, &format!("/servers/{id}"), None)
+        .await;
     assert_eq!(fetched.body["tool_ids"], json!([tool_b, tool_a]));
     assert_eq!(fetched.body["prompt_ids"], json!([prompt]));
 
     let updated = server
-        .admin(Method::PUT, &format!("/servers/{id}"), Some(json!({"tool_ids": [tool_a], "description": "now"})))
+        .admin(
+            Method::PUT,
+            &format!("/servers/{id}"),
+            Some(json!({"tool_ids": [tool_a], "description": "now"})),
+        )
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.body);
     assert_eq!(updated.body["tool_ids"], json!([tool_a]));
-    assert_eq!(updated.body["prompt_ids"], json!([prompt]), "unmentioned members stay");
+    assert_eq!(
+        updated.body["prompt_ids"],
+        json!([prompt]),
+        "unmentioned members stay"
+    );
 
     let unknown = server
-        .admin(Method::PUT, &format!("/servers/{id}"), Some(json!({"tool_ids": ["nope"]})))
+        .admin(
+            Method::PUT,
+            &format!("/servers/{id}"),
+            Some(json!({"tool_ids": ["nope"]})),
+        )
         .await;
     assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(unknown.body["field"], "tool_ids");
-    let unchanged = server.admin(Method::GET, &format!("/servers/{id}"), None).await;
-    assert_eq!(unchanged.body["tool_ids"], json!([tool_a]), "a rejected update changes nothing");
+    let unchanged = server
+        .admin(Method::GET, &format!("/servers/{id}"), None)
+        .await;
+    assert_eq!(
+        unchanged.body["tool_ids"],
+        json!([tool_a]),
+        "a rejected update changes nothing"
+    );
 
     // Deleting a tool removes it from servers.
-    server.admin(Method::DELETE, &format!("/tools/{}", tool_a.as_str().unwrap()), None).await;
+    server
+        .admin(
+            Method::DELETE,
+            &format!("/tools/{}", tool_a.as_str().unwrap()),
+            None,
+        )
+        .await;
     let listed = server.admin(Method::GET, "/servers", None).await;
     assert_eq!(listed.body["items"][0]["tool_ids"], json!([]));
 
-    let toggled = server.admin(Method::POST, &format!("/servers/{id}/toggle?activate=false"), None).await;
+    let toggled = server
+        .admin(
+            Method::POST,
+            &format!("/servers/{id}/toggle?activate=false"),
+            None,
+        )
+        .await;
     assert_eq!(toggled.body["enabled"], false);
     assert_eq!(toggled.body["prompt_ids"], json!([prompt]));
-    assert_eq!(server.admin(Method::DELETE, &format!("/servers/{id}"), None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(server.admin(Method::GET, &format!("/servers/{id}"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server
+            .admin(Method::DELETE, &format!("/servers/{id}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        server
+            .admin(Method::GET, &format!("/servers/{id}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
     server.stop().await;
 }
 
 async fn bad_input_gets_clear_errors(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db, &[("MAX_REQUEST_BODY_BYTES", "4096")]).await;
-    let created = server.admin(Method::POST, "/tools", Some(rest_tool("taken"))).await;
+    let created = server
+        .admin(Method::POST, "/tools", Some(rest_tool("taken")))
+        .await;
     let id = created.body["id"].as_str().unwrap().to_owned();
 
-    let malformed = server.send_raw(Method::POST, "/tools", "application/json", b"{\"name\": ".to_vec()).await;
+    let malformed = server
+        .send_raw(
+            Method::POST,
+            "/tools",
+            "application/json",
+            b"{\"name\": ".to_vec(),
+        )
+        .await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed.code(), "malformed-json");
 
     let cases: Vec<(Value, &str)> = vec![
         (json!({"url": "https://x.example"}), "name"),
         (json!({"name": 5, "url": "https://x.example"}), "name"),
-        (json!({"name": "has space", "url": "https://x.example"}), "name"),
+        (
+            json!({"name": "has space", "url": "https://x.example"}),
+            "name",
+        ),
         (json!({"name": "ok", "url": "ftp://x.example"}), "url"),
         (json!({"name": "ok"}), "url"),
-        (json!({"name": "ok", "url": "https://x.example", "surprise": 1}), "surprise"),
-        (json!({"name": "ok", "url": "https://x.example", "input_schema": {"type": "string"}}), "input_schema"),
-        (json!({"name": "ok", "url": "https://x.example", "input_schema": {"type": "object", "properties": 3}}), "input_schema"),
-        (json!({"name": "ok", "url": "https://x.example", "request_type": "TRACE"}), "request_type"),
-        (json!({"name": "ok", "url": "https://x.example", "annotations": {"readOnlyHint": "yes"}}), "annotations.readOnlyHint"),
-        (json!({"name": "ok", "url": "https://x.example", "integration_type": "MCP"}), "integration_type"),
+        (
+            json!({"name": "ok", "url": "https://x.example", "surprise": 1}),
+            "surprise",
+        ),
+        (
+            json!({"name": "ok", "url": "https://x.example", "input_schema": {"type": "string"}}),
+            "input_schema",
+        ),
+        (
+            json!({"name": "ok", "url": "https://x.example", "input_schema": {"type": "object", "properties": 3}}),
+            "input_schema",
+        ),
+        (
+            json!({"name": "ok", "url": "https://x.example", "request_type": "TRACE"}),
+            "request_type",
+        ),
+        (
+            json!({"name": "ok", "url": "https://x.example", "annotations": {"readOnlyHint": "yes"}}),
+            "annotations.readOnlyHint",
+        ),
+        (
+            json!({"name": "ok", "url": "https://x.example", "integration_type": "MCP"}),
+            "integration_type",
+        ),
     ];
     for (body, field) in cases {
-        let reply = server.admin(Method::POST, "/tools", Some(body.clone())).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body} -> {}", reply.body);
+        let reply = server
+            .admin(Method::POST, "/tools", Some(body.clone()))
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body} -> {}",
+            reply.body
+        );
         assert_eq!(reply.body["field"], field, "{body} -> {}", reply.body);
         assert!(!reply.body["message"].as_str().unwrap().is_empty());
     }
     let bad_template = server
-        .admin(Method::POST, "/prompts", Some(json!({"name": "p", "template": "{{ unclosed"})))
+        .admin(
+            Method::POST,
+            "/prompts",
+            Some(json!({"name": "p", "template": "{{ unclosed"})),
+        )
         .await;
     assert_eq!(bad_template.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad_template.body["field"], "template");
     let both_uris = server
-        .admin(Method::POST, "/resources", Some(json!({"uri": "a://b", "uri_template": "a://{b}", "name": "x"})))
+        .admin(
+            Method::POST,
+            "/resources",
+            Some(json!({"uri": "a://b", "uri_template": "a://{b}", "name": "x"})),
+        )
         .await;
     assert_eq!(both_uris.status, StatusCode::UNPROCESSABLE_ENTITY);
     let unknown_member = server
-        .admin(Method::POST, "/servers", Some(json!({"name": "s", "resource_ids": ["missing"]})))
+        .admin(
+            Method::POST,
+            "/servers",
+            Some(json!({"name": "s", "resource_ids": ["missing"]})),
+        )
         .await;
     assert_eq!(unknown_member.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(unknown_member.body["field"], "resource_ids");
 
-    let duplicate = server.admin(Method::POST, "/tools", Some(rest_tool("taken"))).await;
+    let duplicate = server
+        .admin(Method::POST, "/tools", Some(rest_tool("taken")))
+        .await;
     assert_eq!(duplicate.status, StatusCode::CONFLICT);
     assert_eq!(duplicate.code(), "conflict");
-    let other = server.admin(Method::POST, "/tools", Some(rest_tool("other"))).await;
+    let other = server
+        .admin(Method::POST, "/tools", Some(rest_tool("other")))
+        .await;
     let other_id = other.body["id"].as_str().unwrap();
     let rename_clash = server
-        .admin(Method::PUT, &format!("/tools/{other_id}"), Some(json!({"name": "taken"})))
+        .admin(
+            Method::PUT,
+            &format!("/tools/{other_id}"),
+            Some(json!({"name": "taken"})),
+        )
         .await;
     assert_eq!(rename_clash.status, StatusCode::CONFLICT);
-    server.admin(Method::POST, "/gateways", Some(json!({"name": "G one", "url": "http://h.example/mcp"}))).await;
+    server
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({"name": "G one", "url": "http://h.example/mcp"})),
+        )
+        .await;
     let slug_clash = server
-        .admin(Method::POST, "/gateways", Some(json!({"name": "g-one", "url": "http://h.example/mcp"})))
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({"name": "g-one", "url": "http://h.example/mcp"})),
+        )
         .await;
     assert_eq!(slug_clash.status, StatusCode::CONFLICT);
     let dup_uri = server
-        .admin(Method::POST, "/resources", Some(json!({"uri": "docs://x", "name": "a", "content": "1"})))
+        .admin(
+            Method::POST,
+            "/resources",
+            Some(json!({"uri": "docs://x", "name": "a", "content": "1"})),
+        )
         .await;
     assert_eq!(dup_uri.status, StatusCode::CREATED);
     let dup_uri = server
-        .admin(Method::POST, "/resources", Some(json!({"uri": "docs://x", "name": "b", "content": "2"})))
+        .admin(
+            Method::POST,
+            "/resources",
+            Some(json!({"uri": "docs://x", "name": "b", "content": "2"})),
+        )
         .await;
     assert_eq!(dup_uri.status, StatusCode::CONFLICT);
 
@@ -290,43 +470,93 @@ async fn bad_input_gets_clear_errors(backend: Backend) {
         let reply = server.admin(method.clone(), path, None).await;
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method} {path}");
     }
-    let put_missing = server.admin(Method::PUT, "/tools/no-such-id", Some(json!({"description": "x"}))).await;
+    let put_missing = server
+        .admin(
+            Method::PUT,
+            "/tools/no-such-id",
+            Some(json!({"description": "x"})),
+        )
+        .await;
     assert_eq!(put_missing.status, StatusCode::NOT_FOUND);
 
     let no_token = server.send(Method::GET, "/tools", None, None).await;
     assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
-    assert!(no_token.headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
-    let bad_token = server.send(Method::GET, "/tools", Some("not-a-jwt"), None).await;
+    assert!(
+        no_token.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let bad_token = server
+        .send(Method::GET, "/tools", Some("not-a-jwt"), None)
+        .await;
     assert_eq!(bad_token.status, StatusCode::UNAUTHORIZED);
-    let foreign = mcpgate::auth::jwt::JwtKeys::hs256("another-secret-another-secret-another", "mcpgate", "mcpgate-api")
-        .issue("x@example.com", true, std::time::Duration::from_secs(60))
-        .unwrap();
-    let forged = server.send(Method::GET, "/tools", Some(&foreign), None).await;
+    let foreign = mcpgate::auth::jwt::JwtKeys::hs256(
+        "another-secret-another-secret-another",
+        "mcpgate",
+        "mcpgate-api",
+    )
+    .issue("x@example.com", true, std::time::Duration::from_secs(60))
+    .unwrap();
+    let forged = server
+        .send(Method::GET, "/tools", Some(&foreign), None)
+        .await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
     let user = common::token("dev@example.com", false);
-    let not_admin = server.send(Method::GET, "/admin/pool-stats", Some(&user), None).await;
+    let not_admin = server
+        .send(Method::GET, "/admin/pool-stats", Some(&user), None)
+        .await;
     assert_eq!(not_admin.status, StatusCode::FORBIDDEN);
     let as_user = server.send(Method::GET, "/tools", Some(&user), None).await;
     assert_eq!(as_user.status, StatusCode::OK);
 
-    let huge = json!({"name": "big", "url": "https://x.example", "description": "x".repeat(10_000)});
+    let huge =
+        json!({"name": "big", "url": "https://x.example", "description": "x".repeat(10_000)});
     let too_large = server
-        .send_raw(Method::POST, "/tools", "application/json", serde_json::to_vec(&huge).unwrap())
+        .send_raw(
+            Method::POST,
+            "/tools",
+            "application/json",
+            serde_json::to_vec(&huge).unwrap(),
+        )
         .await;
     assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
-    let form = server.send_raw(Method::POST, "/tools", "application/x-www-form-urlencoded", b"name=x".to_vec()).await;
+    let form = server
+        .send_raw(
+            Method::POST,
+            "/tools",
+            "application/x-www-form-urlencoded",
+            b"name=x".to_vec(),
+        )
+        .await;
     assert_eq!(form.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
-    for query in ["limit=0", "limit=501", "limit=abc", "cursor=%%%", "cursor=bm90LWEtcmVhbC1jdXJzb3ItaWQtd2l0aC1tb3JlLXRoYW4tc2l4dHktZm91ci1ieXRlcy1vZi10ZXh0LWluLWl0", "unknown=1"] {
-        let reply = server.admin(Method::GET, &format!("/tools?{query}"), None).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}: {}", reply.body);
+    for query in [
+        "limit=0",
+        "limit=501",
+        "limit=abc",
+        "cursor=%%%",
+        "cursor=bm90LWEtcmVhbC1jdXJzb3ItaWQtd2l0aC1tb3JlLXRoYW4tc2l4dHktZm91ci1ieXRlcy1vZi10ZXh0LWluLWl0",
+        "unknown=1",
+    ] {
+        let reply = server
+            .admin(Method::GET, &format!("/tools?{query}"), None)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            reply.body
+        );
     }
     let nowhere = server.admin(Method::GET, "/no/such/endpoint", None).await;
     assert_eq!(nowhere.status, StatusCode::NOT_FOUND);
     assert_eq!(nowhere.code(), "not-found");
 
     // Nothing stored was lost or changed by any of the above.
-    let kept = server.admin(Method::GET, &format!("/tools/{id}"), None).await;
+    let kept = server
+        .admin(Method::GET, &format!("/tools/{id}"), None)
+        .await;
     assert_eq!(kept.status, StatusCode::OK);
     assert_eq!(kept.body["name"], "taken");
     let stats = server.pool_stats().await;
@@ -339,7 +569,13 @@ async fn pagination_is_stable(backend: Backend) {
     let server = TestServer::start(&db, &[]).await;
     let mut created = Vec::new();
     for index in 0..7 {
-        let reply = server.admin(Method::POST, "/tools", Some(rest_tool(&format!("tool_{index}")))).await;
+        let reply = server
+            .admin(
+                Method::POST,
+                "/tools",
+                Some(rest_tool(&format!("tool_{index}"))),
+            )
+            .await;
         created.push(reply.body["id"].as_str().unwrap().to_owned());
     }
     let mut seen = Vec::new();
@@ -372,7 +608,15 @@ async fn openapi_and_health(backend: Backend) {
     let doc = server.send(Method::GET, "/openapi.json", None, None).await;
     assert_eq!(doc.status, StatusCode::OK);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/tools", "/tools/{id}", "/tools/{id}/toggle", "/servers", "/gateways/{id}", "/ready", "/admin/pool-stats"] {
+    for path in [
+        "/tools",
+        "/tools/{id}",
+        "/tools/{id}/toggle",
+        "/servers",
+        "/gateways/{id}",
+        "/ready",
+        "/admin/pool-stats",
+    ] {
         assert!(doc.body["paths"][path].is_object(), "{path} documented");
     }
     assert!(doc.body["components"]["schemas"]["ToolCreate"].is_object());
@@ -389,16 +633,32 @@ async fn restart_keeps_everything(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db, &[]).await;
     let mut expected = Vec::new();
-    let tool = server.admin(Method::POST, "/tools", Some(rest_tool("kept"))).await;
+    let tool = server
+        .admin(Method::POST, "/tools", Some(rest_tool("kept")))
+        .await;
     expected.push(("/tools", tool.body.clone()));
     let resource = server
-        .admin(Method::POST, "/resources", Some(json!({"uri": "docs://kept", "name": "k", "content": "c"})))
+        .admin(
+            Method::POST,
+            "/resources",
+            Some(json!({"uri": "docs://kept", "name": "k", "content": "c"})),
+        )
         .await;
     expected.push(("/resources", resource.body.clone()));
-    let prompt = server.admin(Method::POST, "/prompts", Some(json!({"name": "kept", "template": "t"}))).await;
+    let prompt = server
+        .admin(
+            Method::POST,
+            "/prompts",
+            Some(json!({"name": "kept", "template": "t"})),
+        )
+        .await;
     expected.push(("/prompts", prompt.body.clone()));
     let gateway = server
-        .admin(Method::POST, "/gateways", Some(json!({"name": "kept", "url": "http://h.example/mcp"})))
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({"name": "kept", "url": "http://h.example/mcp"})),
+        )
         .await;
     expected.push(("/gateways", gateway.body.clone()));
     let virtual_server = server
@@ -410,7 +670,9 @@ async fn restart_keeps_everything(backend: Backend) {
     let restarted = TestServer::start(&db, &[]).await;
     for (path, body) in expected {
         let id = body["id"].as_str().unwrap();
-        let fetched = restarted.admin(Method::GET, &format!("{path}/{id}"), None).await;
+        let fetched = restarted
+            .admin(Method::GET, &format!("{path}/{id}"), None)
+            .await;
         assert_eq!(fetched.status, StatusCode::OK, "{path}/{id}");
         assert_eq!(fetched.body, body, "{path} survives a restart unchanged");
     }

@@ -40,40 +40,74 @@ async fn postgres_outage_gives_503_then_recovers_without_losing_writes() {
 
     let mut acknowledged = Vec::new();
     for index in 0..3 {
-        let created = server.admin(Method::POST, "/tools", Some(tool(&format!("before_{index}")))).await;
+        let created = server
+            .admin(
+                Method::POST,
+                "/tools",
+                Some(tool(&format!("before_{index}"))),
+            )
+            .await;
         assert_eq!(created.status, StatusCode::CREATED);
         acknowledged.push(created.body["id"].as_str().unwrap().to_owned());
     }
 
     proxy.cut();
     for index in 0..6 {
-        let write = server.admin(Method::POST, "/tools", Some(tool(&format!("during_{index}")))).await;
+        let write = server
+            .admin(
+                Method::POST,
+                "/tools",
+                Some(tool(&format!("during_{index}"))),
+            )
+            .await;
         match write.status {
             StatusCode::CREATED => acknowledged.push(write.body["id"].as_str().unwrap().to_owned()),
             StatusCode::SERVICE_UNAVAILABLE => {
-                let retry_after: u64 = write.headers["retry-after"].to_str().unwrap().parse().unwrap();
+                let retry_after: u64 = write.headers["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
                 assert!(retry_after >= 1);
                 assert_eq!(write.code(), "unavailable");
             }
-            other => panic!("a write during the outage must get 201 or 503, got {other}: {}", write.body),
+            other => panic!(
+                "a write during the outage must get 201 or 503, got {other}: {}",
+                write.body
+            ),
         }
         let read = server.admin(Method::GET, "/tools", None).await;
-        assert_eq!(read.status, StatusCode::SERVICE_UNAVAILABLE, "{}", read.body);
+        assert_eq!(
+            read.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            read.body
+        );
         assert!(read.headers.contains_key("retry-after"));
     }
     let stats = server.pool_stats().await;
-    assert!(stats["breaker"]["times_opened"].as_u64().unwrap() >= 1, "{stats}");
-    assert!(stats["breaker_rejections"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(
+        stats["breaker"]["times_opened"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    assert!(
+        stats["breaker_rejections"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
     let ready = server.send(Method::GET, "/ready", None, None).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.body["status"], "not_ready");
     assert!(ready.body["reason"].as_str().unwrap().contains("database"));
 
     proxy.restore();
-    eventually("the gateway recovers by itself", Duration::from_secs(30), || async {
-        let reply = server.admin(Method::GET, "/tools?limit=500", None).await;
-        (reply.status == StatusCode::OK).then_some(())
-    })
+    eventually(
+        "the gateway recovers by itself",
+        Duration::from_secs(30),
+        || async {
+            let reply = server.admin(Method::GET, "/tools?limit=500", None).await;
+            (reply.status == StatusCode::OK).then_some(())
+        },
+    )
     .await;
     let listed = server.admin(Method::GET, "/tools?limit=500", None).await;
     let stored: Vec<&str> = listed.body["items"]
@@ -83,9 +117,14 @@ async fn postgres_outage_gives_503_then_recovers_without_losing_writes() {
         .map(|item| item["id"].as_str().unwrap())
         .collect();
     for id in &acknowledged {
-        assert!(stored.contains(&id.as_str()), "acknowledged write {id} was lost");
+        assert!(
+            stored.contains(&id.as_str()),
+            "acknowledged write {id} was lost"
+        );
     }
-    let after = server.admin(Method::POST, "/tools", Some(tool("after"))).await;
+    let after = server
+        .admin(Method::POST, "/tools", Some(tool("after")))
+        .await;
     assert_eq!(after.status, StatusCode::CREATED);
     let stats = server.pool_stats().await;
     assert_eq!(stats["breaker"]["state"], "closed", "{stats}");
@@ -98,30 +137,57 @@ async fn postgres_outage_gives_503_then_recovers_without_losing_writes() {
 async fn killed_connections_are_retried_invisibly() {
     let db = TestDb::new(Backend::Postgres).await;
     let server = TestServer::start(&db, &[("DB_MAX_RETRIES", "3")]).await;
-    let created = server.admin(Method::POST, "/tools", Some(tool("warm"))).await;
+    let created = server
+        .admin(Method::POST, "/tools", Some(tool("warm")))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED);
 
     let admin = pg_connect("postgres").await;
     let terminate = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
                      WHERE datname = $1 AND application_name = 'mcpgate'";
-    let killed: i64 = admin.query_one(terminate, &[&db.name]).await.unwrap().get(0);
+    let killed: i64 = admin
+        .query_one(terminate, &[&db.name])
+        .await
+        .unwrap()
+        .get(0);
     assert!(killed >= 1, "the pool had a connection to kill");
 
     let read = server.admin(Method::GET, "/tools", None).await;
-    assert_eq!(read.status, StatusCode::OK, "a read after a killed connection succeeds");
+    assert_eq!(
+        read.status,
+        StatusCode::OK,
+        "a read after a killed connection succeeds"
+    );
     assert_eq!(read.body["items"].as_array().unwrap().len(), 1);
     let retries_after_read = server.pool_stats().await["retries"].as_u64().unwrap();
     assert!(retries_after_read >= 1, "the read was retried");
 
-    let killed: i64 = admin.query_one(terminate, &[&db.name]).await.unwrap().get(0);
+    let killed: i64 = admin
+        .query_one(terminate, &[&db.name])
+        .await
+        .unwrap()
+        .get(0);
     assert!(killed >= 1);
-    let write = server.admin(Method::POST, "/tools", Some(tool("after_kill"))).await;
-    assert_eq!(write.status, StatusCode::CREATED, "a write whose connection died before BEGIN is retried");
+    let write = server
+        .admin(Method::POST, "/tools", Some(tool("after_kill")))
+        .await;
+    assert_eq!(
+        write.status,
+        StatusCode::CREATED,
+        "a write whose connection died before BEGIN is retried"
+    );
     let stats = server.pool_stats().await;
-    assert!(stats["retries"].as_u64().unwrap() > retries_after_read, "{stats}");
+    assert!(
+        stats["retries"].as_u64().unwrap() > retries_after_read,
+        "{stats}"
+    );
     assert_eq!(stats["breaker"]["state"], "closed");
     let listed = server.admin(Method::GET, "/tools", None).await;
-    assert_eq!(listed.body["items"].as_array().unwrap().len(), 2, "written exactly once");
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        2,
+        "written exactly once"
+    );
     server.stop().await;
 }
 
@@ -145,13 +211,26 @@ async fn panic_fails_one_request_and_the_actor_keeps_serving(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db, &[]).await;
     let outcome = server.running().db().run(Explodes).await;
-    assert!(matches!(outcome, Err(DbError::Unavailable { .. })), "{outcome:?}");
-    server.running().db().ping().await.expect("the actor still serves");
-    let created = server.admin(Method::POST, "/tools", Some(tool("after_panic"))).await;
+    assert!(
+        matches!(outcome, Err(DbError::Unavailable { .. })),
+        "{outcome:?}"
+    );
+    server
+        .running()
+        .db()
+        .ping()
+        .await
+        .expect("the actor still serves");
+    let created = server
+        .admin(Method::POST, "/tools", Some(tool("after_panic")))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let stats = server.pool_stats().await;
     assert_eq!(stats["panics"], 1);
-    assert_eq!(stats["breaker"]["state"], "closed", "a bug is not an outage");
+    assert_eq!(
+        stats["breaker"]["state"], "closed",
+        "a bug is not an outage"
+    );
     server.stop().await;
 }
 
@@ -171,7 +250,9 @@ impl UnitOfWork for Sleeps {
             match conn {
                 DbConn::Pg(c) => {
                     // Lift the server-side backstop so only the DbActor's deadline applies.
-                    diesel::sql_query("SET LOCAL statement_timeout = 0").execute(c).await?;
+                    diesel::sql_query("SET LOCAL statement_timeout = 0")
+                        .execute(c)
+                        .await?;
                     diesel::sql_query("SELECT pg_sleep(60)").execute(c).await?;
                 }
                 DbConn::Sqlite(c) => {
@@ -190,13 +271,24 @@ impl UnitOfWork for Sleeps {
 
 async fn deadline_detaches_without_leaking_a_transaction(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db, &[("DB_QUERY_TIMEOUT_MS", "300"), ("DB_POOL_TIMEOUT", "1")]).await;
+    let server = TestServer::start(
+        &db,
+        &[("DB_QUERY_TIMEOUT_MS", "300"), ("DB_POOL_TIMEOUT", "1")],
+    )
+    .await;
     let outcome = server.running().db().run(Sleeps).await;
     assert!(matches!(outcome, Err(DbError::Timeout(_))), "{outcome:?}");
     // Other work goes on while the detached unit finishes or is cancelled.
-    let created = server.admin(Method::POST, "/tools", Some(tool("after_deadline"))).await;
+    let created = server
+        .admin(Method::POST, "/tools", Some(tool("after_deadline")))
+        .await;
     assert_eq!(created.status, StatusCode::CREATED);
-    assert!(server.pool_stats().await["deadlines_exceeded"].as_u64().unwrap() >= 1);
+    assert!(
+        server.pool_stats().await["deadlines_exceeded"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     if backend == Backend::Postgres {
         let client = pg_connect("postgres").await;
         eventually("the cancelled query leaves no backend busy or idle in transaction", Duration::from_secs(20), || async {
@@ -245,9 +337,15 @@ async fn no_connection_is_held_while_a_handler_waits(backend: Backend) {
     // Twenty requests are in flight, ten times the pool size; sample the pool meanwhile.
     for _ in 0..10 {
         let stats = server.pool_stats().await;
-        assert_eq!(stats["in_use"], 0, "a connection is held while handlers wait: {stats}");
+        assert_eq!(
+            stats["in_use"], 0,
+            "a connection is held while handlers wait: {stats}"
+        );
         assert_eq!(stats["waiting"], 0, "{stats}");
-        assert_eq!(stats["units_ok"], baseline["units_ok"], "no database work started: {stats}");
+        assert_eq!(
+            stats["units_ok"], baseline["units_ok"],
+            "no database work started: {stats}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for (stream, body) in streams.iter_mut().zip(&bodies) {

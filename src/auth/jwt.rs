@@ -103,14 +103,17 @@ mod tests {
     #[test]
     fn round_trip_and_rejections() {
         let keys = JwtKeys::hs256(SECRET, "mcpgate", "mcpgate-api");
-        let token = keys.issue("a@example.com", true, Duration::from_secs(60)).unwrap();
+        let token = keys
+            .issue("a@example.com", true, Duration::from_secs(60))
+            .unwrap();
         let principal = keys.verify(&token).unwrap();
         assert_eq!(principal.email, "a@example.com");
         assert!(principal.is_admin);
 
         let other_audience = JwtKeys::hs256(SECRET, "mcpgate", "elsewhere");
         assert!(other_audience.verify(&token).is_err());
-        let other_secret = JwtKeys::hs256("another-secret-another-secret-xx", "mcpgate", "mcpgate-api");
+        let other_secret =
+            JwtKeys::hs256("another-secret-another-secret-xx", "mcpgate", "mcpgate-api");
         assert!(other_secret.verify(&token).is_err());
         assert!(keys.verify("not.a.token").is_err());
     }

@@ -1,8 +1,8 @@
 //! Password hashing (argon2id) and generation. Hashing is CPU-heavy: call these from a
 //! blocking thread, never on an async executor.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use rand::Rng;
 
 /// Hashes a password with argon2id and a random salt (PHC string format).
@@ -19,7 +19,11 @@ pub fn hash(password: &str) -> Result<String, String> {
 /// Whether `password` matches a stored PHC hash.
 pub fn verify(password: &str, stored_hash: &str) -> bool {
     PasswordHash::new(stored_hash)
-        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 

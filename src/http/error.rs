@@ -107,12 +107,18 @@ impl ApiError {
                 ApiError::Conflict(format!("conflicts with an existing {noun} ({constraint})"))
             }
             DbError::Rejected { field, message } => ApiError::InvalidField { field, message },
-            DbError::Unavailable { reason, retry_after } => {
+            DbError::Unavailable {
+                reason,
+                retry_after,
+            } => {
                 tracing::warn!(error = %reason, "database unavailable");
                 ApiError::Unavailable { retry_after }
             }
             DbError::Timeout(deadline) => {
-                tracing::warn!(deadline_ms = deadline.as_millis() as u64, "database deadline exceeded");
+                tracing::warn!(
+                    deadline_ms = deadline.as_millis() as u64,
+                    "database deadline exceeded"
+                );
                 ApiError::Timeout
             }
             DbError::Internal(cause) => {

@@ -162,7 +162,11 @@ impl FromRequest for Admin {
 }
 
 fn bearer_token(request: &HttpRequest) -> Option<String> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
         .then(|| token.trim().to_owned())
@@ -198,14 +202,23 @@ mod tests {
         assert_eq!(field_of("{}").0, "name");
         assert_eq!(field_of(r#"{"name": 5}"#).0, "name");
         assert_eq!(field_of(r#"{"name": "a", "extra": 1}"#).0, "extra");
-        assert_eq!(field_of(r#"{"name": "a", "inner": {"count": "x"}}"#).0, "inner.count");
+        assert_eq!(
+            field_of(r#"{"name": "a", "inner": {"count": "x"}}"#).0,
+            "inner.count"
+        );
         assert!(matches!(
             parse_json::<Sample>(b"{not json"),
-            Err(ApiError::BadRequest { code: "malformed-json", .. })
+            Err(ApiError::BadRequest {
+                code: "malformed-json",
+                ..
+            })
         ));
         assert!(matches!(
             parse_json::<Sample>(b""),
-            Err(ApiError::BadRequest { code: "malformed-json", .. })
+            Err(ApiError::BadRequest {
+                code: "malformed-json",
+                ..
+            })
         ));
     }
 }

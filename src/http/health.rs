@@ -50,14 +50,20 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         .map_err(|error| ApiError::from_db(error, "database", None))?;
     let breaker = stats.breaker.state;
     let reason = match (&ping, breaker) {
-        (Err(DbError::Unavailable { reason, .. }), _) => Some(format!("database unavailable: {reason}")),
+        (Err(DbError::Unavailable { reason, .. }), _) => {
+            Some(format!("database unavailable: {reason}"))
+        }
         (Err(DbError::Timeout(_)), _) => Some("database did not answer in time".into()),
         (Err(other), _) => Some(format!("database check failed: {other}")),
         (Ok(()), BreakerState::Closed) => None,
         (Ok(()), other) => Some(format!("database circuit breaker is {}", other.as_str())),
     };
     let body = Readiness {
-        status: if reason.is_none() { "ready" } else { "not_ready" },
+        status: if reason.is_none() {
+            "ready"
+        } else {
+            "not_ready"
+        },
         database: DatabaseSummary {
             backend: stats.backend,
             breaker: breaker.as_str().to_owned(),
@@ -76,7 +82,10 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 }
 
 /// `GET /admin/pool-stats`: the DbActor's pool and breaker statistics (admins only).
-pub async fn pool_stats(state: web::Data<AppState>, _admin: Admin) -> Result<HttpResponse, ApiError> {
+pub async fn pool_stats(
+    state: web::Data<AppState>,
+    _admin: Admin,
+) -> Result<HttpResponse, ApiError> {
     let stats = state
         .db
         .stats()

@@ -35,13 +35,15 @@ pub struct AppState {
 /// The route table: every endpoint of the gateway.
 pub fn routes(config: &mut web::ServiceConfig) {
     config
-        .app_data(web::QueryConfig::default().error_handler(|error, _request| {
-            ApiError::BadRequest {
-                code: "invalid-query",
-                message: format!("invalid query parameters: {error}"),
-            }
-            .into()
-        }))
+        .app_data(
+            web::QueryConfig::default().error_handler(|error, _request| {
+                ApiError::BadRequest {
+                    code: "invalid-query",
+                    message: format!("invalid query parameters: {error}"),
+                }
+                .into()
+            }),
+        )
         .app_data(web::PathConfig::default().error_handler(|error, _request| {
             ApiError::BadRequest {
                 code: "invalid-path",

@@ -16,25 +16,51 @@ use crate::registry::gateways::{GatewayCreate, GatewayUpdate, GatewayView, Gatew
 use crate::registry::prompts::{PromptArgument, PromptCreate, PromptUpdate, PromptView, Prompts};
 use crate::registry::resources::{ResourceCreate, ResourceUpdate, ResourceView, Resources};
 use crate::registry::servers::{ServerCreate, ServerUpdate, ServerView, Servers};
-use crate::registry::tools::{IntegrationType, RequestType, ToolAnnotations, ToolCreate, ToolUpdate, ToolView, Tools};
+use crate::registry::tools::{
+    IntegrationType, RequestType, ToolAnnotations, ToolCreate, ToolUpdate, ToolView, Tools,
+};
 use crate::registry::{Entity, Visibility};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "mcpgate", description = "The mcpgate REST API: registry, health and pool statistics."),
+    info(
+        title = "mcpgate",
+        description = "The mcpgate REST API: registry, health and pool statistics."
+    ),
     components(schemas(
-        ErrorBody, Readiness, DatabaseSummary, PoolStats, Visibility,
-        ToolCreate, ToolUpdate, ToolView, ToolAnnotations, IntegrationType, RequestType,
-        ResourceCreate, ResourceUpdate, ResourceView,
-        PromptCreate, PromptUpdate, PromptView, PromptArgument,
-        GatewayCreate, GatewayUpdate, GatewayView, Transport,
-        ServerCreate, ServerUpdate, ServerView,
+        ErrorBody,
+        Readiness,
+        DatabaseSummary,
+        PoolStats,
+        Visibility,
+        ToolCreate,
+        ToolUpdate,
+        ToolView,
+        ToolAnnotations,
+        IntegrationType,
+        RequestType,
+        ResourceCreate,
+        ResourceUpdate,
+        ResourceView,
+        PromptCreate,
+        PromptUpdate,
+        PromptView,
+        PromptArgument,
+        GatewayCreate,
+        GatewayUpdate,
+        GatewayView,
+        Transport,
+        ServerCreate,
+        ServerUpdate,
+        ServerView,
     ))
 )]
 struct ApiDoc;
 
 fn json_ref(name: &str) -> utoipa::openapi::Content {
-    ContentBuilder::new().schema(Some(Ref::from_schema_name(name))).build()
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(name)))
+        .build()
 }
 
 fn response(description: &str, schema: Option<&str>) -> utoipa::openapi::Response {
@@ -68,7 +94,12 @@ fn query(name: &str, description: &str, schema: RefOr<Schema>) -> utoipa::openap
         .build()
 }
 
-fn add_entity<E: Entity>(doc: &mut utoipa::openapi::OpenApi, create: &str, update: &str, view: &str) {
+fn add_entity<E: Entity>(
+    doc: &mut utoipa::openapi::OpenApi,
+    create: &str,
+    update: &str,
+    view: &str,
+) {
     let tag = E::PATH;
     let collection = format!("/{}", E::PATH);
     let item = format!("/{}/{{id}}", E::PATH);
@@ -117,14 +148,29 @@ fn add_entity<E: Entity>(doc: &mut utoipa::openapi::OpenApi, create: &str, updat
             .operation_id(Some(format!("list_{}", E::PATH)))
             .summary(Some(format!("List {} in creation order", E::PATH)))
             .security(bearer())
-            .parameter(query("limit", "items per page, 1-500 (default 50)", u32::schema()))
-            .parameter(query("cursor", "next_cursor of the previous page", String::schema()))
-            .parameter(query("include_inactive", "include disabled items", bool::schema()))
+            .parameter(query(
+                "limit",
+                "items per page, 1-500 (default 50)",
+                u32::schema(),
+            ))
+            .parameter(query(
+                "cursor",
+                "next_cursor of the previous page",
+                String::schema(),
+            ))
+            .parameter(query(
+                "include_inactive",
+                "include disabled items",
+                bool::schema(),
+            ))
             .response(
                 "200",
                 ResponseBuilder::new()
                     .description("one page")
-                    .content("application/json", ContentBuilder::new().schema(Some(page_schema)).build())
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(page_schema)).build(),
+                    )
                     .build(),
             )
             .response("400", error("bad limit or cursor"))
@@ -178,7 +224,11 @@ fn add_entity<E: Entity>(doc: &mut utoipa::openapi::OpenApi, create: &str, updat
             .summary(Some(format!("Enable or disable a {noun}")))
             .security(bearer())
             .parameter(path_id())
-            .parameter(query("activate", "true enables, false disables; absent flips", bool::schema()))
+            .parameter(query(
+                "activate",
+                "true enables, false disables; absent flips",
+                bool::schema(),
+            ))
             .response("200", response(&format!("the {noun}"), Some(view)))
             .response("404", error("no such id")),
     );
@@ -208,9 +258,14 @@ pub fn document() -> utoipa::openapi::OpenApi {
         OperationBuilder::new()
             .tag("health")
             .operation_id(Some("ready"))
-            .summary(Some("Readiness: the database answers and the breaker is closed"))
+            .summary(Some(
+                "Readiness: the database answers and the breaker is closed",
+            ))
             .response("200", response("ready", Some("Readiness")))
-            .response("503", response("not ready, with a reason", Some("Readiness"))),
+            .response(
+                "503",
+                response("not ready, with a reason", Some("Readiness")),
+            ),
     );
     paths.add_path_operation(
         "/admin/pool-stats",
@@ -218,7 +273,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
         OperationBuilder::new()
             .tag("admin")
             .operation_id(Some("pool_stats"))
-            .summary(Some("Database pool and circuit breaker statistics (admins)"))
+            .summary(Some(
+                "Database pool and circuit breaker statistics (admins)",
+            ))
             .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
             .response("200", response("statistics", Some("PoolStats")))
             .response("401", error("no or invalid token"))
@@ -227,7 +284,12 @@ pub fn document() -> utoipa::openapi::OpenApi {
     if let Some(components) = doc.components.as_mut() {
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
     doc

@@ -221,7 +221,10 @@ where
     let id = id.into_inner();
     let record = state
         .db
-        .run(SetRecordEnabled::<E::Record>::new(id.clone(), params.activate))
+        .run(SetRecordEnabled::<E::Record>::new(
+            id.clone(),
+            params.activate,
+        ))
         .await
         .map_err(|error| map_db::<E>(error, Some(&id)))?;
     Ok(HttpResponse::Ok().json(E::view(record)))

@@ -23,7 +23,9 @@ pub async fn log_requests(
         .filter(|value| {
             !value.is_empty()
                 && value.len() <= 64
-                && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());

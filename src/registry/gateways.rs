@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::validate::{http_url, invalid, optional_text, required_text, tags};
-use super::{Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text};
+use super::{
+    Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text,
+};
 use crate::db::registry::GatewayRow;
 
 /// How the gateway talks to the upstream.
@@ -13,7 +15,11 @@ use crate::db::registry::GatewayRow;
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// Streamable HTTP (the current transport).
-    #[serde(alias = "STREAMABLEHTTP", alias = "streamable_http", alias = "streamable-http")]
+    #[serde(
+        alias = "STREAMABLEHTTP",
+        alias = "streamable_http",
+        alias = "streamable-http"
+    )]
     Streamablehttp,
     /// The legacy HTTP+SSE transport.
     #[serde(alias = "SSE")]
@@ -127,7 +133,10 @@ fn name_and_slug(value: &str) -> Result<(String, String), Invalid> {
     let name = required_text("name", value, 128)?;
     let slug = slugify(&name);
     if slug.is_empty() {
-        return Err(invalid("name", "must contain at least one ASCII letter or digit"));
+        return Err(invalid(
+            "name",
+            "must contain at least one ASCII letter or digit",
+        ));
     }
     Ok((name, slug))
 }
@@ -148,7 +157,11 @@ impl Entity for Gateways {
             name,
             slug,
             url: http_url("url", &input.url)?,
-            transport: input.transport.unwrap_or(Transport::Streamablehttp).as_str().into(),
+            transport: input
+                .transport
+                .unwrap_or(Transport::Streamablehttp)
+                .as_str()
+                .into(),
             description: optional_text("description", input.description.as_deref(), 8192)?,
             tags: to_json_text(&tags(input.tags.as_deref())?),
             enabled: true,
@@ -160,7 +173,11 @@ impl Entity for Gateways {
         })
     }
 
-    fn update(mut row: GatewayRow, input: &GatewayUpdate, change: &Change<'_>) -> Result<GatewayRow, Invalid> {
+    fn update(
+        mut row: GatewayRow,
+        input: &GatewayUpdate,
+        change: &Change<'_>,
+    ) -> Result<GatewayRow, Invalid> {
         if let Some(value) = &input.name {
             (row.name, row.slug) = name_and_slug(value)?;
         }
@@ -185,7 +202,11 @@ impl Entity for Gateways {
 
     fn view(row: GatewayRow) -> GatewayView {
         GatewayView {
-            transport: if row.transport == "sse" { Transport::Sse } else { Transport::Streamablehttp },
+            transport: if row.transport == "sse" {
+                Transport::Sse
+            } else {
+                Transport::Streamablehttp
+            },
             tags: stored_json("gateways.tags", &row.tags),
             visibility: Visibility::from_stored(&row.visibility),
             created_at: timestamp(row.created_at),

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::validate::{invalid, mcp_name, optional_text, required_text, tags};
-use super::{Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text};
+use super::{
+    Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text,
+};
 use crate::db::registry::PromptRow;
 
 /// One declared prompt argument.
@@ -127,17 +129,26 @@ fn arguments(values: &[PromptArgument]) -> Result<Vec<PromptArgument>, Invalid> 
         let field = format!("arguments[{index}].name");
         let name = required_text(&field, &argument.name, 64)?;
         let mut chars = name.chars();
-        let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !valid {
-            return Err(invalid(field, "must be a variable name: a letter or '_', then letters, digits or '_'"));
+            return Err(invalid(
+                field,
+                "must be a variable name: a letter or '_', then letters, digits or '_'",
+            ));
         }
         if out.iter().any(|existing| existing.name == name) {
             return Err(invalid(field, format!("{name:?} is declared twice")));
         }
         out.push(PromptArgument {
             name,
-            description: optional_text(&format!("arguments[{index}].description"), argument.description.as_deref(), 2048)?,
+            description: optional_text(
+                &format!("arguments[{index}].description"),
+                argument.description.as_deref(),
+                2048,
+            )?,
             required: argument.required,
         });
     }
@@ -172,7 +183,11 @@ impl Entity for Prompts {
         })
     }
 
-    fn update(mut row: PromptRow, input: &PromptUpdate, change: &Change<'_>) -> Result<PromptRow, Invalid> {
+    fn update(
+        mut row: PromptRow,
+        input: &PromptUpdate,
+        change: &Change<'_>,
+    ) -> Result<PromptRow, Invalid> {
         if let Some(name) = &input.name {
             row.name = mcp_name("name", name)?;
         }

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::validate::{invalid, mime_type, optional_text, required_text, tags};
-use super::{Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text};
+use super::{
+    Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text,
+};
 use crate::db::registry::ResourceRow;
 
 /// The most text content a resource may hold (bytes).
@@ -118,11 +120,17 @@ fn uri(field: &str, value: &str) -> Result<String, Invalid> {
 
 fn uri_template(field: &str, value: &str) -> Result<String, Invalid> {
     let value = required_text(field, value, 2048)?;
-    let has_scheme = value
-        .split_once("://")
-        .is_some_and(|(scheme, _)| !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)));
+    let has_scheme = value.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
     if !has_scheme {
-        return Err(invalid(field, "must start with a scheme, as in docs://{section}"));
+        return Err(invalid(
+            field,
+            "must start with a scheme, as in docs://{section}",
+        ));
     }
     let mut depth = 0i32;
     for c in value.chars() {
@@ -136,7 +144,10 @@ fn uri_template(field: &str, value: &str) -> Result<String, Invalid> {
         }
     }
     if depth != 0 || !value.contains('{') {
-        return Err(invalid(field, "must contain at least one {variable} and balanced braces"));
+        return Err(invalid(
+            field,
+            "must contain at least one {variable} and balanced braces",
+        ));
     }
     Ok(value)
 }
@@ -145,7 +156,10 @@ fn content(value: Option<&str>) -> Result<Option<String>, Invalid> {
     match value {
         Some(text) if text.len() > MAX_CONTENT_BYTES => Err(invalid(
             "content",
-            format!("is {} bytes; the most allowed is {MAX_CONTENT_BYTES}", text.len()),
+            format!(
+                "is {} bytes; the most allowed is {MAX_CONTENT_BYTES}",
+                text.len()
+            ),
         )),
         other => Ok(other.map(str::to_owned)),
     }
@@ -163,14 +177,20 @@ impl Entity for Resources {
     fn create(input: ResourceCreate, change: &Change<'_>) -> Result<ResourceRow, Invalid> {
         let (uri, uri_template) = match (&input.uri, &input.uri_template) {
             (Some(_), Some(_)) => {
-                return Err(invalid("uri_template", "give either uri or uri_template, not both"));
+                return Err(invalid(
+                    "uri_template",
+                    "give either uri or uri_template, not both",
+                ));
             }
             (None, None) => return Err(invalid("uri", "is required (or give uri_template)")),
             (Some(value), None) => (Some(uri("uri", value)?), None),
             (None, Some(value)) => (None, Some(uri_template("uri_template", value)?)),
         };
         if uri.is_some() && input.content.is_none() {
-            return Err(invalid("content", "is required for a resource with a fixed uri"));
+            return Err(invalid(
+                "content",
+                "is required for a resource with a fixed uri",
+            ));
         }
         Ok(ResourceRow {
             id: new_id(),
@@ -178,7 +198,10 @@ impl Entity for Resources {
             uri_template,
             name: required_text("name", &input.name, 255)?,
             description: optional_text("description", input.description.as_deref(), 8192)?,
-            mime_type: Some(mime_type("mime_type", input.mime_type.as_deref().unwrap_or("text/plain"))?),
+            mime_type: Some(mime_type(
+                "mime_type",
+                input.mime_type.as_deref().unwrap_or("text/plain"),
+            )?),
             content: content(input.content.as_deref())?,
             tags: to_json_text(&tags(input.tags.as_deref())?),
             gateway_id: None,
@@ -191,16 +214,26 @@ impl Entity for Resources {
         })
     }
 
-    fn update(mut row: ResourceRow, input: &ResourceUpdate, change: &Change<'_>) -> Result<ResourceRow, Invalid> {
+    fn update(
+        mut row: ResourceRow,
+        input: &ResourceUpdate,
+        change: &Change<'_>,
+    ) -> Result<ResourceRow, Invalid> {
         if let Some(value) = &input.uri {
             if row.uri.is_none() {
-                return Err(invalid("uri", "this resource is a template; change uri_template instead"));
+                return Err(invalid(
+                    "uri",
+                    "this resource is a template; change uri_template instead",
+                ));
             }
             row.uri = Some(uri("uri", value)?);
         }
         if let Some(value) = &input.uri_template {
             if row.uri_template.is_none() {
-                return Err(invalid("uri_template", "this resource has a fixed uri; change uri instead"));
+                return Err(invalid(
+                    "uri_template",
+                    "this resource has a fixed uri; change uri instead",
+                ));
             }
             row.uri_template = Some(uri_template("uri_template", value)?);
         }

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::validate::{http_url, invalid, optional_text, required_text, tags};
-use super::{Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text};
+use super::{
+    Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text,
+};
 use crate::db::registry::{ServerMembers, ServerRecord, ServerRow};
 
 /// `POST /servers`.
@@ -155,7 +157,11 @@ impl Entity for Servers {
         Ok(ServerRecord { row, members })
     }
 
-    fn update(mut record: ServerRecord, input: &ServerUpdate, change: &Change<'_>) -> Result<ServerRecord, Invalid> {
+    fn update(
+        mut record: ServerRecord,
+        input: &ServerUpdate,
+        change: &Change<'_>,
+    ) -> Result<ServerRecord, Invalid> {
         let row = &mut record.row;
         if let Some(name) = &input.name {
             row.name = required_text("name", name, 128)?;

@@ -7,10 +7,12 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::validate::{
-    MASK, headers, http_url, invalid, is_sensitive_header, mcp_name, object_schema,
-    optional_text, tags,
+    MASK, headers, http_url, invalid, is_sensitive_header, mcp_name, object_schema, optional_text,
+    tags,
 };
-use super::{Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text};
+use super::{
+    Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text,
+};
 use crate::db::registry::ToolRow;
 
 /// How a tool is carried out.
@@ -244,7 +246,13 @@ impl Entity for Tools {
             description: optional_text("description", input.description.as_deref(), 8192)?,
             integration_type: "REST".into(),
             url,
-            request_type: Some(input.request_type.unwrap_or(RequestType::Post).as_str().into()),
+            request_type: Some(
+                input
+                    .request_type
+                    .unwrap_or(RequestType::Post)
+                    .as_str()
+                    .into(),
+            ),
             headers: to_json_text(&headers("headers", &input.headers.unwrap_or_default())?),
             input_schema: to_json_text(&input_schema),
             output_schema: input.output_schema.as_ref().map(to_json_text),
@@ -263,11 +271,18 @@ impl Entity for Tools {
         Ok(row)
     }
 
-    fn update(mut row: ToolRow, input: &ToolUpdate, change: &Change<'_>) -> Result<ToolRow, Invalid> {
+    fn update(
+        mut row: ToolRow,
+        input: &ToolUpdate,
+        change: &Change<'_>,
+    ) -> Result<ToolRow, Invalid> {
         let is_rest = row.integration_type == "REST";
         let rest_only = |field: &str, present: bool| {
             if present && !is_rest {
-                Err(invalid(field, "can only be changed on REST tools; MCP tools follow their upstream"))
+                Err(invalid(
+                    field,
+                    "can only be changed on REST tools; MCP tools follow their upstream",
+                ))
             } else {
                 Ok(())
             }
@@ -329,15 +344,27 @@ impl Entity for Tools {
             headers: headers
                 .into_iter()
                 .map(|(name, value)| {
-                    let shown = if is_sensitive_header(&name) { MASK.to_owned() } else { value };
+                    let shown = if is_sensitive_header(&name) {
+                        MASK.to_owned()
+                    } else {
+                        value
+                    };
                     (name, shown)
                 })
                 .collect(),
-            input_schema: serde_json::from_str(&row.input_schema).unwrap_or_else(|_| default_input_schema()),
-            output_schema: row.output_schema.as_deref().map(|text| stored_json("tools.output_schema", text)),
+            input_schema: serde_json::from_str(&row.input_schema)
+                .unwrap_or_else(|_| default_input_schema()),
+            output_schema: row
+                .output_schema
+                .as_deref()
+                .map(|text| stored_json("tools.output_schema", text)),
             annotations: stored_json("tools.annotations", &row.annotations),
             tags: stored_json("tools.tags", &row.tags),
-            integration_type: if row.integration_type == "MCP" { IntegrationType::Mcp } else { IntegrationType::Rest },
+            integration_type: if row.integration_type == "MCP" {
+                IntegrationType::Mcp
+            } else {
+                IntegrationType::Rest
+            },
             visibility: Visibility::from_stored(&row.visibility),
             created_at: timestamp(row.created_at),
             updated_at: timestamp(row.updated_at),

@@ -55,7 +55,10 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
             format!("is {length} characters long; the most allowed is {max}"),
         ));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
         return Err(invalid(field, "must not contain control characters"));
     }
     Ok(())
@@ -142,7 +145,10 @@ pub fn object_schema(field: &str, schema: &Value) -> Result<(), Invalid> {
         return Err(invalid(field, "must be a JSON object (a JSON Schema)"));
     };
     if object.get("type").and_then(Value::as_str) != Some("object") {
-        return Err(invalid(field, "must have \"type\": \"object\" at its root, as MCP requires"));
+        return Err(invalid(
+            field,
+            "must have \"type\": \"object\" at its root, as MCP requires",
+        ));
     }
     jsonschema::meta::validate(schema)
         .map_err(|error| invalid(field, format!("is not a valid JSON Schema: {error}")))?;
@@ -157,9 +163,7 @@ pub fn mime_type(field: &str, value: &str) -> Result<String, Invalid> {
     let valid = value.split_once('/').is_some_and(|(kind, rest)| {
         !kind.is_empty()
             && !rest.is_empty()
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_graphic() || b == b' ')
+            && value.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
     });
     if valid {
         Ok(value)
@@ -171,9 +175,17 @@ pub fn mime_type(field: &str, value: &str) -> Result<String, Invalid> {
 /// Header names whose values are secrets and are masked in responses.
 pub fn is_sensitive_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    ["authorization", "cookie", "token", "secret", "key", "password", "auth"]
-        .iter()
-        .any(|word| lower.contains(word))
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "key",
+        "password",
+        "auth",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
 }
 
 /// What masked secrets look like in responses; sending it back in an update keeps the secret.

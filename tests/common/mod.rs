@@ -1,6 +1,9 @@
 //! Test support: fresh databases (SQLite file or PostgreSQL database per test), the real
 //! server started on 127.0.0.1:0, an HTTP client, and a TCP proxy that can cut the database.
-#![allow(dead_code, reason = "each test binary uses a different part of the support code")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the support code"
+)]
 
 pub mod proxy;
 
@@ -110,7 +113,9 @@ pub async fn pg_connect(database: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(&config, tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|error| {
-            panic!("PostgreSQL must run on {PG_HOST}:{PG_PORT} (user postgres, trust auth): {error}")
+            panic!(
+                "PostgreSQL must run on {PG_HOST}:{PG_PORT} (user postgres, trust auth): {error}"
+            )
         });
     tokio::spawn(async move {
         let _ = connection.await;
@@ -197,11 +202,18 @@ impl TestServer {
 
     /// Sends a request with the admin token.
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.send(method, path, Some(&self.admin_token.clone()), body).await
+        self.send(method, path, Some(&self.admin_token.clone()), body)
+            .await
     }
 
     /// Sends a request with an optional bearer token and JSON body.
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -213,7 +225,13 @@ impl TestServer {
     }
 
     /// Sends a raw body with a content type and the admin token.
-    pub async fn send_raw(&self, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
         let request = self
             .client
             .request(method, format!("{}{path}", self.base))
@@ -242,7 +260,11 @@ pub async fn reply(response: reqwest::Response) -> Reply {
         serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| panic!("a JSON body, got {:?}", String::from_utf8_lossy(&bytes)))
     };
-    Reply { status, headers, body }
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// A token signed with the test secret.
@@ -263,7 +285,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(started.elapsed() < deadline, "timed out waiting for: {what}");
+        assert!(
+            started.elapsed() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

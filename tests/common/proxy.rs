@@ -25,7 +25,9 @@ impl Proxy {
         let accept_generation = generation.subscribe();
         tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { return };
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
                 if !accept_open.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -34,7 +36,9 @@ impl Proxy {
                 let mut cut = accept_generation.clone();
                 cut.mark_unchanged();
                 tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&target).await else { return };
+                    let Ok(mut server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
                     let mut client = client;
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}

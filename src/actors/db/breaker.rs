@@ -157,9 +157,9 @@ impl Breaker {
     /// How long a refused caller should wait; at least one second for `Retry-After`.
     pub fn retry_after(&self, now: Instant) -> Duration {
         let remaining = match (self.state, self.opened_at) {
-            (BreakerState::Open, Some(opened_at)) => {
-                self.reset.saturating_sub(now.saturating_duration_since(opened_at))
-            }
+            (BreakerState::Open, Some(opened_at)) => self
+                .reset
+                .saturating_sub(now.saturating_duration_since(opened_at)),
             _ => Duration::ZERO,
         };
         remaining.max(Duration::from_secs(1))

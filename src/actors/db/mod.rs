@@ -23,13 +23,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, TransactionManager};
 
+use self::breaker::Breaker;
 pub use self::breaker::{BreakerSnapshot, BreakerState};
 pub use self::error::DbError;
-pub use self::stats::PoolStats;
-use self::breaker::Breaker;
 use self::pool::Pool;
 use self::retry::{Failure, Phase, backoff, classify};
 use self::stats::Counters;
+pub use self::stats::PoolStats;
 use crate::config::DatabaseSettings;
 use crate::db::{DbConn, Ping, SqliteConn, UnitOfWork, WorkError};
 
@@ -53,7 +53,12 @@ pub struct Db {
 impl Db {
     /// Runs one unit of work and returns its owned result.
     pub async fn run<W: UnitOfWork>(&self, work: W) -> Result<W::Output, DbError> {
-        match self.addr.send(Execute(work)).timeout(self.reply_timeout).await {
+        match self
+            .addr
+            .send(Execute(work))
+            .timeout(self.reply_timeout)
+            .await
+        {
             Ok(result) => result,
             Err(MailboxError::Closed) => Err(DbError::Unavailable {
                 reason: "the database actor is not running".into(),
@@ -165,7 +170,9 @@ async fn migrate_with_retries(
                 }
                 return Ok(applied);
             }
-            Err(message) if retry < settings.max_retries && message.starts_with("cannot connect") => {
+            Err(message)
+                if retry < settings.max_retries && message.starts_with("cannot connect") =>
+            {
                 retry += 1;
                 let wait = backoff(retry, settings.retry_interval, settings.max_backoff);
                 tracing::warn!(error = %message, retry, "database not reachable at start; retrying");
@@ -325,8 +332,11 @@ impl Core {
                     }
                     retry += 1;
                     Counters::bump(&self.counters.retries);
-                    let wait =
-                        backoff(retry, self.settings.retry_interval, self.settings.max_backoff);
+                    let wait = backoff(
+                        retry,
+                        self.settings.retry_interval,
+                        self.settings.max_backoff,
+                    );
                     tracing::debug!(db.work = work.name(), error = %reason, retry, "retrying database work");
                     tokio::time::sleep(wait).await;
                 }

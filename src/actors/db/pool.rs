@@ -32,6 +32,10 @@ pub(super) enum Pool {
 }
 
 /// A checked-out connection; back in the pool when dropped.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives briefly on one task's stack; boxing would add an allocation per unit of work"
+)]
 pub(super) enum Checkout<'a> {
     Pg(PooledConnection<'a, AsyncPgConnection>),
     Sqlite(PooledConnection<'a, SqliteConn>),
@@ -159,10 +163,7 @@ impl<M: bb8::ManageConnection> MaxSize for bb8::Pool<M> {
     }
 }
 
-fn builder<M>(
-    settings: &DatabaseSettings,
-    sink: ConnectionErrorSink,
-) -> bb8::Builder<M>
+fn builder<M>(settings: &DatabaseSettings, sink: ConnectionErrorSink) -> bb8::Builder<M>
 where
     M: bb8::ManageConnection,
     M::Error: std::fmt::Display,
@@ -211,7 +212,9 @@ pub(super) fn migrate_blocking(url: &DatabaseUrl) -> Result<Vec<String>, String>
                 .map_err(|error| format!("cannot open {}: {error}", path.display()))?;
             diesel::connection::SimpleConnection::batch_execute(
                 &mut conn,
-                &format!("PRAGMA journal_mode = WAL; {}", sqlite_pragmas()),
+                // busy_timeout first: another process (a running gateway, the token command)
+                // may hold the file, and switching to WAL must wait for it, not fail.
+                &format!("{} PRAGMA journal_mode = WAL;", sqlite_pragmas()),
             )
             .map_err(|error| format!("cannot configure SQLite: {error}"))?;
             apply(&mut conn, SQLITE_MIGRATIONS)

@@ -98,9 +98,7 @@ pub fn classify(phase: Phase, error: WorkError) -> Failure {
                     reason: format!("serialization failure: {message}"),
                     safe_to_retry: false,
                 },
-                _ if lowered.contains("statement timeout") => {
-                    Failure::Deadline(Duration::ZERO)
-                }
+                _ if lowered.contains("statement timeout") => Failure::Deadline(Duration::ZERO),
                 _ if CONTENTION_MESSAGES.iter().any(|m| lowered.contains(m)) => {
                     Failure::Transient {
                         reason: message,
@@ -175,11 +173,17 @@ mod tests {
         };
         assert!(matches!(
             classify(Phase::Begin, lost().into()),
-            Failure::Transient { safe_to_retry: true, .. }
+            Failure::Transient {
+                safe_to_retry: true,
+                ..
+            }
         ));
         assert!(matches!(
             classify(Phase::Commit, lost().into()),
-            Failure::Transient { safe_to_retry: false, .. }
+            Failure::Transient {
+                safe_to_retry: false,
+                ..
+            }
         ));
     }
 
@@ -191,7 +195,10 @@ mod tests {
         );
         assert!(matches!(
             classify(Phase::Commit, error.into()),
-            Failure::Transient { safe_to_retry: true, .. }
+            Failure::Transient {
+                safe_to_retry: true,
+                ..
+            }
         ));
     }
 }

@@ -65,7 +65,9 @@ impl Counters {
 /// A poisoned lock only means another thread panicked while holding it; the data (counters,
 /// a message) is still usable.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Ends a hold and records its length.

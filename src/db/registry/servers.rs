@@ -9,7 +9,9 @@ use futures_util::future::BoxFuture;
 
 use super::models::{ServerMembers, ServerRecord, ServerRow};
 use super::{DeleteRecord, GetRecord, InsertRecord, ListRecords, SetRecordEnabled, UpdateRecord};
-use crate::db::schema::{prompts, resources, server_prompts, server_resources, server_tools, servers, tools};
+use crate::db::schema::{
+    prompts, resources, server_prompts, server_resources, server_tools, servers, tools,
+};
 use crate::db::{Access, DbConn, UnitOfWork, WorkError, WorkResult};
 use crate::on_backend;
 
@@ -76,7 +78,10 @@ async fn replace_members(
 }
 
 /// Loads the members of the given servers.
-async fn load_members(mut conn: DbConn<'_>, server_ids: &[String]) -> WorkResult<HashMap<String, ServerMembers>> {
+async fn load_members(
+    mut conn: DbConn<'_>,
+    server_ids: &[String],
+) -> WorkResult<HashMap<String, ServerMembers>> {
     let mut by_server: HashMap<String, ServerMembers> = server_ids
         .iter()
         .map(|id| (id.clone(), ServerMembers::default()))
@@ -86,15 +91,23 @@ async fn load_members(mut conn: DbConn<'_>, server_ids: &[String]) -> WorkResult
         .filter(server_tools::server_id.eq_any(ids.clone()))
         .order((server_tools::server_id, server_tools::position))
         .select((server_tools::server_id, server_tools::tool_id));
-    for (server_id, id) in on_backend!(conn.reborrow(), c => query.load::<(String, String)>(c).await)? {
+    for (server_id, id) in
+        on_backend!(conn.reborrow(), c => query.load::<(String, String)>(c).await)?
+    {
         by_server.entry(server_id).or_default().tool_ids.push(id);
     }
     let query = server_resources::table
         .filter(server_resources::server_id.eq_any(ids.clone()))
         .order((server_resources::server_id, server_resources::position))
         .select((server_resources::server_id, server_resources::resource_id));
-    for (server_id, id) in on_backend!(conn.reborrow(), c => query.load::<(String, String)>(c).await)? {
-        by_server.entry(server_id).or_default().resource_ids.push(id);
+    for (server_id, id) in
+        on_backend!(conn.reborrow(), c => query.load::<(String, String)>(c).await)?
+    {
+        by_server
+            .entry(server_id)
+            .or_default()
+            .resource_ids
+            .push(id);
     }
     let query = server_prompts::table
         .filter(server_prompts::server_id.eq_any(ids))
