@@ -176,10 +176,15 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));
             }
             ApiError::Unauthorized(message) => {
-                let challenge = format!(
-                    "Bearer realm=\"mcpgate\", error=\"invalid_token\", error_description=\"{}\"",
-                    message.replace('"', "'")
-                );
+                // RFC 6750: no error code when no credentials were sent.
+                let challenge = if message.starts_with("invalid token") {
+                    format!(
+                        "Bearer realm=\"mcpgate\", error=\"invalid_token\", error_description=\"{}\"",
+                        message.replace('"', "'")
+                    )
+                } else {
+                    "Bearer realm=\"mcpgate\"".to_owned()
+                };
                 if let Ok(value) = HeaderValue::from_str(&challenge) {
                     response.insert_header((header::WWW_AUTHENTICATE, value));
                 }

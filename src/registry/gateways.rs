@@ -6,7 +6,8 @@ use utoipa::ToSchema;
 
 use super::validate::{http_url, invalid, optional_text, required_text, tags};
 use super::{
-    Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text,
+    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, to_json_text,
+    update_meta,
 };
 use crate::db::registry::GatewayRow;
 
@@ -97,20 +98,9 @@ pub struct GatewayView {
     pub transport: Transport,
     /// Its description.
     pub description: Option<String>,
-    /// Labels.
-    pub tags: Vec<String>,
-    /// Whether it is used.
-    pub enabled: bool,
-    /// Who may see it.
-    pub visibility: Visibility,
-    /// Who registered it.
-    pub owner_email: Option<String>,
-    /// Its team.
-    pub team_id: Option<String>,
-    /// When it was registered.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// When it last changed.
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Tags, state, visibility, owner and timestamps.
+    #[serde(flatten)]
+    pub meta: ItemMeta,
 }
 
 /// The gateway entity.
@@ -190,35 +180,28 @@ impl Entity for Gateways {
         if let Some(description) = &input.description {
             row.description = optional_text("description", description.as_deref(), 8192)?;
         }
-        if let Some(new_tags) = &input.tags {
-            row.tags = to_json_text(&tags(Some(new_tags))?);
-        }
-        if let Some(visibility) = input.visibility {
-            row.visibility = visibility.as_str().into();
-        }
-        row.updated_at = change.now;
+        update_meta(
+            (&mut row.tags, &mut row.visibility, &mut row.updated_at),
+            input.tags.as_deref(),
+            input.visibility,
+            change,
+        )?;
         Ok(row)
     }
 
     fn view(row: GatewayRow) -> GatewayView {
         GatewayView {
+            meta: item_meta!(row, "gateways"),
             transport: if row.transport == "sse" {
                 Transport::Sse
             } else {
                 Transport::Streamablehttp
             },
-            tags: stored_json("gateways.tags", &row.tags),
-            visibility: Visibility::from_stored(&row.visibility),
-            created_at: timestamp(row.created_at),
-            updated_at: timestamp(row.updated_at),
             id: row.id,
             name: row.name,
             slug: row.slug,
             url: row.url,
             description: row.description,
-            enabled: row.enabled,
-            owner_email: row.owner_email,
-            team_id: row.team_id,
         }
     }
 

@@ -92,6 +92,59 @@ pub trait Entity: 'static {
     fn conflict_message(constraint: &str) -> String;
 }
 
+/// What every registry item shows besides its own fields (flattened into its view).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ItemMeta {
+    /// Labels.
+    pub tags: Vec<String>,
+    /// Whether it is active (listed and usable).
+    pub enabled: bool,
+    /// Who may see it.
+    pub visibility: Visibility,
+    /// Who created it.
+    pub owner_email: Option<String>,
+    /// Its team.
+    pub team_id: Option<String>,
+    /// When it was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it last changed.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Builds the [`ItemMeta`] of a row (every registry row has the same metadata columns).
+macro_rules! item_meta {
+    ($row:expr, $table:literal) => {
+        $crate::registry::ItemMeta {
+            tags: $crate::registry::stored_json(concat!($table, ".tags"), &$row.tags),
+            enabled: $row.enabled,
+            visibility: $crate::registry::Visibility::from_stored(&$row.visibility),
+            owner_email: $row.owner_email.clone(),
+            team_id: $row.team_id.clone(),
+            created_at: $row.created_at.and_utc(),
+            updated_at: $row.updated_at.and_utc(),
+        }
+    };
+}
+pub(crate) use item_meta;
+
+/// Applies the metadata fields every update may carry (tags, visibility) and stamps the time.
+fn update_meta(
+    stored: (&mut String, &mut String, &mut NaiveDateTime),
+    tags: Option<&[String]>,
+    visibility: Option<Visibility>,
+    change: &Change<'_>,
+) -> Result<(), Invalid> {
+    let (stored_tags, stored_visibility, updated_at) = stored;
+    if let Some(tags) = tags {
+        *stored_tags = to_json_text(&validate::tags(Some(tags))?);
+    }
+    if let Some(visibility) = visibility {
+        *stored_visibility = visibility.as_str().to_owned();
+    }
+    *updated_at = change.now;
+    Ok(())
+}
+
 /// A new record id: UUIDv7, so id order is creation order and pages are stable.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
@@ -118,9 +171,4 @@ fn stored_json<T: DeserializeOwned + Default>(column: &'static str, text: &str) 
 fn to_json_text<T: Serialize>(value: &T) -> String {
     // Serializing plain data (maps, vectors, `Value`) cannot fail.
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
-}
-
-/// Timestamps as RFC 3339 UTC in views.
-fn timestamp(value: NaiveDateTime) -> chrono::DateTime<chrono::Utc> {
-    value.and_utc()
 }

@@ -5,7 +5,8 @@ use utoipa::ToSchema;
 
 use super::validate::{invalid, mcp_name, optional_text, required_text, tags};
 use super::{
-    Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text,
+    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, stored_json,
+    to_json_text, update_meta,
 };
 use crate::db::registry::PromptRow;
 
@@ -83,24 +84,13 @@ pub struct PromptView {
     pub template: String,
     /// Its arguments.
     pub arguments: Vec<PromptArgument>,
-    /// Labels.
-    pub tags: Vec<String>,
     /// The upstream MCP server it came from.
     pub gateway_id: Option<String>,
     /// Its name on that upstream.
     pub original_name: Option<String>,
-    /// Whether it can be listed and used.
-    pub enabled: bool,
-    /// Who may see it.
-    pub visibility: Visibility,
-    /// Who created it.
-    pub owner_email: Option<String>,
-    /// Its team.
-    pub team_id: Option<String>,
-    /// When it was created.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// When it last changed.
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Tags, state, visibility, owner and timestamps.
+    #[serde(flatten)]
+    pub meta: ItemMeta,
 }
 
 /// The prompt entity.
@@ -200,32 +190,25 @@ impl Entity for Prompts {
         if let Some(values) = &input.arguments {
             row.arguments = to_json_text(&arguments(values)?);
         }
-        if let Some(new_tags) = &input.tags {
-            row.tags = to_json_text(&tags(Some(new_tags))?);
-        }
-        if let Some(visibility) = input.visibility {
-            row.visibility = visibility.as_str().into();
-        }
-        row.updated_at = change.now;
+        update_meta(
+            (&mut row.tags, &mut row.visibility, &mut row.updated_at),
+            input.tags.as_deref(),
+            input.visibility,
+            change,
+        )?;
         Ok(row)
     }
 
     fn view(row: PromptRow) -> PromptView {
         PromptView {
+            meta: item_meta!(row, "prompts"),
             arguments: stored_json("prompts.arguments", &row.arguments),
-            tags: stored_json("prompts.tags", &row.tags),
-            visibility: Visibility::from_stored(&row.visibility),
-            created_at: timestamp(row.created_at),
-            updated_at: timestamp(row.updated_at),
             id: row.id,
             name: row.name,
             description: row.description,
             template: row.template,
             gateway_id: row.gateway_id,
             original_name: row.original_name,
-            enabled: row.enabled,
-            owner_email: row.owner_email,
-            team_id: row.team_id,
         }
     }
 

@@ -5,7 +5,8 @@ use utoipa::ToSchema;
 
 use super::validate::{invalid, mime_type, optional_text, required_text, tags};
 use super::{
-    Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text,
+    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, to_json_text,
+    update_meta,
 };
 use crate::db::registry::ResourceRow;
 
@@ -89,22 +90,11 @@ pub struct ResourceView {
     pub mime_type: Option<String>,
     /// Its text content.
     pub content: Option<String>,
-    /// Labels.
-    pub tags: Vec<String>,
     /// The upstream MCP server it came from.
     pub gateway_id: Option<String>,
-    /// Whether it can be listed and read.
-    pub enabled: bool,
-    /// Who may see it.
-    pub visibility: Visibility,
-    /// Who created it.
-    pub owner_email: Option<String>,
-    /// Its team.
-    pub team_id: Option<String>,
-    /// When it was created.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// When it last changed.
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Tags, state, visibility, owner and timestamps.
+    #[serde(flatten)]
+    pub meta: ItemMeta,
 }
 
 /// The resource entity.
@@ -249,22 +239,18 @@ impl Entity for Resources {
         if let Some(value) = &input.content {
             row.content = content(Some(value))?;
         }
-        if let Some(new_tags) = &input.tags {
-            row.tags = to_json_text(&tags(Some(new_tags))?);
-        }
-        if let Some(visibility) = input.visibility {
-            row.visibility = visibility.as_str().into();
-        }
-        row.updated_at = change.now;
+        update_meta(
+            (&mut row.tags, &mut row.visibility, &mut row.updated_at),
+            input.tags.as_deref(),
+            input.visibility,
+            change,
+        )?;
         Ok(row)
     }
 
     fn view(row: ResourceRow) -> ResourceView {
         ResourceView {
-            tags: stored_json("resources.tags", &row.tags),
-            visibility: Visibility::from_stored(&row.visibility),
-            created_at: timestamp(row.created_at),
-            updated_at: timestamp(row.updated_at),
+            meta: item_meta!(row, "resources"),
             id: row.id,
             uri: row.uri,
             uri_template: row.uri_template,
@@ -273,9 +259,6 @@ impl Entity for Resources {
             mime_type: row.mime_type,
             content: row.content,
             gateway_id: row.gateway_id,
-            enabled: row.enabled,
-            owner_email: row.owner_email,
-            team_id: row.team_id,
         }
     }
 

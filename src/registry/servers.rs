@@ -5,7 +5,8 @@ use utoipa::ToSchema;
 
 use super::validate::{http_url, invalid, optional_text, required_text, tags};
 use super::{
-    Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text,
+    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, to_json_text,
+    update_meta,
 };
 use crate::db::registry::{ServerMembers, ServerRecord, ServerRow};
 
@@ -87,20 +88,9 @@ pub struct ServerView {
     pub resource_ids: Vec<String>,
     /// Member prompt ids.
     pub prompt_ids: Vec<String>,
-    /// Labels.
-    pub tags: Vec<String>,
-    /// Whether it is served.
-    pub enabled: bool,
-    /// Who may see it.
-    pub visibility: Visibility,
-    /// Who created it.
-    pub owner_email: Option<String>,
-    /// Its team.
-    pub team_id: Option<String>,
-    /// When it was created.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// When it last changed.
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Tags, state, visibility, owner and timestamps.
+    #[serde(flatten)]
+    pub meta: ItemMeta,
 }
 
 /// The virtual server entity.
@@ -172,13 +162,12 @@ impl Entity for Servers {
         if let Some(value) = &input.icon {
             row.icon = icon(value.as_deref())?;
         }
-        if let Some(new_tags) = &input.tags {
-            row.tags = to_json_text(&tags(Some(new_tags))?);
-        }
-        if let Some(visibility) = input.visibility {
-            row.visibility = visibility.as_str().into();
-        }
-        row.updated_at = change.now;
+        update_meta(
+            (&mut row.tags, &mut row.visibility, &mut row.updated_at),
+            input.tags.as_deref(),
+            input.visibility,
+            change,
+        )?;
         let members = &mut record.members;
         if let Some(ids) = &input.tool_ids {
             members.tool_ids = member_ids("tool_ids", Some(ids))?;
@@ -195,10 +184,7 @@ impl Entity for Servers {
     fn view(record: ServerRecord) -> ServerView {
         let ServerRecord { row, members } = record;
         ServerView {
-            tags: stored_json("servers.tags", &row.tags),
-            visibility: Visibility::from_stored(&row.visibility),
-            created_at: timestamp(row.created_at),
-            updated_at: timestamp(row.updated_at),
+            meta: item_meta!(row, "servers"),
             id: row.id,
             name: row.name,
             description: row.description,
@@ -206,9 +192,6 @@ impl Entity for Servers {
             tool_ids: members.tool_ids,
             resource_ids: members.resource_ids,
             prompt_ids: members.prompt_ids,
-            enabled: row.enabled,
-            owner_email: row.owner_email,
-            team_id: row.team_id,
         }
     }
 

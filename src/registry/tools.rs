@@ -11,7 +11,8 @@ use super::validate::{
     tags,
 };
 use super::{
-    Change, Entity, Invalid, Visibility, new_id, nullable, stored_json, timestamp, to_json_text,
+    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, stored_json,
+    to_json_text, update_meta,
 };
 use crate::db::registry::ToolRow;
 
@@ -179,24 +180,13 @@ pub struct ToolView {
     pub output_schema: Option<Value>,
     /// MCP annotations.
     pub annotations: ToolAnnotations,
-    /// Labels.
-    pub tags: Vec<String>,
     /// The upstream MCP server it came from.
     pub gateway_id: Option<String>,
     /// Its name on that upstream.
     pub original_name: Option<String>,
-    /// Whether it can be listed and called.
-    pub enabled: bool,
-    /// Who may see it.
-    pub visibility: Visibility,
-    /// Who created it.
-    pub owner_email: Option<String>,
-    /// Its team.
-    pub team_id: Option<String>,
-    /// When it was created.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// When it last changed.
-    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Tags, state, visibility, owner and timestamps.
+    #[serde(flatten)]
+    pub meta: ItemMeta,
 }
 
 /// The tool entity.
@@ -327,13 +317,12 @@ impl Entity for Tools {
         if let Some(annotations) = &input.annotations {
             row.annotations = to_json_text(annotations);
         }
-        if let Some(new_tags) = &input.tags {
-            row.tags = to_json_text(&tags(Some(new_tags))?);
-        }
-        if let Some(visibility) = input.visibility {
-            row.visibility = visibility.as_str().into();
-        }
-        row.updated_at = change.now;
+        update_meta(
+            (&mut row.tags, &mut row.visibility, &mut row.updated_at),
+            input.tags.as_deref(),
+            input.visibility,
+            change,
+        )?;
         validate_rest_fields(&row)?;
         Ok(row)
     }
@@ -341,6 +330,7 @@ impl Entity for Tools {
     fn view(row: ToolRow) -> ToolView {
         let headers: BTreeMap<String, String> = stored_json("tools.headers", &row.headers);
         ToolView {
+            meta: item_meta!(row, "tools"),
             headers: headers
                 .into_iter()
                 .map(|(name, value)| {
@@ -359,15 +349,11 @@ impl Entity for Tools {
                 .as_deref()
                 .map(|text| stored_json("tools.output_schema", text)),
             annotations: stored_json("tools.annotations", &row.annotations),
-            tags: stored_json("tools.tags", &row.tags),
             integration_type: if row.integration_type == "MCP" {
                 IntegrationType::Mcp
             } else {
                 IntegrationType::Rest
             },
-            visibility: Visibility::from_stored(&row.visibility),
-            created_at: timestamp(row.created_at),
-            updated_at: timestamp(row.updated_at),
             id: row.id,
             name: row.name,
             description: row.description,
@@ -375,9 +361,6 @@ impl Entity for Tools {
             request_type: row.request_type,
             gateway_id: row.gateway_id,
             original_name: row.original_name,
-            enabled: row.enabled,
-            owner_email: row.owner_email,
-            team_id: row.team_id,
         }
     }
 
