@@ -51,10 +51,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
             }
             .into()
         }))
-        .route("/health", web::get().to(health::health))
-        .route("/ready", web::get().to(health::ready))
-        .route("/admin/pool-stats", web::get().to(health::pool_stats))
-        .route("/openapi.json", web::get().to(openapi::openapi_json));
+        .service(web::resource("/health").get(health::health))
+        .service(web::resource("/ready").get(health::ready))
+        .service(web::resource("/admin/pool-stats").get(health::pool_stats))
+        .service(web::resource("/openapi.json").get(openapi::openapi_json));
     registry::routes::<Tools>(config);
     registry::routes::<Resources>(config);
     registry::routes::<Prompts>(config);

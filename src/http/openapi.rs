@@ -281,6 +281,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
             .response("401", error("no or invalid token"))
             .response("403", error("not an admin")),
     );
+    add_common_errors(&mut doc);
     if let Some(components) = doc.components.as_mut() {
         components.add_security_scheme(
             "bearer",
@@ -293,6 +294,29 @@ pub fn document() -> utoipa::openapi::OpenApi {
         );
     }
     doc
+}
+
+/// Documents the errors any operation can answer: bad query or path (400), missing or invalid
+/// token (401, where a token is required) and an unavailable database (503).
+fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+        for operation in operations.into_iter().flatten() {
+            let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+            let responses = &mut operation.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| RefOr::T(error(description)));
+            };
+            if secured {
+                add("400", "bad query parameters or path");
+                add("401", "no or invalid token");
+                add("503", "database unavailable; see Retry-After");
+                add("504", "database work exceeded its deadline");
+            }
+        }
+    }
 }
 
 /// `GET /openapi.json`.

@@ -121,7 +121,13 @@ where
             message: format!("limit must be from 1 to {MAX_PAGE_SIZE}"),
         });
     }
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    // `cursor=` (empty) asks for the first page, as no cursor does.
+    let after = params
+        .cursor
+        .as_deref()
+        .filter(|cursor| !cursor.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     let mut records = state
         .db
         .run(ListRecords::<E::Record>::new(

@@ -313,6 +313,12 @@ impl Core {
                 Err(Failure::Deadline(deadline)) => {
                     self.breaker().record_failure(admission, Instant::now());
                     tracing::warn!(db.work = work.name(), "database work exceeded its deadline");
+                    // A server-side statement timeout reports no duration of its own.
+                    let deadline = if deadline.is_zero() {
+                        self.settings.query_timeout
+                    } else {
+                        deadline
+                    };
                     break Err(DbError::Timeout(deadline));
                 }
                 Err(Failure::Transient {
