@@ -13,15 +13,6 @@ use crate::bootstrap::{self, GeneratedAdmin};
 use crate::config::Settings;
 use crate::http::{self, AppState};
 
-/// How the HTTP server treats process signals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signals {
-    /// Stop gracefully on SIGINT/SIGTERM (the binary).
-    Handle,
-    /// Leave signals alone (embedded use, tests).
-    Ignore,
-}
-
 /// A running gateway.
 pub struct RunningServer {
     /// The bound address (useful with `PORT=0`).
@@ -49,6 +40,11 @@ impl RunningServer {
         result
     }
 
+    /// A handle that stops the server gracefully from elsewhere (a signal handler).
+    pub fn stop_handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
     /// Stops gracefully: in-flight requests finish, then the actors stop.
     pub async fn stop(self) {
         self.handle.stop(true).await;
@@ -58,8 +54,9 @@ impl RunningServer {
 }
 
 /// Starts the database actor (migrating), bootstraps secrets and the admin, and binds the HTTP
-/// server. Must run inside an actix system.
-pub async fn start(settings: Settings, signals: Signals) -> Result<RunningServer, String> {
+/// server. Must run inside an actix system. Process signals are left to the caller (the binary
+/// installs its handlers before starting, so no signal can arrive unhandled).
+pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let settings = Arc::new(settings);
     let db = db::start(&settings.database).await?;
     let keys = bootstrap::jwt_keys(&db, &settings.auth).await?;
@@ -79,12 +76,10 @@ pub async fn start(settings: Settings, signals: Signals) -> Result<RunningServer
             .configure(http::routes)
             .default_service(web::to(http::not_found))
     })
-    .shutdown_timeout(10);
+    .shutdown_timeout(10)
+    .disable_signals();
     if let Some(workers) = settings.http_workers {
         server = server.workers(workers);
-    }
-    if signals == Signals::Ignore {
-        server = server.disable_signals();
     }
     let server = server
         .bind((settings.host, settings.port))

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use mcpgate::app::{self, Signals};
+use mcpgate::app;
 use mcpgate::config::{LogFormat, Settings};
 
 /// mcpgate: a Model Context Protocol gateway. Settings come from the environment and `.env`.
@@ -66,7 +66,22 @@ fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
-    let server = app::start(settings, Signals::Handle).await?;
+    use tokio::signal::unix::{SignalKind, signal};
+    // Registered before the server starts, so SIGTERM/SIGINT always stop it gracefully.
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|error| format!("cannot install the SIGTERM handler: {error}"))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|error| format!("cannot install the SIGINT handler: {error}"))?;
+    let server = app::start(settings).await?;
+    let stop = server.stop_handle();
+    actix_web::rt::spawn(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        tracing::info!("stopping: finishing in-flight requests");
+        stop.stop(true).await;
+    });
     if let Some(admin) = &server.generated_admin {
         println!(
             "\nmcpgate created the platform admin (shown once; only a hash is stored):\n  \

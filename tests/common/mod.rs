@@ -10,7 +10,7 @@ pub mod proxy;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mcpgate::app::{self, RunningServer, Signals};
+use mcpgate::app::{self, RunningServer};
 use mcpgate::auth::jwt::JwtKeys;
 use mcpgate::config::Settings;
 use reqwest::{Method, StatusCode, header::HeaderMap};
@@ -174,7 +174,7 @@ impl TestServer {
 
     /// Starts a server on a given `DATABASE_URL`.
     pub async fn start_on_url(database_url: &str, overrides: &[(&str, &str)]) -> Self {
-        let running = app::start(settings(database_url, overrides), Signals::Ignore)
+        let running = app::start(settings(database_url, overrides))
             .await
             .expect("the server starts");
         TestServer {
