@@ -25,6 +25,8 @@ pub struct Settings {
     pub max_request_body_bytes: usize,
     /// Database connection and resilience settings.
     pub database: DatabaseSettings,
+    /// MCP endpoint settings.
+    pub mcp: McpSettings,
     /// Token and bootstrap-admin settings.
     pub auth: AuthSettings,
     /// Log settings.
@@ -83,6 +85,104 @@ impl DatabaseUrl {
             DatabaseUrl::Sqlite(_) => "sqlite",
             DatabaseUrl::Postgres(_) => "postgres",
         }
+    }
+}
+
+/// How the MCP endpoints behave.
+#[derive(Clone, Debug)]
+pub struct McpSettings {
+    /// `MCP_SESSION_TTL_SECONDS`: a legacy (2025-11-25 and older) session idle for this long is
+    /// ended (default 3600).
+    pub session_ttl: Duration,
+    /// `MCP_MAX_SESSIONS`: the most legacy sessions held at once; `initialize` beyond it is
+    /// refused with 503 (default 10000).
+    pub max_sessions: usize,
+    /// `MCP_PAGE_SIZE`: items per page of `tools/list`, `resources/list`, `prompts/list`
+    /// (default 100).
+    pub page_size: usize,
+    /// `MCP_CACHE_TTL_MS`: the `ttlMs` freshness hint on cacheable results (default 10000).
+    pub cache_ttl_ms: u64,
+    /// `TOOL_TIMEOUT`: seconds a REST tool call may take (default 60).
+    pub tool_timeout: Duration,
+    /// `CATALOG_REFRESH_SECONDS`: how often the in-memory catalog is reloaded even without a
+    /// local change, so replicas converge (default 30).
+    pub catalog_refresh: Duration,
+    /// `ALLOWED_ORIGINS`: comma-separated origins a browser may call the MCP endpoints from
+    /// (`*` for any). Default: loopback origins only. Requests without `Origin` are allowed.
+    pub allowed_origins: HostRule,
+    /// `ALLOWED_HOSTS`: comma-separated `Host` names the MCP endpoints answer (`*` for any).
+    /// Default: loopback names when bound to loopback, any otherwise.
+    pub allowed_hosts: HostRule,
+}
+
+/// An allow list of host names (ports ignored), or everything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostRule {
+    /// Any value.
+    Any,
+    /// Only these lowercase host names.
+    Only(Vec<String>),
+}
+
+impl HostRule {
+    /// Whether a host name (without port) is allowed.
+    pub fn allows(&self, host: &str) -> bool {
+        match self {
+            HostRule::Any => true,
+            HostRule::Only(hosts) => {
+                let host = host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_ascii_lowercase();
+                hosts.iter().any(|allowed| *allowed == host)
+            }
+        }
+    }
+
+    fn loopback() -> Self {
+        HostRule::Only(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()])
+    }
+
+    fn parse(variable: &'static str, value: &str) -> Result<Self, ConfigError> {
+        let mut hosts = Vec::new();
+        for entry in value
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+        {
+            if entry == "*" {
+                return Ok(HostRule::Any);
+            }
+            // Accept bare host names and full origins (`https://app.example:8443`).
+            let host = match url::Url::parse(entry) {
+                Ok(url) if url.host_str().is_some() => {
+                    url.host_str().unwrap_or_default().to_owned()
+                }
+                _ => entry
+                    .rsplit_once(':')
+                    .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+                    .map_or(entry, |(host, _)| host)
+                    .to_owned(),
+            };
+            if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
+                return Err(invalid(
+                    variable,
+                    format!("{entry:?} is not a host name or origin"),
+                ));
+            }
+            hosts.push(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_ascii_lowercase(),
+            );
+        }
+        if hosts.is_empty() {
+            return Err(invalid(
+                variable,
+                "give a comma-separated list of hosts or origins, or *",
+            ));
+        }
+        Ok(HostRule::Only(hosts))
     }
 }
 
@@ -290,6 +390,25 @@ impl Settings {
             circuit_reset: source.seconds("DB_CIRCUIT_RESET_SECONDS", 10.0, 3600.0)?,
         };
 
+        let bound_to_loopback = host.is_loopback();
+        let mcp = McpSettings {
+            session_ttl: source.seconds("MCP_SESSION_TTL_SECONDS", 3600.0, 7.0 * 86400.0)?,
+            max_sessions: source.ranged("MCP_MAX_SESSIONS", 10_000usize, 1..=10_000_000)?,
+            page_size: source.ranged("MCP_PAGE_SIZE", 100usize, 1..=10_000)?,
+            cache_ttl_ms: source.ranged("MCP_CACHE_TTL_MS", 10_000u64, 0..=86_400_000)?,
+            tool_timeout: source.seconds("TOOL_TIMEOUT", 60.0, 3600.0)?,
+            catalog_refresh: source.seconds("CATALOG_REFRESH_SECONDS", 30.0, 86400.0)?,
+            allowed_origins: match source.raw("ALLOWED_ORIGINS") {
+                Some(value) => HostRule::parse("ALLOWED_ORIGINS", &value)?,
+                None => HostRule::loopback(),
+            },
+            allowed_hosts: match source.raw("ALLOWED_HOSTS") {
+                Some(value) => HostRule::parse("ALLOWED_HOSTS", &value)?,
+                None if bound_to_loopback => HostRule::loopback(),
+                None => HostRule::Any,
+            },
+        };
+
         let jwt_secret = source.raw("JWT_SECRET_KEY");
         if let Some(secret) = &jwt_secret
             && secret.len() < 32
@@ -354,6 +473,7 @@ impl Settings {
             http_workers,
             max_request_body_bytes,
             database,
+            mcp,
             auth,
             log: LogSettings { level, format },
         })
@@ -439,6 +559,19 @@ mod tests {
             assert_eq!(error.variable, variable);
             assert!(error.to_string().contains(variable));
         }
+    }
+
+    #[test]
+    fn host_rules() {
+        let settings = load(&[("ALLOWED_ORIGINS", "https://app.example:8443, localhost")]).unwrap();
+        assert!(settings.mcp.allowed_origins.allows("app.example"));
+        assert!(settings.mcp.allowed_origins.allows("LOCALHOST"));
+        assert!(!settings.mcp.allowed_origins.allows("evil.example"));
+        assert!(settings.mcp.allowed_hosts.allows("[::1]"));
+        assert!(!settings.mcp.allowed_hosts.allows("rebind.example"));
+        let public = load(&[("HOST", "0.0.0.0")]).unwrap();
+        assert_eq!(public.mcp.allowed_hosts, HostRule::Any);
+        assert!(load(&[("ALLOWED_HOSTS", " , ")]).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod actors;
 pub mod app;
 pub mod auth;
 pub mod bootstrap;
+pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod http;

@@ -6,6 +6,7 @@
 //! and expanded per backend by [`on_backend!`].
 
 pub mod bootstrap;
+pub mod catalog;
 pub mod registry;
 pub mod schema;
 

@@ -1,0 +1,403 @@
+//! The in-memory catalog: an immutable snapshot of every enabled tool, resource, prompt and
+//! virtual server, rebuilt by the CatalogActor when the registry changes. The MCP hot path
+//! reads it without touching the database.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::db::catalog::CatalogRows;
+use crate::db::registry::{PromptRow, ResourceRow, ServerRecord, ToolRow};
+use crate::registry::prompts::PromptArgument;
+
+/// What a tool call is carried out with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolTarget {
+    /// An HTTP request to a REST endpoint.
+    Rest {
+        /// GET, POST, PUT, PATCH or DELETE.
+        method: String,
+        /// The URL; `{name}` placeholders are filled from arguments.
+        url: String,
+        /// Headers sent with each call.
+        headers: BTreeMap<String, String>,
+    },
+    /// A tool of an upstream MCP server (federation).
+    Upstream {
+        /// The gateway it belongs to.
+        gateway_id: Option<String>,
+        /// Its name on the upstream.
+        original_name: String,
+    },
+}
+
+/// A tool ready to list and call.
+pub struct Tool {
+    /// Registry id.
+    pub id: String,
+    /// MCP name.
+    pub name: String,
+    /// The MCP definition as listed (`name`, `description`, `inputSchema`, …).
+    pub definition: Value,
+    /// The compiled argument validator.
+    pub validator: Option<jsonschema::Validator>,
+    /// How it is carried out.
+    pub target: ToolTarget,
+}
+
+/// A resource or resource template.
+pub struct Resource {
+    /// Registry id.
+    pub id: String,
+    /// The fixed URI, or `None` for a template.
+    pub uri: Option<String>,
+    /// The URI template, or `None`.
+    pub uri_template: Option<String>,
+    /// The MCP definition as listed.
+    pub definition: Value,
+    /// MIME type.
+    pub mime_type: Option<String>,
+    /// Text content.
+    pub content: Option<String>,
+}
+
+/// A prompt with its compiled template.
+pub struct Prompt {
+    /// Registry id.
+    pub id: String,
+    /// MCP name.
+    pub name: String,
+    /// The MCP definition as listed.
+    pub definition: Value,
+    /// Declared arguments.
+    pub arguments: Vec<PromptArgument>,
+    /// Its description.
+    pub description: Option<String>,
+    /// The compiled template, registered under the name `prompt`.
+    pub template: tera::Tera,
+}
+
+/// A virtual server's members, in their configured order.
+pub struct Server {
+    /// Registry id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: Option<String>,
+    tool_ids: Vec<String>,
+    resource_ids: Vec<String>,
+    prompt_ids: Vec<String>,
+}
+
+/// Which items a request sees: one virtual server's members, or everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every enabled item (`/mcp`, `/rpc`).
+    All,
+    /// The members of one virtual server (`/servers/{id}/mcp`).
+    Server(String),
+}
+
+/// What changed between two snapshots, for list_changed and resource update notifications.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CatalogChange {
+    /// The tool list changed.
+    pub tools: bool,
+    /// The prompt list changed.
+    pub prompts: bool,
+    /// The resource (or template) list changed.
+    pub resources: bool,
+    /// Resources whose content or metadata changed.
+    pub updated_resources: Vec<String>,
+}
+
+impl CatalogChange {
+    /// Whether anything changed.
+    pub fn is_empty(&self) -> bool {
+        !self.tools && !self.prompts && !self.resources && self.updated_resources.is_empty()
+    }
+}
+
+/// One immutable snapshot.
+#[derive(Default)]
+pub struct Catalog {
+    tools: Vec<Arc<Tool>>,
+    tools_by_id: HashMap<String, Arc<Tool>>,
+    resources: Vec<Arc<Resource>>,
+    resources_by_id: HashMap<String, Arc<Resource>>,
+    prompts: Vec<Arc<Prompt>>,
+    prompts_by_id: HashMap<String, Arc<Prompt>>,
+    servers: HashMap<String, Server>,
+}
+
+impl Catalog {
+    /// Builds a snapshot from database rows. CPU-bound (compiles validators and templates):
+    /// run it on a blocking thread.
+    pub fn build(rows: CatalogRows) -> Catalog {
+        let mut tools: Vec<Arc<Tool>> = rows.tools.into_iter().map(|row| Arc::new(tool(row))).collect();
+        tools.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut resources: Vec<Arc<Resource>> =
+            rows.resources.into_iter().map(|row| Arc::new(resource(row))).collect();
+        resources.sort_by(|a, b| resource_key(a).cmp(resource_key(b)));
+        let mut prompts: Vec<Arc<Prompt>> = rows
+            .prompts
+            .into_iter()
+            .filter_map(|row| prompt(row).map(Arc::new))
+            .collect();
+        prompts.sort_by(|a, b| a.name.cmp(&b.name));
+        let servers = rows
+            .servers
+            .into_iter()
+            .map(|record| (record.row.id.clone(), server(record)))
+            .collect();
+        Catalog {
+            tools_by_id: tools.iter().map(|t| (t.id.clone(), t.clone())).collect(),
+            resources_by_id: resources.iter().map(|r| (r.id.clone(), r.clone())).collect(),
+            prompts_by_id: prompts.iter().map(|p| (p.id.clone(), p.clone())).collect(),
+            tools,
+            resources,
+            prompts,
+            servers,
+        }
+    }
+
+    /// The virtual server with this id, if it exists and is enabled.
+    pub fn server(&self, id: &str) -> Option<&Server> {
+        self.servers.get(id)
+    }
+
+    /// The tools a scope sees: a server's members in their order, or all by name.
+    pub fn tools(&self, scope: &Scope) -> Vec<Arc<Tool>> {
+        match scope {
+            Scope::All => self.tools.clone(),
+            Scope::Server(id) => self.members(id, |s| &s.tool_ids, &self.tools_by_id),
+        }
+    }
+
+    /// The tool named `name` in a scope.
+    pub fn tool(&self, scope: &Scope, name: &str) -> Option<Arc<Tool>> {
+        self.tools(scope).into_iter().find(|tool| tool.name == name)
+    }
+
+    /// Fixed-URI resources a scope sees.
+    pub fn resources(&self, scope: &Scope) -> Vec<Arc<Resource>> {
+        self.all_resources(scope).into_iter().filter(|r| r.uri.is_some()).collect()
+    }
+
+    /// Resource templates a scope sees.
+    pub fn templates(&self, scope: &Scope) -> Vec<Arc<Resource>> {
+        self.all_resources(scope)
+            .into_iter()
+            .filter(|r| r.uri_template.is_some())
+            .collect()
+    }
+
+    fn all_resources(&self, scope: &Scope) -> Vec<Arc<Resource>> {
+        match scope {
+            Scope::All => self.resources.clone(),
+            Scope::Server(id) => self.members(id, |s| &s.resource_ids, &self.resources_by_id),
+        }
+    }
+
+    /// The resource with this URI in a scope.
+    pub fn resource(&self, scope: &Scope, uri: &str) -> Option<Arc<Resource>> {
+        self.resources(scope)
+            .into_iter()
+            .find(|resource| resource.uri.as_deref() == Some(uri))
+    }
+
+    /// Prompts a scope sees.
+    pub fn prompts(&self, scope: &Scope) -> Vec<Arc<Prompt>> {
+        match scope {
+            Scope::All => self.prompts.clone(),
+            Scope::Server(id) => self.members(id, |s| &s.prompt_ids, &self.prompts_by_id),
+        }
+    }
+
+    /// The prompt named `name` in a scope.
+    pub fn prompt(&self, scope: &Scope, name: &str) -> Option<Arc<Prompt>> {
+        self.prompts(scope).into_iter().find(|prompt| prompt.name == name)
+    }
+
+    fn members<T>(
+        &self,
+        server_id: &str,
+        ids: impl Fn(&Server) -> &Vec<String>,
+        by_id: &HashMap<String, Arc<T>>,
+    ) -> Vec<Arc<T>> {
+        match self.servers.get(server_id) {
+            Some(server) => ids(server).iter().filter_map(|id| by_id.get(id).cloned()).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// What differs from an older snapshot.
+    pub fn changes_since(&self, old: &Catalog) -> CatalogChange {
+        let definitions = |items: &[Arc<Tool>]| items.iter().map(|t| t.definition.clone()).collect::<Vec<_>>();
+        let prompt_definitions = |items: &[Arc<Prompt>]| items.iter().map(|p| p.definition.clone()).collect::<Vec<_>>();
+        let resource_definitions =
+            |items: &[Arc<Resource>]| items.iter().map(|r| r.definition.clone()).collect::<Vec<_>>();
+        let membership = |catalog: &Catalog| {
+            let mut servers: Vec<(&String, &Vec<String>, &Vec<String>, &Vec<String>)> = catalog
+                .servers
+                .iter()
+                .map(|(id, s)| (id, &s.tool_ids, &s.resource_ids, &s.prompt_ids))
+                .collect();
+            servers.sort();
+            format!("{servers:?}")
+        };
+        let members_changed = membership(self) != membership(old);
+        let old_content: HashMap<&str, (&Option<String>, &Value)> = old
+            .resources
+            .iter()
+            .filter_map(|r| r.uri.as_deref().map(|uri| (uri, (&r.content, &r.definition))))
+            .collect();
+        let updated_resources = self
+            .resources
+            .iter()
+            .filter_map(|r| {
+                let uri = r.uri.as_deref()?;
+                let before = old_content.get(uri)?;
+                (before.0 != &r.content || before.1 != &r.definition).then(|| uri.to_owned())
+            })
+            .collect();
+        CatalogChange {
+            tools: members_changed || definitions(&self.tools) != definitions(&old.tools),
+            prompts: members_changed || prompt_definitions(&self.prompts) != prompt_definitions(&old.prompts),
+            resources: members_changed
+                || resource_definitions(&self.resources) != resource_definitions(&old.resources),
+            updated_resources,
+        }
+    }
+}
+
+fn resource_key(resource: &Resource) -> &str {
+    resource
+        .uri
+        .as_deref()
+        .or(resource.uri_template.as_deref())
+        .unwrap_or_default()
+}
+
+fn parse_json(column: &str, text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|error| {
+        tracing::error!(column, %error, "stored JSON does not parse");
+        Value::Null
+    })
+}
+
+fn tool(row: ToolRow) -> Tool {
+    let input_schema = parse_json("tools.input_schema", &row.input_schema);
+    let mut definition = Map::new();
+    definition.insert("name".into(), json!(row.name));
+    if let Some(description) = &row.description {
+        definition.insert("description".into(), json!(description));
+    }
+    definition.insert("inputSchema".into(), input_schema.clone());
+    if let Some(schema) = &row.output_schema {
+        definition.insert("outputSchema".into(), parse_json("tools.output_schema", schema));
+    }
+    let annotations = parse_json("tools.annotations", &row.annotations);
+    if annotations.as_object().is_some_and(|a| !a.is_empty()) {
+        definition.insert("annotations".into(), annotations);
+    }
+    let validator = jsonschema::validator_for(&input_schema)
+        .map_err(|error| tracing::error!(tool = %row.name, %error, "stored input schema does not compile"))
+        .ok();
+    let target = match (row.integration_type.as_str(), row.url) {
+        ("REST", Some(url)) => ToolTarget::Rest {
+            method: row.request_type.unwrap_or_else(|| "POST".into()),
+            url,
+            headers: serde_json::from_str(&row.headers).unwrap_or_default(),
+        },
+        _ => ToolTarget::Upstream {
+            gateway_id: row.gateway_id,
+            original_name: row.original_name.unwrap_or_else(|| row.name.clone()),
+        },
+    };
+    Tool {
+        id: row.id,
+        name: row.name,
+        definition: Value::Object(definition),
+        validator,
+        target,
+    }
+}
+
+fn resource(row: ResourceRow) -> Resource {
+    let mut definition = Map::new();
+    match (&row.uri, &row.uri_template) {
+        (Some(uri), _) => definition.insert("uri".into(), json!(uri)),
+        (None, template) => definition.insert("uriTemplate".into(), json!(template)),
+    };
+    definition.insert("name".into(), json!(row.name));
+    if let Some(description) = &row.description {
+        definition.insert("description".into(), json!(description));
+    }
+    if let Some(mime_type) = &row.mime_type {
+        definition.insert("mimeType".into(), json!(mime_type));
+    }
+    if let (Some(_), Some(content)) = (&row.uri, &row.content) {
+        definition.insert("size".into(), json!(content.len()));
+    }
+    Resource {
+        id: row.id,
+        uri: row.uri,
+        uri_template: row.uri_template,
+        definition: Value::Object(definition),
+        mime_type: row.mime_type,
+        content: row.content,
+    }
+}
+
+fn prompt(row: PromptRow) -> Option<Prompt> {
+    let arguments: Vec<PromptArgument> = serde_json::from_str(&row.arguments).unwrap_or_default();
+    let mut template = tera::Tera::default();
+    if let Err(error) = template.add_raw_template("prompt", &row.template) {
+        tracing::error!(prompt = %row.name, %error, "stored prompt template does not compile; not served");
+        return None;
+    }
+    let mut definition = Map::new();
+    definition.insert("name".into(), json!(row.name));
+    if let Some(description) = &row.description {
+        definition.insert("description".into(), json!(description));
+    }
+    definition.insert(
+        "arguments".into(),
+        Value::Array(
+            arguments
+                .iter()
+                .map(|argument| {
+                    let mut value = Map::new();
+                    value.insert("name".into(), json!(argument.name));
+                    if let Some(description) = &argument.description {
+                        value.insert("description".into(), json!(description));
+                    }
+                    value.insert("required".into(), json!(argument.required));
+                    Value::Object(value)
+                })
+                .collect(),
+        ),
+    );
+    Some(Prompt {
+        id: row.id,
+        name: row.name,
+        definition: Value::Object(definition),
+        arguments,
+        description: row.description,
+        template,
+    })
+}
+
+fn server(record: ServerRecord) -> Server {
+    Server {
+        id: record.row.id,
+        name: record.row.name,
+        description: record.row.description,
+        tool_ids: record.members.tool_ids,
+        resource_ids: record.members.resource_ids,
+        prompt_ids: record.members.prompt_ids,
+    }
+}
