@@ -8,10 +8,13 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::actors::auth::Auth;
+use crate::actors::catalog::Catalogs;
 use crate::actors::db::{self, Db};
+use crate::actors::upstream::Upstream;
 use crate::bootstrap::{self, GeneratedAdmin};
 use crate::config::Settings;
 use crate::http::{self, AppState};
+use crate::mcp::session::SessionStore;
 
 /// A running gateway.
 pub struct RunningServer {
@@ -53,6 +56,20 @@ impl RunningServer {
     }
 }
 
+/// Ends idle legacy sessions every 30 seconds.
+fn spawn_session_sweeper(sessions: Arc<SessionStore>) {
+    actix_web::rt::spawn(async move {
+        let mut every = actix_web::rt::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            every.tick().await;
+            let ended = sessions.sweep();
+            if ended > 0 {
+                tracing::debug!(ended, "idle MCP sessions ended");
+            }
+        }
+    });
+}
+
 /// Starts the database actor (migrating), bootstraps secrets and the admin, and binds the HTTP
 /// server. Must run inside an actix system. Process signals are left to the caller (the binary
 /// installs its handlers before starting, so no signal can arrive unhandled).
@@ -62,9 +79,20 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let keys = bootstrap::jwt_keys(&db, &settings.auth).await?;
     let generated_admin = bootstrap::platform_admin(&db, &settings.auth).await?;
     let auth = Auth::start(keys);
+    let catalog = Catalogs::start(db.clone(), settings.mcp.catalog_refresh).await?;
+    let upstream = Upstream::start()?;
+    let sessions = Arc::new(SessionStore::new(
+        settings.mcp.session_ttl,
+        settings.mcp.max_sessions,
+    ));
+    spawn_session_sweeper(sessions.clone());
     let state = web::Data::new(AppState {
         db: db.clone(),
         auth,
+        catalog,
+        upstream,
+        sessions,
+        mcp_settings: Arc::new(settings.mcp.clone()),
         settings: settings.clone(),
     });
     let body_limit = settings.max_request_body_bytes;

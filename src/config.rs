@@ -134,7 +134,7 @@ impl HostRule {
                     .trim_start_matches('[')
                     .trim_end_matches(']')
                     .to_ascii_lowercase();
-                hosts.iter().any(|allowed| *allowed == host)
+                hosts.contains(&host)
             }
         }
     }

@@ -14,4 +14,5 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod mcp;
 pub mod registry;

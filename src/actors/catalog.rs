@@ -169,7 +169,8 @@ impl CatalogActor {
         let change = catalog.changes_since(&self.publish.borrow());
         self.publish.send_replace(Arc::new(catalog));
         self.published = covers;
-        let (ready, waiting): (Vec<_>, Vec<_>) = self.waiters.drain(..).partition(|(n, _)| *n <= covers);
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            self.waiters.drain(..).partition(|(n, _)| *n <= covers);
         self.waiters = waiting;
         for (_, done) in ready {
             let _ = done.send(());

@@ -136,10 +136,17 @@ impl Catalog {
     /// Builds a snapshot from database rows. CPU-bound (compiles validators and templates):
     /// run it on a blocking thread.
     pub fn build(rows: CatalogRows) -> Catalog {
-        let mut tools: Vec<Arc<Tool>> = rows.tools.into_iter().map(|row| Arc::new(tool(row))).collect();
+        let mut tools: Vec<Arc<Tool>> = rows
+            .tools
+            .into_iter()
+            .map(|row| Arc::new(tool(row)))
+            .collect();
         tools.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut resources: Vec<Arc<Resource>> =
-            rows.resources.into_iter().map(|row| Arc::new(resource(row))).collect();
+        let mut resources: Vec<Arc<Resource>> = rows
+            .resources
+            .into_iter()
+            .map(|row| Arc::new(resource(row)))
+            .collect();
         resources.sort_by(|a, b| resource_key(a).cmp(resource_key(b)));
         let mut prompts: Vec<Arc<Prompt>> = rows
             .prompts
@@ -154,7 +161,10 @@ impl Catalog {
             .collect();
         Catalog {
             tools_by_id: tools.iter().map(|t| (t.id.clone(), t.clone())).collect(),
-            resources_by_id: resources.iter().map(|r| (r.id.clone(), r.clone())).collect(),
+            resources_by_id: resources
+                .iter()
+                .map(|r| (r.id.clone(), r.clone()))
+                .collect(),
             prompts_by_id: prompts.iter().map(|p| (p.id.clone(), p.clone())).collect(),
             tools,
             resources,
@@ -183,7 +193,10 @@ impl Catalog {
 
     /// Fixed-URI resources a scope sees.
     pub fn resources(&self, scope: &Scope) -> Vec<Arc<Resource>> {
-        self.all_resources(scope).into_iter().filter(|r| r.uri.is_some()).collect()
+        self.all_resources(scope)
+            .into_iter()
+            .filter(|r| r.uri.is_some())
+            .collect()
     }
 
     /// Resource templates a scope sees.
@@ -218,7 +231,9 @@ impl Catalog {
 
     /// The prompt named `name` in a scope.
     pub fn prompt(&self, scope: &Scope, name: &str) -> Option<Arc<Prompt>> {
-        self.prompts(scope).into_iter().find(|prompt| prompt.name == name)
+        self.prompts(scope)
+            .into_iter()
+            .find(|prompt| prompt.name == name)
     }
 
     fn members<T>(
@@ -228,31 +243,57 @@ impl Catalog {
         by_id: &HashMap<String, Arc<T>>,
     ) -> Vec<Arc<T>> {
         match self.servers.get(server_id) {
-            Some(server) => ids(server).iter().filter_map(|id| by_id.get(id).cloned()).collect(),
+            Some(server) => ids(server)
+                .iter()
+                .filter_map(|id| by_id.get(id).cloned())
+                .collect(),
             None => Vec::new(),
         }
     }
 
     /// What differs from an older snapshot.
     pub fn changes_since(&self, old: &Catalog) -> CatalogChange {
-        let definitions = |items: &[Arc<Tool>]| items.iter().map(|t| t.definition.clone()).collect::<Vec<_>>();
-        let prompt_definitions = |items: &[Arc<Prompt>]| items.iter().map(|p| p.definition.clone()).collect::<Vec<_>>();
-        let resource_definitions =
-            |items: &[Arc<Resource>]| items.iter().map(|r| r.definition.clone()).collect::<Vec<_>>();
+        let definitions = |items: &[Arc<Tool>]| {
+            items
+                .iter()
+                .map(|t| t.definition.clone())
+                .collect::<Vec<_>>()
+        };
+        let prompt_definitions = |items: &[Arc<Prompt>]| {
+            items
+                .iter()
+                .map(|p| p.definition.clone())
+                .collect::<Vec<_>>()
+        };
+        let resource_definitions = |items: &[Arc<Resource>]| {
+            items
+                .iter()
+                .map(|r| r.definition.clone())
+                .collect::<Vec<_>>()
+        };
         let membership = |catalog: &Catalog| {
-            let mut servers: Vec<(&String, &Vec<String>, &Vec<String>, &Vec<String>)> = catalog
+            let mut servers: Vec<String> = catalog
                 .servers
                 .iter()
-                .map(|(id, s)| (id, &s.tool_ids, &s.resource_ids, &s.prompt_ids))
+                .map(|(id, s)| {
+                    format!(
+                        "{id}:{:?}:{:?}:{:?}",
+                        s.tool_ids, s.resource_ids, s.prompt_ids
+                    )
+                })
                 .collect();
             servers.sort();
-            format!("{servers:?}")
+            servers
         };
         let members_changed = membership(self) != membership(old);
         let old_content: HashMap<&str, (&Option<String>, &Value)> = old
             .resources
             .iter()
-            .filter_map(|r| r.uri.as_deref().map(|uri| (uri, (&r.content, &r.definition))))
+            .filter_map(|r| {
+                r.uri
+                    .as_deref()
+                    .map(|uri| (uri, (&r.content, &r.definition)))
+            })
             .collect();
         let updated_resources = self
             .resources
@@ -265,7 +306,8 @@ impl Catalog {
             .collect();
         CatalogChange {
             tools: members_changed || definitions(&self.tools) != definitions(&old.tools),
-            prompts: members_changed || prompt_definitions(&self.prompts) != prompt_definitions(&old.prompts),
+            prompts: members_changed
+                || prompt_definitions(&self.prompts) != prompt_definitions(&old.prompts),
             resources: members_changed
                 || resource_definitions(&self.resources) != resource_definitions(&old.resources),
             updated_resources,
@@ -297,7 +339,10 @@ fn tool(row: ToolRow) -> Tool {
     }
     definition.insert("inputSchema".into(), input_schema.clone());
     if let Some(schema) = &row.output_schema {
-        definition.insert("outputSchema".into(), parse_json("tools.output_schema", schema));
+        definition.insert(
+            "outputSchema".into(),
+            parse_json("tools.output_schema", schema),
+        );
     }
     let annotations = parse_json("tools.annotations", &row.annotations);
     if annotations.as_object().is_some_and(|a| !a.is_empty()) {

@@ -4,9 +4,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use futures_util::future::BoxFuture;
 
-use crate::db::registry::{
-    ListRecords, PromptRow, ResourceRow, ServerRecord, ToolRow,
-};
+use crate::db::registry::{ListRecords, PromptRow, ResourceRow, ServerRecord, ToolRow};
 use crate::db::schema::{prompts, resources, tools};
 use crate::db::{Access, DbConn, UnitOfWork, WorkResult};
 use crate::on_backend;

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod mcp;
 pub mod openapi;
 pub mod registry;
 pub mod request_log;
@@ -14,8 +15,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use self::error::ApiError;
 use crate::actors::auth::Auth;
+use crate::actors::catalog::Catalogs;
 use crate::actors::db::Db;
-use crate::config::Settings;
+use crate::actors::upstream::Upstream;
+use crate::config::{McpSettings, Settings};
+use crate::mcp::session::SessionStore;
 use crate::registry::gateways::Gateways;
 use crate::registry::prompts::Prompts;
 use crate::registry::resources::Resources;
@@ -28,8 +32,16 @@ pub struct AppState {
     pub db: Db,
     /// The AuthActor.
     pub auth: Auth,
+    /// The catalog (published snapshots and change events).
+    pub catalog: Catalogs,
+    /// The UpstreamActor.
+    pub upstream: Upstream,
+    /// Legacy MCP sessions.
+    pub sessions: Arc<SessionStore>,
     /// The settings the process started with.
     pub settings: Arc<Settings>,
+    /// The MCP part of the settings.
+    pub mcp_settings: Arc<McpSettings>,
 }
 
 /// The route table: every endpoint of the gateway.
@@ -55,6 +67,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/ready").get(health::ready))
         .service(web::resource("/admin/pool-stats").get(health::pool_stats))
         .service(web::resource("/openapi.json").get(openapi::openapi_json));
+    mcp::routes(config);
     registry::routes::<Tools>(config);
     registry::routes::<Resources>(config);
     registry::routes::<Prompts>(config);

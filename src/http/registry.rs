@@ -99,6 +99,7 @@ where
         .run(InsertRecord { record })
         .await
         .map_err(|error| map_db::<E>(error, None))?;
+    state.catalog.refresh().await;
     let location = format!("/{}/{}", E::PATH, record.id());
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -195,6 +196,7 @@ where
         })
         .await
         .map_err(|error| map_db::<E>(error, Some(&id)))?;
+    state.catalog.refresh().await;
     Ok(HttpResponse::Ok().json(E::view(record)))
 }
 
@@ -212,6 +214,7 @@ where
         .run(DeleteRecord::<E::Record>::new(id.clone()))
         .await
         .map_err(|error| map_db::<E>(error, Some(&id)))?;
+    state.catalog.refresh().await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -233,6 +236,7 @@ where
         ))
         .await
         .map_err(|error| map_db::<E>(error, Some(&id)))?;
+    state.catalog.refresh().await;
     Ok(HttpResponse::Ok().json(E::view(record)))
 }
 

@@ -22,6 +22,9 @@ pub struct PromptArgument {
     /// Whether `prompts/get` must receive it.
     #[serde(default)]
     pub required: bool,
+    /// Suggested values, offered by `completion/complete`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
 }
 
 /// `POST /prompts`.
@@ -140,9 +143,21 @@ fn arguments(values: &[PromptArgument]) -> Result<Vec<PromptArgument>, Invalid> 
                 2048,
             )?,
             required: argument.required,
+            values: suggested_values(index, &argument.values)?,
         });
     }
     Ok(out)
+}
+
+fn suggested_values(index: usize, values: &[String]) -> Result<Vec<String>, Invalid> {
+    let field = format!("arguments[{index}].values");
+    if values.len() > 1000 {
+        return Err(invalid(field, "at most 1000 suggested values are allowed"));
+    }
+    values
+        .iter()
+        .map(|value| required_text(&field, value, 256))
+        .collect()
 }
 
 impl Entity for Prompts {

@@ -1,0 +1,165 @@
+//! Serving one JSON-RPC request: build the context, dispatch, answer as JSON or as an SSE
+//! stream carrying request-scoped notifications before the response.
+
+use std::sync::Arc;
+
+use actix_web::HttpResponse;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::error_response;
+use super::sse::{self, SseBody};
+use crate::auth::Principal;
+use crate::catalog::Scope;
+use crate::http::AppState;
+use crate::mcp::context::Ctx;
+use crate::mcp::methods::{Object, decorate, dispatch};
+use crate::mcp::protocol::LogLevel;
+use crate::mcp::session::Session;
+use crate::mcp::{Era, jsonrpc};
+
+/// Capacity of a response stream's queue.
+const STREAM_QUEUE: usize = 64;
+
+/// Everything about a request except its method and params.
+pub struct Request {
+    /// The JSON-RPC id.
+    pub id: Value,
+    /// The era it is served in.
+    pub era: Era,
+    /// What it may see.
+    pub scope: Scope,
+    /// Who asks.
+    pub principal: Principal,
+    /// The legacy session.
+    pub session: Option<Arc<Session>>,
+    /// The log level for `notifications/message`.
+    pub log_level: Option<LogLevel>,
+}
+
+/// Builds the context of a request.
+pub fn context(
+    state: &AppState,
+    request: &Request,
+    params: &Object,
+    notifier: Option<mpsc::Sender<Value>>,
+) -> Ctx {
+    let progress_token = params
+        .get("_meta")
+        .and_then(Value::as_object)
+        .and_then(|meta| meta.get("progressToken"))
+        .filter(|token| token.is_string() || token.is_number())
+        .cloned();
+    Ctx {
+        era: request.era,
+        scope: request.scope.clone(),
+        catalog: state.catalog.current(),
+        principal: request.principal.clone(),
+        upstream: state.upstream.clone(),
+        settings: state.mcp_settings.clone(),
+        session: request.session.clone(),
+        log_level: request.log_level,
+        progress_token,
+        notifier,
+        cancel: CancellationToken::new(),
+    }
+}
+
+/// Runs the method and builds the JSON-RPC response (`None` when cancelled: no answer is due).
+async fn run(
+    ctx: &Ctx,
+    id: &Value,
+    method: &str,
+    params: &Object,
+) -> Option<(Value, Option<crate::mcp::error::McpError>)> {
+    if let Some(session) = &ctx.session {
+        session.track(id, ctx.cancel.clone());
+    }
+    let outcome = dispatch(ctx, method, params).await;
+    if let Some(session) = &ctx.session {
+        session.untrack(id);
+    }
+    if ctx.cancel.is_cancelled() {
+        return None;
+    }
+    Some(match outcome {
+        Ok(result) => (
+            jsonrpc::result(
+                id,
+                decorate(ctx.era, method, result, ctx.settings.cache_ttl_ms),
+            ),
+            None,
+        ),
+        Err(error) => (jsonrpc::error(Some(id), &error, ctx.era), Some(error)),
+    })
+}
+
+/// Whether the response should be a stream: the client accepts SSE and either prefers it or
+/// asked for notifications (progress or logs) about this request.
+pub fn wants_stream(
+    accepts_sse: bool,
+    accepts_json: bool,
+    params: &Object,
+    log_level: Option<LogLevel>,
+) -> bool {
+    let asked_for_notifications = log_level.is_some()
+        || params
+            .get("_meta")
+            .and_then(Value::as_object)
+            .is_some_and(|meta| meta.contains_key("progressToken"));
+    accepts_sse && (!accepts_json || asked_for_notifications)
+}
+
+/// Answers a request on its own HTTP response, as JSON or as an SSE stream.
+pub async fn respond(
+    state: &AppState,
+    request: Request,
+    method: String,
+    params: Object,
+    stream: bool,
+    extra_headers: Vec<(&'static str, String)>,
+) -> HttpResponse {
+    if !stream {
+        let ctx = context(state, &request, &params, None);
+        // If the client goes away, actix drops this future and the guard cancels the work.
+        let guard = ctx.cancel.clone().drop_guard();
+        let outcome = run(&ctx, &request.id, &method, &params).await;
+        guard.disarm();
+        let Some((body, error)) = outcome else {
+            return HttpResponse::NoContent().finish();
+        };
+        if let Some(error) = error {
+            let mut response = error_response(Some(&request.id), &error, request.era);
+            for (name, value) in extra_headers {
+                if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(
+                        actix_web::http::header::HeaderName::from_static(name),
+                        value,
+                    );
+                }
+            }
+            return response;
+        }
+        let mut response = HttpResponse::Ok();
+        for (name, value) in extra_headers {
+            response.insert_header((name, value));
+        }
+        return response.json(body);
+    }
+    let (sender, receiver) = mpsc::channel::<Value>(STREAM_QUEUE);
+    let ctx = context(state, &request, &params, Some(sender.clone()));
+    let cancel = ctx.cancel.clone();
+    let id = request.id.clone();
+    actix_web::rt::spawn(async move {
+        if let Some((body, _)) = run(&ctx, &id, &method, &params).await {
+            let _ = sender.send(body).await;
+        }
+        // Dropping the context drops the last sender: the stream ends after the response.
+    });
+    let headers: Vec<(&str, String)> = extra_headers.into_iter().collect();
+    sse::response(
+        SseBody::new(receiver, Some(Box::new(move || cancel.cancel()))),
+        &headers,
+    )
+}

@@ -1,0 +1,250 @@
+//! The legacy HTTP+SSE transport (2024-11-05; deprecated, still widely used): `GET …/sse`
+//! opens a stream whose first event names the URL to POST messages to; responses and
+//! notifications travel on the stream. The session lives as long as the stream.
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::exchange::{self, Request};
+use super::notify::{self, Filter};
+use super::sse::{self, SseBody, SseEvent};
+use super::{admit, error_response, read_body};
+use crate::auth::Principal;
+use crate::catalog::Scope;
+use crate::http::AppState;
+use crate::http::extract::Authenticated;
+use crate::mcp::Era;
+use crate::mcp::error::McpError;
+use crate::mcp::jsonrpc::{self, Incoming};
+use crate::mcp::methods::{decorate, initialize_result};
+use crate::mcp::protocol::{self, LEGACY_VERSIONS};
+use crate::mcp::session::Session;
+
+/// The version a legacy SSE session reports until `initialize` negotiates one.
+const SSE_VERSION: &str = LEGACY_VERSIONS[3];
+
+pub async fn sse_all(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    auth: Authenticated,
+) -> HttpResponse {
+    open(state, request, auth.0, None)
+}
+
+pub async fn sse_server(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    auth: Authenticated,
+    path: web::Path<String>,
+) -> HttpResponse {
+    open(state, request, auth.0, Some(path.into_inner()))
+}
+
+fn open(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    principal: Principal,
+    server_id: Option<String>,
+) -> HttpResponse {
+    let scope = match admit(&state, &request, server_id.clone()) {
+        Ok(scope) => scope,
+        Err(response) => return *response,
+    };
+    let session = match state.sessions.create(scope, &principal.email, SSE_VERSION) {
+        Ok(session) => session,
+        Err(error) => {
+            return error_response(
+                None,
+                &error,
+                Era::Legacy {
+                    version: SSE_VERSION,
+                },
+            );
+        }
+    };
+    let (sender, receiver) = mpsc::channel::<SseEvent>(64);
+    let endpoint = match &server_id {
+        Some(id) => format!("/servers/{id}/message?session_id={}", session.id),
+        None => format!("/message?session_id={}", session.id),
+    };
+    let _ = sender.try_send(SseEvent::Endpoint(endpoint));
+    // Session messages (JSON values) are relayed onto the SSE event channel.
+    let (messages, mut relay) = mpsc::channel::<Value>(64);
+    session.attach_stream(messages.clone());
+    actix_web::rt::spawn(async move {
+        while let Some(message) = relay.recv().await {
+            if sender.send(SseEvent::Message(message)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let filter = Filter {
+        tools: true,
+        prompts: true,
+        resources: true,
+        resource_uris: Vec::new(),
+    };
+    notify::forward(
+        state.catalog.subscribe(),
+        messages,
+        filter,
+        Some(session.clone()),
+        None,
+    );
+    let sessions = state.sessions.clone();
+    let session_id = session.id.clone();
+    // The client closing the stream ends the session.
+    let on_close = Box::new(move || {
+        sessions.remove(&session_id);
+    });
+    sse::response(SseBody::new(receiver, Some(on_close)), &[])
+}
+
+#[derive(Deserialize)]
+pub struct MessageQuery {
+    session_id: Option<String>,
+}
+
+pub async fn message_all(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    auth: Authenticated,
+    query: web::Query<MessageQuery>,
+    payload: web::Payload,
+) -> HttpResponse {
+    message(state, request, auth.0, None, query.into_inner(), payload).await
+}
+
+pub async fn message_server(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    auth: Authenticated,
+    path: web::Path<String>,
+    query: web::Query<MessageQuery>,
+    payload: web::Payload,
+) -> HttpResponse {
+    message(
+        state,
+        request,
+        auth.0,
+        Some(path.into_inner()),
+        query.into_inner(),
+        payload,
+    )
+    .await
+}
+
+async fn message(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    principal: Principal,
+    server_id: Option<String>,
+    query: MessageQuery,
+    payload: web::Payload,
+) -> HttpResponse {
+    let era = Era::Legacy {
+        version: SSE_VERSION,
+    };
+    let scope = match admit(&state, &request, server_id) {
+        Ok(scope) => scope,
+        Err(response) => return *response,
+    };
+    let Some(session_id) = query.session_id else {
+        return error_response(
+            None,
+            &McpError::SessionRequired("the session_id query parameter is required".into()),
+            era,
+        );
+    };
+    let Some(session) = state.sessions.get(&session_id, &principal.email, &scope) else {
+        return error_response(
+            None,
+            &McpError::SessionNotFound(format!(
+                "session {session_id:?} is unknown or closed; open the SSE stream again"
+            )),
+            era,
+        );
+    };
+    let body = match read_body(payload, state.settings.max_request_body_bytes).await {
+        Ok(body) => body,
+        Err(error) => return error_response(None, &error, era),
+    };
+    let message = match jsonrpc::parse(&body) {
+        Ok(message) => message,
+        Err(error) => return error_response(None, &error, era),
+    };
+    match message {
+        Incoming::Response => {}
+        Incoming::Notification { method, params } => {
+            if method == "notifications/cancelled"
+                && let Some(id) = params.get("requestId")
+            {
+                session.cancel(id);
+            }
+        }
+        Incoming::Request { id, method, params } => {
+            serve(&state, principal, scope, session, id, method, params);
+        }
+    }
+    HttpResponse::Accepted().finish()
+}
+
+/// Serves a request in the background; its response goes out on the session's stream.
+fn serve(
+    state: &AppState,
+    principal: Principal,
+    scope: Scope,
+    session: Arc<Session>,
+    id: Value,
+    method: String,
+    params: serde_json::Map<String, Value>,
+) {
+    if method == "initialize" {
+        let version =
+            protocol::negotiate_legacy(params.get("protocolVersion").and_then(Value::as_str));
+        let result = initialize_result(&state.catalog.current(), &scope, version);
+        session.notify(jsonrpc::result(
+            &id,
+            decorate(Era::Legacy { version }, &method, result, 0),
+        ));
+        return;
+    }
+    let request = Request {
+        id: id.clone(),
+        era: Era::Legacy {
+            version: session.version,
+        },
+        scope,
+        principal,
+        session: Some(session.clone()),
+        log_level: session.log_level(),
+    };
+    let (notifier, mut notifications) = mpsc::channel::<Value>(64);
+    let ctx = exchange::context(state, &request, &params, Some(notifier));
+    let relay_session = session.clone();
+    actix_web::rt::spawn(async move {
+        while let Some(message) = notifications.recv().await {
+            relay_session.notify(message);
+        }
+    });
+    actix_web::rt::spawn(async move {
+        session.track(&id, ctx.cancel.clone());
+        let outcome = crate::mcp::methods::dispatch(&ctx, &method, &params).await;
+        session.untrack(&id);
+        if ctx.cancel.is_cancelled() {
+            return;
+        }
+        let response = match outcome {
+            Ok(result) => jsonrpc::result(
+                &id,
+                decorate(ctx.era, &method, result, ctx.settings.cache_ttl_ms),
+            ),
+            Err(error) => jsonrpc::error(Some(&id), &error, ctx.era),
+        };
+        session.notify(response);
+    });
+}

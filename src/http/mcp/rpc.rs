@@ -1,0 +1,65 @@
+//! `POST /rpc`: plain JSON-RPC, one request and one JSON response, no session. A request with
+//! modern `_meta` is served as 2026-07-28; anything else statelessly as 2025-11-25.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::exchange::{self, Request};
+use super::{check_origin_and_host, error_response, read_body};
+use crate::catalog::Scope;
+use crate::http::AppState;
+use crate::http::extract::Authenticated;
+use crate::mcp::Era;
+use crate::mcp::jsonrpc::{self, Incoming};
+use crate::mcp::methods::initialize_result;
+use crate::mcp::protocol::{self, LEGACY_VERSIONS};
+
+pub async fn post(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    auth: Authenticated,
+    payload: web::Payload,
+) -> HttpResponse {
+    let legacy = Era::Legacy {
+        version: LEGACY_VERSIONS[0],
+    };
+    if let Err(refusal) = check_origin_and_host(&request, &state.mcp_settings) {
+        return refusal.response();
+    }
+    let body = match read_body(payload, state.settings.max_request_body_bytes).await {
+        Ok(body) => body,
+        Err(error) => return error_response(None, &error, legacy),
+    };
+    let (id, method, params) = match jsonrpc::parse(&body) {
+        Ok(Incoming::Request { id, method, params }) => (id, method, params),
+        Ok(Incoming::Notification { .. } | Incoming::Response) => {
+            return HttpResponse::Accepted().finish();
+        }
+        Err(error) => return error_response(None, &error, legacy),
+    };
+    let (era, log_level) = if protocol::has_modern_meta(&params) {
+        match protocol::modern_meta(&params) {
+            Ok(meta) => (Era::Modern, meta.log_level),
+            Err(error) => return error_response(Some(&id), &error, Era::Modern),
+        }
+    } else {
+        (legacy, None)
+    };
+    if method == "initialize" && era != Era::Modern {
+        let version = protocol::negotiate_legacy(
+            params
+                .get("protocolVersion")
+                .and_then(serde_json::Value::as_str),
+        );
+        let result = initialize_result(&state.catalog.current(), &Scope::All, version);
+        return HttpResponse::Ok().json(jsonrpc::result(&id, result));
+    }
+    let request = Request {
+        id,
+        era,
+        scope: Scope::All,
+        principal: auth.0,
+        session: None,
+        log_level,
+    };
+    exchange::respond(&state, request, method, params, false, Vec::new()).await
+}

@@ -1,0 +1,108 @@
+//! A Server-Sent Events response body fed by a channel, with keep-alive comments and an action
+//! run when the client goes away (the body is dropped).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::HttpResponse;
+use actix_web::web::Bytes;
+use futures_util::Stream;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// How often an idle stream sends a comment so intermediaries keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// One SSE event.
+#[derive(Debug, Clone)]
+pub enum SseEvent {
+    /// A JSON-RPC message (`event: message`).
+    Message(Value),
+    /// The legacy transport's `endpoint` event with the URL to POST messages to.
+    Endpoint(String),
+}
+
+impl SseEvent {
+    fn encode(&self) -> Bytes {
+        match self {
+            SseEvent::Message(message) => {
+                Bytes::from(format!("event: message\ndata: {message}\n\n"))
+            }
+            SseEvent::Endpoint(url) => Bytes::from(format!("event: endpoint\ndata: {url}\n\n")),
+        }
+    }
+}
+
+impl From<Value> for SseEvent {
+    fn from(message: Value) -> Self {
+        SseEvent::Message(message)
+    }
+}
+
+/// Runs when the stream's body is dropped (the client disconnected or the stream ended).
+pub type OnClose = Box<dyn FnOnce() + 'static>;
+
+/// The body stream.
+pub struct SseBody<T> {
+    receiver: mpsc::Receiver<T>,
+    keep_alive: tokio::time::Interval,
+    on_close: Option<OnClose>,
+}
+
+impl<T> SseBody<T> {
+    /// A body that ends when every sender is dropped.
+    pub fn new(receiver: mpsc::Receiver<T>, on_close: Option<OnClose>) -> Self {
+        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+        keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        keep_alive.reset();
+        SseBody {
+            receiver,
+            keep_alive,
+            on_close,
+        }
+    }
+}
+
+impl<T> Drop for SseBody<T> {
+    fn drop(&mut self) {
+        if let Some(on_close) = self.on_close.take() {
+            on_close();
+        }
+    }
+}
+
+impl<T: Into<SseEvent> + Unpin> Stream for SseBody<T> {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match this.receiver.poll_recv(cx) {
+            Poll::Ready(Some(event)) => {
+                this.keep_alive.reset();
+                Poll::Ready(Some(Ok(event.into().encode())))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.keep_alive.poll_tick(cx) {
+                Poll::Ready(_) => Poll::Ready(Some(Ok(Bytes::from_static(b": keep-alive\n\n")))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}
+
+/// A 200 `text/event-stream` response streaming `body`.
+pub fn response<T: Into<SseEvent> + Unpin + 'static>(
+    body: SseBody<T>,
+    extra_headers: &[(&str, String)],
+) -> HttpResponse {
+    let mut builder = HttpResponse::Ok();
+    builder
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"));
+    for (name, value) in extra_headers {
+        builder.insert_header((*name, value.clone()));
+    }
+    builder.streaming(body)
+}

@@ -1,0 +1,69 @@
+//! What a method handler knows about the request it serves.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::jsonrpc;
+use super::protocol::{Era, LogLevel};
+use super::session::Session;
+use crate::actors::upstream::Upstream;
+use crate::auth::Principal;
+use crate::catalog::{Catalog, Scope};
+use crate::config::McpSettings;
+
+/// The context of one MCP request.
+pub struct Ctx {
+    /// The era it is served in.
+    pub era: Era,
+    /// The items it may see.
+    pub scope: Scope,
+    /// The catalog snapshot taken when the request arrived.
+    pub catalog: Arc<Catalog>,
+    /// Who is asking.
+    pub principal: Principal,
+    /// The upstream actor.
+    pub upstream: Upstream,
+    /// MCP settings.
+    pub settings: Arc<McpSettings>,
+    /// The legacy session, if any.
+    pub session: Option<Arc<Session>>,
+    /// The minimum level of `notifications/message` to send for this request (none: send none).
+    pub log_level: Option<LogLevel>,
+    /// The progress token, when the client asked for progress.
+    pub progress_token: Option<Value>,
+    /// The response stream for request-scoped notifications, when the response is SSE.
+    pub notifier: Option<mpsc::Sender<Value>>,
+    /// Cancelled when the client cancels or goes away.
+    pub cancel: CancellationToken,
+}
+
+impl Ctx {
+    /// Sends `notifications/message` when the request asked for this level or lower.
+    pub fn log(&self, level: LogLevel, data: impl Into<Value>) {
+        let (Some(threshold), Some(notifier)) = (self.log_level, &self.notifier) else {
+            return;
+        };
+        if level >= threshold {
+            let _ = notifier.try_send(jsonrpc::notification(
+                "notifications/message",
+                json!({ "level": level.as_str(), "logger": "mcpgate", "data": data.into() }),
+            ));
+        }
+    }
+
+    /// Sends `notifications/progress` when the client asked for progress.
+    pub fn progress(&self, progress: f64, total: Option<f64>, message: &str) {
+        let (Some(token), Some(notifier)) = (&self.progress_token, &self.notifier) else {
+            return;
+        };
+        let mut params =
+            json!({ "progressToken": token, "progress": progress, "message": message });
+        if let Some(total) = total {
+            params["total"] = json!(total);
+        }
+        let _ = notifier.try_send(jsonrpc::notification("notifications/progress", params));
+    }
+}

@@ -1,0 +1,140 @@
+//! Method handlers. Each takes the request context and params and returns the result object
+//! before era decoration (`resultType`, `_meta`, cache hints are added by [`decorate`]).
+
+mod completion;
+mod lifecycle;
+mod prompts;
+mod resources;
+mod tools;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+
+pub use self::lifecycle::initialize_result;
+use super::context::Ctx;
+use super::error::McpError;
+use super::protocol::{Era, meta, server_info};
+
+/// A JSON object.
+pub type Object = Map<String, Value>;
+
+/// Runs one request method.
+pub async fn dispatch(ctx: &Ctx, method: &str, params: &Object) -> Result<Object, McpError> {
+    let legacy = matches!(ctx.era, Era::Legacy { .. });
+    match method {
+        "server/discover" => Ok(lifecycle::discover(ctx)),
+        "ping" if legacy => Ok(Object::new()),
+        "logging/setLevel" if legacy => lifecycle::set_level(ctx, params),
+        "resources/subscribe" if legacy => lifecycle::subscribe(ctx, params, true),
+        "resources/unsubscribe" if legacy => lifecycle::subscribe(ctx, params, false),
+        "tools/list" => tools::list(ctx, params),
+        "tools/call" => tools::call(ctx, params).await,
+        "resources/list" => resources::list(ctx, params),
+        "resources/templates/list" => resources::templates(ctx, params),
+        "resources/read" => resources::read(ctx, params),
+        "prompts/list" => prompts::list(ctx, params),
+        "prompts/get" => prompts::get(ctx, params),
+        "completion/complete" => completion::complete(ctx, params),
+        other => Err(McpError::MethodNotFound(format!(
+            "{other:?} is not a method of protocol {}",
+            ctx.era.version()
+        ))),
+    }
+}
+
+/// Methods whose results carry cache hints in the modern era.
+fn cacheable(method: &str) -> bool {
+    matches!(
+        method,
+        "server/discover"
+            | "tools/list"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+    )
+}
+
+/// Adds the modern era's result fields: `resultType`, `_meta` server info, cache hints.
+pub fn decorate(era: Era, method: &str, mut result: Object, cache_ttl_ms: u64) -> Object {
+    if era == Era::Modern {
+        result.insert("resultType".into(), json!("complete"));
+        let meta_object = result
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(meta_object) = meta_object.as_object_mut() {
+            meta_object.insert(meta::SERVER_INFO.into(), server_info(None));
+        }
+        if cacheable(method) {
+            result.insert("ttlMs".into(), json!(cache_ttl_ms));
+            // Results depend on the caller's identity and permissions.
+            result.insert("cacheScope".into(), json!("private"));
+        }
+    }
+    result
+}
+
+/// A required string parameter.
+fn string_param<'a>(params: &'a Object, name: &str) -> Result<&'a str, McpError> {
+    match params.get(name) {
+        Some(Value::String(value)) => Ok(value),
+        Some(_) => Err(McpError::InvalidParams(format!(
+            "params.{name} must be a string"
+        ))),
+        None => Err(McpError::InvalidParams(format!(
+            "params.{name} is required"
+        ))),
+    }
+}
+
+/// One page of `items` after `cursor`, where a cursor names the last key of the previous page.
+fn paginate<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> &str,
+    params: &Object,
+    page_size: usize,
+) -> Result<(Vec<T>, Option<String>), McpError> {
+    let start = match params.get("cursor") {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(cursor)) => {
+            let last = URL_SAFE_NO_PAD
+                .decode(cursor)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| {
+                    McpError::InvalidParams("the cursor is not one this server issued".into())
+                })?;
+            let index = items
+                .iter()
+                .position(|item| key(item) == last)
+                .ok_or_else(|| {
+                    McpError::InvalidParams("the cursor is stale; list again from the start".into())
+                })?;
+            index + 1
+        }
+        Some(_) => {
+            return Err(McpError::InvalidParams(
+                "params.cursor must be a string".into(),
+            ));
+        }
+    };
+    let mut page: Vec<T> = items.into_iter().skip(start).take(page_size + 1).collect();
+    let next = if page.len() > page_size {
+        page.truncate(page_size);
+        page.last().map(|item| URL_SAFE_NO_PAD.encode(key(item)))
+    } else {
+        None
+    };
+    Ok((page, next))
+}
+
+/// A list result: `{ <field>: [...], nextCursor? }`.
+fn list_result(field: &str, items: Vec<Value>, next_cursor: Option<String>) -> Object {
+    let mut result = Object::new();
+    result.insert(field.into(), Value::Array(items));
+    if let Some(cursor) = next_cursor {
+        result.insert("nextCursor".into(), json!(cursor));
+    }
+    result
+}

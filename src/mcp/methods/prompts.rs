@@ -1,0 +1,73 @@
+//! `prompts/list` and `prompts/get` (tera rendering).
+
+use serde_json::{Value, json};
+
+use super::{Object, list_result, paginate, string_param};
+use crate::mcp::context::Ctx;
+use crate::mcp::error::McpError;
+
+/// `prompts/list`.
+pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+    let prompts = ctx.catalog.prompts(&ctx.scope);
+    let (page, next) = paginate(prompts, |p| p.name.as_str(), params, ctx.settings.page_size)?;
+    Ok(list_result(
+        "prompts",
+        page.iter()
+            .map(|prompt| prompt.definition.clone())
+            .collect(),
+        next,
+    ))
+}
+
+/// `prompts/get`: renders the template with the arguments; a missing required argument is
+/// invalid params.
+pub fn get(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+    let name = string_param(params, "name")?;
+    let prompt = ctx
+        .catalog
+        .prompt(&ctx.scope, name)
+        .ok_or_else(|| McpError::InvalidParams(format!("unknown prompt {name:?}")))?;
+    let arguments = match params.get("arguments") {
+        None | Some(Value::Null) => Object::new(),
+        Some(Value::Object(arguments)) => arguments.clone(),
+        Some(_) => {
+            return Err(McpError::InvalidParams(
+                "params.arguments must be an object".into(),
+            ));
+        }
+    };
+    let mut context = tera::Context::new();
+    for declared in &prompt.arguments {
+        match arguments.get(&declared.name) {
+            Some(Value::String(value)) => context.insert(declared.name.clone(), value),
+            Some(Value::Null) | None if declared.required => {
+                return Err(McpError::InvalidParams(format!(
+                    "prompt {name:?} needs argument {:?}",
+                    declared.name
+                )));
+            }
+            Some(Value::Null) | None => context.insert(declared.name.clone(), ""),
+            Some(_) => {
+                return Err(McpError::InvalidParams(format!(
+                    "argument {:?} must be a string",
+                    declared.name
+                )));
+            }
+        }
+    }
+    let text = prompt
+        .template
+        .render("prompt", &context)
+        .map_err(|error| {
+            McpError::InvalidParams(format!("prompt {name:?} could not be rendered: {error}"))
+        })?;
+    let mut result = Object::new();
+    if let Some(description) = &prompt.description {
+        result.insert("description".into(), json!(description));
+    }
+    result.insert(
+        "messages".into(),
+        json!([{ "role": "user", "content": { "type": "text", "text": text } }]),
+    );
+    Ok(result)
+}

@@ -1,0 +1,136 @@
+//! `resources/list`, `resources/templates/list`, `resources/read`.
+
+use serde_json::{Value, json};
+
+use super::{Object, list_result, paginate, string_param};
+use crate::catalog::Resource;
+use crate::mcp::context::Ctx;
+use crate::mcp::error::McpError;
+
+/// `resources/list`.
+pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+    let resources = ctx.catalog.resources(&ctx.scope);
+    let (page, next) = paginate(
+        resources,
+        |r| r.uri.as_deref().unwrap_or_default(),
+        params,
+        ctx.settings.page_size,
+    )?;
+    Ok(list_result(
+        "resources",
+        page.iter()
+            .map(|resource| resource.definition.clone())
+            .collect(),
+        next,
+    ))
+}
+
+/// `resources/templates/list`.
+pub fn templates(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+    let templates = ctx.catalog.templates(&ctx.scope);
+    let (page, next) = paginate(
+        templates,
+        |r| r.uri_template.as_deref().unwrap_or_default(),
+        params,
+        ctx.settings.page_size,
+    )?;
+    Ok(list_result(
+        "resourceTemplates",
+        page.iter()
+            .map(|resource| resource.definition.clone())
+            .collect(),
+        next,
+    ))
+}
+
+/// `resources/read`: a fixed resource's content, or a template's content with the variables
+/// the URI matched filled in.
+pub fn read(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+    let uri = string_param(params, "uri")?;
+    let (resource, text) = match ctx.catalog.resource(&ctx.scope, uri) {
+        Some(resource) => {
+            let text = resource.content.clone().unwrap_or_default();
+            (resource, text)
+        }
+        None => ctx
+            .catalog
+            .templates(&ctx.scope)
+            .into_iter()
+            .find_map(|template| {
+                let variables = match_template(template.uri_template.as_deref()?, uri)?;
+                let text = expand(template.content.as_deref().unwrap_or_default(), &variables);
+                Some((template, text))
+            })
+            .ok_or_else(|| McpError::ResourceNotFound(uri.to_owned()))?,
+    };
+    Ok(contents(uri, &resource, text))
+}
+
+fn contents(uri: &str, resource: &Resource, text: String) -> Object {
+    let mut item = json!({ "uri": uri, "text": text });
+    if let Some(mime_type) = &resource.mime_type {
+        item["mimeType"] = json!(mime_type);
+    }
+    let mut result = Object::new();
+    result.insert("contents".into(), Value::Array(vec![item]));
+    result
+}
+
+/// Matches a URI against a level-1 RFC 6570 template (`docs://{section}/{page}`); a variable
+/// matches one or more characters up to the next literal.
+fn match_template(template: &str, uri: &str) -> Option<Vec<(String, String)>> {
+    let mut variables = Vec::new();
+    let mut rest_template = template;
+    let mut rest_uri = uri;
+    while let Some(open) = rest_template.find('{') {
+        let literal = &rest_template[..open];
+        rest_uri = rest_uri.strip_prefix(literal)?;
+        let close = rest_template[open..].find('}')? + open;
+        let name = &rest_template[open + 1..close];
+        rest_template = &rest_template[close + 1..];
+        let next_literal_end = rest_template.find('{').unwrap_or(rest_template.len());
+        let next_literal = &rest_template[..next_literal_end];
+        let value_end = if next_literal.is_empty() {
+            rest_uri.find('/').unwrap_or(rest_uri.len())
+        } else {
+            rest_uri.find(next_literal)?
+        };
+        let value = &rest_uri[..value_end];
+        if value.is_empty() {
+            return None;
+        }
+        variables.push((name.to_owned(), value.to_owned()));
+        rest_uri = &rest_uri[value_end..];
+    }
+    (rest_uri == rest_template).then_some(variables)
+}
+
+fn expand(content: &str, variables: &[(String, String)]) -> String {
+    variables
+        .iter()
+        .fold(content.to_owned(), |text, (name, value)| {
+            text.replace(&format!("{{{name}}}"), value)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match() {
+        assert_eq!(
+            match_template("docs://{section}/{page}", "docs://guide/intro"),
+            Some(vec![
+                ("section".into(), "guide".into()),
+                ("page".into(), "intro".into())
+            ])
+        );
+        assert_eq!(match_template("docs://{section}", "docs://a/b"), None);
+        assert_eq!(match_template("docs://{section}", "other://a"), None);
+        assert_eq!(
+            expand("Section {section}", &[("section".into(), "x".into())]),
+            "Section x"
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! `tools/list` and `tools/call`. REST-backed tools run through the UpstreamActor.
+
+use serde_json::{Map, Value, json};
+
+use super::{Object, list_result, paginate, string_param};
+use crate::actors::upstream::{CallHttp, HttpReply, UpstreamError};
+use crate::catalog::{Tool, ToolTarget};
+use crate::mcp::context::Ctx;
+use crate::mcp::error::McpError;
+use crate::mcp::protocol::{Era, LogLevel};
+
+/// How much of an upstream error body is quoted in a result.
+const ERROR_EXCERPT_BYTES: usize = 2048;
+
+/// `tools/list`.
+pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+    let tools = ctx.catalog.tools(&ctx.scope);
+    let (page, next) = paginate(
+        tools,
+        |tool| tool.name.as_str(),
+        params,
+        ctx.settings.page_size,
+    )?;
+    Ok(list_result(
+        "tools",
+        page.iter().map(|tool| tool.definition.clone()).collect(),
+        next,
+    ))
+}
+
+/// `tools/call`.
+pub async fn call(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+    let name = string_param(params, "name")?;
+    let tool = ctx
+        .catalog
+        .tool(&ctx.scope, name)
+        .ok_or_else(|| McpError::InvalidParams(format!("unknown tool {name:?}")))?;
+    let arguments = match params.get("arguments") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(arguments)) => arguments.clone(),
+        Some(_) => {
+            return Err(McpError::InvalidParams(
+                "params.arguments must be an object".into(),
+            ));
+        }
+    };
+    validate_arguments(&tool, &arguments)?;
+    match &tool.target {
+        ToolTarget::Rest {
+            method,
+            url,
+            headers,
+        } => call_rest(ctx, &tool, method, url, headers, arguments).await,
+        ToolTarget::Upstream { .. } => Ok(error_result(format!(
+            "tool {name:?} belongs to an upstream MCP server, and this gateway does not forward to upstreams yet"
+        ))),
+    }
+}
+
+fn validate_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<(), McpError> {
+    let Some(validator) = &tool.validator else {
+        return Ok(());
+    };
+    let instance = Value::Object(arguments.clone());
+    let problems: Vec<String> = validator
+        .iter_errors(&instance)
+        .take(5)
+        .map(|error| {
+            let path = error.instance_path.to_string();
+            if path.is_empty() {
+                error.to_string()
+            } else {
+                format!("{path}: {error}")
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(McpError::InvalidParams(format!(
+            "arguments of tool {:?} do not match its input schema: {}",
+            tool.name,
+            problems.join("; ")
+        )))
+    }
+}
+
+async fn call_rest(
+    ctx: &Ctx,
+    tool: &Tool,
+    method: &str,
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    mut arguments: Map<String, Value>,
+) -> Result<Object, McpError> {
+    let url = fill_placeholders(url, &mut arguments)?;
+    let (query, body) = if matches!(method, "GET" | "DELETE") {
+        let query = arguments
+            .into_iter()
+            .filter(|(_, value)| !value.is_null())
+            .map(|(key, value)| {
+                let text = match value {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                (key, text)
+            })
+            .collect();
+        (query, None)
+    } else {
+        (Vec::new(), Some(Value::Object(arguments)))
+    };
+    ctx.log(LogLevel::Info, format!("calling tool {:?}", tool.name));
+    ctx.progress(0.0, Some(1.0), "calling the tool's endpoint");
+    let started = std::time::Instant::now();
+    let outcome = ctx
+        .upstream
+        .call_http(CallHttp {
+            method: method.to_owned(),
+            url,
+            headers: headers.clone(),
+            query,
+            body,
+            timeout: ctx.settings.tool_timeout,
+            cancel: ctx.cancel.clone(),
+        })
+        .await;
+    ctx.progress(1.0, Some(1.0), "done");
+    tracing::info!(
+        tool.name = %tool.name,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        ok = outcome.as_ref().is_ok_and(|reply| (200..300).contains(&reply.status)),
+        "tool call"
+    );
+    match outcome {
+        Ok(reply) => Ok(result_from_reply(ctx.era, reply)),
+        Err(UpstreamError::Cancelled) => {
+            Err(McpError::InvalidRequest("the request was cancelled".into()))
+        }
+        Err(UpstreamError::Unavailable) => Err(McpError::Unavailable {
+            retry_after: std::time::Duration::from_secs(1),
+        }),
+        Err(error) => {
+            ctx.log(
+                LogLevel::Warning,
+                format!("tool {:?} failed: {error}", tool.name),
+            );
+            Ok(error_result(format!("the tool's endpoint failed: {error}")))
+        }
+    }
+}
+
+/// Replaces `{name}` in the URL with the percent-encoded argument, removing it from the rest.
+fn fill_placeholders(url: &str, arguments: &mut Map<String, Value>) -> Result<String, McpError> {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        out.push_str(&rest[..open]);
+        let value = arguments.remove(name).ok_or_else(|| {
+            McpError::InvalidParams(format!(
+                "argument {name:?} is needed to build the tool's URL"
+            ))
+        })?;
+        let text = match value {
+            Value::String(text) => text,
+            other => other.to_string(),
+        };
+        out.push_str(
+            &url::form_urlencoded::byte_serialize(text.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20"),
+        );
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn error_result(message: String) -> Object {
+    let mut result = Object::new();
+    result.insert(
+        "content".into(),
+        json!([{ "type": "text", "text": message }]),
+    );
+    result.insert("isError".into(), json!(true));
+    result
+}
+
+/// Maps an HTTP answer to a `CallToolResult`: 2xx is content (JSON also as
+/// `structuredContent`), anything else an `isError` result quoting the status and body.
+fn result_from_reply(era: Era, reply: HttpReply) -> Object {
+    let text = String::from_utf8_lossy(&reply.body).into_owned();
+    if !(200..300).contains(&reply.status) {
+        let mut excerpt = text;
+        if excerpt.len() > ERROR_EXCERPT_BYTES {
+            let mut cut = ERROR_EXCERPT_BYTES;
+            while !excerpt.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            excerpt.truncate(cut);
+            excerpt.push('…');
+        }
+        return error_result(format!(
+            "the tool's endpoint answered HTTP {}: {excerpt}",
+            reply.status
+        ));
+    }
+    let mut result = Object::new();
+    result.insert("content".into(), json!([{ "type": "text", "text": text }]));
+    let is_json = reply
+        .content_type
+        .as_deref()
+        .is_some_and(|content_type| content_type.contains("json"));
+    if is_json && let Ok(value) = serde_json::from_slice::<Value>(&reply.body) {
+        // Before 2026-07-28, structuredContent must be an object.
+        if value.is_object() || era == Era::Modern {
+            result.insert("structuredContent".into(), value);
+        }
+    }
+    result.insert("isError".into(), json!(false));
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_and_encoded() {
+        let mut arguments = Map::new();
+        arguments.insert("city".into(), json!("New York"));
+        arguments.insert("days".into(), json!(3));
+        let url = fill_placeholders("http://h/weather/{city}/{days}", &mut arguments).unwrap();
+        assert_eq!(url, "http://h/weather/New%20York/3");
+        assert!(arguments.is_empty());
+        assert!(fill_placeholders("http://h/{missing}", &mut Map::new()).is_err());
+    }
+}
