@@ -22,7 +22,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The admin credentials generated at this start, if any (printed by the binary).
     pub generated_admin: Option<GeneratedAdmin>,
-    handle: ServerHandle,
+    stopper: Stopper,
     db: Db,
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
 }
@@ -43,16 +43,35 @@ impl RunningServer {
         result
     }
 
-    /// A handle that stops the server gracefully from elsewhere (a signal handler).
-    pub fn stop_handle(&self) -> ServerHandle {
-        self.handle.clone()
+    /// Stops the server gracefully from elsewhere (a signal handler).
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
     }
 
-    /// Stops gracefully: in-flight requests finish, then the actors stop.
+    /// Stops gracefully: long-lived streams end, in-flight requests finish, then the actors
+    /// stop.
     pub async fn stop(self) {
-        self.handle.stop(true).await;
+        self.stopper.stop().await;
         let _ = self.server.await;
         self.db.shutdown();
+    }
+}
+
+/// Stops a running server gracefully.
+#[derive(Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    shutdown: tokio_util::sync::CancellationToken,
+    sessions: Arc<SessionStore>,
+}
+
+impl Stopper {
+    /// Ends subscription and session streams (they would otherwise hold the graceful stop),
+    /// then stops accepting and waits for in-flight requests.
+    pub async fn stop(&self) {
+        self.shutdown.cancel();
+        self.sessions.end_all();
+        self.handle.stop(true).await;
     }
 }
 
@@ -86,14 +105,16 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         settings.mcp.max_sessions,
     ));
     spawn_session_sweeper(sessions.clone());
+    let shutdown = tokio_util::sync::CancellationToken::new();
     let state = web::Data::new(AppState {
         db: db.clone(),
         auth,
         catalog,
         upstream,
-        sessions,
+        sessions: sessions.clone(),
         mcp_settings: Arc::new(settings.mcp.clone()),
         settings: settings.clone(),
+        shutdown: shutdown.clone(),
     });
     let body_limit = settings.max_request_body_bytes;
     let mut server = HttpServer::new(move || {
@@ -128,7 +149,11 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     Ok(RunningServer {
         addr,
         generated_admin,
-        handle,
+        stopper: Stopper {
+            handle,
+            shutdown,
+            sessions,
+        },
         db,
         server,
     })

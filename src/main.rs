@@ -73,14 +73,14 @@ async fn serve(settings: Settings) -> Result<(), String> {
     let mut interrupt = signal(SignalKind::interrupt())
         .map_err(|error| format!("cannot install the SIGINT handler: {error}"))?;
     let server = app::start(settings).await?;
-    let stop = server.stop_handle();
+    let stop = server.stopper();
     actix_web::rt::spawn(async move {
         tokio::select! {
             _ = terminate.recv() => {}
             _ = interrupt.recv() => {}
         }
         tracing::info!("stopping: finishing in-flight requests");
-        stop.stop(true).await;
+        stop.stop().await;
     });
     if let Some(admin) = &server.generated_admin {
         println!(

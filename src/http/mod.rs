@@ -42,6 +42,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The MCP part of the settings.
     pub mcp_settings: Arc<McpSettings>,
+    /// Cancelled when the server begins to stop: long-lived streams end gracefully.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The route table: every endpoint of the gateway.

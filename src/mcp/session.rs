@@ -211,6 +211,13 @@ impl SessionStore {
         before - sessions.len()
     }
 
+    /// Ends every session (at shutdown), closing their streams.
+    pub fn end_all(&self) {
+        for (_, session) in lock(&self.sessions).drain() {
+            session.end();
+        }
+    }
+
     /// Live sessions, for statistics.
     pub fn len(&self) -> usize {
         lock(&self.sessions).len()

@@ -5,6 +5,8 @@
     reason = "each test binary uses a different part of the support code"
 )]
 
+pub mod fixture;
+pub mod mcp;
 pub mod proxy;
 
 use std::collections::HashMap;
@@ -149,6 +151,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
+    /// For an SSE response, the messages before the last one (which is `body`).
+    pub events: Vec<Value>,
 }
 
 impl Reply {
@@ -254,6 +258,26 @@ pub async fn reply(response: reqwest::Response) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.bytes().await.expect("the body is readable");
+    let is_sse = headers.get("content-type").is_some_and(|value| {
+        value
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/event-stream")
+    });
+    if is_sse {
+        let mut events: Vec<Value> = String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .map(|data| serde_json::from_str(data).expect("SSE data is JSON"))
+            .collect();
+        let body = events.pop().unwrap_or(Value::Null);
+        return Reply {
+            status,
+            headers,
+            body,
+            events,
+        };
+    }
     let body = if bytes.is_empty() {
         Value::Null
     } else {
@@ -264,6 +288,7 @@ pub async fn reply(response: reqwest::Response) -> Reply {
         status,
         headers,
         body,
+        events: Vec::new(),
     }
 }
 

@@ -90,10 +90,13 @@ fn open(
     };
     notify::forward(
         state.catalog.subscribe(),
-        messages,
-        filter,
-        Some(session.clone()),
-        None,
+        notify::Listener {
+            stream: messages,
+            filter,
+            session: Some(session.clone()),
+            subscription_id: None,
+            shutdown: state.shutdown.clone(),
+        },
     );
     let sessions = state.sessions.clone();
     let session_id = session.id.clone();

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::catalog::CatalogChange;
 use crate::mcp::jsonrpc::notification;
@@ -51,19 +52,46 @@ fn notifications(
     out
 }
 
-/// Forwards catalog changes to a stream until the stream closes. With a subscription id, each
-/// notification carries it in `_meta` (modern `subscriptions/listen`).
-pub fn forward(
-    mut changes: broadcast::Receiver<CatalogChange>,
-    stream: mpsc::Sender<Value>,
-    filter: Filter,
-    session: Option<Arc<Session>>,
-    subscription_id: Option<Value>,
-) {
+/// Where a forwarder sends, and what ends it.
+pub struct Listener {
+    /// The stream.
+    pub stream: mpsc::Sender<Value>,
+    /// What it opted into.
+    pub filter: Filter,
+    /// The legacy session (for its resource subscriptions).
+    pub session: Option<Arc<Session>>,
+    /// The modern subscription id (the `subscriptions/listen` request id).
+    pub subscription_id: Option<Value>,
+    /// Cancelled when the server stops.
+    pub shutdown: CancellationToken,
+}
+
+/// Forwards catalog changes to a stream until the stream closes or the server stops. With a
+/// subscription id, each notification carries it in `_meta`, and a server stop ends the
+/// subscription gracefully with its completion result.
+pub fn forward(mut changes: broadcast::Receiver<CatalogChange>, listener: Listener) {
+    let Listener {
+        stream,
+        filter,
+        session,
+        subscription_id,
+        shutdown,
+    } = listener;
     actix_web::rt::spawn(async move {
         loop {
             let change = tokio::select! {
                 _ = stream.closed() => return,
+                _ = shutdown.cancelled() => {
+                    if let Some(id) = &subscription_id {
+                        let closing = json!({
+                            "jsonrpc": "2.0",
+                            "id": id,
+                            "result": { "resultType": "complete", "_meta": { meta::SUBSCRIPTION_ID: id } },
+                        });
+                        let _ = stream.send(closing).await;
+                    }
+                    return;
+                }
                 change = changes.recv() => change,
             };
             let change = match change {

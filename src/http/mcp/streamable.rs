@@ -406,7 +406,16 @@ fn listen(state: &AppState, scope: Scope, id: Value, params: &Object) -> HttpRes
         json!({ "_meta": { meta::SUBSCRIPTION_ID: id }, "notifications": honored }),
     );
     let _ = sender.try_send(ack);
-    notify::forward(state.catalog.subscribe(), sender, filter, None, Some(id));
+    notify::forward(
+        state.catalog.subscribe(),
+        notify::Listener {
+            stream: sender,
+            filter,
+            session: None,
+            subscription_id: Some(id),
+            shutdown: state.shutdown.clone(),
+        },
+    );
     sse::response(SseBody::new(receiver, None), &[])
 }
 
@@ -455,10 +464,13 @@ fn get(
     };
     notify::forward(
         state.catalog.subscribe(),
-        sender,
-        filter,
-        Some(session),
-        None,
+        notify::Listener {
+            stream: sender,
+            filter,
+            session: Some(session),
+            subscription_id: None,
+            shutdown: state.shutdown.clone(),
+        },
     );
     sse::response(SseBody::new(receiver, None), &[])
 }
