@@ -8,6 +8,7 @@
 pub mod fixture;
 pub mod mcp;
 pub mod proxy;
+pub mod world;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,0 +1,139 @@
+//! Interop with the official MCP SDKs: Python `mcp` 1.x and 2.x and the TypeScript SDK connect
+//! to a virtual server over Streamable HTTP and over the legacy SSE transport, list and call a
+//! REST-backed tool (served by a loopback fixture), list/read resources and list/get prompts.
+//! The SDKs are pinned and installed by `tests/interop/setup.sh` into a git-ignored folder.
+
+mod common;
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::world::World;
+use common::{Backend, token};
+use serde_json::{Value, json};
+
+fn interop_dir() -> String {
+    format!("{}/tests/interop", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Installs the SDKs once per process (the script itself serialises across processes).
+fn setup() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(format!("{}/setup.sh", interop_dir()))
+            .status()
+            .expect("run tests/interop/setup.sh");
+        assert!(
+            status.success(),
+            "installing the MCP SDKs failed (python3 -m venv, pip and npm are needed)"
+        );
+    });
+}
+
+/// Runs one SDK client against `url`; returns what it printed.
+async fn run_client(sdk: &str, url: &str, transport: &str) -> Value {
+    setup();
+    let deps = format!("{}/.deps", interop_dir());
+    let (program, args) = match sdk {
+        "python-1" => (
+            format!("{deps}/mcp1/bin/python"),
+            vec![format!("{}/client.py", interop_dir())],
+        ),
+        "python-2" => (
+            format!("{deps}/mcp2/bin/python"),
+            vec![format!("{}/client.py", interop_dir())],
+        ),
+        "typescript" => ("node".to_owned(), vec![format!("{deps}/node/client.mjs")]),
+        other => panic!("unknown sdk {other}"),
+    };
+    let url = url.to_owned();
+    let transport = transport.to_owned();
+    let shown_transport = transport.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(&program)
+            .args(&args)
+            .arg(&url)
+            .arg(token("admin@example.com", true))
+            .arg(&transport)
+            .output()
+            .expect("run the SDK client")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{sdk} over {}: exit {}\nstdout: {stdout}\nstderr: {}",
+        "the client",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outcome: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .expect("the client prints JSON");
+    eprintln!("{sdk} over {shown_transport}: {outcome}");
+    outcome
+}
+
+fn assert_session(outcome: &Value, protocol: &str) {
+    assert_eq!(outcome["protocol"], protocol, "{outcome}");
+    assert_eq!(
+        outcome["tools"],
+        json!(["get_weather", "echo"]),
+        "{outcome}"
+    );
+    assert_eq!(outcome["call"]["is_error"], false, "{outcome}");
+    assert_eq!(outcome["call"]["structured"]["city"], "Paris", "{outcome}");
+    assert!(
+        outcome["call"]["text"][0]
+            .as_str()
+            .unwrap()
+            .contains("Paris")
+    );
+    assert_eq!(outcome["resources"], json!(["docs://guide"]));
+    assert_eq!(outcome["read"], json!(["Read the guide"]));
+    assert_eq!(outcome["prompts"], json!(["summarise"]));
+    assert_eq!(
+        outcome["prompt"],
+        json!(["Summarise the news in formal style"])
+    );
+}
+
+async fn official_sdks_connect(backend: Backend) {
+    let world = World::new(backend).await;
+    let streamable = format!("{}{}", world.server.base, world.server_path());
+    let sse = format!("{}/servers/{}/sse", world.server.base, world.server_id);
+
+    // Python 1.x speaks the session era; 2.x probes server/discover and stays modern.
+    assert_session(
+        &run_client("python-1", &streamable, "streamable").await,
+        "2025-11-25",
+    );
+    assert_session(&run_client("python-1", &sse, "sse").await, "2025-11-25");
+    assert_session(
+        &run_client("python-2", &streamable, "streamable").await,
+        "2026-07-28",
+    );
+    let python2_sse = run_client("python-2", &sse, "sse").await;
+    assert_eq!(
+        python2_sse["tools"],
+        json!(["get_weather", "echo"]),
+        "{python2_sse}"
+    );
+    assert_session(&python2_sse, python2_sse["protocol"].as_str().unwrap());
+    let typescript = run_client("typescript", &streamable, "streamable").await;
+    assert_session(
+        &typescript,
+        typescript["protocol"].as_str().unwrap_or("2025-11-25"),
+    );
+    let typescript_sse = run_client("typescript", &sse, "sse").await;
+    assert_eq!(
+        typescript_sse["tools"],
+        json!(["get_weather", "echo"]),
+        "{typescript_sse}"
+    );
+    assert_eq!(typescript_sse["call"]["structured"]["city"], "Paris");
+    world.stop().await;
+}
+
+both_backends!(official_sdks_connect);

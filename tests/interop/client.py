@@ -1,0 +1,84 @@
+"""Drives an MCP server with the official Python SDK (1.x or 2.x) and prints what it saw as JSON.
+
+usage: client.py URL TOKEN streamable|sse
+"""
+
+import asyncio
+import importlib.metadata
+import json
+import sys
+
+URL, TOKEN, TRANSPORT = sys.argv[1], sys.argv[2], sys.argv[3]
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+MAJOR = int(importlib.metadata.version("mcp").split(".")[0])
+
+
+def field(obj, camel, snake):
+    """Reads a field under its camelCase (older SDKs) or snake_case (newer SDKs) name."""
+    return getattr(obj, snake) if hasattr(obj, snake) else getattr(obj, camel)
+
+
+def text_of(content):
+    return [getattr(item, "text", None) for item in content]
+
+
+async def exercise(session, protocol):
+    tools = await session.list_tools()
+    call = await session.call_tool("get_weather", {"city": "Paris"})
+    resources = await session.list_resources()
+    read = await session.read_resource("docs://guide")
+    prompts = await session.list_prompts()
+    prompt = await session.get_prompt("summarise", {"text": "the news", "style": "formal"})
+    return {
+        "sdk": importlib.metadata.version("mcp"),
+        "protocol": protocol,
+        "tools": [tool.name for tool in tools.tools],
+        "call": {
+            "is_error": field(call, "isError", "is_error"),
+            "text": text_of(call.content),
+            "structured": field(call, "structuredContent", "structured_content"),
+        },
+        "resources": [str(resource.uri) for resource in resources.resources],
+        "read": [getattr(content, "text", None) for content in read.contents],
+        "prompts": [p.name for p in prompts.prompts],
+        "prompt": [message.content.text for message in prompt.messages],
+    }
+
+
+async def run_v1():
+    from mcp import ClientSession
+    from mcp.client.sse import sse_client
+    from mcp.client.streamable_http import streamablehttp_client
+
+    if TRANSPORT == "sse":
+        async with sse_client(URL, headers=HEADERS) as (read, write):
+            async with ClientSession(read, write) as session:
+                init = await session.initialize()
+                return await exercise(session, field(init, "protocolVersion", "protocol_version"))
+    async with streamablehttp_client(URL, headers=HEADERS) as (read, write, _):
+        async with ClientSession(read, write) as session:
+            init = await session.initialize()
+            return await exercise(session, init.protocolVersion)
+
+
+async def run_v2():
+    import httpx2
+    from mcp import Client
+    from mcp.client.sse import sse_client
+    from mcp.client.streamable_http import streamable_http_client
+
+    if TRANSPORT == "sse":
+        transport, mode = sse_client(URL, headers=HEADERS), "legacy"
+    else:
+        http = httpx2.AsyncClient(headers=HEADERS, timeout=30)
+        transport, mode = streamable_http_client(URL, http_client=http), "auto"
+    async with Client(transport, mode=mode) as client:
+        return await exercise(client, client.protocol_version)
+
+
+async def main():
+    outcome = await (run_v2() if MAJOR >= 2 else run_v1())
+    print(json.dumps(outcome))
+
+
+asyncio.run(main())

@@ -1,0 +1,39 @@
+// Drives an MCP server with the official TypeScript SDK and prints what it saw as JSON.
+// usage: node client.mjs URL TOKEN streamable|sse
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+
+const [url, token, kind] = process.argv.slice(2);
+const headers = { Authorization: `Bearer ${token}` };
+const transport =
+  kind === "sse"
+    ? new SSEClientTransport(new URL(url), {
+        requestInit: { headers },
+        eventSourceInit: {
+          fetch: (input, init) => fetch(input, { ...init, headers: { ...(init?.headers ?? {}), ...headers } }),
+        },
+      })
+    : new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+
+const client = new Client({ name: "mcpgate-interop", version: "1.0.0" });
+await client.connect(transport);
+const tools = await client.listTools();
+const call = await client.callTool({ name: "get_weather", arguments: { city: "Paris" } });
+const resources = await client.listResources();
+const read = await client.readResource({ uri: "docs://guide" });
+const prompts = await client.listPrompts();
+const prompt = await client.getPrompt({ name: "summarise", arguments: { text: "the news", style: "formal" } });
+console.log(
+  JSON.stringify({
+    sdk: "typescript",
+    protocol: transport.protocolVersion ?? null,
+    tools: tools.tools.map((t) => t.name),
+    call: { is_error: call.isError ?? false, text: call.content.map((c) => c.text), structured: call.structuredContent ?? null },
+    resources: resources.resources.map((r) => r.uri),
+    read: read.contents.map((c) => c.text),
+    prompts: prompts.prompts.map((p) => p.name),
+    prompt: prompt.messages.map((m) => m.content.text),
+  }),
+);
+await client.close();
