@@ -947,7 +947,143 @@ async fn transport_errors(backend: Backend) {
     world.stop().await;
 }
 
+async fn disconnects_and_cancellation_stop_upstream_calls(backend: Backend) {
+    let world = World::new(backend).await;
+    let client = McpClient::new(&world.server, "/mcp");
+    let fixture = &world.fixture;
+    let no_slow_calls = || async { (fixture.slow_calls() == 0).then_some(()) };
+    let wait = std::time::Duration::from_secs(15);
+
+    // 1. A streamed (SSE) call whose client goes away mid-stream.
+    let body = client.modern_body(
+        "tools/call",
+        json!({"name": "slow", "_meta": {"progressToken": 7}}),
+    );
+    let headers = McpClient::modern_headers(&body);
+    let mut request = world
+        .server
+        .client
+        .post(format!("{}/mcp", world.server.base))
+        .bearer_auth(&client.token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    for (name, value) in &headers {
+        request = request.header(*name, value);
+    }
+    let mut response = request.send().await.unwrap();
+    let first: Value = serde_json::from_str(&read_events(&mut response, 1).await[0].1).unwrap();
+    assert_eq!(first["method"], "notifications/progress");
+    eventually("the slow call reaches the fixture", wait, || async {
+        (fixture.slow_calls() == 1).then_some(())
+    })
+    .await;
+    drop(response);
+    eventually(
+        "closing the stream cancels the upstream call",
+        wait,
+        no_slow_calls,
+    )
+    .await;
+
+    // 2. Legacy notifications/cancelled.
+    let (session, _) = client.initialize(LEGACY).await;
+    let call = {
+        let server = &world.server;
+        let session = session.clone();
+        let token = client.token.clone();
+        let url = format!("{}/mcp", server.base);
+        let http = server.client.clone();
+        actix_rt::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .header("mcp-session-id", session)
+                .header("accept", "application/json")
+                .json(&json!({"jsonrpc": "2.0", "id": "slow-1", "method": "tools/call", "params": {"name": "slow"}}))
+                .send()
+                .await
+                .map(|response| response.status())
+        })
+    };
+    eventually("the legacy slow call reaches the fixture", wait, || async {
+        (fixture.slow_calls() == 1).then_some(())
+    })
+    .await;
+    let cancelled = client
+        .post(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow-1", "reason": "user"}}),
+            &[("mcp-session-id", &session)],
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::ACCEPTED);
+    eventually(
+        "notifications/cancelled stops the upstream call",
+        wait,
+        no_slow_calls,
+    )
+    .await;
+    assert_eq!(
+        call.await.unwrap().unwrap(),
+        StatusCode::NO_CONTENT,
+        "no response is due for a cancelled request"
+    );
+    world.stop().await;
+}
+
+async fn sessions_expire_and_are_bounded(backend: Backend) {
+    let db = common::TestDb::new(backend).await;
+    let server = common::TestServer::start(
+        &db,
+        &[
+            ("MCP_SESSION_TTL_SECONDS", "0.3"),
+            ("MCP_MAX_SESSIONS", "2"),
+        ],
+    )
+    .await;
+    let client = McpClient::new(&server, "/mcp");
+    let (first, _) = client.initialize(LEGACY).await;
+    assert_eq!(
+        client.legacy(&first, "ping", json!({})).await.status,
+        StatusCode::OK
+    );
+    // Watch the live count: using the session would keep it alive.
+    eventually(
+        "an idle session expires",
+        std::time::Duration::from_secs(10),
+        || async {
+            let stats = server.admin(Method::GET, "/admin/mcp-stats", None).await;
+            (stats.body["sessions"] == 0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        client.legacy(&first, "ping", json!({})).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let long = common::TestServer::start(&db, &[("MCP_MAX_SESSIONS", "2")]).await;
+    let client = McpClient::new(&long, "/mcp");
+    let (a, _) = client.initialize(LEGACY).await;
+    let (b, _) = client.initialize(LEGACY).await;
+    let (_, refused) = client.initialize(LEGACY).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
+    assert!(refused.headers.contains_key("retry-after"));
+    expect_error(&refused, StatusCode::SERVICE_UNAVAILABLE, -32603);
+    client.verb(Method::DELETE, &[("mcp-session-id", &a)]).await;
+    let (c, again) = client.initialize(LEGACY).await;
+    assert_eq!(again.status, StatusCode::OK, "a freed slot can be used");
+    assert_ne!(c, b);
+    server.stop().await;
+    long.stop().await;
+}
+
 both_backends!(
+    disconnects_and_cancellation_stop_upstream_calls,
+    sessions_expire_and_are_bounded,
     modern_era_serves_every_method,
     upstream_failures_are_tool_errors,
     modern_era_rejects_bad_requests,

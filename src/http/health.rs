@@ -93,3 +93,20 @@ pub async fn pool_stats(
         .map_err(|error| ApiError::from_db(error, "database", None))?;
     Ok(HttpResponse::Ok().json(stats))
 }
+
+/// The body of `GET /admin/mcp-stats`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct McpStats {
+    /// Live legacy (2025-11-25 and older) sessions.
+    pub sessions: usize,
+    /// `MCP_MAX_SESSIONS`.
+    pub max_sessions: usize,
+}
+
+/// `GET /admin/mcp-stats`: MCP session figures (admins only).
+pub async fn mcp_stats(state: web::Data<AppState>, _admin: Admin) -> HttpResponse {
+    HttpResponse::Ok().json(McpStats {
+        sessions: state.sessions.len(),
+        max_sessions: state.mcp_settings.max_sessions,
+    })
+}

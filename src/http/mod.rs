@@ -68,6 +68,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/health").get(health::health))
         .service(web::resource("/ready").get(health::ready))
         .service(web::resource("/admin/pool-stats").get(health::pool_stats))
+        .service(web::resource("/admin/mcp-stats").get(health::mcp_stats))
         .service(web::resource("/openapi.json").get(openapi::openapi_json));
     mcp::routes(config);
     registry::routes::<Tools>(config);

@@ -218,9 +218,12 @@ impl SessionStore {
         }
     }
 
-    /// Live sessions, for statistics.
+    /// Live (not expired) sessions, for statistics.
     pub fn len(&self) -> usize {
-        lock(&self.sessions).len()
+        lock(&self.sessions)
+            .values()
+            .filter(|session| !session.expired(self.ttl))
+            .count()
     }
 
     /// Whether there are none.

@@ -1,5 +1,7 @@
 //! A small REST service on loopback that REST-backed tools call.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -8,7 +10,25 @@ use serde_json::{Value, json};
 /// The running fixture.
 pub struct RestFixture {
     pub base: String,
+    /// Calls to `/slow` in progress (a call stops counting when its connection is dropped).
+    pub slow_in_flight: Arc<AtomicUsize>,
     handle: actix_web::dev::ServerHandle,
+}
+
+/// Counts a call while its handler future lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(gauge: &Arc<AtomicUsize>) -> Self {
+        gauge.fetch_add(1, Ordering::SeqCst);
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -32,9 +52,24 @@ async fn fail() -> HttpResponse {
     HttpResponse::InternalServerError().body("the fixture failed on purpose")
 }
 
-async fn slow() -> HttpResponse {
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    HttpResponse::Ok().body("late")
+/// Streams a byte every 100 ms for 30 s. Streaming (rather than sleeping) lets this actix
+/// server notice when the caller hangs up: the next write fails and the body, with the
+/// in-flight count it holds, is dropped.
+async fn slow(gauge: web::Data<Arc<AtomicUsize>>) -> HttpResponse {
+    let counted = InFlight::enter(&gauge);
+    let ticks = futures_util::stream::unfold((counted, 0u32), |(counted, tick)| async move {
+        if tick == 300 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((
+            Ok::<_, actix_web::Error>(web::Bytes::from_static(b" ")),
+            (counted, tick + 1),
+        ))
+    });
+    HttpResponse::Ok()
+        .content_type("text/plain")
+        .streaming(ticks)
 }
 
 async fn text() -> HttpResponse {
@@ -46,8 +81,11 @@ async fn text() -> HttpResponse {
 impl RestFixture {
     /// Starts the fixture on 127.0.0.1 with an ephemeral port.
     pub async fn start() -> Self {
-        let server = HttpServer::new(|| {
+        let slow_in_flight = Arc::new(AtomicUsize::new(0));
+        let gauge = web::Data::new(slow_in_flight.clone());
+        let server = HttpServer::new(move || {
             App::new()
+                .app_data(gauge.clone())
                 .route("/weather/{city}", web::get().to(weather))
                 .route("/echo", web::post().to(echo))
                 .route("/fail", web::get().to(fail))
@@ -62,7 +100,16 @@ impl RestFixture {
         let server = server.run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        RestFixture { base, handle }
+        RestFixture {
+            base,
+            slow_in_flight,
+            handle,
+        }
+    }
+
+    /// Calls to `/slow` in progress.
+    pub fn slow_calls(&self) -> usize {
+        self.slow_in_flight.load(Ordering::SeqCst)
     }
 
     /// Stops it.

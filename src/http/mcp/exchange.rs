@@ -95,20 +95,25 @@ async fn run(
     })
 }
 
-/// Whether the response should be a stream: the client accepts SSE and either prefers it or
-/// asked for notifications (progress or logs) about this request.
+/// Whether the response should be a stream. Only when the client accepts SSE, and then when
+/// it prefers it, asked for notifications (progress or logs) about this request, or sends a
+/// modern `tools/call`: closing that stream is how a 2026-07-28 client cancels, and a stream is
+/// the only way actix-web notices a client that went away before the work ends.
 pub fn wants_stream(
-    accepts_sse: bool,
-    accepts_json: bool,
+    era: Era,
+    method: &str,
+    accepts: (bool, bool),
     params: &Object,
     log_level: Option<LogLevel>,
 ) -> bool {
+    let (accepts_sse, accepts_json) = accepts;
     let asked_for_notifications = log_level.is_some()
         || params
             .get("_meta")
             .and_then(Value::as_object)
             .is_some_and(|meta| meta.contains_key("progressToken"));
-    accepts_sse && (!accepts_json || asked_for_notifications)
+    let cancellable_call = era == Era::Modern && method == "tools/call";
+    accepts_sse && (!accepts_json || asked_for_notifications || cancellable_call)
 }
 
 /// Answers a request on its own HTTP response, as JSON or as an SSE stream.
@@ -159,7 +164,11 @@ pub async fn respond(
     });
     let headers: Vec<(&str, String)> = extra_headers.into_iter().collect();
     sse::response(
-        SseBody::new(receiver, Some(Box::new(move || cancel.cancel()))),
+        SseBody::new(
+            receiver,
+            Some(Box::new(move || cancel.cancel())),
+            sse::REQUEST_KEEP_ALIVE,
+        ),
         &headers,
     )
 }

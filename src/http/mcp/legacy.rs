@@ -104,7 +104,10 @@ fn open(
     let on_close = Box::new(move || {
         sessions.remove(&session_id);
     });
-    sse::response(SseBody::new(receiver, Some(on_close)), &[])
+    sse::response(
+        SseBody::new(receiver, Some(on_close), sse::LONG_LIVED_KEEP_ALIVE),
+        &[],
+    )
 }
 
 #[derive(Deserialize)]

@@ -11,8 +11,14 @@ use futures_util::Stream;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-/// How often an idle stream sends a comment so intermediaries keep it open.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often an idle long-lived stream (`subscriptions/listen`, a session stream) sends a
+/// comment, so intermediaries keep it open and a vanished client is noticed.
+pub const LONG_LIVED_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How often a request's response stream sends a comment while the request runs. actix-web
+/// notices a client that went away only when a write fails, and closing a response stream
+/// cancels its request (2026-07-28), so this bounds how long abandoned work runs.
+pub const REQUEST_KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// One SSE event.
 #[derive(Debug, Clone)]
@@ -51,9 +57,13 @@ pub struct SseBody<T> {
 }
 
 impl<T> SseBody<T> {
-    /// A body that ends when every sender is dropped.
-    pub fn new(receiver: mpsc::Receiver<T>, on_close: Option<OnClose>) -> Self {
-        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    /// A body that ends when every sender is dropped, with a comment every `keep_alive`.
+    pub fn new(
+        receiver: mpsc::Receiver<T>,
+        on_close: Option<OnClose>,
+        keep_alive: Duration,
+    ) -> Self {
+        let mut keep_alive = tokio::time::interval(keep_alive);
         keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         keep_alive.reset();
         SseBody {

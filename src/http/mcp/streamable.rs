@@ -151,7 +151,13 @@ async fn post(
         version: session.version,
     };
     let log_level = session.log_level();
-    let stream = exchange::wants_stream(accepts_sse, accepts_json, &params, log_level);
+    let stream = exchange::wants_stream(
+        era,
+        &method,
+        (accepts_sse, accepts_json),
+        &params,
+        log_level,
+    );
     let request = Request {
         id,
         era,
@@ -194,7 +200,13 @@ async fn modern(
         }
         return listen(state, scope, id, &params);
     }
-    let stream = exchange::wants_stream(accepts_sse, accepts_json, &params, meta.log_level);
+    let stream = exchange::wants_stream(
+        Era::Modern,
+        &method,
+        (accepts_sse, accepts_json),
+        &params,
+        meta.log_level,
+    );
     let request = Request {
         id,
         era: Era::Modern,
@@ -291,7 +303,7 @@ fn initialize(
         let (sender, receiver) = mpsc::channel(1);
         let _ = sender.try_send(body);
         return sse::response(
-            SseBody::new(receiver, None),
+            SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE),
             &[("Mcp-Session-Id", session.id.clone())],
         );
     }
@@ -416,7 +428,10 @@ fn listen(state: &AppState, scope: Scope, id: Value, params: &Object) -> HttpRes
             shutdown: state.shutdown.clone(),
         },
     );
-    sse::response(SseBody::new(receiver, None), &[])
+    sse::response(
+        SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE),
+        &[],
+    )
 }
 
 /// GET: a legacy session's stream of server-initiated notifications. Without a session (the
@@ -472,7 +487,10 @@ fn get(
             shutdown: state.shutdown.clone(),
         },
     );
-    sse::response(SseBody::new(receiver, None), &[])
+    sse::response(
+        SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE),
+        &[],
+    )
 }
 
 /// DELETE ends a legacy session.
