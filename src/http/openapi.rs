@@ -10,7 +10,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Sch
 use utoipa::{OpenApi, PartialSchema};
 
 use super::error::ErrorBody;
-use super::health::{DatabaseSummary, Readiness};
+use super::health::{DatabaseSummary, McpStats, Readiness};
 use crate::actors::db::PoolStats;
 use crate::registry::gateways::{GatewayCreate, GatewayUpdate, GatewayView, Gateways, Transport};
 use crate::registry::prompts::{PromptArgument, PromptCreate, PromptUpdate, PromptView, Prompts};
@@ -32,6 +32,7 @@ use crate::registry::{Entity, Visibility};
         Readiness,
         DatabaseSummary,
         PoolStats,
+        McpStats,
         Visibility,
         ToolCreate,
         ToolUpdate,
@@ -279,6 +280,17 @@ pub fn document() -> utoipa::openapi::OpenApi {
             .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
             .response("200", response("statistics", Some("PoolStats")))
             .response("401", error("no or invalid token"))
+            .response("403", error("not an admin")),
+    );
+    doc.paths.add_path_operation(
+        "/admin/mcp-stats",
+        vec![HttpMethod::Get],
+        OperationBuilder::new()
+            .tag("admin")
+            .operation_id(Some("mcp_stats"))
+            .summary(Some("Live MCP sessions (admins)"))
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .response("200", response("statistics", Some("McpStats")))
             .response("403", error("not an admin")),
     );
     add_common_errors(&mut doc);
