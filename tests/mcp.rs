@@ -182,18 +182,7 @@ async fn modern_era_serves_every_method(backend: Backend) {
         "tools/call",
         json!({"name": "get_weather", "arguments": {"city": "Oslo"}, "_meta": {"io.modelcontextprotocol/logLevel": "info", "progressToken": "p1"}}),
     );
-    let headers = McpClient::modern_headers(&body);
-    let mut request = world
-        .server
-        .client
-        .post(format!("{}{}", world.server.base, client.path))
-        .bearer_auth(&client.token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&body);
-    for (name, value) in &headers {
-        request = request.header(*name, value);
-    }
-    let mut response = request.send().await.unwrap();
+    let mut response = client.modern_stream(&body).await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let events = read_events(&mut response, 4).await;
     let messages: Vec<Value> = events
@@ -571,18 +560,7 @@ async fn list_changes_reach_both_eras(backend: Backend) {
         "subscriptions/listen",
         json!({"notifications": {"toolsListChanged": true, "resourceSubscriptions": ["docs://guide"]}}),
     );
-    let headers = McpClient::modern_headers(&body);
-    let mut request = world
-        .server
-        .client
-        .post(format!("{}/mcp", world.server.base))
-        .bearer_auth(&client.token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&body);
-    for (name, value) in &headers {
-        request = request.header(*name, value);
-    }
-    let mut listen = request.send().await.unwrap();
+    let mut listen = client.modern_stream(&body).await;
     assert_eq!(listen.status(), StatusCode::OK);
     let ack: Value = serde_json::from_str(&read_events(&mut listen, 1).await[0].1).unwrap();
     assert_schema(MODERN, "SubscriptionsAcknowledgedNotification", &ack);
@@ -959,18 +937,7 @@ async fn disconnects_and_cancellation_stop_upstream_calls(backend: Backend) {
         "tools/call",
         json!({"name": "slow", "_meta": {"progressToken": 7}}),
     );
-    let headers = McpClient::modern_headers(&body);
-    let mut request = world
-        .server
-        .client
-        .post(format!("{}/mcp", world.server.base))
-        .bearer_auth(&client.token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&body);
-    for (name, value) in &headers {
-        request = request.header(*name, value);
-    }
-    let mut response = request.send().await.unwrap();
+    let mut response = client.modern_stream(&body).await;
     let first: Value = serde_json::from_str(&read_events(&mut response, 1).await[0].1).unwrap();
     assert_eq!(first["method"], "notifications/progress");
     eventually("the slow call reaches the fixture", wait, || async {

@@ -94,6 +94,21 @@ impl<'a> McpClient<'a> {
         self.post(body, &borrowed).await
     }
 
+    /// Sends a well-formed modern request and returns the raw response (to read a stream).
+    pub async fn modern_stream(&self, body: &Value) -> reqwest::Response {
+        let mut request = self
+            .server
+            .client
+            .post(format!("{}{}", self.server.base, self.path))
+            .bearer_auth(&self.token)
+            .header("accept", "application/json, text/event-stream")
+            .json(body);
+        for (name, value) in Self::modern_headers(body) {
+            request = request.header(name, value);
+        }
+        request.send().await.expect("answered")
+    }
+
     /// A legacy `initialize`; returns the session id and the reply.
     pub async fn initialize(&self, version: &str) -> (String, Reply) {
         let body = json!({

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::exchange::{self, Request};
-use super::notify::{self, Filter};
+use super::notify;
 use super::sse::{self, SseBody, SseEvent};
 use super::{admit, error_response, read_body};
 use crate::auth::Principal;
@@ -82,22 +82,7 @@ fn open(
             }
         }
     });
-    let filter = Filter {
-        tools: true,
-        prompts: true,
-        resources: true,
-        resource_uris: Vec::new(),
-    };
-    notify::forward(
-        state.catalog.subscribe(),
-        notify::Listener {
-            stream: messages,
-            filter,
-            session: Some(session.clone()),
-            subscription_id: None,
-            shutdown: state.shutdown.clone(),
-        },
-    );
+    notify::follow_session(&state, session.clone(), messages);
     let sessions = state.sessions.clone();
     let session_id = session.id.clone();
     // The client closing the stream ends the session.

@@ -8,9 +8,31 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::CatalogChange;
+use crate::http::AppState;
 use crate::mcp::jsonrpc::notification;
 use crate::mcp::protocol::meta;
 use crate::mcp::session::Session;
+
+/// Forwards every list change, and updates of the resources the session subscribed to, to a
+/// legacy session's stream.
+pub fn follow_session(state: &AppState, session: Arc<Session>, stream: mpsc::Sender<Value>) {
+    let filter = Filter {
+        tools: true,
+        prompts: true,
+        resources: true,
+        resource_uris: Vec::new(),
+    };
+    forward(
+        state.catalog.subscribe(),
+        Listener {
+            stream,
+            filter,
+            session: Some(session),
+            subscription_id: None,
+            shutdown: state.shutdown.clone(),
+        },
+    );
+}
 
 /// What a listener opted into.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -471,22 +471,7 @@ fn get(
     }
     let (sender, receiver) = mpsc::channel(64);
     session.attach_stream(sender.clone());
-    let filter = Filter {
-        tools: true,
-        prompts: true,
-        resources: true,
-        resource_uris: Vec::new(),
-    };
-    notify::forward(
-        state.catalog.subscribe(),
-        notify::Listener {
-            stream: sender,
-            filter,
-            session: Some(session),
-            subscription_id: None,
-            shutdown: state.shutdown.clone(),
-        },
-    );
+    notify::follow_session(&state, session, sender);
     sse::response(
         SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE),
         &[],
