@@ -98,8 +98,10 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let keys = bootstrap::jwt_keys(&db, &settings.auth).await?;
     let generated_admin = bootstrap::platform_admin(&db, &settings.auth).await?;
     let auth = Auth::start(keys);
-    let catalog = Catalogs::start(db.clone(), settings.mcp.catalog_refresh).await?;
-    let upstream = Upstream::start()?;
+    let secrets = bootstrap::secret_box(&db, &settings.auth).await?;
+    let catalog =
+        Catalogs::start(db.clone(), secrets.clone(), settings.mcp.catalog_refresh).await?;
+    let upstream = Upstream::start(settings.federation.clone())?;
     let sessions = Arc::new(SessionStore::new(
         settings.mcp.session_ttl,
         settings.mcp.max_sessions,

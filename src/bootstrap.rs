@@ -16,6 +16,30 @@ use crate::db::bootstrap::{EnsureSecret, FindUser, InsertUserIfAbsent, SetAdminP
 /// The name under which the generated JWT secret is stored.
 const JWT_SECRET_NAME: &str = "jwt_secret";
 
+/// The name under which the generated credential encryption secret is stored.
+const ENCRYPTION_SECRET_NAME: &str = "encryption_secret";
+
+/// The box upstream credentials are sealed with: `AUTH_ENCRYPTION_SECRET`, or a secret
+/// generated once and kept in the database.
+pub async fn secret_box(
+    db: &Db,
+    settings: &AuthSettings,
+) -> Result<crate::secrets::SecretBox, String> {
+    let secret = match &settings.encryption_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            db.run(EnsureSecret {
+                name: ENCRYPTION_SECRET_NAME.into(),
+                candidate: password::generate(64),
+            })
+            .await
+            .map_err(|error| format!("cannot load the encryption secret: {error}"))?
+            .0
+        }
+    };
+    Ok(crate::secrets::SecretBox::new(&secret))
+}
+
 /// The credentials of a platform admin created with a generated password, to print once.
 pub struct GeneratedAdmin {
     /// The admin's email.

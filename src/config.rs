@@ -27,6 +27,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// MCP endpoint settings.
     pub mcp: McpSettings,
+    /// Upstream MCP server settings.
+    pub federation: FederationSettings,
     /// Token and bootstrap-admin settings.
     pub auth: AuthSettings,
     /// Log settings.
@@ -113,6 +115,31 @@ pub struct McpSettings {
     /// `ALLOWED_HOSTS`: comma-separated `Host` names the MCP endpoints answer (`*` for any).
     /// Default: loopback names when bound to loopback, any otherwise.
     pub allowed_hosts: HostRule,
+}
+
+/// How the gateway treats upstream MCP servers.
+#[derive(Clone, Debug)]
+pub struct FederationSettings {
+    /// `GATEWAY_TOOL_NAME_SEPARATOR`: between a gateway's slug and a federated tool or prompt
+    /// name (default `-`).
+    pub tool_name_separator: String,
+    /// `SSRF_ALLOW_LOCALHOST`: whether upstream URLs may point at loopback (default false).
+    pub ssrf_allow_localhost: bool,
+    /// `SSRF_ALLOW_PRIVATE_NETWORKS`: whether upstream URLs may point at private networks
+    /// (default false).
+    pub ssrf_allow_private_networks: bool,
+    /// `UPSTREAM_MAX_CONCURRENCY`: calls in flight to one upstream at most (default 100).
+    pub max_concurrency: usize,
+    /// `UPSTREAM_CIRCUIT_FAILURE_THRESHOLD`: consecutive failures that open an upstream's
+    /// breaker (default 5).
+    pub circuit_failure_threshold: u32,
+    /// `UPSTREAM_CIRCUIT_RESET_SECONDS`: how long an upstream's breaker stays open (default 30).
+    pub circuit_reset: Duration,
+    /// `HEALTH_CHECK_INTERVAL`: seconds between health checks of each upstream (default 60).
+    pub health_check_interval: Duration,
+    /// `UNHEALTHY_THRESHOLD`: failed health checks in a row that mark an upstream offline
+    /// (default 3).
+    pub unhealthy_threshold: u32,
 }
 
 /// An allow list of host names (ports ignored), or everything.
@@ -203,6 +230,9 @@ pub struct AuthSettings {
     /// `PLATFORM_ADMIN_PASSWORD`: that admin's password. When unset, one is generated on first
     /// start and printed once. When set, it is applied at every start.
     pub platform_admin_password: Option<String>,
+    /// `AUTH_ENCRYPTION_SECRET`: the secret upstream credentials are encrypted with at rest.
+    /// When unset, one is generated on first start and kept in the database.
+    pub encryption_secret: Option<String>,
 }
 
 impl fmt::Debug for AuthSettings {
@@ -215,6 +245,10 @@ impl fmt::Debug for AuthSettings {
             .field(
                 "platform_admin_password",
                 &self.platform_admin_password.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "encryption_secret",
+                &self.encryption_secret.as_ref().map(|_| "<set>"),
             )
             .finish()
     }
@@ -409,6 +443,33 @@ impl Settings {
             },
         };
 
+        let tool_name_separator = source.string("GATEWAY_TOOL_NAME_SEPARATOR", "-");
+        if tool_name_separator.is_empty()
+            || tool_name_separator.len() > 4
+            || !tool_name_separator
+                .chars()
+                .all(|c| matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                "GATEWAY_TOOL_NAME_SEPARATOR",
+                "use 1 to 4 of '-', '_' and '.' (tool names allow only these besides letters and digits)",
+            ));
+        }
+        let federation = FederationSettings {
+            tool_name_separator,
+            ssrf_allow_localhost: source.boolean("SSRF_ALLOW_LOCALHOST", false)?,
+            ssrf_allow_private_networks: source.boolean("SSRF_ALLOW_PRIVATE_NETWORKS", false)?,
+            max_concurrency: source.ranged("UPSTREAM_MAX_CONCURRENCY", 100usize, 1..=100_000)?,
+            circuit_failure_threshold: source.ranged(
+                "UPSTREAM_CIRCUIT_FAILURE_THRESHOLD",
+                5u32,
+                1..=1000,
+            )?,
+            circuit_reset: source.seconds("UPSTREAM_CIRCUIT_RESET_SECONDS", 30.0, 3600.0)?,
+            health_check_interval: source.seconds("HEALTH_CHECK_INTERVAL", 60.0, 86400.0)?,
+            unhealthy_threshold: source.ranged("UNHEALTHY_THRESHOLD", 3u32, 1..=1000)?,
+        };
+
         let jwt_secret = source.raw("JWT_SECRET_KEY");
         if let Some(secret) = &jwt_secret
             && secret.len() < 32
@@ -443,7 +504,16 @@ impl Settings {
             jwt_issuer: source.string("JWT_ISSUER", "mcpgate"),
             platform_admin_email: platform_admin_email.to_ascii_lowercase(),
             platform_admin_password,
+            encryption_secret: source.raw("AUTH_ENCRYPTION_SECRET"),
         };
+        if let Some(secret) = &auth.encryption_secret
+            && secret.len() < 16
+        {
+            return Err(invalid(
+                "AUTH_ENCRYPTION_SECRET",
+                "use at least 16 characters (or unset it to have one generated)",
+            ));
+        }
 
         let level = source.string("LOG_LEVEL", "info");
         if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
@@ -474,6 +544,7 @@ impl Settings {
             max_request_body_bytes,
             database,
             mcp,
+            federation,
             auth,
             log: LogSettings { level, format },
         })

@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 use crate::actors::db::{Db, DbError};
 use crate::catalog::{Catalog, CatalogChange};
 use crate::db::catalog::LoadCatalog;
+use crate::secrets::SecretBox;
 
 /// How long a registry write waits for the catalog to include it.
 const REFRESH_WAIT: Duration = Duration::from_secs(5);
@@ -30,18 +31,24 @@ pub struct Catalogs {
 impl Catalogs {
     /// Loads the first snapshot (the gateway does not serve before it has one) and starts the
     /// actor.
-    pub async fn start(db: Db, refresh_every: Duration) -> Result<Self, String> {
+    pub async fn start(
+        db: Db,
+        secrets: SecretBox,
+        refresh_every: Duration,
+    ) -> Result<Self, String> {
         let rows = db
             .run(LoadCatalog)
             .await
             .map_err(|error| format!("cannot load the catalog: {error}"))?;
-        let first = actix_web::web::block(move || Catalog::build(rows))
+        let first_secrets = secrets.clone();
+        let first = actix_web::web::block(move || Catalog::build(rows, &first_secrets))
             .await
             .map_err(|error| format!("cannot build the catalog: {error}"))?;
         let (publish, snapshot) = watch::channel(Arc::new(first));
         let (changes, _) = broadcast::channel(256);
         let actor = CatalogActor {
             db,
+            secrets,
             publish,
             changes: changes.clone(),
             refresh_every,
@@ -86,6 +93,7 @@ impl Catalogs {
 /// The actor's state.
 pub struct CatalogActor {
     db: Db,
+    secrets: SecretBox,
     publish: watch::Sender<Arc<Catalog>>,
     changes: broadcast::Sender<CatalogChange>,
     refresh_every: Duration,
@@ -139,9 +147,10 @@ impl CatalogActor {
         self.loading = true;
         let covers = self.requested;
         let db = self.db.clone();
+        let secrets = self.secrets.clone();
         let work = async move {
             let rows = db.run(LoadCatalog).await?;
-            actix_web::web::block(move || Catalog::build(rows))
+            actix_web::web::block(move || Catalog::build(rows, &secrets))
                 .await
                 .map_err(|error| DbError::Internal(format!("catalog build failed: {error}")))
         };

@@ -74,6 +74,8 @@ impl Message for CallHttp {
 /// The actor.
 pub struct UpstreamActor {
     client: reqwest::Client,
+    federation: FederationSettings,
+    links: HashMap<String, Arc<Link>>,
 }
 
 impl Actor for UpstreamActor {
@@ -164,7 +166,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// Starts the actor with the one shared client.
-    pub fn start() -> Result<Self, String> {
+    pub fn start(federation: FederationSettings) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)
@@ -177,7 +179,11 @@ impl Upstream {
         let arbiter = Arbiter::new();
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
             ctx.set_mailbox_capacity(16_384);
-            UpstreamActor { client }
+            UpstreamActor {
+                client,
+                federation,
+                links: HashMap::new(),
+            }
         });
         Ok(Upstream { addr })
     }
@@ -193,5 +199,325 @@ impl Upstream {
                 MailboxError::Timeout => UpstreamError::Timeout(wait),
                 MailboxError::Closed => UpstreamError::Unavailable,
             })?
+    }
+}
+
+// ---- Federation: upstream MCP servers ------------------------------------------------------
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Map;
+
+use crate::breaker::{Breaker, BreakerSnapshot};
+use crate::config::FederationSettings;
+use crate::upstream::{CallError, Connection, Notifications, Target};
+
+/// What an upstream offers, read at registration or refresh.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// The negotiated protocol version.
+    pub protocol_version: String,
+    /// Its capabilities.
+    pub capabilities: Value,
+    /// Its `serverInfo`.
+    pub server_info: Value,
+    /// Tool definitions.
+    pub tools: Vec<Value>,
+    /// Resource definitions.
+    pub resources: Vec<Value>,
+    /// Resource template definitions.
+    pub templates: Vec<Value>,
+    /// Prompt definitions.
+    pub prompts: Vec<Value>,
+}
+
+/// Connect to an upstream and list everything it offers (every page).
+pub struct Discover {
+    /// Where it is.
+    pub target: Target,
+}
+
+impl Message for Discover {
+    type Result = Result<Discovery, CallError>;
+}
+
+impl Handler<Discover> for UpstreamActor {
+    type Result = ResponseFuture<Result<Discovery, CallError>>;
+
+    fn handle(&mut self, message: Discover, _ctx: &mut Context<Self>) -> Self::Result {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let connection = Connection::connect(client, message.target).await?;
+            let outcome = discover(&connection).await;
+            connection.close().await;
+            outcome
+        })
+    }
+}
+
+async fn discover(connection: &Connection) -> Result<Discovery, CallError> {
+    let offers = |capability: &str| connection.capabilities.get(capability).is_some();
+    let tools = if offers("tools") {
+        connection.list_all("tools/list", "tools").await?
+    } else {
+        Vec::new()
+    };
+    let (resources, templates) = if offers("resources") {
+        (
+            connection.list_all("resources/list", "resources").await?,
+            // Templates are optional even for servers with resources.
+            connection
+                .list_all("resources/templates/list", "resourceTemplates")
+                .await
+                .unwrap_or_default(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let prompts = if offers("prompts") {
+        connection.list_all("prompts/list", "prompts").await?
+    } else {
+        Vec::new()
+    };
+    Ok(Discovery {
+        protocol_version: connection.protocol_version().to_owned(),
+        capabilities: connection.capabilities.clone(),
+        server_info: connection.server_info.clone(),
+        tools,
+        resources,
+        templates,
+        prompts,
+    })
+}
+
+/// Why a forwarded request got no result.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ForwardError {
+    /// The upstream's breaker is open; calls fail at once.
+    #[error("upstream {name} is unavailable (circuit open); retry in {} s", retry_after.as_secs().max(1))]
+    Open {
+        /// The upstream's name.
+        name: String,
+        /// When a probe will be let through.
+        retry_after: Duration,
+    },
+    /// The call failed.
+    #[error("upstream {name}: {error}")]
+    Call {
+        /// The upstream's name.
+        name: String,
+        /// What happened.
+        error: CallError,
+    },
+}
+
+/// Forward one request to an upstream over its pooled connection.
+pub struct Forward {
+    /// The gateway id (the pool key).
+    pub gateway_id: String,
+    /// The gateway's name, for messages.
+    pub gateway_name: String,
+    /// Where it is.
+    pub target: Target,
+    /// The method.
+    pub method: String,
+    /// Its params.
+    pub params: Map<String, Value>,
+    /// Where the request's notifications go.
+    pub notifications: Notifications,
+    /// Cancelled when the client goes away.
+    pub cancel: CancellationToken,
+    /// How long the call may take.
+    pub timeout: Duration,
+}
+
+impl Message for Forward {
+    type Result = Result<Map<String, Value>, ForwardError>;
+}
+
+/// One upstream's pooled connection, breaker and concurrency limit.
+struct Link {
+    connection: tokio::sync::Mutex<Option<(Target, Arc<Connection>)>>,
+    breaker: Mutex<Breaker>,
+    limit: tokio::sync::Semaphore,
+}
+
+impl Link {
+    /// The live connection, reconnecting when there is none or the target changed.
+    async fn connection(
+        &self,
+        client: &reqwest::Client,
+        target: &Target,
+    ) -> Result<Arc<Connection>, CallError> {
+        let mut slot = self.connection.lock().await;
+        if let Some((known, connection)) = slot.as_ref()
+            && known == target
+        {
+            return Ok(connection.clone());
+        }
+        let connection = Arc::new(Connection::connect(client.clone(), target.clone()).await?);
+        *slot = Some((target.clone(), connection.clone()));
+        Ok(connection)
+    }
+
+    /// Forgets the connection if it is still `stale` (so the next call reconnects).
+    async fn reset(&self, stale: &Arc<Connection>) {
+        let mut slot = self.connection.lock().await;
+        if slot
+            .as_ref()
+            .is_some_and(|(_, current)| Arc::ptr_eq(current, stale))
+        {
+            *slot = None;
+        }
+    }
+
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl UpstreamActor {
+    fn link(&mut self, gateway_id: &str, name: &str) -> Arc<Link> {
+        let settings = &self.federation;
+        self.links
+            .entry(gateway_id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Link {
+                    connection: tokio::sync::Mutex::new(None),
+                    breaker: Mutex::new(Breaker::new(
+                        format!("upstream {name}"),
+                        true,
+                        settings.circuit_failure_threshold,
+                        settings.circuit_reset,
+                    )),
+                    limit: tokio::sync::Semaphore::new(settings.max_concurrency),
+                })
+            })
+            .clone()
+    }
+}
+
+impl Handler<Forward> for UpstreamActor {
+    type Result = ResponseFuture<Result<Map<String, Value>, ForwardError>>;
+
+    fn handle(&mut self, message: Forward, _ctx: &mut Context<Self>) -> Self::Result {
+        let link = self.link(&message.gateway_id, &message.gateway_name);
+        let client = self.client.clone();
+        Box::pin(async move {
+            let name = message.gateway_name.clone();
+            let fail = |error: CallError| ForwardError::Call {
+                name: name.clone(),
+                error,
+            };
+            let admission =
+                link.breaker()
+                    .admit(std::time::Instant::now())
+                    .map_err(|retry_after| ForwardError::Open {
+                        name: name.clone(),
+                        retry_after,
+                    })?;
+            let work = async {
+                let _permit = link
+                    .limit
+                    .acquire()
+                    .await
+                    .map_err(|_| CallError::Transport("the upstream link is closed".into()))?;
+                for attempt in 0..2 {
+                    let connection = link.connection(&client, &message.target).await?;
+                    let outcome = connection
+                        .request(
+                            &message.method,
+                            message.params.clone(),
+                            message.notifications.clone(),
+                        )
+                        .await;
+                    match outcome {
+                        Err(CallError::SessionExpired) if attempt == 0 => {
+                            // The upstream forgot our session: start a new one, once.
+                            link.reset(&connection).await;
+                        }
+                        Err(error @ CallError::Transport(_)) => {
+                            link.reset(&connection).await;
+                            return Err(error);
+                        }
+                        other => return other,
+                    }
+                }
+                Err(CallError::SessionExpired)
+            };
+            let outcome = tokio::select! {
+                _ = message.cancel.cancelled() => Err(CallError::Cancelled),
+                outcome = tokio::time::timeout(message.timeout, work) => {
+                    outcome.unwrap_or(Err(CallError::Timeout(message.timeout)))
+                }
+            };
+            let now = std::time::Instant::now();
+            match &outcome {
+                // The upstream answered (a result or a JSON-RPC error): it is up.
+                Ok(_) | Err(CallError::Rpc { .. }) => link.breaker().record_success(admission),
+                Err(CallError::Cancelled) => link.breaker().record_neutral(admission),
+                Err(
+                    CallError::Transport(_) | CallError::Timeout(_) | CallError::SessionExpired,
+                ) => link.breaker().record_failure(admission, now),
+            }
+            outcome.map_err(fail)
+        })
+    }
+}
+
+/// The breakers of every upstream used so far, for `/metrics`.
+pub struct GetUpstreamBreakers;
+
+impl Message for GetUpstreamBreakers {
+    type Result = Vec<(String, BreakerSnapshot)>;
+}
+
+impl Handler<GetUpstreamBreakers> for UpstreamActor {
+    type Result = MessageResult<GetUpstreamBreakers>;
+
+    fn handle(&mut self, _message: GetUpstreamBreakers, _ctx: &mut Context<Self>) -> Self::Result {
+        let now = std::time::Instant::now();
+        MessageResult(
+            self.links
+                .iter()
+                .map(|(id, link)| (id.clone(), link.breaker().snapshot(now)))
+                .collect(),
+        )
+    }
+}
+
+impl Upstream {
+    /// Connects to an upstream and lists what it offers.
+    pub async fn discover(&self, target: Target) -> Result<Discovery, CallError> {
+        self.addr
+            .send(Discover { target })
+            .timeout(Duration::from_secs(120))
+            .await
+            .map_err(|_| CallError::Transport("the upstream actor did not answer".into()))?
+    }
+
+    /// Forwards a request to an upstream.
+    pub async fn forward(&self, forward: Forward) -> Result<Map<String, Value>, ForwardError> {
+        let name = forward.gateway_name.clone();
+        let wait = forward.timeout + REPLY_MARGIN;
+        self.addr
+            .send(forward)
+            .timeout(wait)
+            .await
+            .map_err(|_| ForwardError::Call {
+                name,
+                error: CallError::Transport("the upstream actor did not answer".into()),
+            })?
+    }
+
+    /// Breaker states of the upstreams used so far.
+    pub async fn breakers(&self) -> Vec<(String, BreakerSnapshot)> {
+        self.addr
+            .send(GetUpstreamBreakers)
+            .await
+            .unwrap_or_default()
     }
 }

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use crate::db::catalog::CatalogRows;
-use crate::db::registry::{PromptRow, ResourceRow, ServerRecord, ToolRow};
+use crate::db::registry::{GatewayRow, PromptRow, ResourceRow, ServerRecord, ToolRow};
 use crate::registry::prompts::PromptArgument;
+use crate::secrets::SecretBox;
+use crate::upstream::{Target, TransportKind};
 
 /// What a tool call is carried out with.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,10 +28,20 @@ pub enum ToolTarget {
     /// A tool of an upstream MCP server (federation).
     Upstream {
         /// The gateway it belongs to.
-        gateway_id: Option<String>,
+        gateway_id: String,
         /// Its name on the upstream.
         original_name: String,
     },
+}
+
+/// An upstream MCP server the catalog's federated items come from.
+pub struct Gateway {
+    /// Registry id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// How to reach it (credentials decrypted).
+    pub target: Target,
 }
 
 /// A tool ready to list and call.
@@ -60,6 +72,8 @@ pub struct Resource {
     pub mime_type: Option<String>,
     /// Text content.
     pub content: Option<String>,
+    /// The upstream it is read from, when federated.
+    pub gateway_id: Option<String>,
 }
 
 /// A prompt with its compiled template.
@@ -76,6 +90,8 @@ pub struct Prompt {
     pub description: Option<String>,
     /// The compiled template, registered under the name `prompt`.
     pub template: tera::Tera,
+    /// The upstream it is fetched from (gateway id, original name), when federated.
+    pub upstream: Option<(String, String)>,
 }
 
 /// A virtual server's members, in their configured order.
@@ -130,27 +146,42 @@ pub struct Catalog {
     prompts: Vec<Arc<Prompt>>,
     prompts_by_id: HashMap<String, Arc<Prompt>>,
     servers: HashMap<String, Server>,
+    gateways: HashMap<String, Arc<Gateway>>,
 }
 
 impl Catalog {
     /// Builds a snapshot from database rows. CPU-bound (compiles validators and templates):
-    /// run it on a blocking thread.
-    pub fn build(rows: CatalogRows) -> Catalog {
+    /// run it on a blocking thread. Federated items of a disabled (absent) gateway are left
+    /// out.
+    pub fn build(rows: CatalogRows, secrets: &SecretBox) -> Catalog {
+        let gateways: HashMap<String, Arc<Gateway>> = rows
+            .gateways
+            .into_iter()
+            .filter_map(|row| gateway(row, secrets).map(|g| (g.id.clone(), Arc::new(g))))
+            .collect();
+        let live = |gateway_id: &Option<String>| {
+            gateway_id
+                .as_ref()
+                .is_none_or(|id| gateways.contains_key(id))
+        };
         let mut tools: Vec<Arc<Tool>> = rows
             .tools
             .into_iter()
+            .filter(|row| live(&row.gateway_id))
             .map(|row| Arc::new(tool(row)))
             .collect();
         tools.sort_by(|a, b| a.name.cmp(&b.name));
         let mut resources: Vec<Arc<Resource>> = rows
             .resources
             .into_iter()
+            .filter(|row| live(&row.gateway_id))
             .map(|row| Arc::new(resource(row)))
             .collect();
         resources.sort_by(|a, b| resource_key(a).cmp(resource_key(b)));
         let mut prompts: Vec<Arc<Prompt>> = rows
             .prompts
             .into_iter()
+            .filter(|row| live(&row.gateway_id))
             .filter_map(|row| prompt(row).map(Arc::new))
             .collect();
         prompts.sort_by(|a, b| a.name.cmp(&b.name));
@@ -170,7 +201,18 @@ impl Catalog {
             resources,
             prompts,
             servers,
+            gateways,
         }
+    }
+
+    /// The enabled gateway with this id.
+    pub fn gateway(&self, id: &str) -> Option<Arc<Gateway>> {
+        self.gateways.get(id).cloned()
+    }
+
+    /// Every enabled gateway.
+    pub fn gateways(&self) -> Vec<Arc<Gateway>> {
+        self.gateways.values().cloned().collect()
     }
 
     /// The virtual server with this id, if it exists and is enabled.
@@ -358,7 +400,7 @@ fn tool(row: ToolRow) -> Tool {
             headers: serde_json::from_str(&row.headers).unwrap_or_default(),
         },
         _ => ToolTarget::Upstream {
-            gateway_id: row.gateway_id,
+            gateway_id: row.gateway_id.unwrap_or_default(),
             original_name: row.original_name.unwrap_or_else(|| row.name.clone()),
         },
     };
@@ -394,13 +436,27 @@ fn resource(row: ResourceRow) -> Resource {
         definition: Value::Object(definition),
         mime_type: row.mime_type,
         content: row.content,
+        gateway_id: row.gateway_id,
     }
 }
 
 fn prompt(row: PromptRow) -> Option<Prompt> {
     let arguments: Vec<PromptArgument> = serde_json::from_str(&row.arguments).unwrap_or_default();
+    let upstream = row.gateway_id.clone().map(|gateway_id| {
+        (
+            gateway_id,
+            row.original_name
+                .clone()
+                .unwrap_or_else(|| row.name.clone()),
+        )
+    });
     let mut template = tera::Tera::default();
-    if let Err(error) = template.add_raw_template("prompt", &row.template) {
+    let source = if upstream.is_some() {
+        ""
+    } else {
+        row.template.as_str()
+    };
+    if let Err(error) = template.add_raw_template("prompt", source) {
         tracing::error!(prompt = %row.name, %error, "stored prompt template does not compile; not served");
         return None;
     }
@@ -433,6 +489,36 @@ fn prompt(row: PromptRow) -> Option<Prompt> {
         arguments,
         description: row.description,
         template,
+        upstream,
+    })
+}
+
+fn gateway(row: GatewayRow, secrets: &SecretBox) -> Option<Gateway> {
+    let headers: BTreeMap<String, String> = match &row.auth_secret {
+        None => BTreeMap::new(),
+        Some(sealed) => match secrets
+            .open(sealed)
+            .map(|plain| serde_json::from_str(&plain))
+        {
+            Ok(Ok(headers)) => headers,
+            Ok(Err(_)) | Err(_) => {
+                tracing::error!(gateway = %row.name, "stored credentials do not decrypt; the gateway is not served");
+                return None;
+            }
+        },
+    };
+    Some(Gateway {
+        target: Target {
+            url: row.url,
+            transport: if row.transport == "sse" {
+                TransportKind::Sse
+            } else {
+                TransportKind::StreamableHttp
+            },
+            headers,
+        },
+        id: row.id,
+        name: row.name,
     })
 }
 

@@ -4,8 +4,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use futures_util::future::BoxFuture;
 
-use crate::db::registry::{ListRecords, PromptRow, ResourceRow, ServerRecord, ToolRow};
-use crate::db::schema::{prompts, resources, tools};
+use crate::db::registry::{GatewayRow, ListRecords, PromptRow, ResourceRow, ServerRecord, ToolRow};
+use crate::db::schema::{gateways, prompts, resources, tools};
 use crate::db::{Access, DbConn, UnitOfWork, WorkResult};
 use crate::on_backend;
 
@@ -20,6 +20,8 @@ pub struct CatalogRows {
     pub prompts: Vec<PromptRow>,
     /// Enabled virtual servers with their members.
     pub servers: Vec<ServerRecord>,
+    /// Enabled upstream gateways.
+    pub gateways: Vec<GatewayRow>,
 }
 
 /// Load the catalog's source rows (a consistent snapshot).
@@ -63,6 +65,14 @@ impl UnitOfWork for LoadCatalog {
                     .load(c)
                     .await
             })?;
+            let gateways: Vec<GatewayRow> = on_backend!(conn.reborrow(), c => {
+                gateways::table
+                    .filter(gateways::enabled.eq(true))
+                    .select(GatewayRow::as_select())
+                    .order(gateways::id)
+                    .load(c)
+                    .await
+            })?;
             let servers = ListRecords::<ServerRecord>::new(None, i64::MAX, false)
                 .run(conn)
                 .await?;
@@ -71,6 +81,7 @@ impl UnitOfWork for LoadCatalog {
                 resources,
                 prompts,
                 servers,
+                gateways,
             })
         })
     }

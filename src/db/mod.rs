@@ -7,6 +7,7 @@
 
 pub mod bootstrap;
 pub mod catalog;
+pub mod federation;
 pub mod registry;
 pub mod schema;
 
@@ -62,6 +63,10 @@ pub enum WorkError {
     /// The database refused or failed a statement.
     #[error(transparent)]
     Query(#[from] diesel::result::Error),
+    /// The unit found that the input clashes with stored data (a federated tool name that is
+    /// taken, say); the message names what clashes.
+    #[error("{0}")]
+    Conflict(String),
     /// The unit found the input inconsistent with stored data (an unknown member id, say).
     #[error("{field}: {message}")]
     Rejected {

@@ -36,6 +36,25 @@ diesel::table! {
         visibility -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        prefix_tool_names -> Bool,
+        auth_type -> Nullable<Text>,
+        auth_secret -> Nullable<Text>,
+        protocol_version -> Nullable<Text>,
+        capabilities -> Text,
+        reachable -> Bool,
+        last_seen_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    tool_metrics (id) {
+        id -> Text,
+        tool_name -> Text,
+        gateway_id -> Nullable<Text>,
+        started_at -> Timestamp,
+        duration_ms -> Double,
+        success -> Bool,
+        error -> Nullable<Text>,
     }
 }
 
@@ -163,4 +182,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_tools,
     server_resources,
     server_prompts,
+    tool_metrics,
 );

@@ -1,10 +1,14 @@
 //! Gateways: upstream MCP server records. Connecting to them is federation's work; here they
 //! are stored and validated.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::validate::{http_url, invalid, optional_text, required_text, tags};
+use super::validate::{
+    headers as validate_headers, http_url, invalid, optional_text, required_text, tags,
+};
 use super::{
     Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, to_json_text,
     update_meta,
@@ -36,6 +40,68 @@ impl Transport {
     }
 }
 
+/// Credentials the gateway sends to an upstream (stored encrypted, never shown again).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum GatewayAuth {
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: String,
+    },
+    /// `Authorization: Basic …`.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// Arbitrary headers (an API key header, say).
+    Headers {
+        /// Header names and values.
+        headers: BTreeMap<String, String>,
+    },
+}
+
+impl GatewayAuth {
+    /// The stored kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayAuth::Bearer { .. } => "bearer",
+            GatewayAuth::Basic { .. } => "basic",
+            GatewayAuth::Headers { .. } => "headers",
+        }
+    }
+
+    /// The headers to send, validated.
+    pub fn headers(&self) -> Result<BTreeMap<String, String>, Invalid> {
+        use base64::Engine;
+        let mut headers = BTreeMap::new();
+        match self {
+            GatewayAuth::Bearer { token } => {
+                let token = required_text("auth.token", token, 8192)?;
+                headers.insert("Authorization".to_owned(), format!("Bearer {token}"));
+            }
+            GatewayAuth::Basic { username, password } => {
+                let username = required_text("auth.username", username, 256)?;
+                if username.contains(':') {
+                    return Err(invalid("auth.username", "must not contain ':'"));
+                }
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
+                headers.insert("Authorization".to_owned(), format!("Basic {encoded}"));
+            }
+            GatewayAuth::Headers { headers: given } => {
+                if given.is_empty() {
+                    return Err(invalid("auth.headers", "give at least one header"));
+                }
+                headers = validate_headers("auth.headers", given)?;
+            }
+        }
+        Ok(headers)
+    }
+}
+
 /// `POST /gateways`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +122,13 @@ pub struct GatewayCreate {
     /// Who may see it (default `public`).
     #[serde(default)]
     pub visibility: Option<Visibility>,
+    /// Prefix federated tool and prompt names with the gateway's slug (default true). Without
+    /// it, a name that collides with an existing one is refused with 409.
+    #[serde(default)]
+    pub prefix_tool_names: Option<bool>,
+    /// Credentials for the upstream.
+    #[serde(default)]
+    pub auth: Option<GatewayAuth>,
 }
 
 /// `PUT /gateways/{id}`: absent fields stay as they are.
@@ -98,6 +171,19 @@ pub struct GatewayView {
     pub transport: Transport,
     /// Its description.
     pub description: Option<String>,
+    /// Whether federated names carry the slug.
+    pub prefix_tool_names: bool,
+    /// The kind of credentials stored (`bearer`, `basic`, `headers`); never the secret.
+    pub auth_type: Option<String>,
+    /// The protocol version negotiated with the upstream.
+    pub protocol_version: Option<String>,
+    /// The upstream's capabilities.
+    #[schema(value_type = Object)]
+    pub capabilities: serde_json::Value,
+    /// Whether the upstream answered its last health checks.
+    pub reachable: bool,
+    /// When it last answered.
+    pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Tags, state, visibility, owner and timestamps.
     #[serde(flatten)]
     pub meta: ItemMeta,
@@ -160,6 +246,14 @@ impl Entity for Gateways {
             visibility: input.visibility.unwrap_or_default().as_str().into(),
             created_at: change.now,
             updated_at: change.now,
+            prefix_tool_names: input.prefix_tool_names.unwrap_or(true),
+            // Credentials are sealed by the registration handler, which holds the key.
+            auth_type: None,
+            auth_secret: None,
+            protocol_version: None,
+            capabilities: "{}".into(),
+            reachable: true,
+            last_seen_at: None,
         })
     }
 
@@ -202,6 +296,12 @@ impl Entity for Gateways {
             slug: row.slug,
             url: row.url,
             description: row.description,
+            prefix_tool_names: row.prefix_tool_names,
+            auth_type: row.auth_type,
+            protocol_version: row.protocol_version,
+            capabilities: serde_json::from_str(&row.capabilities).unwrap_or_default(),
+            reachable: row.reachable,
+            last_seen_at: row.last_seen_at.map(|seen| seen.and_utc()),
         }
     }
 

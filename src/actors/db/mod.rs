@@ -11,7 +11,6 @@
 //! Transient failures are retried with capped exponential backoff and ±25 % jitter; consecutive
 //! transient failures open a circuit breaker so callers get [`DbError::Unavailable`] at once.
 
-mod breaker;
 mod error;
 mod pool;
 mod retry;
@@ -23,13 +22,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, TransactionManager};
 
-use self::breaker::Breaker;
-pub use self::breaker::{BreakerSnapshot, BreakerState};
 pub use self::error::DbError;
 use self::pool::Pool;
 use self::retry::{Failure, Phase, backoff, classify};
 use self::stats::Counters;
 pub use self::stats::PoolStats;
+use crate::breaker::Breaker;
+pub use crate::breaker::{BreakerSnapshot, BreakerState};
 use crate::config::DatabaseSettings;
 use crate::db::{DbConn, Ping, SqliteConn, UnitOfWork, WorkError};
 
@@ -116,6 +115,7 @@ pub async fn start(settings: &DatabaseSettings) -> Result<Db, String> {
         runtime: handle,
         counters,
         breaker: Mutex::new(Breaker::new(
+            "database",
             settings.circuit_enabled,
             settings.circuit_failure_threshold,
             settings.circuit_reset,

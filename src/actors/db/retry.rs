@@ -65,6 +65,11 @@ pub fn classify(phase: Phase, error: WorkError) -> Failure {
         WorkError::Rejected { field, message } => {
             return Failure::Final(DbError::Rejected { field, message });
         }
+        WorkError::Conflict(message) => {
+            return Failure::Final(DbError::Conflict {
+                constraint: message,
+            });
+        }
         WorkError::Query(error) => error,
     };
     // A lost connection during COMMIT leaves the outcome unknown; earlier it is safe.

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::breaker::BreakerSnapshot;
+use crate::breaker::BreakerSnapshot;
 
 /// Live counters; all updates are lock-free except the set of held connections.
 #[derive(Default)]

@@ -92,6 +92,14 @@ pub struct GatewayRow {
     pub visibility: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub prefix_tool_names: bool,
+    /// `bearer`, `basic` or `headers`; the headers themselves are in `auth_secret`, encrypted.
+    pub auth_type: Option<String>,
+    pub auth_secret: Option<String>,
+    pub protocol_version: Option<String>,
+    pub capabilities: String,
+    pub reachable: bool,
+    pub last_seen_at: Option<NaiveDateTime>,
 }
 
 /// A virtual server's own columns; its members live in the `server_*` tables.

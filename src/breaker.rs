@@ -1,5 +1,6 @@
-//! The database circuit breaker: closed → open after N consecutive transient failures →
-//! half-open after the reset time, letting one probe through → closed on success.
+//! A circuit breaker: closed → open after N consecutive transient failures → half-open after
+//! the reset time, letting one probe through → closed on success. Used by the DbActor (one for
+//! the database) and the UpstreamActor (one per upstream).
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
-    /// The snake_case name used in JSON.
+    /// The snake_case name used in JSON and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             BreakerState::Closed => "closed",
@@ -57,6 +58,7 @@ pub struct BreakerSnapshot {
 /// The breaker's state machine. Callers hold its mutex only for these short calls.
 #[derive(Debug)]
 pub struct Breaker {
+    name: String,
     enabled: bool,
     threshold: u32,
     reset: Duration,
@@ -69,10 +71,11 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    /// A closed breaker.
-    pub fn new(enabled: bool, threshold: u32, reset: Duration) -> Self {
+    /// A closed breaker named for logs (`database`, `upstream weather`).
+    pub fn new(name: impl Into<String>, enabled: bool, threshold: u32, reset: Duration) -> Self {
         debug_assert!(threshold >= 1);
         Breaker {
+            name: name.into(),
             enabled,
             threshold,
             reset,
@@ -184,14 +187,15 @@ impl Breaker {
         }
         match next {
             BreakerState::Open => tracing::warn!(
-                db.breaker.from = ?self.state,
-                db.consecutive_failures = self.consecutive_failures,
-                "database circuit breaker opened"
+                breaker = %self.name,
+                breaker.from = ?self.state,
+                consecutive_failures = self.consecutive_failures,
+                "circuit breaker opened"
             ),
             BreakerState::HalfOpen => {
-                tracing::info!("database circuit breaker half-open: letting one probe through")
+                tracing::info!(breaker = %self.name, "circuit breaker half-open: letting one probe through")
             }
-            BreakerState::Closed => tracing::info!("database circuit breaker closed"),
+            BreakerState::Closed => tracing::info!(breaker = %self.name, "circuit breaker closed"),
         }
         self.state = next;
         self.transitions += 1;
@@ -205,7 +209,7 @@ mod tests {
     #[test]
     fn opens_after_threshold_and_closes_after_a_good_probe() {
         let start = Instant::now();
-        let mut breaker = Breaker::new(true, 3, Duration::from_secs(10));
+        let mut breaker = Breaker::new("test", true, 3, Duration::from_secs(10));
         for _ in 0..2 {
             let admission = breaker.admit(start).unwrap();
             breaker.record_failure(admission, start);
@@ -227,7 +231,7 @@ mod tests {
     #[test]
     fn a_failed_probe_reopens() {
         let start = Instant::now();
-        let mut breaker = Breaker::new(true, 1, Duration::from_secs(1));
+        let mut breaker = Breaker::new("test", true, 1, Duration::from_secs(1));
         breaker.record_failure(Admission::Normal, start);
         let later = start + Duration::from_secs(2);
         let probe = breaker.admit(later).unwrap();
@@ -239,7 +243,7 @@ mod tests {
     #[test]
     fn disabled_never_refuses() {
         let now = Instant::now();
-        let mut breaker = Breaker::new(false, 1, Duration::from_secs(1));
+        let mut breaker = Breaker::new("test", false, 1, Duration::from_secs(1));
         for _ in 0..10 {
             breaker.record_failure(Admission::Normal, now);
         }

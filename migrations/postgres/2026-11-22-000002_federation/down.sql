@@ -1,0 +1,10 @@
+DROP TABLE tool_metrics;
+DROP INDEX prompts_gateway_original;
+DROP INDEX tools_gateway_original;
+ALTER TABLE gateways DROP COLUMN last_seen_at;
+ALTER TABLE gateways DROP COLUMN reachable;
+ALTER TABLE gateways DROP COLUMN capabilities;
+ALTER TABLE gateways DROP COLUMN protocol_version;
+ALTER TABLE gateways DROP COLUMN auth_secret;
+ALTER TABLE gateways DROP COLUMN auth_type;
+ALTER TABLE gateways DROP COLUMN prefix_tool_names;
