@@ -117,6 +117,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         mcp_settings: Arc::new(settings.mcp.clone()),
         settings: settings.clone(),
         shutdown: shutdown.clone(),
+        secrets,
     });
     let body_limit = settings.max_request_body_bytes;
     let mut server = HttpServer::new(move || {

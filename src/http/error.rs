@@ -52,6 +52,9 @@ pub enum ApiError {
     /// The body is not JSON.
     #[error("send the body as application/json")]
     UnsupportedMediaType,
+    /// An upstream the request needed failed.
+    #[error("{0}")]
+    BadGateway(String),
     /// A dependency is down; try again later.
     #[error("the service is temporarily unavailable; retry after {} s", retry_after.as_secs())]
     Unavailable {
@@ -90,6 +93,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType => "unsupported-media-type",
+            ApiError::BadGateway(_) => "bad-gateway",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Timeout => "timeout",
             ApiError::Internal => "internal",
@@ -162,6 +166,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod gateways;
 pub mod health;
 pub mod mcp;
 pub mod openapi;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The MCP part of the settings.
     pub mcp_settings: Arc<McpSettings>,
+    /// Seals and opens upstream credentials.
+    pub secrets: crate::secrets::SecretBox,
     /// Cancelled when the server begins to stop: long-lived streams end gracefully.
     pub shutdown: tokio_util::sync::CancellationToken,
 }
@@ -74,7 +77,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
     registry::routes::<Tools>(config);
     registry::routes::<Resources>(config);
     registry::routes::<Prompts>(config);
-    registry::routes::<Gateways>(config);
+    config
+        .service(web::resource("/gateways/{id}/refresh").route(web::post().to(gateways::refresh)));
+    registry::routes_with_create::<Gateways>(config, web::post().to(gateways::register));
     registry::routes::<Servers>(config);
 }
 

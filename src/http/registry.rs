@@ -63,13 +63,29 @@ where
     DeleteRecord<E::Record>: UnitOfWork<Output = ()>,
     SetRecordEnabled<E::Record>: UnitOfWork<Output = E::Record>,
 {
+    routes_with_create::<E>(config, web::post().to(create::<E>));
+}
+
+/// Registers the endpoints of one entity with its own create route (gateways discover their
+/// upstream first).
+pub fn routes_with_create<E: Entity>(
+    config: &mut web::ServiceConfig,
+    create_route: actix_web::Route,
+) where
+    InsertRecord<E::Record>: UnitOfWork<Output = E::Record>,
+    GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
+    ListRecords<E::Record>: UnitOfWork<Output = Vec<E::Record>>,
+    UpdateRecord<E::Record>: UnitOfWork<Output = E::Record>,
+    DeleteRecord<E::Record>: UnitOfWork<Output = ()>,
+    SetRecordEnabled<E::Record>: UnitOfWork<Output = E::Record>,
+{
     let collection = format!("/{}", E::PATH);
     let item = format!("/{}/{{id}}", E::PATH);
     let toggle = format!("/{}/{{id}}/toggle", E::PATH);
     config
         .service(
             web::resource(collection)
-                .route(web::post().to(create::<E>))
+                .route(create_route)
                 .route(web::get().to(list::<E>)),
         )
         .service(
@@ -240,7 +256,8 @@ where
     Ok(HttpResponse::Ok().json(E::view(record)))
 }
 
-fn map_db<E: Entity>(error: crate::actors::db::DbError, id: Option<&str>) -> ApiError {
+/// Maps a database error for an entity (conflicts get the entity's message).
+pub fn map_db<E: Entity>(error: crate::actors::db::DbError, id: Option<&str>) -> ApiError {
     match error {
         crate::actors::db::DbError::Conflict { constraint } => {
             ApiError::Conflict(E::conflict_message(&constraint))

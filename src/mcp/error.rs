@@ -50,6 +50,19 @@ pub enum McpError {
     /// The body is larger than allowed.
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
+    /// An upstream MCP server answered this JSON-RPC error; it is passed on as it came.
+    #[error("{message}")]
+    Relayed {
+        /// The upstream's code.
+        code: i64,
+        /// Its message.
+        message: String,
+        /// Its data.
+        data: Option<Value>,
+    },
+    /// The upstream MCP server that owns the item failed or is unavailable.
+    #[error("{0}")]
+    Upstream(String),
     /// A dependency (database, an actor) is down; retry later.
     #[error("temporarily unavailable; retry later")]
     Unavailable {
@@ -79,7 +92,8 @@ impl McpError {
             },
             McpError::HeaderMismatch(_) => -32020,
             McpError::UnsupportedVersion { .. } => -32022,
-            McpError::Unavailable { .. } | McpError::Internal => -32603,
+            McpError::Relayed { code, .. } => *code,
+            McpError::Unavailable { .. } | McpError::Internal | McpError::Upstream(_) => -32603,
         }
     }
 
@@ -105,7 +119,10 @@ impl McpError {
                 Era::Modern => StatusCode::NOT_FOUND,
                 Era::Legacy { .. } => StatusCode::OK,
             },
-            McpError::InvalidParams(_) | McpError::ResourceNotFound(_) => StatusCode::OK,
+            McpError::InvalidParams(_)
+            | McpError::ResourceNotFound(_)
+            | McpError::Relayed { .. }
+            | McpError::Upstream(_) => StatusCode::OK,
         }
     }
 
@@ -117,6 +134,7 @@ impl McpError {
                 "requested": requested,
             })),
             McpError::ResourceNotFound(uri) => Some(json!({ "uri": uri })),
+            McpError::Relayed { data, .. } => data.clone(),
             McpError::Parse(_)
             | McpError::InvalidRequest(_)
             | McpError::MethodNotFound(_)
@@ -127,6 +145,7 @@ impl McpError {
             | McpError::SessionNotFound(_)
             | McpError::NotAcceptable(_)
             | McpError::TooLarge(_)
+            | McpError::Upstream(_)
             | McpError::Unavailable { .. }
             | McpError::Internal => None,
         }

@@ -10,7 +10,7 @@ use crate::mcp::error::McpError;
 const MAX_VALUES: usize = 100;
 
 /// `completion/complete`.
-pub fn complete(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+pub async fn complete(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     let reference = params
         .get("ref")
         .and_then(Value::as_object)
@@ -28,6 +28,20 @@ pub fn complete(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
                 .catalog
                 .prompt(&ctx.scope, name)
                 .ok_or_else(|| McpError::InvalidParams(format!("unknown prompt {name:?}")))?;
+            if let Some((gateway_id, original_name)) = &prompt.upstream {
+                let mut forwarded = params.clone();
+                forwarded.insert(
+                    "ref".into(),
+                    json!({ "type": "ref/prompt", "name": original_name }),
+                );
+                return super::federated::forward(
+                    ctx,
+                    gateway_id,
+                    "completion/complete",
+                    forwarded,
+                )
+                .await;
+            }
             let declared = prompt
                 .arguments
                 .iter()
@@ -41,13 +55,20 @@ pub fn complete(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
         }
         "ref/resource" => {
             let uri = string_param(reference, "uri")?;
-            let known = ctx
+            let template = ctx
                 .catalog
                 .templates(&ctx.scope)
-                .iter()
-                .any(|template| template.uri_template.as_deref() == Some(uri));
-            if !known {
-                return Err(McpError::ResourceNotFound(uri.to_owned()));
+                .into_iter()
+                .find(|template| template.uri_template.as_deref() == Some(uri))
+                .ok_or_else(|| McpError::ResourceNotFound(uri.to_owned()))?;
+            if let Some(gateway_id) = &template.gateway_id {
+                return super::federated::forward(
+                    ctx,
+                    gateway_id,
+                    "completion/complete",
+                    params.clone(),
+                )
+                .await;
             }
             Vec::new()
         }

@@ -2,6 +2,7 @@
 //! before era decoration (`resultType`, `_meta`, cache hints are added by [`decorate`]).
 
 mod completion;
+mod federated;
 mod lifecycle;
 mod prompts;
 mod resources;
@@ -32,10 +33,10 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: &Object) -> Result<Object
         "tools/call" => tools::call(ctx, params).await,
         "resources/list" => resources::list(ctx, params),
         "resources/templates/list" => resources::templates(ctx, params),
-        "resources/read" => resources::read(ctx, params),
+        "resources/read" => resources::read(ctx, params).await,
         "prompts/list" => prompts::list(ctx, params),
-        "prompts/get" => prompts::get(ctx, params),
-        "completion/complete" => completion::complete(ctx, params),
+        "prompts/get" => prompts::get(ctx, params).await,
+        "completion/complete" => completion::complete(ctx, params).await,
         other => Err(McpError::MethodNotFound(format!(
             "{other:?} is not a method of protocol {}",
             ctx.era.version()

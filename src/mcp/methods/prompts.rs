@@ -21,7 +21,7 @@ pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 
 /// `prompts/get`: renders the template with the arguments; a missing required argument is
 /// invalid params.
-pub fn get(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+pub async fn get(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     let name = string_param(params, "name")?;
     let prompt = ctx
         .catalog
@@ -36,6 +36,12 @@ pub fn get(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
             ));
         }
     };
+    if let Some((gateway_id, original_name)) = &prompt.upstream {
+        let mut forwarded = Object::new();
+        forwarded.insert("name".into(), json!(original_name));
+        forwarded.insert("arguments".into(), Value::Object(arguments));
+        return super::federated::forward(ctx, gateway_id, "prompts/get", forwarded).await;
+    }
     let mut context = tera::Context::new();
     for declared in &prompt.arguments {
         match arguments.get(&declared.name) {

@@ -45,24 +45,26 @@ pub fn templates(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 
 /// `resources/read`: a fixed resource's content, or a template's content with the variables
 /// the URI matched filled in.
-pub fn read(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+pub async fn read(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     let uri = string_param(params, "uri")?;
-    let (resource, text) = match ctx.catalog.resource(&ctx.scope, uri) {
-        Some(resource) => {
-            let text = resource.content.clone().unwrap_or_default();
-            (resource, text)
-        }
+    let (resource, variables) = match ctx.catalog.resource(&ctx.scope, uri) {
+        Some(resource) => (resource, Vec::new()),
         None => ctx
             .catalog
             .templates(&ctx.scope)
             .into_iter()
             .find_map(|template| {
                 let variables = match_template(template.uri_template.as_deref()?, uri)?;
-                let text = expand(template.content.as_deref().unwrap_or_default(), &variables);
-                Some((template, text))
+                Some((template, variables))
             })
             .ok_or_else(|| McpError::ResourceNotFound(uri.to_owned()))?,
     };
+    if let Some(gateway_id) = &resource.gateway_id {
+        let mut forwarded = Object::new();
+        forwarded.insert("uri".into(), json!(uri));
+        return super::federated::forward(ctx, gateway_id, "resources/read", forwarded).await;
+    }
+    let text = expand(resource.content.as_deref().unwrap_or_default(), &variables);
     Ok(contents(uri, &resource, text))
 }
 

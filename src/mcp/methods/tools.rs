@@ -51,9 +51,19 @@ pub async fn call(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
             url,
             headers,
         } => call_rest(ctx, &tool, method, url, headers, arguments).await,
-        ToolTarget::Upstream { .. } => Ok(error_result(format!(
-            "tool {name:?} belongs to an upstream MCP server, and this gateway does not forward to upstreams yet"
-        ))),
+        ToolTarget::Upstream {
+            gateway_id,
+            original_name,
+        } => {
+            let mut forwarded = Object::new();
+            forwarded.insert("name".into(), json!(original_name));
+            forwarded.insert("arguments".into(), Value::Object(arguments));
+            match super::federated::forward(ctx, gateway_id, "tools/call", forwarded).await {
+                // An upstream that failed or is unavailable is a tool error the model sees.
+                Err(McpError::Upstream(message)) => Ok(super::federated::tool_error(message)),
+                other => other,
+            }
+        }
     }
 }
 
