@@ -99,7 +99,8 @@ async fn tools_crud(backend: Backend) {
 
 async fn resources_prompts_gateways_crud(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db, &[]).await;
+    let server = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    let (_upstream_db, upstream) = common::empty_upstream().await;
 
     let resource = server
         .admin(
@@ -158,7 +159,7 @@ async fn resources_prompts_gateways_crud(backend: Backend) {
         .admin(
             Method::POST,
             "/gateways",
-            Some(json!({"name": "Weather Upstream", "url": "http://127.0.0.1:9/mcp", "transport": "SSE"})),
+            Some(common::gateway_body("Weather Upstream", &upstream, true)),
         )
         .await;
     assert_eq!(gateway.status, StatusCode::CREATED, "{}", gateway.body);
@@ -319,7 +320,15 @@ async fn servers_with_members(backend: Backend) {
 
 async fn bad_input_gets_clear_errors(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db, &[("MAX_REQUEST_BODY_BYTES", "4096")]).await;
+    let server = TestServer::start(
+        &db,
+        &[
+            ("MAX_REQUEST_BODY_BYTES", "4096"),
+            ("SSRF_ALLOW_LOCALHOST", "true"),
+        ],
+    )
+    .await;
+    let (_upstream_db, upstream) = common::empty_upstream().await;
     let created = server
         .admin(Method::POST, "/tools", Some(rest_tool("taken")))
         .await;
@@ -431,14 +440,14 @@ async fn bad_input_gets_clear_errors(backend: Backend) {
         .admin(
             Method::POST,
             "/gateways",
-            Some(json!({"name": "G one", "url": "http://h.example/mcp"})),
+            Some(common::gateway_body("G one", &upstream, false)),
         )
         .await;
     let slug_clash = server
         .admin(
             Method::POST,
             "/gateways",
-            Some(json!({"name": "g-one", "url": "http://h.example/mcp"})),
+            Some(common::gateway_body("g-one", &upstream, false)),
         )
         .await;
     assert_eq!(slug_clash.status, StatusCode::CONFLICT);
@@ -631,7 +640,8 @@ async fn openapi_and_health(backend: Backend) {
 
 async fn restart_keeps_everything(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db, &[]).await;
+    let server = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    let (_upstream_db, upstream) = common::empty_upstream().await;
     let mut expected = Vec::new();
     let tool = server
         .admin(Method::POST, "/tools", Some(rest_tool("kept")))
@@ -657,7 +667,15 @@ async fn restart_keeps_everything(backend: Backend) {
         .admin(
             Method::POST,
             "/gateways",
-            Some(json!({"name": "kept", "url": "http://h.example/mcp"})),
+            Some(common::gateway_body("kept", &upstream, false)),
+        )
+        .await;
+    assert_eq!(gateway.status, StatusCode::CREATED, "{}", gateway.body);
+    let gateway = server
+        .admin(
+            Method::GET,
+            &format!("/gateways/{}", gateway.body["id"].as_str().unwrap()),
+            None,
         )
         .await;
     expected.push(("/gateways", gateway.body.clone()));

@@ -254,6 +254,28 @@ impl TestServer {
     }
 }
 
+/// An empty gateway to register as an upstream (it offers nothing; discovery succeeds).
+pub async fn empty_upstream() -> (TestDb, TestServer) {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = TestServer::start(&db, &[]).await;
+    (db, server)
+}
+
+/// The body of `POST /gateways` for `upstream`'s `/mcp` (or `/sse` with transport `SSE`).
+pub fn gateway_body(name: &str, upstream: &TestServer, sse: bool) -> Value {
+    let (path, transport) = if sse {
+        ("/sse", "SSE")
+    } else {
+        ("/mcp", "streamablehttp")
+    };
+    serde_json::json!({
+        "name": name,
+        "url": format!("{}{path}", upstream.base),
+        "transport": transport,
+        "auth": {"type": "bearer", "token": upstream.admin_token},
+    })
+}
+
 /// Reads a response into a [`Reply`].
 pub async fn reply(response: reqwest::Response) -> Reply {
     let status = response.status();
