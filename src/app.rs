@@ -118,6 +118,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         settings: settings.clone(),
         shutdown: shutdown.clone(),
         secrets,
+        metrics: crate::actors::metrics::Metrics::start(db.clone()),
     });
     let body_limit = settings.max_request_body_bytes;
     let mut server = HttpServer::new(move || {

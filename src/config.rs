@@ -23,6 +23,8 @@ pub struct Settings {
     pub http_workers: Option<usize>,
     /// `MAX_REQUEST_BODY_BYTES`: the largest request body accepted (default 1 MiB).
     pub max_request_body_bytes: usize,
+    /// `METRICS_PUBLIC`: serve `/metrics` without a token (default false: admin token needed).
+    pub metrics_public: bool,
     /// Database connection and resilience settings.
     pub database: DatabaseSettings,
     /// MCP endpoint settings.
@@ -542,6 +544,7 @@ impl Settings {
             port,
             http_workers,
             max_request_body_bytes,
+            metrics_public: source.boolean("METRICS_PUBLIC", false)?,
             database,
             mcp,
             federation,

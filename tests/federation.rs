@@ -5,7 +5,7 @@ mod common;
 
 use common::mcp::{LEGACY, McpClient};
 use common::world::World;
-use common::{Backend, TestDb, TestServer};
+use common::{Backend, TestDb, TestServer, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -333,4 +333,310 @@ async fn registration_errors_store_nothing(backend: Backend) {
     upstream.stop().await;
 }
 
-both_backends!(federates_an_upstream, registration_errors_store_nothing);
+/// Registers `upstream`'s virtual server in `gateway` under `name`, through `proxy_port` when
+/// given (to count or cut connections).
+async fn register(
+    gateway: &TestServer,
+    upstream: &World,
+    name: &str,
+    proxy_port: Option<u16>,
+) -> String {
+    let base = match proxy_port {
+        Some(port) => format!("http://127.0.0.1:{port}"),
+        None => upstream.server.base.clone(),
+    };
+    let registered = gateway
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({
+                "name": name,
+                "url": format!("{base}{}", upstream.server_path()),
+                "auth": {"type": "bearer", "token": upstream.server.admin_token},
+            })),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.body
+    );
+    registered.body["id"].as_str().unwrap().to_owned()
+}
+
+/// Adds a REST tool that takes one second to the upstream's virtual server.
+async fn add_nap_tool(upstream: &World) {
+    let nap = upstream
+        .server
+        .admin(
+            Method::POST,
+            "/tools",
+            Some(json!({"name": "nap", "url": format!("{}/nap", upstream.fixture.base), "request_type": "GET"})),
+        )
+        .await;
+    let server = upstream
+        .server
+        .admin(
+            Method::GET,
+            &format!("/servers/{}", upstream.server_id),
+            None,
+        )
+        .await;
+    let mut members: Vec<Value> = server.body["tool_ids"].as_array().unwrap().clone();
+    members.push(nap.body["id"].clone());
+    upstream
+        .server
+        .admin(
+            Method::PUT,
+            &format!("/servers/{}", upstream.server_id),
+            Some(json!({"tool_ids": members})),
+        )
+        .await;
+}
+
+async fn rpc_call(gateway: &TestServer, id: usize, tool: &str, arguments: Value) -> Value {
+    let response = gateway
+        .client
+        .post(format!("{}/rpc", gateway.base))
+        .bearer_auth(&gateway.admin_token)
+        .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("JSON")
+}
+
+/// The seed scenario: with DB_POOL_SIZE=2, 200 concurrent calls to an upstream tool that takes
+/// 1 s all succeed, and the database is not involved per call.
+async fn slow_upstream_storm_leaves_the_pool_alone(backend: Backend) {
+    let upstream = World::new(backend).await;
+    add_nap_tool(&upstream).await;
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(
+        &db,
+        &[("SSRF_ALLOW_LOCALHOST", "true"), ("DB_POOL_SIZE", "2")],
+    )
+    .await;
+    register(&gateway, &upstream, "Desk", None).await;
+    let before = gateway.pool_stats().await;
+
+    let calls = (0..200).map(|id| rpc_call(&gateway, id, "desk-nap", json!({})));
+    let (results, samples) =
+        futures_util::future::join(futures_util::future::join_all(calls), async {
+            let mut samples = Vec::new();
+            for _ in 0..10 {
+                samples.push(gateway.pool_stats().await);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            samples
+        })
+        .await;
+    for result in &results {
+        assert_eq!(result["result"]["isError"], false, "{result}");
+        assert_eq!(result["result"]["structuredContent"]["slept_ms"], 1000);
+    }
+    let after = gateway.pool_stats().await;
+    assert_eq!(after["checkout_timeouts"], 0, "{after}");
+    for sample in &samples {
+        assert_eq!(
+            sample["waiting"], 0,
+            "nobody waits for a connection during the storm: {sample}"
+        );
+    }
+    // 200 calls, and only metrics flushes (a handful of units) touched the database.
+    let units = after["units_ok"].as_u64().unwrap() - before["units_ok"].as_u64().unwrap();
+    assert!(units < 20, "{units} units of database work for 200 calls");
+    gateway.stop().await;
+    upstream.stop().await;
+}
+
+/// One shared client: upstream connections are reused across calls.
+async fn upstream_connections_are_reused(backend: Backend) {
+    let upstream = World::new(backend).await;
+    let address = upstream
+        .server
+        .base
+        .trim_start_matches("http://")
+        .to_owned();
+    let proxy = common::proxy::Proxy::start(address).await;
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    register(&gateway, &upstream, "Desk", Some(proxy.port)).await;
+    let after_registration = proxy.connections();
+    for id in 0..50 {
+        let result = rpc_call(
+            &gateway,
+            id,
+            "desk-echo",
+            json!({"message": id.to_string()}),
+        )
+        .await;
+        assert_eq!(
+            result["result"]["structuredContent"]["received"]["message"],
+            id.to_string(),
+            "{result}"
+        );
+    }
+    let used = proxy.connections() - after_registration;
+    assert!(used <= 4, "50 calls opened {used} new upstream connections");
+    gateway.stop().await;
+    upstream.stop().await;
+}
+
+/// An upstream that goes away gives error results and opens its breaker; another upstream is
+/// unaffected; when it comes back, calls succeed again without operator action.
+async fn a_failing_upstream_is_isolated(backend: Backend) {
+    let flaky = World::new(backend).await;
+    let steady = World::new(backend).await;
+    let proxy =
+        common::proxy::Proxy::start(flaky.server.base.trim_start_matches("http://").to_owned())
+            .await;
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(
+        &db,
+        &[
+            ("SSRF_ALLOW_LOCALHOST", "true"),
+            ("UPSTREAM_CIRCUIT_FAILURE_THRESHOLD", "2"),
+            ("UPSTREAM_CIRCUIT_RESET_SECONDS", "1"),
+        ],
+    )
+    .await;
+    register(&gateway, &flaky, "Flaky", Some(proxy.port)).await;
+    // Resource URIs are unique in a gateway: the second world offers only its tools.
+    let resources = steady.server.admin(Method::GET, "/resources", None).await;
+    for resource in resources.body["items"].as_array().unwrap() {
+        let id = resource["id"].as_str().unwrap();
+        steady
+            .server
+            .admin(Method::DELETE, &format!("/resources/{id}"), None)
+            .await;
+    }
+    register(&gateway, &steady, "Steady", None).await;
+    assert_eq!(
+        rpc_call(&gateway, 1, "flaky-echo", json!({"message": "up"})).await["result"]["isError"],
+        false
+    );
+
+    proxy.cut();
+    for id in 0..4 {
+        let result = rpc_call(&gateway, id, "flaky-echo", json!({"message": "down"})).await;
+        assert_eq!(result["result"]["isError"], true, "{result}");
+        let text = result["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(
+            text.contains("Flaky"),
+            "the error names the upstream: {text}"
+        );
+        let steady_result = rpc_call(
+            &gateway,
+            100 + id,
+            "steady-echo",
+            json!({"message": "fine"}),
+        )
+        .await;
+        assert_eq!(steady_result["result"]["isError"], false, "{steady_result}");
+    }
+    let metrics = gateway
+        .client
+        .get(format!("{}/metrics", gateway.base))
+        .bearer_auth(&gateway.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mcpgate_upstream_breaker_opened_total"),
+        "{metrics}"
+    );
+    let open_now = rpc_call(&gateway, 9, "flaky-echo", json!({"message": "down"})).await;
+    assert!(
+        open_now["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("circuit open"),
+        "{open_now}"
+    );
+
+    proxy.restore();
+    eventually(
+        "calls to the upstream succeed again",
+        std::time::Duration::from_secs(20),
+        || async {
+            let result = rpc_call(&gateway, 10, "flaky-echo", json!({"message": "back"})).await;
+            (result["result"]["isError"] == false).then_some(())
+        },
+    )
+    .await;
+    gateway.stop().await;
+    flaky.stop().await;
+    steady.stop().await;
+}
+
+/// `/metrics`: Prometheus text with per-tool counters; records reach the database in batches.
+async fn metrics_are_exposed_and_stored(backend: Backend) {
+    let upstream = World::new(backend).await;
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    register(&gateway, &upstream, "Desk", None).await;
+    for id in 0..5 {
+        rpc_call(&gateway, id, "desk-echo", json!({"message": "m"})).await;
+    }
+    rpc_call(&gateway, 6, "desk-get_weather", json!({"units": "kelvin"})).await;
+    let anonymous = gateway
+        .client
+        .get(format!("{}/metrics", gateway.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let text = eventually(
+        "the records are written",
+        std::time::Duration::from_secs(20),
+        || async {
+            let text = gateway
+                .client
+                .get(format!("{}/metrics", gateway.base))
+                .bearer_auth(&gateway.admin_token)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.contains("mcpgate_call_records_written_total 6")
+                .then_some(text)
+        },
+    )
+    .await;
+    assert!(
+        text.contains("mcpgate_tool_calls_total{tool=\"desk-echo\",outcome=\"success\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mcpgate_tool_calls_total{tool=\"desk-get_weather\",outcome=\"failure\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mcpgate_tool_call_duration_seconds_count{tool=\"desk-echo\"} 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mcpgate_db_pool_connections{state=\"in_use\"}"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE mcpgate_tool_call_duration_seconds histogram"));
+    gateway.stop().await;
+    upstream.stop().await;
+}
+
+both_backends!(
+    federates_an_upstream,
+    registration_errors_store_nothing,
+    slow_upstream_storm_leaves_the_pool_alone,
+    upstream_connections_are_reused,
+    a_failing_upstream_is_isolated,
+    metrics_are_exposed_and_stored,
+);

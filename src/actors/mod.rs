@@ -3,4 +3,5 @@
 pub mod auth;
 pub mod catalog;
 pub mod db;
+pub mod metrics;
 pub mod upstream;

@@ -411,3 +411,52 @@ impl UnitOfWork for SetGatewayHealth {
         })
     }
 }
+
+/// One tool call, as stored in `tool_metrics`.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = crate::db::schema::tool_metrics)]
+pub struct ToolMetricRow {
+    /// Row id.
+    pub id: String,
+    /// The tool's name in the gateway.
+    pub tool_name: String,
+    /// The upstream it ran on, if federated.
+    pub gateway_id: Option<String>,
+    /// When it started.
+    pub started_at: NaiveDateTime,
+    /// How long it took.
+    pub duration_ms: f64,
+    /// Whether it succeeded (no protocol error, no `isError`).
+    pub success: bool,
+    /// A short error description.
+    pub error: Option<String>,
+}
+
+/// Store a batch of tool-call records in one transaction.
+#[derive(Debug, Clone)]
+pub struct InsertToolMetrics {
+    /// The records.
+    pub rows: Vec<ToolMetricRow>,
+}
+
+impl UnitOfWork for InsertToolMetrics {
+    type Output = usize;
+    fn name(&self) -> &'static str {
+        "metrics.insert"
+    }
+    fn access(&self) -> Access {
+        Access::Write
+    }
+    fn run<'a>(&'a self, mut conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<usize>> {
+        Box::pin(async move {
+            // One row at a time inside the one transaction: multi-row inserts do not compile for
+            // SQLite through diesel-async.
+            for row in &self.rows {
+                let insert =
+                    diesel::insert_into(crate::db::schema::tool_metrics::table).values(row);
+                on_backend!(conn.reborrow(), c => insert.execute(c).await)?;
+            }
+            Ok(self.rows.len())
+        })
+    }
+}

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod gateways;
 pub mod health;
 pub mod mcp;
+pub mod metrics;
 pub mod openapi;
 pub mod registry;
 pub mod request_log;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The MCP part of the settings.
     pub mcp_settings: Arc<McpSettings>,
+    /// Per-call metrics.
+    pub metrics: crate::actors::metrics::Metrics,
     /// Seals and opens upstream credentials.
     pub secrets: crate::secrets::SecretBox,
     /// Cancelled when the server begins to stop: long-lived streams end gracefully.
@@ -72,6 +75,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/ready").get(health::ready))
         .service(web::resource("/admin/pool-stats").get(health::pool_stats))
         .service(web::resource("/admin/mcp-stats").get(health::mcp_stats))
+        .service(web::resource("/metrics").get(metrics::prometheus))
         .service(web::resource("/openapi.json").get(openapi::openapi_json));
     mcp::routes(config);
     registry::routes::<Tools>(config);

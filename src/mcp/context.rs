@@ -38,6 +38,8 @@ pub struct Ctx {
     pub notifier: Option<mpsc::Sender<Value>>,
     /// Cancelled when the client cancels or goes away.
     pub cancel: CancellationToken,
+    /// Where tool calls are recorded.
+    pub metrics: crate::actors::metrics::Metrics,
 }
 
 impl Ctx {

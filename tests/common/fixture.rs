@@ -72,6 +72,12 @@ async fn slow(gauge: web::Data<Arc<AtomicUsize>>) -> HttpResponse {
         .streaming(ticks)
 }
 
+/// Answers after one second (the seed scenario's slow upstream tool).
+async fn nap() -> HttpResponse {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    HttpResponse::Ok().json(json!({ "slept_ms": 1000 }))
+}
+
 async fn text() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain")
@@ -91,8 +97,9 @@ impl RestFixture {
                 .route("/fail", web::get().to(fail))
                 .route("/slow", web::get().to(slow))
                 .route("/text", web::get().to(text))
+                .route("/nap", web::get().to(nap))
         })
-        .workers(1)
+        .workers(2)
         .disable_signals()
         .bind(("127.0.0.1", 0))
         .expect("bind the fixture");

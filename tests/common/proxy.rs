@@ -2,7 +2,7 @@
 //! restore, to make the database unreachable mid-run.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -10,6 +10,8 @@ use tokio::sync::watch;
 /// The proxy's controls.
 pub struct Proxy {
     pub port: u16,
+    /// Connections accepted so far.
+    pub accepted: Arc<AtomicUsize>,
     open: Arc<AtomicBool>,
     generation: watch::Sender<u64>,
 }
@@ -20,14 +22,17 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("addr").port();
         let open = Arc::new(AtomicBool::new(true));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let (generation, _) = watch::channel(0u64);
         let accept_open = open.clone();
+        let accept_count = accepted.clone();
         let accept_generation = generation.subscribe();
         tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
                 };
+                accept_count.fetch_add(1, Ordering::SeqCst);
                 if !accept_open.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -49,6 +54,7 @@ impl Proxy {
         });
         Proxy {
             port,
+            accepted,
             open,
             generation,
         }
@@ -58,6 +64,11 @@ impl Proxy {
     pub fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
         self.generation.send_modify(|generation| *generation += 1);
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Accepts connections again.

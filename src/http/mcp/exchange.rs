@@ -63,6 +63,7 @@ pub fn context(
         progress_token,
         notifier,
         cancel: CancellationToken::new(),
+        metrics: state.metrics.clone(),
     }
 }
 

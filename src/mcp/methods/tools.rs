@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 use super::{Object, list_result, paginate, string_param};
 use crate::actors::upstream::{CallHttp, HttpReply, UpstreamError};
 use crate::catalog::{Tool, ToolTarget};
+use crate::db::federation::ToolMetricRow;
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
 use crate::mcp::protocol::{Era, LogLevel};
@@ -28,8 +29,43 @@ pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     ))
 }
 
-/// `tools/call`.
+/// `tools/call`, recorded in the call metrics.
 pub async fn call(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+    let started_at = crate::db::now();
+    let clock = std::time::Instant::now();
+    let outcome = run(ctx, params).await;
+    let Some(name) = params.get("name").and_then(Value::as_str) else {
+        return outcome;
+    };
+    let Some(tool) = ctx.catalog.tool(&ctx.scope, name) else {
+        return outcome;
+    };
+    let failed = match &outcome {
+        Ok(result) => result
+            .get("isError")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        Err(_) => true,
+    };
+    ctx.metrics.record(ToolMetricRow {
+        id: crate::registry::new_id(),
+        tool_name: tool.name.clone(),
+        gateway_id: match &tool.target {
+            ToolTarget::Upstream { gateway_id, .. } => Some(gateway_id.clone()),
+            ToolTarget::Rest { .. } => None,
+        },
+        started_at,
+        duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
+        success: !failed,
+        error: outcome
+            .as_ref()
+            .err()
+            .map(|error| error.to_string().chars().take(500).collect()),
+    });
+    outcome
+}
+
+async fn run(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     let name = string_param(params, "name")?;
     let tool = ctx
         .catalog
