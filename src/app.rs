@@ -108,6 +108,14 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     ));
     spawn_session_sweeper(sessions.clone());
     let shutdown = tokio_util::sync::CancellationToken::new();
+    let federation = crate::federation::Federation::new(
+        db.clone(),
+        upstream.clone(),
+        secrets,
+        catalog.clone(),
+        settings.clone(),
+    );
+    federation.clone().spawn_maintenance(shutdown.clone());
     let state = web::Data::new(AppState {
         db: db.clone(),
         auth,
@@ -117,7 +125,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         mcp_settings: Arc::new(settings.mcp.clone()),
         settings: settings.clone(),
         shutdown: shutdown.clone(),
-        secrets,
+        federation: federation.clone(),
         metrics: crate::actors::metrics::Metrics::start(db.clone()),
     });
     let body_limit = settings.max_request_body_bytes;

@@ -142,6 +142,9 @@ pub struct FederationSettings {
     /// `UNHEALTHY_THRESHOLD`: failed health checks in a row that mark an upstream offline
     /// (default 3).
     pub unhealthy_threshold: u32,
+    /// `GATEWAY_REFRESH_SECONDS`: how often every reachable upstream is discovered again, in
+    /// case it changed without telling (default 300).
+    pub refresh_interval: Duration,
 }
 
 /// An allow list of host names (ports ignored), or everything.
@@ -470,6 +473,7 @@ impl Settings {
             circuit_reset: source.seconds("UPSTREAM_CIRCUIT_RESET_SECONDS", 30.0, 3600.0)?,
             health_check_interval: source.seconds("HEALTH_CHECK_INTERVAL", 60.0, 86400.0)?,
             unhealthy_threshold: source.ranged("UNHEALTHY_THRESHOLD", 3u32, 1..=1000)?,
+            refresh_interval: source.seconds("GATEWAY_REFRESH_SECONDS", 300.0, 7.0 * 86400.0)?,
         };
 
         let jwt_secret = source.raw("JWT_SECRET_KEY");

@@ -14,6 +14,7 @@ pub mod breaker;
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod federation;
 pub mod http;
 pub mod mcp;
 pub mod registry;

@@ -632,7 +632,48 @@ async fn metrics_are_exposed_and_stored(backend: Backend) {
     upstream.stop().await;
 }
 
+/// Health checks mark an upstream offline after failures and online again when it answers.
+async fn health_checks_follow_the_upstream(backend: Backend) {
+    let upstream = World::new(backend).await;
+    let proxy = common::proxy::Proxy::start(
+        upstream
+            .server
+            .base
+            .trim_start_matches("http://")
+            .to_owned(),
+    )
+    .await;
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(
+        &db,
+        &[
+            ("SSRF_ALLOW_LOCALHOST", "true"),
+            ("HEALTH_CHECK_INTERVAL", "0.2"),
+            ("UNHEALTHY_THRESHOLD", "2"),
+        ],
+    )
+    .await;
+    let id = register(&gateway, &upstream, "Desk", Some(proxy.port)).await;
+    let path = format!("/gateways/{id}");
+    let wait = std::time::Duration::from_secs(20);
+    proxy.cut();
+    eventually("the upstream is marked offline", wait, || async {
+        (gateway.admin(Method::GET, &path, None).await.body["reachable"] == false).then_some(())
+    })
+    .await;
+    proxy.restore();
+    let back = eventually("the upstream is marked online again", wait, || async {
+        let view = gateway.admin(Method::GET, &path, None).await.body;
+        (view["reachable"] == true).then_some(view)
+    })
+    .await;
+    assert!(back["last_seen_at"].is_string(), "{back}");
+    gateway.stop().await;
+    upstream.stop().await;
+}
+
 both_backends!(
+    health_checks_follow_the_upstream,
     federates_an_upstream,
     registration_errors_store_nothing,
     slow_upstream_storm_leaves_the_pool_alone,

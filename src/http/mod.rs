@@ -46,8 +46,8 @@ pub struct AppState {
     pub mcp_settings: Arc<McpSettings>,
     /// Per-call metrics.
     pub metrics: crate::actors::metrics::Metrics,
-    /// Seals and opens upstream credentials.
-    pub secrets: crate::secrets::SecretBox,
+    /// Registering and refreshing upstreams.
+    pub federation: crate::federation::Federation,
     /// Cancelled when the server begins to stop: long-lived streams end gracefully.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -1,0 +1,362 @@
+//! Federation as a service: registering an upstream, refreshing what it offers, and the
+//! maintenance loop (health checks, periodic refresh). The HTTP handlers and the background
+//! loop both use it; it talks to the actors only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::catalog::Catalogs;
+use crate::actors::db::{Db, DbError};
+use crate::actors::upstream::{Discovery, Forward, ForwardError, Upstream};
+use crate::catalog::Gateway;
+use crate::config::Settings;
+use crate::db::federation::{
+    DiscoveredPrompt, DiscoveredResource, DiscoveredTool, SetGatewayHealth, SyncCounts, SyncGateway,
+};
+use crate::db::now;
+use crate::db::registry::{GatewayRow, GetRecord};
+use crate::secrets::SecretBox;
+use crate::upstream::{CallError, Target, TransportKind, ssrf};
+
+/// How long a health check may take.
+const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why registering or refreshing an upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FederationError {
+    /// The URL is refused by the SSRF guard.
+    #[error("url: {0}")]
+    Refused(String),
+    /// The upstream could not be reached or refused the handshake.
+    #[error("could not connect to the upstream at {url}: {cause}")]
+    Unreachable {
+        /// Its URL.
+        url: String,
+        /// What happened.
+        cause: CallError,
+    },
+    /// Stored credentials do not decrypt (the encryption secret changed).
+    #[error("the stored credentials of gateway {0:?} do not decrypt")]
+    Credentials(String),
+    /// The database refused or failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The federation service.
+#[derive(Clone)]
+pub struct Federation {
+    db: Db,
+    upstream: Upstream,
+    secrets: SecretBox,
+    catalog: Catalogs,
+    settings: Arc<Settings>,
+}
+
+impl Federation {
+    /// A service over these actors.
+    pub fn new(
+        db: Db,
+        upstream: Upstream,
+        secrets: SecretBox,
+        catalog: Catalogs,
+        settings: Arc<Settings>,
+    ) -> Self {
+        Federation {
+            db,
+            upstream,
+            secrets,
+            catalog,
+            settings,
+        }
+    }
+
+    /// Seals credentials for storage.
+    pub fn seal(&self, headers: &BTreeMap<String, String>) -> String {
+        self.secrets
+            .seal(&serde_json::to_string(headers).unwrap_or_default())
+    }
+
+    /// Checks the URL, discovers the upstream and stores the gateway with everything it offers.
+    pub async fn register(
+        &self,
+        row: GatewayRow,
+        headers: BTreeMap<String, String>,
+    ) -> Result<(GatewayRow, SyncCounts), FederationError> {
+        let policy = ssrf::Policy {
+            allow_localhost: self.settings.federation.ssrf_allow_localhost,
+            allow_private_networks: self.settings.federation.ssrf_allow_private_networks,
+        };
+        ssrf::check(&row.url, policy)
+            .await
+            .map_err(FederationError::Refused)?;
+        let discovery = self.discover(&row, headers).await?;
+        self.store(row, &discovery, true).await
+    }
+
+    /// Discovers a stored gateway again and updates what it offers.
+    pub async fn refresh(
+        &self,
+        gateway_id: &str,
+    ) -> Result<(GatewayRow, SyncCounts), FederationError> {
+        let row = self
+            .db
+            .run(GetRecord::<GatewayRow>::new(gateway_id))
+            .await?;
+        let headers = self.stored_headers(&row)?;
+        let discovery = match self.discover(&row, headers).await {
+            Ok(discovery) => discovery,
+            Err(error) => {
+                let _ = self.set_health(&row.id, false, None).await;
+                return Err(error);
+            }
+        };
+        self.store(row, &discovery, false).await
+    }
+
+    async fn store(
+        &self,
+        row: GatewayRow,
+        discovery: &Discovery,
+        is_new: bool,
+    ) -> Result<(GatewayRow, SyncCounts), FederationError> {
+        let sync = build_sync(
+            &self.settings.federation.tool_name_separator,
+            row,
+            discovery,
+            is_new,
+        );
+        let gateway = sync.gateway.clone();
+        let counts = self.db.run(sync).await?;
+        self.catalog.refresh().await;
+        Ok((gateway, counts))
+    }
+
+    fn stored_headers(
+        &self,
+        row: &GatewayRow,
+    ) -> Result<BTreeMap<String, String>, FederationError> {
+        match &row.auth_secret {
+            None => Ok(BTreeMap::new()),
+            Some(sealed) => self
+                .secrets
+                .open(sealed)
+                .ok()
+                .and_then(|plain| serde_json::from_str(&plain).ok())
+                .ok_or_else(|| FederationError::Credentials(row.name.clone())),
+        }
+    }
+
+    async fn discover(
+        &self,
+        row: &GatewayRow,
+        headers: BTreeMap<String, String>,
+    ) -> Result<Discovery, FederationError> {
+        let target = Target {
+            url: row.url.clone(),
+            transport: if row.transport == "sse" {
+                TransportKind::Sse
+            } else {
+                TransportKind::StreamableHttp
+            },
+            headers,
+        };
+        self.upstream.discover(target).await.map_err(|cause| {
+            tracing::warn!(gateway = %row.name, %cause, "upstream discovery failed");
+            FederationError::Unreachable {
+                url: row.url.clone(),
+                cause,
+            }
+        })
+    }
+
+    async fn set_health(
+        &self,
+        gateway_id: &str,
+        reachable: bool,
+        seen_at: Option<chrono::NaiveDateTime>,
+    ) -> Result<(), DbError> {
+        self.db
+            .run(SetGatewayHealth {
+                gateway_id: gateway_id.to_owned(),
+                reachable,
+                seen_at,
+            })
+            .await
+    }
+
+    /// Whether the upstream answers (any JSON-RPC answer, even an error, counts).
+    async fn ping(&self, gateway: &Gateway) -> bool {
+        let outcome = self
+            .upstream
+            .forward(Forward {
+                gateway_id: gateway.id.clone(),
+                gateway_name: gateway.name.clone(),
+                target: gateway.target.clone(),
+                method: "ping".into(),
+                params: Map::new(),
+                notifications: None,
+                cancel: CancellationToken::new(),
+                timeout: HEALTH_CHECK_TIMEOUT,
+            })
+            .await;
+        matches!(
+            outcome,
+            Ok(_)
+                | Err(ForwardError::Call {
+                    error: CallError::Rpc { .. },
+                    ..
+                })
+        )
+    }
+
+    /// Health checks every `HEALTH_CHECK_INTERVAL` (offline after `UNHEALTHY_THRESHOLD`
+    /// failures in a row, online at the next answer) and a refresh of every reachable upstream
+    /// every `GATEWAY_REFRESH_SECONDS`. Runs until `shutdown`.
+    pub fn spawn_maintenance(self, shutdown: CancellationToken) {
+        actix_web::rt::spawn(async move {
+            let settings = self.settings.federation.clone();
+            let mut every = actix_web::rt::time::interval(settings.health_check_interval);
+            every.tick().await;
+            let mut failures: HashMap<String, u32> = HashMap::new();
+            let mut last_refresh = std::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                let gateways = self.catalog.current().gateways();
+                for gateway in &gateways {
+                    let alive = self.ping(gateway).await;
+                    let count = failures.entry(gateway.id.clone()).or_default();
+                    if alive {
+                        if *count >= settings.unhealthy_threshold {
+                            tracing::info!(gateway = %gateway.name, "upstream back online");
+                        }
+                        *count = 0;
+                        let _ = self.set_health(&gateway.id, true, Some(now())).await;
+                    } else {
+                        *count += 1;
+                        if *count == settings.unhealthy_threshold {
+                            tracing::warn!(gateway = %gateway.name, failures = *count, "upstream offline");
+                            let _ = self.set_health(&gateway.id, false, None).await;
+                        }
+                    }
+                }
+                if last_refresh.elapsed() >= settings.refresh_interval {
+                    last_refresh = std::time::Instant::now();
+                    for gateway in &gateways {
+                        if failures.get(&gateway.id).copied().unwrap_or(0) == 0
+                            && let Err(error) = self.refresh(&gateway.id).await
+                        {
+                            tracing::warn!(gateway = %gateway.name, %error, "periodic refresh failed");
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn text_field(value: &Value, field: &str) -> Option<String> {
+    value.get(field).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Names, definitions and gateway columns from a discovery.
+fn build_sync(
+    separator: &str,
+    mut gateway: GatewayRow,
+    discovery: &Discovery,
+    is_new: bool,
+) -> SyncGateway {
+    let local_name = |name: &str| {
+        if gateway.prefix_tool_names {
+            format!("{}{separator}{name}", gateway.slug)
+        } else {
+            name.to_owned()
+        }
+    };
+    let tools = discovery
+        .tools
+        .iter()
+        .filter_map(|tool| {
+            let original_name = text_field(tool, "name")?;
+            Some(DiscoveredTool {
+                name: local_name(&original_name),
+                original_name,
+                description: text_field(tool, "description"),
+                input_schema: tool
+                    .get("inputSchema")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": "object"}))
+                    .to_string(),
+                output_schema: tool.get("outputSchema").map(Value::to_string),
+                annotations: tool
+                    .get("annotations")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}))
+                    .to_string(),
+            })
+        })
+        .collect();
+    let resource = |value: &Value, template: bool| -> Option<DiscoveredResource> {
+        let (uri, uri_template) = if template {
+            (None, Some(text_field(value, "uriTemplate")?))
+        } else {
+            (Some(text_field(value, "uri")?), None)
+        };
+        Some(DiscoveredResource {
+            name: text_field(value, "name")
+                .unwrap_or_else(|| uri.clone().or(uri_template.clone()).unwrap_or_default()),
+            uri,
+            uri_template,
+            description: text_field(value, "description"),
+            mime_type: text_field(value, "mimeType"),
+        })
+    };
+    let resources = discovery
+        .resources
+        .iter()
+        .filter_map(|value| resource(value, false))
+        .chain(
+            discovery
+                .templates
+                .iter()
+                .filter_map(|value| resource(value, true)),
+        )
+        .collect();
+    let prompts = discovery
+        .prompts
+        .iter()
+        .filter_map(|prompt| {
+            let original_name = text_field(prompt, "name")?;
+            Some(DiscoveredPrompt {
+                name: local_name(&original_name),
+                original_name,
+                description: text_field(prompt, "description"),
+                arguments: prompt
+                    .get("arguments")
+                    .cloned()
+                    .unwrap_or_else(|| json!([]))
+                    .to_string(),
+            })
+        })
+        .collect();
+    let seen = now();
+    gateway.protocol_version = Some(discovery.protocol_version.clone());
+    gateway.capabilities = discovery.capabilities.to_string();
+    gateway.reachable = true;
+    gateway.last_seen_at = Some(seen);
+    gateway.updated_at = seen;
+    SyncGateway {
+        gateway,
+        is_new,
+        tools,
+        resources,
+        prompts,
+    }
+}
