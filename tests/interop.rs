@@ -33,6 +33,11 @@ fn setup() {
 
 /// Runs one SDK client against `url`; returns what it printed.
 async fn run_client(sdk: &str, url: &str, transport: &str) -> Value {
+    run_client_with(sdk, url, transport, &[]).await
+}
+
+/// Runs one SDK client with extra arguments (a tool name and JSON arguments to call only it).
+async fn run_client_with(sdk: &str, url: &str, transport: &str, extra: &[String]) -> Value {
     setup();
     let deps = format!("{}/.deps", interop_dir());
     let (program, args) = match sdk {
@@ -50,12 +55,14 @@ async fn run_client(sdk: &str, url: &str, transport: &str) -> Value {
     let url = url.to_owned();
     let transport = transport.to_owned();
     let shown_transport = transport.clone();
+    let extra = extra.to_vec();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(&program)
             .args(&args)
             .arg(&url)
             .arg(token("admin@example.com", true))
             .arg(&transport)
+            .args(&extra)
             .output()
             .expect("run the SDK client")
     })
@@ -136,4 +143,128 @@ async fn official_sdks_connect(backend: Backend) {
     world.stop().await;
 }
 
-both_backends!(official_sdks_connect);
+/// `@modelcontextprotocol/server-everything` (pinned, a real process on loopback).
+struct Everything {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Everything {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_everything(transport: &str) -> Everything {
+    setup();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = format!(
+        "{}/.deps/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+        interop_dir()
+    );
+    let child = Command::new("node")
+        .arg(script)
+        .arg(transport)
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start server-everything");
+    let everything = Everything {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    common::eventually(
+        "server-everything listens",
+        std::time::Duration::from_secs(30),
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+    everything
+}
+
+/// The reference server as an upstream, over Streamable HTTP and over SSE; its `echo` and
+/// `get-sum` tools called through the gateway by every SDK client.
+async fn server_everything_through_the_gateway(backend: Backend) {
+    let db = common::TestDb::new(backend).await;
+    let gateway = common::TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    let endpoint = format!("{}/mcp", gateway.base);
+    for (transport, path) in [("streamableHttp", "/mcp"), ("sse", "/sse")] {
+        let everything = start_everything(transport).await;
+        let registered = gateway
+            .admin(
+                reqwest::Method::POST,
+                "/gateways",
+                Some(json!({
+                    "name": "Everything",
+                    "url": format!("{}{path}", everything.base),
+                    "transport": if transport == "sse" { "sse" } else { "streamablehttp" },
+                })),
+            )
+            .await;
+        assert_eq!(
+            registered.status,
+            reqwest::StatusCode::CREATED,
+            "{}",
+            registered.body
+        );
+        assert_eq!(
+            registered.body["protocol_version"], "2025-11-25",
+            "{}",
+            registered.body
+        );
+        assert!(registered.body["discovered"]["tools"].as_u64().unwrap() >= 2);
+        for sdk in ["python-1", "python-2", "typescript"] {
+            let echo = run_client_with(
+                sdk,
+                &endpoint,
+                "streamable",
+                &[
+                    "everything-echo".into(),
+                    json!({"message": "through the gateway"}).to_string(),
+                ],
+            )
+            .await;
+            assert_eq!(echo["is_error"], false, "{sdk}: {echo}");
+            assert!(
+                echo["text"][0]
+                    .as_str()
+                    .unwrap()
+                    .contains("through the gateway"),
+                "{sdk}: {echo}"
+            );
+            let sum = run_client_with(
+                sdk,
+                &endpoint,
+                "streamable",
+                &[
+                    "everything-get-sum".into(),
+                    json!({"a": 2, "b": 3}).to_string(),
+                ],
+            )
+            .await;
+            assert!(
+                sum["text"][0].as_str().unwrap().contains('5'),
+                "{sdk} over {transport}: {sum}"
+            );
+        }
+        let id = registered.body["id"].as_str().unwrap();
+        gateway
+            .admin(reqwest::Method::DELETE, &format!("/gateways/{id}"), None)
+            .await;
+        drop(everything);
+    }
+    gateway.stop().await;
+}
+
+both_backends!(official_sdks_connect, server_everything_through_the_gateway);

@@ -1,6 +1,7 @@
 """Drives an MCP server with the official Python SDK (1.x or 2.x) and prints what it saw as JSON.
 
-usage: client.py URL TOKEN streamable|sse
+usage: client.py URL TOKEN streamable|sse              (the standard exercise)
+       client.py URL TOKEN streamable|sse TOOL ARGS    (call one tool with JSON arguments)
 """
 
 import asyncio
@@ -22,7 +23,21 @@ def text_of(content):
     return [getattr(item, "text", None) for item in content]
 
 
+async def call_one(session, protocol):
+    name, arguments = sys.argv[4], json.loads(sys.argv[5])
+    call = await session.call_tool(name, arguments)
+    return {
+        "sdk": importlib.metadata.version("mcp"),
+        "protocol": protocol,
+        "is_error": field(call, "isError", "is_error"),
+        "text": text_of(call.content),
+        "structured": field(call, "structuredContent", "structured_content"),
+    }
+
+
 async def exercise(session, protocol):
+    if len(sys.argv) > 5:
+        return await call_one(session, protocol)
     tools = await session.list_tools()
     call = await session.call_tool("get_weather", {"city": "Paris"})
     resources = await session.list_resources()

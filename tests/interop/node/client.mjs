@@ -1,10 +1,11 @@
 // Drives an MCP server with the official TypeScript SDK and prints what it saw as JSON.
-// usage: node client.mjs URL TOKEN streamable|sse
+// usage: node client.mjs URL TOKEN streamable|sse              (the standard exercise)
+//        node client.mjs URL TOKEN streamable|sse TOOL ARGS    (call one tool with JSON arguments)
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
-const [url, token, kind] = process.argv.slice(2);
+const [url, token, kind, oneTool, oneArguments] = process.argv.slice(2);
 const headers = { Authorization: `Bearer ${token}` };
 const transport =
   kind === "sse"
@@ -18,6 +19,19 @@ const transport =
 
 const client = new Client({ name: "mcpgate-interop", version: "1.0.0" });
 await client.connect(transport);
+if (oneTool) {
+  const result = await client.callTool({ name: oneTool, arguments: JSON.parse(oneArguments) });
+  console.log(
+    JSON.stringify({
+      sdk: "typescript",
+      is_error: result.isError ?? false,
+      text: result.content.map((c) => c.text ?? null),
+      structured: result.structuredContent ?? null,
+    }),
+  );
+  await client.close();
+  process.exit(0);
+}
 const tools = await client.listTools();
 const call = await client.callTool({ name: "get_weather", arguments: { city: "Paris" } });
 const resources = await client.listResources();
