@@ -672,7 +672,83 @@ async fn health_checks_follow_the_upstream(backend: Backend) {
     upstream.stop().await;
 }
 
+/// A client that cancels a federated call (closing its stream) cancels it upstream too, down to
+/// the upstream's own REST call; over the legacy SSE transport by `notifications/cancelled`.
+async fn cancellation_reaches_the_upstream(backend: Backend) {
+    let upstream = World::new(backend).await;
+    let slow = upstream
+        .server
+        .admin(Method::GET, "/tools?limit=100", None)
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|tool| tool["name"] == "slow")
+        .unwrap()["id"]
+        .clone();
+    let server = upstream
+        .server
+        .admin(
+            Method::GET,
+            &format!("/servers/{}", upstream.server_id),
+            None,
+        )
+        .await;
+    let mut members: Vec<Value> = server.body["tool_ids"].as_array().unwrap().clone();
+    members.push(slow);
+    upstream
+        .server
+        .admin(
+            Method::PUT,
+            &format!("/servers/{}", upstream.server_id),
+            Some(json!({"tool_ids": members})),
+        )
+        .await;
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    let registered = gateway
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({
+                "name": "Desk", "transport": "sse",
+                "url": format!("{}/servers/{}/sse", upstream.server.base, upstream.server_id),
+                "auth": {"type": "bearer", "token": upstream.server.admin_token},
+            })),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.body
+    );
+    let client = McpClient::new(&gateway, "/mcp");
+    let body = client.modern_body("tools/call", json!({"name": "desk-slow"}));
+    let response = client.modern_stream(&body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let wait = std::time::Duration::from_secs(20);
+    let fixture = &upstream.fixture;
+    eventually(
+        "the slow call reaches the upstream's REST endpoint",
+        wait,
+        || async { (fixture.slow_calls() == 1).then_some(()) },
+    )
+    .await;
+    drop(response);
+    eventually(
+        "cancelling reaches the upstream's REST call",
+        wait,
+        || async { (fixture.slow_calls() == 0).then_some(()) },
+    )
+    .await;
+    gateway.stop().await;
+    upstream.stop().await;
+}
+
 both_backends!(
+    cancellation_reaches_the_upstream,
     health_checks_follow_the_upstream,
     federates_an_upstream,
     registration_errors_store_nothing,

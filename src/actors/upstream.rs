@@ -420,20 +420,31 @@ impl Handler<Forward> for UpstreamActor {
                         retry_after,
                     })?;
             let work = async {
-                let _permit = link
-                    .limit
-                    .acquire()
-                    .await
-                    .map_err(|_| CallError::Transport("the upstream link is closed".into()))?;
+                let _permit = tokio::select! {
+                    permit = link.limit.acquire() => {
+                        permit.map_err(|_| CallError::Transport("the upstream link is closed".into()))?
+                    }
+                    _ = message.cancel.cancelled() => return Err(CallError::Cancelled),
+                };
                 for attempt in 0..2 {
                     let connection = link.connection(&client, &message.target).await?;
-                    let outcome = connection
-                        .request(
-                            &message.method,
-                            message.params.clone(),
-                            message.notifications.clone(),
-                        )
-                        .await;
+                    let id = connection.next_request_id();
+                    let call = connection.request_with_id(
+                        id,
+                        &message.method,
+                        message.params.clone(),
+                        message.notifications.clone(),
+                    );
+                    let outcome = tokio::select! {
+                        outcome = call => outcome,
+                        _ = message.cancel.cancelled() => {
+                            if connection.is_legacy() {
+                                let connection = connection.clone();
+                                tokio::spawn(async move { connection.cancel(id).await });
+                            }
+                            Err(CallError::Cancelled)
+                        }
+                    };
                     match outcome {
                         Err(CallError::SessionExpired) if attempt == 0 => {
                             // The upstream forgot our session: start a new one, once.
@@ -448,12 +459,9 @@ impl Handler<Forward> for UpstreamActor {
                 }
                 Err(CallError::SessionExpired)
             };
-            let outcome = tokio::select! {
-                _ = message.cancel.cancelled() => Err(CallError::Cancelled),
-                outcome = tokio::time::timeout(message.timeout, work) => {
-                    outcome.unwrap_or(Err(CallError::Timeout(message.timeout)))
-                }
-            };
+            let outcome = tokio::time::timeout(message.timeout, work)
+                .await
+                .unwrap_or(Err(CallError::Timeout(message.timeout)));
             let now = std::time::Instant::now();
             match &outcome {
                 // The upstream answered (a result or a JSON-RPC error): it is up.

@@ -10,9 +10,13 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Sch
 use utoipa::{OpenApi, PartialSchema};
 
 use super::error::ErrorBody;
+use super::gateways::GatewayDiscovered;
 use super::health::{DatabaseSummary, McpStats, Readiness};
 use crate::actors::db::PoolStats;
-use crate::registry::gateways::{GatewayCreate, GatewayUpdate, GatewayView, Gateways, Transport};
+use crate::db::federation::SyncCounts;
+use crate::registry::gateways::{
+    GatewayAuth, GatewayCreate, GatewayUpdate, GatewayView, Gateways, Transport,
+};
 use crate::registry::prompts::{PromptArgument, PromptCreate, PromptUpdate, PromptView, Prompts};
 use crate::registry::resources::{ResourceCreate, ResourceUpdate, ResourceView, Resources};
 use crate::registry::servers::{ServerCreate, ServerUpdate, ServerView, Servers};
@@ -51,6 +55,9 @@ use crate::registry::{Entity, Visibility};
         GatewayUpdate,
         GatewayView,
         Transport,
+        GatewayAuth,
+        GatewayDiscovered,
+        SyncCounts,
         ServerCreate,
         ServerUpdate,
         ServerView,
@@ -281,6 +288,40 @@ pub fn document() -> utoipa::openapi::OpenApi {
             .response("200", response("statistics", Some("PoolStats")))
             .response("401", error("no or invalid token"))
             .response("403", error("not an admin")),
+    );
+    doc.paths.add_path_operation(
+        "/gateways/{id}/refresh",
+        vec![HttpMethod::Post],
+        OperationBuilder::new()
+            .tag("gateways")
+            .operation_id(Some("refresh_gateway"))
+            .summary(Some(
+                "Discover the upstream again and update what is federated",
+            ))
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .parameter(path_id())
+            .response(
+                "200",
+                response(
+                    "the gateway and what it now offers",
+                    Some("GatewayDiscovered"),
+                ),
+            )
+            .response("404", error("no such id"))
+            .response("409", error("a discovered name clashes"))
+            .response("502", error("the upstream could not be reached")),
+    );
+    doc.paths.add_path_operation(
+        "/metrics",
+        vec![HttpMethod::Get],
+        OperationBuilder::new()
+            .tag("admin")
+            .operation_id(Some("metrics"))
+            .summary(Some(
+                "Prometheus text metrics (admin token unless METRICS_PUBLIC)",
+            ))
+            .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
+            .response("200", response("text/plain; version=0.0.4", None)),
     );
     doc.paths.add_path_operation(
         "/admin/mcp-stats",

@@ -330,6 +330,39 @@ impl Connection {
     pub async fn request(
         &self,
         method: &str,
+        params: Map<String, Value>,
+        notifications: Notifications,
+    ) -> Result<Map<String, Value>, CallError> {
+        self.request_with_id(self.next_id(), method, params, notifications)
+            .await
+    }
+
+    /// A fresh request id, for [`Connection::request_with_id`].
+    pub fn next_request_id(&self) -> i64 {
+        self.next_id()
+    }
+
+    /// Whether this is a session-era (legacy) connection, where cancellation is a
+    /// `notifications/cancelled` rather than a closed stream.
+    pub fn is_legacy(&self) -> bool {
+        matches!(self.era, Era::Legacy(_))
+    }
+
+    /// Tells a legacy upstream that request `id` is cancelled (best effort).
+    pub async fn cancel(&self, id: i64) {
+        let mut params = Map::new();
+        params.insert("requestId".into(), json!(id));
+        params.insert("reason".into(), json!("the client cancelled the request"));
+        if let Err(error) = self.notify("notifications/cancelled", params).await {
+            tracing::debug!(%error, "could not send notifications/cancelled upstream");
+        }
+    }
+
+    /// [`Connection::request`] with a chosen id (so the caller can cancel it).
+    pub async fn request_with_id(
+        &self,
+        id: i64,
+        method: &str,
         mut params: Map<String, Value>,
         notifications: Notifications,
     ) -> Result<Map<String, Value>, CallError> {
@@ -341,7 +374,6 @@ impl Connection {
                 meta_object.insert(meta::CLIENT_INFO.into(), client_info());
             }
         }
-        let id = self.next_id();
         if notifications.is_some() {
             // Our own progress token (the request id) routes the upstream's progress back to
             // this request; the caller maps it to its client's token.
