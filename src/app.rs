@@ -101,7 +101,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let secrets = bootstrap::secret_box(&db, &settings.auth).await?;
     let catalog =
         Catalogs::start(db.clone(), secrets.clone(), settings.mcp.catalog_refresh).await?;
-    let upstream = Upstream::start(settings.federation.clone())?;
+    let (upstream_changes, changed_gateways) = tokio::sync::mpsc::channel(256);
+    let upstream = Upstream::start(settings.federation.clone(), Some(upstream_changes))?;
     let sessions = Arc::new(SessionStore::new(
         settings.mcp.session_ttl,
         settings.mcp.max_sessions,
@@ -115,7 +116,9 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         catalog.clone(),
         settings.clone(),
     );
-    federation.clone().spawn_maintenance(shutdown.clone());
+    federation
+        .clone()
+        .spawn_maintenance(changed_gateways, shutdown.clone());
     let state = web::Data::new(AppState {
         db: db.clone(),
         auth,

@@ -215,9 +215,38 @@ impl Federation {
     }
 
     /// Health checks every `HEALTH_CHECK_INTERVAL` (offline after `UNHEALTHY_THRESHOLD`
-    /// failures in a row, online at the next answer) and a refresh of every reachable upstream
-    /// every `GATEWAY_REFRESH_SECONDS`. Runs until `shutdown`.
-    pub fn spawn_maintenance(self, shutdown: CancellationToken) {
+    /// failures in a row, online at the next answer), a refresh of every reachable upstream
+    /// every `GATEWAY_REFRESH_SECONDS`, and a refresh of an upstream as soon as it announces a
+    /// list change. Runs until `shutdown`.
+    pub fn spawn_maintenance(
+        self,
+        mut changed: tokio::sync::mpsc::Receiver<String>,
+        shutdown: CancellationToken,
+    ) {
+        // Upstreams that announced a change are discovered again at once.
+        let follower = self.clone();
+        let follower_shutdown = shutdown.clone();
+        actix_web::rt::spawn(async move {
+            loop {
+                let gateway_id = tokio::select! {
+                    _ = follower_shutdown.cancelled() => return,
+                    next = changed.recv() => match next {
+                        Some(id) => id,
+                        None => return,
+                    },
+                };
+                // Coalesce a burst of notifications into one refresh.
+                while changed.try_recv().is_ok() {}
+                match follower.refresh(&gateway_id).await {
+                    Ok((gateway, counts)) => {
+                        tracing::info!(gateway = %gateway.name, tools = counts.tools, "upstream changed; refreshed")
+                    }
+                    Err(error) => {
+                        tracing::warn!(gateway.id = %gateway_id, %error, "refresh after an upstream change failed")
+                    }
+                }
+            }
+        });
         actix_web::rt::spawn(async move {
             let settings = self.settings.federation.clone();
             let mut every = actix_web::rt::time::interval(settings.health_check_interval);

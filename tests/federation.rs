@@ -747,7 +747,56 @@ async fn cancellation_reaches_the_upstream(backend: Backend) {
     upstream.stop().await;
 }
 
+/// An upstream that announces a list change is discovered again by itself: over a modern
+/// `subscriptions/listen` stream and over the legacy SSE stream.
+async fn upstream_changes_are_followed(backend: Backend) {
+    let upstream = World::new(backend).await;
+    let db = TestDb::new(backend).await;
+    let modern = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    register(&modern, &upstream, "Desk", None).await;
+    let sse_db = TestDb::new(backend).await;
+    let legacy = TestServer::start(&sse_db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    let sse = legacy
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({
+                "name": "Desk", "transport": "sse",
+                "url": format!("{}/servers/{}/sse", upstream.server.base, upstream.server_id),
+                "auth": {"type": "bearer", "token": upstream.server.admin_token},
+            })),
+        )
+        .await;
+    assert_eq!(sse.status, StatusCode::CREATED, "{}", sse.body);
+    // A first call opens each gateway's pooled connection, which follows the upstream.
+    for gateway in [&modern, &legacy] {
+        let result = rpc_call(gateway, 1, "desk-echo", json!({"message": "hello"})).await;
+        assert_eq!(result["result"]["isError"], false, "{result}");
+    }
+    add_nap_tool(&upstream).await;
+    for gateway in [&modern, &legacy] {
+        eventually(
+            "the new upstream tool appears",
+            std::time::Duration::from_secs(20),
+            || async {
+                let tools = gateway.admin(Method::GET, "/tools", None).await;
+                tools.body.to_string().contains("desk-nap").then_some(())
+            },
+        )
+        .await;
+        let nap = rpc_call(gateway, 2, "desk-nap", json!({})).await;
+        assert_eq!(
+            nap["result"]["structuredContent"]["slept_ms"], 1000,
+            "{nap}"
+        );
+    }
+    modern.stop().await;
+    legacy.stop().await;
+    upstream.stop().await;
+}
+
 both_backends!(
+    upstream_changes_are_followed,
     cancellation_reaches_the_upstream,
     health_checks_follow_the_upstream,
     federates_an_upstream,

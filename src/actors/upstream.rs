@@ -76,6 +76,8 @@ pub struct UpstreamActor {
     client: reqwest::Client,
     federation: FederationSettings,
     links: HashMap<String, Arc<Link>>,
+    /// Where "gateway X's lists changed" is reported (the federation maintenance loop).
+    changes: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 impl Actor for UpstreamActor {
@@ -166,7 +168,10 @@ pub struct Upstream {
 
 impl Upstream {
     /// Starts the actor with the one shared client.
-    pub fn start(federation: FederationSettings) -> Result<Self, String> {
+    pub fn start(
+        federation: FederationSettings,
+        changes: Option<tokio::sync::mpsc::Sender<String>>,
+    ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)
@@ -183,6 +188,7 @@ impl Upstream {
                 client,
                 federation,
                 links: HashMap::new(),
+                changes,
             }
         });
         Ok(Upstream { addr })
@@ -338,13 +344,16 @@ impl Message for Forward {
 
 /// One upstream's pooled connection, breaker and concurrency limit.
 struct Link {
+    gateway_id: String,
+    changes: Option<tokio::sync::mpsc::Sender<String>>,
     connection: tokio::sync::Mutex<Option<(Target, Arc<Connection>)>>,
     breaker: Mutex<Breaker>,
     limit: tokio::sync::Semaphore,
 }
 
 impl Link {
-    /// The live connection, reconnecting when there is none or the target changed.
+    /// The live connection, reconnecting when there is none or the target changed. A new
+    /// connection follows the upstream's change notifications.
     async fn connection(
         &self,
         client: &reqwest::Client,
@@ -356,7 +365,15 @@ impl Link {
         {
             return Ok(connection.clone());
         }
-        let connection = Arc::new(Connection::connect(client.clone(), target.clone()).await?);
+        let mut connection = Connection::connect(client.clone(), target.clone()).await?;
+        if let Some(changes) = &self.changes {
+            let changes = changes.clone();
+            let gateway_id = self.gateway_id.clone();
+            connection.watch(Arc::new(move || {
+                let _ = changes.try_send(gateway_id.clone());
+            }));
+        }
+        let connection = Arc::new(connection);
         *slot = Some((target.clone(), connection.clone()));
         Ok(connection)
     }
@@ -386,6 +403,8 @@ impl UpstreamActor {
             .entry(gateway_id.to_owned())
             .or_insert_with(|| {
                 Arc::new(Link {
+                    gateway_id: gateway_id.to_owned(),
+                    changes: self.changes.clone(),
                     connection: tokio::sync::Mutex::new(None),
                     breaker: Mutex::new(Breaker::new(
                         format!("upstream {name}"),

@@ -93,6 +93,30 @@ pub struct Connection {
     pub server_info: Value,
     /// The upstream's instructions.
     pub instructions: Option<String>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
+    }
+}
+
+/// Called when the upstream says one of its lists changed.
+pub type OnChange = Arc<dyn Fn() + Send + Sync>;
+
+/// Whether a notification announces a change of the upstream's lists or resources.
+fn is_change(message: &Value) -> bool {
+    matches!(
+        message.get("method").and_then(Value::as_str),
+        Some(
+            "notifications/tools/list_changed"
+                | "notifications/prompts/list_changed"
+                | "notifications/resources/list_changed"
+        )
+    )
 }
 
 /// The legacy SSE transport's state: where to POST, and the requests waiting for a response on
@@ -101,6 +125,7 @@ struct SseLink {
     post_url: String,
     pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
     notifications: Arc<Mutex<HashMap<String, mpsc::Sender<Value>>>>,
+    on_change: Arc<Mutex<Option<OnChange>>>,
     reader: tokio::task::JoinHandle<()>,
 }
 
@@ -178,6 +203,7 @@ impl Connection {
             capabilities: json!({}),
             server_info: json!({}),
             instructions: None,
+            watcher: None,
         };
         // A modern server answers server/discover; a legacy one refuses it without a session.
         if let Ok(result) = connection
@@ -252,14 +278,22 @@ impl Connection {
             .to_string();
         let pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>> = Arc::default();
         let notifications: Arc<Mutex<HashMap<String, mpsc::Sender<Value>>>> = Arc::default();
+        let on_change: Arc<Mutex<Option<OnChange>>> = Arc::default();
         let reader = {
             let pending = pending.clone();
             let notifications = notifications.clone();
+            let on_change = on_change.clone();
             tokio::spawn(async move {
                 while let Ok(Some(event)) = events.next().await {
                     let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
                         continue;
                     };
+                    if is_change(&message) {
+                        if let Some(on_change) = lock(&on_change).as_ref() {
+                            on_change();
+                        }
+                        continue;
+                    }
                     route_sse_message(message, &pending, &notifications);
                 }
                 // The stream ended: every waiting request fails (its sender is dropped).
@@ -275,12 +309,14 @@ impl Connection {
                 post_url,
                 pending,
                 notifications,
+                on_change,
                 reader,
             }),
             next_id: AtomicI64::new(1),
             capabilities: json!({}),
             server_info: json!({}),
             instructions: None,
+            watcher: None,
         };
         let id = connection.next_id();
         let result = connection.sse_request(initialize_body(id), None).await?;
@@ -420,6 +456,80 @@ impl Connection {
         Err(CallError::Transport(format!(
             "{method} returned more than 1000 pages"
         )))
+    }
+
+    /// Follows the upstream's change notifications, calling `on_change` for each list change:
+    /// on the SSE stream (legacy transport), a session GET stream (legacy Streamable HTTP), or a
+    /// `subscriptions/listen` stream (2026-07-28). Ends when the connection is dropped.
+    pub fn watch(&mut self, on_change: OnChange) {
+        if let Some(link) = &self.sse {
+            *lock(&link.on_change) = Some(on_change);
+            return;
+        }
+        let http = self.http.clone();
+        let url = self.target.url.clone();
+        let mut headers: Vec<(String, String)> = self
+            .target
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let listen_body = match &self.era {
+            Era::Legacy(version) => {
+                let Some(session) = &self.session_id else {
+                    return;
+                };
+                headers.push(("mcp-session-id".into(), session.clone()));
+                headers.push(("mcp-protocol-version".into(), version.clone()));
+                None
+            }
+            Era::Modern => {
+                headers.push(("mcp-protocol-version".into(), MODERN_VERSION.into()));
+                headers.push(("mcp-method".into(), "subscriptions/listen".into()));
+                Some(json!({
+                    "jsonrpc": "2.0",
+                    "id": self.next_id(),
+                    "method": "subscriptions/listen",
+                    "params": {
+                        "_meta": {
+                            meta::PROTOCOL_VERSION: MODERN_VERSION,
+                            meta::CLIENT_CAPABILITIES: {},
+                            meta::CLIENT_INFO: client_info(),
+                        },
+                        "notifications": {
+                            "toolsListChanged": true,
+                            "promptsListChanged": true,
+                            "resourcesListChanged": true,
+                        },
+                    },
+                }))
+            }
+        };
+        self.watcher = Some(tokio::spawn(async move {
+            let mut request = match &listen_body {
+                Some(body) => http.post(&url).json(body),
+                None => http.get(&url),
+            }
+            .header("accept", "text/event-stream");
+            for (name, value) in &headers {
+                request = request.header(name, value);
+            }
+            let Ok(response) = request.send().await else {
+                return;
+            };
+            if !response.status().is_success() {
+                tracing::debug!(status = %response.status(), "the upstream offers no notification stream");
+                return;
+            }
+            let mut events = EventReader::new(response, MAX_EVENT_BYTES);
+            while let Ok(Some(event)) = events.next().await {
+                if let Ok(message) = serde_json::from_str::<Value>(&event.data)
+                    && is_change(&message)
+                {
+                    on_change();
+                }
+            }
+        }));
     }
 
     /// Ends a legacy Streamable HTTP session (best effort).
