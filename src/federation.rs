@@ -87,15 +87,20 @@ impl Federation {
         row: GatewayRow,
         headers: BTreeMap<String, String>,
     ) -> Result<(GatewayRow, SyncCounts), FederationError> {
+        self.check_address(&row.url).await?;
+        let discovery = self.discover(&row, headers).await?;
+        self.store(row, &discovery, true).await
+    }
+
+    /// The SSRF guard, with the configured policy.
+    async fn check_address(&self, url: &str) -> Result<(), FederationError> {
         let policy = ssrf::Policy {
             allow_localhost: self.settings.federation.ssrf_allow_localhost,
             allow_private_networks: self.settings.federation.ssrf_allow_private_networks,
         };
-        ssrf::check(&row.url, policy)
+        ssrf::check(url, policy)
             .await
-            .map_err(FederationError::Refused)?;
-        let discovery = self.discover(&row, headers).await?;
-        self.store(row, &discovery, true).await
+            .map_err(FederationError::Refused)
     }
 
     /// Discovers a stored gateway again and updates what it offers.
@@ -107,6 +112,8 @@ impl Federation {
             .db
             .run(GetRecord::<GatewayRow>::new(gateway_id))
             .await?;
+        // The address was checked at registration; check again, as DNS may have moved it.
+        self.check_address(&row.url).await?;
         let headers = self.stored_headers(&row)?;
         let discovery = match self.discover(&row, headers).await {
             Ok(discovery) => discovery,

@@ -305,6 +305,44 @@ async fn registration_errors_store_nothing(backend: Backend) {
         invalid.body
     );
 
+    // An upstream's address cannot be changed in place (it would skip the SSRF guard).
+    let registered = gateway
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({"name": "Movable", "url": upstream_url, "auth": bearer})),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.body
+    );
+    let id = registered.body["id"].as_str().unwrap();
+    let moved = gateway
+        .admin(
+            Method::PUT,
+            &format!("/gateways/{id}"),
+            Some(json!({"url": "http://169.254.169.254/latest"})),
+        )
+        .await;
+    assert_eq!(
+        moved.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        moved.body
+    );
+    assert_eq!(moved.body["field"], "url");
+    let same = gateway
+        .admin(
+            Method::PUT,
+            &format!("/gateways/{id}"),
+            Some(json!({"url": upstream_url, "description": "d"})),
+        )
+        .await;
+    assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+
     // The SSRF guard: loopback needs SSRF_ALLOW_LOCALHOST.
     let guarded_db = TestDb::new(backend).await;
     let guarded = TestServer::start(&guarded_db, &[]).await;

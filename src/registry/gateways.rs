@@ -138,10 +138,10 @@ pub struct GatewayUpdate {
     /// A new name (the slug follows).
     #[serde(default)]
     pub name: Option<String>,
-    /// A new endpoint.
+    /// The endpoint; accepted only unchanged (re-register to move an upstream).
     #[serde(default)]
     pub url: Option<String>,
-    /// A new transport.
+    /// The transport; accepted only unchanged.
     #[serde(default)]
     pub transport: Option<Transport>,
     /// A new description, or `null` to clear it.
@@ -265,11 +265,23 @@ impl Entity for Gateways {
         if let Some(value) = &input.name {
             (row.name, row.slug) = name_and_slug(value)?;
         }
-        if let Some(value) = &input.url {
-            row.url = http_url("url", value)?;
+        // Where an upstream is cannot change in place: a new address must pass the SSRF guard
+        // and discovery, which registration does.
+        if let Some(value) = &input.url
+            && http_url("url", value)? != row.url
+        {
+            return Err(invalid(
+                "url",
+                "an upstream's address cannot be changed; register it again under the new URL",
+            ));
         }
-        if let Some(transport) = input.transport {
-            row.transport = transport.as_str().into();
+        if let Some(transport) = input.transport
+            && transport.as_str() != row.transport
+        {
+            return Err(invalid(
+                "transport",
+                "an upstream's transport cannot be changed; register it again",
+            ));
         }
         if let Some(description) = &input.description {
             row.description = optional_text("description", description.as_deref(), 8192)?;
