@@ -9,6 +9,8 @@ use actix::prelude::*;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::upstream::describe;
+
 /// The most response bytes read from an upstream.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -146,18 +148,6 @@ async fn send(client: reqwest::Client, call: CallHttp) -> Result<HttpReply, Upst
         content_type,
         body,
     })
-}
-
-/// The innermost cause of a reqwest error ("connection refused" rather than "error sending
-/// request").
-fn describe(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message = cause.to_string();
-        source = cause.source();
-    }
-    message
 }
 
 /// A handle to the UpstreamActor.

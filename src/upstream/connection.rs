@@ -729,8 +729,9 @@ fn header_safe(value: &str) -> String {
     }
 }
 
-/// The innermost cause of a reqwest error.
-fn describe(error: &reqwest::Error) -> String {
+/// The innermost cause of a reqwest error ("connection refused" rather than "error sending
+/// request").
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     let mut message = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub(crate) use self::connection::describe;
 pub use self::connection::{Connection, Notifications, OnChange};
 
 /// The transport an upstream speaks.

@@ -1,7 +1,8 @@
 //! Forwarding to the upstream MCP server that owns an item, with its notifications relayed to
 //! the client under the client's own progress token.
 
-use serde_json::{Value, json};
+use serde_json::Value;
+
 use tokio::sync::mpsc;
 
 use super::Object;
@@ -109,16 +110,5 @@ fn clean(mut result: Object) -> Object {
             result.remove("_meta");
         }
     }
-    result
-}
-
-/// A `tools/call` failure as a tool error result (the model sees it; it is not a protocol error).
-pub fn tool_error(message: String) -> Object {
-    let mut result = Object::new();
-    result.insert(
-        "content".into(),
-        json!([{ "type": "text", "text": message }]),
-    );
-    result.insert("isError".into(), json!(true));
     result
 }

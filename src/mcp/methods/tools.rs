@@ -96,7 +96,7 @@ async fn run(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
             forwarded.insert("arguments".into(), Value::Object(arguments));
             match super::federated::forward(ctx, gateway_id, "tools/call", forwarded).await {
                 // An upstream that failed or is unavailable is a tool error the model sees.
-                Err(McpError::Upstream(message)) => Ok(super::federated::tool_error(message)),
+                Err(McpError::Upstream(message)) => Ok(error_result(message)),
                 other => other,
             }
         }
@@ -226,6 +226,7 @@ fn fill_placeholders(url: &str, arguments: &mut Map<String, Value>) -> Result<St
     Ok(out)
 }
 
+/// A tool error result: the model sees it; it is not a protocol error.
 fn error_result(message: String) -> Object {
     let mut result = Object::new();
     result.insert(
