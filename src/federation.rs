@@ -206,7 +206,7 @@ impl Federation {
                 target: gateway.target.clone(),
                 method: "ping".into(),
                 params: Map::new(),
-                notifications: None,
+                notifications: crate::upstream::Notifications::none(),
                 cancel: CancellationToken::new(),
                 timeout: HEALTH_CHECK_TIMEOUT,
             })

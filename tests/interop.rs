@@ -258,6 +258,29 @@ async fn server_everything_through_the_gateway(backend: Backend) {
                 "{sdk} over {transport}: {sum}"
             );
         }
+        if transport == "streamableHttp" {
+            // The upstream asks the client for an LLM completion mid-call; the gateway relays the
+            // request to a client that declared sampling and the answer back.
+            let sampled = run_client_with(
+                "python-1",
+                &endpoint,
+                "streamable",
+                &[
+                    "sample".into(),
+                    "everything-trigger-sampling-request".into(),
+                    json!({"prompt": "say hello"}).to_string(),
+                ],
+            )
+            .await;
+            assert_eq!(sampled["is_error"], false, "{sampled}");
+            assert!(
+                sampled["text"][0]
+                    .as_str()
+                    .unwrap()
+                    .contains("canned reply from the client"),
+                "{sampled}"
+            );
+        }
         let id = registered.body["id"].as_str().unwrap();
         gateway
             .admin(reqwest::Method::DELETE, &format!("/gateways/{id}"), None)

@@ -24,8 +24,9 @@ pub enum Incoming {
         /// Its params.
         params: Map<String, Value>,
     },
-    /// A response to a request the server sent (the gateway sends none; accepted and ignored).
-    Response,
+    /// A response to a request the gateway sent the client (sampling, elicitation, roots
+    /// relayed from an upstream).
+    Response(Value),
 }
 
 impl Incoming {
@@ -35,7 +36,7 @@ impl Incoming {
             Incoming::Request { method, .. } | Incoming::Notification { method, .. } => {
                 Some(method)
             }
-            Incoming::Response => None,
+            Incoming::Response(_) => None,
         }
     }
 }
@@ -57,7 +58,7 @@ pub fn parse(bytes: &[u8]) -> Result<Incoming, McpError> {
         ));
     }
     if object.contains_key("result") || object.contains_key("error") {
-        return Ok(Incoming::Response);
+        return Ok(Incoming::Response(Value::Object(object)));
     }
     let method = match object.remove("method") {
         Some(Value::String(method)) if !method.is_empty() => method,
@@ -142,7 +143,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
-            Ok(Incoming::Response)
+            Ok(Incoming::Response(_))
         ));
     }
 }

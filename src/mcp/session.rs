@@ -36,6 +36,9 @@ pub struct Session {
 
 #[derive(Default)]
 struct SessionState {
+    client_capabilities: Value,
+    next_client_request: u64,
+    client_requests: HashMap<String, tokio::sync::oneshot::Sender<Value>>,
     last_seen: Option<Instant>,
     log_level: Option<LogLevel>,
     subscriptions: HashSet<String>,
@@ -55,6 +58,61 @@ impl Session {
             .as_ref()
             .is_some_and(|stream| !stream.is_closed());
         !streaming && state.last_seen.is_some_and(|seen| seen.elapsed() > ttl)
+    }
+
+    /// Records the capabilities the client declared in `initialize`.
+    pub fn set_client_capabilities(&self, capabilities: Value) {
+        lock(&self.state).client_capabilities = capabilities;
+    }
+
+    /// Whether the client declared a capability (`sampling`, `elicitation`, `roots`).
+    pub fn client_supports(&self, capability: &str) -> bool {
+        lock(&self.state)
+            .client_capabilities
+            .get(capability)
+            .is_some_and(|value| !value.is_null())
+    }
+
+    /// Sends a request to the client on `stream` and waits (up to `timeout`) for the response
+    /// the client POSTs back; returns that response message.
+    pub async fn request_client(
+        &self,
+        method: &str,
+        params: Value,
+        stream: &mpsc::Sender<Value>,
+        timeout: Duration,
+    ) -> Result<Value, String> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let id = {
+            let mut state = lock(&self.state);
+            state.next_client_request += 1;
+            let id = format!("mcpgate-{}", state.next_client_request);
+            state.client_requests.insert(id.clone(), sender);
+            id
+        };
+        let message =
+            serde_json::json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        if stream.send(message).await.is_err() {
+            lock(&self.state).client_requests.remove(&id);
+            return Err("the client's stream is closed".into());
+        }
+        let outcome = tokio::time::timeout(timeout, receiver).await;
+        lock(&self.state).client_requests.remove(&id);
+        match outcome {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(_)) => Err("the session ended".into()),
+            Err(_) => Err(format!("the client did not answer {method} in time")),
+        }
+    }
+
+    /// Routes a response the client POSTed to the request waiting for it.
+    pub fn resolve(&self, response: Value) {
+        let Some(id) = response.get("id").and_then(Value::as_str) else {
+            return;
+        };
+        if let Some(waiter) = lock(&self.state).client_requests.remove(id) {
+            let _ = waiter.send(response);
+        }
     }
 
     /// The level set with `logging/setLevel`.
@@ -117,6 +175,7 @@ impl Session {
     fn end(&self) {
         let mut state = lock(&self.state);
         state.stream = None;
+        state.client_requests.clear();
         for (_, token) in state.in_flight.drain() {
             token.cancel();
         }

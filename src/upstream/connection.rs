@@ -112,8 +112,25 @@ fn outcome(message: Value) -> Result<Map<String, Value>, CallError> {
     }
 }
 
-/// Where a request's notifications (progress, logs) go.
-pub type Notifications = Option<mpsc::Sender<Value>>;
+/// A request the upstream sent us during a call, and where its response goes.
+pub type ClientRequest = (Value, oneshot::Sender<Value>);
+
+/// Where a forwarded request's notifications (progress, logs) and the upstream's own requests
+/// (sampling, elicitation, roots) go while it runs.
+#[derive(Clone, Default)]
+pub struct Notifications {
+    /// Notifications about the request.
+    pub notifications: Option<mpsc::Sender<Value>>,
+    /// Requests from the upstream, to relay to the client; without it they are declined.
+    pub requests: Option<mpsc::Sender<ClientRequest>>,
+}
+
+impl Notifications {
+    /// Nothing is relayed.
+    pub fn none() -> Self {
+        Notifications::default()
+    }
+}
 
 impl Connection {
     /// Connects: Streamable HTTP tries 2026-07-28 first and falls back to `initialize`; SSE
@@ -148,7 +165,7 @@ impl Connection {
         };
         // A modern server answers server/discover; a legacy one refuses it without a session.
         if let Ok(result) = connection
-            .request("server/discover", Map::new(), None)
+            .request("server/discover", Map::new(), Notifications::none())
             .await
         {
             let modern = result
@@ -171,7 +188,11 @@ impl Connection {
         }
         connection.era = Era::Legacy(LEGACY_VERSIONS[0].to_owned());
         let (headers, message) = connection
-            .post(&initialize_body(connection.next_id()), None, None)
+            .post(
+                &initialize_body(connection.next_id()),
+                None,
+                Notifications::none(),
+            )
             .await?;
         connection.session_id = headers
             .get("mcp-session-id")
@@ -260,7 +281,9 @@ impl Connection {
             watcher: None,
         };
         let id = connection.next_id();
-        let result = connection.sse_request(initialize_body(id), None).await?;
+        let result = connection
+            .sse_request(initialize_body(id), Notifications::none())
+            .await?;
         connection.adopt_initialize(result)?;
         connection
             .notify("notifications/initialized", Map::new())
@@ -351,7 +374,7 @@ impl Connection {
                 meta_object.insert(meta::CLIENT_INFO.into(), client_info());
             }
         }
-        if notifications.is_some() {
+        if notifications.notifications.is_some() {
             // Our own progress token (the request id) routes the upstream's progress back to
             // this request; the caller maps it to its client's token.
             let meta_object = params.entry("_meta").or_insert_with(|| json!({}));
@@ -372,7 +395,10 @@ impl Connection {
         let body = json!({ "jsonrpc": "2.0", "method": method, "params": params });
         match &self.sse {
             Some(link) => self.post_raw(&link.post_url, &body, None).await.map(|_| ()),
-            None => self.post(&body, None, None).await.map(|_| ()),
+            None => self
+                .post(&body, None, Notifications::none())
+                .await
+                .map(|_| ()),
         }
     }
 
@@ -385,7 +411,7 @@ impl Connection {
             if let Some(cursor) = &cursor {
                 params.insert("cursor".into(), json!(cursor));
             }
-            let result = self.request(method, params, None).await?;
+            let result = self.request(method, params, Notifications::none()).await?;
             if let Some(Value::Array(page)) = result.get(field) {
                 items.extend(page.iter().cloned());
             }
@@ -499,7 +525,7 @@ impl Connection {
         let key = body["id"].to_string();
         let (sender, receiver) = oneshot::channel();
         lock(&link.pending).insert(key.clone(), sender);
-        if let Some(notifications) = notifications {
+        if let Some(notifications) = notifications.notifications {
             lock(&link.notifications).insert(key.clone(), notifications);
         }
         // Remove the routes whatever happens (an error, a timeout, a cancelled caller).
@@ -584,17 +610,50 @@ impl Connection {
             if message.get("method").is_some() {
                 match message.get("id") {
                     None => {
-                        if let Some(notifications) = &notifications {
+                        if let Some(notifications) = &notifications.notifications {
                             let _ = notifications.try_send(message);
                         }
                     }
-                    Some(request_id) => self.decline(request_id.clone()).await,
+                    Some(request_id) => {
+                        let request_id = request_id.clone();
+                        match &notifications.requests {
+                            Some(requests) => self.relay(requests, request_id, message).await,
+                            None => self.decline(request_id).await,
+                        }
+                    }
                 }
             }
         }
         Err(CallError::Transport(
             "the upstream's response stream ended without a response".into(),
         ))
+    }
+
+    /// Relays a server→client request to the client and posts the client's answer back.
+    async fn relay(
+        &self,
+        requests: &mpsc::Sender<ClientRequest>,
+        request_id: Value,
+        message: Value,
+    ) {
+        let (sender, receiver) = oneshot::channel();
+        if requests.send((message, sender)).await.is_err() {
+            return self.decline(request_id).await;
+        }
+        let answer = receiver.await.unwrap_or_else(
+            |_| json!({ "error": { "code": -32603, "message": "the client did not answer" } }),
+        );
+        let mut body = json!({ "jsonrpc": "2.0", "id": request_id });
+        match (answer.get("result"), answer.get("error")) {
+            (Some(result), _) => body["result"] = result.clone(),
+            (None, Some(error)) => body["error"] = error.clone(),
+            (None, None) => {
+                body["error"] =
+                    json!({ "code": -32603, "message": "the client's answer was empty" })
+            }
+        }
+        let extra = self.session_headers(None, &body);
+        let _ = self.post_raw(&self.target.url, &body, Some(&extra)).await;
     }
 
     /// Answers a server→client request the gateway does not relay.
@@ -707,7 +766,9 @@ fn initialize_body(id: i64) -> Value {
         "method": "initialize",
         "params": {
             "protocolVersion": LEGACY_VERSIONS[0],
-            "capabilities": {},
+            // Declared so upstreams offer what needs them; each request is relayed to the
+            // client only if that client declared the capability too.
+            "capabilities": { "sampling": {}, "elicitation": {}, "roots": {} },
             "clientInfo": client_info(),
         },
     })

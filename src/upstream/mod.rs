@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub(crate) use self::connection::describe;
-pub use self::connection::{Connection, Notifications, OnChange};
+pub use self::connection::{ClientRequest, Connection, Notifications, OnChange};
 
 /// The transport an upstream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 
 usage: client.py URL TOKEN streamable|sse              (the standard exercise)
        client.py URL TOKEN streamable|sse TOOL ARGS    (call one tool with JSON arguments)
+       client.py URL TOKEN streamable sample TOOL ARGS (1.x: answer sampling requests, call one tool)
 """
 
 import asyncio
@@ -60,10 +61,42 @@ async def exercise(session, protocol):
     }
 
 
+SAMPLED_TEXT = "canned reply from the client"
+
+
+async def answer_sampling(context, params):
+    from mcp.types import CreateMessageResult, TextContent
+
+    return CreateMessageResult(
+        role="assistant",
+        content=TextContent(type="text", text=SAMPLED_TEXT),
+        model="mcpgate-test-model",
+        stopReason="endTurn",
+    )
+
+
+async def run_sampling_v1():
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    async with streamablehttp_client(URL, headers=HEADERS) as (read, write, _):
+        async with ClientSession(read, write, sampling_callback=answer_sampling) as session:
+            init = await session.initialize()
+            call = await session.call_tool(sys.argv[5], json.loads(sys.argv[6]))
+            return {
+                "protocol": field(init, "protocolVersion", "protocol_version"),
+                "is_error": field(call, "isError", "is_error"),
+                "text": text_of(call.content),
+            }
+
+
 async def run_v1():
     from mcp import ClientSession
     from mcp.client.sse import sse_client
     from mcp.client.streamable_http import streamablehttp_client
+
+    if len(sys.argv) > 4 and sys.argv[4] == "sample":
+        return await run_sampling_v1()
 
     if TRANSPORT == "sse":
         async with sse_client(URL, headers=HEADERS) as (read, write):

@@ -117,6 +117,17 @@ pub fn wants_stream(
     accepts_sse && (!accepts_json || asked_for_notifications || cancellable_call)
 }
 
+/// Whether a session-era client could be asked something during this request (sampling,
+/// elicitation, roots relayed from an upstream): then it is answered as a stream.
+pub fn may_relay_requests(method: &str, session: Option<&crate::mcp::session::Session>) -> bool {
+    method == "tools/call"
+        && session.is_some_and(|session| {
+            ["sampling", "elicitation", "roots"]
+                .iter()
+                .any(|capability| session.client_supports(capability))
+        })
+}
+
 /// Answers a request on its own HTTP response, as JSON or as an SSE stream.
 pub async fn respond(
     state: &AppState,

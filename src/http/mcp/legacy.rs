@@ -169,7 +169,7 @@ async fn message(
         Err(error) => return error_response(None, &error, era),
     };
     match message {
-        Incoming::Response => {}
+        Incoming::Response(response) => session.resolve(response),
         Incoming::Notification { method, params } => {
             if method == "notifications/cancelled"
                 && let Some(id) = params.get("requestId")
@@ -197,6 +197,7 @@ fn serve(
     if method == "initialize" {
         let version =
             protocol::negotiate_legacy(params.get("protocolVersion").and_then(Value::as_str));
+        session.set_client_capabilities(params.get("capabilities").cloned().unwrap_or_default());
         let result = initialize_result(&state.catalog.current(), &scope, version);
         session.notify(jsonrpc::result(
             &id,

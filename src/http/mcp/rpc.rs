@@ -31,7 +31,7 @@ pub async fn post(
     };
     let (id, method, params) = match jsonrpc::parse(&body) {
         Ok(Incoming::Request { id, method, params }) => (id, method, params),
-        Ok(Incoming::Notification { .. } | Incoming::Response) => {
+        Ok(Incoming::Notification { .. } | Incoming::Response(_)) => {
             return HttpResponse::Accepted().finish();
         }
         Err(error) => return error_response(None, &error, legacy),

@@ -109,7 +109,15 @@ async fn post(
         Err(error) => return error_response(None, &error, era),
     };
     let (id, method, params) = match message {
-        Incoming::Response => return HttpResponse::Accepted().finish(),
+        Incoming::Response(response) => {
+            // The client answers a request the gateway relayed to it (sampling, elicitation).
+            if let Some(session) = header_value(&request, SESSION_HEADER)
+                .and_then(|id| state.sessions.get(id, &principal.email, &scope))
+            {
+                session.resolve(response);
+            }
+            return HttpResponse::Accepted().finish();
+        }
         Incoming::Notification { method, params } => {
             notification(&state, &request, &principal, &scope, &method, &params);
             return HttpResponse::Accepted().finish();
@@ -157,7 +165,7 @@ async fn post(
         (accepts_sse, accepts_json),
         &params,
         log_level,
-    );
+    ) || (accepts_sse && exchange::may_relay_requests(&method, Some(&session)));
     let request = Request {
         id,
         era,
@@ -294,6 +302,7 @@ fn initialize(
         Ok(session) => session,
         Err(error) => return error_response(Some(&id), &error, era),
     };
+    session.set_client_capabilities(params.get("capabilities").cloned().unwrap_or_default());
     tracing::debug!(mcp.session = %session.id, mcp.version = version, "session started");
     let body = jsonrpc::result(
         &id,

@@ -10,7 +10,7 @@ use crate::actors::upstream::{Forward, ForwardError};
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
 use crate::mcp::protocol::{LogLevel, meta};
-use crate::upstream::CallError;
+use crate::upstream::{CallError, ClientRequest, Notifications};
 
 /// Forwards `method` with `params` to the gateway's upstream and returns its result, cleaned
 /// of the upstream's own era fields (the gateway adds the client's).
@@ -23,7 +23,10 @@ pub async fn forward(
     let gateway = ctx.catalog.gateway(gateway_id).ok_or_else(|| {
         McpError::Upstream("the upstream this item belongs to is not available".into())
     })?;
-    let notifications = relay(ctx);
+    let notifications = Notifications {
+        notifications: relay(ctx),
+        requests: client_requests(ctx),
+    };
     let outcome = ctx
         .upstream
         .forward(Forward {
@@ -94,6 +97,41 @@ fn relay(ctx: &Ctx) -> Option<mpsc::Sender<Value>> {
             if pass && notifier.send(message).await.is_err() {
                 return;
             }
+        }
+    });
+    Some(sender)
+}
+
+/// A channel for the upstream's own requests (sampling, elicitation, roots) during this call,
+/// relayed to a session-era client on this request's stream when it declared the capability;
+/// otherwise answered with an error naming what is missing.
+fn client_requests(ctx: &Ctx) -> Option<mpsc::Sender<ClientRequest>> {
+    let session = ctx.session.clone()?;
+    let stream = ctx.notifier.clone()?;
+    let timeout = ctx.settings.tool_timeout;
+    let (sender, mut receiver) = mpsc::channel::<ClientRequest>(16);
+    actix_web::rt::spawn(async move {
+        while let Some((request, reply)) = receiver.recv().await {
+            let method = request["method"].as_str().unwrap_or_default().to_owned();
+            let capability = match method.as_str() {
+                "sampling/createMessage" => "sampling",
+                "elicitation/create" => "elicitation",
+                "roots/list" => "roots",
+                _ => "",
+            };
+            let answer = if capability.is_empty() || !session.client_supports(capability) {
+                serde_json::json!({ "error": {
+                    "code": -32601,
+                    "message": format!("the client does not support {method}"),
+                }})
+            } else {
+                let params = request.get("params").cloned().unwrap_or(Value::Null);
+                session
+                    .request_client(&method, params, &stream, timeout)
+                    .await
+                    .unwrap_or_else(|cause| serde_json::json!({ "error": { "code": -32603, "message": cause } }))
+            };
+            let _ = reply.send(answer);
         }
     });
     Some(sender)
