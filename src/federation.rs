@@ -266,8 +266,12 @@ impl Federation {
                     _ = every.tick() => {}
                 }
                 let gateways = self.catalog.current().gateways();
-                for gateway in &gateways {
-                    let alive = self.ping(gateway).await;
+                // All upstreams at once: a slow one does not delay the others' checks.
+                let answers = futures_util::future::join_all(
+                    gateways.iter().map(|gateway| self.ping(gateway)),
+                )
+                .await;
+                for (gateway, alive) in gateways.iter().zip(answers) {
                     let count = failures.entry(gateway.id.clone()).or_default();
                     if alive {
                         if *count >= settings.unhealthy_threshold {
