@@ -443,6 +443,30 @@ fn listen(state: &AppState, scope: Scope, id: Value, params: &Object) -> HttpRes
     )
 }
 
+/// The legacy session a GET or DELETE names. Without `Mcp-Session-Id` it is 405 (the modern
+/// era has neither); an unknown, expired or foreign session is 404.
+fn named_session(
+    state: &AppState,
+    request: &HttpRequest,
+    principal: &Principal,
+    server_id: Option<String>,
+) -> Result<std::sync::Arc<Session>, Box<HttpResponse>> {
+    let scope = admit(state, request, server_id)?;
+    if header_value(request, SESSION_HEADER).is_none() {
+        let error = McpError::InvalidRequest(
+            "GET and DELETE need an Mcp-Session-Id (2025-11-25 and older); 2026-07-28 uses POST and subscriptions/listen"
+                .into(),
+        );
+        return Err(Box::new(
+            HttpResponse::build(StatusCode::METHOD_NOT_ALLOWED)
+                .insert_header(("Allow", "POST"))
+                .json(jsonrpc::error(None, &error, Era::Modern)),
+        ));
+    }
+    legacy_session(state, request, principal, &scope)
+        .map_err(|error| Box::new(error_response(None, &error, transport_era(request))))
+}
+
 /// GET: a legacy session's stream of server-initiated notifications. Without a session (the
 /// modern era has no GET stream) it is 405.
 fn get(
@@ -451,22 +475,9 @@ fn get(
     principal: Principal,
     server_id: Option<String>,
 ) -> HttpResponse {
-    let scope = match admit(&state, &request, server_id) {
-        Ok(scope) => scope,
-        Err(response) => return *response,
-    };
-    if header_value(&request, SESSION_HEADER).is_none() {
-        return HttpResponse::build(StatusCode::METHOD_NOT_ALLOWED)
-            .insert_header(("Allow", "POST"))
-            .json(jsonrpc::error(
-                None,
-                &McpError::InvalidRequest("GET needs an Mcp-Session-Id (2025-11-25 and older); 2026-07-28 uses subscriptions/listen".into()),
-                Era::Modern,
-            ));
-    }
-    let session = match legacy_session(&state, &request, &principal, &scope) {
+    let session = match named_session(&state, &request, &principal, server_id) {
         Ok(session) => session,
-        Err(error) => return error_response(None, &error, transport_era(&request)),
+        Err(response) => return *response,
     };
     if !accepts(&request).0 {
         let error = McpError::NotAcceptable("the GET stream is text/event-stream".into());
@@ -494,20 +505,11 @@ fn delete(
     principal: Principal,
     server_id: Option<String>,
 ) -> HttpResponse {
-    let scope = match admit(&state, &request, server_id) {
-        Ok(scope) => scope,
-        Err(response) => return *response,
-    };
-    if header_value(&request, SESSION_HEADER).is_none() {
-        return HttpResponse::build(StatusCode::METHOD_NOT_ALLOWED)
-            .insert_header(("Allow", "POST"))
-            .finish();
-    }
-    match legacy_session(&state, &request, &principal, &scope) {
+    match named_session(&state, &request, &principal, server_id) {
         Ok(session) => {
             state.sessions.remove(&session.id);
             HttpResponse::NoContent().finish()
         }
-        Err(error) => error_response(None, &error, transport_era(&request)),
+        Err(response) => *response,
     }
 }
