@@ -6,30 +6,11 @@
 mod common;
 
 use std::process::Command;
-use std::sync::OnceLock;
 
+use common::sdk::{deps_dir, interop_dir, setup};
 use common::world::World;
 use common::{Backend, token};
 use serde_json::{Value, json};
-
-fn interop_dir() -> String {
-    format!("{}/tests/interop", env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Installs the SDKs once per process (the script itself serialises across processes).
-fn setup() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(format!("{}/setup.sh", interop_dir()))
-            .status()
-            .expect("run tests/interop/setup.sh");
-        assert!(
-            status.success(),
-            "installing the MCP SDKs failed (python3 -m venv, pip and npm are needed)"
-        );
-    });
-}
 
 /// Runs one SDK client against `url`; returns what it printed.
 async fn run_client(sdk: &str, url: &str, transport: &str) -> Value {
@@ -39,7 +20,7 @@ async fn run_client(sdk: &str, url: &str, transport: &str) -> Value {
 /// Runs one SDK client with extra arguments (a tool name and JSON arguments to call only it).
 async fn run_client_with(sdk: &str, url: &str, transport: &str, extra: &[String]) -> Value {
     setup();
-    let deps = format!("{}/.deps", interop_dir());
+    let deps = deps_dir();
     let (program, args) = match sdk {
         "python-1" => (
             format!("{deps}/mcp1/bin/python"),
@@ -164,8 +145,8 @@ async fn start_everything(transport: &str) -> Everything {
         .unwrap()
         .port();
     let script = format!(
-        "{}/.deps/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
-        interop_dir()
+        "{}/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+        deps_dir()
     );
     let child = Command::new("node")
         .arg(script)

@@ -901,6 +901,25 @@ async fn transport_errors(backend: Backend) {
         )
         .await;
     expect_error(&rebound, StatusCode::FORBIDDEN, -32600);
+    // The rebinding check comes before authentication: a rebound page without a token learns
+    // nothing more than one with a token, on every MCP endpoint.
+    for path in ["/mcp", "/rpc", "/sse", "/message"] {
+        let method = if path == "/sse" {
+            Method::GET
+        } else {
+            Method::POST
+        };
+        let anonymous_rebound = server
+            .client
+            .request(method, format!("{}{path}", server.base))
+            .header("host", "rebind.evil.example")
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous_rebound.status(), StatusCode::FORBIDDEN, "{path}");
+    }
 
     let mut anonymous = McpClient::new(server, "/mcp");
     anonymous.token = "garbage".into();

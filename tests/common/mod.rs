@@ -8,6 +8,7 @@
 pub mod fixture;
 pub mod mcp;
 pub mod proxy;
+pub mod sdk;
 pub mod world;
 
 use std::collections::HashMap;
@@ -160,6 +161,12 @@ impl Reply {
     /// The `code` of an error body.
     pub fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or_default()
+    }
+
+    /// The body, after asserting the status (the body is the failure message).
+    pub fn expect(&self, status: StatusCode) -> &Value {
+        assert_eq!(self.status, status, "{}", self.body);
+        &self.body
     }
 }
 

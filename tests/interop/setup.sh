@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the pinned official MCP SDKs the interop tests drive, into tests/interop/.deps
+# Installs the pinned official MCP SDKs, reference server and conformance suite the interop
+# and conformance tests drive, into tests/interop/.deps
 # (git-ignored). Idempotent and safe to run from several test processes at once.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -30,3 +31,6 @@ if [ ! -f "$stamp" ]; then
 fi
 # The driver script runs beside its node_modules (ES modules resolve from the script's folder).
 cp "$here/node/client.mjs" "$deps/node/client.mjs"
+# The conformance run's fixture upstream and the conformance CLI's preload, likewise.
+mkdir -p "$deps/node/conformance"
+cp "$here/../conformance/"*.mjs "$deps/node/conformance/"

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -27,30 +27,24 @@ use crate::mcp::session::Session;
 /// The version a legacy SSE session reports until `initialize` negotiates one.
 const SSE_VERSION: &str = LEGACY_VERSIONS[3];
 
-pub async fn sse_all(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    auth: Authenticated,
-) -> HttpResponse {
-    open(state, request, auth.0, None)
+pub async fn sse_all(state: web::Data<AppState>, auth: Authenticated) -> HttpResponse {
+    open(state, auth.0, None)
 }
 
 pub async fn sse_server(
     state: web::Data<AppState>,
-    request: HttpRequest,
     auth: Authenticated,
     path: web::Path<String>,
 ) -> HttpResponse {
-    open(state, request, auth.0, Some(path.into_inner()))
+    open(state, auth.0, Some(path.into_inner()))
 }
 
 fn open(
     state: web::Data<AppState>,
-    request: HttpRequest,
     principal: Principal,
     server_id: Option<String>,
 ) -> HttpResponse {
-    let scope = match admit(&state, &request, server_id.clone()) {
+    let scope = match admit(&state, server_id.clone()) {
         Ok(scope) => scope,
         Err(response) => return *response,
     };
@@ -102,17 +96,15 @@ pub struct MessageQuery {
 
 pub async fn message_all(
     state: web::Data<AppState>,
-    request: HttpRequest,
     auth: Authenticated,
     query: web::Query<MessageQuery>,
     payload: web::Payload,
 ) -> HttpResponse {
-    message(state, request, auth.0, None, query.into_inner(), payload).await
+    message(state, auth.0, None, query.into_inner(), payload).await
 }
 
 pub async fn message_server(
     state: web::Data<AppState>,
-    request: HttpRequest,
     auth: Authenticated,
     path: web::Path<String>,
     query: web::Query<MessageQuery>,
@@ -120,7 +112,6 @@ pub async fn message_server(
 ) -> HttpResponse {
     message(
         state,
-        request,
         auth.0,
         Some(path.into_inner()),
         query.into_inner(),
@@ -131,7 +122,6 @@ pub async fn message_server(
 
 async fn message(
     state: web::Data<AppState>,
-    request: HttpRequest,
     principal: Principal,
     server_id: Option<String>,
     query: MessageQuery,
@@ -140,7 +130,7 @@ async fn message(
     let era = Era::Legacy {
         version: SSE_VERSION,
     };
-    let scope = match admit(&state, &request, server_id) {
+    let scope = match admit(&state, server_id) {
         Ok(scope) => scope,
         Err(response) => return *response,
     };

@@ -1,7 +1,7 @@
 //! MCP over HTTP: Streamable HTTP (`/mcp`, `/servers/{id}/mcp`; both eras), the legacy
 //! HTTP+SSE transport (`/sse`, `/servers/{id}/sse` + `.../message`), and plain JSON-RPC
-//! (`/rpc`). Every endpoint checks `Origin`/`Host` (DNS-rebinding protection) and requires a
-//! bearer token.
+//! (`/rpc`). Every endpoint checks `Origin`/`Host` first (DNS-rebinding protection, a
+//! middleware that runs before authentication) and requires a bearer token.
 
 mod exchange;
 mod legacy;
@@ -10,8 +10,11 @@ mod rpc;
 pub mod sse;
 mod streamable;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -25,26 +28,50 @@ use crate::mcp::{Era, jsonrpc};
 
 /// Registers the MCP endpoints.
 pub fn routes(config: &mut web::ServiceConfig) {
+    let guarded = |path: &str| web::resource(path).wrap(from_fn(origin_guard));
     config
         .service(
-            web::resource("/mcp")
+            guarded("/mcp")
                 .route(web::post().to(streamable::post_all))
                 .route(web::get().to(streamable::get_all))
                 .route(web::delete().to(streamable::delete_all)),
         )
         .service(
-            web::resource("/servers/{id}/mcp")
+            guarded("/servers/{id}/mcp")
                 .route(web::post().to(streamable::post_server))
                 .route(web::get().to(streamable::get_server))
                 .route(web::delete().to(streamable::delete_server)),
         )
-        .service(web::resource("/sse").route(web::get().to(legacy::sse_all)))
-        .service(web::resource("/servers/{id}/sse").route(web::get().to(legacy::sse_server)))
-        .service(web::resource("/message").route(web::post().to(legacy::message_all)))
-        .service(
-            web::resource("/servers/{id}/message").route(web::post().to(legacy::message_server)),
-        )
-        .service(web::resource("/rpc").route(web::post().to(rpc::post)));
+        .service(guarded("/sse").route(web::get().to(legacy::sse_all)))
+        .service(guarded("/servers/{id}/sse").route(web::get().to(legacy::sse_server)))
+        .service(guarded("/message").route(web::post().to(legacy::message_all)))
+        .service(guarded("/servers/{id}/message").route(web::post().to(legacy::message_server)))
+        .service(guarded("/rpc").route(web::post().to(rpc::post)));
+}
+
+/// DNS-rebinding protection before anything else, authentication included: a request whose
+/// `Origin` or `Host` is not allowed gets 403 and never reaches a handler (so a page on a
+/// rebound name learns nothing, not even whether a token would be needed).
+async fn origin_guard(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let refusal = match request.app_data::<web::Data<AppState>>() {
+        Some(state) => check_origin_and_host(request.request(), &state.mcp_settings).err(),
+        None => {
+            tracing::error!("application state missing");
+            return Err(actix_web::error::ErrorInternalServerError("misconfigured"));
+        }
+    };
+    match refusal {
+        Some(refusal) => Ok(request
+            .into_response(refusal.response())
+            .map_into_right_body()),
+        None => next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_left_body),
+    }
 }
 
 /// A JSON-RPC error response with the era's HTTP status.
@@ -60,7 +87,7 @@ pub(crate) fn error_response(id: Option<&Value>, error: &McpError, era: Era) -> 
 }
 
 /// Why a request is turned away before it is read.
-pub(crate) enum Refusal {
+enum Refusal {
     /// `Origin` or `Host` not allowed: 403.
     Forbidden(String),
     /// No such (visible) virtual server: 404.
@@ -69,7 +96,7 @@ pub(crate) enum Refusal {
 
 impl Refusal {
     /// The response: the HTTP status with a JSON-RPC error that has no id.
-    pub(crate) fn response(self) -> HttpResponse {
+    fn response(self) -> HttpResponse {
         let (status, message) = match self {
             Refusal::Forbidden(message) => (StatusCode::FORBIDDEN, message),
             Refusal::UnknownServer(id) => (
@@ -86,10 +113,7 @@ impl Refusal {
 }
 
 /// Refuses requests whose `Origin` or `Host` is not allowed (DNS rebinding protection).
-pub(crate) fn check_origin_and_host(
-    request: &HttpRequest,
-    settings: &McpSettings,
-) -> Result<(), Refusal> {
+fn check_origin_and_host(request: &HttpRequest, settings: &McpSettings) -> Result<(), Refusal> {
     let forbidden = Refusal::Forbidden;
     if let Some(origin) = request.headers().get(header::ORIGIN) {
         let allowed = origin
@@ -149,24 +173,16 @@ pub(crate) async fn read_body(mut payload: web::Payload, limit: usize) -> Result
 }
 
 /// The scope of a path: a virtual server that exists and is enabled, or everything. An
-/// unknown (or hidden) server is "not found".
-pub(crate) fn resolve_scope(state: &AppState, server_id: Option<String>) -> Result<Scope, Refusal> {
+/// unknown (or hidden) server is "not found", as a ready response.
+pub(crate) fn admit(
+    state: &AppState,
+    server_id: Option<String>,
+) -> Result<Scope, Box<HttpResponse>> {
     match server_id {
         None => Ok(Scope::All),
         Some(id) if state.catalog.current().server(&id).is_some() => Ok(Scope::Server(id)),
-        Some(id) => Err(Refusal::UnknownServer(id)),
+        Some(id) => Err(Box::new(Refusal::UnknownServer(id).response())),
     }
-}
-
-/// Both checks every MCP endpoint makes first.
-pub(crate) fn admit(
-    state: &AppState,
-    request: &HttpRequest,
-    server_id: Option<String>,
-) -> Result<Scope, Box<HttpResponse>> {
-    let refuse = |refusal: Refusal| Box::new(refusal.response());
-    check_origin_and_host(request, &state.mcp_settings).map_err(refuse)?;
-    resolve_scope(state, server_id).map_err(refuse)
 }
 
 /// Whether the client accepts an SSE response, and whether it accepts JSON.

@@ -1,10 +1,10 @@
 //! `POST /rpc`: plain JSON-RPC, one request and one JSON response, no session. A request with
 //! modern `_meta` is served as 2026-07-28; anything else statelessly as 2025-11-25.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 
 use super::exchange::{self, Request};
-use super::{check_origin_and_host, error_response, read_body};
+use super::{error_response, read_body};
 use crate::catalog::Scope;
 use crate::http::AppState;
 use crate::http::extract::Authenticated;
@@ -15,16 +15,12 @@ use crate::mcp::protocol::{self, LEGACY_VERSIONS};
 
 pub async fn post(
     state: web::Data<AppState>,
-    request: HttpRequest,
     auth: Authenticated,
     payload: web::Payload,
 ) -> HttpResponse {
     let legacy = Era::Legacy {
         version: LEGACY_VERSIONS[0],
     };
-    if let Err(refusal) = check_origin_and_host(&request, &state.mcp_settings) {
-        return refusal.response();
-    }
     let body = match read_body(payload, state.settings.max_request_body_bytes).await {
         Ok(body) => body,
         Err(error) => return error_response(None, &error, legacy),

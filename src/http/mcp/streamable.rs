@@ -95,7 +95,7 @@ async fn post(
     server_id: Option<String>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let scope = match admit(&state, &request, server_id) {
+    let scope = match admit(&state, server_id) {
         Ok(scope) => scope,
         Err(response) => return *response,
     };
@@ -451,7 +451,7 @@ fn named_session(
     principal: &Principal,
     server_id: Option<String>,
 ) -> Result<std::sync::Arc<Session>, Box<HttpResponse>> {
-    let scope = admit(state, request, server_id)?;
+    let scope = admit(state, server_id)?;
     if header_value(request, SESSION_HEADER).is_none() {
         let error = McpError::InvalidRequest(
             "GET and DELETE need an Mcp-Session-Id (2025-11-25 and older); 2026-07-28 uses POST and subscriptions/listen"
