@@ -63,6 +63,7 @@ pub struct Stopper {
     handle: ServerHandle,
     shutdown: tokio_util::sync::CancellationToken,
     sessions: Arc<SessionStore>,
+    parked: Arc<crate::mcp::parked::ParkedCalls>,
 }
 
 impl Stopper {
@@ -71,6 +72,7 @@ impl Stopper {
     pub async fn stop(&self) {
         self.shutdown.cancel();
         self.sessions.end_all();
+        self.parked.cancel_all();
         self.handle.stop(true).await;
     }
 }
@@ -108,6 +110,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         settings.mcp.max_sessions,
     ));
     spawn_session_sweeper(sessions.clone());
+    let parked = crate::mcp::parked::ParkedCalls::new(settings.mcp.tool_timeout);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let federation = crate::federation::Federation::new(
         db.clone(),
@@ -125,6 +128,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         catalog,
         upstream,
         sessions: sessions.clone(),
+        parked: parked.clone(),
         mcp_settings: Arc::new(settings.mcp.clone()),
         settings: settings.clone(),
         shutdown: shutdown.clone(),
@@ -168,6 +172,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
             handle,
             shutdown,
             sessions,
+            parked,
         },
         db,
         server,

@@ -101,6 +101,8 @@ pub struct McpStats {
     pub sessions: usize,
     /// `MCP_MAX_SESSIONS`.
     pub max_sessions: usize,
+    /// Upstream calls parked until a 2026-07-28 client retries with `inputResponses`.
+    pub parked_calls: usize,
 }
 
 /// `GET /admin/mcp-stats`: MCP session figures (admins only).
@@ -108,5 +110,6 @@ pub async fn mcp_stats(state: web::Data<AppState>, _admin: Admin) -> HttpRespons
     HttpResponse::Ok().json(McpStats {
         sessions: state.sessions.len(),
         max_sessions: state.mcp_settings.max_sessions,
+        parked_calls: state.parked.len(),
     })
 }

@@ -192,6 +192,12 @@ pub async fn prometheus(
         "Live legacy MCP sessions.",
         state.sessions.len() as f64,
     );
+    gauge(
+        &mut out,
+        "mcpgate_mcp_parked_calls",
+        "Upstream calls waiting for a 2026-07-28 client's inputResponses.",
+        state.parked.len() as f64,
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(out))

@@ -40,6 +40,8 @@ pub struct AppState {
     pub upstream: Upstream,
     /// Legacy MCP sessions.
     pub sessions: Arc<SessionStore>,
+    /// Upstream calls waiting for a 2026-07-28 client's answers.
+    pub parked: Arc<crate::mcp::parked::ParkedCalls>,
     /// The settings the process started with.
     pub settings: Arc<Settings>,
     /// The MCP part of the settings.

@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::jsonrpc;
+use super::parked::ParkedCalls;
 use super::protocol::{Era, LogLevel};
 use super::session::Session;
 use crate::actors::upstream::Upstream;
@@ -40,9 +41,31 @@ pub struct Ctx {
     pub cancel: CancellationToken,
     /// Where tool calls are recorded.
     pub metrics: crate::actors::metrics::Metrics,
+    /// Upstream calls waiting for a 2026-07-28 client's `inputResponses`.
+    pub parked: Arc<ParkedCalls>,
+    /// A 2026-07-28 request's declared client capabilities (empty in the session era, where
+    /// the session holds them).
+    pub client_capabilities: serde_json::Map<String, Value>,
 }
 
 impl Ctx {
+    /// Whether the client can be asked something that needs `capability` (`sampling`,
+    /// `elicitation`, `roots`) during this request: a 2026-07-28 client that declared it (it
+    /// is asked through `input_required`), or a session-era client that declared it and has
+    /// this request's stream open to be asked on.
+    pub fn may_ask(&self, capability: &str) -> bool {
+        match (&self.era, &self.session) {
+            (Era::Modern, _) => self
+                .client_capabilities
+                .get(capability)
+                .is_some_and(|value| !value.is_null()),
+            (Era::Legacy { .. }, Some(session)) => {
+                self.notifier.is_some() && session.client_supports(capability)
+            }
+            (Era::Legacy { .. }, None) => false,
+        }
+    }
+
     /// Sends `notifications/message` when the request asked for this level or lower.
     pub fn log(&self, level: LogLevel, data: impl Into<Value>) {
         let (Some(threshold), Some(notifier)) = (self.log_level, &self.notifier) else {

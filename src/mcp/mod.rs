@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod jsonrpc;
 pub mod methods;
+pub mod parked;
 pub mod protocol;
 pub mod session;
 

@@ -123,6 +123,9 @@ pub struct Notifications {
     pub notifications: Option<mpsc::Sender<Value>>,
     /// Requests from the upstream, to relay to the client; without it they are declined.
     pub requests: Option<mpsc::Sender<ClientRequest>>,
+    /// What the client can be asked (`sampling`, `elicitation`, `roots`): declared to a
+    /// 2026-07-28 upstream as the request's client capabilities.
+    pub capabilities: Value,
 }
 
 impl Notifications {
@@ -367,12 +370,20 @@ impl Connection {
         notifications: Notifications,
     ) -> Result<Map<String, Value>, CallError> {
         if self.era == Era::Modern {
+            let capabilities = match &notifications.capabilities {
+                Value::Object(capabilities) => Value::Object(capabilities.clone()),
+                _ => json!({}),
+            };
             let meta_object = params.entry("_meta").or_insert_with(|| json!({}));
             if let Some(meta_object) = meta_object.as_object_mut() {
                 meta_object.insert(meta::PROTOCOL_VERSION.into(), json!(MODERN_VERSION));
-                meta_object.insert(meta::CLIENT_CAPABILITIES.into(), json!({}));
+                meta_object.insert(meta::CLIENT_CAPABILITIES.into(), capabilities);
                 meta_object.insert(meta::CLIENT_INFO.into(), client_info());
             }
+        } else {
+            // Multi round-trip fields mean nothing to a session-era upstream.
+            params.remove("inputResponses");
+            params.remove("requestState");
         }
         if notifications.notifications.is_some() {
             // Our own progress token (the request id) routes the upstream's progress back to

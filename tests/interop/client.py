@@ -2,7 +2,8 @@
 
 usage: client.py URL TOKEN streamable|sse              (the standard exercise)
        client.py URL TOKEN streamable|sse TOOL ARGS    (call one tool with JSON arguments)
-       client.py URL TOKEN streamable sample TOOL ARGS (1.x: answer sampling requests, call one tool)
+       client.py URL TOKEN streamable sample TOOL ARGS (answer sampling and elicitation, call one tool:
+                                                  1.x as requests on the session, 2.x through input_required)
 """
 
 import asyncio
@@ -64,9 +65,14 @@ async def exercise(session, protocol):
 SAMPLED_TEXT = "canned reply from the client"
 
 
+ELICITED = {"username": "octocat", "email": "octocat@example.com"}
+ASKED = []
+
+
 async def answer_sampling(context, params):
     from mcp.types import CreateMessageResult, TextContent
 
+    ASKED.append("sampling")
     return CreateMessageResult(
         role="assistant",
         content=TextContent(type="text", text=SAMPLED_TEXT),
@@ -75,18 +81,28 @@ async def answer_sampling(context, params):
     )
 
 
+async def answer_elicitation(context, params):
+    from mcp.types import ElicitResult
+
+    ASKED.append("elicitation")
+    return ElicitResult(action="accept", content=ELICITED)
+
+
 async def run_sampling_v1():
     from mcp import ClientSession
     from mcp.client.streamable_http import streamablehttp_client
 
     async with streamablehttp_client(URL, headers=HEADERS) as (read, write, _):
-        async with ClientSession(read, write, sampling_callback=answer_sampling) as session:
+        async with ClientSession(
+            read, write, sampling_callback=answer_sampling, elicitation_callback=answer_elicitation
+        ) as session:
             init = await session.initialize()
             call = await session.call_tool(sys.argv[5], json.loads(sys.argv[6]))
             return {
                 "protocol": field(init, "protocolVersion", "protocol_version"),
                 "is_error": field(call, "isError", "is_error"),
                 "text": text_of(call.content),
+                "asked": ASKED,
             }
 
 
@@ -109,12 +125,36 @@ async def run_v1():
             return await exercise(session, init.protocolVersion)
 
 
+async def run_sampling_v2():
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    http = httpx2.AsyncClient(headers=HEADERS, timeout=30)
+    transport = streamable_http_client(URL, http_client=http)
+    async with Client(
+        transport,
+        mode="auto",
+        sampling_callback=answer_sampling,
+        elicitation_callback=answer_elicitation,
+    ) as client:
+        call = await client.call_tool(sys.argv[5], json.loads(sys.argv[6]))
+        return {
+            "protocol": client.protocol_version,
+            "is_error": call.is_error,
+            "text": text_of(call.content),
+            "asked": ASKED,
+        }
+
+
 async def run_v2():
     import httpx2
     from mcp import Client
     from mcp.client.sse import sse_client
     from mcp.client.streamable_http import streamable_http_client
 
+    if len(sys.argv) > 4 and sys.argv[4] == "sample":
+        return await run_sampling_v2()
     if TRANSPORT == "sse":
         transport, mode = sse_client(URL, headers=HEADERS), "legacy"
     else:

@@ -64,6 +64,16 @@ pub fn context(
         notifier,
         cancel: CancellationToken::new(),
         metrics: state.metrics.clone(),
+        parked: state.parked.clone(),
+        client_capabilities: match request.era {
+            Era::Modern => params
+                .get("_meta")
+                .and_then(|meta| meta.get(crate::mcp::protocol::meta::CLIENT_CAPABILITIES))
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            Era::Legacy { .. } => serde_json::Map::new(),
+        },
     }
 }
 

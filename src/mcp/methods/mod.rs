@@ -57,17 +57,21 @@ fn cacheable(method: &str) -> bool {
     )
 }
 
-/// Adds the modern era's result fields: `resultType`, `_meta` server info, cache hints.
+/// Adds the modern era's result fields: `resultType` (`complete` unless the result is an
+/// `input_required` round), `_meta` server info, cache hints (never on an interim round).
 pub fn decorate(era: Era, method: &str, mut result: Object, cache_ttl_ms: u64) -> Object {
     if era == Era::Modern {
-        result.insert("resultType".into(), json!("complete"));
+        let interim = result.get("resultType").and_then(Value::as_str) == Some("input_required");
+        if !interim {
+            result.insert("resultType".into(), json!("complete"));
+        }
         let meta_object = result
             .entry("_meta")
             .or_insert_with(|| Value::Object(Map::new()));
         if let Some(meta_object) = meta_object.as_object_mut() {
             meta_object.insert(meta::SERVER_INFO.into(), server_info(None));
         }
-        if cacheable(method) {
+        if cacheable(method) && !interim {
             result.insert("ttlMs".into(), json!(cache_ttl_ms));
             // Results depend on the caller's identity and permissions.
             result.insert("cacheScope".into(), json!("private"));

@@ -40,7 +40,15 @@ pub async fn get(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
         let mut forwarded = Object::new();
         forwarded.insert("name".into(), json!(original_name));
         forwarded.insert("arguments".into(), Value::Object(arguments));
-        return super::federated::forward(ctx, gateway_id, "prompts/get", forwarded).await;
+        return super::federated::forward_interactive(
+            ctx,
+            gateway_id,
+            "prompts/get",
+            name,
+            forwarded,
+            params,
+        )
+        .await;
     }
     let mut context = tera::Context::new();
     for declared in &prompt.arguments {

@@ -62,7 +62,15 @@ pub async fn read(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     if let Some(gateway_id) = &resource.gateway_id {
         let mut forwarded = Object::new();
         forwarded.insert("uri".into(), json!(uri));
-        return super::federated::forward(ctx, gateway_id, "resources/read", forwarded).await;
+        return super::federated::forward_interactive(
+            ctx,
+            gateway_id,
+            "resources/read",
+            uri,
+            forwarded,
+            params,
+        )
+        .await;
     }
     let text = expand(resource.content.as_deref().unwrap_or_default(), &variables);
     Ok(contents(uri, &resource, text))

@@ -94,7 +94,15 @@ async fn run(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
             let mut forwarded = Object::new();
             forwarded.insert("name".into(), json!(original_name));
             forwarded.insert("arguments".into(), Value::Object(arguments));
-            match super::federated::forward(ctx, gateway_id, "tools/call", forwarded).await {
+            let forwarding = super::federated::forward_interactive(
+                ctx,
+                gateway_id,
+                "tools/call",
+                name,
+                forwarded,
+                params,
+            );
+            match forwarding.await {
                 // An upstream that failed or is unavailable is a tool error the model sees.
                 Err(McpError::Upstream(message)) => Ok(error_result(message)),
                 other => other,
