@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::sdk::{deps_dir, setup};
+use common::sdk::{ConformanceFixture, deps_dir, setup};
 use common::{Backend, TestDb, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -30,41 +29,6 @@ fn conformance_cli() -> String {
         "{}/node_modules/@modelcontextprotocol/conformance/dist/index.js",
         node_dir()
     )
-}
-
-/// The fixture upstream, killed when dropped.
-struct Fixture {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the fixture; it prints `{"port": N}` once it listens.
-fn start_fixture() -> Fixture {
-    let mut child = Command::new("node")
-        .arg(format!("{}/conformance/fixture-server.mjs", node_dir()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the conformance fixture (node)");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped stdout"))
-        .read_line(&mut line)
-        .expect("read the fixture's port");
-    let port = serde_json::from_str::<Value>(&line)
-        .ok()
-        .and_then(|ready| ready["port"].as_u64())
-        .unwrap_or_else(|| panic!("the fixture prints its port, got {line:?}"));
-    Fixture {
-        child,
-        url: format!("http://127.0.0.1:{port}/mcp"),
-    }
 }
 
 /// The gateway as the conformance CLI reaches it.
@@ -205,7 +169,7 @@ async fn the_official_suite_passes_through_the_gateway(backend: Backend) {
     setup();
     let db = TestDb::new(backend).await;
     let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
-    let fixture = start_fixture();
+    let fixture = ConformanceFixture::start();
 
     let registered = gateway
         .admin(

@@ -7,9 +7,14 @@ mod common;
 
 use std::process::Command;
 
-use common::sdk::{deps_dir, interop_dir, setup};
+use common::mcp::{McpClient, assert_schema};
+use common::sdk::{
+    ConformanceFixture, Upstream, deps_dir, free_port, interop_dir, setup, spawn_listening,
+    start_mrtr_server,
+};
 use common::world::World;
-use common::{Backend, token};
+use common::{Backend, TestDb, TestServer, eventually, token};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// Runs one SDK client against `url`; returns what it printed.
@@ -124,54 +129,19 @@ async fn official_sdks_connect(backend: Backend) {
     world.stop().await;
 }
 
-/// `@modelcontextprotocol/server-everything` (pinned, a real process on loopback).
-struct Everything {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Drop for Everything {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_everything(transport: &str) -> Everything {
-    setup();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let script = format!(
-        "{}/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
-        deps_dir()
-    );
-    let child = Command::new("node")
-        .arg(script)
+/// `@modelcontextprotocol/server-everything` (pinned, a real process on loopback), serving
+/// `transport` (`streamableHttp` or `sse`) at the returned base URL.
+async fn start_everything(transport: &str) -> Upstream {
+    let port = free_port();
+    let mut command = Command::new("node");
+    command
+        .arg(format!(
+            "{}/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+            deps_dir()
+        ))
         .arg(transport)
-        .env("PORT", port.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start server-everything");
-    let everything = Everything {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    common::eventually(
-        "server-everything listens",
-        std::time::Duration::from_secs(30),
-        || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        },
-    )
-    .await;
-    everything
+        .env("PORT", port.to_string());
+    spawn_listening(command, port, "").await
 }
 
 /// The reference server as an upstream, over Streamable HTTP and over SSE; its `echo` and
@@ -188,7 +158,7 @@ async fn server_everything_through_the_gateway(backend: Backend) {
                 "/gateways",
                 Some(json!({
                     "name": "Everything",
-                    "url": format!("{}{path}", everything.base),
+                    "url": format!("{}{path}", everything.url),
                     "transport": if transport == "sse" { "sse" } else { "streamablehttp" },
                 })),
             )
@@ -271,4 +241,238 @@ async fn server_everything_through_the_gateway(backend: Backend) {
     gateway.stop().await;
 }
 
-both_backends!(official_sdks_connect, server_everything_through_the_gateway);
+/// Registers an upstream MCP server (loopback) under `name`.
+async fn register_upstream(gateway: &TestServer, name: &str, url: &str) {
+    gateway
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({"name": name, "url": url})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+}
+
+/// The message of a JSON-RPC error reply.
+fn error_message(reply: &common::Reply) -> String {
+    reply.body["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an error reply, got {}", reply.body))
+        .to_owned()
+}
+
+/// Parked upstream calls, from `/admin/mcp-stats`.
+async fn parked_calls(gateway: &TestServer) -> u64 {
+    let stats = gateway.admin(Method::GET, "/admin/mcp-stats", None).await;
+    stats.expect(StatusCode::OK)["parked_calls"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Upstream questions (sampling, elicitation) reach each client in its own era: a session-era
+/// upstream's mid-call requests reach a 2026-07-28 client (Python SDK 2.x) as `input_required`
+/// and a session-era client (1.x) on the call's stream; a 2026-07-28 upstream's
+/// `input_required` passes through to the modern client and is asked of the session-era one,
+/// the gateway retrying with the answer.
+async fn upstream_questions_reach_clients_in_their_era(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    let fixture = ConformanceFixture::start();
+    let asker = start_mrtr_server().await;
+    register_upstream(&gateway, "Fixture", &fixture.url).await;
+    register_upstream(&gateway, "Asker", &asker.url).await;
+    let endpoint = format!("{}/mcp", gateway.base);
+    for (sdk, protocol) in [("python-2", "2026-07-28"), ("python-1", "2025-11-25")] {
+        let call = |tool: &str, arguments: Value| {
+            let extra = vec!["sample".to_owned(), tool.to_owned(), arguments.to_string()];
+            let endpoint = endpoint.clone();
+            async move { run_client_with(sdk, &endpoint, "streamable", &extra).await }
+        };
+        let sampled = call("fixture-test_sampling", json!({"prompt": "hello"})).await;
+        assert_eq!(sampled["protocol"], protocol, "{sampled}");
+        assert_eq!(sampled["asked"], json!(["sampling"]), "{sdk}: {sampled}");
+        assert_eq!(
+            sampled["text"],
+            json!(["LLM response: canned reply from the client"]),
+            "{sdk}: {sampled}"
+        );
+        let elicited = call("fixture-test_elicitation", json!({"message": "who?"})).await;
+        assert_eq!(
+            elicited["asked"],
+            json!(["elicitation"]),
+            "{sdk}: {elicited}"
+        );
+        assert!(
+            elicited["text"][0]
+                .as_str()
+                .unwrap()
+                .contains("\"username\":\"octocat\""),
+            "{sdk}: {elicited}"
+        );
+        let confirmed = call("asker-confirm", json!({"action": "deploy"})).await;
+        assert_eq!(confirmed["is_error"], false, "{sdk}: {confirmed}");
+        assert_eq!(
+            confirmed["asked"],
+            json!(["elicitation"]),
+            "{sdk}: {confirmed}"
+        );
+        assert_eq!(
+            confirmed["text"],
+            json!(["deploy accept by octocat (state confirm:deploy)"]),
+            "{sdk}: {confirmed}"
+        );
+    }
+    assert_eq!(
+        parked_calls(&gateway).await,
+        0,
+        "every parked call was resumed"
+    );
+    gateway.stop().await;
+}
+
+/// A call parked for a 2026-07-28 client's answer is bound to its principal, method and item,
+/// is resumed once, is asked again when the retry lacks the answer, and is cancelled when not
+/// resumed in time. A client that did not declare elicitation is never asked.
+async fn parked_calls_are_bound_single_use_and_expire(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(
+        &db,
+        &[("SSRF_ALLOW_LOCALHOST", "true"), ("TOOL_TIMEOUT", "3")],
+    )
+    .await;
+    let fixture = ConformanceFixture::start();
+    register_upstream(&gateway, "Fixture", &fixture.url).await;
+    let client = McpClient::new(&gateway, "/mcp");
+    let ask = |tool: &str, arguments: Value, extra: Value| {
+        let mut params = json!({"name": tool, "arguments": arguments});
+        for (key, value) in extra.as_object().cloned().unwrap_or_default() {
+            params[key] = value;
+        }
+        let mut body = client.modern_body("tools/call", params);
+        body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+            json!({"elicitation": {}});
+        body
+    };
+    let elicit = "fixture-test_elicitation";
+    let who = json!({"message": "who?"});
+
+    let first = client
+        .send_modern(ask(elicit, who.clone(), json!({})))
+        .await;
+    let interim = first.expect(StatusCode::OK)["result"].clone();
+    assert_schema("2026-07-28", "InputRequiredResult", &interim);
+    assert_eq!(interim["resultType"], "input_required", "{interim}");
+    assert_eq!(
+        interim["inputRequests"]["q1"]["method"],
+        "elicitation/create"
+    );
+    assert_eq!(interim["inputRequests"]["q1"]["params"]["message"], "who?");
+    assert!(
+        interim.get("ttlMs").is_none(),
+        "no cache hints on an interim result"
+    );
+    let state = interim["requestState"].as_str().unwrap().to_owned();
+    assert_eq!(parked_calls(&gateway).await, 1);
+
+    // Another principal, or another tool, cannot resume it.
+    let mut stranger = McpClient::new(&gateway, "/mcp");
+    stranger.token = token("someone@example.com", false);
+    let answer = json!({"q1": {"action": "accept", "content": {"username": "eve"}}});
+    let retry = json!({"inputResponses": answer, "requestState": state});
+    let refused = stranger
+        .send_modern(ask(elicit, who.clone(), retry.clone()))
+        .await;
+    assert!(error_message(&refused).contains("belongs to another request"));
+    let refused = client
+        .send_modern(ask(
+            "fixture-test_sampling",
+            json!({"prompt": "x"}),
+            retry.clone(),
+        ))
+        .await;
+    assert!(error_message(&refused).contains("belongs to another request"));
+
+    // A retry without the answer is asked again, under a new state.
+    let again = client
+        .send_modern(ask(
+            elicit,
+            who.clone(),
+            json!({"inputResponses": {}, "requestState": state}),
+        ))
+        .await;
+    let again = again.expect(StatusCode::OK)["result"].clone();
+    assert_eq!(again["resultType"], "input_required", "{again}");
+    let new_state = again["requestState"].as_str().unwrap().to_owned();
+    assert_ne!(new_state, state);
+    let stale = client
+        .send_modern(ask(elicit, who.clone(), retry.clone()))
+        .await;
+    assert!(error_message(&stale).contains("names no waiting call"));
+
+    // The answer completes the call.
+    let done = client.send_modern(ask(
+            elicit,
+            who.clone(),
+            json!({"inputResponses": {"q1": {"action": "accept", "content": {"username": "alice", "email": "a@example.com"}}}, "requestState": new_state}),
+        ),
+    )
+    .await;
+    let done = done.expect(StatusCode::OK)["result"].clone();
+    assert_schema("2026-07-28", "CallToolResult", &done);
+    assert_eq!(done["resultType"], "complete");
+    assert!(
+        done["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("alice"),
+        "{done}"
+    );
+    assert_eq!(parked_calls(&gateway).await, 0);
+
+    // Not declaring elicitation: the upstream's question is declined, nothing is parked.
+    let mut undeclared =
+        client.modern_body("tools/call", json!({"name": elicit, "arguments": who}));
+    undeclared["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({});
+    let declined = client.send_modern(undeclared).await;
+    assert!(
+        declined
+            .body
+            .to_string()
+            .contains("does not support elicitation/create"),
+        "{}",
+        declined.body
+    );
+    assert_eq!(parked_calls(&gateway).await, 0);
+
+    // A parked call nobody resumes is cancelled after TOOL_TIMEOUT.
+    let abandoned = client
+        .send_modern(ask(elicit, who.clone(), json!({})))
+        .await;
+    let abandoned_state = abandoned.body["result"]["requestState"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(parked_calls(&gateway).await, 1);
+    eventually(
+        "the abandoned call expires",
+        std::time::Duration::from_secs(20),
+        || async { (parked_calls(&gateway).await == 0).then_some(()) },
+    )
+    .await;
+    let expired = client
+        .send_modern(ask(
+            elicit,
+            who,
+            json!({"inputResponses": answer, "requestState": abandoned_state}),
+        ))
+        .await;
+    assert!(error_message(&expired).contains("names no waiting call"));
+    gateway.stop().await;
+}
+
+both_backends!(
+    official_sdks_connect,
+    server_everything_through_the_gateway,
+    upstream_questions_reach_clients_in_their_era,
+    parked_calls_are_bound_single_use_and_expire
+);

@@ -484,11 +484,14 @@ impl Connection {
             }
         };
         self.watcher = Some(tokio::spawn(async move {
+            // A POST (subscriptions/listen) accepts both, as every Streamable HTTP POST must.
             let mut request = match &listen_body {
-                Some(body) => http.post(&url).json(body),
-                None => http.get(&url),
-            }
-            .header("accept", "text/event-stream");
+                Some(body) => http
+                    .post(&url)
+                    .json(body)
+                    .header("accept", "application/json, text/event-stream"),
+                None => http.get(&url).header("accept", "text/event-stream"),
+            };
             for (name, value) in &headers {
                 request = request.header(name, value);
             }

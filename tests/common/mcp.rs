@@ -88,7 +88,11 @@ impl<'a> McpClient<'a> {
 
     /// Sends a well-formed modern request.
     pub async fn modern(&self, method: &str, params: Value) -> Reply {
-        let body = self.modern_body(method, params);
+        self.send_modern(self.modern_body(method, params)).await
+    }
+
+    /// Sends a modern body with the headers it requires.
+    pub async fn send_modern(&self, body: Value) -> Reply {
         let headers = Self::modern_headers(&body);
         let borrowed: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         self.post(body, &borrowed).await

@@ -1,7 +1,8 @@
 //! The pinned official MCP SDKs, the reference server and the conformance suite, installed by
 //! `tests/interop/setup.sh` into a git-ignored folder on first use.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
 /// `tests/interop`.
@@ -27,4 +28,98 @@ pub fn setup() {
             "installing the MCP SDKs failed (python3 -m venv, pip and npm are needed)"
         );
     });
+}
+
+/// A real process on loopback, killed when dropped.
+pub struct Upstream {
+    child: Child,
+    /// Its MCP endpoint.
+    pub url: String,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The conformance fixture (`tests/conformance/fixture-server.mjs`): a session-era upstream
+/// on the TypeScript SDK with every `test_*` tool, resource and prompt of the conformance
+/// suite, among them `test_sampling` and `test_elicitation`, which ask mid-call.
+pub struct ConformanceFixture;
+
+impl ConformanceFixture {
+    /// Starts it; it prints `{"port": N}` once it listens.
+    pub fn start() -> Upstream {
+        setup();
+        let mut child = Command::new("node")
+            .arg(format!(
+                "{}/node/conformance/fixture-server.mjs",
+                deps_dir()
+            ))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the conformance fixture (node)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("read the fixture's port");
+        let port = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|ready| ready["port"].as_u64())
+            .unwrap_or_else(|| panic!("the fixture prints its port, got {line:?}"));
+        Upstream {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        }
+    }
+}
+
+/// `tests/interop/mrtr_server.py`: a 2026-07-28 upstream on the Python SDK 2.x whose `confirm`
+/// tool answers `input_required` (an elicitation) until the retry brings the answer.
+pub async fn start_mrtr_server() -> Upstream {
+    let port = free_port();
+    let mut command = Command::new(format!("{}/mcp2/bin/python", deps_dir()));
+    command
+        .arg(format!("{}/mrtr_server.py", interop_dir()))
+        .arg(port.to_string());
+    spawn_listening(command, port, "/mcp").await
+}
+
+/// A free port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
+/// Starts `command` (told to listen on `port`) with the packages installed, and waits until it
+/// accepts connections; its URL is `http://127.0.0.1:{port}{path}`.
+pub async fn spawn_listening(mut command: Command, port: u16, path: &str) -> Upstream {
+    setup();
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("start {command:?}: {error}"));
+    let upstream = Upstream {
+        child,
+        url: format!("http://127.0.0.1:{port}{path}"),
+    };
+    super::eventually(
+        &format!("{command:?} listens"),
+        std::time::Duration::from_secs(30),
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+    upstream
 }

@@ -1,0 +1,47 @@
+"""A 2026-07-28 upstream MCP server on the official Python SDK (2.x) whose tool asks through the
+multi round-trip pattern: `confirm` answers `input_required` with an elicitation until the
+retry brings the answer, then reports it. mcpgate's interop tests federate it.
+
+usage: mrtr_server.py PORT   (Streamable HTTP on 127.0.0.1:PORT/mcp)
+"""
+
+import sys
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import (
+    CallToolResult,
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitResult,
+    InputRequiredResult,
+    TextContent,
+)
+
+server = MCPServer("mrtr-fixture")
+
+
+@server.tool(description="Asks the user to confirm an action, through input_required")
+async def confirm(action: str, ctx: Context) -> CallToolResult | InputRequiredResult:
+    answer = (ctx.input_responses or {}).get("confirmation")
+    if answer is None:
+        question = ElicitRequest(
+            params=ElicitRequestFormParams(
+                message=f"Confirm {action}?",
+                requested_schema={
+                    "type": "object",
+                    "properties": {"username": {"type": "string"}, "email": {"type": "string"}},
+                    "required": ["username"],
+                },
+            )
+        )
+        return InputRequiredResult(input_requests={"confirmation": question}, request_state=f"confirm:{action}")
+    if isinstance(answer, ElicitResult):
+        action_taken, content = answer.action, answer.content
+    else:
+        action_taken, content = answer.get("action"), answer.get("content")
+    text = f"{action} {action_taken} by {(content or {}).get('username')} (state {ctx.request_state})"
+    return CallToolResult(content=[TextContent(type="text", text=text)])
+
+
+if __name__ == "__main__":
+    server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[1]))
