@@ -209,11 +209,13 @@ async fn server_everything_through_the_gateway(backend: Backend) {
                 "{sdk} over {transport}: {sum}"
             );
         }
-        if transport == "streamableHttp" {
-            // The upstream asks the client for an LLM completion mid-call; the gateway relays the
-            // request to a client that declared sampling and the answer back.
+        // The upstream asks the client for an LLM completion mid-call (on the call's stream,
+        // or on the old transport's one SSE stream); the gateway relays the request to a
+        // client that declared sampling (on its session, or through input_required) and the
+        // answer back.
+        for sdk in ["python-1", "python-2"] {
             let sampled = run_client_with(
-                "python-1",
+                sdk,
                 &endpoint,
                 "streamable",
                 &[
@@ -223,13 +225,17 @@ async fn server_everything_through_the_gateway(backend: Backend) {
                 ],
             )
             .await;
-            assert_eq!(sampled["is_error"], false, "{sampled}");
+            assert_eq!(
+                sampled["is_error"], false,
+                "{sdk} over {transport}: {sampled}"
+            );
+            assert_eq!(sampled["asked"], json!(["sampling"]), "{sdk}: {sampled}");
             assert!(
                 sampled["text"][0]
                     .as_str()
                     .unwrap()
                     .contains("canned reply from the client"),
-                "{sampled}"
+                "{sdk} over {transport}: {sampled}"
             );
         }
         let id = registered.body["id"].as_str().unwrap();

@@ -61,11 +61,10 @@ fn is_change(message: &Value) -> bool {
 }
 
 /// The legacy SSE transport's state: where to POST, and the requests waiting for a response on
-/// the stream.
+/// the stream, with where their notifications and the upstream's questions go.
 struct SseLink {
     post_url: String,
-    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
-    notifications: Arc<Mutex<HashMap<String, mpsc::Sender<Value>>>>,
+    routes: Arc<SseRoutes>,
     on_change: Arc<Mutex<Option<OnChange>>>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -73,6 +72,28 @@ struct SseLink {
 impl Drop for SseLink {
     fn drop(&mut self) {
         self.reader.abort();
+    }
+}
+
+/// The requests in flight on a legacy SSE connection, by JSON id.
+#[derive(Default)]
+struct SseRoutes {
+    pending: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+    notifications: Mutex<HashMap<String, mpsc::Sender<Value>>>,
+    questions: Mutex<HashMap<String, mpsc::Sender<ClientRequest>>>,
+}
+
+impl SseRoutes {
+    /// Where a question from the upstream goes. The old transport does not say which request a
+    /// question is about, so it is routed only when exactly one request is in flight (the
+    /// upstream session is shared by every client: guessing could ask the wrong client).
+    fn question_route(&self) -> Option<mpsc::Sender<ClientRequest>> {
+        let pending = lock(&self.pending);
+        let mut keys = pending.keys();
+        match (keys.next(), keys.next()) {
+            (Some(only), None) => lock(&self.questions).get(only).cloned(),
+            _ => None,
+        }
     }
 }
 
@@ -241,13 +262,16 @@ impl Connection {
             .and_then(|base| base.join(endpoint.trim()))
             .map_err(|e| CallError::Transport(format!("bad endpoint event {endpoint:?}: {e}")))?
             .to_string();
-        let pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>> = Arc::default();
-        let notifications: Arc<Mutex<HashMap<String, mpsc::Sender<Value>>>> = Arc::default();
+        let routes: Arc<SseRoutes> = Arc::default();
         let on_change: Arc<Mutex<Option<OnChange>>> = Arc::default();
         let reader = {
-            let pending = pending.clone();
-            let notifications = notifications.clone();
+            let routes = routes.clone();
             let on_change = on_change.clone();
+            let poster = Poster {
+                http: http.clone(),
+                url: post_url.clone(),
+                headers: target.headers.clone(),
+            };
             tokio::spawn(async move {
                 while let Ok(Some(event)) = events.next().await {
                     let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
@@ -259,10 +283,10 @@ impl Connection {
                         }
                         continue;
                     }
-                    route_sse_message(message, &pending, &notifications);
+                    route_sse_message(message, &routes, &poster);
                 }
                 // The stream ended: every waiting request fails (its sender is dropped).
-                lock(&pending).clear();
+                lock(&routes.pending).clear();
             })
         };
         let mut connection = Connection {
@@ -272,8 +296,7 @@ impl Connection {
             session_id: None,
             sse: Some(SseLink {
                 post_url,
-                pending,
-                notifications,
+                routes,
                 on_change,
                 reader,
             }),
@@ -538,9 +561,12 @@ impl Connection {
             .ok_or_else(|| CallError::Transport("not an SSE connection".into()))?;
         let key = body["id"].to_string();
         let (sender, receiver) = oneshot::channel();
-        lock(&link.pending).insert(key.clone(), sender);
+        lock(&link.routes.pending).insert(key.clone(), sender);
         if let Some(notifications) = notifications.notifications {
-            lock(&link.notifications).insert(key.clone(), notifications);
+            lock(&link.routes.notifications).insert(key.clone(), notifications);
+        }
+        if let Some(questions) = notifications.requests {
+            lock(&link.routes.questions).insert(key.clone(), questions);
         }
         // Remove the routes whatever happens (an error, a timeout, a cancelled caller).
         let _routes = RouteGuard {
@@ -650,22 +676,8 @@ impl Connection {
         request_id: Value,
         message: Value,
     ) {
-        let (sender, receiver) = oneshot::channel();
-        if requests.send((message, sender)).await.is_err() {
-            return self.decline(request_id).await;
-        }
-        let answer = receiver.await.unwrap_or_else(
-            |_| json!({ "error": { "code": -32603, "message": "the client did not answer" } }),
-        );
-        let mut body = json!({ "jsonrpc": "2.0", "id": request_id });
-        match (answer.get("result"), answer.get("error")) {
-            (Some(result), _) => body["result"] = result.clone(),
-            (None, Some(error)) => body["error"] = error.clone(),
-            (None, None) => {
-                body["error"] =
-                    json!({ "code": -32603, "message": "the client's answer was empty" })
-            }
-        }
+        let answer = ask(requests, message).await;
+        let body = answer_message(request_id, &answer);
         let extra = self.session_headers(None, &body);
         let _ = self.post_raw(&self.target.url, &body, Some(&extra)).await;
     }
@@ -675,7 +687,7 @@ impl Connection {
         let body = json!({
             "jsonrpc": "2.0",
             "id": id,
-            "error": { "code": -32601, "message": "mcpgate does not relay server-to-client requests yet" },
+            "error": { "code": -32601, "message": "mcpgate has no client to ask during this request" },
         });
         let extra = self.session_headers(None, &body);
         let _ = self.post_raw(&self.target.url, &body, Some(&extra)).await;
@@ -713,22 +725,80 @@ impl Connection {
         body: &Value,
         extra: Option<&[(&str, String)]>,
     ) -> Result<reqwest::Response, CallError> {
-        let mut request = self
-            .http
-            .post(url)
-            .header("accept", "application/json, text/event-stream")
-            .json(body);
-        for (name, value) in &self.target.headers {
-            request = request.header(name, value);
-        }
-        for (name, value) in extra.unwrap_or_default() {
-            request = request.header(*name, value);
-        }
-        request
-            .send()
-            .await
-            .map_err(|error| CallError::Transport(describe(&error)))
+        post_json(
+            &self.http,
+            url,
+            &self.target.headers,
+            extra.unwrap_or_default(),
+            body,
+        )
+        .await
     }
+}
+
+/// POSTs a JSON-RPC message with the upstream's headers and `extra`.
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    extra: &[(&str, String)],
+    body: &Value,
+) -> Result<reqwest::Response, CallError> {
+    let mut request = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    for (name, value) in extra {
+        request = request.header(*name, value);
+    }
+    request
+        .send()
+        .await
+        .map_err(|error| CallError::Transport(describe(&error)))
+}
+
+/// Where the SSE reader posts its answers to the upstream's questions.
+#[derive(Clone)]
+struct Poster {
+    http: reqwest::Client,
+    url: String,
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+impl Poster {
+    async fn post(&self, body: &Value, extra: &[(&str, String)]) {
+        if let Err(error) = post_json(&self.http, &self.url, &self.headers, extra, body).await {
+            tracing::debug!(%error, "could not answer the upstream's request");
+        }
+    }
+}
+
+/// Puts a question from the upstream to whoever handles this call's questions; returns their
+/// answer (`{"result"}` or `{"error"}`).
+async fn ask(questions: &mpsc::Sender<ClientRequest>, message: Value) -> Value {
+    let (sender, receiver) = oneshot::channel();
+    if questions.send((message, sender)).await.is_err() {
+        return json!({ "error": { "code": -32603, "message": "the call ended before the client could be asked" } });
+    }
+    receiver.await.unwrap_or_else(
+        |_| json!({ "error": { "code": -32603, "message": "the client did not answer" } }),
+    )
+}
+
+/// The JSON-RPC response to the upstream's request `id` carrying `answer`.
+fn answer_message(id: Value, answer: &Value) -> Value {
+    let mut body = json!({ "jsonrpc": "2.0", "id": id });
+    match (answer.get("result"), answer.get("error")) {
+        (Some(result), _) => body["result"] = result.clone(),
+        (None, Some(error)) => body["error"] = error.clone(),
+        (None, None) => {
+            body["error"] = json!({ "code": -32603, "message": "the client's answer was empty" })
+        }
+    }
+    body
 }
 
 /// Removes a request's routes from the SSE link when the request ends.
@@ -739,25 +809,39 @@ struct RouteGuard<'a> {
 
 impl Drop for RouteGuard<'_> {
     fn drop(&mut self) {
-        lock(&self.link.pending).remove(&self.key);
-        lock(&self.link.notifications).remove(&self.key);
+        let routes = &self.link.routes;
+        lock(&routes.pending).remove(&self.key);
+        lock(&routes.notifications).remove(&self.key);
+        lock(&routes.questions).remove(&self.key);
     }
 }
 
-/// Routes a message from the legacy SSE stream: a response to its waiting request, a
+/// Routes a message from the legacy SSE stream: a response to its waiting request, a question
+/// to the one request in flight (answered with an error when that is not clear), a
 /// notification with a progress token to the request that owns the token.
-fn route_sse_message(
-    message: Value,
-    pending: &Mutex<HashMap<String, oneshot::Sender<Value>>>,
-    notifications: &Mutex<HashMap<String, mpsc::Sender<Value>>>,
-) {
+fn route_sse_message(message: Value, routes: &SseRoutes, poster: &Poster) {
     let is_response = message.get("result").is_some() || message.get("error").is_some();
     if is_response {
         if let Some(id) = message.get("id")
-            && let Some(waiter) = lock(pending).remove(&id.to_string())
+            && let Some(waiter) = lock(&routes.pending).remove(&id.to_string())
         {
             let _ = waiter.send(message);
         }
+        return;
+    }
+    if let Some(id) = message.get("id").cloned() {
+        let poster = poster.clone();
+        let route = routes.question_route();
+        tokio::spawn(async move {
+            let answer = match route {
+                Some(route) => ask(&route, message).await,
+                None => json!({ "error": {
+                    "code": -32601,
+                    "message": "mcpgate cannot tell which client this request is for (none, or several calls, are in flight on the shared session)",
+                }}),
+            };
+            poster.post(&answer_message(id, &answer), &[]).await;
+        });
         return;
     }
     // Progress notifications name their request through the progress token we chose: the
@@ -767,7 +851,7 @@ fn route_sse_message(
         .and_then(|p| p.get("progressToken"))
         .map(Value::to_string);
     if let Some(token) = token
-        && let Some(route) = lock(notifications).get(&token)
+        && let Some(route) = lock(&routes.notifications).get(&token)
     {
         let _ = route.try_send(message);
     }
