@@ -413,6 +413,27 @@ async fn add_nap_tool(upstream: &World) {
             Some(json!({"name": "nap", "url": format!("{}/nap", upstream.fixture.base), "request_type": "GET"})),
         )
         .await;
+    add_member(upstream, nap.expect(StatusCode::CREATED)["id"].clone()).await;
+}
+
+/// Adds the world's `slow` tool (it answers over 30 s) to its virtual server.
+async fn add_slow_tool(upstream: &World) {
+    let tools = upstream
+        .server
+        .admin(Method::GET, "/tools?limit=500", None)
+        .await;
+    let slow = tools.expect(StatusCode::OK)["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|tool| tool["name"] == "slow")
+        .expect("the world has a slow tool")["id"]
+        .clone();
+    add_member(upstream, slow).await;
+}
+
+/// Adds a tool to the upstream's virtual server.
+async fn add_member(upstream: &World, tool_id: Value) {
     let server = upstream
         .server
         .admin(
@@ -422,7 +443,7 @@ async fn add_nap_tool(upstream: &World) {
         )
         .await;
     let mut members: Vec<Value> = server.body["tool_ids"].as_array().unwrap().clone();
-    members.push(nap.body["id"].clone());
+    members.push(tool_id);
     upstream
         .server
         .admin(
@@ -430,7 +451,8 @@ async fn add_nap_tool(upstream: &World) {
             &format!("/servers/{}", upstream.server_id),
             Some(json!({"tool_ids": members})),
         )
-        .await;
+        .await
+        .expect(StatusCode::OK);
 }
 
 async fn rpc_call(gateway: &TestServer, id: usize, tool: &str, arguments: Value) -> Value {
@@ -523,10 +545,12 @@ async fn upstream_connections_are_reused(backend: Backend) {
     upstream.stop().await;
 }
 
-/// An upstream that goes away gives error results and opens its breaker; another upstream is
-/// unaffected; when it comes back, calls succeed again without operator action.
+/// An upstream that goes away mid-call gives error results and opens its breaker; another
+/// upstream is unaffected; when it comes back, calls succeed again without operator action.
 async fn a_failing_upstream_is_isolated(backend: Backend) {
     let flaky = World::new(backend).await;
+    // `slow` answers over 30 s: the call that is in flight when the upstream dies.
+    add_slow_tool(&flaky).await;
     let steady = World::new(backend).await;
     let proxy =
         common::proxy::Proxy::start(flaky.server.base.trim_start_matches("http://").to_owned())
@@ -557,7 +581,26 @@ async fn a_failing_upstream_is_isolated(backend: Backend) {
         false
     );
 
-    proxy.cut();
+    // The upstream dies while a call is in flight: that call ends at once with an error result.
+    let in_flight = rpc_call(&gateway, 2, "flaky-slow", json!({}));
+    let kill = async {
+        eventually(
+            "the slow call reaches the upstream",
+            std::time::Duration::from_secs(15),
+            || async { (flaky.fixture.slow_calls() > 0).then_some(()) },
+        )
+        .await;
+        proxy.cut();
+    };
+    let (cut_short, ()) = tokio::join!(in_flight, kill);
+    assert_eq!(cut_short["result"]["isError"], true, "{cut_short}");
+    assert!(
+        cut_short["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Flaky"),
+        "{cut_short}"
+    );
     for id in 0..4 {
         let result = rpc_call(&gateway, id, "flaky-echo", json!({"message": "down"})).await;
         assert_eq!(result["result"]["isError"], true, "{result}");
