@@ -333,6 +333,35 @@ async fn upstream_questions_reach_clients_in_their_era(backend: Backend) {
         0,
         "every parked call was resumed"
     );
+
+    // The 2026-07-28 upstream announces a new tool on subscriptions/listen: the gateway follows.
+    let client = McpClient::new(&gateway, "/mcp");
+    let grown = client
+        .modern(
+            "tools/call",
+            json!({"name": "asker-grow", "arguments": {"name": "fresh"}}),
+        )
+        .await;
+    assert_eq!(grown.expect(StatusCode::OK)["result"]["isError"], false);
+    eventually(
+        "the upstream's new tool appears",
+        std::time::Duration::from_secs(20),
+        || async {
+            let tools = gateway.admin(Method::GET, "/tools?limit=500", None).await;
+            tools.body.to_string().contains("asker-fresh").then_some(())
+        },
+    )
+    .await;
+    let fresh = client
+        .modern(
+            "tools/call",
+            json!({"name": "asker-fresh", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(
+        fresh.expect(StatusCode::OK)["result"]["content"][0]["text"],
+        "fresh is here"
+    );
     gateway.stop().await;
 }
 

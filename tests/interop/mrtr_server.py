@@ -1,6 +1,7 @@
 """A 2026-07-28 upstream MCP server on the official Python SDK (2.x) whose tool asks through the
 multi round-trip pattern: `confirm` answers `input_required` with an elicitation until the
-retry brings the answer, then reports it. mcpgate's interop tests federate it.
+retry brings the answer, then reports it; `grow` adds a tool and announces the change on
+`subscriptions/listen`. mcpgate's interop tests federate it.
 
 usage: mrtr_server.py PORT   (Streamable HTTP on 127.0.0.1:PORT/mcp)
 """
@@ -8,6 +9,7 @@ usage: mrtr_server.py PORT   (Streamable HTTP on 127.0.0.1:PORT/mcp)
 import sys
 
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
 from mcp.types import (
     CallToolResult,
     ElicitRequest,
@@ -17,7 +19,8 @@ from mcp.types import (
     TextContent,
 )
 
-server = MCPServer("mrtr-fixture")
+bus = InMemorySubscriptionBus()
+server = MCPServer("mrtr-fixture", subscriptions=bus)
 
 
 @server.tool(description="Asks the user to confirm an action, through input_required")
@@ -41,6 +44,16 @@ async def confirm(action: str, ctx: Context) -> CallToolResult | InputRequiredRe
         action_taken, content = answer.get("action"), answer.get("content")
     text = f"{action} {action_taken} by {(content or {}).get('username')} (state {ctx.request_state})"
     return CallToolResult(content=[TextContent(type="text", text=text)])
+
+
+@server.tool(description="Adds a tool called `name` and announces the new tool list")
+async def grow(name: str) -> str:
+    def added() -> str:
+        return f"{name} is here"
+
+    server.add_tool(added, name=name, description=f"Added by grow({name!r})")
+    await bus.publish(ToolsListChanged())
+    return f"added {name}"
 
 
 if __name__ == "__main__":
