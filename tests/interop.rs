@@ -505,7 +505,37 @@ async fn parked_calls_are_bound_single_use_and_expire(backend: Backend) {
     gateway.stop().await;
 }
 
+/// A session-era upstream that restarts forgets the gateway's pooled session: the next call
+/// gets 404 for it, and the gateway opens a new session and retries, transparently.
+async fn an_expired_upstream_session_is_reestablished(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    let fixture = ConformanceFixture::start();
+    register_upstream(&gateway, "Fixture", &fixture.url).await;
+    let client = McpClient::new(&gateway, "/mcp");
+    let call = || async {
+        let reply = client
+            .modern(
+                "tools/call",
+                json!({"name": "fixture-test_simple_text", "arguments": {}}),
+            )
+            .await;
+        reply.expect(StatusCode::OK)["result"]["content"][0]["text"].clone()
+    };
+    let expected = json!("This is a simple text response for testing.");
+    assert_eq!(call().await, expected);
+
+    let port = url::Url::parse(&fixture.url).unwrap().port().unwrap();
+    drop(fixture);
+    let restarted = ConformanceFixture::start_on(port);
+    assert_eq!(call().await, expected, "the first call after the restart");
+    assert_eq!(call().await, expected);
+    drop(restarted);
+    gateway.stop().await;
+}
+
 both_backends!(
+    an_expired_upstream_session_is_reestablished,
     official_sdks_connect,
     server_everything_through_the_gateway,
     upstream_questions_reach_clients_in_their_era,

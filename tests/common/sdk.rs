@@ -50,14 +50,20 @@ impl Drop for Upstream {
 pub struct ConformanceFixture;
 
 impl ConformanceFixture {
-    /// Starts it; it prints `{"port": N}` once it listens.
+    /// Starts it on a free port; it prints `{"port": N}` once it listens.
     pub fn start() -> Upstream {
+        Self::start_on(0)
+    }
+
+    /// Starts it on `port` (0: a free one).
+    pub fn start_on(port: u16) -> Upstream {
         setup();
         let mut child = Command::new("node")
             .arg(format!(
                 "{}/node/conformance/fixture-server.mjs",
                 deps_dir()
             ))
+            .env("PORT", port.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -5,7 +5,8 @@
 //
 // Written on the official TypeScript SDK's low-level `Server` (pinned in
 // tests/interop/node/package.json). Streamable HTTP with sessions (the era the gateway keeps a
-// pooled session with), on 127.0.0.1 and a free port, printed as `{"port": N}` on stdout.
+// pooled session with), on 127.0.0.1 and $PORT (default: a free port), printed as
+// `{"port": N}` on stdout once it listens.
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 
@@ -491,7 +492,7 @@ const httpServer = http.createServer(async (req, res) => {
   }
 });
 
-httpServer.listen(0, '127.0.0.1', () => {
+httpServer.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ port: httpServer.address().port })}\n`);
 });
 process.on('SIGTERM', () => process.exit(0));
