@@ -128,9 +128,10 @@ pub fn wants_stream(
 }
 
 /// Whether a session-era client could be asked something during this request (sampling,
-/// elicitation, roots relayed from an upstream): then it is answered as a stream.
+/// elicitation, roots from an upstream, during the methods that may ask): then it is answered
+/// as a stream.
 pub fn may_relay_requests(method: &str, session: Option<&crate::mcp::session::Session>) -> bool {
-    method == "tools/call"
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
         && session.is_some_and(|session| {
             ["sampling", "elicitation", "roots"]
                 .iter()
