@@ -99,7 +99,9 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let db = db::start(&settings.database).await?;
     let keys = bootstrap::jwt_keys(&db, &settings.auth).await?;
     let generated_admin = bootstrap::platform_admin(&db, &settings.auth).await?;
-    let auth = Auth::start(keys);
+    let scoping =
+        crate::actors::scoping::Scoping::start(db.clone(), settings.auth.identity.cache_ttl);
+    let auth = Auth::start(keys, scoping, db.clone(), settings.auth.identity.clone());
     let secrets = bootstrap::secret_box(&db, &settings.auth).await?;
     let catalog =
         Catalogs::start(db.clone(), secrets.clone(), settings.mcp.catalog_refresh).await?;

@@ -11,7 +11,8 @@ use crate::actors::db::Db;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password;
 use crate::config::AuthSettings;
-use crate::db::bootstrap::{EnsureSecret, FindUser, InsertUserIfAbsent, SetAdminPassword, UserRow};
+use crate::db::bootstrap::{EnsureSecret, FindUser, SetAdminPassword};
+use crate::db::identity::InsertUser;
 
 /// The name under which the generated JWT secret is stored.
 const JWT_SECRET_NAME: &str = "jwt_secret";
@@ -92,18 +93,18 @@ pub async fn platform_admin(
             let generated = explicit.is_none();
             let password = explicit.unwrap_or_else(|| password::generate(20));
             let password_hash = hash_blocking(password.clone()).await?;
-            let now = crate::db::now();
+            let (user, personal_team) = crate::db::identity::new_user(
+                &email,
+                password_hash,
+                Some("Platform Administrator".into()),
+                true,
+            );
             let created = db
-                .run(InsertUserIfAbsent {
-                    user: UserRow {
-                        email: email.clone(),
-                        password_hash,
-                        full_name: Some("Platform Administrator".into()),
-                        is_admin: true,
-                        is_active: true,
-                        created_at: now,
-                        updated_at: now,
-                    },
+                .run(InsertUser {
+                    user,
+                    personal_team,
+                    role: "platform_admin".into(),
+                    if_absent: true,
                 })
                 .await
                 .map_err(|error| format!("cannot create the platform admin: {error}"))?;

@@ -238,6 +238,27 @@ pub struct AuthSettings {
     /// `AUTH_ENCRYPTION_SECRET`: the secret upstream credentials are encrypted with at rest.
     /// When unset, one is generated on first start and kept in the database.
     pub encryption_secret: Option<String>,
+    /// Sign-in, passwords and the identity cache.
+    pub identity: IdentitySettings,
+}
+
+/// Sign-in, password policy and the identity cache.
+#[derive(Clone, Debug)]
+pub struct IdentitySettings {
+    /// `TOKEN_EXPIRY`: minutes a token from `POST /auth/login` is valid (default 1440).
+    pub token_expiry: Duration,
+    /// `PASSWORD_MIN_LENGTH`: the shortest accepted password (default 12).
+    pub password_min_length: usize,
+    /// `MAX_FAILED_LOGIN_ATTEMPTS`: failed sign-ins in a row that lock an account (default 5).
+    pub max_failed_logins: i32,
+    /// `ACCOUNT_LOCKOUT_DURATION_MINUTES`: how long a locked account stays locked (default 30).
+    pub lockout: Duration,
+    /// `AUTH_CACHE_TTL_SECONDS`: how long a user's roles and teams are served from the cache
+    /// before they are read again (default 30); changes made on this replica apply at once.
+    pub cache_ttl: Duration,
+    /// `DEFAULT_USER_ROLE`: the global role a new user gets unless one is given (default
+    /// `developer`).
+    pub default_role: String,
 }
 
 impl fmt::Debug for AuthSettings {
@@ -511,6 +532,30 @@ impl Settings {
             platform_admin_email: platform_admin_email.to_ascii_lowercase(),
             platform_admin_password,
             encryption_secret: source.raw("AUTH_ENCRYPTION_SECRET"),
+            identity: IdentitySettings {
+                token_expiry: Duration::from_secs(
+                    60 * source.ranged("TOKEN_EXPIRY", 1440u64, 1..=525_600)?,
+                ),
+                password_min_length: source.ranged("PASSWORD_MIN_LENGTH", 12usize, 8..=128)?,
+                max_failed_logins: source.ranged("MAX_FAILED_LOGIN_ATTEMPTS", 5i32, 1..=1000)?,
+                lockout: Duration::from_secs(
+                    60 * source.ranged("ACCOUNT_LOCKOUT_DURATION_MINUTES", 30u64, 1..=10_080)?,
+                ),
+                cache_ttl: source.seconds("AUTH_CACHE_TTL_SECONDS", 30.0, 3600.0)?,
+                default_role: {
+                    let role = source.string("DEFAULT_USER_ROLE", "developer");
+                    if !crate::auth::rbac::ROLES.contains(&role.as_str()) {
+                        return Err(invalid(
+                            "DEFAULT_USER_ROLE",
+                            format!(
+                                "{role:?} is not a role; use one of {}",
+                                crate::auth::rbac::ROLES.join(", ")
+                            ),
+                        ));
+                    }
+                    role
+                },
+            },
         };
         if let Some(secret) = &auth.encryption_secret
             && secret.len() < 16

@@ -21,14 +21,12 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Print a signed JWT for `Authorization: Bearer …`.
+    /// Print a signed JWT for `Authorization: Bearer …` for an existing, active user (what
+    /// it may do is what the account's roles grant).
     Token {
         /// The user the token is for.
         #[arg(long)]
         email: String,
-        /// Make it a platform-admin token.
-        #[arg(long)]
-        admin: bool,
         /// Minutes until it expires (1 to 525600).
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=525_600))]
         exp_minutes: u64,
@@ -49,11 +47,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
-            Command::Token {
-                email,
-                admin,
-                exp_minutes,
-            } => token(settings, email, admin, exp_minutes).await,
+            Command::Token { email, exp_minutes } => token(settings, email, exp_minutes).await,
         }
     });
     match outcome {
@@ -102,21 +96,28 @@ async fn migrate(settings: Settings) -> Result<(), String> {
     Ok(())
 }
 
-async fn token(
-    settings: Settings,
-    email: String,
-    admin: bool,
-    exp_minutes: u64,
-) -> Result<(), String> {
+async fn token(settings: Settings, email: String, exp_minutes: u64) -> Result<(), String> {
+    let email = email.to_ascii_lowercase();
     if !mcpgate::config::looks_like_email(&email) {
         return Err(format!("--email {email:?} is not an email address"));
     }
     let db = mcpgate::actors::db::start(&settings.database).await?;
     let keys = mcpgate::bootstrap::jwt_keys(&db, &settings.auth).await;
+    let user = db
+        .run(mcpgate::db::bootstrap::FindUser {
+            email: email.clone(),
+        })
+        .await;
     db.shutdown();
+    let user = user
+        .map_err(|error| format!("cannot look up {email}: {error}"))?
+        .filter(|user| user.is_active)
+        .ok_or_else(|| {
+            format!("no active user {email}: create one with POST /users (as the platform admin)")
+        })?;
     let token = keys?.issue(
-        &email.to_ascii_lowercase(),
-        admin,
+        &user.email,
+        user.is_admin,
         Duration::from_secs(exp_minutes * 60),
     )?;
     println!("{token}");

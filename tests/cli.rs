@@ -91,8 +91,7 @@ async fn first_start_bootstrap_and_token(backend: Backend) {
         .args([
             "token",
             "--email",
-            "ops@example.com",
-            "--admin",
+            "admin@example.com",
             "--exp-minutes",
             "5",
         ])
@@ -118,6 +117,27 @@ async fn first_start_bootstrap_and_token(backend: Backend) {
         200,
         "a CLI token works against the running gateway"
     );
+    // A token for someone who has no account is refused; once the account exists, the token
+    // carries what its roles grant.
+    let nobody = command(&url, workdir.path())
+        .args(["token", "--email", "dev@example.com"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!nobody.status.success());
+    assert!(
+        String::from_utf8_lossy(&nobody.stderr).contains("no active user dev@example.com"),
+        "{}",
+        String::from_utf8_lossy(&nobody.stderr)
+    );
+    let created = client
+        .post(format!("{base}/users"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"email": "dev@example.com", "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
     let user_token = command(&url, workdir.path())
         .args(["token", "--email", "dev@example.com"])
         .output()
@@ -136,7 +156,7 @@ async fn first_start_bootstrap_and_token(backend: Backend) {
     assert_eq!(
         forbidden.status(),
         403,
-        "a token without --admin is not an admin token"
+        "a developer's token is not an admin token"
     );
     let tools = client
         .get(format!("{base}/tools"))

@@ -411,7 +411,7 @@ async fn parked_calls_are_bound_single_use_and_expire(backend: Backend) {
 
     // Another principal, or another tool, cannot resume it.
     let mut stranger = McpClient::new(&gateway, "/mcp");
-    stranger.token = token("someone@example.com", false);
+    stranger.token = common::create_user(&gateway, "someone@example.com", "developer").await;
     let answer = json!({"q1": {"action": "accept", "content": {"username": "eve"}}});
     let retry = json!({"inputResponses": answer, "requestState": state});
     let refused = stranger

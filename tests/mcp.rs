@@ -519,7 +519,7 @@ async fn legacy_era_sessions(backend: Backend) {
 
     // Sessions belong to the principal that made them and to their endpoint.
     let mut stranger = McpClient::new(&world.server, &world.server_path());
-    stranger.token = common::token("stranger@example.com", false);
+    stranger.token = common::create_user(&world.server, "stranger@example.com", "developer").await;
     let hijack = stranger.legacy(&session, "tools/list", json!({})).await;
     assert_eq!(hijack.status, StatusCode::NOT_FOUND);
     let elsewhere = McpClient::new(&world.server, "/mcp");

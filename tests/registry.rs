@@ -511,7 +511,7 @@ async fn bad_input_gets_clear_errors(backend: Backend) {
         .send(Method::GET, "/tools", Some(&foreign), None)
         .await;
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
-    let user = common::token("dev@example.com", false);
+    let user = common::create_user(&server, "dev@example.com", "developer").await;
     let not_admin = server
         .send(Method::GET, "/admin/pool-stats", Some(&user), None)
         .await;

@@ -1,22 +1,33 @@
-//! The AuthActor: answers "who is this request" from the signing keys it owns.
+//! The AuthActor: answers "who is this request" and signs users in.
 //!
-//! Verification is CPU-only today (HS256 signature, expiry, issuer, audience); the identity
-//! work adds its principal cache and revocation list here, behind the same message.
+//! A bearer token is verified with the keys this actor owns (signature, expiry, issuer,
+//! audience); what the user may do comes from the ScopingActor's cache, so a request with a
+//! warm cache touches no database. A sign-in reads the account through the DbActor (one short
+//! unit), checks the password on a blocking thread (argon2id), and records the attempt
+//! (failures lock the account after `MAX_FAILED_LOGIN_ATTEMPTS`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::db::Db;
+use super::scoping::Scoping;
 use crate::auth::jwt::JwtKeys;
-use crate::auth::{AuthError, Principal};
+use crate::auth::{AuthError, Principal, password};
+use crate::config::IdentitySettings;
+use crate::db::bootstrap::{FindUser, UserRow};
+use crate::db::identity::{LoginRecord, RecordLogin};
 
 /// How long a handler waits for the actor before answering 503.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The actor; owns the JWT keys.
 pub struct AuthActor {
     keys: Arc<JwtKeys>,
+    scoping: Scoping,
+    db: Db,
+    identity: IdentitySettings,
 }
 
 impl Actor for AuthActor {
@@ -40,10 +51,139 @@ impl Message for Authenticate {
 }
 
 impl Handler<Authenticate> for AuthActor {
-    type Result = Result<Principal, AuthError>;
+    type Result = ResponseFuture<Result<Principal, AuthError>>;
 
     fn handle(&mut self, message: Authenticate, _ctx: &mut Context<Self>) -> Self::Result {
-        self.keys.verify(&message.bearer)
+        let verified = self.keys.verify(&message.bearer);
+        let scoping = self.scoping.clone();
+        Box::pin(async move {
+            let claims = verified?;
+            let grants = scoping.grants(&claims.sub).await?.ok_or_else(|| {
+                AuthError::InvalidToken("the account is disabled or no longer exists".into())
+            })?;
+            Ok(Principal {
+                email: claims.sub,
+                is_admin: grants.is_admin,
+                token_id: claims.jti,
+                grants,
+            })
+        })
+    }
+}
+
+/// Sign in with email and password.
+pub struct Login {
+    /// The email (compared case-insensitively).
+    pub email: String,
+    /// The password.
+    pub password: String,
+}
+
+/// A successful sign-in.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The signed token.
+    pub access_token: String,
+    /// Its lifetime.
+    pub expires_in: Duration,
+    /// The account.
+    pub user: UserRow,
+}
+
+impl Message for Login {
+    type Result = Result<Session, AuthError>;
+}
+
+/// A hash to check passwords of unknown accounts against, so that an unknown email takes as
+/// long to refuse as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| password::hash(&password::generate(24)).unwrap_or_default())
+}
+
+impl Handler<Login> for AuthActor {
+    type Result = ResponseFuture<Result<Session, AuthError>>;
+
+    fn handle(&mut self, message: Login, _ctx: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        let keys = self.keys.clone();
+        let settings = self.identity.clone();
+        let scoping = self.scoping.clone();
+        Box::pin(async move {
+            let email = message.email.trim().to_ascii_lowercase();
+            let unavailable = |error: crate::actors::db::DbError| {
+                tracing::warn!(%error, "sign-in could not read the account");
+                AuthError::Unavailable
+            };
+            let user = db
+                .run(FindUser {
+                    email: email.clone(),
+                })
+                .await
+                .map_err(unavailable)?;
+            let now = crate::db::now();
+            if let Some(until) = user.as_ref().and_then(|user| user.locked_until)
+                && until > now
+            {
+                let retry_after = (until - now).to_std().unwrap_or(Duration::from_secs(60));
+                return Err(AuthError::Locked { retry_after });
+            }
+            let stored = user
+                .as_ref()
+                .map(|user| user.password_hash.clone())
+                .unwrap_or_else(|| decoy_hash().to_owned());
+            let candidate = message.password;
+            let matches =
+                tokio::task::spawn_blocking(move || password::verify(&candidate, &stored))
+                    .await
+                    .map_err(|_| AuthError::Unavailable)?;
+            let Some(user) = user else {
+                return Err(AuthError::BadCredentials);
+            };
+            if matches && !user.is_active {
+                return Err(AuthError::Forbidden(
+                    "the account is disabled; ask a platform admin".into(),
+                ));
+            }
+            let record = if matches {
+                LoginRecord::Success
+            } else {
+                LoginRecord::Failure {
+                    max_failures: settings.max_failed_logins,
+                    lockout: chrono::TimeDelta::from_std(settings.lockout)
+                        .unwrap_or(chrono::TimeDelta::minutes(30)),
+                }
+            };
+            let locked = db
+                .run(RecordLogin {
+                    email: email.clone(),
+                    record: record.clone(),
+                })
+                .await
+                .map_err(unavailable)?;
+            if let Some(until) = locked {
+                tracing::warn!(%email, %until, "account locked after repeated failed sign-ins");
+                return Err(AuthError::Locked {
+                    retry_after: settings.lockout,
+                });
+            }
+            if !matches!(record, LoginRecord::Success) {
+                return Err(AuthError::BadCredentials);
+            }
+            // The account may have changed since it was cached (a new password, say).
+            scoping.invalidate(Some(email.clone())).await;
+            let access_token = keys
+                .issue(&email, user.is_admin, settings.token_expiry)
+                .map_err(|error| {
+                    tracing::error!(%error, "cannot sign a token");
+                    AuthError::Unavailable
+                })?;
+            Ok(Session {
+                access_token,
+                expires_in: settings.token_expiry,
+                user,
+            })
+        })
     }
 }
 
@@ -51,13 +191,20 @@ impl Handler<Authenticate> for AuthActor {
 #[derive(Clone)]
 pub struct Auth {
     addr: Addr<AuthActor>,
+    scoping: Scoping,
 }
 
 impl Auth {
     /// Starts the supervised actor with these keys.
-    pub fn start(keys: Arc<JwtKeys>) -> Self {
-        let addr = Supervisor::start(move |_| AuthActor { keys });
-        Auth { addr }
+    pub fn start(keys: Arc<JwtKeys>, scoping: Scoping, db: Db, identity: IdentitySettings) -> Self {
+        let actor_scoping = scoping.clone();
+        let addr = Supervisor::start(move |_| AuthActor {
+            keys,
+            scoping: actor_scoping,
+            db,
+            identity,
+        });
+        Auth { addr, scoping }
     }
 
     /// Verifies a bearer token.
@@ -67,5 +214,19 @@ impl Auth {
             .timeout(REPLY_TIMEOUT)
             .await
             .map_err(|_| AuthError::Unavailable)?
+    }
+
+    /// Signs a user in.
+    pub async fn login(&self, email: String, password: String) -> Result<Session, AuthError> {
+        self.addr
+            .send(Login { email, password })
+            .timeout(REPLY_TIMEOUT)
+            .await
+            .map_err(|_| AuthError::Unavailable)?
+    }
+
+    /// The ScopingActor this one asks (for invalidation after changes).
+    pub fn scoping(&self) -> &Scoping {
+        &self.scoping
     }
 }

@@ -4,4 +4,5 @@ pub mod auth;
 pub mod catalog;
 pub mod db;
 pub mod metrics;
+pub mod scoping;
 pub mod upstream;

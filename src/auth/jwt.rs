@@ -5,7 +5,7 @@ use std::time::Duration;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::{AuthError, Principal};
+use super::AuthError;
 
 /// The claims mcpgate puts in and expects from its tokens.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -69,8 +69,8 @@ impl JwtKeys {
             .map_err(|error| format!("cannot sign the token: {error}"))
     }
 
-    /// Verifies signature, expiry, issuer and audience.
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    /// Verifies signature, expiry, issuer and audience; returns the claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -86,11 +86,7 @@ impl JwtKeys {
                 };
                 AuthError::InvalidToken(reason.into())
             })?;
-        Ok(Principal {
-            email: data.claims.sub,
-            is_admin: data.claims.is_admin,
-            token_id: data.claims.jti,
-        })
+        Ok(data.claims)
     }
 }
 
@@ -106,9 +102,9 @@ mod tests {
         let token = keys
             .issue("a@example.com", true, Duration::from_secs(60))
             .unwrap();
-        let principal = keys.verify(&token).unwrap();
-        assert_eq!(principal.email, "a@example.com");
-        assert!(principal.is_admin);
+        let claims = keys.verify(&token).unwrap();
+        assert_eq!(claims.sub, "a@example.com");
+        assert!(claims.is_admin);
 
         let other_audience = JwtKeys::hs256(SECRET, "mcpgate", "elsewhere");
         assert!(other_audience.verify(&token).is_err());

@@ -6,7 +6,7 @@ use diesel_async::RunQueryDsl;
 use crate::db::schema::{bootstrap_secrets, users};
 use crate::unit_of_work;
 
-/// A user row (the identity work extends this table).
+/// A user row.
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
 #[diesel(check_for_backend(diesel::pg::Pg, diesel::sqlite::Sqlite))]
@@ -18,6 +18,12 @@ pub struct UserRow {
     pub is_active: bool,
     pub created_at: chrono::NaiveDateTime,
     pub updated_at: chrono::NaiveDateTime,
+    /// Failed sign-ins since the last success or lockout.
+    pub failed_logins: i32,
+    /// Sign-in is refused until then.
+    pub locked_until: Option<chrono::NaiveDateTime>,
+    /// When the password was last set.
+    pub password_changed_at: Option<chrono::NaiveDateTime>,
 }
 
 unit_of_work! {
@@ -57,19 +63,6 @@ unit_of_work! {
                 .optional()
         })?;
         Ok(user)
-    }
-}
-
-unit_of_work! {
-    /// Creates a user unless one with that email exists; returns whether it was created.
-    InsertUserIfAbsent { user: UserRow } -> bool,
-    "users.insert_if_absent", Write, transactional = true,
-    |this, conn| {
-        let insert = diesel::insert_into(users::table)
-            .values(&this.user)
-            .on_conflict_do_nothing();
-        let inserted = crate::on_backend!(conn, c => insert.execute(c).await)?;
-        Ok(inserted == 1)
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod bootstrap;
 pub mod catalog;
 pub mod federation;
+pub mod identity;
 pub mod registry;
 pub mod schema;
 

@@ -18,6 +18,66 @@ diesel::table! {
         is_active -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        failed_logins -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        password_changed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    teams (id) {
+        id -> Text,
+        name -> Text,
+        slug -> Text,
+        description -> Nullable<Text>,
+        is_personal -> Bool,
+        owner_email -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    team_members (team_id, email) {
+        team_id -> Text,
+        email -> Text,
+        role -> Text,
+        joined_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    role_assignments (email, role, scope) {
+        email -> Text,
+        role -> Text,
+        scope -> Text,
+        granted_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        name -> Text,
+        owner_email -> Text,
+        token_hash -> Text,
+        jti -> Text,
+        server_id -> Nullable<Text>,
+        permissions -> Nullable<Text>,
+        ip_restrictions -> Text,
+        time_restrictions -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    revoked_tokens (jti) {
+        jti -> Text,
+        revoked_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
     }
 }
 
@@ -161,6 +221,8 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(team_members -> teams (team_id));
+diesel::joinable!(team_members -> users (email));
 diesel::joinable!(tools -> gateways (gateway_id));
 diesel::joinable!(resources -> gateways (gateway_id));
 diesel::joinable!(prompts -> gateways (gateway_id));
@@ -174,6 +236,11 @@ diesel::joinable!(server_prompts -> prompts (prompt_id));
 diesel::allow_tables_to_appear_in_same_query!(
     bootstrap_secrets,
     users,
+    teams,
+    team_members,
+    role_assignments,
+    api_tokens,
+    revoked_tokens,
     gateways,
     tools,
     resources,

@@ -55,6 +55,14 @@ pub enum ApiError {
     /// An upstream the request needed failed.
     #[error("{0}")]
     BadGateway(String),
+    /// Too many attempts; try again later.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What happened.
+        message: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
     /// A dependency is down; try again later.
     #[error("the service is temporarily unavailable; retry after {} s", retry_after.as_secs())]
     Unavailable {
@@ -94,6 +102,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType => "unsupported-media-type",
             ApiError::BadGateway(_) => "bad-gateway",
+            ApiError::TooManyRequests { .. } => "too-many-requests",
             ApiError::Unavailable { .. } => "unavailable",
             ApiError::Timeout => "timeout",
             ApiError::Internal => "internal",
@@ -135,9 +144,13 @@ impl ApiError {
     /// Maps an authentication error.
     pub fn from_auth(error: AuthError) -> Self {
         match error {
-            AuthError::MissingCredentials | AuthError::InvalidToken(_) => {
-                ApiError::Unauthorized(error.to_string())
-            }
+            AuthError::MissingCredentials
+            | AuthError::InvalidToken(_)
+            | AuthError::BadCredentials => ApiError::Unauthorized(error.to_string()),
+            AuthError::Locked { retry_after } => ApiError::TooManyRequests {
+                message: error.to_string(),
+                retry_after,
+            },
             AuthError::Forbidden(message) => ApiError::Forbidden(message),
             AuthError::Unavailable => ApiError::Unavailable {
                 retry_after: Duration::from_secs(1),
@@ -167,6 +180,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -176,7 +190,8 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            ApiError::Unavailable { retry_after } => {
+            ApiError::Unavailable { retry_after }
+            | ApiError::TooManyRequests { retry_after, .. } => {
                 let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));
             }

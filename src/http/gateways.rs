@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated};
-use super::registry::map_db;
+use super::registry::{allowed, map_db};
 use crate::db::federation::SyncCounts;
 use crate::db::now;
 use crate::federation::FederationError;
@@ -34,6 +34,7 @@ pub async fn register(
     Authenticated(principal): Authenticated,
     ApiJson(input): ApiJson<GatewayCreate>,
 ) -> Result<HttpResponse, ApiError> {
+    allowed::<Gateways>(&principal, "create")?;
     let auth = input.auth.clone();
     let change = Change {
         actor_email: &principal.email,
@@ -65,9 +66,10 @@ pub async fn register(
 /// `POST /gateways/{id}/refresh`: discover again and update what is federated.
 pub async fn refresh(
     state: web::Data<AppState>,
-    _principal: Authenticated,
+    Authenticated(principal): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    allowed::<Gateways>(&principal, "update")?;
     let id = id.into_inner();
     let (gateway, counts) = state
         .federation

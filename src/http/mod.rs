@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod gateways;
 pub mod health;
+pub mod identity;
 pub mod mcp;
 pub mod metrics;
 pub mod openapi;
@@ -80,6 +81,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").get(metrics::prometheus))
         .service(web::resource("/openapi.json").get(openapi::openapi_json));
     mcp::routes(config);
+    identity::routes(config);
     registry::routes::<Tools>(config);
     registry::routes::<Resources>(config);
     registry::routes::<Prompts>(config);

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated};
+use crate::auth::Principal;
 use crate::db::UnitOfWork;
 use crate::db::registry::{
     DeleteRecord, GetRecord, HasId, InsertRecord, ListRecords, SetRecordEnabled, UpdateRecord,
@@ -105,6 +106,7 @@ async fn create<E: Entity>(
 where
     InsertRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
+    allowed::<E>(&principal, "create")?;
     let change = Change {
         actor_email: &principal.email,
         now: now(),
@@ -124,12 +126,13 @@ where
 
 async fn list<E: Entity>(
     state: web::Data<AppState>,
-    _principal: Authenticated,
+    Authenticated(principal): Authenticated,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError>
 where
     ListRecords<E::Record>: UnitOfWork<Output = Vec<E::Record>>,
 {
+    allowed::<E>(&principal, "read")?;
     let params = params.into_inner();
     let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
@@ -168,12 +171,13 @@ where
 
 async fn get<E: Entity>(
     state: web::Data<AppState>,
-    _principal: Authenticated,
+    Authenticated(principal): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError>
 where
     GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
+    allowed::<E>(&principal, "read")?;
     let id = id.into_inner();
     let record = state
         .db
@@ -192,6 +196,7 @@ async fn update<E: Entity>(
 where
     UpdateRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
+    allowed::<E>(&principal, "update")?;
     let id = id.into_inner();
     let input = Arc::new(input);
     let actor_email = principal.email;
@@ -218,12 +223,13 @@ where
 
 async fn delete<E: Entity>(
     state: web::Data<AppState>,
-    _principal: Authenticated,
+    Authenticated(principal): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError>
 where
     DeleteRecord<E::Record>: UnitOfWork<Output = ()>,
 {
+    allowed::<E>(&principal, "delete")?;
     let id = id.into_inner();
     state
         .db
@@ -236,13 +242,14 @@ where
 
 async fn toggle_enabled<E: Entity>(
     state: web::Data<AppState>,
-    _principal: Authenticated,
+    Authenticated(principal): Authenticated,
     id: web::Path<String>,
     params: web::Query<ToggleParams>,
 ) -> Result<HttpResponse, ApiError>
 where
     SetRecordEnabled<E::Record>: UnitOfWork<Output = E::Record>,
 {
+    allowed::<E>(&principal, "update")?;
     let id = id.into_inner();
     let record = state
         .db
@@ -254,6 +261,13 @@ where
         .map_err(|error| map_db::<E>(error, Some(&id)))?;
     state.catalog.refresh().await;
     Ok(HttpResponse::Ok().json(E::view(record)))
+}
+
+/// Refuses unless the principal's roles grant `<entity>.<action>` (`tools.create`, …).
+pub fn allowed<E: Entity>(principal: &Principal, action: &str) -> Result<(), ApiError> {
+    principal
+        .require(&format!("{}.{action}", E::PATH))
+        .map_err(ApiError::from_auth)
 }
 
 /// Maps a database error for an entity (conflicts get the entity's message).

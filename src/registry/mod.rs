@@ -9,7 +9,7 @@ pub mod prompts;
 pub mod resources;
 pub mod servers;
 pub mod tools;
-mod validate;
+pub(crate) mod validate;
 
 use chrono::NaiveDateTime;
 use serde::de::DeserializeOwned;

@@ -322,6 +322,22 @@ pub async fn reply(response: reqwest::Response) -> Reply {
     }
 }
 
+/// The password test users get.
+pub const USER_PASSWORD: &str = "correct horse battery staple";
+
+/// Creates a user with a global `role` through the admin API; returns a token for them.
+pub async fn create_user(server: &TestServer, email: &str, role: &str) -> String {
+    server
+        .admin(
+            Method::POST,
+            "/users",
+            Some(serde_json::json!({"email": email, "password": USER_PASSWORD, "role": role})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    token(email, false)
+}
+
 /// A token signed with the test secret.
 pub fn token(email: &str, admin: bool) -> String {
     JwtKeys::hs256(JWT_SECRET, "mcpgate", "mcpgate-api")

@@ -352,6 +352,7 @@ impl Core {
             Ok(_) => Counters::bump(&self.counters.units_ok),
             Err(_) => Counters::bump(&self.counters.units_failed),
         }
+        self.counters.count_unit(work.name());
         outcome
     }
 

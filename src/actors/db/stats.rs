@@ -25,6 +25,7 @@ pub(super) struct Counters {
     next_hold_id: AtomicU64,
     holds: Mutex<BTreeMap<u64, Instant>>,
     last_connection_error: Mutex<Option<String>>,
+    by_unit: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Counters {
@@ -42,6 +43,11 @@ impl Counters {
             id,
             started,
         }
+    }
+
+    /// Counts one finished unit of work under its name.
+    pub fn count_unit(&self, name: &'static str) {
+        *lock(&self.by_unit).entry(name).or_default() += 1;
     }
 
     pub fn set_last_connection_error(&self, message: String) {
@@ -125,6 +131,8 @@ pub struct PoolStats {
     pub units_ok: u64,
     /// Units of work that failed (for any reason, including not-found answers).
     pub units_failed: u64,
+    /// Finished units of work (either outcome) by name (`identity.load`, `tools.create`, …).
+    pub units_by_name: BTreeMap<&'static str, u64>,
     /// Units detached at their deadline.
     pub deadlines_exceeded: u64,
     /// Units whose code panicked.
@@ -169,6 +177,7 @@ impl PoolStats {
             retries: load(&counters.retries),
             units_ok: load(&counters.units_ok),
             units_failed: load(&counters.units_failed),
+            units_by_name: lock(&counters.by_unit).clone(),
             deadlines_exceeded: load(&counters.deadlines_exceeded),
             panics: load(&counters.panics),
             breaker_rejections: load(&counters.breaker_rejections),
