@@ -12,6 +12,11 @@ use utoipa::{OpenApi, PartialSchema};
 use super::error::ErrorBody;
 use super::gateways::GatewayDiscovered;
 use super::health::{DatabaseSummary, McpStats, Readiness};
+use super::identity::{
+    LoginRequest, LoginResponse, MemberAdd, MemberRemove, MemberView, MyPermissions,
+    PasswordChange, RoleAssignment, TeamCreate, TeamView, UserCreate, UserPage, UserUpdate,
+    UserView,
+};
 use crate::actors::db::PoolStats;
 use crate::db::federation::SyncCounts;
 use crate::registry::gateways::{
@@ -29,7 +34,7 @@ use crate::registry::{Entity, Visibility};
 #[openapi(
     info(
         title = "mcpgate",
-        description = "The mcpgate REST API: registry, health and pool statistics."
+        description = "The mcpgate REST API: registry, identity and access, health and pool statistics."
     ),
     components(schemas(
         ErrorBody,
@@ -61,6 +66,20 @@ use crate::registry::{Entity, Visibility};
         ServerCreate,
         ServerUpdate,
         ServerView,
+        LoginRequest,
+        LoginResponse,
+        PasswordChange,
+        UserView,
+        UserCreate,
+        UserUpdate,
+        UserPage,
+        RoleAssignment,
+        MyPermissions,
+        TeamCreate,
+        TeamView,
+        MemberView,
+        MemberAdd,
+        MemberRemove,
     ))
 )]
 struct ApiDoc;
@@ -334,6 +353,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
             .response("200", response("statistics", Some("McpStats")))
             .response("403", error("not an admin")),
     );
+    add_identity(&mut doc);
     add_common_errors(&mut doc);
     if let Some(components) = doc.components.as_mut() {
         components.add_security_scheme(
@@ -347,6 +367,262 @@ pub fn document() -> utoipa::openapi::OpenApi {
         );
     }
     doc
+}
+
+/// One documented operation of the identity API.
+struct Op<'a> {
+    path: &'a str,
+    method: HttpMethod,
+    id: &'a str,
+    summary: &'a str,
+    /// The request body's schema.
+    body: Option<&'a str>,
+    /// The success status, its description and schema.
+    ok: (&'a str, &'a str, Option<&'a str>),
+    /// Other answers worth naming.
+    errors: &'a [(&'a str, &'a str)],
+    /// Whether a bearer token is needed.
+    secured: bool,
+}
+
+fn add_op(doc: &mut utoipa::openapi::OpenApi, op: Op<'_>) {
+    let mut builder = OperationBuilder::new()
+        .tag(
+            op.path
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or("identity"),
+        )
+        .operation_id(Some(op.id))
+        .summary(Some(op.summary))
+        .response(op.ok.0, response(op.ok.1, op.ok.2));
+    if op.secured {
+        builder = builder.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+    }
+    if let Some(schema) = op.body {
+        builder = builder.request_body(Some(
+            RequestBodyBuilder::new()
+                .content("application/json", json_ref(schema))
+                .required(Some(Required::True))
+                .build(),
+        ));
+    }
+    for segment in op.path.split('/') {
+        if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+            builder = builder.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(String::schema()))
+                    .build(),
+            );
+        }
+    }
+    for (status, description) in op.errors {
+        builder = builder.response(*status, error(description));
+    }
+    doc.paths
+        .add_path_operation(op.path, vec![op.method], builder);
+}
+
+/// Sign-in, users, roles and teams.
+fn add_identity(doc: &mut utoipa::openapi::OpenApi) {
+    let invalid = (
+        "422",
+        "a field is missing or invalid (a password-policy failure names the rule)",
+    );
+    let forbidden = ("403", "your roles do not allow this");
+    let missing = ("404", "no such user or team (or not one you may see)");
+    let ops = [
+        Op {
+            path: "/auth/login",
+            method: HttpMethod::Post,
+            id: "login",
+            summary: "Sign in with email and password",
+            body: Some("LoginRequest"),
+            ok: ("200", "a bearer token", Some("LoginResponse")),
+            errors: &[
+                ("401", "the email or password is not correct"),
+                ("403", "the account is disabled"),
+                ("429", "locked after repeated failures; see Retry-After"),
+            ],
+            secured: false,
+        },
+        Op {
+            path: "/auth/password",
+            method: HttpMethod::Post,
+            id: "change_password",
+            summary: "Change your own password",
+            body: Some("PasswordChange"),
+            ok: ("204", "changed", None),
+            errors: &[invalid],
+            secured: true,
+        },
+        Op {
+            path: "/users",
+            method: HttpMethod::Get,
+            id: "list_users",
+            summary: "List users in email order (users.manage)",
+            body: None,
+            ok: ("200", "one page", Some("UserPage")),
+            errors: &[forbidden],
+            secured: true,
+        },
+        Op {
+            path: "/users",
+            method: HttpMethod::Post,
+            id: "create_user",
+            summary: "Create a user with a personal team and a global role (users.manage)",
+            body: Some("UserCreate"),
+            ok: ("201", "the user", Some("UserView")),
+            errors: &[forbidden, ("409", "the email is taken"), invalid],
+            secured: true,
+        },
+        Op {
+            path: "/users/{email}",
+            method: HttpMethod::Get,
+            id: "get_user",
+            summary: "A user (yourself, or anyone with users.manage)",
+            body: None,
+            ok: ("200", "the user", Some("UserView")),
+            errors: &[forbidden, missing],
+            secured: true,
+        },
+        Op {
+            path: "/users/{email}",
+            method: HttpMethod::Put,
+            id: "update_user",
+            summary: "Update a user (users.manage; your own display name)",
+            body: Some("UserUpdate"),
+            ok: ("200", "the user", Some("UserView")),
+            errors: &[
+                forbidden,
+                missing,
+                ("409", "you cannot disable or demote yourself"),
+                invalid,
+            ],
+            secured: true,
+        },
+        Op {
+            path: "/users/{email}",
+            method: HttpMethod::Delete,
+            id: "delete_user",
+            summary: "Delete a user (users.manage)",
+            body: None,
+            ok: ("204", "deleted", None),
+            errors: &[
+                forbidden,
+                missing,
+                ("409", "yourself, or the last platform admin"),
+            ],
+            secured: true,
+        },
+        Op {
+            path: "/users/{email}/roles",
+            method: HttpMethod::Post,
+            id: "assign_role",
+            summary: "Assign a role, globally or for one team",
+            body: Some("RoleAssignment"),
+            ok: ("200", "the user's permissions now", Some("MyPermissions")),
+            errors: &[forbidden, invalid],
+            secured: true,
+        },
+        Op {
+            path: "/users/{email}/roles/{role}",
+            method: HttpMethod::Delete,
+            id: "unassign_role",
+            summary: "Remove a role assignment (?team_id= for a team role)",
+            body: None,
+            ok: ("204", "removed", None),
+            errors: &[forbidden, missing],
+            secured: true,
+        },
+        Op {
+            path: "/rbac/my/permissions",
+            method: HttpMethod::Get,
+            id: "my_permissions",
+            summary: "What you may do: teams and permissions",
+            body: None,
+            ok: ("200", "your grants", Some("MyPermissions")),
+            errors: &[],
+            secured: true,
+        },
+        Op {
+            path: "/teams",
+            method: HttpMethod::Get,
+            id: "list_teams",
+            summary: "Your teams (every team for a platform admin)",
+            body: None,
+            ok: ("200", "{items: [TeamView]}", None),
+            errors: &[],
+            secured: true,
+        },
+        Op {
+            path: "/teams",
+            method: HttpMethod::Post,
+            id: "create_team",
+            summary: "Create a team you own (teams.create)",
+            body: Some("TeamCreate"),
+            ok: ("201", "the team", Some("TeamView")),
+            errors: &[forbidden, ("409", "the name is taken"), invalid],
+            secured: true,
+        },
+        Op {
+            path: "/teams/{id}",
+            method: HttpMethod::Get,
+            id: "get_team",
+            summary: "A team you belong to",
+            body: None,
+            ok: ("200", "the team", Some("TeamView")),
+            errors: &[missing],
+            secured: true,
+        },
+        Op {
+            path: "/teams/{id}",
+            method: HttpMethod::Delete,
+            id: "delete_team",
+            summary: "Delete a team (its owners)",
+            body: None,
+            ok: ("204", "deleted", None),
+            errors: &[forbidden, missing, ("409", "a personal team")],
+            secured: true,
+        },
+        Op {
+            path: "/teams/{id}/members",
+            method: HttpMethod::Post,
+            id: "add_member",
+            summary: "Add a member (the team's managers)",
+            body: Some("MemberAdd"),
+            ok: ("200", "the team", Some("TeamView")),
+            errors: &[forbidden, missing, invalid],
+            secured: true,
+        },
+        Op {
+            path: "/teams/{id}/members",
+            method: HttpMethod::Delete,
+            id: "remove_member",
+            summary: "Remove a member, or leave",
+            body: Some("MemberRemove"),
+            ok: ("204", "removed", None),
+            errors: &[forbidden, missing, ("409", "the last owner")],
+            secured: true,
+        },
+        Op {
+            path: "/teams/{id}/members/{email}",
+            method: HttpMethod::Delete,
+            id: "remove_member_by_path",
+            summary: "Remove a member, or leave",
+            body: None,
+            ok: ("204", "removed", None),
+            errors: &[forbidden, missing, ("409", "the last owner")],
+            secured: true,
+        },
+    ];
+    for op in ops {
+        add_op(doc, op);
+    }
 }
 
 /// Documents the errors any operation can answer: bad query or path (400), missing or invalid
@@ -370,6 +646,7 @@ fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
             if secured {
                 add("400", "bad query parameters or path");
                 add("401", "no or invalid token");
+                add("403", "your roles do not grant this");
                 add("503", "database unavailable; see Retry-After");
                 add("504", "database work exceeded its deadline");
             }
