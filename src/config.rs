@@ -259,6 +259,9 @@ pub struct IdentitySettings {
     /// `DEFAULT_USER_ROLE`: the global role a new user gets unless one is given (default
     /// `developer`).
     pub default_role: String,
+    /// `TOKEN_REVOCATION_REFRESH_SECONDS`: how often the revocation list is read again (default
+    /// 5): a token revoked on another replica stops working here within this time.
+    pub revocation_refresh: Duration,
 }
 
 impl fmt::Debug for AuthSettings {
@@ -542,6 +545,11 @@ impl Settings {
                     60 * source.ranged("ACCOUNT_LOCKOUT_DURATION_MINUTES", 30u64, 1..=10_080)?,
                 ),
                 cache_ttl: source.seconds("AUTH_CACHE_TTL_SECONDS", 30.0, 3600.0)?,
+                revocation_refresh: source.seconds(
+                    "TOKEN_REVOCATION_REFRESH_SECONDS",
+                    5.0,
+                    3600.0,
+                )?,
                 default_role: {
                     let role = source.string("DEFAULT_USER_ROLE", "developer");
                     if !crate::auth::rbac::ROLES.contains(&role.as_str()) {

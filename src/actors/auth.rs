@@ -5,7 +5,12 @@
 //! warm cache touches no database. A sign-in reads the account through the DbActor (one short
 //! unit), checks the password on a blocking thread (argon2id), and records the attempt
 //! (failures lock the account after `MAX_FAILED_LOGIN_ATTEMPTS`).
+//!
+//! The actor also keeps the list of revoked token ids: loaded at start, refreshed from the
+//! database every `TOKEN_REVOCATION_REFRESH_SECONDS` (so a token revoked on another replica
+//! stops working here within that time), and updated at once for revocations made here.
 
+use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -18,6 +23,7 @@ use crate::auth::{AuthError, Principal, password};
 use crate::config::IdentitySettings;
 use crate::db::bootstrap::{FindUser, UserRow};
 use crate::db::identity::{LoginRecord, RecordLogin};
+use crate::db::tokens::LoadRevocations;
 
 /// How long a handler waits for the actor before answering 503.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -28,6 +34,10 @@ pub struct AuthActor {
     scoping: Scoping,
     db: Db,
     identity: IdentitySettings,
+    revoked: HashSet<String>,
+    /// The newest revocation seen (the next refresh asks from a little before it).
+    watermark: Option<chrono::NaiveDateTime>,
+    refreshing: bool,
 }
 
 impl Actor for AuthActor {
@@ -35,6 +45,53 @@ impl Actor for AuthActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(4096);
+        // No token is checked before the revocation list is known.
+        ctx.wait(self.load_revocations());
+        ctx.run_interval(self.identity.revocation_refresh, |actor, ctx| {
+            if !actor.refreshing {
+                ctx.spawn(actor.load_revocations());
+            }
+        });
+    }
+}
+
+impl AuthActor {
+    /// Loads revocations newer than the watermark (all on the first run).
+    fn load_revocations(&mut self) -> impl ActorFuture<Self, Output = ()> + use<> {
+        self.refreshing = true;
+        // Clocks of replicas differ a little: look back a few seconds past the watermark.
+        let since = self
+            .watermark
+            .map(|watermark| watermark - chrono::TimeDelta::seconds(5));
+        let db = self.db.clone();
+        let load = async move { db.run(LoadRevocations { since }).await };
+        load.into_actor(self).map(|outcome, actor, _ctx| {
+            actor.refreshing = false;
+            match outcome {
+                Ok(rows) => {
+                    for (jti, revoked_at) in rows {
+                        actor.watermark = actor.watermark.max(Some(revoked_at));
+                        actor.revoked.insert(jti);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "could not refresh the token revocation list"),
+            }
+        })
+    }
+}
+
+/// A token id revoked on this replica: refused from now on.
+pub struct Revoked(pub String);
+
+impl Message for Revoked {
+    type Result = ();
+}
+
+impl Handler<Revoked> for AuthActor {
+    type Result = ();
+
+    fn handle(&mut self, message: Revoked, _ctx: &mut Context<Self>) {
+        self.revoked.insert(message.0);
     }
 }
 
@@ -54,7 +111,13 @@ impl Handler<Authenticate> for AuthActor {
     type Result = ResponseFuture<Result<Principal, AuthError>>;
 
     fn handle(&mut self, message: Authenticate, _ctx: &mut Context<Self>) -> Self::Result {
-        let verified = self.keys.verify(&message.bearer);
+        let verified = self.keys.verify(&message.bearer).and_then(|claims| {
+            if self.revoked.contains(&claims.jti) {
+                Err(AuthError::InvalidToken("the token has been revoked".into()))
+            } else {
+                Ok(claims)
+            }
+        });
         let scoping = self.scoping.clone();
         Box::pin(async move {
             let claims = verified?;
@@ -65,7 +128,10 @@ impl Handler<Authenticate> for AuthActor {
                 email: claims.sub,
                 is_admin: grants.is_admin,
                 token_id: claims.jti,
+                token_expires_at: chrono::DateTime::from_timestamp(claims.exp, 0)
+                    .map(|at| at.naive_utc()),
                 grants,
+                scope: claims.scope.map(Arc::new),
             })
         })
     }
@@ -187,6 +253,40 @@ impl Handler<Login> for AuthActor {
     }
 }
 
+/// Sign an API token.
+pub struct IssueApiToken {
+    /// Its owner.
+    pub email: String,
+    /// Its id.
+    pub jti: String,
+    /// When it expires.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// Its restrictions.
+    pub scope: crate::auth::scope::TokenScope,
+}
+
+impl Message for IssueApiToken {
+    type Result = Result<String, AuthError>;
+}
+
+impl Handler<IssueApiToken> for AuthActor {
+    type Result = Result<String, AuthError>;
+
+    fn handle(&mut self, message: IssueApiToken, _ctx: &mut Context<Self>) -> Self::Result {
+        self.keys
+            .issue_api(
+                &message.email,
+                &message.jti,
+                message.expires_at,
+                message.scope,
+            )
+            .map_err(|error| {
+                tracing::error!(%error, "cannot sign a token");
+                AuthError::Unavailable
+            })
+    }
+}
+
 /// A handle to the AuthActor.
 #[derive(Clone)]
 pub struct Auth {
@@ -203,6 +303,9 @@ impl Auth {
             scoping: actor_scoping,
             db,
             identity,
+            revoked: HashSet::new(),
+            watermark: None,
+            refreshing: false,
         });
         Auth { addr, scoping }
     }
@@ -223,6 +326,31 @@ impl Auth {
             .timeout(REPLY_TIMEOUT)
             .await
             .map_err(|_| AuthError::Unavailable)?
+    }
+
+    /// Signs an API token.
+    pub async fn issue_api_token(
+        &self,
+        email: &str,
+        jti: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        scope: crate::auth::scope::TokenScope,
+    ) -> Result<String, AuthError> {
+        self.addr
+            .send(IssueApiToken {
+                email: email.to_owned(),
+                jti: jti.to_owned(),
+                expires_at,
+                scope,
+            })
+            .timeout(REPLY_TIMEOUT)
+            .await
+            .map_err(|_| AuthError::Unavailable)?
+    }
+
+    /// Refuses a token id from now on (on this replica; others learn it from the database).
+    pub async fn revoked(&self, jti: String) {
+        let _ = self.addr.send(Revoked(jti)).await;
     }
 
     /// The ScopingActor this one asks (for invalidation after changes).

@@ -22,9 +22,16 @@ pub struct Claims {
     pub aud: String,
     /// Issuer.
     pub iss: String,
-    /// Whether the user is a platform admin.
+    /// Whether the user was a platform admin when the token was issued (informational: the
+    /// stored account decides).
     #[serde(default)]
     pub is_admin: bool,
+    /// `api` for an API token (`POST /tokens`); absent for a sign-in token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_use: Option<String>,
+    /// An API token's restrictions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<super::scope::TokenScope>,
 }
 
 /// Signing and verification keys with the expected issuer and audience.
@@ -42,7 +49,7 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
-        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss"]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud", "iss", "jti"]);
         validation.leeway = 30;
         JwtKeys {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
@@ -64,8 +71,36 @@ impl JwtKeys {
             aud: self.audience.clone(),
             iss: self.issuer.clone(),
             is_admin,
+            token_use: None,
+            scope: None,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        self.sign(&claims)
+    }
+
+    /// Issues an API token with id `jti`, expiring at `expires_at`, restricted by `scope`.
+    pub fn issue_api(
+        &self,
+        email: &str,
+        jti: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        scope: super::scope::TokenScope,
+    ) -> Result<String, String> {
+        let claims = Claims {
+            sub: email.to_owned(),
+            exp: expires_at.timestamp(),
+            iat: chrono::Utc::now().timestamp(),
+            jti: jti.to_owned(),
+            aud: self.audience.clone(),
+            iss: self.issuer.clone(),
+            is_admin: false,
+            token_use: Some("api".into()),
+            scope: Some(scope),
+        };
+        self.sign(&claims)
+    }
+
+    fn sign(&self, claims: &Claims) -> Result<String, String> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .map_err(|error| format!("cannot sign the token: {error}"))
     }
 

@@ -3,6 +3,7 @@
 pub mod jwt;
 pub mod password;
 pub mod rbac;
+pub mod scope;
 
 /// Who is making a request, once their credentials are verified, with what they may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,20 +14,40 @@ pub struct Principal {
     pub is_admin: bool,
     /// The token's id (`jti`).
     pub token_id: String,
+    /// When the token expires.
+    pub token_expires_at: Option<chrono::NaiveDateTime>,
     /// Their teams and role grants (cached by the ScopingActor).
     pub grants: std::sync::Arc<rbac::Grants>,
+    /// For an API token, its restrictions.
+    pub scope: Option<std::sync::Arc<scope::TokenScope>>,
 }
 
 impl Principal {
-    /// Refuses unless `permission` is granted somewhere (globally or in one of their teams).
+    /// Refuses unless `permission` is granted somewhere (globally or in one of their teams)
+    /// and the token's scope keeps it.
     pub fn require(&self, permission: &str) -> Result<(), AuthError> {
-        if self.grants.allows_somewhere(permission) {
-            Ok(())
-        } else {
-            Err(AuthError::Forbidden(format!(
+        if !self.grants.allows_somewhere(permission) {
+            return Err(AuthError::Forbidden(format!(
                 "your roles do not grant {permission}"
-            )))
+            )));
         }
+        if self
+            .scope
+            .as_ref()
+            .is_some_and(|scope| !scope.keeps(permission))
+        {
+            return Err(AuthError::Forbidden(format!(
+                "this token's scope does not include {permission}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The virtual server an API token is restricted to, if any.
+    pub fn server_restriction(&self) -> Option<&str> {
+        self.scope
+            .as_ref()
+            .and_then(|scope| scope.server_id.as_deref())
     }
 }
 

@@ -11,6 +11,7 @@ pub mod federation;
 pub mod identity;
 pub mod registry;
 pub mod schema;
+pub mod tokens;
 
 use diesel::SqliteConnection;
 use diesel_async::AsyncPgConnection;
@@ -177,6 +178,11 @@ impl UnitOfWork for Ping {
 
 /// The current time, truncated to microseconds so SQLite and PostgreSQL store equal values.
 pub fn now() -> chrono::NaiveDateTime {
-    let now = chrono::Utc::now().naive_utc();
-    chrono::DurationRound::duration_trunc(now, chrono::TimeDelta::microseconds(1)).unwrap_or(now)
+    now_from(chrono::Utc::now())
+}
+
+/// A time as stored: naive UTC, truncated to microseconds.
+pub fn now_from(at: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+    let at = at.naive_utc();
+    chrono::DurationRound::duration_trunc(at, chrono::TimeDelta::microseconds(1)).unwrap_or(at)
 }

@@ -113,7 +113,35 @@ fn field_name(path: &str, message: &str) -> String {
     }
 }
 
-/// The authenticated principal of a request (bearer JWT).
+/// Verifies the bearer token of a request and the token scope's address and time limits.
+fn principal_of(
+    request: &HttpRequest,
+) -> Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>> {
+    let bearer = bearer_token(request);
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let client = request.peer_addr().map(|address| address.ip());
+    Box::pin(async move {
+        let Some(state) = state else {
+            tracing::error!("application state missing");
+            return Err(ApiError::Internal);
+        };
+        let bearer = bearer.ok_or(ApiError::from_auth(AuthError::MissingCredentials))?;
+        let principal = state
+            .auth
+            .authenticate(bearer)
+            .await
+            .map_err(ApiError::from_auth)?;
+        if let Some(scope) = &principal.scope {
+            scope
+                .admits(client, chrono::Utc::now())
+                .map_err(|reason| ApiError::from_auth(AuthError::Forbidden(reason)))?;
+        }
+        Ok(principal)
+    })
+}
+
+/// The authenticated principal of a REST request (bearer JWT). A token restricted to one
+/// virtual server is for that server's MCP endpoints only: 403 here.
 pub struct Authenticated(pub Principal);
 
 impl FromRequest for Authenticated {
@@ -121,21 +149,29 @@ impl FromRequest for Authenticated {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let bearer = bearer_token(request);
-        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let principal = principal_of(request);
         Box::pin(async move {
-            let Some(state) = state else {
-                tracing::error!("application state missing");
-                return Err(ApiError::Internal);
-            };
-            let bearer = bearer.ok_or(ApiError::from_auth(AuthError::MissingCredentials))?;
-            state
-                .auth
-                .authenticate(bearer)
-                .await
-                .map(Authenticated)
-                .map_err(ApiError::from_auth)
+            let principal = principal.await?;
+            if let Some(server) = principal.server_restriction() {
+                return Err(ApiError::from_auth(AuthError::Forbidden(format!(
+                    "this token is restricted to the MCP endpoints of server {server}"
+                ))));
+            }
+            Ok(Authenticated(principal))
         })
+    }
+}
+
+/// The authenticated principal of an MCP request; the endpoint checks a server restriction.
+pub struct McpAuthenticated(pub Principal);
+
+impl FromRequest for McpAuthenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let principal = principal_of(request);
+        Box::pin(async move { principal.await.map(McpAuthenticated) })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod registry;
 pub mod request_log;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -82,6 +83,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/openapi.json").get(openapi::openapi_json));
     mcp::routes(config);
     identity::routes(config);
+    tokens::routes(config);
     registry::routes::<Tools>(config);
     registry::routes::<Resources>(config);
     registry::routes::<Prompts>(config);

@@ -17,7 +17,9 @@ use super::identity::{
     PasswordChange, RoleAssignment, TeamCreate, TeamView, UserCreate, UserPage, UserUpdate,
     UserView,
 };
+use super::tokens::{TokenCreate, TokenCreated, TokenView};
 use crate::actors::db::PoolStats;
+use crate::auth::scope::{TimeWindow, TokenScope};
 use crate::db::federation::SyncCounts;
 use crate::registry::gateways::{
     GatewayAuth, GatewayCreate, GatewayUpdate, GatewayView, Gateways, Transport,
@@ -80,6 +82,11 @@ use crate::registry::{Entity, Visibility};
         MemberView,
         MemberAdd,
         MemberRemove,
+        TokenCreate,
+        TokenCreated,
+        TokenView,
+        TokenScope,
+        TimeWindow,
     ))
 )]
 struct ApiDoc;
@@ -607,6 +614,54 @@ fn add_identity(doc: &mut utoipa::openapi::OpenApi) {
             body: Some("MemberRemove"),
             ok: ("204", "removed", None),
             errors: &[forbidden, missing, ("409", "the last owner")],
+            secured: true,
+        },
+        Op {
+            path: "/tokens",
+            method: HttpMethod::Post,
+            id: "create_token",
+            summary: "Create an API token (tokens.create, signed in); the token is shown once",
+            body: Some("TokenCreate"),
+            ok: (
+                "201",
+                "the token and, once, access_token",
+                Some("TokenCreated"),
+            ),
+            errors: &[
+                forbidden,
+                ("409", "you have a token with this name"),
+                invalid,
+            ],
+            secured: true,
+        },
+        Op {
+            path: "/tokens",
+            method: HttpMethod::Get,
+            id: "list_tokens",
+            summary: "Your API tokens (?all=true: everyone's, users.manage)",
+            body: None,
+            ok: ("200", "{items: [TokenView]}", None),
+            errors: &[forbidden],
+            secured: true,
+        },
+        Op {
+            path: "/tokens/{id}",
+            method: HttpMethod::Delete,
+            id: "revoke_token",
+            summary: "Revoke an API token (refused at once here, within TOKEN_REVOCATION_REFRESH_SECONDS elsewhere)",
+            body: None,
+            ok: ("204", "revoked", None),
+            errors: &[missing],
+            secured: true,
+        },
+        Op {
+            path: "/auth/logout",
+            method: HttpMethod::Post,
+            id: "logout",
+            summary: "Revoke the token of this request",
+            body: None,
+            ok: ("204", "signed out", None),
+            errors: &[],
             secured: true,
         },
         Op {

@@ -69,6 +69,9 @@ pub enum McpError {
         /// When to retry.
         retry_after: Duration,
     },
+    /// The caller may see this but not do it (a permission their roles or token lack).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// A bug; details are in the log.
     #[error("internal error")]
     Internal,
@@ -93,6 +96,7 @@ impl McpError {
             McpError::HeaderMismatch(_) => -32020,
             McpError::UnsupportedVersion { .. } => -32022,
             McpError::Relayed { code, .. } => *code,
+            McpError::Forbidden(_) => -32003,
             McpError::Unavailable { .. } | McpError::Internal | McpError::Upstream(_) => -32603,
         }
     }
@@ -123,6 +127,10 @@ impl McpError {
             | McpError::ResourceNotFound(_)
             | McpError::Relayed { .. }
             | McpError::Upstream(_) => StatusCode::OK,
+            McpError::Forbidden(_) => match era {
+                Era::Modern => StatusCode::FORBIDDEN,
+                Era::Legacy { .. } => StatusCode::OK,
+            },
         }
     }
 
@@ -146,6 +154,7 @@ impl McpError {
             | McpError::NotAcceptable(_)
             | McpError::TooLarge(_)
             | McpError::Upstream(_)
+            | McpError::Forbidden(_)
             | McpError::Unavailable { .. }
             | McpError::Internal => None,
         }

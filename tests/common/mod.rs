@@ -163,6 +163,11 @@ impl Reply {
         self.body["code"].as_str().unwrap_or_default()
     }
 
+    /// The `message` of an error body.
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+
     /// The body, after asserting the status (the body is the failure message).
     pub fn expect(&self, status: StatusCode) -> &Value {
         assert_eq!(self.status, status, "{}", self.body);

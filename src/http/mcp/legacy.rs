@@ -16,7 +16,7 @@ use super::{admit, error_response, read_body};
 use crate::auth::Principal;
 use crate::catalog::Scope;
 use crate::http::AppState;
-use crate::http::extract::Authenticated;
+use crate::http::extract::McpAuthenticated;
 use crate::mcp::Era;
 use crate::mcp::error::McpError;
 use crate::mcp::jsonrpc::{self, Incoming};
@@ -27,13 +27,13 @@ use crate::mcp::session::Session;
 /// The version a legacy SSE session reports until `initialize` negotiates one.
 const SSE_VERSION: &str = LEGACY_VERSIONS[3];
 
-pub async fn sse_all(state: web::Data<AppState>, auth: Authenticated) -> HttpResponse {
+pub async fn sse_all(state: web::Data<AppState>, auth: McpAuthenticated) -> HttpResponse {
     open(state, auth.0, None)
 }
 
 pub async fn sse_server(
     state: web::Data<AppState>,
-    auth: Authenticated,
+    auth: McpAuthenticated,
     path: web::Path<String>,
 ) -> HttpResponse {
     open(state, auth.0, Some(path.into_inner()))
@@ -44,7 +44,7 @@ fn open(
     principal: Principal,
     server_id: Option<String>,
 ) -> HttpResponse {
-    let scope = match admit(&state, server_id.clone()) {
+    let scope = match admit(&state, &principal, server_id.clone()) {
         Ok(scope) => scope,
         Err(response) => return *response,
     };
@@ -96,7 +96,7 @@ pub struct MessageQuery {
 
 pub async fn message_all(
     state: web::Data<AppState>,
-    auth: Authenticated,
+    auth: McpAuthenticated,
     query: web::Query<MessageQuery>,
     payload: web::Payload,
 ) -> HttpResponse {
@@ -105,7 +105,7 @@ pub async fn message_all(
 
 pub async fn message_server(
     state: web::Data<AppState>,
-    auth: Authenticated,
+    auth: McpAuthenticated,
     path: web::Path<String>,
     query: web::Query<MessageQuery>,
     payload: web::Payload,
@@ -130,7 +130,7 @@ async fn message(
     let era = Era::Legacy {
         version: SSE_VERSION,
     };
-    let scope = match admit(&state, server_id) {
+    let scope = match admit(&state, &principal, server_id) {
         Ok(scope) => scope,
         Err(response) => return *response,
     };

@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::AppState;
+use crate::auth::Principal;
 use crate::catalog::Scope;
 use crate::config::McpSettings;
 use crate::mcp::error::McpError;
@@ -92,6 +93,8 @@ enum Refusal {
     Forbidden(String),
     /// No such (visible) virtual server: 404.
     UnknownServer(String),
+    /// The token is restricted to another virtual server: 404.
+    NotForThisToken,
 }
 
 impl Refusal {
@@ -102,6 +105,10 @@ impl Refusal {
             Refusal::UnknownServer(id) => (
                 StatusCode::NOT_FOUND,
                 format!("no MCP server with id {id:?}"),
+            ),
+            Refusal::NotForThisToken => (
+                StatusCode::NOT_FOUND,
+                "not found: this token works only on the endpoints of the virtual server it is restricted to".into(),
             ),
         };
         HttpResponse::build(status).json(jsonrpc::error(
@@ -173,11 +180,21 @@ pub(crate) async fn read_body(mut payload: web::Payload, limit: usize) -> Result
 }
 
 /// The scope of a path: a virtual server that exists and is enabled, or everything. An
-/// unknown (or hidden) server is "not found", as a ready response.
+/// unknown (or hidden) server is "not found", as a ready response; so is every endpoint but
+/// its server's for a token restricted to one server. Using MCP needs `servers.use`.
 pub(crate) fn admit(
     state: &AppState,
+    principal: &Principal,
     server_id: Option<String>,
 ) -> Result<Scope, Box<HttpResponse>> {
+    if let Some(only) = principal.server_restriction()
+        && server_id.as_deref() != Some(only)
+    {
+        return Err(Box::new(Refusal::NotForThisToken.response()));
+    }
+    if let Err(refused) = principal.require("servers.use") {
+        return Err(Box::new(Refusal::Forbidden(refused.to_string()).response()));
+    }
     match server_id {
         None => Ok(Scope::All),
         Some(id) if state.catalog.current().server(&id).is_some() => Ok(Scope::Server(id)),

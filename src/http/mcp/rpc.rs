@@ -5,9 +5,8 @@ use actix_web::{HttpResponse, web};
 
 use super::exchange::{self, Request};
 use super::{error_response, read_body};
-use crate::catalog::Scope;
 use crate::http::AppState;
-use crate::http::extract::Authenticated;
+use crate::http::extract::McpAuthenticated;
 use crate::mcp::Era;
 use crate::mcp::jsonrpc::{self, Incoming};
 use crate::mcp::methods::initialize_result;
@@ -15,11 +14,15 @@ use crate::mcp::protocol::{self, LEGACY_VERSIONS};
 
 pub async fn post(
     state: web::Data<AppState>,
-    auth: Authenticated,
+    auth: McpAuthenticated,
     payload: web::Payload,
 ) -> HttpResponse {
     let legacy = Era::Legacy {
         version: LEGACY_VERSIONS[0],
+    };
+    let scope = match super::admit(&state, &auth.0, None) {
+        Ok(scope) => scope,
+        Err(response) => return *response,
     };
     let body = match read_body(payload, state.settings.max_request_body_bytes).await {
         Ok(body) => body,
@@ -46,13 +49,13 @@ pub async fn post(
                 .get("protocolVersion")
                 .and_then(serde_json::Value::as_str),
         );
-        let result = initialize_result(&state.catalog.current(), &Scope::All, version);
+        let result = initialize_result(&state.catalog.current(), &scope, version);
         return HttpResponse::Ok().json(jsonrpc::result(&id, result));
     }
     let request = Request {
         id,
         era,
-        scope: Scope::All,
+        scope,
         principal: auth.0,
         session: None,
         log_level,

@@ -14,7 +14,7 @@ use super::{accepts, admit, error_response, header_value, read_body};
 use crate::auth::Principal;
 use crate::catalog::Scope;
 use crate::http::AppState;
-use crate::http::extract::Authenticated;
+use crate::http::extract::McpAuthenticated;
 use crate::mcp::Era;
 use crate::mcp::error::McpError;
 use crate::mcp::jsonrpc::{self, Incoming};
@@ -30,7 +30,7 @@ const VERSION_HEADER: &str = "mcp-protocol-version";
 pub async fn post_all(
     state: web::Data<AppState>,
     request: HttpRequest,
-    auth: Authenticated,
+    auth: McpAuthenticated,
     payload: web::Payload,
 ) -> HttpResponse {
     post(state, request, auth.0, None, payload).await
@@ -39,7 +39,7 @@ pub async fn post_all(
 pub async fn post_server(
     state: web::Data<AppState>,
     request: HttpRequest,
-    auth: Authenticated,
+    auth: McpAuthenticated,
     path: web::Path<String>,
     payload: web::Payload,
 ) -> HttpResponse {
@@ -49,7 +49,7 @@ pub async fn post_server(
 pub async fn get_all(
     state: web::Data<AppState>,
     request: HttpRequest,
-    auth: Authenticated,
+    auth: McpAuthenticated,
 ) -> HttpResponse {
     get(state, request, auth.0, None)
 }
@@ -57,7 +57,7 @@ pub async fn get_all(
 pub async fn get_server(
     state: web::Data<AppState>,
     request: HttpRequest,
-    auth: Authenticated,
+    auth: McpAuthenticated,
     path: web::Path<String>,
 ) -> HttpResponse {
     get(state, request, auth.0, Some(path.into_inner()))
@@ -66,7 +66,7 @@ pub async fn get_server(
 pub async fn delete_all(
     state: web::Data<AppState>,
     request: HttpRequest,
-    auth: Authenticated,
+    auth: McpAuthenticated,
 ) -> HttpResponse {
     delete(state, request, auth.0, None)
 }
@@ -74,7 +74,7 @@ pub async fn delete_all(
 pub async fn delete_server(
     state: web::Data<AppState>,
     request: HttpRequest,
-    auth: Authenticated,
+    auth: McpAuthenticated,
     path: web::Path<String>,
 ) -> HttpResponse {
     delete(state, request, auth.0, Some(path.into_inner()))
@@ -95,7 +95,7 @@ async fn post(
     server_id: Option<String>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let scope = match admit(&state, server_id) {
+    let scope = match admit(&state, &principal, server_id) {
         Ok(scope) => scope,
         Err(response) => return *response,
     };
@@ -451,7 +451,7 @@ fn named_session(
     principal: &Principal,
     server_id: Option<String>,
 ) -> Result<std::sync::Arc<Session>, Box<HttpResponse>> {
-    let scope = admit(state, server_id)?;
+    let scope = admit(state, principal, server_id)?;
     if header_value(request, SESSION_HEADER).is_none() {
         let error = McpError::InvalidRequest(
             "GET and DELETE need an Mcp-Session-Id (2025-11-25 and older); 2026-07-28 uses POST and subscriptions/listen"

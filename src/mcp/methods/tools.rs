@@ -71,6 +71,9 @@ async fn run(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
         .catalog
         .tool(&ctx.scope, name)
         .ok_or_else(|| McpError::InvalidParams(format!("unknown tool {name:?}")))?;
+    ctx.principal
+        .require("tools.execute")
+        .map_err(|refused| McpError::Forbidden(refused.to_string()))?;
     let arguments = match params.get("arguments") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(arguments)) => arguments.clone(),
