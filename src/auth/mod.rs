@@ -43,6 +43,23 @@ impl Principal {
         Ok(())
     }
 
+    /// Whether this principal may see an item.
+    pub fn sees(&self, item: &rbac::Ownership) -> bool {
+        self.grants.sees(&self.email, item)
+    }
+
+    /// Refuses unless `permission` applies to an item of `team` (a global grant, or a grant for
+    /// that team) and the token's scope keeps it.
+    pub fn require_for(&self, permission: &str, team: Option<&str>) -> Result<(), AuthError> {
+        if !self.grants.allows(permission, team) {
+            return Err(AuthError::Forbidden(match team {
+                Some(team) => format!("your roles do not grant {permission} in team {team}"),
+                None => format!("your roles do not grant {permission}"),
+            }));
+        }
+        self.require(permission)
+    }
+
     /// The virtual server an API token is restricted to, if any.
     pub fn server_restriction(&self) -> Option<&str> {
         self.scope

@@ -69,6 +69,18 @@ pub fn role_permissions(role: &str) -> Option<BTreeSet<&'static str>> {
     }
 }
 
+/// Who owns an item and who may see it: every tool, resource, prompt, gateway and virtual
+/// server carries these.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ownership {
+    /// Who created it.
+    pub owner_email: Option<String>,
+    /// Its team.
+    pub team_id: Option<String>,
+    /// `private` (its owner), `team` (its team's members) or `public`.
+    pub visibility: String,
+}
+
 /// Where an assignment applies: everywhere, or to one team's items.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RoleScope {
@@ -159,6 +171,16 @@ impl Grants {
                 .per_team
                 .values()
                 .any(|permissions| permissions.contains(permission))
+    }
+
+    /// Whether `email`, with these grants, may see an item: platform admins see everything;
+    /// others see public items, their own, and team items of their teams.
+    pub fn sees(&self, email: &str, item: &Ownership) -> bool {
+        self.is_admin
+            || item.visibility == "public"
+            || item.owner_email.as_deref() == Some(email)
+            || (item.visibility == "team"
+                && item.team_id.as_deref().is_some_and(|team| self.is_member(team)))
     }
 
     /// Whether the user belongs to `team`.

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use crate::auth::Principal;
+use crate::auth::rbac::Ownership;
 use crate::db::catalog::CatalogRows;
 use crate::db::registry::{GatewayRow, PromptRow, ResourceRow, ServerRecord, ToolRow};
 use crate::registry::prompts::PromptArgument;
@@ -56,6 +58,8 @@ pub struct Tool {
     pub validator: Option<jsonschema::Validator>,
     /// How it is carried out.
     pub target: ToolTarget,
+    /// Who owns it and may see it.
+    pub access: Ownership,
 }
 
 /// A resource or resource template.
@@ -74,6 +78,8 @@ pub struct Resource {
     pub content: Option<String>,
     /// The upstream it is read from, when federated.
     pub gateway_id: Option<String>,
+    /// Who owns it and may see it.
+    pub access: Ownership,
 }
 
 /// A prompt with its compiled template.
@@ -92,6 +98,8 @@ pub struct Prompt {
     pub template: tera::Tera,
     /// The upstream it is fetched from (gateway id, original name), when federated.
     pub upstream: Option<(String, String)>,
+    /// Who owns it and may see it.
+    pub access: Ownership,
 }
 
 /// A virtual server's members, in their configured order.
@@ -105,6 +113,8 @@ pub struct Server {
     tool_ids: Vec<String>,
     resource_ids: Vec<String>,
     prompt_ids: Vec<String>,
+    /// Who owns it and may see it.
+    pub access: Ownership,
 }
 
 /// Which items a request sees: one virtual server's members, or everything.
@@ -220,60 +230,72 @@ impl Catalog {
         self.servers.get(id)
     }
 
-    /// The tools a scope sees: a server's members in their order, or all by name.
-    pub fn tools(&self, scope: &Scope) -> Vec<Arc<Tool>> {
-        match scope {
+    /// The tools a scope shows a principal: a server's members in their order, or all by
+    /// name; only those the principal may see.
+    pub fn tools(&self, scope: &Scope, viewer: &Principal) -> Vec<Arc<Tool>> {
+        let tools = match scope {
             Scope::All => self.tools.clone(),
             Scope::Server(id) => self.members(id, |s| &s.tool_ids, &self.tools_by_id),
-        }
+        };
+        tools.into_iter().filter(|t| viewer.sees(&t.access)).collect()
     }
 
-    /// The tool named `name` in a scope.
-    pub fn tool(&self, scope: &Scope, name: &str) -> Option<Arc<Tool>> {
-        self.tools(scope).into_iter().find(|tool| tool.name == name)
+    /// The tool named `name` in a scope, if the principal may see it.
+    pub fn tool(&self, scope: &Scope, viewer: &Principal, name: &str) -> Option<Arc<Tool>> {
+        self.tools(scope, viewer)
+            .into_iter()
+            .find(|tool| tool.name == name)
     }
 
-    /// Fixed-URI resources a scope sees.
-    pub fn resources(&self, scope: &Scope) -> Vec<Arc<Resource>> {
-        self.all_resources(scope)
+    /// Fixed-URI resources a scope shows a principal.
+    pub fn resources(&self, scope: &Scope, viewer: &Principal) -> Vec<Arc<Resource>> {
+        self.all_resources(scope, viewer)
             .into_iter()
             .filter(|r| r.uri.is_some())
             .collect()
     }
 
-    /// Resource templates a scope sees.
-    pub fn templates(&self, scope: &Scope) -> Vec<Arc<Resource>> {
-        self.all_resources(scope)
+    /// Resource templates a scope shows a principal.
+    pub fn templates(&self, scope: &Scope, viewer: &Principal) -> Vec<Arc<Resource>> {
+        self.all_resources(scope, viewer)
             .into_iter()
             .filter(|r| r.uri_template.is_some())
             .collect()
     }
 
-    fn all_resources(&self, scope: &Scope) -> Vec<Arc<Resource>> {
-        match scope {
+    fn all_resources(&self, scope: &Scope, viewer: &Principal) -> Vec<Arc<Resource>> {
+        let resources = match scope {
             Scope::All => self.resources.clone(),
             Scope::Server(id) => self.members(id, |s| &s.resource_ids, &self.resources_by_id),
-        }
+        };
+        resources
+            .into_iter()
+            .filter(|r| viewer.sees(&r.access))
+            .collect()
     }
 
-    /// The resource with this URI in a scope.
-    pub fn resource(&self, scope: &Scope, uri: &str) -> Option<Arc<Resource>> {
-        self.resources(scope)
+    /// The resource with this URI in a scope, if the principal may see it.
+    pub fn resource(&self, scope: &Scope, viewer: &Principal, uri: &str) -> Option<Arc<Resource>> {
+        self.resources(scope, viewer)
             .into_iter()
             .find(|resource| resource.uri.as_deref() == Some(uri))
     }
 
-    /// Prompts a scope sees.
-    pub fn prompts(&self, scope: &Scope) -> Vec<Arc<Prompt>> {
-        match scope {
+    /// Prompts a scope shows a principal.
+    pub fn prompts(&self, scope: &Scope, viewer: &Principal) -> Vec<Arc<Prompt>> {
+        let prompts = match scope {
             Scope::All => self.prompts.clone(),
             Scope::Server(id) => self.members(id, |s| &s.prompt_ids, &self.prompts_by_id),
-        }
+        };
+        prompts
+            .into_iter()
+            .filter(|p| viewer.sees(&p.access))
+            .collect()
     }
 
-    /// The prompt named `name` in a scope.
-    pub fn prompt(&self, scope: &Scope, name: &str) -> Option<Arc<Prompt>> {
-        self.prompts(scope)
+    /// The prompt named `name` in a scope, if the principal may see it.
+    pub fn prompt(&self, scope: &Scope, viewer: &Principal, name: &str) -> Option<Arc<Prompt>> {
+        self.prompts(scope, viewer)
             .into_iter()
             .find(|prompt| prompt.name == name)
     }
@@ -373,6 +395,7 @@ fn parse_json(column: &str, text: &str) -> Value {
 }
 
 fn tool(row: ToolRow) -> Tool {
+    let access = crate::ownership_of!(row);
     let input_schema = parse_json("tools.input_schema", &row.input_schema);
     let mut definition = Map::new();
     definition.insert("name".into(), json!(row.name));
@@ -410,10 +433,12 @@ fn tool(row: ToolRow) -> Tool {
         definition: Value::Object(definition),
         validator,
         target,
+        access,
     }
 }
 
 fn resource(row: ResourceRow) -> Resource {
+    let access = crate::ownership_of!(row);
     let mut definition = Map::new();
     match (&row.uri, &row.uri_template) {
         (Some(uri), _) => definition.insert("uri".into(), json!(uri)),
@@ -437,10 +462,12 @@ fn resource(row: ResourceRow) -> Resource {
         mime_type: row.mime_type,
         content: row.content,
         gateway_id: row.gateway_id,
+        access,
     }
 }
 
 fn prompt(row: PromptRow) -> Option<Prompt> {
+    let access = crate::ownership_of!(row);
     let arguments: Vec<PromptArgument> = serde_json::from_str(&row.arguments).unwrap_or_default();
     let upstream = row.gateway_id.clone().map(|gateway_id| {
         (
@@ -490,6 +517,7 @@ fn prompt(row: PromptRow) -> Option<Prompt> {
         description: row.description,
         template,
         upstream,
+        access,
     })
 }
 
@@ -524,6 +552,7 @@ fn gateway(row: GatewayRow, secrets: &SecretBox) -> Option<Gateway> {
 
 fn server(record: ServerRecord) -> Server {
     Server {
+        access: crate::ownership_of!(record.row),
         id: record.row.id,
         name: record.row.name,
         description: record.row.description,

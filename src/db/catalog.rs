@@ -73,7 +73,7 @@ impl UnitOfWork for LoadCatalog {
                     .load(c)
                     .await
             })?;
-            let servers = ListRecords::<ServerRecord>::new(None, i64::MAX, false)
+            let servers = ListRecords::<ServerRecord>::new(None, i64::MAX, false, None)
                 .run(conn)
                 .await?;
             Ok(CatalogRows {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated};
-use super::registry::{allowed, map_db};
+use super::registry::{allowed, authorized, map_db};
 use crate::db::federation::SyncCounts;
 use crate::db::now;
 use crate::federation::FederationError;
@@ -69,8 +69,8 @@ pub async fn refresh(
     Authenticated(principal): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    allowed::<Gateways>(&principal, "update")?;
     let id = id.into_inner();
+    authorized::<Gateways>(&state, &principal, &id, "update").await?;
     let (gateway, counts) = state
         .federation
         .refresh(&id)

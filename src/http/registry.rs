@@ -16,6 +16,7 @@ use crate::auth::Principal;
 use crate::db::UnitOfWork;
 use crate::db::registry::{
     DeleteRecord, GetRecord, HasId, InsertRecord, ListRecords, SetRecordEnabled, UpdateRecord,
+    Viewer,
 };
 use crate::db::{WorkError, now};
 use crate::registry::{Change, Entity};
@@ -112,6 +113,19 @@ where
         now: now(),
     };
     let record = E::create(input, &change)?;
+    let team = record.ownership().team_id;
+    if let Some(team) = &team
+        && !principal.is_admin
+        && !principal.grants.is_member(team)
+    {
+        return Err(ApiError::InvalidField {
+            field: "team_id".into(),
+            message: "you are not a member of this team".into(),
+        });
+    }
+    principal
+        .require_for(&format!("{}.create", E::PATH), team.as_deref())
+        .map_err(ApiError::from_auth)?;
     let record = state
         .db
         .run(InsertRecord { record })
@@ -154,6 +168,7 @@ where
             after,
             i64::from(limit) + 1,
             params.include_inactive.unwrap_or(false),
+            viewer(&principal),
         ))
         .await
         .map_err(|error| map_db::<E>(error, None))?;
@@ -177,13 +192,7 @@ async fn get<E: Entity>(
 where
     GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
-    allowed::<E>(&principal, "read")?;
-    let id = id.into_inner();
-    let record = state
-        .db
-        .run(GetRecord::<E::Record>::new(id.clone()))
-        .await
-        .map_err(|error| map_db::<E>(error, Some(&id)))?;
+    let record = authorized::<E>(&state, &principal, &id, "read").await?;
     Ok(HttpResponse::Ok().json(E::view(record)))
 }
 
@@ -195,8 +204,9 @@ async fn update<E: Entity>(
 ) -> Result<HttpResponse, ApiError>
 where
     UpdateRecord<E::Record>: UnitOfWork<Output = E::Record>,
+    GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
-    allowed::<E>(&principal, "update")?;
+    authorized::<E>(&state, &principal, &id, "update").await?;
     let id = id.into_inner();
     let input = Arc::new(input);
     let actor_email = principal.email;
@@ -228,8 +238,9 @@ async fn delete<E: Entity>(
 ) -> Result<HttpResponse, ApiError>
 where
     DeleteRecord<E::Record>: UnitOfWork<Output = ()>,
+    GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
-    allowed::<E>(&principal, "delete")?;
+    authorized::<E>(&state, &principal, &id, "delete").await?;
     let id = id.into_inner();
     state
         .db
@@ -248,8 +259,9 @@ async fn toggle_enabled<E: Entity>(
 ) -> Result<HttpResponse, ApiError>
 where
     SetRecordEnabled<E::Record>: UnitOfWork<Output = E::Record>,
+    GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
-    allowed::<E>(&principal, "update")?;
+    authorized::<E>(&state, &principal, &id, "update").await?;
     let id = id.into_inner();
     let record = state
         .db
@@ -261,6 +273,41 @@ where
         .map_err(|error| map_db::<E>(error, Some(&id)))?;
     state.catalog.refresh().await;
     Ok(HttpResponse::Ok().json(E::view(record)))
+}
+
+/// What a principal's lists show: everything for platform admins, else what they may see.
+fn viewer(principal: &Principal) -> Option<Viewer> {
+    (!principal.is_admin).then(|| Viewer {
+        email: principal.email.clone(),
+        teams: principal.grants.teams.keys().cloned().collect(),
+    })
+}
+
+/// Loads the record `id` if the principal may see it (else 404, as if it did not exist) and
+/// may `action` it in its team (else 403).
+pub(crate) async fn authorized<E: Entity>(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    action: &str,
+) -> Result<E::Record, ApiError>
+where
+    GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
+{
+    allowed::<E>(principal, action)?;
+    let record = state
+        .db
+        .run(GetRecord::<E::Record>::new(id.to_owned()))
+        .await
+        .map_err(|error| map_db::<E>(error, Some(id)))?;
+    let ownership = record.ownership();
+    if !principal.sees(&ownership) {
+        return Err(map_db::<E>(crate::actors::db::DbError::NotFound, Some(id)));
+    }
+    principal
+        .require_for(&format!("{}.{action}", E::PATH), ownership.team_id.as_deref())
+        .map_err(ApiError::from_auth)?;
+    Ok(record)
 }
 
 /// Refuses unless the principal's roles grant `<entity>.<action>` (`tools.create`, …).

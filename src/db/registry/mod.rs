@@ -45,19 +45,51 @@ pub struct ListRecords<R> {
     pub limit: i64,
     /// Whether disabled records are included.
     pub include_inactive: bool,
+    /// Only what this viewer may see (`None`: everything).
+    pub viewer: Option<Viewer>,
     _record: PhantomData<fn() -> R>,
 }
 
+/// Whose eyes a list is for: public items, their own, and team items of their teams.
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// Their email.
+    pub email: String,
+    /// Their teams.
+    pub teams: Vec<String>,
+}
+
 impl<R> ListRecords<R> {
-    /// Asks for up to `limit` records after `after`.
-    pub fn new(after: Option<String>, limit: i64, include_inactive: bool) -> Self {
+    /// Asks for up to `limit` records after `after`, of those `viewer` may see.
+    pub fn new(
+        after: Option<String>,
+        limit: i64,
+        include_inactive: bool,
+        viewer: Option<Viewer>,
+    ) -> Self {
         ListRecords {
             after,
             limit,
             include_inactive,
+            viewer,
             _record: PhantomData,
         }
     }
+}
+
+/// The visibility condition of a viewer, over any registry table's ownership columns.
+#[macro_export]
+macro_rules! visible_to {
+    ($viewer:expr, $owner:expr, $team:expr, $visibility:expr) => {
+        $visibility
+            .eq("public")
+            .nullable()
+            .or($owner.eq($viewer.email.clone()))
+            .or($visibility
+                .eq("team")
+                .nullable()
+                .and($team.eq_any($viewer.teams.clone())))
+    };
 }
 
 /// A change computed from the stored record (merge and validate), applied in the same
@@ -187,6 +219,14 @@ macro_rules! single_row_units {
                             }
                             if !self.include_inactive {
                                 query = query.filter(dsl::enabled.eq(true));
+                            }
+                            if let Some(viewer) = &self.viewer {
+                                query = query.filter(crate::visible_to!(
+                                    viewer,
+                                    dsl::owner_email,
+                                    dsl::team_id,
+                                    dsl::visibility
+                                ));
                             }
                             query.load(c).await
                         })?;

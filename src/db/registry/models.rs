@@ -139,15 +139,35 @@ pub struct ServerRecord {
 pub trait HasId {
     /// The record's id.
     fn id(&self) -> &str;
+    /// Who owns it and who may see it.
+    fn ownership(&self) -> crate::auth::rbac::Ownership;
+}
+
+/// The ownership columns of a registry row.
+#[macro_export]
+macro_rules! ownership_of {
+    ($row:expr) => {
+        $crate::auth::rbac::Ownership {
+            owner_email: $row.owner_email.clone(),
+            team_id: $row.team_id.clone(),
+            visibility: $row.visibility.clone(),
+        }
+    };
 }
 
 macro_rules! has_id {
-    ($($row:ty),*) => { $(impl HasId for $row { fn id(&self) -> &str { &self.id } })* };
+    ($($row:ty),*) => { $(impl HasId for $row {
+        fn id(&self) -> &str { &self.id }
+        fn ownership(&self) -> crate::auth::rbac::Ownership { crate::ownership_of!(self) }
+    })* };
 }
 has_id!(ToolRow, ResourceRow, PromptRow, GatewayRow);
 
 impl HasId for ServerRecord {
     fn id(&self) -> &str {
         &self.row.id
+    }
+    fn ownership(&self) -> crate::auth::rbac::Ownership {
+        crate::ownership_of!(self.row)
     }
 }

@@ -190,6 +190,14 @@ impl UnitOfWork for ListRecords<ServerRecord> {
                 if !self.include_inactive {
                     query = query.filter(servers::enabled.eq(true));
                 }
+                if let Some(viewer) = &self.viewer {
+                    query = query.filter(crate::visible_to!(
+                        viewer,
+                        servers::owner_email,
+                        servers::team_id,
+                        servers::visibility
+                    ));
+                }
                 query.load(c).await
             })?;
             let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();

@@ -197,7 +197,15 @@ pub(crate) fn admit(
     }
     match server_id {
         None => Ok(Scope::All),
-        Some(id) if state.catalog.current().server(&id).is_some() => Ok(Scope::Server(id)),
+        Some(id)
+            if state
+                .catalog
+                .current()
+                .server(&id)
+                .is_some_and(|server| principal.sees(&server.access)) =>
+        {
+            Ok(Scope::Server(id))
+        }
         Some(id) => Err(Box::new(Refusal::UnknownServer(id).response())),
     }
 }

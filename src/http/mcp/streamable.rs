@@ -206,7 +206,7 @@ async fn modern(
             );
             return error_response(Some(&id), &error, Era::Modern);
         }
-        return listen(state, scope, id, &params);
+        return listen(state, &principal, scope, id, &params);
     }
     let stream = exchange::wants_stream(
         Era::Modern,
@@ -378,7 +378,13 @@ fn notification(
 
 /// `subscriptions/listen`: an SSE stream that acknowledges, then carries the opted-in change
 /// notifications tagged with the subscription id, until the client closes it.
-fn listen(state: &AppState, scope: Scope, id: Value, params: &Object) -> HttpResponse {
+fn listen(
+    state: &AppState,
+    principal: &Principal,
+    scope: Scope,
+    id: Value,
+    params: &Object,
+) -> HttpResponse {
     let requested = params
         .get("notifications")
         .and_then(Value::as_object)
@@ -397,7 +403,7 @@ fn listen(state: &AppState, scope: Scope, id: Value, params: &Object) -> HttpRes
         .map(|uris| {
             uris.iter()
                 .filter_map(Value::as_str)
-                .filter(|uri| catalog.resource(&scope, uri).is_some())
+                .filter(|uri| catalog.resource(&scope, principal, uri).is_some())
                 .map(str::to_owned)
                 .collect()
         })

@@ -26,7 +26,7 @@ pub async fn complete(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
             let name = string_param(reference, "name")?;
             let prompt = ctx
                 .catalog
-                .prompt(&ctx.scope, name)
+                .prompt(&ctx.scope, &ctx.principal, name)
                 .ok_or_else(|| McpError::InvalidParams(format!("unknown prompt {name:?}")))?;
             if let Some((gateway_id, original_name)) = &prompt.upstream {
                 let mut forwarded = params.clone();
@@ -57,7 +57,7 @@ pub async fn complete(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
             let uri = string_param(reference, "uri")?;
             let template = ctx
                 .catalog
-                .templates(&ctx.scope)
+                .templates(&ctx.scope, &ctx.principal)
                 .into_iter()
                 .find(|template| template.uri_template.as_deref() == Some(uri))
                 .ok_or_else(|| McpError::ResourceNotFound(uri.to_owned()))?;

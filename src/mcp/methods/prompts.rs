@@ -8,7 +8,7 @@ use crate::mcp::error::McpError;
 
 /// `prompts/list`.
 pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
-    let prompts = ctx.catalog.prompts(&ctx.scope);
+    let prompts = ctx.catalog.prompts(&ctx.scope, &ctx.principal);
     let (page, next) = paginate(prompts, |p| p.name.as_str(), params, ctx.settings.page_size)?;
     Ok(list_result(
         "prompts",
@@ -25,7 +25,7 @@ pub async fn get(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     let name = string_param(params, "name")?;
     let prompt = ctx
         .catalog
-        .prompt(&ctx.scope, name)
+        .prompt(&ctx.scope, &ctx.principal, name)
         .ok_or_else(|| McpError::InvalidParams(format!("unknown prompt {name:?}")))?;
     let arguments = match params.get("arguments") {
         None | Some(Value::Null) => Object::new(),

@@ -9,7 +9,7 @@ use crate::mcp::error::McpError;
 
 /// `resources/list`.
 pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
-    let resources = ctx.catalog.resources(&ctx.scope);
+    let resources = ctx.catalog.resources(&ctx.scope, &ctx.principal);
     let (page, next) = paginate(
         resources,
         |r| r.uri.as_deref().unwrap_or_default(),
@@ -27,7 +27,7 @@ pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 
 /// `resources/templates/list`.
 pub fn templates(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
-    let templates = ctx.catalog.templates(&ctx.scope);
+    let templates = ctx.catalog.templates(&ctx.scope, &ctx.principal);
     let (page, next) = paginate(
         templates,
         |r| r.uri_template.as_deref().unwrap_or_default(),
@@ -47,11 +47,11 @@ pub fn templates(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 /// the URI matched filled in.
 pub async fn read(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     let uri = string_param(params, "uri")?;
-    let (resource, variables) = match ctx.catalog.resource(&ctx.scope, uri) {
+    let (resource, variables) = match ctx.catalog.resource(&ctx.scope, &ctx.principal, uri) {
         Some(resource) => (resource, Vec::new()),
         None => ctx
             .catalog
-            .templates(&ctx.scope)
+            .templates(&ctx.scope, &ctx.principal)
             .into_iter()
             .find_map(|template| {
                 let variables = match_template(template.uri_template.as_deref()?, uri)?;

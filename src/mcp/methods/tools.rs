@@ -15,7 +15,7 @@ const ERROR_EXCERPT_BYTES: usize = 2048;
 
 /// `tools/list`.
 pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
-    let tools = ctx.catalog.tools(&ctx.scope);
+    let tools = ctx.catalog.tools(&ctx.scope, &ctx.principal);
     let (page, next) = paginate(
         tools,
         |tool| tool.name.as_str(),
@@ -37,7 +37,7 @@ pub async fn call(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     let Some(name) = params.get("name").and_then(Value::as_str) else {
         return outcome;
     };
-    let Some(tool) = ctx.catalog.tool(&ctx.scope, name) else {
+    let Some(tool) = ctx.catalog.tool(&ctx.scope, &ctx.principal, name) else {
         return outcome;
     };
     let failed = match &outcome {
@@ -69,10 +69,10 @@ async fn run(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     let name = string_param(params, "name")?;
     let tool = ctx
         .catalog
-        .tool(&ctx.scope, name)
+        .tool(&ctx.scope, &ctx.principal, name)
         .ok_or_else(|| McpError::InvalidParams(format!("unknown tool {name:?}")))?;
     ctx.principal
-        .require("tools.execute")
+        .require_for("tools.execute", tool.access.team_id.as_deref())
         .map_err(|refused| McpError::Forbidden(refused.to_string()))?;
     let arguments = match params.get("arguments") {
         None | Some(Value::Null) => Map::new(),
