@@ -180,7 +180,10 @@ impl Grants {
             || item.visibility == "public"
             || item.owner_email.as_deref() == Some(email)
             || (item.visibility == "team"
-                && item.team_id.as_deref().is_some_and(|team| self.is_member(team)))
+                && item
+                    .team_id
+                    .as_deref()
+                    .is_some_and(|team| self.is_member(team)))
     }
 
     /// Whether the user belongs to `team`.

@@ -237,7 +237,10 @@ impl Catalog {
             Scope::All => self.tools.clone(),
             Scope::Server(id) => self.members(id, |s| &s.tool_ids, &self.tools_by_id),
         };
-        tools.into_iter().filter(|t| viewer.sees(&t.access)).collect()
+        tools
+            .into_iter()
+            .filter(|t| viewer.sees(&t.access))
+            .collect()
     }
 
     /// The tool named `name` in a scope, if the principal may see it.

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated};
-use super::registry::{allowed, authorized, map_db};
+use super::registry::{allowed, authorized, map_db, may_create};
 use crate::db::federation::SyncCounts;
 use crate::db::now;
 use crate::federation::FederationError;
@@ -41,6 +41,7 @@ pub async fn register(
         now: now(),
     };
     let mut row = Gateways::create(input, &change)?;
+    may_create::<Gateways>(&principal, &row)?;
     let headers = match &auth {
         Some(auth) => auth.headers()?,
         None => BTreeMap::new(),

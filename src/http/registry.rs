@@ -113,19 +113,7 @@ where
         now: now(),
     };
     let record = E::create(input, &change)?;
-    let team = record.ownership().team_id;
-    if let Some(team) = &team
-        && !principal.is_admin
-        && !principal.grants.is_member(team)
-    {
-        return Err(ApiError::InvalidField {
-            field: "team_id".into(),
-            message: "you are not a member of this team".into(),
-        });
-    }
-    principal
-        .require_for(&format!("{}.create", E::PATH), team.as_deref())
-        .map_err(ApiError::from_auth)?;
+    may_create::<E>(&principal, &record)?;
     let record = state
         .db
         .run(InsertRecord { record })
@@ -275,6 +263,27 @@ where
     Ok(HttpResponse::Ok().json(E::view(record)))
 }
 
+/// Refuses a new record in a team the principal does not belong to (422) or may not create
+/// in (403).
+pub(crate) fn may_create<E: Entity>(
+    principal: &Principal,
+    record: &E::Record,
+) -> Result<(), ApiError> {
+    let team = record.ownership().team_id;
+    if let Some(team) = &team
+        && !principal.is_admin
+        && !principal.grants.is_member(team)
+    {
+        return Err(ApiError::InvalidField {
+            field: "team_id".into(),
+            message: "you are not a member of this team".into(),
+        });
+    }
+    principal
+        .require_for(&format!("{}.create", E::PATH), team.as_deref())
+        .map_err(ApiError::from_auth)
+}
+
 /// What a principal's lists show: everything for platform admins, else what they may see.
 fn viewer(principal: &Principal) -> Option<Viewer> {
     (!principal.is_admin).then(|| Viewer {
@@ -305,7 +314,10 @@ where
         return Err(map_db::<E>(crate::actors::db::DbError::NotFound, Some(id)));
     }
     principal
-        .require_for(&format!("{}.{action}", E::PATH), ownership.team_id.as_deref())
+        .require_for(
+            &format!("{}.{action}", E::PATH),
+            ownership.team_id.as_deref(),
+        )
         .map_err(ApiError::from_auth)?;
     Ok(record)
 }

@@ -119,9 +119,13 @@ pub struct GatewayCreate {
     /// Free-form labels.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    /// Who may see it (default `public`).
+    /// Who may see it (default `public`); what is federated from it inherits this.
     #[serde(default)]
     pub visibility: Option<Visibility>,
+    /// The team it belongs to (one of yours): with `"visibility": "team"`, its members see it
+    /// and what is federated from it.
+    #[serde(default)]
+    pub team_id: Option<String>,
     /// Prefix federated tool and prompt names with the gateway's slug (default true). Without
     /// it, a name that collides with an existing one is refused with 409.
     #[serde(default)]
@@ -242,7 +246,7 @@ impl Entity for Gateways {
             tags: to_json_text(&tags(input.tags.as_deref())?),
             enabled: true,
             owner_email: Some(change.actor_email.to_owned()),
-            team_id: None,
+            team_id: optional_text("team_id", input.team_id.as_deref(), 64)?,
             visibility: input.visibility.unwrap_or_default().as_str().into(),
             created_at: change.now,
             updated_at: change.now,

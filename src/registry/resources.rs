@@ -40,6 +40,9 @@ pub struct ResourceCreate {
     /// Who may see it (default `public`).
     #[serde(default)]
     pub visibility: Option<Visibility>,
+    /// The team it belongs to (one of yours): with `"visibility": "team"`, its members see it.
+    #[serde(default)]
+    pub team_id: Option<String>,
 }
 
 /// `PUT /resources/{id}`: absent fields stay as they are.
@@ -197,7 +200,7 @@ impl Entity for Resources {
             gateway_id: None,
             enabled: true,
             owner_email: Some(change.actor_email.to_owned()),
-            team_id: None,
+            team_id: optional_text("team_id", input.team_id.as_deref(), 64)?,
             visibility: input.visibility.unwrap_or_default().as_str().into(),
             created_at: change.now,
             updated_at: change.now,

@@ -37,6 +37,9 @@ pub struct ServerCreate {
     /// Who may see it (default `public`).
     #[serde(default)]
     pub visibility: Option<Visibility>,
+    /// The team it belongs to (one of yours): with `"visibility": "team"`, its members see it.
+    #[serde(default)]
+    pub team_id: Option<String>,
 }
 
 /// `PUT /servers/{id}`: absent fields stay as they are; a member list replaces the old one.
@@ -134,7 +137,7 @@ impl Entity for Servers {
             tags: to_json_text(&tags(input.tags.as_deref())?),
             enabled: true,
             owner_email: Some(change.actor_email.to_owned()),
-            team_id: None,
+            team_id: optional_text("team_id", input.team_id.as_deref(), 64)?,
             visibility: input.visibility.unwrap_or_default().as_str().into(),
             created_at: change.now,
             updated_at: change.now,

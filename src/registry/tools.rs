@@ -114,6 +114,9 @@ pub struct ToolCreate {
     /// Who may see it (default `public`).
     #[serde(default)]
     pub visibility: Option<Visibility>,
+    /// The team it belongs to (one of yours): with `"visibility": "team"`, its members see it.
+    #[serde(default)]
+    pub team_id: Option<String>,
 }
 
 /// `PUT /tools/{id}`: absent fields stay as they are; `null` clears a nullable field.
@@ -252,7 +255,7 @@ impl Entity for Tools {
             original_name: None,
             enabled: true,
             owner_email: Some(change.actor_email.to_owned()),
-            team_id: None,
+            team_id: optional_text("team_id", input.team_id.as_deref(), 64)?,
             visibility: input.visibility.unwrap_or_default().as_str().into(),
             created_at: change.now,
             updated_at: change.now,

@@ -72,7 +72,11 @@ pub fn set_level(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 /// `resources/subscribe` and `resources/unsubscribe` (legacy).
 pub fn subscribe(ctx: &Ctx, params: &Object, on: bool) -> Result<Object, McpError> {
     let uri = string_param(params, "uri")?;
-    if ctx.catalog.resource(&ctx.scope, &ctx.principal, uri).is_none() {
+    if ctx
+        .catalog
+        .resource(&ctx.scope, &ctx.principal, uri)
+        .is_none()
+    {
         return Err(McpError::ResourceNotFound(uri.to_owned()));
     }
     let Some(session) = &ctx.session else {
