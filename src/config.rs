@@ -240,6 +240,9 @@ pub struct AuthSettings {
     pub encryption_secret: Option<String>,
     /// Sign-in, passwords and the identity cache.
     pub identity: IdentitySettings,
+    /// `MCP_AUTHORIZATION_SERVERS`: comma-separated URLs of the authorization servers the MCP
+    /// endpoints' protected resource metadata names (default: this gateway).
+    pub authorization_servers: Vec<String>,
 }
 
 /// Sign-in, password policy and the identity cache.
@@ -535,6 +538,25 @@ impl Settings {
             platform_admin_email: platform_admin_email.to_ascii_lowercase(),
             platform_admin_password,
             encryption_secret: source.raw("AUTH_ENCRYPTION_SECRET"),
+            authorization_servers: match source.raw("MCP_AUTHORIZATION_SERVERS") {
+                None => Vec::new(),
+                Some(value) => {
+                    let mut servers = Vec::new();
+                    for url in value.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+                        let parsed = url::Url::parse(url).map_err(|error| {
+                            invalid("MCP_AUTHORIZATION_SERVERS", format!("{url:?}: {error}"))
+                        })?;
+                        if !matches!(parsed.scheme(), "https" | "http") {
+                            return Err(invalid(
+                                "MCP_AUTHORIZATION_SERVERS",
+                                format!("{url:?} is not an http(s) URL"),
+                            ));
+                        }
+                        servers.push(url.trim_end_matches('/').to_owned());
+                    }
+                    servers
+                }
+            },
             identity: IdentitySettings {
                 token_expiry: Duration::from_secs(
                     60 * source.ranged("TOKEN_EXPIRY", 1440u64, 1..=525_600)?,

@@ -455,7 +455,67 @@ async fn authenticated_calls_need_no_database(backend: Backend) {
     setup.fixture.stop().await;
 }
 
+/// RFC 9728 metadata for the MCP endpoints; an MCP 401 names it in its challenge.
+async fn protected_resource_metadata(backend: Backend) {
+    let setup = setup(
+        backend,
+        &[(
+            "MCP_AUTHORIZATION_SERVERS",
+            "https://login.example.com/tenant/",
+        )],
+    )
+    .await;
+    let server = &setup.server;
+    let root = server
+        .send(
+            Method::GET,
+            "/.well-known/oauth-protected-resource",
+            None,
+            None,
+        )
+        .await;
+    let root = root.expect(StatusCode::OK);
+    assert_eq!(root["resource"], format!("{}/mcp", server.base));
+    assert_eq!(
+        root["authorization_servers"],
+        json!(["https://login.example.com/tenant"])
+    );
+    assert_eq!(root["bearer_methods_supported"], json!(["header"]));
+    let path = format!("/servers/{}/mcp", setup.server_id);
+    let per_endpoint = server
+        .send(
+            Method::GET,
+            &format!("/.well-known/oauth-protected-resource{path}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        per_endpoint.expect(StatusCode::OK)["resource"],
+        format!("{}{path}", server.base)
+    );
+    let anonymous = server
+        .client
+        .post(format!("{}{path}", server.base))
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let challenge = anonymous.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(&format!(
+            "resource_metadata=\"{}/.well-known/oauth-protected-resource{path}\"",
+            server.base
+        )),
+        "{challenge}"
+    );
+    setup.server.stop().await;
+    setup.fixture.stop().await;
+}
+
 both_backends!(
+    protected_resource_metadata,
     scopes_are_enforced,
     token_requests_are_validated,
     bad_tokens_are_refused_with_reasons,

@@ -37,6 +37,15 @@ pub enum ApiError {
     /// No or invalid credentials.
     #[error("{0}")]
     Unauthorized(String),
+    /// No or invalid credentials on an MCP endpoint: the challenge names the protected
+    /// resource metadata (RFC 9728) so clients can discover how to authorize.
+    #[error("{message}")]
+    McpUnauthorized {
+        /// What is wrong.
+        message: String,
+        /// The URL of the endpoint's protected resource metadata.
+        resource_metadata: String,
+    },
     /// Authenticated but not allowed.
     #[error("{0}")]
     Forbidden(String),
@@ -95,7 +104,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => code,
             ApiError::InvalidField { .. } => "invalid-field",
-            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Unauthorized(_) | ApiError::McpUnauthorized { .. } => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
             ApiError::Conflict(_) => "conflict",
@@ -168,12 +177,30 @@ impl From<Invalid> for ApiError {
     }
 }
 
+/// The `WWW-Authenticate` challenge of a 401: RFC 6750 (no error code when no credentials
+/// were sent), with RFC 9728's `resource_metadata` on MCP endpoints.
+fn challenge(message: &str, resource_metadata: Option<&str>) -> String {
+    let mut challenge = "Bearer realm=\"mcpgate\"".to_owned();
+    if let Some(url) = resource_metadata {
+        challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+    }
+    if message.starts_with("invalid token") {
+        challenge.push_str(&format!(
+            ", error=\"invalid_token\", error_description=\"{}\"",
+            message.replace('"', "'")
+        ));
+    }
+    challenge
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::InvalidField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::McpUnauthorized { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -196,15 +223,15 @@ impl ResponseError for ApiError {
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));
             }
             ApiError::Unauthorized(message) => {
-                // RFC 6750: no error code when no credentials were sent.
-                let challenge = if message.starts_with("invalid token") {
-                    format!(
-                        "Bearer realm=\"mcpgate\", error=\"invalid_token\", error_description=\"{}\"",
-                        message.replace('"', "'")
-                    )
-                } else {
-                    "Bearer realm=\"mcpgate\"".to_owned()
-                };
+                if let Ok(value) = HeaderValue::from_str(&challenge(message, None)) {
+                    response.insert_header((header::WWW_AUTHENTICATE, value));
+                }
+            }
+            ApiError::McpUnauthorized {
+                message,
+                resource_metadata,
+            } => {
+                let challenge = challenge(message, Some(resource_metadata));
                 if let Ok(value) = HeaderValue::from_str(&challenge) {
                     response.insert_header((header::WWW_AUTHENTICATE, value));
                 }

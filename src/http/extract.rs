@@ -171,7 +171,25 @@ impl FromRequest for McpAuthenticated {
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let principal = principal_of(request);
-        Box::pin(async move { principal.await.map(McpAuthenticated) })
+        let info = request.connection_info().clone();
+        let resource_metadata = format!(
+            "{}://{}/.well-known/oauth-protected-resource{}",
+            info.scheme(),
+            info.host(),
+            request.path()
+        );
+        Box::pin(async move {
+            principal
+                .await
+                .map(McpAuthenticated)
+                .map_err(|error| match error {
+                    ApiError::Unauthorized(message) => ApiError::McpUnauthorized {
+                        message,
+                        resource_metadata,
+                    },
+                    other => other,
+                })
+        })
     }
 }
 

@@ -8,6 +8,7 @@ pub mod health;
 pub mod identity;
 pub mod mcp;
 pub mod metrics;
+pub mod oauth;
 pub mod openapi;
 pub mod registry;
 pub mod request_log;
@@ -84,6 +85,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     mcp::routes(config);
     identity::routes(config);
     tokens::routes(config);
+    oauth::routes(config);
     registry::routes::<Tools>(config);
     registry::routes::<Resources>(config);
     registry::routes::<Prompts>(config);

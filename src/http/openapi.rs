@@ -17,6 +17,7 @@ use super::identity::{
     PasswordChange, RoleAssignment, TeamCreate, TeamView, UserCreate, UserPage, UserUpdate,
     UserView,
 };
+use super::oauth::ResourceMetadata;
 use super::tokens::{TokenCreate, TokenCreated, TokenView};
 use crate::actors::db::PoolStats;
 use crate::auth::scope::{TimeWindow, TokenScope};
@@ -87,6 +88,7 @@ use crate::registry::{Entity, Visibility};
         TokenView,
         TokenScope,
         TimeWindow,
+        ResourceMetadata,
     ))
 )]
 struct ApiDoc;
@@ -653,6 +655,16 @@ fn add_identity(doc: &mut utoipa::openapi::OpenApi) {
             ok: ("204", "revoked", None),
             errors: &[missing],
             secured: true,
+        },
+        Op {
+            path: "/.well-known/oauth-protected-resource",
+            method: HttpMethod::Get,
+            id: "protected_resource_metadata",
+            summary: "OAuth protected resource metadata (RFC 9728) of the MCP endpoints; /.well-known/oauth-protected-resource/<endpoint path> for one endpoint",
+            body: None,
+            ok: ("200", "the metadata", Some("ResourceMetadata")),
+            errors: &[],
+            secured: false,
         },
         Op {
             path: "/auth/logout",

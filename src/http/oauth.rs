@@ -1,0 +1,60 @@
+//! OAuth 2.0 Protected Resource Metadata (RFC 9728) for the MCP endpoints, at
+//! `/.well-known/oauth-protected-resource` and, per endpoint,
+//! `/.well-known/oauth-protected-resource/<endpoint path>` (the URL the 401 challenge of an
+//! MCP endpoint names). Tokens are checked for this gateway's audience (`JWT_AUDIENCE`).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::AppState;
+
+/// Registers the routes.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/.well-known/oauth-protected-resource").route(web::get().to(metadata)),
+        )
+        .service(
+            web::resource("/.well-known/oauth-protected-resource/{endpoint:.*}")
+                .route(web::get().to(metadata)),
+        );
+}
+
+/// The metadata document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ResourceMetadata {
+    /// The protected resource: the MCP endpoint's URL.
+    pub resource: String,
+    /// Where tokens for it are issued (`MCP_AUTHORIZATION_SERVERS`, default this gateway).
+    pub authorization_servers: Vec<String>,
+    /// Tokens go in the `Authorization` header.
+    pub bearer_methods_supported: Vec<&'static str>,
+    /// A readable name.
+    pub resource_name: &'static str,
+    /// Where the API is described.
+    pub resource_documentation: String,
+}
+
+/// `GET /.well-known/oauth-protected-resource[/<endpoint>]`.
+pub async fn metadata(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let info = request.connection_info().clone();
+    let base = format!("{}://{}", info.scheme(), info.host());
+    let endpoint = request
+        .match_info()
+        .get("endpoint")
+        .filter(|endpoint| !endpoint.is_empty())
+        .map(|endpoint| format!("/{}", endpoint.trim_start_matches('/')))
+        .unwrap_or_else(|| "/mcp".to_owned());
+    let authorization_servers = if state.settings.auth.authorization_servers.is_empty() {
+        vec![base.clone()]
+    } else {
+        state.settings.auth.authorization_servers.clone()
+    };
+    HttpResponse::Ok().json(ResourceMetadata {
+        resource: format!("{base}{endpoint}"),
+        authorization_servers,
+        bearer_methods_supported: vec!["header"],
+        resource_name: "mcpgate",
+        resource_documentation: format!("{base}/openapi.json"),
+    })
+}
