@@ -51,6 +51,16 @@ pub struct GeneratedAdmin {
 
 /// Resolves the JWT signing keys: the explicit secret, or the stored (or newly generated) one.
 pub async fn jwt_keys(db: &Db, settings: &AuthSettings) -> Result<Arc<JwtKeys>, String> {
+    if let Some(pair) = &settings.jwt_key_pair {
+        return JwtKeys::asymmetric(
+            pair.algorithm,
+            &pair.private_pem,
+            &pair.public_pem,
+            &settings.jwt_issuer,
+            &settings.jwt_audience,
+        )
+        .map(Arc::new);
+    }
     let secret = match &settings.jwt_secret {
         Some(secret) => secret.clone(),
         None => {

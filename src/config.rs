@@ -240,9 +240,31 @@ pub struct AuthSettings {
     pub encryption_secret: Option<String>,
     /// Sign-in, passwords and the identity cache.
     pub identity: IdentitySettings,
+    /// `JWT_ALGORITHM` with `JWT_PRIVATE_KEY_PATH` and `JWT_PUBLIC_KEY_PATH`: sign and verify
+    /// with RS256 or ES256 and this PEM key pair instead of the HS256 secret.
+    pub jwt_key_pair: Option<JwtKeyPair>,
     /// `MCP_AUTHORIZATION_SERVERS`: comma-separated URLs of the authorization servers the MCP
     /// endpoints' protected resource metadata names (default: this gateway).
     pub authorization_servers: Vec<String>,
+}
+
+/// An asymmetric signing key pair, read from PEM files at start.
+#[derive(Clone)]
+pub struct JwtKeyPair {
+    /// `RS256` or `ES256`.
+    pub algorithm: jsonwebtoken::Algorithm,
+    /// The private key (PEM).
+    pub private_pem: Vec<u8>,
+    /// The public key (PEM).
+    pub public_pem: Vec<u8>,
+}
+
+impl fmt::Debug for JwtKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtKeyPair")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Sign-in, password policy and the identity cache.
@@ -409,6 +431,50 @@ impl Source<'_> {
     }
 }
 
+/// `JWT_ALGORITHM` (`HS256` by default) and, for RS256/ES256, the key files; the keys are
+/// checked to load and to match here, so a bad key stops the start with the variable named.
+fn jwt_key_pair(source: &Source<'_>) -> Result<Option<JwtKeyPair>, ConfigError> {
+    let algorithm = match source
+        .string("JWT_ALGORITHM", "HS256")
+        .to_ascii_uppercase()
+        .as_str()
+    {
+        "HS256" => return Ok(None),
+        "RS256" => jsonwebtoken::Algorithm::RS256,
+        "ES256" => jsonwebtoken::Algorithm::ES256,
+        other => {
+            return Err(invalid(
+                "JWT_ALGORITHM",
+                format!("{other:?} is not HS256, RS256 or ES256"),
+            ));
+        }
+    };
+    let read = |variable: &'static str| -> Result<Vec<u8>, ConfigError> {
+        let path = source.raw(variable).ok_or_else(|| {
+            invalid(
+                variable,
+                "required with JWT_ALGORITHM RS256 or ES256 (a PEM file)",
+            )
+        })?;
+        std::fs::read(&path)
+            .map_err(|error| invalid(variable, format!("cannot read {path}: {error}")))
+    };
+    let pair = JwtKeyPair {
+        algorithm,
+        private_pem: read("JWT_PRIVATE_KEY_PATH")?,
+        public_pem: read("JWT_PUBLIC_KEY_PATH")?,
+    };
+    crate::auth::jwt::JwtKeys::asymmetric(
+        algorithm,
+        &pair.private_pem,
+        &pair.public_pem,
+        "check",
+        "check",
+    )
+    .map_err(|reason| invalid("JWT_PRIVATE_KEY_PATH", reason))?;
+    Ok(Some(pair))
+}
+
 impl Settings {
     /// Loads `.env` (when present) and then the process environment, and validates.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -538,6 +604,7 @@ impl Settings {
             platform_admin_email: platform_admin_email.to_ascii_lowercase(),
             platform_admin_password,
             encryption_secret: source.raw("AUTH_ENCRYPTION_SECRET"),
+            jwt_key_pair: jwt_key_pair(&source)?,
             authorization_servers: match source.raw("MCP_AUTHORIZATION_SERVERS") {
                 None => Vec::new(),
                 Some(value) => {

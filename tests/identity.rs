@@ -555,3 +555,101 @@ both_backends!(
     teams_and_members,
     grants_are_loaded_once_per_miss,
 );
+
+/// PEM text of DER bytes.
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// A fresh key pair as PEM files: ES256 (P-256) or RS256 (RSA 2048).
+fn key_files(dir: &std::path::Path, algorithm: &str) -> (String, String) {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+    use aws_lc_rs::signature::KeyPair;
+    let (private_der, public_der): (Vec<u8>, Vec<u8>) = match algorithm {
+        "ES256" => {
+            let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            )
+            .unwrap();
+            let private = pair.to_pkcs8v1().unwrap().as_ref().to_vec();
+            let public: PublicKeyX509Der = pair.public_key().as_der().unwrap();
+            (private, public.as_ref().to_vec())
+        }
+        _ => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+            let private: Pkcs8V1Der = pair.as_der().unwrap();
+            let public: PublicKeyX509Der = pair.public_key().as_der().unwrap();
+            (private.as_ref().to_vec(), public.as_ref().to_vec())
+        }
+    };
+    let private_path = dir.join(format!("{algorithm}-private.pem"));
+    let public_path = dir.join(format!("{algorithm}-public.pem"));
+    std::fs::write(&private_path, pem("PRIVATE KEY", &private_der)).unwrap();
+    std::fs::write(&public_path, pem("PUBLIC KEY", &public_der)).unwrap();
+    (
+        private_path.display().to_string(),
+        public_path.display().to_string(),
+    )
+}
+
+/// RS256 and ES256 with configured key pairs: sign-in tokens carry the algorithm and work; an
+/// HS256 token is refused; a key that does not load stops the start naming the variable.
+async fn asymmetric_signing_keys(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    for algorithm in ["ES256", "RS256"] {
+        let (private, public) = key_files(dir.path(), algorithm);
+        let overrides = [
+            ("JWT_ALGORITHM", algorithm),
+            ("JWT_PRIVATE_KEY_PATH", private.as_str()),
+            ("JWT_PUBLIC_KEY_PATH", public.as_str()),
+        ];
+        let (_db, server) = start(backend, &overrides).await;
+        let signed_in = login(&server, "admin@example.com", "admin-password-for-tests").await;
+        let access = signed_in.expect(StatusCode::OK)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let header = jsonwebtoken::decode_header(&access).unwrap();
+        assert_eq!(format!("{:?}", header.alg), algorithm);
+        server
+            .send(Method::GET, "/tools", Some(&access), None)
+            .await
+            .expect(StatusCode::OK);
+        let hs256 = server
+            .send(
+                Method::GET,
+                "/tools",
+                Some(&token("admin@example.com", true)),
+                None,
+            )
+            .await;
+        assert_eq!(hs256.status, StatusCode::UNAUTHORIZED, "{}", hs256.body);
+        server.stop().await;
+    }
+    let (private, _) = key_files(dir.path(), "ES256");
+    let (_, other_public) = key_files(dir.path(), "RS256");
+    let mismatched = mcpgate::config::Settings::from_lookup(&|name| match name {
+        "JWT_ALGORITHM" => Some("ES256".into()),
+        "JWT_PRIVATE_KEY_PATH" => Some(private.clone()),
+        "JWT_PUBLIC_KEY_PATH" => Some(other_public.clone()),
+        _ => None,
+    });
+    let error = mismatched.expect_err("a mismatched key pair is refused");
+    assert!(error.variable.starts_with("JWT_"), "{error}");
+    let missing = mcpgate::config::Settings::from_lookup(&|name| {
+        (name == "JWT_ALGORITHM").then(|| "RS256".to_owned())
+    });
+    assert_eq!(missing.unwrap_err().variable, "JWT_PRIVATE_KEY_PATH");
+}
+
+both_backends!(asymmetric_signing_keys);

@@ -1,4 +1,5 @@
-//! HS256 JSON Web Tokens issued and verified by this gateway.
+//! JSON Web Tokens issued and verified by this gateway: HS256 with a shared secret by default,
+//! RS256 or ES256 with a configured key pair.
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ pub struct Claims {
 
 /// Signing and verification keys with the expected issuer and audience.
 pub struct JwtKeys {
+    algorithm: Algorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -46,14 +48,62 @@ pub struct JwtKeys {
 impl JwtKeys {
     /// Keys for an HS256 shared secret.
     pub fn hs256(secret: &str, issuer: &str, audience: &str) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
+        Self::with(
+            Algorithm::HS256,
+            EncodingKey::from_secret(secret.as_bytes()),
+            DecodingKey::from_secret(secret.as_bytes()),
+            issuer,
+            audience,
+        )
+    }
+
+    /// Keys for RS256 or ES256 from PEM: a PKCS#8 (or PKCS#1 for RSA) private key and its
+    /// public key (SubjectPublicKeyInfo). The pair is checked by signing and verifying once.
+    pub fn asymmetric(
+        algorithm: Algorithm,
+        private_pem: &[u8],
+        public_pem: &[u8],
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, String> {
+        let (encoding, decoding) = match algorithm {
+            Algorithm::RS256 => (
+                EncodingKey::from_rsa_pem(private_pem),
+                DecodingKey::from_rsa_pem(public_pem),
+            ),
+            Algorithm::ES256 => (
+                EncodingKey::from_ec_pem(private_pem),
+                DecodingKey::from_ec_pem(public_pem),
+            ),
+            other => return Err(format!("{other:?} is not RS256 or ES256")),
+        };
+        let encoding =
+            encoding.map_err(|error| format!("the private key does not load: {error}"))?;
+        let decoding =
+            decoding.map_err(|error| format!("the public key does not load: {error}"))?;
+        let keys = Self::with(algorithm, encoding, decoding, issuer, audience);
+        let probe = keys.issue("probe@example.com", false, Duration::from_secs(60))?;
+        keys.verify(&probe)
+            .map_err(|_| "the public key does not verify what the private key signs".to_owned())?;
+        Ok(keys)
+    }
+
+    fn with(
+        algorithm: Algorithm,
+        encoding: EncodingKey,
+        decoding: DecodingKey,
+        issuer: &str,
+        audience: &str,
+    ) -> Self {
+        let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "sub", "aud", "iss", "jti"]);
         validation.leeway = 30;
         JwtKeys {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            algorithm,
+            encoding,
+            decoding,
             validation,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
@@ -100,7 +150,7 @@ impl JwtKeys {
     }
 
     fn sign(&self, claims: &Claims) -> Result<String, String> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+        jsonwebtoken::encode(&Header::new(self.algorithm), claims, &self.encoding)
             .map_err(|error| format!("cannot sign the token: {error}"))
     }
 
