@@ -428,9 +428,30 @@ async fn authenticated_calls_need_no_database(backend: Backend) {
     )
     .await;
     let path = format!("/servers/{}/mcp", setup.server_id);
-    // Warm the cache.
-    call(server, &path, &token).await.expect(StatusCode::OK);
     let units = |stats: &Value, name: &str| stats["units_by_name"][name].as_u64().unwrap_or(0);
+    // Cold: a change to the user drops their cached grants; 200 calls then wait for one load.
+    server
+        .admin(
+            Method::PUT,
+            "/users/dev@example.com",
+            Some(json!({"full_name": "Dev"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let cold_before = server.pool_stats().await;
+    let calls = (0..200).map(|_| call(server, &path, &token));
+    for reply in futures_util::future::join_all(calls).await {
+        let body = reply.expect(StatusCode::OK);
+        assert_eq!(body["result"]["isError"], false, "{body}");
+    }
+    let cold_after = server.pool_stats().await;
+    assert_eq!(
+        units(&cold_after, "identity.load") - units(&cold_before, "identity.load"),
+        1,
+        "one load for the cache miss"
+    );
+    assert_eq!(cold_after["checkout_timeouts"], 0);
+    // Warm: none.
     let before = server.pool_stats().await;
     let calls = (0..200).map(|_| call(server, &path, &token));
     for reply in futures_util::future::join_all(calls).await {
@@ -514,7 +535,38 @@ async fn protected_resource_metadata(backend: Backend) {
     setup.fixture.stop().await;
 }
 
+/// A client's token never reaches an upstream: the REST tool's endpoint sees no
+/// `Authorization` header (the tool defines none).
+async fn client_tokens_stay_at_the_gateway(backend: Backend) {
+    let setup = setup(backend, &[]).await;
+    let server = &setup.server;
+    server
+        .admin(
+            Method::POST,
+            "/tools",
+            Some(json!({"name": "headers_seen", "url": format!("{}/headers", setup.fixture.base), "request_type": "GET"})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let dev = create_user(server, "dev@example.com", "developer").await;
+    let mut client = McpClient::new(server, "/mcp");
+    client.token = dev.clone();
+    let seen = client
+        .modern(
+            "tools/call",
+            json!({"name": "headers_seen", "arguments": {}}),
+        )
+        .await;
+    let seen = seen.expect(StatusCode::OK)["result"]["structuredContent"].clone();
+    assert!(seen["headers"].is_array(), "{seen}");
+    assert!(seen["authorization"].is_null(), "{seen}");
+    assert!(!seen.to_string().contains(&dev));
+    setup.server.stop().await;
+    setup.fixture.stop().await;
+}
+
 both_backends!(
+    client_tokens_stay_at_the_gateway,
     protected_resource_metadata,
     scopes_are_enforced,
     token_requests_are_validated,

@@ -78,6 +78,20 @@ async fn nap() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "slept_ms": 1000 }))
 }
 
+/// Answers with the request's header names and the `Authorization` value it got, if any.
+async fn headers(request: actix_web::HttpRequest) -> HttpResponse {
+    let names: Vec<String> = request
+        .headers()
+        .keys()
+        .map(|name| name.to_string())
+        .collect();
+    let authorization = request
+        .headers()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok());
+    HttpResponse::Ok().json(json!({ "headers": names, "authorization": authorization }))
+}
+
 async fn text() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain")
@@ -98,6 +112,7 @@ impl RestFixture {
                 .route("/slow", web::get().to(slow))
                 .route("/text", web::get().to(text))
                 .route("/nap", web::get().to(nap))
+                .route("/headers", web::get().to(headers))
         })
         .workers(2)
         .disable_signals()
