@@ -38,6 +38,21 @@ async fn sign_in_and_lockout(backend: Backend) {
     let access = body["access_token"].as_str().unwrap();
     let tools = server.send(Method::GET, "/tools", Some(access), None).await;
     tools.expect(StatusCode::OK);
+    // The console's cookie: the same token, HTTP-only, same-site, for /admin only.
+    let cookie = signed_in.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with(&format!("mcpgate_session={access}")),
+        "{cookie}"
+    );
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(cookie.contains(attribute), "{attribute} in {cookie}");
+    }
+    let signed_out = server
+        .send(Method::POST, "/auth/logout", Some(access), None)
+        .await;
+    assert_eq!(signed_out.status, StatusCode::NO_CONTENT);
+    let cleared = signed_out.headers["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("mcpgate_session=;"), "{cleared}");
 
     create_user(&server, "alice@example.com", "developer").await;
     let wrong = login(&server, "alice@example.com", "not the password at all").await;

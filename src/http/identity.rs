@@ -377,9 +377,14 @@ async fn invalidate(state: &AppState, emails: impl IntoIterator<Item = String>) 
 
 // ---- sign-in ------------------------------------------------------------------------------
 
-/// `POST /auth/login`: email and password for a bearer token.
+/// The console's session cookie: the sign-in token, HTTP-only, `SameSite=Strict`, sent only to
+/// `/admin` (the console checks it there, with CSRF protection on its forms).
+pub const SESSION_COOKIE: &str = "mcpgate_session";
+
+/// `POST /auth/login`: email and password for a bearer token (and the console's cookie).
 pub async fn login(
     state: web::Data<AppState>,
+    request: actix_web::HttpRequest,
     ApiJson(input): ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let session = state
@@ -391,8 +396,18 @@ pub async fn login(
             AuthError::BadCredentials => ApiError::Unauthorized(error.to_string()),
             other => ApiError::from_auth(other),
         })?;
+    let cookie = actix_web::cookie::Cookie::build(SESSION_COOKIE, session.access_token.clone())
+        .path("/admin")
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .secure(request.connection_info().scheme() == "https")
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            session.expires_in.as_secs() as i64,
+        ))
+        .finish();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(cookie)
         .json(LoginResponse {
             access_token: session.access_token,
             token_type: "bearer",

@@ -249,5 +249,10 @@ pub async fn logout(
         .await
         .map_err(|error| ApiError::from_db(error, "token", None))?;
     state.auth.revoked(principal.token_id).await;
-    Ok(HttpResponse::NoContent().finish())
+    let mut expired = actix_web::cookie::Cookie::build(super::identity::SESSION_COOKIE, "")
+        .path("/admin")
+        .http_only(true)
+        .finish();
+    expired.make_removal();
+    Ok(HttpResponse::NoContent().cookie(expired).finish())
 }
