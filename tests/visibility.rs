@@ -237,6 +237,33 @@ async fn who_sees_what(backend: Backend) {
         names(&servers.expect(StatusCode::OK)["items"]),
         ["Front desk"]
     );
+
+    // Moving an item to a team: only into one of yours.
+    let public_item = format!("/tools/{}", ids[0]);
+    let into_foreign_team = server
+        .send(
+            Method::PUT,
+            &public_item,
+            Some(&carol),
+            Some(json!({"team_id": team_id, "visibility": "team"})),
+        )
+        .await;
+    assert_eq!(into_foreign_team.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(into_foreign_team.body["field"], "team_id");
+    let moved = server
+        .send(
+            Method::PUT,
+            &public_item,
+            Some(&alice),
+            Some(json!({"team_id": team_id, "visibility": "team"})),
+        )
+        .await;
+    assert_eq!(moved.expect(StatusCode::OK)["team_id"], team_id.as_str());
+    assert_eq!(rest_tools(&server, &carol).await, Vec::<String>::new());
+    assert_eq!(
+        rest_tools(&server, &bob).await,
+        ["public_tool", "team_tool"]
+    );
     server.stop().await;
     fixture.stop().await;
 }

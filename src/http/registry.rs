@@ -197,15 +197,33 @@ where
     authorized::<E>(&state, &principal, &id, "update").await?;
     let id = id.into_inner();
     let input = Arc::new(input);
-    let actor_email = principal.email;
+    let actor_email = principal.email.clone();
     let changed_at = now();
+    let mover = principal.clone();
     let apply = move |stored: E::Record| {
         let change = Change {
             actor_email: &actor_email,
             now: changed_at,
         };
-        E::update(stored, &input, &change)
-            .map_err(|invalid| WorkError::rejected(invalid.field, invalid.message))
+        let before = stored.ownership().team_id;
+        let changed = E::update(stored, &input, &change)
+            .map_err(|invalid| WorkError::rejected(invalid.field, invalid.message))?;
+        // Moving it to another team: one of yours, where you may change such items.
+        let after = changed.ownership().team_id;
+        if after != before
+            && let Some(team) = &after
+        {
+            if !mover.is_admin && !mover.grants.is_member(team) {
+                return Err(WorkError::rejected(
+                    "team_id",
+                    "you are not a member of this team",
+                ));
+            }
+            if let Err(refused) = mover.require_for(&format!("{}.update", E::PATH), Some(team)) {
+                return Err(WorkError::rejected("team_id", refused.to_string()));
+            }
+        }
+        Ok(changed)
     };
     let record = state
         .db

@@ -158,6 +158,10 @@ pub struct GatewayUpdate {
     /// A new visibility.
     #[serde(default)]
     pub visibility: Option<Visibility>,
+    /// Move it to another of your teams (`null`: no team).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub team_id: Option<Option<String>>,
 }
 
 /// A gateway as clients see it.
@@ -291,9 +295,15 @@ impl Entity for Gateways {
             row.description = optional_text("description", description.as_deref(), 8192)?;
         }
         update_meta(
-            (&mut row.tags, &mut row.visibility, &mut row.updated_at),
+            (
+                &mut row.tags,
+                &mut row.visibility,
+                &mut row.team_id,
+                &mut row.updated_at,
+            ),
             input.tags.as_deref(),
             input.visibility,
+            input.team_id.as_ref(),
             change,
         )?;
         Ok(row)

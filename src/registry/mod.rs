@@ -129,12 +129,21 @@ pub(crate) use item_meta;
 
 /// Applies the metadata fields every update may carry (tags, visibility) and stamps the time.
 fn update_meta(
-    stored: (&mut String, &mut String, &mut NaiveDateTime),
+    stored: (
+        &mut String,
+        &mut String,
+        &mut Option<String>,
+        &mut NaiveDateTime,
+    ),
     tags: Option<&[String]>,
     visibility: Option<Visibility>,
+    team_id: Option<&Option<String>>,
     change: &Change<'_>,
 ) -> Result<(), Invalid> {
-    let (stored_tags, stored_visibility, updated_at) = stored;
+    let (stored_tags, stored_visibility, stored_team, updated_at) = stored;
+    if let Some(team_id) = team_id {
+        *stored_team = validate::optional_text("team_id", team_id.as_deref(), 64)?;
+    }
     if let Some(tags) = tags {
         *stored_tags = to_json_text(&validate::tags(Some(tags))?);
     }

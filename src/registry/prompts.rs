@@ -75,6 +75,10 @@ pub struct PromptUpdate {
     /// A new visibility.
     #[serde(default)]
     pub visibility: Option<Visibility>,
+    /// Move it to another of your teams (`null`: no team).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub team_id: Option<Option<String>>,
 }
 
 /// A prompt as clients see it.
@@ -209,9 +213,15 @@ impl Entity for Prompts {
             row.arguments = to_json_text(&arguments(values)?);
         }
         update_meta(
-            (&mut row.tags, &mut row.visibility, &mut row.updated_at),
+            (
+                &mut row.tags,
+                &mut row.visibility,
+                &mut row.team_id,
+                &mut row.updated_at,
+            ),
             input.tags.as_deref(),
             input.visibility,
+            input.team_id.as_ref(),
             change,
         )?;
         Ok(row)

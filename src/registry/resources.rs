@@ -74,6 +74,10 @@ pub struct ResourceUpdate {
     /// A new visibility.
     #[serde(default)]
     pub visibility: Option<Visibility>,
+    /// Move it to another of your teams (`null`: no team).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub team_id: Option<Option<String>>,
 }
 
 /// A resource as clients see it.
@@ -243,9 +247,15 @@ impl Entity for Resources {
             row.content = content(Some(value))?;
         }
         update_meta(
-            (&mut row.tags, &mut row.visibility, &mut row.updated_at),
+            (
+                &mut row.tags,
+                &mut row.visibility,
+                &mut row.team_id,
+                &mut row.updated_at,
+            ),
             input.tags.as_deref(),
             input.visibility,
+            input.team_id.as_ref(),
             change,
         )?;
         Ok(row)

@@ -72,6 +72,10 @@ pub struct ServerUpdate {
     /// A new visibility.
     #[serde(default)]
     pub visibility: Option<Visibility>,
+    /// Move it to another of your teams (`null`: no team).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub team_id: Option<Option<String>>,
 }
 
 /// A virtual server as clients see it.
@@ -166,9 +170,15 @@ impl Entity for Servers {
             row.icon = icon(value.as_deref())?;
         }
         update_meta(
-            (&mut row.tags, &mut row.visibility, &mut row.updated_at),
+            (
+                &mut row.tags,
+                &mut row.visibility,
+                &mut row.team_id,
+                &mut row.updated_at,
+            ),
             input.tags.as_deref(),
             input.visibility,
+            input.team_id.as_ref(),
             change,
         )?;
         let members = &mut record.members;

@@ -156,6 +156,10 @@ pub struct ToolUpdate {
     /// A new visibility.
     #[serde(default)]
     pub visibility: Option<Visibility>,
+    /// Move it to another of your teams (`null`: no team).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub team_id: Option<Option<String>>,
 }
 
 /// A tool as clients see it.
@@ -321,9 +325,15 @@ impl Entity for Tools {
             row.annotations = to_json_text(annotations);
         }
         update_meta(
-            (&mut row.tags, &mut row.visibility, &mut row.updated_at),
+            (
+                &mut row.tags,
+                &mut row.visibility,
+                &mut row.team_id,
+                &mut row.updated_at,
+            ),
             input.tags.as_deref(),
             input.visibility,
+            input.team_id.as_ref(),
             change,
         )?;
         validate_rest_fields(&row)?;
