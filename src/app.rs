@@ -131,6 +131,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         upstream,
         sessions: sessions.clone(),
         parked: parked.clone(),
+        console: Arc::new(crate::http::console::Console::new()?),
         mcp_settings: Arc::new(settings.mcp.clone()),
         settings: settings.clone(),
         shutdown: shutdown.clone(),

@@ -44,6 +44,8 @@ pub struct Gateway {
     pub name: String,
     /// How to reach it (credentials decrypted).
     pub target: Target,
+    /// Who owns it and may see it.
+    pub access: Ownership,
 }
 
 /// A tool ready to list and call.
@@ -223,6 +225,22 @@ impl Catalog {
     /// Every enabled gateway.
     pub fn gateways(&self) -> Vec<Arc<Gateway>> {
         self.gateways.values().cloned().collect()
+    }
+
+    /// How many enabled virtual servers a principal may see.
+    pub fn servers_seen_by(&self, viewer: &Principal) -> usize {
+        self.servers
+            .values()
+            .filter(|server| viewer.sees(&server.access))
+            .count()
+    }
+
+    /// How many enabled gateways a principal may see.
+    pub fn gateways_seen_by(&self, viewer: &Principal) -> usize {
+        self.gateways
+            .values()
+            .filter(|gateway| viewer.sees(&gateway.access))
+            .count()
     }
 
     /// The virtual server with this id, if it exists and is enabled.
@@ -525,6 +543,7 @@ fn prompt(row: PromptRow) -> Option<Prompt> {
 }
 
 fn gateway(row: GatewayRow, secrets: &SecretBox) -> Option<Gateway> {
+    let access = crate::ownership_of!(row);
     let headers: BTreeMap<String, String> = match &row.auth_secret {
         None => BTreeMap::new(),
         Some(sealed) => match secrets
@@ -550,6 +569,7 @@ fn gateway(row: GatewayRow, secrets: &SecretBox) -> Option<Gateway> {
         },
         id: row.id,
         name: row.name,
+        access,
     })
 }
 

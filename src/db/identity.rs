@@ -176,6 +176,16 @@ unit_of_work! {
 }
 
 unit_of_work! {
+    /// How many users there are.
+    CountUsers { } -> i64,
+    "users.count", Read, transactional = false,
+    |_this, conn| {
+        let count = crate::on_backend!(conn, c => users::table.count().get_result::<i64>(c).await)?;
+        Ok(count)
+    }
+}
+
+unit_of_work! {
     /// Users in email order after `after`, at most `limit`.
     ListUsers { after: Option<String>, limit: i64 } -> Vec<UserRow>,
     "users.list", Read, transactional = false,

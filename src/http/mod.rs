@@ -1,6 +1,7 @@
 //! HTTP: the route table, shared state and request plumbing. Handlers are thin: extract,
 //! send one or two actor messages, map the result.
 
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod gateways;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub upstream: Upstream,
     /// Legacy MCP sessions.
     pub sessions: Arc<SessionStore>,
+    /// The admin console's compiled templates.
+    pub console: Arc<console::Console>,
     /// Upstream calls waiting for a 2026-07-28 client's answers.
     pub parked: Arc<crate::mcp::parked::ParkedCalls>,
     /// The settings the process started with.
@@ -86,6 +89,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     identity::routes(config);
     tokens::routes(config);
     oauth::routes(config);
+    console::routes(config);
     registry::routes::<Tools>(config);
     registry::routes::<Resources>(config);
     registry::routes::<Prompts>(config);

@@ -27,6 +27,8 @@ pub enum SseEvent {
     Message(Value),
     /// The legacy transport's `endpoint` event with the URL to POST messages to.
     Endpoint(String),
+    /// Any other named event with JSON data (the console's live figures).
+    Named(&'static str, Value),
 }
 
 impl SseEvent {
@@ -36,6 +38,7 @@ impl SseEvent {
                 Bytes::from(format!("event: message\ndata: {message}\n\n"))
             }
             SseEvent::Endpoint(url) => Bytes::from(format!("event: endpoint\ndata: {url}\n\n")),
+            SseEvent::Named(name, data) => Bytes::from(format!("event: {name}\ndata: {data}\n\n")),
         }
     }
 }

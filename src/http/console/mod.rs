@@ -1,0 +1,225 @@
+//! The admin console: server-rendered pages (tera templates compiled into the binary), the
+//! session cookie set by sign-in, CSRF protection on every form, and a live dashboard fed over
+//! SSE. Pages are rendered only after their data has come back from the actors; no handler
+//! holds a database connection.
+
+mod pages;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::identity::SESSION_COOKIE;
+use crate::auth::Principal;
+
+/// The cookie holding the sign-in form's CSRF token (before there is a session).
+const LOGIN_CSRF_COOKIE: &str = "mcpgate_login_csrf";
+
+/// The compiled templates.
+pub struct Console {
+    tera: tera::Tera,
+}
+
+impl Console {
+    /// Compiles the templates shipped in `templates/`.
+    pub fn new() -> Result<Self, String> {
+        let mut tera = tera::Tera::default();
+        tera.add_raw_templates([
+            ("base.html", include_str!("../../../templates/base.html")),
+            ("login.html", include_str!("../../../templates/login.html")),
+            (
+                "dashboard.html",
+                include_str!("../../../templates/dashboard.html"),
+            ),
+            ("tools.html", include_str!("../../../templates/tools.html")),
+        ])
+        .map_err(|error| format!("the console templates do not compile: {error}"))?;
+        Ok(Console { tera })
+    }
+
+    /// Renders a page with `status`; a template error is logged and shown as a plain page.
+    fn page(
+        &self,
+        status: actix_web::http::StatusCode,
+        name: &str,
+        context: &tera::Context,
+    ) -> HttpResponse {
+        match self.tera.render(name, context) {
+            Ok(html) => HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .insert_header(("X-Frame-Options", "DENY"))
+                .insert_header((
+                    "Content-Security-Policy",
+                    "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+                ))
+                .body(html),
+            Err(error) => {
+                tracing::error!(template = name, %error, "console page did not render");
+                HttpResponse::InternalServerError()
+                    .content_type("text/plain; charset=utf-8")
+                    .body("This page could not be shown; the error is in the gateway's log.")
+            }
+        }
+    }
+}
+
+/// Registers the console's routes and its static assets.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/admin/login")
+                .route(web::get().to(pages::login_form))
+                .route(web::post().to(pages::login)),
+        )
+        .service(web::resource("/admin/logout").route(web::post().to(pages::logout)))
+        .service(web::resource("/admin").route(web::get().to(pages::dashboard)))
+        .service(web::resource("/admin/events").route(web::get().to(pages::events)))
+        .service(
+            web::resource("/admin/tools")
+                .route(web::get().to(pages::tools))
+                .route(web::post().to(pages::create_tool)),
+        )
+        .service(web::resource("/static/admin.css").route(web::get().to(css)))
+        .service(web::resource("/static/admin.js").route(web::get().to(js)));
+}
+
+async fn css() -> HttpResponse {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("../../../static/admin.css"),
+    )
+}
+
+async fn js() -> HttpResponse {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../../../static/admin.js"),
+    )
+}
+
+fn asset(content_type: &str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(body)
+}
+
+/// The CSRF token of a session: a digest of its token, which a page on another site cannot
+/// read (the cookie is HTTP-only) and so cannot compute.
+fn csrf_of(session_token: &str) -> String {
+    let digest = Sha256::digest(format!("mcpgate-console-csrf:{session_token}").as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Constant-time comparison of two tokens.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A signed-in console user: the principal of the session cookie, and the session's CSRF
+/// token. Without a valid session, pages redirect to the sign-in page.
+pub struct ConsoleUser {
+    /// Who.
+    pub principal: Principal,
+    /// The CSRF token forms must carry.
+    pub csrf: String,
+}
+
+/// Why a console request is turned away.
+#[derive(Debug)]
+pub enum ConsoleRefusal {
+    /// Not signed in (or the session ended): to the sign-in page.
+    SignIn,
+    /// A form without the session's CSRF token.
+    Csrf,
+    /// The gateway could not check the session right now.
+    Unavailable,
+}
+
+impl std::fmt::Display for ConsoleRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConsoleRefusal::SignIn => "sign in first",
+            ConsoleRefusal::Csrf => "the form is missing its security token",
+            ConsoleRefusal::Unavailable => "the console is unavailable; try again shortly",
+        })
+    }
+}
+
+impl actix_web::ResponseError for ConsoleRefusal {
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ConsoleRefusal::SignIn => HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, "/admin/login"))
+                .finish(),
+            ConsoleRefusal::Csrf => HttpResponse::Forbidden()
+                .content_type("text/plain; charset=utf-8")
+                .body("This form was refused: it did not carry this session's security token. Reload the page and try again."),
+            ConsoleRefusal::Unavailable => HttpResponse::ServiceUnavailable()
+                .insert_header((header::RETRY_AFTER, "1"))
+                .content_type("text/plain; charset=utf-8")
+                .body("The console is unavailable right now; try again shortly."),
+        }
+    }
+}
+
+impl FromRequest for ConsoleUser {
+    type Error = ConsoleRefusal;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ConsoleRefusal>>>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let token = request
+            .cookie(SESSION_COOKIE)
+            .map(|cookie| cookie.value().to_owned())
+            .filter(|token| !token.is_empty());
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let (Some(token), Some(state)) = (token, state) else {
+                return Err(ConsoleRefusal::SignIn);
+            };
+            match state.auth.authenticate(token.clone()).await {
+                Ok(principal) => Ok(ConsoleUser {
+                    principal,
+                    csrf: csrf_of(&token),
+                }),
+                Err(crate::auth::AuthError::Unavailable) => Err(ConsoleRefusal::Unavailable),
+                Err(_) => Err(ConsoleRefusal::SignIn),
+            }
+        })
+    }
+}
+
+impl ConsoleUser {
+    /// Refuses a form whose `csrf` field is not this session's token.
+    pub fn check_csrf(&self, submitted: Option<&str>) -> Result<(), ConsoleRefusal> {
+        match submitted {
+            Some(token) if same(token, &self.csrf) => Ok(()),
+            _ => Err(ConsoleRefusal::Csrf),
+        }
+    }
+
+    /// The context every signed-in page starts from.
+    pub fn context(&self, page: &str) -> tera::Context {
+        let mut context = tera::Context::new();
+        context.insert(
+            "user",
+            &json!({ "email": self.principal.email, "is_admin": self.principal.is_admin }),
+        );
+        context.insert("csrf", &self.csrf);
+        context.insert("page", page);
+        context.insert("flash", &serde_json::Value::Null);
+        context.insert("error", &serde_json::Value::Null);
+        context
+    }
+}

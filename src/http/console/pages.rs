@@ -1,0 +1,522 @@
+//! The console's pages: sign-in and sign-out, the dashboard (and its live figures), tools.
+
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ConsoleRefusal, ConsoleUser, LOGIN_CSRF_COOKIE, same};
+use crate::actors::metrics::{BUCKETS, MetricsSnapshot};
+use crate::auth::{AuthError, Principal};
+use crate::catalog::Scope;
+use crate::db::registry::{GatewayRow, InsertRecord, ListRecords, Viewer};
+use crate::http::AppState;
+use crate::http::identity::SESSION_COOKIE;
+use crate::http::mcp::sse::{self, SseBody, SseEvent};
+use crate::registry::tools::{RequestType, ToolCreate, Tools};
+use crate::registry::{Change, Entity};
+
+/// How often the dashboard's figures are sent.
+const FIGURES_EVERY: Duration = Duration::from_secs(2);
+
+fn cookie(
+    name: &str,
+    value: String,
+    max_age_seconds: i64,
+    secure: bool,
+) -> actix_web::cookie::Cookie<'static> {
+    actix_web::cookie::Cookie::build(name.to_owned(), value)
+        .path("/admin")
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .secure(secure)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age_seconds))
+        .finish()
+}
+
+fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, to.to_owned()))
+        .finish()
+}
+
+/// The sign-in form's fields.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+    csrf: Option<String>,
+}
+
+fn login_page(
+    state: &AppState,
+    status: StatusCode,
+    email: &str,
+    error: Option<&str>,
+    secure: bool,
+) -> HttpResponse {
+    let token = crate::auth::password::generate(32);
+    let mut context = tera::Context::new();
+    context.insert("user", &Value::Null);
+    context.insert("csrf", &token);
+    context.insert("page", "login");
+    context.insert("email", email);
+    context.insert("flash", &Value::Null);
+    context.insert("error", &error);
+    let mut response = state.console.page(status, "login.html", &context);
+    let _ = response.add_cookie(&cookie(LOGIN_CSRF_COOKIE, token, 3600, secure));
+    response
+}
+
+fn is_https(request: &HttpRequest) -> bool {
+    request.connection_info().scheme() == "https"
+}
+
+/// `GET /admin/login`.
+pub async fn login_form(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    login_page(&state, StatusCode::OK, "", None, is_https(&request))
+}
+
+/// `POST /admin/login`: the identity sign-in; the session cookie on success.
+pub async fn login(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    let form = form.into_inner();
+    let expected = request
+        .cookie(LOGIN_CSRF_COOKIE)
+        .map(|cookie| cookie.value().to_owned());
+    match (&expected, &form.csrf) {
+        (Some(expected), Some(sent)) if same(expected, sent) => {}
+        _ => return Err(ConsoleRefusal::Csrf),
+    }
+    let secure = is_https(&request);
+    match state.auth.login(form.email.clone(), form.password).await {
+        Ok(session) => {
+            let mut response = redirect("/admin");
+            let _ = response.add_cookie(&cookie(
+                SESSION_COOKIE,
+                session.access_token,
+                session.expires_in.as_secs() as i64,
+                secure,
+            ));
+            Ok(response)
+        }
+        Err(error) => {
+            let status = match error {
+                AuthError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+                AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let message = error.to_string();
+            Ok(login_page(
+                &state,
+                status,
+                &form.email,
+                Some(&message),
+                secure,
+            ))
+        }
+    }
+}
+
+/// A form carrying only its CSRF token.
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /admin/logout`: revokes the session's token and clears the cookie.
+pub async fn logout(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    user.check_csrf(form.csrf.as_deref())?;
+    let principal = &user.principal;
+    state
+        .db
+        .run(crate::db::tokens::RevokeJti {
+            jti: principal.token_id.clone(),
+            expires_at: principal.token_expires_at,
+        })
+        .await
+        .map_err(|_| ConsoleRefusal::Unavailable)?;
+    state.auth.revoked(principal.token_id.clone()).await;
+    let mut response = redirect("/admin/login");
+    let mut expired = cookie(SESSION_COOKIE, String::new(), 0, false);
+    expired.make_removal();
+    let _ = response.add_cookie(&expired);
+    Ok(response)
+}
+
+fn viewer(principal: &Principal) -> Option<Viewer> {
+    (!principal.is_admin).then(|| Viewer {
+        email: principal.email.clone(),
+        teams: principal.grants.teams.keys().cloned().collect(),
+    })
+}
+
+/// The live figures of the dashboard.
+#[derive(Serialize, Default)]
+struct Figures {
+    counts: serde_json::Map<String, Value>,
+    calls: Value,
+    pool: Option<Value>,
+}
+
+/// Call totals and latency percentiles (from the histogram buckets) of every tool.
+fn call_figures(metrics: &MetricsSnapshot, per_minute: f64) -> Value {
+    let mut buckets = [0u64; BUCKETS.len()];
+    let (mut total, mut failures) = (0u64, 0u64);
+    for stats in metrics.tools.values() {
+        total += stats.successes + stats.failures;
+        failures += stats.failures;
+        for (sum, count) in buckets.iter_mut().zip(stats.buckets) {
+            *sum += count;
+        }
+    }
+    let counted: u64 = buckets.iter().sum();
+    let percentile = |p: f64| -> String {
+        if counted == 0 {
+            return "–".into();
+        }
+        let wanted = (p * counted as f64).ceil() as u64;
+        let mut seen = 0;
+        for (bound, count) in BUCKETS.iter().zip(buckets) {
+            seen += count;
+            if seen >= wanted {
+                return format!("≤ {} ms", bound * 1000.0);
+            }
+        }
+        format!("> {} ms", BUCKETS[BUCKETS.len() - 1] * 1000.0)
+    };
+    json!({
+        "total": total,
+        "per_minute": format!("{per_minute:.1}"),
+        "error_rate": if total == 0 { "–".to_owned() } else { format!("{:.1} %", failures as f64 * 100.0 / total as f64) },
+        "latency": format!("{} / {} / {}", percentile(0.5), percentile(0.95), percentile(0.99)),
+    })
+}
+
+async fn figures(state: &AppState, principal: &Principal, per_minute: f64) -> (Figures, u64) {
+    let catalog = state.catalog.current();
+    let scope = Scope::All;
+    let mut counts = serde_json::Map::new();
+    counts.insert("servers".into(), json!(catalog.servers_seen_by(principal)));
+    counts.insert(
+        "tools".into(),
+        json!(catalog.tools(&scope, principal).len()),
+    );
+    counts.insert(
+        "resources".into(),
+        json!(
+            catalog.resources(&scope, principal).len() + catalog.templates(&scope, principal).len()
+        ),
+    );
+    counts.insert(
+        "prompts".into(),
+        json!(catalog.prompts(&scope, principal).len()),
+    );
+    counts.insert(
+        "gateways".into(),
+        json!(catalog.gateways_seen_by(principal)),
+    );
+    if principal.is_admin
+        && let Ok(users) = state.db.run(crate::db::identity::CountUsers {}).await
+    {
+        counts.insert("users".into(), json!(users));
+    }
+    let metrics = state.metrics.snapshot().await;
+    let total: u64 = metrics
+        .tools
+        .values()
+        .map(|stats| stats.successes + stats.failures)
+        .sum();
+    let pool = if principal.is_admin {
+        state.db.stats().await.ok().map(|stats| {
+            json!({
+                "backend": stats.backend,
+                "in_use": stats.in_use,
+                "idle": stats.idle,
+                "waiting": stats.waiting,
+                "checkout_timeouts": stats.checkout_timeouts,
+                "retries": stats.retries,
+                "breaker": format!("{:?}", stats.breaker.state).to_lowercase(),
+            })
+        })
+    } else {
+        None
+    };
+    (
+        Figures {
+            counts,
+            calls: call_figures(&metrics, per_minute),
+            pool,
+        },
+        total,
+    )
+}
+
+/// `GET /admin`: the dashboard.
+pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
+    let (figures, _) = figures(&state, &user.principal, 0.0).await;
+    let upstreams = state
+        .db
+        .run(ListRecords::<GatewayRow>::new(
+            None,
+            200,
+            true,
+            viewer(&user.principal),
+        ))
+        .await
+        .unwrap_or_default();
+    let mut context = user.context("dashboard");
+    let labels = [
+        ("servers", "Virtual servers"),
+        ("tools", "Tools"),
+        ("resources", "Resources"),
+        ("prompts", "Prompts"),
+        ("gateways", "Gateways"),
+        ("users", "Users"),
+    ];
+    let counts: Vec<Value> = labels
+        .iter()
+        .filter_map(|(key, label)| {
+            figures
+                .counts
+                .get(*key)
+                .map(|value| json!({"key": key, "label": label, "value": value}))
+        })
+        .collect();
+    context.insert("counts", &counts);
+    context.insert("calls", &figures.calls);
+    context.insert("pool", &figures.pool);
+    let upstreams: Vec<Value> = upstreams
+        .into_iter()
+        .map(|row| {
+            json!({
+                "name": row.name,
+                "url": row.url,
+                "reachable": row.reachable,
+                "last_seen": row.last_seen_at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "never".into()),
+            })
+        })
+        .collect();
+    context.insert("upstreams", &upstreams);
+    state
+        .console
+        .page(StatusCode::OK, "dashboard.html", &context)
+}
+
+/// `GET /admin/events`: the dashboard's figures every two seconds (SSE), until the page
+/// closes or the gateway stops.
+pub async fn events(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<SseEvent>(4);
+    let principal = user.principal;
+    let shutdown = state.shutdown.clone();
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        let mut last: Option<(std::time::Instant, u64)> = None;
+        loop {
+            let per_minute = match last {
+                Some((at, previous)) if at.elapsed().as_secs_f64() > 0.0 => {
+                    let now_total = state
+                        .metrics
+                        .snapshot()
+                        .await
+                        .tools
+                        .values()
+                        .map(|stats| stats.successes + stats.failures)
+                        .sum::<u64>();
+                    (now_total.saturating_sub(previous)) as f64 * 60.0 / at.elapsed().as_secs_f64()
+                }
+                _ => 0.0,
+            };
+            let (figures, total) = figures(&state, &principal, per_minute).await;
+            last = Some((std::time::Instant::now(), total));
+            let data = serde_json::to_value(&figures).unwrap_or_default();
+            if sender.send(SseEvent::Named("figures", data)).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FIGURES_EVERY) => {}
+                _ = shutdown.cancelled() => return,
+                _ = sender.closed() => return,
+            }
+        }
+    });
+    sse::response(
+        SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE),
+        &[],
+    )
+}
+
+/// `?q=` of the tools page.
+#[derive(Deserialize)]
+pub struct ToolsQuery {
+    q: Option<String>,
+}
+
+/// The new-tool form.
+#[derive(Deserialize, Serialize, Default)]
+pub struct ToolForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    request_type: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    input_schema: String,
+    #[serde(default, skip_serializing)]
+    csrf: Option<String>,
+}
+
+fn tools_page(
+    state: &AppState,
+    user: &ConsoleUser,
+    status: StatusCode,
+    q: &str,
+    form: &ToolForm,
+    flash: Option<&str>,
+    error: Option<&str>,
+) -> HttpResponse {
+    let catalog = state.catalog.current();
+    let needle = q.trim().to_lowercase();
+    let tools: Vec<Value> = catalog
+        .tools(&Scope::All, &user.principal)
+        .iter()
+        .filter(|tool| {
+            needle.is_empty()
+                || tool.name.to_lowercase().contains(&needle)
+                || tool.definition["description"]
+                    .as_str()
+                    .is_some_and(|d| d.to_lowercase().contains(&needle))
+        })
+        .map(|tool| {
+            json!({
+                "name": tool.name,
+                "description": tool.definition["description"].as_str().unwrap_or(""),
+                "kind": match tool.target { crate::catalog::ToolTarget::Rest { .. } => "REST", crate::catalog::ToolTarget::Upstream { .. } => "federated" },
+                "visibility": tool.access.visibility,
+            })
+        })
+        .collect();
+    let mut context = user.context("tools");
+    context.insert("tools", &tools);
+    context.insert("q", q);
+    context.insert("form", form);
+    context.insert("methods", &["GET", "POST", "PUT", "PATCH", "DELETE"]);
+    context.insert(
+        "may_create",
+        &user.principal.require("tools.create").is_ok(),
+    );
+    context.insert("flash", &flash);
+    context.insert("error", &error);
+    state.console.page(status, "tools.html", &context)
+}
+
+/// `GET /admin/tools`.
+pub async fn tools(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    query: web::Query<ToolsQuery>,
+) -> HttpResponse {
+    let q = query.q.clone().unwrap_or_default();
+    let form = ToolForm {
+        request_type: "GET".into(),
+        ..ToolForm::default()
+    };
+    tools_page(&state, &user, StatusCode::OK, &q, &form, None, None)
+}
+
+/// `POST /admin/tools`: creates a REST tool; a bad field is shown in the page with the form
+/// kept.
+pub async fn create_tool(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    form: web::Form<ToolForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    let form = form.into_inner();
+    user.check_csrf(form.csrf.as_deref())?;
+    let refuse = |message: String| {
+        Ok(tools_page(
+            &state,
+            &user,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+            &form,
+            None,
+            Some(&message),
+        ))
+    };
+    if let Err(error) = user.principal.require("tools.create") {
+        return refuse(error.to_string());
+    }
+    let input_schema = if form.input_schema.trim().is_empty() {
+        None
+    } else {
+        match serde_json::from_str::<Value>(&form.input_schema) {
+            Ok(schema) => Some(schema),
+            Err(error) => return refuse(format!("input schema: not valid JSON ({error})")),
+        }
+    };
+    let request_type: RequestType =
+        match serde_json::from_value(json!(form.request_type.to_uppercase())) {
+            Ok(method) => method,
+            Err(_) => return refuse("method: use GET, POST, PUT, PATCH or DELETE".into()),
+        };
+    let input = serde_json::from_value::<ToolCreate>(json!({
+        "name": form.name.trim(),
+        "url": form.url.trim(),
+        "request_type": request_type,
+        "description": (!form.description.trim().is_empty()).then(|| form.description.trim()),
+        "input_schema": input_schema,
+    }));
+    let input = match input {
+        Ok(input) => input,
+        Err(error) => return refuse(error.to_string()),
+    };
+    let change = Change {
+        actor_email: &user.principal.email,
+        now: crate::db::now(),
+    };
+    let record = match Tools::create(input, &change) {
+        Ok(record) => record,
+        Err(invalid) => return refuse(format!("{}: {}", invalid.field, invalid.message)),
+    };
+    match state.db.run(InsertRecord { record }).await {
+        Ok(created) => {
+            state.catalog.refresh().await;
+            let name = created.name.clone();
+            Ok(tools_page(
+                &state,
+                &user,
+                StatusCode::CREATED,
+                "",
+                &ToolForm {
+                    request_type: "GET".into(),
+                    ..ToolForm::default()
+                },
+                Some(&format!("Tool {name} created.")),
+                None,
+            ))
+        }
+        Err(error) => {
+            let message = match error {
+                crate::actors::db::DbError::Conflict { .. } => {
+                    format!("name: a tool named {:?} exists", form.name.trim())
+                }
+                other => format!("the tool could not be stored: {other}"),
+            };
+            refuse(message)
+        }
+    }
+}
