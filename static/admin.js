@@ -23,6 +23,9 @@
       live.setAttribute("data-updated", String(Date.now()));
     });
   }
+  document.querySelectorAll("textarea[data-json]").forEach(function (area) {
+    area.addEventListener("input", function () { area.setCustomValidity(""); });
+  });
   document.querySelectorAll("form").forEach(function (form) {
     form.addEventListener("submit", function (event) {
       const bad = Array.prototype.find.call(form.querySelectorAll("textarea[data-json]"), function (area) {

@@ -1,1 +1,59 @@
-// placeholder
+// Drives the mcpgate console in Debian's headless Chromium with playwright-core.
+//
+// usage: node console.mjs BASE_URL EMAIL PASSWORD TOOL_URL ARTIFACT_DIR
+// Prints one JSON line with what it saw; screenshots of each page go to ARTIFACT_DIR.
+import { chromium } from 'playwright-core';
+
+const [base, email, password, toolUrl, artifacts] = process.argv.slice(2);
+const seen = {};
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  for (const [label, viewport] of [['desktop', { width: 1280, height: 900 }], ['phone', { width: 390, height: 844 }]]) {
+    const page = await browser.newPage({ viewport });
+    // Not signed in: the console sends you to sign in.
+    await page.goto(`${base}/admin`);
+    seen[`${label}_redirected_to`] = new URL(page.url()).pathname;
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(password);
+    await page.screenshot({ path: `${artifacts}/login-${label}.png`, fullPage: true });
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${base}/admin`);
+    seen[`${label}_heading`] = await page.getByRole('heading', { level: 1 }).textContent();
+    // The figures arrive over SSE without reloading.
+    await page.waitForSelector('[data-live][data-updated]', { timeout: 15000 });
+    seen[`${label}_tools_count`] = await page.locator('[data-figure="counts.tools"]').textContent();
+    await page.screenshot({ path: `${artifacts}/dashboard-${label}.png`, fullPage: true });
+    if (label === 'desktop') {
+      await page.getByRole('link', { name: 'Tools' }).click();
+      await page.getByLabel('Name', { exact: true }).fill('browser_weather');
+      await page.getByLabel('URL').fill(toolUrl);
+      await page.getByLabel('Method').selectOption('GET');
+      await page.getByLabel('Description').fill('Created in the browser');
+      // A schema that is not JSON is caught before it is sent.
+      await page.getByLabel('Input schema (JSON Schema)').fill('{not json');
+      await page.getByRole('button', { name: 'Create tool' }).click();
+      seen.invalid_json_blocked = await page.locator('#input_schema').evaluate((el) => !el.validity.valid);
+      await page.getByLabel('Input schema (JSON Schema)').fill('{"type": "object", "properties": {"city": {"type": "string"}}}');
+      await page.getByRole('button', { name: 'Create tool' }).click();
+      await page.waitForSelector('.flash');
+      seen.flash = await page.locator('.flash').textContent();
+      seen.listed = await page.getByRole('cell', { name: 'browser_weather', exact: true }).count();
+      await page.screenshot({ path: `${artifacts}/tools-${label}.png`, fullPage: true });
+      await page.goto(`${base}/admin`);
+      await page.waitForSelector('[data-live][data-updated]', { timeout: 15000 });
+      seen.tools_count_after = await page.locator('[data-figure="counts.tools"]').textContent();
+    }
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(`${base}/admin/login`);
+    await page.goto(`${base}/admin`);
+    seen[`${label}_after_sign_out`] = new URL(page.url()).pathname;
+    await page.close();
+  }
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(seen));
