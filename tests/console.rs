@@ -21,16 +21,11 @@ fn e2e_dir() -> String {
 
 fn setup() {
     static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let status = Command::new("bash")
-            .arg(format!("{}/setup.sh", e2e_dir()))
-            .status()
-            .expect("run tests/e2e/setup.sh");
-        assert!(
-            status.success(),
-            "installing Chromium (apt) and playwright-core (npm) failed"
-        );
-    });
+    common::sdk::install(
+        &DONE,
+        &format!("{}/setup.sh", e2e_dir()),
+        "installing Chromium (apt) and playwright-core (npm) failed",
+    );
 }
 
 async fn in_the_browser(backend: Backend) {

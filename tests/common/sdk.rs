@@ -18,15 +18,21 @@ pub fn deps_dir() -> String {
 /// Installs everything once per process (the script itself serialises across processes).
 pub fn setup() {
     static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
+    install(
+        &DONE,
+        &format!("{}/setup.sh", interop_dir()),
+        "installing the MCP SDKs failed (python3 -m venv, pip and npm are needed)",
+    );
+}
+
+/// Runs a set-up script once per process; a failure fails the test with `failure`.
+pub fn install(done: &OnceLock<()>, script: &str, failure: &str) {
+    done.get_or_init(|| {
         let status = Command::new("bash")
-            .arg(format!("{}/setup.sh", interop_dir()))
+            .arg(script)
             .status()
-            .expect("run tests/interop/setup.sh");
-        assert!(
-            status.success(),
-            "installing the MCP SDKs failed (python3 -m venv, pip and npm are needed)"
-        );
+            .unwrap_or_else(|error| panic!("run {script}: {error}"));
+        assert!(status.success(), "{failure}");
     });
 }
 
