@@ -23,6 +23,14 @@
       live.setAttribute("data-updated", String(Date.now()));
     });
   }
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      const field = document.querySelector(button.getAttribute("data-copy"));
+      field.select();
+      if (navigator.clipboard) navigator.clipboard.writeText(field.value).catch(function () {});
+      button.textContent = "Copied";
+    });
+  });
   document.querySelectorAll("textarea[data-json]").forEach(function (area) {
     area.addEventListener("input", function () { area.setCustomValidity(""); });
   });

@@ -1,8 +1,9 @@
 //! The admin console against the real server: in Debian's headless Chromium (driven by
 //! playwright-core, both installed by `tests/e2e/setup.sh`) sign in, watch the dashboard's
 //! figures arrive live, create a REST tool (a schema that is not JSON is caught first), see it
-//! listed and counted, sign out — at 1280 px and 390 px, with screenshots of each page in
-//! `tests/e2e/artifacts`. Over plain HTTP: forms without the CSRF token are refused, pages
+//! listed, test-run it, create a virtual server with it, create a token for that server (shown
+//! once, copied) and revoke it, sign out — at 1280 px (and sign-in, dashboard and sign-out at
+//! 390 px), with screenshots of each page in `tests/e2e/artifacts`. Over plain HTTP: forms without the CSRF token are refused, pages
 //! need a session, and a non-admin sees only what their role allows.
 
 mod common;
@@ -79,6 +80,25 @@ async fn in_the_browser(backend: Backend) {
     assert_eq!(seen["flash"], "Tool browser_weather created.", "{seen}");
     assert_eq!(seen["listed"], 1, "{seen}");
     assert_eq!(seen["tools_count_after"], "1", "{seen}");
+    let result = seen["run_result"].as_str().unwrap();
+    assert!(
+        result.contains("Oslo") && result.contains("\"isError\": false"),
+        "{seen}"
+    );
+    assert!(
+        seen["run_elapsed"].as_str().unwrap().ends_with("ms"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["server_flash"], "Virtual server Browser desk created.",
+        "{seen}"
+    );
+    assert_eq!(seen["server_tools"], "1", "{seen}");
+    assert_eq!(seen["servers_count_after"], "1", "{seen}");
+    assert_eq!(seen["token_shown"], true, "{seen}");
+    assert_eq!(seen["copy_label"], 1, "{seen}");
+    assert_eq!(seen["token_state"], "revoked", "{seen}");
+    assert_eq!(seen["token_still_shown"], 0, "the token is shown only once");
     for page in [
         "login-desktop",
         "dashboard-desktop",

@@ -116,6 +116,19 @@ pub async fn create(
     Authenticated(principal): Authenticated,
     ApiJson(input): ApiJson<TokenCreate>,
 ) -> Result<HttpResponse, ApiError> {
+    let created = issue(&state, &principal, input).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/tokens/{}", created.token.id)))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(created))
+}
+
+/// Creates a token for `principal` (the REST API and the console).
+pub async fn issue(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    input: TokenCreate,
+) -> Result<TokenCreated, ApiError> {
     principal
         .require("tokens.create")
         .map_err(ApiError::from_auth)?;
@@ -178,13 +191,10 @@ pub async fn create(
             DbError::Conflict { constraint } => ApiError::Conflict(constraint),
             other => ApiError::from_db(other, "token", None),
         })?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/tokens/{id}")))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(TokenCreated {
-            token: view(row),
-            access_token,
-        }))
+    Ok(TokenCreated {
+        token: view(row),
+        access_token,
+    })
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -220,19 +230,40 @@ pub async fn revoke(
     Authenticated(principal): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    revoke_token(&state, &principal, &id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Revokes one of the principal's tokens (anyone's with `users.manage`).
+pub async fn revoke_token(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    id: &str,
+) -> Result<(), ApiError> {
     let owner = (!principal.grants.allows("users.manage", None)).then(|| principal.email.clone());
     let revoked = state
         .db
         .run(RevokeToken {
-            id: id.clone(),
+            id: id.to_owned(),
             owner,
         })
         .await
-        .map_err(|error| ApiError::from_db(error, "token", Some(&id)))?
+        .map_err(|error| ApiError::from_db(error, "token", Some(id)))?
         .ok_or_else(|| ApiError::NotFound(format!("no token with id {id:?}")))?;
     state.auth.revoked(revoked.jti).await;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
+}
+
+/// The principal's tokens.
+pub async fn tokens_of(state: &AppState, email: &str) -> Result<Vec<TokenView>, ApiError> {
+    let rows = state
+        .db
+        .run(ListTokens {
+            owner: Some(email.to_owned()),
+        })
+        .await
+        .map_err(|error| ApiError::from_db(error, "token", None))?;
+    Ok(rows.into_iter().map(view).collect())
 }
 
 /// `POST /auth/logout`: the token of this request stops working.

@@ -43,9 +43,40 @@ try {
       seen.flash = await page.locator('.flash').textContent();
       seen.listed = await page.getByRole('cell', { name: 'browser_weather', exact: true }).count();
       await page.screenshot({ path: `${artifacts}/tools-${label}.png`, fullPage: true });
+      // Test-run it: the form's inputs come from its schema.
+      await page.getByRole('link', { name: 'Test-run browser_weather' }).click();
+      await page.getByLabel('city').fill('Oslo');
+      await page.getByRole('button', { name: 'Run' }).click();
+      await page.waitForSelector('pre.result');
+      seen.run_result = await page.locator('pre.result').textContent();
+      seen.run_elapsed = await page.locator('[data-elapsed]').textContent();
+      await page.screenshot({ path: `${artifacts}/run-${label}.png`, fullPage: true });
+      // A virtual server with it.
+      await page.getByRole('link', { name: 'Servers' }).click();
+      await page.getByLabel('Name', { exact: true }).fill('Browser desk');
+      await page.getByLabel('browser_weather').check();
+      await page.getByRole('button', { name: 'Create server' }).click();
+      await page.waitForSelector('.flash');
+      seen.server_flash = await page.locator('.flash').textContent();
+      seen.server_tools = await page.getByRole('row', { name: /Browser desk/ }).getByRole('cell').nth(1).textContent();
+      await page.screenshot({ path: `${artifacts}/servers-${label}.png`, fullPage: true });
+      // A token for that server: shown once, then revoked.
+      await page.getByRole('link', { name: 'Tokens' }).click();
+      await page.getByLabel('Name', { exact: true }).fill('ci');
+      await page.getByLabel('Only for virtual server').selectOption({ label: 'Browser desk' });
+      await page.getByRole('button', { name: 'Create token' }).click();
+      seen.token_shown = (await page.locator('#new-token').inputValue()).length > 20;
+      await page.getByRole('button', { name: 'Copy' }).click();
+      seen.copy_label = await page.getByRole('button', { name: 'Copied' }).count();
+      await page.screenshot({ path: `${artifacts}/tokens-${label}.png`, fullPage: true });
+      await page.getByRole('button', { name: 'Revoke ci' }).click();
+      await page.waitForSelector('.flash');
+      seen.token_state = await page.getByRole('row', { name: /ci/ }).getByRole('cell').nth(3).textContent();
+      seen.token_still_shown = await page.locator('#new-token').count();
       await page.goto(`${base}/admin`);
       await page.waitForSelector('[data-live][data-updated]', { timeout: 15000 });
       seen.tools_count_after = await page.locator('[data-figure="counts.tools"]').textContent();
+      seen.servers_count_after = await page.locator('[data-figure="counts.servers"]').textContent();
     }
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(`${base}/admin/login`);

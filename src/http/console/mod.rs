@@ -3,6 +3,7 @@
 //! SSE. Pages are rendered only after their data has come back from the actors; no handler
 //! holds a database connection.
 
+mod manage;
 mod pages;
 
 use std::future::Future;
@@ -38,6 +39,15 @@ impl Console {
                 include_str!("../../../templates/dashboard.html"),
             ),
             ("tools.html", include_str!("../../../templates/tools.html")),
+            ("run.html", include_str!("../../../templates/run.html")),
+            (
+                "servers.html",
+                include_str!("../../../templates/servers.html"),
+            ),
+            (
+                "tokens.html",
+                include_str!("../../../templates/tokens.html"),
+            ),
         ])
         .map_err(|error| format!("the console templates do not compile: {error}"))?;
         Ok(Console { tera })
@@ -86,6 +96,22 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(pages::tools))
                 .route(web::post().to(pages::create_tool)),
         )
+        .service(
+            web::resource("/admin/tools/{name}/run")
+                .route(web::get().to(manage::run_form))
+                .route(web::post().to(manage::run)),
+        )
+        .service(
+            web::resource("/admin/servers")
+                .route(web::get().to(manage::servers))
+                .route(web::post().to(manage::create_server)),
+        )
+        .service(
+            web::resource("/admin/tokens")
+                .route(web::get().to(manage::tokens))
+                .route(web::post().to(manage::create_token)),
+        )
+        .service(web::resource("/admin/tokens/{id}/revoke").route(web::post().to(manage::revoke)))
         .service(web::resource("/static/admin.css").route(web::get().to(css)))
         .service(web::resource("/static/admin.js").route(web::get().to(js)));
 }

@@ -75,6 +75,31 @@ async fn origin_guard(
     }
 }
 
+/// Calls a tool the way `tools/call` on `/mcp` would (same visibility, permissions, upstream
+/// path and metrics), for the console's test-run; returns the result or the protocol error.
+pub(crate) async fn call_tool(
+    state: &AppState,
+    principal: Principal,
+    name: &str,
+    arguments: Value,
+) -> Result<crate::mcp::methods::Object, McpError> {
+    let mut params = crate::mcp::methods::Object::new();
+    params.insert("name".into(), Value::String(name.to_owned()));
+    params.insert("arguments".into(), arguments);
+    let request = exchange::Request {
+        id: Value::from(0),
+        era: Era::Legacy {
+            version: crate::mcp::protocol::LEGACY_VERSIONS[0],
+        },
+        scope: Scope::All,
+        principal,
+        session: None,
+        log_level: None,
+    };
+    let ctx = exchange::context(state, &request, &params, None);
+    crate::mcp::methods::dispatch(&ctx, "tools/call", &params).await
+}
+
 /// A JSON-RPC error response with the era's HTTP status.
 pub(crate) fn error_response(id: Option<&Value>, error: &McpError, era: Era) -> HttpResponse {
     let mut response = HttpResponse::build(error.http_status(era));

@@ -1,0 +1,513 @@
+//! The console's test-run of a tool, virtual servers and API tokens.
+
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::{ConsoleRefusal, ConsoleUser};
+use crate::catalog::Scope;
+use crate::db::registry::{InsertRecord, ListRecords, ServerRecord};
+use crate::http::AppState;
+use crate::http::tokens::{TokenCreate, issue, revoke_token, tokens_of};
+use crate::registry::servers::{ServerCreate, Servers};
+use crate::registry::{Change, Entity};
+
+/// One input of the test-run form, from a top-level property of the tool's input schema.
+fn fields(schema: &Value, submitted: &Map<String, Value>) -> Vec<Value> {
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|names| names.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    schema["properties"]
+        .as_object()
+        .map(|properties| {
+            properties
+                .iter()
+                .map(|(name, property)| {
+                    let kind = property["type"].as_str().unwrap_or("json");
+                    let value = match submitted.get(name) {
+                        Some(Value::String(text)) => text.clone(),
+                        Some(other) => other.to_string(),
+                        None => String::new(),
+                    };
+                    json!({
+                        "name": name,
+                        "kind": kind,
+                        "required": required.contains(&name.as_str()),
+                        "description": property["description"].as_str().unwrap_or(""),
+                        "value": value,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Turns the form's `arg.<name>` fields into arguments, typed by the schema; empty optional
+/// fields are left out.
+fn arguments(schema: &Value, form: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+    let mut arguments = Map::new();
+    for (key, raw) in form {
+        let Some(name) = key.strip_prefix("arg.") else {
+            continue;
+        };
+        let text = raw.as_str().unwrap_or_default().trim();
+        if text.is_empty() {
+            continue;
+        }
+        let kind = schema["properties"][name]["type"]
+            .as_str()
+            .unwrap_or("json");
+        let value = match kind {
+            "string" => Value::String(text.to_owned()),
+            "boolean" => Value::Bool(text == "true"),
+            "integer" => text
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| format!("{name}: a whole number is expected"))?,
+            "number" => text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| format!("{name}: a number is expected"))?,
+            _ => {
+                serde_json::from_str(text).map_err(|error| format!("{name}: not JSON ({error})"))?
+            }
+        };
+        arguments.insert(name.to_owned(), value);
+    }
+    Ok(arguments)
+}
+
+fn run_page(
+    state: &AppState,
+    user: &ConsoleUser,
+    name: &str,
+    submitted: &Map<String, Value>,
+    outcome: Option<(Value, bool, f64)>,
+    error: Option<&str>,
+) -> HttpResponse {
+    let catalog = state.catalog.current();
+    let Some(tool) = catalog.tool(&Scope::All, &user.principal, name) else {
+        let mut context = user.context("tools");
+        context.insert("error", &format!("There is no tool {name:?} you can see."));
+        context.insert("tools", &Vec::<Value>::new());
+        context.insert("q", "");
+        context.insert("form", &json!({}));
+        context.insert("methods", &Vec::<String>::new());
+        context.insert("may_create", &false);
+        return state
+            .console
+            .page(StatusCode::NOT_FOUND, "tools.html", &context);
+    };
+    let schema = tool.definition["inputSchema"].clone();
+    let mut context = user.context("tools");
+    context.insert(
+        "tool",
+        &json!({"name": tool.name, "description": tool.definition["description"].as_str().unwrap_or("")}),
+    );
+    context.insert("fields", &fields(&schema, submitted));
+    context.insert("error", &error);
+    match outcome {
+        Some((result, is_error, elapsed_ms)) => {
+            context.insert(
+                "result",
+                &serde_json::to_string_pretty(&result).unwrap_or_default(),
+            );
+            context.insert("is_error", &is_error);
+            context.insert("elapsed_ms", &format!("{elapsed_ms:.1}"));
+        }
+        None => context.insert("result", &Value::Null),
+    }
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    state.console.page(status, "run.html", &context)
+}
+
+/// `GET /admin/tools/{name}/run`: the test-run form, its inputs from the tool's schema.
+pub async fn run_form(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    name: web::Path<String>,
+) -> HttpResponse {
+    run_page(&state, &user, &name, &Map::new(), None, None)
+}
+
+/// `POST /admin/tools/{name}/run`: runs the tool as `tools/call` would and shows the result and
+/// the time it took.
+pub async fn run(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    name: web::Path<String>,
+    form: web::Form<Map<String, Value>>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    let form = form.into_inner();
+    user.check_csrf(form.get("csrf").and_then(Value::as_str))?;
+    let name = name.into_inner();
+    let submitted: Map<String, Value> = form
+        .iter()
+        .filter_map(|(key, value)| {
+            key.strip_prefix("arg.")
+                .map(|k| (k.to_owned(), value.clone()))
+        })
+        .collect();
+    let schema = state
+        .catalog
+        .current()
+        .tool(&Scope::All, &user.principal, &name)
+        .map(|tool| tool.definition["inputSchema"].clone())
+        .unwrap_or(Value::Null);
+    let arguments = match arguments(&schema, &form) {
+        Ok(arguments) => arguments,
+        Err(message) => {
+            return Ok(run_page(
+                &state,
+                &user,
+                &name,
+                &submitted,
+                None,
+                Some(&message),
+            ));
+        }
+    };
+    let started = Instant::now();
+    let outcome = crate::http::mcp::call_tool(
+        &state,
+        user.principal.clone(),
+        &name,
+        Value::Object(arguments),
+    )
+    .await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(match outcome {
+        Ok(result) => {
+            let is_error = result
+                .get("isError")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            run_page(
+                &state,
+                &user,
+                &name,
+                &submitted,
+                Some((Value::Object(result), is_error, elapsed_ms)),
+                None,
+            )
+        }
+        Err(error) => run_page(
+            &state,
+            &user,
+            &name,
+            &submitted,
+            None,
+            Some(&error.to_string()),
+        ),
+    })
+}
+
+fn servers_page(
+    state: &AppState,
+    user: &ConsoleUser,
+    status: StatusCode,
+    records: Vec<ServerRecord>,
+    flash: Option<&str>,
+    error: Option<&str>,
+) -> HttpResponse {
+    let servers: Vec<Value> = records
+        .into_iter()
+        .map(|record| {
+            json!({
+                "name": record.row.name,
+                "tools": record.members.tool_ids.len(),
+                "endpoint": format!("/servers/{}/mcp", record.row.id),
+            })
+        })
+        .collect();
+    let tools: Vec<Value> = state
+        .catalog
+        .current()
+        .tools(&Scope::All, &user.principal)
+        .iter()
+        .map(|tool| json!({"id": tool.id, "name": tool.name}))
+        .collect();
+    let mut context = user.context("servers");
+    context.insert("servers", &servers);
+    context.insert("tools", &tools);
+    context.insert(
+        "may_create",
+        &user.principal.require("servers.create").is_ok(),
+    );
+    context.insert("flash", &flash);
+    context.insert("error", &error);
+    state.console.page(status, "servers.html", &context)
+}
+
+async fn visible_servers(state: &AppState, user: &ConsoleUser) -> Vec<ServerRecord> {
+    let viewer = (!user.principal.is_admin).then(|| crate::db::registry::Viewer {
+        email: user.principal.email.clone(),
+        teams: user.principal.grants.teams.keys().cloned().collect(),
+    });
+    state
+        .db
+        .run(ListRecords::<ServerRecord>::new(None, 500, true, viewer))
+        .await
+        .unwrap_or_default()
+}
+
+/// `GET /admin/servers`.
+pub async fn servers(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
+    let records = visible_servers(&state, &user).await;
+    servers_page(&state, &user, StatusCode::OK, records, None, None)
+}
+
+/// `POST /admin/servers`: a virtual server with the chosen tools.
+pub async fn create_server(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    body: web::Bytes,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    // Repeated `tool` fields: parse the form by hand.
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    user.check_csrf(get("csrf").as_deref())?;
+    let tool_ids: Vec<String> = pairs
+        .iter()
+        .filter(|(key, _)| key == "tool")
+        .map(|(_, value)| value.clone())
+        .collect();
+    let outcome = async {
+        user.principal
+            .require("servers.create")
+            .map_err(|error| error.to_string())?;
+        let description = get("description").filter(|d| !d.trim().is_empty());
+        let input: ServerCreate = serde_json::from_value(json!({
+            "name": get("name").unwrap_or_default(),
+            "description": description,
+            "tool_ids": tool_ids,
+        }))
+        .map_err(|error| error.to_string())?;
+        let change = Change {
+            actor_email: &user.principal.email,
+            now: crate::db::now(),
+        };
+        let record = Servers::create(input, &change)
+            .map_err(|invalid| format!("{}: {}", invalid.field, invalid.message))?;
+        state
+            .db
+            .run(InsertRecord { record })
+            .await
+            .map_err(|error| match error {
+                crate::actors::db::DbError::Conflict { .. } => {
+                    "name: a server with this name exists".to_owned()
+                }
+                other => other.to_string(),
+            })
+    }
+    .await;
+    let (status, flash, error) = match &outcome {
+        Ok(created) => {
+            state.catalog.refresh().await;
+            (
+                StatusCode::CREATED,
+                Some(format!("Virtual server {} created.", created.row.name)),
+                None,
+            )
+        }
+        Err(message) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(message.clone()),
+        ),
+    };
+    let records = visible_servers(&state, &user).await;
+    Ok(servers_page(
+        &state,
+        &user,
+        status,
+        records,
+        flash.as_deref(),
+        error.as_deref(),
+    ))
+}
+
+async fn tokens_page(
+    state: &AppState,
+    user: &ConsoleUser,
+    status: StatusCode,
+    created: Option<Value>,
+    flash: Option<&str>,
+    error: Option<&str>,
+) -> HttpResponse {
+    let listed = tokens_of(state, &user.principal.email)
+        .await
+        .unwrap_or_default();
+    let tokens: Vec<Value> = listed
+        .into_iter()
+        .map(|token| {
+            json!({
+                "id": token.id,
+                "name": token.name,
+                "server": token.scope.server_id.unwrap_or_else(|| "any".into()),
+                "expires_at": token.expires_at.map(|at| at.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+                "revoked": token.revoked_at.is_some(),
+            })
+        })
+        .collect();
+    let servers: Vec<Value> = visible_servers(state, user)
+        .await
+        .into_iter()
+        .map(|record| json!({"id": record.row.id, "name": record.row.name}))
+        .collect();
+    let mut context = user.context("tokens");
+    context.insert("tokens", &tokens);
+    context.insert("servers", &servers);
+    context.insert("created", &created);
+    context.insert(
+        "may_create",
+        &user.principal.require("tokens.create").is_ok(),
+    );
+    context.insert("flash", &flash);
+    context.insert("error", &error);
+    state.console.page(status, "tokens.html", &context)
+}
+
+/// `GET /admin/tokens`.
+pub async fn tokens(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
+    tokens_page(&state, &user, StatusCode::OK, None, None, None).await
+}
+
+/// The new-token form.
+#[derive(Deserialize)]
+pub struct TokenForm {
+    name: String,
+    expires_in_days: Option<String>,
+    server_id: Option<String>,
+    ip_restrictions: Option<String>,
+    csrf: Option<String>,
+}
+
+/// `POST /admin/tokens`: creates a token and shows it once.
+pub async fn create_token(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    form: web::Form<TokenForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    let form = form.into_inner();
+    user.check_csrf(form.csrf.as_deref())?;
+    let ips: Vec<String> = form
+        .ip_restrictions
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|ip| !ip.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let days = match form
+        .expires_in_days
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        None => None,
+        Some(days) => match days.parse::<u32>() {
+            Ok(days) => Some(days),
+            Err(_) => {
+                return Ok(tokens_page(
+                    &state,
+                    &user,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    None,
+                    None,
+                    Some("expires_in_days: a whole number of days is expected"),
+                )
+                .await);
+            }
+        },
+    };
+    let input: Result<TokenCreate, _> = serde_json::from_value(json!({
+        "name": form.name,
+        "expires_in_days": days,
+        "scope": {
+            "server_id": form.server_id.filter(|id| !id.is_empty()),
+            "ip_restrictions": ips,
+        },
+    }));
+    let input = match input {
+        Ok(input) => input,
+        Err(error) => {
+            return Ok(tokens_page(
+                &state,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                None,
+                Some(&error.to_string()),
+            )
+            .await);
+        }
+    };
+    Ok(match issue(&state, &user.principal, input).await {
+        Ok(created) => {
+            let shown = json!({"name": created.token.name, "access_token": created.access_token});
+            tokens_page(&state, &user, StatusCode::CREATED, Some(shown), None, None).await
+        }
+        Err(error) => {
+            tokens_page(
+                &state,
+                &user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                None,
+                Some(&error.to_string()),
+            )
+            .await
+        }
+    })
+}
+
+/// A form carrying only its CSRF token.
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+/// `POST /admin/tokens/{id}/revoke`.
+pub async fn revoke(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    id: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    user.check_csrf(form.csrf.as_deref())?;
+    Ok(match revoke_token(&state, &user.principal, &id).await {
+        Ok(()) => {
+            tokens_page(
+                &state,
+                &user,
+                StatusCode::OK,
+                None,
+                Some("Token revoked."),
+                None,
+            )
+            .await
+        }
+        Err(error) => {
+            tokens_page(
+                &state,
+                &user,
+                StatusCode::NOT_FOUND,
+                None,
+                None,
+                Some(&error.to_string()),
+            )
+            .await
+        }
+    })
+}
