@@ -303,7 +303,7 @@ pub(crate) fn may_create<E: Entity>(
 }
 
 /// What a principal's lists show: everything for platform admins, else what they may see.
-fn viewer(principal: &Principal) -> Option<Viewer> {
+pub(crate) fn viewer(principal: &Principal) -> Option<Viewer> {
     (!principal.is_admin).then(|| Viewer {
         email: principal.email.clone(),
         teams: principal.grants.teams.keys().cloned().collect(),

@@ -240,20 +240,12 @@ fn servers_page(
     let mut context = user.context("servers");
     context.insert("servers", &servers);
     context.insert("tools", &tools);
-    context.insert(
-        "may_create",
-        &user.principal.require("servers.create").is_ok(),
-    );
-    context.insert("flash", &flash);
-    context.insert("error", &error);
+    user.outcome(&mut context, "servers.create", flash, error);
     state.console.page(status, "servers.html", &context)
 }
 
 async fn visible_servers(state: &AppState, user: &ConsoleUser) -> Vec<ServerRecord> {
-    let viewer = (!user.principal.is_admin).then(|| crate::db::registry::Viewer {
-        email: user.principal.email.clone(),
-        teams: user.principal.grants.teams.keys().cloned().collect(),
-    });
+    let viewer = crate::http::registry::viewer(&user.principal);
     state
         .db
         .run(ListRecords::<ServerRecord>::new(None, 500, true, viewer))
@@ -369,12 +361,7 @@ async fn tokens_page(
     context.insert("tokens", &tokens);
     context.insert("servers", &servers);
     context.insert("created", &created);
-    context.insert(
-        "may_create",
-        &user.principal.require("tokens.create").is_ok(),
-    );
-    context.insert("flash", &flash);
-    context.insert("error", &error);
+    user.outcome(&mut context, "tokens.create", flash, error);
     state.console.page(status, "tokens.html", &context)
 }
 

@@ -235,6 +235,23 @@ impl ConsoleUser {
         }
     }
 
+    /// Adds what a page's outcome shows: whether its create form is offered (the principal
+    /// holds `create_permission`), a confirmation and an error.
+    pub fn outcome(
+        &self,
+        context: &mut tera::Context,
+        create_permission: &str,
+        flash: Option<&str>,
+        error: Option<&str>,
+    ) {
+        context.insert(
+            "may_create",
+            &self.principal.require(create_permission).is_ok(),
+        );
+        context.insert("flash", &flash);
+        context.insert("error", &error);
+    }
+
     /// The context every signed-in page starts from.
     pub fn context(&self, page: &str) -> tera::Context {
         let mut context = tera::Context::new();

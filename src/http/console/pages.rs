@@ -11,7 +11,7 @@ use super::{ConsoleRefusal, ConsoleUser, LOGIN_CSRF_COOKIE, same};
 use crate::actors::metrics::{BUCKETS, MetricsSnapshot};
 use crate::auth::{AuthError, Principal};
 use crate::catalog::Scope;
-use crate::db::registry::{GatewayRow, InsertRecord, ListRecords, Viewer};
+use crate::db::registry::{GatewayRow, InsertRecord, ListRecords};
 use crate::http::AppState;
 use crate::http::identity::SESSION_COOKIE;
 use crate::http::mcp::sse::{self, SseBody, SseEvent};
@@ -154,13 +154,6 @@ pub async fn logout(
     Ok(response)
 }
 
-fn viewer(principal: &Principal) -> Option<Viewer> {
-    (!principal.is_admin).then(|| Viewer {
-        email: principal.email.clone(),
-        teams: principal.grants.teams.keys().cloned().collect(),
-    })
-}
-
 /// The live figures of the dashboard.
 #[derive(Serialize, Default)]
 struct Figures {
@@ -271,7 +264,7 @@ pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpRes
             None,
             200,
             true,
-            viewer(&user.principal),
+            crate::http::registry::viewer(&user.principal),
         ))
         .await
         .unwrap_or_default();
@@ -414,12 +407,7 @@ fn tools_page(
     context.insert("q", q);
     context.insert("form", form);
     context.insert("methods", &["GET", "POST", "PUT", "PATCH", "DELETE"]);
-    context.insert(
-        "may_create",
-        &user.principal.require("tools.create").is_ok(),
-    );
-    context.insert("flash", &flash);
-    context.insert("error", &error);
+    user.outcome(&mut context, "tools.create", flash, error);
     state.console.page(status, "tools.html", &context)
 }
 
