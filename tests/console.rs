@@ -2,7 +2,7 @@
 //! playwright-core, both installed by `tests/e2e/setup.sh`) sign in, watch the dashboard's
 //! figures arrive live, create a REST tool (a schema that is not JSON is caught first), see it
 //! listed, test-run it, create a virtual server with it, create a token for that server (shown
-//! once, copied) and revoke it, sign out — at 1280 px (and sign-in, dashboard and sign-out at
+//! once, copied) and revoke it, create a user and a team with them in it, sign out — at 1280 px (and sign-in, dashboard and sign-out at
 //! 390 px), with screenshots of each page in `tests/e2e/artifacts`. Over plain HTTP: forms without the CSRF token are refused, pages
 //! need a session, and a non-admin sees only what their role allows.
 
@@ -99,6 +99,18 @@ async fn in_the_browser(backend: Backend) {
     assert_eq!(seen["copy_label"], 1, "{seen}");
     assert_eq!(seen["token_state"], "revoked", "{seen}");
     assert_eq!(seen["token_still_shown"], 0, "the token is shown only once");
+    assert_eq!(
+        seen["user_flash"], "User dev@example.com created.",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["team_flash"], "dev@example.com added to Ops.",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["team_members"], 3,
+        "header, owner and the new member: {seen}"
+    );
     for page in [
         "login-desktop",
         "dashboard-desktop",
@@ -252,6 +264,17 @@ async fn forms_and_roles(backend: Backend) {
     );
     assert!(!dashboard.contains("data-figure=\"counts.users\""));
     assert!(dashboard.contains("dev@example.com"));
+    assert!(
+        !dashboard.contains("href=\"/admin/users\""),
+        "no Users page in the menu"
+    );
+    let users = developer
+        .get(format!("{}/admin/users", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), StatusCode::FORBIDDEN);
+    assert!(users.text().await.unwrap().contains("users.manage"));
     server.stop().await;
 }
 

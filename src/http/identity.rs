@@ -493,14 +493,26 @@ pub async fn create_user(
     Authenticated(principal): Authenticated,
     ApiJson(input): ApiJson<UserCreate>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&principal, "users.manage")?;
+    let view = new_account(&state, &principal, input).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/users/{}", view.email)))
+        .json(view))
+}
+
+/// Creates a user (`users.manage`) with a personal team and a global role.
+pub async fn new_account(
+    state: &AppState,
+    principal: &Principal,
+    input: UserCreate,
+) -> Result<UserView, ApiError> {
+    require(principal, "users.manage")?;
     let email = email_field("email", &input.email)?;
     let full_name = optional_text("full_name", input.full_name.as_deref(), 200)?;
     let role = match &input.role {
         Some(role) => role_field(role)?,
         None => state.settings.auth.identity.default_role.clone(),
     };
-    policy(&state, "password", &input.password, &email)?;
+    policy(state, "password", &input.password, &email)?;
     let (user, personal_team) = new_user(
         &email,
         hash(input.password).await?,
@@ -518,9 +530,7 @@ pub async fn create_user(
         })
         .await
         .map_err(db_error("user", &email))?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/users/{email}")))
-        .json(view))
+    Ok(view)
 }
 
 async fn find_user(state: &AppState, email: &str) -> Result<UserRow, ApiError> {
@@ -647,12 +657,24 @@ pub async fn assign_role(
     ApiJson(input): ApiJson<RoleAssignment>,
 ) -> Result<HttpResponse, ApiError> {
     let email = email.into_inner().to_ascii_lowercase();
+    let grants = grant_role(&state, &principal, &email, input).await?;
+    Ok(HttpResponse::Ok().json(permissions_view(&email, &grants)))
+}
+
+/// Assigns a role to `email`; returns their grants now.
+pub async fn grant_role(
+    state: &AppState,
+    principal: &Principal,
+    email: &str,
+    input: RoleAssignment,
+) -> Result<std::sync::Arc<rbac::Grants>, ApiError> {
+    let email = email.to_ascii_lowercase();
     let role = role_field(&input.role)?;
     let scope = match &input.team_id {
         Some(team) => RoleScope::Team(required_text("team_id", team, 64)?),
         None => RoleScope::Global,
     };
-    may_assign(&principal, &role, &scope)?;
+    may_assign(principal, &role, &scope)?;
     if role == "platform_admin" {
         if scope != RoleScope::Global {
             return Err(invalid("team_id", "platform_admin is always global").into());
@@ -683,15 +705,14 @@ pub async fn assign_role(
         })
         .await
         .map_err(db_error("user", &email))?;
-    invalidate(&state, [email.clone()]).await;
-    let grants = state
+    invalidate(state, [email.clone()]).await;
+    state
         .auth
         .scoping()
         .grants(&email)
         .await
         .map_err(forbidden)?
-        .ok_or_else(|| ApiError::NotFound(format!("no active user with email {email:?}")))?;
-    Ok(HttpResponse::Ok().json(permissions_view(&email, &grants)))
+        .ok_or_else(|| ApiError::NotFound(format!("no active user with email {email:?}")))
 }
 
 /// `DELETE /users/{email}/roles/{role}?team_id=`: remove an assignment.
@@ -754,14 +775,19 @@ pub async fn list_teams(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
+    let items = teams_of(&state, &principal).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+/// Every team for a platform admin, the principal's teams otherwise.
+pub async fn teams_of(state: &AppState, principal: &Principal) -> Result<Vec<TeamView>, ApiError> {
     let member = (!principal.is_admin).then(|| principal.email.clone());
     let teams = state
         .db
         .run(ListTeams { member })
         .await
         .map_err(|error| ApiError::from_db(error, "team", None))?;
-    let items: Vec<TeamView> = teams.into_iter().map(team_view).collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(teams.into_iter().map(team_view).collect())
 }
 
 /// `POST /teams` (`teams.create`): the caller owns the new team.
@@ -770,7 +796,19 @@ pub async fn create_team(
     Authenticated(principal): Authenticated,
     ApiJson(input): ApiJson<TeamCreate>,
 ) -> Result<HttpResponse, ApiError> {
-    require(&principal, "teams.create")?;
+    let team = new_team(&state, &principal, input).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/teams/{}", team.id)))
+        .json(team))
+}
+
+/// Creates a team the principal owns (`teams.create`).
+pub async fn new_team(
+    state: &AppState,
+    principal: &Principal,
+    input: TeamCreate,
+) -> Result<TeamView, ApiError> {
+    require(principal, "teams.create")?;
     let name = required_text("name", &input.name, 200)?;
     let description = optional_text("description", input.description.as_deref(), 2000)?;
     let slug = crate::registry::gateways::slugify(&name);
@@ -796,17 +834,14 @@ pub async fn create_team(
             DbError::Conflict { .. } => ApiError::Conflict("a team with this name exists".into()),
             other => ApiError::from_db(other, "team", None),
         })?;
-    invalidate(&state, [principal.email.clone()]).await;
-    let id = created.id.clone();
+    invalidate(state, [principal.email.clone()]).await;
     let owner = MemberRow {
         team_id: created.id.clone(),
-        email: principal.email,
+        email: principal.email.clone(),
         role: "owner".into(),
         joined_at: created.created_at,
     };
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/teams/{id}")))
-        .json(team_view((created, vec![owner]))))
+    Ok(team_view((created, vec![owner])))
 }
 
 async fn visible_team(
@@ -869,8 +904,19 @@ pub async fn add_member(
     id: web::Path<String>,
     ApiJson(input): ApiJson<MemberAdd>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    visible_team(&state, &principal, &id).await?;
+    let team = join(&state, &principal, &id.into_inner(), input).await?;
+    Ok(HttpResponse::Ok().json(team))
+}
+
+/// Adds a member to a team the principal manages; returns the team.
+pub async fn join(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    input: MemberAdd,
+) -> Result<TeamView, ApiError> {
+    let id = id.to_owned();
+    visible_team(state, principal, &id).await?;
     if !principal.grants.manages(&id) {
         return Err(forbidden(AuthError::Forbidden(
             "only the team's owners, its team admins or a platform admin may add members".into(),
@@ -894,12 +940,13 @@ pub async fn add_member(
         })
         .await
         .map_err(db_error("team", &id))?;
-    invalidate(&state, [email]).await;
-    let team = visible_team(&state, &principal, &id).await?;
-    Ok(HttpResponse::Ok().json(team_view(team)))
+    invalidate(state, [email]).await;
+    let team = visible_team(state, principal, &id).await?;
+    Ok(team_view(team))
 }
 
-async fn remove(
+/// Removes a member (by the team's managers, or the member leaving).
+pub async fn remove(
     state: &AppState,
     principal: &Principal,
     id: String,

@@ -73,6 +73,27 @@ try {
       await page.waitForSelector('.flash');
       seen.token_state = await page.getByRole('row', { name: /ci/ }).getByRole('cell').nth(3).textContent();
       seen.token_still_shown = await page.locator('#new-token').count();
+      // Access: a user, a team with that user in it.
+      await page.getByRole('link', { name: 'Users' }).click();
+      const newUser = page.getByRole('region', { name: 'New user' });
+      await newUser.getByLabel('Email').fill('dev@example.com');
+      await newUser.getByLabel('Full name').fill('Dev Eloper');
+      await newUser.getByLabel('Password').fill('correct horse battery staple');
+      await newUser.getByLabel('Role').selectOption('developer');
+      await newUser.getByRole('button', { name: 'Create user' }).click();
+      await page.waitForSelector('.flash');
+      seen.user_flash = await page.locator('.flash').textContent();
+      await page.screenshot({ path: `${artifacts}/users-${label}.png`, fullPage: true });
+      await page.getByRole('link', { name: 'Teams' }).click();
+      await page.getByLabel('Name', { exact: true }).fill('Ops');
+      await page.getByRole('button', { name: 'Create team' }).click();
+      await page.waitForSelector('.flash');
+      await page.getByLabel('Add member (email)').last().fill('dev@example.com');
+      await page.getByRole('button', { name: 'Add to Ops' }).click();
+      await page.waitForSelector('.flash');
+      seen.team_flash = await page.locator('.flash').textContent();
+      seen.team_members = await page.getByRole('table', { name: 'Members of Ops' }).getByRole('row').count();
+      await page.screenshot({ path: `${artifacts}/teams-${label}.png`, fullPage: true });
       await page.goto(`${base}/admin`);
       await page.waitForSelector('[data-live][data-updated]', { timeout: 15000 });
       seen.tools_count_after = await page.locator('[data-figure="counts.tools"]').textContent();

@@ -3,6 +3,7 @@
 //! SSE. Pages are rendered only after their data has come back from the actors; no handler
 //! holds a database connection.
 
+mod access;
 mod manage;
 mod pages;
 
@@ -48,6 +49,8 @@ impl Console {
                 "tokens.html",
                 include_str!("../../../templates/tokens.html"),
             ),
+            ("users.html", include_str!("../../../templates/users.html")),
+            ("teams.html", include_str!("../../../templates/teams.html")),
         ])
         .map_err(|error| format!("the console templates do not compile: {error}"))?;
         Ok(Console { tera })
@@ -112,6 +115,24 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(manage::create_token)),
         )
         .service(web::resource("/admin/tokens/{id}/revoke").route(web::post().to(manage::revoke)))
+        .service(
+            web::resource("/admin/users")
+                .route(web::get().to(access::users))
+                .route(web::post().to(access::create_user)),
+        )
+        .service(web::resource("/admin/users/roles").route(web::post().to(access::assign_role)))
+        .service(
+            web::resource("/admin/teams")
+                .route(web::get().to(access::teams))
+                .route(web::post().to(access::create_team)),
+        )
+        .service(
+            web::resource("/admin/teams/{id}/members").route(web::post().to(access::add_member)),
+        )
+        .service(
+            web::resource("/admin/teams/{id}/members/remove")
+                .route(web::post().to(access::remove_member)),
+        )
         .service(web::resource("/static/admin.css").route(web::get().to(css)))
         .service(web::resource("/static/admin.js").route(web::get().to(js)));
 }
@@ -257,12 +278,113 @@ impl ConsoleUser {
         let mut context = tera::Context::new();
         context.insert(
             "user",
-            &json!({ "email": self.principal.email, "is_admin": self.principal.is_admin }),
+            &json!({
+                "email": self.principal.email,
+                "is_admin": self.principal.is_admin,
+                "manages_users": self.principal.require("users.manage").is_ok(),
+            }),
         );
         context.insert("csrf", &self.csrf);
         context.insert("page", page);
         context.insert("flash", &serde_json::Value::Null);
         context.insert("error", &serde_json::Value::Null);
         context
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every page renders with the data its handler gives it (an empty list where it has none).
+    #[test]
+    fn pages_render() {
+        let console = Console::new().unwrap();
+        let mut context = tera::Context::new();
+        context.insert(
+            "user",
+            &json!({"email": "a@example.com", "is_admin": true, "manages_users": true}),
+        );
+        for (key, value) in [
+            ("csrf", json!("x")),
+            ("page", json!("users")),
+            ("flash", json!(null)),
+            ("error", json!("something")),
+            (
+                "users",
+                json!([{"email": "a@example.com", "full_name": "", "is_admin": true, "is_active": true, "locked": false}]),
+            ),
+            ("roles", json!(["viewer"])),
+            ("default_role", json!("viewer")),
+            (
+                "teams",
+                json!([{"id": "t", "name": "T", "is_personal": false, "manageable": true, "description": null, "members": [{"email": "a@example.com", "role": "owner"}]}]),
+            ),
+            ("may_create", json!(true)),
+            ("email", json!("a@example.com")),
+            (
+                "counts",
+                json!([{"key": "tools", "label": "Tools", "value": 1}]),
+            ),
+            (
+                "calls",
+                json!({"per_minute": "0.0", "total": 0, "error_rate": "–", "latency": "–"}),
+            ),
+            (
+                "pool",
+                json!({"backend": "sqlite", "in_use": 0, "idle": 1, "waiting": 0, "checkout_timeouts": 0, "retries": 0, "breaker": "closed"}),
+            ),
+            (
+                "upstreams",
+                json!([{"name": "u", "url": "http://u", "reachable": true, "last_seen": "never"}]),
+            ),
+            (
+                "tools",
+                json!([{"id": "1", "name": "t", "kind": "REST", "description": "", "visibility": "public"}]),
+            ),
+            ("q", json!("")),
+            (
+                "form",
+                json!({"name": "", "url": "", "request_type": "GET", "description": "", "input_schema": ""}),
+            ),
+            ("methods", json!(["GET"])),
+            ("tool", json!({"name": "t", "description": ""})),
+            (
+                "fields",
+                json!([{"name": "a", "kind": "string", "required": true, "description": "", "value": ""},
+                              {"name": "b", "kind": "boolean", "required": false, "description": "", "value": ""},
+                              {"name": "c", "kind": "integer", "required": false, "description": "", "value": ""},
+                              {"name": "d", "kind": "object", "required": false, "description": "", "value": ""}]),
+            ),
+            ("result", json!("{}")),
+            ("is_error", json!(false)),
+            ("elapsed_ms", json!("1.0")),
+            (
+                "servers",
+                json!([{"id": "s", "name": "S", "tools": 1, "endpoint": "/servers/s/mcp"}]),
+            ),
+            (
+                "tokens",
+                json!([{"id": "k", "name": "ci", "server": "any", "expires_at": "2027-01-01", "revoked": false}]),
+            ),
+            ("created", json!({"name": "ci", "access_token": "secret"})),
+        ] {
+            context.insert(key, &value);
+        }
+        let pages = [
+            "login.html",
+            "dashboard.html",
+            "tools.html",
+            "run.html",
+            "servers.html",
+            "tokens.html",
+            "users.html",
+            "teams.html",
+        ];
+        for page in pages {
+            if let Err(error) = console.tera.render(page, &context) {
+                panic!("{page}: {error:?}");
+            }
+        }
     }
 }

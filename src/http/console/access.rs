@@ -1,0 +1,264 @@
+//! The console's access pages: users (and role assignment) for those with `users.manage`,
+//! teams and their members for everyone (each sees their own teams; admins all).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ConsoleRefusal, ConsoleUser};
+use crate::auth::rbac::ROLES;
+use crate::db::identity::ListUsers;
+use crate::http::AppState;
+use crate::http::identity::{
+    MemberAdd, RoleAssignment, TeamCreate, UserCreate, grant_role, join, new_account, new_team,
+    remove, teams_of,
+};
+
+/// The outcome a page shows after a form: its status, a confirmation or an error.
+type Outcome = (StatusCode, Option<String>, Option<String>);
+
+fn outcome<T>(
+    result: Result<T, crate::http::error::ApiError>,
+    done: impl FnOnce(T) -> String,
+) -> Outcome {
+    match result {
+        Ok(value) => (StatusCode::OK, Some(done(value)), None),
+        Err(error) => {
+            use actix_web::ResponseError;
+            let message = match &error {
+                crate::http::error::ApiError::InvalidField { field, message } => {
+                    format!("{field}: {message}")
+                }
+                other => other.to_string(),
+            };
+            (error.status_code(), None, Some(message))
+        }
+    }
+}
+
+async fn users_page(state: &AppState, user: &ConsoleUser, outcome: Outcome) -> HttpResponse {
+    let (status, flash, error) = outcome;
+    if user.principal.require("users.manage").is_err() {
+        let mut context = user.context("users");
+        context.insert("error", "Managing users needs the users.manage permission.");
+        context.insert("users", &Vec::<Value>::new());
+        context.insert("roles", &Vec::<String>::new());
+        context.insert("teams", &Vec::<Value>::new());
+        context.insert("default_role", "");
+        return state
+            .console
+            .page(StatusCode::FORBIDDEN, "users.html", &context);
+    }
+    let now = crate::db::now();
+    let users: Vec<Value> = state
+        .db
+        .run(ListUsers {
+            after: None,
+            limit: 500,
+        })
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|row| {
+            json!({
+                "email": row.email,
+                "full_name": row.full_name.unwrap_or_default(),
+                "is_admin": row.is_admin,
+                "is_active": row.is_active,
+                "locked": row.locked_until.is_some_and(|until| until > now),
+            })
+        })
+        .collect();
+    let teams = teams_of(state, &user.principal).await.unwrap_or_default();
+    let mut context = user.context("users");
+    context.insert("users", &users);
+    context.insert("roles", &ROLES);
+    context.insert("default_role", &state.settings.auth.identity.default_role);
+    context.insert(
+        "teams",
+        &teams
+            .iter()
+            .filter(|team| !team.is_personal)
+            .map(|team| json!({"id": team.id, "name": team.name}))
+            .collect::<Vec<_>>(),
+    );
+    context.insert("flash", &flash);
+    context.insert("error", &error);
+    state.console.page(status, "users.html", &context)
+}
+
+/// `GET /admin/users`.
+pub async fn users(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
+    users_page(&state, &user, (StatusCode::OK, None, None)).await
+}
+
+/// The new-user form.
+#[derive(Deserialize)]
+pub struct UserForm {
+    email: String,
+    password: String,
+    full_name: Option<String>,
+    role: Option<String>,
+    csrf: Option<String>,
+}
+
+/// `POST /admin/users`.
+pub async fn create_user(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    form: web::Form<UserForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    let form = form.into_inner();
+    user.check_csrf(form.csrf.as_deref())?;
+    let input = UserCreate {
+        email: form.email,
+        password: form.password,
+        full_name: form.full_name.filter(|name| !name.trim().is_empty()),
+        role: form.role,
+        is_admin: false,
+    };
+    let result = new_account(&state, &user.principal, input).await;
+    let outcome = outcome(result, |created| format!("User {} created.", created.email));
+    Ok(users_page(&state, &user, outcome).await)
+}
+
+/// The role-assignment form.
+#[derive(Deserialize)]
+pub struct RoleForm {
+    email: String,
+    role: String,
+    team_id: Option<String>,
+    csrf: Option<String>,
+}
+
+/// `POST /admin/users/roles`.
+pub async fn assign_role(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    form: web::Form<RoleForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    let form = form.into_inner();
+    user.check_csrf(form.csrf.as_deref())?;
+    let input = RoleAssignment {
+        role: form.role.clone(),
+        team_id: form.team_id.filter(|team| !team.is_empty()),
+    };
+    let result = grant_role(&state, &user.principal, &form.email, input).await;
+    let outcome = outcome(result, |_| format!("{} is now {}.", form.email, form.role));
+    Ok(users_page(&state, &user, outcome).await)
+}
+
+async fn teams_page(state: &AppState, user: &ConsoleUser, outcome: Outcome) -> HttpResponse {
+    let (status, flash, error) = outcome;
+    let teams: Vec<Value> = teams_of(state, &user.principal)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|team| {
+            let manageable = user.principal.grants.manages(&team.id);
+            let mut value = serde_json::to_value(&team).unwrap_or_default();
+            value["manageable"] = json!(manageable);
+            value
+        })
+        .collect();
+    let mut context = user.context("teams");
+    context.insert("teams", &teams);
+    user.outcome(
+        &mut context,
+        "teams.create",
+        flash.as_deref(),
+        error.as_deref(),
+    );
+    state.console.page(status, "teams.html", &context)
+}
+
+/// `GET /admin/teams`.
+pub async fn teams(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
+    teams_page(&state, &user, (StatusCode::OK, None, None)).await
+}
+
+/// The new-team form.
+#[derive(Deserialize)]
+pub struct TeamForm {
+    name: String,
+    description: Option<String>,
+    csrf: Option<String>,
+}
+
+/// `POST /admin/teams`.
+pub async fn create_team(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    form: web::Form<TeamForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    let form = form.into_inner();
+    user.check_csrf(form.csrf.as_deref())?;
+    let input = TeamCreate {
+        name: form.name,
+        description: form.description.filter(|d| !d.trim().is_empty()),
+    };
+    let result = new_team(&state, &user.principal, input).await;
+    // The creator's grants changed (a new team): reload them for the page.
+    let user = refreshed(&state, user).await;
+    let outcome = outcome(result, |team| format!("Team {} created.", team.name));
+    Ok(teams_page(&state, &user, outcome).await)
+}
+
+/// The same user with grants read again (after a change to their own teams).
+async fn refreshed(state: &AppState, mut user: ConsoleUser) -> ConsoleUser {
+    if let Ok(Some(grants)) = state.auth.scoping().grants(&user.principal.email).await {
+        user.principal.grants = grants;
+    }
+    user
+}
+
+/// The add-member form.
+#[derive(Deserialize)]
+pub struct MemberForm {
+    email: String,
+    role: Option<String>,
+    csrf: Option<String>,
+}
+
+/// `POST /admin/teams/{id}/members`.
+pub async fn add_member(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    id: web::Path<String>,
+    form: web::Form<MemberForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    let form = form.into_inner();
+    user.check_csrf(form.csrf.as_deref())?;
+    let input = MemberAdd {
+        email: form.email.clone(),
+        role: form.role,
+    };
+    let result = join(&state, &user.principal, &id, input).await;
+    let outcome = outcome(result, |team| {
+        format!("{} added to {}.", form.email, team.name)
+    });
+    Ok(teams_page(&state, &user, outcome).await)
+}
+
+/// The remove-member form.
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    email: String,
+    csrf: Option<String>,
+}
+
+/// `POST /admin/teams/{id}/members/remove`.
+pub async fn remove_member(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    id: web::Path<String>,
+    form: web::Form<RemoveForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    let form = form.into_inner();
+    user.check_csrf(form.csrf.as_deref())?;
+    let result = remove(&state, &user.principal, id.into_inner(), &form.email).await;
+    let user = refreshed(&state, user).await;
+    let outcome = outcome(result, |_| format!("{} removed.", form.email));
+    Ok(teams_page(&state, &user, outcome).await)
+}
