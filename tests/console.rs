@@ -180,7 +180,7 @@ async fn sign_in(
 /// no database figures and no admin-only counts.
 async fn forms_and_roles(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db, &[]).await;
+    let server = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
     let anonymous = browser_like();
     let page = anonymous
         .get(format!("{}/admin/tools", server.base))
@@ -254,6 +254,60 @@ async fn forms_and_roles(backend: Backend) {
         body.contains("bad tool name!"),
         "the form keeps what was typed"
     );
+
+    // Gateways: register an upstream (discovering it), refresh it; an unreachable one is a
+    // clear error in the page.
+    let (_upstream_db, upstream) = common::empty_upstream().await;
+    let post = |path: &str, fields: Vec<(&str, String)>| {
+        let request = admin.post(format!("{}{path}", server.base)).form(&fields);
+        async move { request.send().await.unwrap() }
+    };
+    let registered = post(
+        "/admin/gateways",
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "Upstream".into()),
+            ("url", format!("{}/mcp", upstream.base)),
+            ("transport", "streamablehttp".into()),
+            ("token", upstream.admin_token.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let page = registered.text().await.unwrap();
+    assert!(page.contains("Registered Upstream: 0 tools"), "{page}");
+    let id = server
+        .admin(reqwest::Method::GET, "/gateways", None)
+        .await
+        .body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refreshed = post(
+        &format!("/admin/gateways/{id}/refresh"),
+        vec![("csrf", csrf.clone())],
+    )
+    .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    assert!(
+        refreshed
+            .text()
+            .await
+            .unwrap()
+            .contains("Refreshed Upstream")
+    );
+    let unreachable = post(
+        "/admin/gateways",
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "Nowhere".into()),
+            ("url", "http://127.0.0.1:9/mcp".into()),
+        ],
+    )
+    .await;
+    assert_eq!(unreachable.status(), StatusCode::BAD_GATEWAY);
+    assert!(unreachable.text().await.unwrap().contains("role=\"alert\""));
+    upstream.stop().await;
 
     create_user(&server, "dev@example.com", "developer").await;
     let developer = browser_like();

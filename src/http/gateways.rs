@@ -34,14 +34,29 @@ pub async fn register(
     Authenticated(principal): Authenticated,
     ApiJson(input): ApiJson<GatewayCreate>,
 ) -> Result<HttpResponse, ApiError> {
-    allowed::<Gateways>(&principal, "create")?;
+    let registered = register_for(&state, &principal, input).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!("/gateways/{}", registered.gateway.id),
+        ))
+        .json(registered))
+}
+
+/// Registers an upstream for `principal` (the REST API and the console).
+pub async fn register_for(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    input: GatewayCreate,
+) -> Result<GatewayDiscovered, ApiError> {
+    allowed::<Gateways>(principal, "create")?;
     let auth = input.auth.clone();
     let change = Change {
         actor_email: &principal.email,
         now: now(),
     };
     let mut row = Gateways::create(input, &change)?;
-    may_create::<Gateways>(&principal, &row)?;
+    may_create::<Gateways>(principal, &row)?;
     let headers = match &auth {
         Some(auth) => auth.headers()?,
         None => BTreeMap::new(),
@@ -56,12 +71,10 @@ pub async fn register(
         .await
         .map_err(|error| map_federation(error, None))?;
     tracing::info!(gateway = %gateway.name, tools = counts.tools, "upstream registered");
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/gateways/{}", gateway.id)))
-        .json(GatewayDiscovered {
-            gateway: Gateways::view(gateway),
-            discovered: counts,
-        }))
+    Ok(GatewayDiscovered {
+        gateway: Gateways::view(gateway),
+        discovered: counts,
+    })
 }
 
 /// `POST /gateways/{id}/refresh`: discover again and update what is federated.
@@ -70,17 +83,26 @@ pub async fn refresh(
     Authenticated(principal): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
-    authorized::<Gateways>(&state, &principal, &id, "update").await?;
+    let refreshed = refresh_for(&state, &principal, &id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(refreshed))
+}
+
+/// Discovers an upstream again for `principal` (the REST API and the console).
+pub async fn refresh_for(
+    state: &AppState,
+    principal: &crate::auth::Principal,
+    id: &str,
+) -> Result<GatewayDiscovered, ApiError> {
+    authorized::<Gateways>(state, principal, id, "update").await?;
     let (gateway, counts) = state
         .federation
-        .refresh(&id)
+        .refresh(id)
         .await
-        .map_err(|error| map_federation(error, Some(&id)))?;
-    Ok(HttpResponse::Ok().json(GatewayDiscovered {
+        .map_err(|error| map_federation(error, Some(id)))?;
+    Ok(GatewayDiscovered {
         gateway: Gateways::view(gateway),
         discovered: counts,
-    }))
+    })
 }
 
 /// The one mapping of federation errors to HTTP. A clash of federated names is reported as

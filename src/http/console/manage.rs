@@ -498,3 +498,134 @@ pub async fn revoke(
         }
     })
 }
+
+async fn gateways_page(
+    state: &AppState,
+    user: &ConsoleUser,
+    status: StatusCode,
+    flash: Option<&str>,
+    error: Option<&str>,
+) -> HttpResponse {
+    let rows = state
+        .db
+        .run(ListRecords::<crate::db::registry::GatewayRow>::new(
+            None,
+            500,
+            true,
+            crate::http::registry::viewer(&user.principal),
+        ))
+        .await
+        .unwrap_or_default();
+    let catalog = state.catalog.current();
+    let federated = catalog.tools(&Scope::All, &user.principal);
+    let gateways: Vec<Value> = rows
+        .into_iter()
+        .map(|row| {
+            let tools: Vec<&str> = federated
+                .iter()
+                .filter(|tool| {
+                    matches!(&tool.target, crate::catalog::ToolTarget::Upstream { gateway_id, .. } if *gateway_id == row.id)
+                })
+                .map(|tool| tool.name.as_str())
+                .collect();
+            json!({
+                "id": row.id,
+                "name": row.name,
+                "url": row.url,
+                "transport": row.transport,
+                "reachable": row.reachable,
+                "last_seen": row.last_seen_at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "never".into()),
+                "tools": tools,
+            })
+        })
+        .collect();
+    let mut context = user.context("gateways");
+    context.insert("gateways", &gateways);
+    user.outcome(&mut context, "gateways.create", flash, error);
+    state.console.page(status, "gateways.html", &context)
+}
+
+/// `GET /admin/gateways`.
+pub async fn gateways(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
+    gateways_page(&state, &user, StatusCode::OK, None, None).await
+}
+
+/// The register form.
+#[derive(Deserialize)]
+pub struct GatewayForm {
+    name: String,
+    url: String,
+    transport: Option<String>,
+    token: Option<String>,
+    csrf: Option<String>,
+}
+
+/// `POST /admin/gateways`: registers an upstream (discovering what it offers).
+pub async fn register_gateway(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    form: web::Form<GatewayForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    let form = form.into_inner();
+    user.check_csrf(form.csrf.as_deref())?;
+    let auth = form
+        .token
+        .filter(|token| !token.trim().is_empty())
+        .map(|token| json!({"type": "bearer", "token": token.trim()}));
+    let input = serde_json::from_value::<crate::registry::gateways::GatewayCreate>(json!({
+        "name": form.name,
+        "url": form.url.trim(),
+        "transport": form.transport.unwrap_or_else(|| "streamablehttp".into()),
+        "auth": auth,
+    }));
+    let result = match input {
+        Ok(input) => crate::http::gateways::register_for(&state, &user.principal, input).await,
+        Err(error) => Err(crate::http::error::ApiError::BadRequest {
+            code: "invalid-form",
+            message: error.to_string(),
+        }),
+    };
+    Ok(match result {
+        Ok(registered) => {
+            state.catalog.refresh().await;
+            let message = format!(
+                "Registered {}: {} tools, {} resources, {} prompts.",
+                registered.gateway.name,
+                registered.discovered.tools,
+                registered.discovered.resources,
+                registered.discovered.prompts
+            );
+            gateways_page(&state, &user, StatusCode::CREATED, Some(&message), None).await
+        }
+        Err(error) => {
+            let status = actix_web::ResponseError::status_code(&error);
+            gateways_page(&state, &user, status, None, Some(&error.to_string())).await
+        }
+    })
+}
+
+/// `POST /admin/gateways/{id}/refresh`.
+pub async fn refresh_gateway(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    id: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    user.check_csrf(form.csrf.as_deref())?;
+    Ok(
+        match crate::http::gateways::refresh_for(&state, &user.principal, &id).await {
+            Ok(refreshed) => {
+                state.catalog.refresh().await;
+                let message = format!(
+                    "Refreshed {}: {} tools.",
+                    refreshed.gateway.name, refreshed.discovered.tools
+                );
+                gateways_page(&state, &user, StatusCode::OK, Some(&message), None).await
+            }
+            Err(error) => {
+                let status = actix_web::ResponseError::status_code(&error);
+                gateways_page(&state, &user, status, None, Some(&error.to_string())).await
+            }
+        },
+    )
+}

@@ -49,6 +49,10 @@ impl Console {
                 "tokens.html",
                 include_str!("../../../templates/tokens.html"),
             ),
+            (
+                "gateways.html",
+                include_str!("../../../templates/gateways.html"),
+            ),
             ("users.html", include_str!("../../../templates/users.html")),
             ("teams.html", include_str!("../../../templates/teams.html")),
         ])
@@ -115,6 +119,15 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(manage::create_token)),
         )
         .service(web::resource("/admin/tokens/{id}/revoke").route(web::post().to(manage::revoke)))
+        .service(
+            web::resource("/admin/gateways")
+                .route(web::get().to(manage::gateways))
+                .route(web::post().to(manage::register_gateway)),
+        )
+        .service(
+            web::resource("/admin/gateways/{id}/refresh")
+                .route(web::post().to(manage::refresh_gateway)),
+        )
         .service(
             web::resource("/admin/users")
                 .route(web::get().to(access::users))
@@ -368,10 +381,15 @@ mod tests {
                 json!([{"id": "k", "name": "ci", "server": "any", "expires_at": "2027-01-01", "revoked": false}]),
             ),
             ("created", json!({"name": "ci", "access_token": "secret"})),
+            (
+                "gateways",
+                json!([{"id": "g", "name": "G", "url": "http://g", "transport": "sse", "reachable": false, "last_seen": "never", "tools": ["g-t"]}]),
+            ),
         ] {
             context.insert(key, &value);
         }
         let pages = [
+            "gateways.html",
             "login.html",
             "dashboard.html",
             "tools.html",
