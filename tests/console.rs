@@ -255,6 +255,49 @@ async fn forms_and_roles(backend: Backend) {
         "the form keeps what was typed"
     );
 
+    // Disable, enable and delete a tool from the list.
+    let tool = server
+        .admin(
+            reqwest::Method::POST,
+            "/tools",
+            Some(serde_json::json!({"name": "switchable", "url": "https://x.example", "request_type": "GET"})),
+        )
+        .await;
+    let tool_id = tool.body["id"].as_str().unwrap().to_owned();
+    let act = |action: &str| {
+        let request = admin
+            .post(format!("{}/admin/tools/{tool_id}/{action}", server.base))
+            .form(&[("csrf", csrf.clone())]);
+        async move { request.send().await.unwrap() }
+    };
+    let disabled = act("toggle").await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert!(
+        disabled
+            .text()
+            .await
+            .unwrap()
+            .contains("Tool switchable disabled.")
+    );
+    let stored = server
+        .admin(reqwest::Method::GET, &format!("/tools/{tool_id}"), None)
+        .await;
+    assert_eq!(stored.body["enabled"], false);
+    let deleted = act("delete").await;
+    assert!(
+        deleted
+            .text()
+            .await
+            .unwrap()
+            .contains("Tool switchable deleted.")
+    );
+    let gone = server
+        .admin(reqwest::Method::GET, &format!("/tools/{tool_id}"), None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let again = act("delete").await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
     // Gateways: register an upstream (discovering it), refresh it; an unreachable one is a
     // clear error in the page.
     let (_upstream_db, upstream) = common::empty_upstream().await;

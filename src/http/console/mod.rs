@@ -104,6 +104,10 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(pages::create_tool)),
         )
         .service(
+            web::resource("/admin/tools/{id}/{action:toggle|delete}")
+                .route(web::post().to(pages::tool_action)),
+        )
+        .service(
             web::resource("/admin/tools/{name}/run")
                 .route(web::get().to(manage::run_form))
                 .route(web::post().to(manage::run)),

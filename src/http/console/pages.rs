@@ -372,7 +372,7 @@ pub struct ToolForm {
     csrf: Option<String>,
 }
 
-fn tools_page(
+async fn tools_page(
     state: &AppState,
     user: &ConsoleUser,
     status: StatusCode,
@@ -381,24 +381,36 @@ fn tools_page(
     flash: Option<&str>,
     error: Option<&str>,
 ) -> HttpResponse {
-    let catalog = state.catalog.current();
     let needle = q.trim().to_lowercase();
-    let tools: Vec<Value> = catalog
-        .tools(&Scope::All, &user.principal)
-        .iter()
-        .filter(|tool| {
+    // From the registry, so that disabled tools are listed too (the catalog serves enabled ones).
+    let rows = state
+        .db
+        .run(ListRecords::<crate::db::registry::ToolRow>::new(
+            None,
+            500,
+            true,
+            crate::http::registry::viewer(&user.principal),
+        ))
+        .await
+        .unwrap_or_default();
+    let tools: Vec<Value> = rows
+        .into_iter()
+        .filter(|row| {
             needle.is_empty()
-                || tool.name.to_lowercase().contains(&needle)
-                || tool.definition["description"]
-                    .as_str()
+                || row.name.to_lowercase().contains(&needle)
+                || row
+                    .description
+                    .as_deref()
                     .is_some_and(|d| d.to_lowercase().contains(&needle))
         })
-        .map(|tool| {
+        .map(|row| {
             json!({
-                "name": tool.name,
-                "description": tool.definition["description"].as_str().unwrap_or(""),
-                "kind": match tool.target { crate::catalog::ToolTarget::Rest { .. } => "REST", crate::catalog::ToolTarget::Upstream { .. } => "federated" },
-                "visibility": tool.access.visibility,
+                "id": row.id,
+                "name": row.name,
+                "description": row.description.unwrap_or_default(),
+                "kind": if row.gateway_id.is_some() { "federated" } else { "REST" },
+                "visibility": row.visibility,
+                "enabled": row.enabled,
             })
         })
         .collect();
@@ -422,7 +434,7 @@ pub async fn tools(
         request_type: "GET".into(),
         ..ToolForm::default()
     };
-    tools_page(&state, &user, StatusCode::OK, &q, &form, None, None)
+    tools_page(&state, &user, StatusCode::OK, &q, &form, None, None).await
 }
 
 /// `POST /admin/tools`: creates a REST tool; a bad field is shown in the page with the form
@@ -434,77 +446,154 @@ pub async fn create_tool(
 ) -> Result<HttpResponse, ConsoleRefusal> {
     let form = form.into_inner();
     user.check_csrf(form.csrf.as_deref())?;
-    let refuse = |message: String| {
-        Ok(tools_page(
-            &state,
-            &user,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "",
-            &form,
-            None,
-            Some(&message),
-        ))
-    };
-    if let Err(error) = user.principal.require("tools.create") {
-        return refuse(error.to_string());
-    }
-    let input_schema = if form.input_schema.trim().is_empty() {
-        None
-    } else {
-        match serde_json::from_str::<Value>(&form.input_schema) {
-            Ok(schema) => Some(schema),
-            Err(error) => return refuse(format!("input schema: not valid JSON ({error})")),
-        }
-    };
-    let request_type: RequestType =
-        match serde_json::from_value(json!(form.request_type.to_uppercase())) {
-            Ok(method) => method,
-            Err(_) => return refuse("method: use GET, POST, PUT, PATCH or DELETE".into()),
+    let outcome: Result<String, String> = async {
+        user.principal
+            .require("tools.create")
+            .map_err(|error| error.to_string())?;
+        let input_schema = if form.input_schema.trim().is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::from_str::<Value>(&form.input_schema)
+                    .map_err(|error| format!("input schema: not valid JSON ({error})"))?,
+            )
         };
-    let input = serde_json::from_value::<ToolCreate>(json!({
-        "name": form.name.trim(),
-        "url": form.url.trim(),
-        "request_type": request_type,
-        "description": (!form.description.trim().is_empty()).then(|| form.description.trim()),
-        "input_schema": input_schema,
-    }));
-    let input = match input {
-        Ok(input) => input,
-        Err(error) => return refuse(error.to_string()),
-    };
-    let change = Change {
-        actor_email: &user.principal.email,
-        now: crate::db::now(),
-    };
-    let record = match Tools::create(input, &change) {
-        Ok(record) => record,
-        Err(invalid) => return refuse(format!("{}: {}", invalid.field, invalid.message)),
-    };
-    match state.db.run(InsertRecord { record }).await {
-        Ok(created) => {
-            state.catalog.refresh().await;
-            let name = created.name.clone();
-            Ok(tools_page(
-                &state,
-                &user,
-                StatusCode::CREATED,
-                "",
-                &ToolForm {
-                    request_type: "GET".into(),
-                    ..ToolForm::default()
-                },
-                Some(&format!("Tool {name} created.")),
-                None,
-            ))
-        }
-        Err(error) => {
-            let message = match error {
+        let request_type: RequestType =
+            serde_json::from_value(json!(form.request_type.to_uppercase()))
+                .map_err(|_| "method: use GET, POST, PUT, PATCH or DELETE".to_owned())?;
+        let input = serde_json::from_value::<ToolCreate>(json!({
+            "name": form.name.trim(),
+            "url": form.url.trim(),
+            "request_type": request_type,
+            "description": (!form.description.trim().is_empty()).then(|| form.description.trim()),
+            "input_schema": input_schema,
+        }))
+        .map_err(|error| error.to_string())?;
+        let change = Change {
+            actor_email: &user.principal.email,
+            now: crate::db::now(),
+        };
+        let record = Tools::create(input, &change)
+            .map_err(|invalid| format!("{}: {}", invalid.field, invalid.message))?;
+        let created = state
+            .db
+            .run(InsertRecord { record })
+            .await
+            .map_err(|error| match error {
                 crate::actors::db::DbError::Conflict { .. } => {
                     format!("name: a tool named {:?} exists", form.name.trim())
                 }
                 other => format!("the tool could not be stored: {other}"),
-            };
-            refuse(message)
-        }
+            })?;
+        state.catalog.refresh().await;
+        Ok(created.name)
     }
+    .await;
+    Ok(match outcome {
+        Ok(name) => {
+            let empty = ToolForm {
+                request_type: "GET".into(),
+                ..ToolForm::default()
+            };
+            let flash = format!("Tool {name} created.");
+            tools_page(
+                &state,
+                &user,
+                StatusCode::CREATED,
+                "",
+                &empty,
+                Some(&flash),
+                None,
+            )
+            .await
+        }
+        Err(message) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            tools_page(&state, &user, status, "", &form, None, Some(&message)).await
+        }
+    })
+}
+
+/// `POST /admin/tools/{id}/toggle` and `…/delete`: enable/disable or delete a tool you may
+/// change (the same checks as the REST API: unseen is 404, not allowed is 403).
+pub async fn tool_action(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    user.check_csrf(form.csrf.as_deref())?;
+    let (id, action) = path.into_inner();
+    let empty = ToolForm {
+        request_type: "GET".into(),
+        ..ToolForm::default()
+    };
+    let permission = if action == "delete" {
+        "delete"
+    } else {
+        "update"
+    };
+    let outcome: Result<String, crate::http::error::ApiError> = async {
+        let record =
+            crate::http::registry::authorized::<Tools>(&state, &user.principal, &id, permission)
+                .await?;
+        let map = |error| crate::http::registry::map_db::<Tools>(error, Some(&id));
+        let done = match action.as_str() {
+            "delete" => {
+                state
+                    .db
+                    .run(crate::db::registry::DeleteRecord::<
+                        crate::db::registry::ToolRow,
+                    >::new(id.clone()))
+                    .await
+                    .map_err(map)?;
+                format!("Tool {} deleted.", record.name)
+            }
+            _ => {
+                let changed = state
+                    .db
+                    .run(crate::db::registry::SetRecordEnabled::<
+                        crate::db::registry::ToolRow,
+                    >::new(id.clone(), None))
+                    .await
+                    .map_err(map)?;
+                let now = if changed.enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                };
+                format!("Tool {} {now}.", record.name)
+            }
+        };
+        state.catalog.refresh().await;
+        Ok(done)
+    }
+    .await;
+    Ok(match outcome {
+        Ok(message) => {
+            tools_page(
+                &state,
+                &user,
+                StatusCode::OK,
+                "",
+                &empty,
+                Some(&message),
+                None,
+            )
+            .await
+        }
+        Err(error) => {
+            let status = actix_web::ResponseError::status_code(&error);
+            tools_page(
+                &state,
+                &user,
+                status,
+                "",
+                &empty,
+                None,
+                Some(&error.to_string()),
+            )
+            .await
+        }
+    })
 }
