@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{ConsoleRefusal, ConsoleUser};
 use crate::catalog::Scope;
-use crate::db::registry::{InsertRecord, ListRecords, ServerRecord};
+use crate::db::registry::{InsertRecord, ServerRecord};
 use crate::http::AppState;
 use crate::http::tokens::{TokenCreate, issue, revoke_token, tokens_of};
 use crate::registry::servers::{ServerCreate, Servers};
@@ -245,12 +245,7 @@ fn servers_page(
 }
 
 async fn visible_servers(state: &AppState, user: &ConsoleUser) -> Vec<ServerRecord> {
-    let viewer = crate::http::registry::viewer(&user.principal);
-    state
-        .db
-        .run(ListRecords::<ServerRecord>::new(None, 500, true, viewer))
-        .await
-        .unwrap_or_default()
+    user.visible(state).await
 }
 
 /// `GET /admin/servers`.
@@ -506,16 +501,7 @@ async fn gateways_page(
     flash: Option<&str>,
     error: Option<&str>,
 ) -> HttpResponse {
-    let rows = state
-        .db
-        .run(ListRecords::<crate::db::registry::GatewayRow>::new(
-            None,
-            500,
-            true,
-            crate::http::registry::viewer(&user.principal),
-        ))
-        .await
-        .unwrap_or_default();
+    let rows: Vec<crate::db::registry::GatewayRow> = user.visible(state).await;
     let catalog = state.catalog.current();
     let federated = catalog.tools(&Scope::All, &user.principal);
     let gateways: Vec<Value> = rows

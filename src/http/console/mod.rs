@@ -265,6 +265,24 @@ impl FromRequest for ConsoleUser {
 }
 
 impl ConsoleUser {
+    /// Every registry record of one kind this user may see, disabled ones included (at most
+    /// 500; the console does not page yet).
+    pub async fn visible<R>(&self, state: &AppState) -> Vec<R>
+    where
+        crate::db::registry::ListRecords<R>: crate::db::UnitOfWork<Output = Vec<R>>,
+    {
+        state
+            .db
+            .run(crate::db::registry::ListRecords::<R>::new(
+                None,
+                500,
+                true,
+                crate::http::registry::viewer(&self.principal),
+            ))
+            .await
+            .unwrap_or_default()
+    }
+
     /// Refuses a form whose `csrf` field is not this session's token.
     pub fn check_csrf(&self, submitted: Option<&str>) -> Result<(), ConsoleRefusal> {
         match submitted {

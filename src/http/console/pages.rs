@@ -11,7 +11,7 @@ use super::{ConsoleRefusal, ConsoleUser, LOGIN_CSRF_COOKIE, same};
 use crate::actors::metrics::{BUCKETS, MetricsSnapshot};
 use crate::auth::{AuthError, Principal};
 use crate::catalog::Scope;
-use crate::db::registry::{GatewayRow, InsertRecord, ListRecords};
+use crate::db::registry::{GatewayRow, InsertRecord};
 use crate::http::AppState;
 use crate::http::identity::SESSION_COOKIE;
 use crate::http::mcp::sse::{self, SseBody, SseEvent};
@@ -258,16 +258,7 @@ async fn figures(state: &AppState, principal: &Principal, per_minute: f64) -> (F
 /// `GET /admin`: the dashboard.
 pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
     let (figures, _) = figures(&state, &user.principal, 0.0).await;
-    let upstreams = state
-        .db
-        .run(ListRecords::<GatewayRow>::new(
-            None,
-            200,
-            true,
-            crate::http::registry::viewer(&user.principal),
-        ))
-        .await
-        .unwrap_or_default();
+    let upstreams: Vec<GatewayRow> = user.visible(&state).await;
     let mut context = user.context("dashboard");
     let labels = [
         ("servers", "Virtual servers"),
@@ -383,16 +374,7 @@ async fn tools_page(
 ) -> HttpResponse {
     let needle = q.trim().to_lowercase();
     // From the registry, so that disabled tools are listed too (the catalog serves enabled ones).
-    let rows = state
-        .db
-        .run(ListRecords::<crate::db::registry::ToolRow>::new(
-            None,
-            500,
-            true,
-            crate::http::registry::viewer(&user.principal),
-        ))
-        .await
-        .unwrap_or_default();
+    let rows: Vec<crate::db::registry::ToolRow> = user.visible(state).await;
     let tools: Vec<Value> = rows
         .into_iter()
         .filter(|row| {
