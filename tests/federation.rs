@@ -857,11 +857,22 @@ async fn upstream_changes_are_followed(backend: Backend) {
     add_nap_tool(&upstream).await;
     for gateway in [&modern, &legacy] {
         eventually(
-            "the new upstream tool appears",
+            "the new upstream tool appears to MCP clients",
             std::time::Duration::from_secs(20),
             || async {
-                let tools = gateway.admin(Method::GET, "/tools", None).await;
-                tools.body.to_string().contains("desk-nap").then_some(())
+                // What MCP clients see (the in-memory catalog), not only the registry.
+                let listed = gateway
+                    .client
+                    .post(format!("{}/rpc", gateway.base))
+                    .bearer_auth(&gateway.admin_token)
+                    .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+                    .send()
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                listed.contains("desk-nap").then_some(())
             },
         )
         .await;

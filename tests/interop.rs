@@ -344,10 +344,11 @@ async fn upstream_questions_reach_clients_in_their_era(backend: Backend) {
         .await;
     assert_eq!(grown.expect(StatusCode::OK)["result"]["isError"], false);
     eventually(
-        "the upstream's new tool appears",
+        "the upstream's new tool appears to MCP clients",
         std::time::Duration::from_secs(20),
         || async {
-            let tools = gateway.admin(Method::GET, "/tools?limit=500", None).await;
+            // What MCP clients see (the in-memory catalog), not only the registry.
+            let tools = client.modern("tools/list", json!({})).await;
             tools.body.to_string().contains("asker-fresh").then_some(())
         },
     )
