@@ -304,6 +304,9 @@ impl fmt::Debug for AuthSettings {
                 "encryption_secret",
                 &self.encryption_secret.as_ref().map(|_| "<set>"),
             )
+            .field("jwt_key_pair", &self.jwt_key_pair)
+            .field("authorization_servers", &self.authorization_servers)
+            .field("identity", &self.identity)
             .finish()
     }
 }
