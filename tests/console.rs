@@ -93,7 +93,30 @@ async fn in_the_browser(backend: Backend) {
         seen["server_flash"], "Virtual server Browser desk created.",
         "{seen}"
     );
-    assert_eq!(seen["server_tools"], "1", "{seen}");
+    assert!(
+        seen["server_tools"]
+            .as_str()
+            .unwrap()
+            .starts_with("Tools: 1, resources: 0, prompts: 0"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["resource_flash"], "Resource Browser guide created.",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["resource_saved"], "Resource Browser guide saved.",
+        "{seen}"
+    );
+    assert_eq!(seen["resource_rows"], 1, "{seen}");
+    assert_eq!(
+        seen["prompt_flash"], "Prompt browser_prompt created.",
+        "{seen}"
+    );
+    assert_eq!(
+        seen["phone_overflow"], false,
+        "the tools page fits 390 px: {seen}"
+    );
     assert_eq!(seen["servers_count_after"], "1", "{seen}");
     assert_eq!(seen["token_shown"], true, "{seen}");
     assert_eq!(seen["copy_label"], 1, "{seen}");
@@ -115,7 +138,15 @@ async fn in_the_browser(backend: Backend) {
         "login-desktop",
         "dashboard-desktop",
         "tools-desktop",
+        "servers-desktop",
+        "resources-desktop",
+        "prompts-desktop",
+        "gateways-desktop",
+        "tokens-desktop",
+        "users-desktop",
+        "teams-desktop",
         "dashboard-phone",
+        "tools-phone",
     ] {
         let path = format!("{artifacts}/{page}.png");
         assert!(
@@ -174,6 +205,295 @@ async fn sign_in(
         .unwrap();
     assert_eq!(dashboard.status(), StatusCode::OK);
     dashboard.text().await.unwrap()
+}
+
+/// Follows a change's redirect (303) back to its list; returns that page, which shows the
+/// confirmation once.
+async fn follow(client: &reqwest::Client, server: &TestServer, done: reqwest::Response) -> String {
+    assert_eq!(
+        done.status(),
+        StatusCode::SEE_OTHER,
+        "the change redirects to its list"
+    );
+    let location = done.headers()["location"].to_str().unwrap().to_owned();
+    let page = client
+        .get(format!("{}{location}", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    page.text().await.unwrap()
+}
+
+/// Resources, prompts and virtual servers from their pages: create, edit (a field that is not
+/// JSON is refused with what was typed kept), enable/disable, delete; lists filter by text, tag
+/// and team and come in pages; the confirmation shows once; another user's item cannot be
+/// changed.
+async fn registry_pages(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[]).await;
+    let admin = browser_like();
+    let dashboard = sign_in(
+        &server,
+        &admin,
+        "admin@example.com",
+        "admin-password-for-tests",
+    )
+    .await;
+    let csrf = field(&dashboard, "csrf");
+    let post = |path: String, fields: Vec<(&'static str, String)>| {
+        let request = admin.post(format!("{}{path}", server.base)).form(&fields);
+        async move { request.send().await.unwrap() }
+    };
+    let get = |path: String| {
+        let request = admin.get(format!("{}{path}", server.base));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+
+    // A resource from its form.
+    let created = post(
+        "/admin/resources".into(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("uri", "docs://guide".into()),
+            ("name", "Guide".into()),
+            ("content", "Read the guide".into()),
+            ("tags", "docs, onboarding".into()),
+            ("visibility", "public".into()),
+        ],
+    )
+    .await;
+    let page = follow(&admin, &server, created).await;
+    assert!(page.contains("Resource Guide created."), "{page}");
+    let (_, again) = get("/admin/resources".into()).await;
+    assert!(!again.contains("Resource Guide created."), "shown once");
+    let stored = server.admin(reqwest::Method::GET, "/resources", None).await;
+    let resource = &stored.body["items"][0];
+    assert_eq!(resource["tags"], serde_json::json!(["docs", "onboarding"]));
+    let id = resource["id"].as_str().unwrap().to_owned();
+    // A duplicate URI: the REST API's message, in the page, with the form kept.
+    let duplicate = post(
+        "/admin/resources".into(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("uri", "docs://guide".into()),
+            ("name", "Second".into()),
+            ("content", "Another guide".into()),
+        ],
+    )
+    .await;
+    assert_eq!(duplicate.status(), StatusCode::CONFLICT);
+    let body = duplicate.text().await.unwrap();
+    assert!(
+        body.contains("role=\"alert\"") && body.contains("value=\"Second\""),
+        "{body}"
+    );
+
+    // Edit: the form is filled from the record; saving changes it.
+    let (status, form) = get(format!("/admin/resources/{id}/edit")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        form.contains("Read the guide") && form.contains("docs, onboarding"),
+        "{form}"
+    );
+    let saved = post(
+        format!("/admin/resources/{id}/edit"),
+        vec![
+            ("csrf", csrf.clone()),
+            ("uri", "docs://guide".into()),
+            ("name", "Guide".into()),
+            ("description", "How to start".into()),
+            ("content", "Read the new guide".into()),
+            ("tags", "docs".into()),
+            ("visibility", "public".into()),
+        ],
+    )
+    .await;
+    assert!(
+        follow(&admin, &server, saved)
+            .await
+            .contains("Resource Guide saved.")
+    );
+    let stored = server
+        .admin(reqwest::Method::GET, &format!("/resources/{id}"), None)
+        .await;
+    assert_eq!(stored.body["description"], "How to start");
+    assert_eq!(stored.body["content"], "Read the new guide");
+    assert_eq!(stored.body["tags"], serde_json::json!(["docs"]));
+
+    // A prompt whose arguments are not JSON is refused, naming the field; nothing changes.
+    let prompt = post(
+        "/admin/prompts".into(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "summarise".into()),
+            ("template", "Summarise {{ text }}".into()),
+            (
+                "arguments",
+                "[{\"name\": \"text\", \"required\": true}]".into(),
+            ),
+        ],
+    )
+    .await;
+    assert!(
+        follow(&admin, &server, prompt)
+            .await
+            .contains("Prompt summarise created.")
+    );
+    let prompt_id = server
+        .admin(reqwest::Method::GET, "/prompts", None)
+        .await
+        .body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = post(
+        format!("/admin/prompts/{prompt_id}/edit"),
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "summarise".into()),
+            ("template", "Summarise {{ text }} briefly".into()),
+            ("arguments", "[{not json".into()),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("arguments: not valid JSON"), "{body}");
+    assert!(
+        body.contains("[{not json") && body.contains("briefly"),
+        "what was typed is kept"
+    );
+    let unchanged = server
+        .admin(reqwest::Method::GET, &format!("/prompts/{prompt_id}"), None)
+        .await;
+    assert_eq!(unchanged.body["template"], "Summarise {{ text }}");
+
+    // A virtual server with the resource and the prompt, then edited down to the prompt.
+    let made = post(
+        "/admin/servers".into(),
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "Docs desk".into()),
+            ("resource_ids", id.clone()),
+            ("prompt_ids", prompt_id.clone()),
+        ],
+    )
+    .await;
+    let page = follow(&admin, &server, made).await;
+    assert!(page.contains("Virtual server Docs desk created."), "{page}");
+    assert!(
+        page.contains("Tools: 0, resources: 1, prompts: 1"),
+        "{page}"
+    );
+    let server_id = server
+        .admin(reqwest::Method::GET, "/servers", None)
+        .await
+        .body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, form) = get(format!("/admin/servers/{server_id}/edit")).await;
+    assert!(
+        form.contains(&format!("value=\"{id}\" checked")),
+        "members are ticked: {form}"
+    );
+    let edited = post(
+        format!("/admin/servers/{server_id}/edit"),
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", "Docs desk".into()),
+            ("prompt_ids", prompt_id.clone()),
+        ],
+    )
+    .await;
+    follow(&admin, &server, edited).await;
+    let stored = server
+        .admin(reqwest::Method::GET, &format!("/servers/{server_id}"), None)
+        .await;
+    assert_eq!(stored.body["resource_ids"], serde_json::json!([]));
+    assert_eq!(stored.body["prompt_ids"], serde_json::json!([prompt_id]));
+
+    // Disable and delete from the list.
+    let toggled = post(
+        format!("/admin/prompts/{prompt_id}/toggle"),
+        vec![("csrf", csrf.clone())],
+    )
+    .await;
+    assert!(
+        follow(&admin, &server, toggled)
+            .await
+            .contains("Prompt summarise disabled.")
+    );
+    let deleted = post(
+        format!("/admin/resources/{id}/delete"),
+        vec![("csrf", csrf.clone())],
+    )
+    .await;
+    assert!(
+        follow(&admin, &server, deleted)
+            .await
+            .contains("Resource Guide deleted.")
+    );
+    let missing = post(
+        format!("/admin/resources/{id}/delete"),
+        vec![("csrf", csrf.clone())],
+    )
+    .await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.text().await.unwrap().contains("role=\"alert\""));
+
+    // Filters and pages: 30 resources, every third tagged.
+    for n in 0..30 {
+        let tags = if n % 3 == 0 { vec!["third"] } else { vec![] };
+        server
+            .admin(
+                reqwest::Method::POST,
+                "/resources",
+                Some(serde_json::json!({"uri": format!("docs://page/{n:02}"), "name": format!("Page {n:02}"), "content": "page", "tags": tags})),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+    }
+    let (_, first) = get("/admin/resources".into()).await;
+    assert!(first.contains("30 in all · page 1 of 2"), "{first}");
+    assert!(
+        first.contains("Page 24") && !first.contains("Page 25"),
+        "{first}"
+    );
+    let (_, second) = get("/admin/resources?page=2".into()).await;
+    assert!(second.contains("Page 25") && second.contains("Page 29"));
+    let (_, tagged) = get("/admin/resources?tag=third".into()).await;
+    assert!(tagged.contains("10 in all · page 1 of 1"), "{tagged}");
+    assert!(tagged.contains("Page 03") && !tagged.contains("Page 04"));
+    let (_, searched) = get("/admin/resources?q=page+1".into()).await;
+    assert!(searched.contains("10 in all"), "Page 10–19: {searched}");
+    let (_, team) = get("/admin/resources?team=no-such-team".into()).await;
+    assert!(
+        team.contains("0 in all") && team.contains("Nothing matches"),
+        "{team}"
+    );
+
+    // Another user's item: a developer cannot change the admin's server (as in the REST API).
+    create_user(&server, "dev@example.com", "developer").await;
+    let developer = browser_like();
+    let dev_dashboard = sign_in(&server, &developer, "dev@example.com", USER_PASSWORD).await;
+    let dev_csrf = field(&dev_dashboard, "csrf");
+    let refused = developer
+        .post(format!("{}/admin/servers/{server_id}/delete", server.base))
+        .form(&[("csrf", dev_csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    server
+        .admin(reqwest::Method::GET, &format!("/servers/{server_id}"), None)
+        .await
+        .expect(StatusCode::OK);
+    server.stop().await;
 }
 
 /// Forms without the session's CSRF token are refused; pages need a session; a developer sees
@@ -270,27 +590,14 @@ async fn forms_and_roles(backend: Backend) {
             .form(&[("csrf", csrf.clone())]);
         async move { request.send().await.unwrap() }
     };
-    let disabled = act("toggle").await;
-    assert_eq!(disabled.status(), StatusCode::OK);
-    assert!(
-        disabled
-            .text()
-            .await
-            .unwrap()
-            .contains("Tool switchable disabled.")
-    );
+    let disabled = follow(&admin, &server, act("toggle").await).await;
+    assert!(disabled.contains("Tool switchable disabled."), "{disabled}");
     let stored = server
         .admin(reqwest::Method::GET, &format!("/tools/{tool_id}"), None)
         .await;
     assert_eq!(stored.body["enabled"], false);
-    let deleted = act("delete").await;
-    assert!(
-        deleted
-            .text()
-            .await
-            .unwrap()
-            .contains("Tool switchable deleted.")
-    );
+    let deleted = follow(&admin, &server, act("delete").await).await;
+    assert!(deleted.contains("Tool switchable deleted."), "{deleted}");
     let gone = server
         .admin(reqwest::Method::GET, &format!("/tools/{tool_id}"), None)
         .await;
@@ -375,4 +682,4 @@ async fn forms_and_roles(backend: Backend) {
     server.stop().await;
 }
 
-both_backends!(in_the_browser, forms_and_roles);
+both_backends!(in_the_browser, forms_and_roles, registry_pages);

@@ -238,18 +238,57 @@ async fn who_sees_what(backend: Backend) {
         ["Front desk"]
     );
 
-    // Moving an item to a team: only into one of yours.
+    // Seeing another user's public item is not owning it: carol may not change alice's tool.
     let public_item = format!("/tools/{}", ids[0]);
-    let into_foreign_team = server
+    let not_hers = server
         .send(
             Method::PUT,
             &public_item,
+            Some(&carol),
+            Some(json!({"description": "mine now"})),
+        )
+        .await;
+    assert_eq!(not_hers.status, StatusCode::FORBIDDEN);
+    assert!(
+        not_hers.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("only its owner"),
+        "{}",
+        not_hers.body
+    );
+    let deleted = server
+        .send(Method::DELETE, &public_item, Some(&carol), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::FORBIDDEN);
+
+    // Moving an item to a team: only into one of yours.
+    let carols = server
+        .send(
+            Method::POST,
+            "/tools",
+            Some(&carol),
+            Some(json!({"name": "carols_tool", "url": "https://x.example", "request_type": "GET"})),
+        )
+        .await;
+    let carols = format!(
+        "/tools/{}",
+        carols.expect(StatusCode::CREATED)["id"].as_str().unwrap()
+    );
+    let into_foreign_team = server
+        .send(
+            Method::PUT,
+            &carols,
             Some(&carol),
             Some(json!({"team_id": team_id, "visibility": "team"})),
         )
         .await;
     assert_eq!(into_foreign_team.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(into_foreign_team.body["field"], "team_id");
+    server
+        .send(Method::DELETE, &carols, Some(&carol), None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
     let moved = server
         .send(
             Method::PUT,

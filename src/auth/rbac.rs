@@ -186,6 +186,18 @@ impl Grants {
                     .is_some_and(|team| self.is_member(team)))
     }
 
+    /// Whether `email` may change or delete an item (given the permission for it): platform
+    /// admins any item; others their own items and their teams' items — seeing another user's
+    /// public item is not owning it.
+    pub fn may_change(&self, email: &str, item: &Ownership) -> bool {
+        self.is_admin
+            || item.owner_email.as_deref() == Some(email)
+            || item
+                .team_id
+                .as_deref()
+                .is_some_and(|team| self.is_member(team))
+    }
+
     /// Whether the user belongs to `team`.
     pub fn is_member(&self, team: &str) -> bool {
         self.teams.contains_key(team)

@@ -107,19 +107,7 @@ async fn create<E: Entity>(
 where
     InsertRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
-    allowed::<E>(&principal, "create")?;
-    let change = Change {
-        actor_email: &principal.email,
-        now: now(),
-    };
-    let record = E::create(input, &change)?;
-    may_create::<E>(&principal, &record)?;
-    let record = state
-        .db
-        .run(InsertRecord { record })
-        .await
-        .map_err(|error| map_db::<E>(error, None))?;
-    state.catalog.refresh().await;
+    let record = create_record::<E>(&state, &principal, input).await?;
     let location = format!("/{}/{}", E::PATH, record.id());
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -194,8 +182,75 @@ where
     UpdateRecord<E::Record>: UnitOfWork<Output = E::Record>,
     GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
-    authorized::<E>(&state, &principal, &id, "update").await?;
-    let id = id.into_inner();
+    let record = update_record::<E>(&state, &principal, &id, input).await?;
+    Ok(HttpResponse::Ok().json(E::view(record)))
+}
+
+async fn delete<E: Entity>(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError>
+where
+    DeleteRecord<E::Record>: UnitOfWork<Output = ()>,
+    GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
+{
+    delete_record::<E>(&state, &principal, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn toggle_enabled<E: Entity>(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    id: web::Path<String>,
+    params: web::Query<ToggleParams>,
+) -> Result<HttpResponse, ApiError>
+where
+    SetRecordEnabled<E::Record>: UnitOfWork<Output = E::Record>,
+    GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
+{
+    let record = set_enabled::<E>(&state, &principal, &id, params.activate).await?;
+    Ok(HttpResponse::Ok().json(E::view(record)))
+}
+
+/// Creates a record as `principal` (the checks of `POST /X`), then refreshes the catalog.
+pub(crate) async fn create_record<E: Entity>(
+    state: &AppState,
+    principal: &Principal,
+    input: E::Create,
+) -> Result<E::Record, ApiError>
+where
+    InsertRecord<E::Record>: UnitOfWork<Output = E::Record>,
+{
+    allowed::<E>(principal, "create")?;
+    let change = Change {
+        actor_email: &principal.email,
+        now: now(),
+    };
+    let record = E::create(input, &change)?;
+    may_create::<E>(principal, &record)?;
+    let record = state
+        .db
+        .run(InsertRecord { record })
+        .await
+        .map_err(|error| map_db::<E>(error, None))?;
+    state.catalog.refresh().await;
+    Ok(record)
+}
+
+/// Applies an update as `principal` (the checks of `PUT /X/{id}`, including a move to another
+/// team), then refreshes the catalog.
+pub(crate) async fn update_record<E: Entity>(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    input: E::Update,
+) -> Result<E::Record, ApiError>
+where
+    UpdateRecord<E::Record>: UnitOfWork<Output = E::Record>,
+    GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
+{
+    authorized::<E>(state, principal, id, "update").await?;
     let input = Arc::new(input);
     let actor_email = principal.email.clone();
     let changed_at = now();
@@ -228,57 +283,54 @@ where
     let record = state
         .db
         .run(UpdateRecord {
-            id: id.clone(),
+            id: id.to_owned(),
             apply: Arc::new(apply),
         })
         .await
-        .map_err(|error| map_db::<E>(error, Some(&id)))?;
+        .map_err(|error| map_db::<E>(error, Some(id)))?;
     state.catalog.refresh().await;
-    Ok(HttpResponse::Ok().json(E::view(record)))
+    Ok(record)
 }
 
-async fn delete<E: Entity>(
-    state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError>
+/// Deletes a record as `principal` (the checks of `DELETE /X/{id}`); returns what was deleted.
+pub(crate) async fn delete_record<E: Entity>(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<E::Record, ApiError>
 where
     DeleteRecord<E::Record>: UnitOfWork<Output = ()>,
     GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
-    authorized::<E>(&state, &principal, &id, "delete").await?;
-    let id = id.into_inner();
+    let record = authorized::<E>(state, principal, id, "delete").await?;
     state
         .db
-        .run(DeleteRecord::<E::Record>::new(id.clone()))
+        .run(DeleteRecord::<E::Record>::new(id.to_owned()))
         .await
-        .map_err(|error| map_db::<E>(error, Some(&id)))?;
+        .map_err(|error| map_db::<E>(error, Some(id)))?;
     state.catalog.refresh().await;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(record)
 }
 
-async fn toggle_enabled<E: Entity>(
-    state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    id: web::Path<String>,
-    params: web::Query<ToggleParams>,
-) -> Result<HttpResponse, ApiError>
+/// Enables or disables a record as `principal` (`None` flips it).
+pub(crate) async fn set_enabled<E: Entity>(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    activate: Option<bool>,
+) -> Result<E::Record, ApiError>
 where
     SetRecordEnabled<E::Record>: UnitOfWork<Output = E::Record>,
     GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
-    authorized::<E>(&state, &principal, &id, "update").await?;
-    let id = id.into_inner();
+    authorized::<E>(state, principal, id, "update").await?;
     let record = state
         .db
-        .run(SetRecordEnabled::<E::Record>::new(
-            id.clone(),
-            params.activate,
-        ))
+        .run(SetRecordEnabled::<E::Record>::new(id.to_owned(), activate))
         .await
-        .map_err(|error| map_db::<E>(error, Some(&id)))?;
+        .map_err(|error| map_db::<E>(error, Some(id)))?;
     state.catalog.refresh().await;
-    Ok(HttpResponse::Ok().json(E::view(record)))
+    Ok(record)
 }
 
 /// Refuses a new record in a team the principal does not belong to (422) or may not create
@@ -337,6 +389,15 @@ where
             ownership.team_id.as_deref(),
         )
         .map_err(ApiError::from_auth)?;
+    if action != "read" && !principal.grants.may_change(&principal.email, &ownership) {
+        return Err(ApiError::from_auth(crate::auth::AuthError::Forbidden(
+            format!(
+                "this {} belongs to {}; only its owner, its team or a platform admin may change it",
+                E::NOUN,
+                ownership.owner_email.as_deref().unwrap_or("someone else"),
+            ),
+        )));
+    }
     Ok(record)
 }
 

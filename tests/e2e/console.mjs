@@ -27,6 +27,11 @@ try {
     await page.waitForSelector('[data-live][data-updated]', { timeout: 15000 });
     seen[`${label}_tools_count`] = await page.locator('[data-figure="counts.tools"]').textContent();
     await page.screenshot({ path: `${artifacts}/dashboard-${label}.png`, fullPage: true });
+    if (label === 'phone') {
+      await page.getByRole('link', { name: 'Tools' }).click();
+      seen.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+      await page.screenshot({ path: `${artifacts}/tools-${label}.png`, fullPage: true });
+    }
     if (label === 'desktop') {
       await page.getByRole('link', { name: 'Tools' }).click();
       await page.getByLabel('Name', { exact: true }).fill('browser_weather');
@@ -55,11 +60,39 @@ try {
       await page.getByRole('link', { name: 'Servers' }).click();
       await page.getByLabel('Name', { exact: true }).fill('Browser desk');
       await page.getByLabel('browser_weather').check();
-      await page.getByRole('button', { name: 'Create server' }).click();
+      await page.getByRole('button', { name: 'Create virtual server' }).click();
       await page.waitForSelector('.flash');
       seen.server_flash = await page.locator('.flash').textContent();
       seen.server_tools = await page.getByRole('row', { name: /Browser desk/ }).getByRole('cell').nth(1).textContent();
       await page.screenshot({ path: `${artifacts}/servers-${label}.png`, fullPage: true });
+      // A resource: created, then edited.
+      await page.getByRole('link', { name: 'Resources' }).click();
+      await page.getByLabel('URI', { exact: true }).fill('docs://browser');
+      await page.getByLabel('Name', { exact: true }).fill('Browser guide');
+      await page.getByLabel('Content').fill('Made in the browser');
+      await page.getByLabel('Tags (comma-separated)').fill('docs, browser');
+      await page.getByRole('button', { name: 'Create resource' }).click();
+      await page.waitForSelector('.flash');
+      seen.resource_flash = await page.locator('.flash').textContent();
+      await page.getByRole('link', { name: 'Edit Browser guide' }).click();
+      await page.getByLabel('Description').fill('Edited in the browser');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.waitForSelector('.flash');
+      seen.resource_saved = await page.locator('.flash').textContent();
+      await page.getByLabel('Tag', { exact: true }).selectOption('browser');
+      await page.getByRole('button', { name: 'Search' }).click();
+      seen.resource_rows = await page.getByRole('row', { name: /Browser guide/ }).count();
+      await page.screenshot({ path: `${artifacts}/resources-${label}.png`, fullPage: true });
+      // A prompt.
+      await page.getByRole('link', { name: 'Prompts' }).click();
+      await page.getByLabel('Name', { exact: true }).fill('browser_prompt');
+      await page.getByLabel('Template').fill('Summarise {{ text }}');
+      await page.getByRole('button', { name: 'Create prompt' }).click();
+      await page.waitForSelector('.flash');
+      seen.prompt_flash = await page.locator('.flash').textContent();
+      await page.screenshot({ path: `${artifacts}/prompts-${label}.png`, fullPage: true });
+      await page.getByRole('link', { name: 'Gateways' }).click();
+      await page.screenshot({ path: `${artifacts}/gateways-${label}.png`, fullPage: true });
       // A token for that server: shown once, then revoked.
       await page.getByRole('link', { name: 'Tokens' }).click();
       await page.getByLabel('Name', { exact: true }).fill('ci');

@@ -1,5 +1,6 @@
 //! The console's test-run of a tool, virtual servers and API tokens.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use actix_web::http::StatusCode;
@@ -7,13 +8,13 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use super::registry::{Kind, ListQuery, list_into};
 use super::{ConsoleRefusal, ConsoleUser};
 use crate::catalog::Scope;
-use crate::db::registry::{InsertRecord, ServerRecord};
+use crate::db::registry::ServerRecord;
 use crate::http::AppState;
 use crate::http::tokens::{TokenCreate, issue, revoke_token, tokens_of};
-use crate::registry::servers::{ServerCreate, Servers};
-use crate::registry::{Change, Entity};
+use crate::registry::gateways::Gateways;
 
 /// One input of the test-run form, from a top-level property of the tool's input schema.
 fn fields(schema: &Value, submitted: &Map<String, Value>) -> Vec<Value> {
@@ -212,116 +213,8 @@ pub async fn run(
     })
 }
 
-fn servers_page(
-    state: &AppState,
-    user: &ConsoleUser,
-    status: StatusCode,
-    records: Vec<ServerRecord>,
-    flash: Option<&str>,
-    error: Option<&str>,
-) -> HttpResponse {
-    let servers: Vec<Value> = records
-        .into_iter()
-        .map(|record| {
-            json!({
-                "name": record.row.name,
-                "tools": record.members.tool_ids.len(),
-                "endpoint": format!("/servers/{}/mcp", record.row.id),
-            })
-        })
-        .collect();
-    let tools: Vec<Value> = state
-        .catalog
-        .current()
-        .tools(&Scope::All, &user.principal)
-        .iter()
-        .map(|tool| json!({"id": tool.id, "name": tool.name}))
-        .collect();
-    let mut context = user.context("servers");
-    context.insert("servers", &servers);
-    context.insert("tools", &tools);
-    user.outcome(&mut context, "servers.create", flash, error);
-    state.console.page(status, "servers.html", &context)
-}
-
 async fn visible_servers(state: &AppState, user: &ConsoleUser) -> Vec<ServerRecord> {
     user.visible(state).await
-}
-
-/// `GET /admin/servers`.
-pub async fn servers(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
-    let records = visible_servers(&state, &user).await;
-    servers_page(&state, &user, StatusCode::OK, records, None, None)
-}
-
-/// `POST /admin/servers`: a virtual server with the chosen tools.
-pub async fn create_server(
-    state: web::Data<AppState>,
-    user: ConsoleUser,
-    body: web::Bytes,
-) -> Result<HttpResponse, ConsoleRefusal> {
-    // Repeated `tool` fields: parse the form by hand.
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    user.check_csrf(get("csrf").as_deref())?;
-    let tool_ids: Vec<String> = pairs
-        .iter()
-        .filter(|(key, _)| key == "tool")
-        .map(|(_, value)| value.clone())
-        .collect();
-    let outcome = async {
-        user.principal
-            .require("servers.create")
-            .map_err(|error| error.to_string())?;
-        let description = get("description").filter(|d| !d.trim().is_empty());
-        let input: ServerCreate = serde_json::from_value(json!({
-            "name": get("name").unwrap_or_default(),
-            "description": description,
-            "tool_ids": tool_ids,
-        }))
-        .map_err(|error| error.to_string())?;
-        let change = Change {
-            actor_email: &user.principal.email,
-            now: crate::db::now(),
-        };
-        let record = Servers::create(input, &change)
-            .map_err(|invalid| format!("{}: {}", invalid.field, invalid.message))?;
-        state
-            .db
-            .run(InsertRecord { record })
-            .await
-            .map_err(|error| match error {
-                crate::actors::db::DbError::Conflict { .. } => {
-                    "name: a server with this name exists".to_owned()
-                }
-                other => other.to_string(),
-            })
-    }
-    .await;
-    let (status, flash, error) = match &outcome {
-        Ok(created) => {
-            state.catalog.refresh().await;
-            (
-                StatusCode::CREATED,
-                Some(format!("Virtual server {} created.", created.row.name)),
-                None,
-            )
-        }
-        Err(message) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            None,
-            Some(message.clone()),
-        ),
-    };
-    let records = visible_servers(&state, &user).await;
-    Ok(servers_page(
-        &state,
-        &user,
-        status,
-        records,
-        flash.as_deref(),
-        error.as_deref(),
-    ))
 }
 
 async fn tokens_page(
@@ -498,42 +391,35 @@ async fn gateways_page(
     state: &AppState,
     user: &ConsoleUser,
     status: StatusCode,
+    query: &ListQuery,
     flash: Option<&str>,
     error: Option<&str>,
 ) -> HttpResponse {
-    let rows: Vec<crate::db::registry::GatewayRow> = user.visible(state).await;
-    let catalog = state.catalog.current();
-    let federated = catalog.tools(&Scope::All, &user.principal);
-    let gateways: Vec<Value> = rows
-        .into_iter()
-        .map(|row| {
-            let tools: Vec<&str> = federated
-                .iter()
-                .filter(|tool| {
-                    matches!(&tool.target, crate::catalog::ToolTarget::Upstream { gateway_id, .. } if *gateway_id == row.id)
-                })
-                .map(|tool| tool.name.as_str())
-                .collect();
-            json!({
-                "id": row.id,
-                "name": row.name,
-                "url": row.url,
-                "transport": row.transport,
-                "reachable": row.reachable,
-                "last_seen": row.last_seen_at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "never".into()),
-                "tools": tools,
-            })
-        })
-        .collect();
     let mut context = user.context("gateways");
-    context.insert("gateways", &gateways);
+    let views = Gateways::views(state, user).await;
+    list_into(&mut context, state, user, "gateways", query, views).await;
+    // The tools each upstream contributes, as MCP clients see them.
+    let mut federated: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for tool in state.catalog.current().tools(&Scope::All, &user.principal) {
+        if let crate::catalog::ToolTarget::Upstream { gateway_id, .. } = &tool.target {
+            federated
+                .entry(gateway_id.clone())
+                .or_default()
+                .push(tool.name.clone());
+        }
+    }
+    context.insert("federated", &federated);
     user.outcome(&mut context, "gateways.create", flash, error);
     state.console.page(status, "gateways.html", &context)
 }
 
 /// `GET /admin/gateways`.
-pub async fn gateways(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
-    gateways_page(&state, &user, StatusCode::OK, None, None).await
+pub async fn gateways(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    query: web::Query<ListQuery>,
+) -> HttpResponse {
+    gateways_page(&state, &user, StatusCode::OK, &query, None, None).await
 }
 
 /// The register form.
@@ -581,11 +467,27 @@ pub async fn register_gateway(
                 registered.discovered.resources,
                 registered.discovered.prompts
             );
-            gateways_page(&state, &user, StatusCode::CREATED, Some(&message), None).await
+            gateways_page(
+                &state,
+                &user,
+                StatusCode::CREATED,
+                &ListQuery::default(),
+                Some(&message),
+                None,
+            )
+            .await
         }
         Err(error) => {
             let status = actix_web::ResponseError::status_code(&error);
-            gateways_page(&state, &user, status, None, Some(&error.to_string())).await
+            gateways_page(
+                &state,
+                &user,
+                status,
+                &ListQuery::default(),
+                None,
+                Some(&error.to_string()),
+            )
+            .await
         }
     })
 }
@@ -606,11 +508,27 @@ pub async fn refresh_gateway(
                     "Refreshed {}: {} tools.",
                     refreshed.gateway.name, refreshed.discovered.tools
                 );
-                gateways_page(&state, &user, StatusCode::OK, Some(&message), None).await
+                gateways_page(
+                    &state,
+                    &user,
+                    StatusCode::OK,
+                    &ListQuery::default(),
+                    Some(&message),
+                    None,
+                )
+                .await
             }
             Err(error) => {
                 let status = actix_web::ResponseError::status_code(&error);
-                gateways_page(&state, &user, status, None, Some(&error.to_string())).await
+                gateways_page(
+                    &state,
+                    &user,
+                    status,
+                    &ListQuery::default(),
+                    None,
+                    Some(&error.to_string()),
+                )
+                .await
             }
         },
     )

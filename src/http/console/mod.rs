@@ -6,6 +6,7 @@
 mod access;
 mod manage;
 mod pages;
+mod registry;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +23,8 @@ use crate::auth::Principal;
 
 /// The cookie holding the sign-in form's CSRF token (before there is a session).
 const LOGIN_CSRF_COOKIE: &str = "mcpgate_login_csrf";
+/// The cookie carrying a confirmation across a redirect (shown once, then cleared).
+const FLASH_COOKIE: &str = "mcpgate_flash";
 
 /// The compiled templates.
 pub struct Console {
@@ -42,10 +45,6 @@ impl Console {
             ("tools.html", include_str!("../../../templates/tools.html")),
             ("run.html", include_str!("../../../templates/run.html")),
             (
-                "servers.html",
-                include_str!("../../../templates/servers.html"),
-            ),
-            (
                 "tokens.html",
                 include_str!("../../../templates/tokens.html"),
             ),
@@ -55,6 +54,28 @@ impl Console {
             ),
             ("users.html", include_str!("../../../templates/users.html")),
             ("teams.html", include_str!("../../../templates/teams.html")),
+            (
+                "registry.html",
+                include_str!("../../../templates/registry.html"),
+            ),
+            ("edit.html", include_str!("../../../templates/edit.html")),
+            (
+                "problem.html",
+                include_str!("../../../templates/problem.html"),
+            ),
+            ("_list.html", include_str!("../../../templates/_list.html")),
+            (
+                "_pager.html",
+                include_str!("../../../templates/_pager.html"),
+            ),
+            (
+                "_actions.html",
+                include_str!("../../../templates/_actions.html"),
+            ),
+            (
+                "_fields.html",
+                include_str!("../../../templates/_fields.html"),
+            ),
         ])
         .map_err(|error| format!("the console templates do not compile: {error}"))?;
         Ok(Console { tera })
@@ -76,6 +97,13 @@ impl Console {
                     "Content-Security-Policy",
                     "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
                 ))
+                // A confirmation carried across a redirect is shown once.
+                .cookie(
+                    actix_web::cookie::Cookie::build(FLASH_COOKIE, "")
+                        .path("/admin")
+                        .max_age(actix_web::cookie::time::Duration::ZERO)
+                        .finish(),
+                )
                 .body(html),
             Err(error) => {
                 tracing::error!(template = name, %error, "console page did not render");
@@ -104,18 +132,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(pages::create_tool)),
         )
         .service(
-            web::resource("/admin/tools/{id}/{action:toggle|delete}")
-                .route(web::post().to(pages::tool_action)),
-        )
-        .service(
             web::resource("/admin/tools/{name}/run")
                 .route(web::get().to(manage::run_form))
                 .route(web::post().to(manage::run)),
-        )
-        .service(
-            web::resource("/admin/servers")
-                .route(web::get().to(manage::servers))
-                .route(web::post().to(manage::create_server)),
         )
         .service(
             web::resource("/admin/tokens")
@@ -150,6 +169,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
             web::resource("/admin/teams/{id}/members/remove")
                 .route(web::post().to(access::remove_member)),
         )
+        .configure(|config| {
+            use crate::registry::{gateways, prompts, resources, servers, tools};
+            registry::routes::<tools::Tools>(config, false);
+            registry::routes::<servers::Servers>(config, true);
+            registry::routes::<gateways::Gateways>(config, false);
+            registry::routes::<resources::Resources>(config, true);
+            registry::routes::<prompts::Prompts>(config, true);
+        })
         .service(web::resource("/static/admin.css").route(web::get().to(css)))
         .service(web::resource("/static/admin.js").route(web::get().to(js)));
 }
@@ -198,6 +225,8 @@ pub struct ConsoleUser {
     pub principal: Principal,
     /// The CSRF token forms must carry.
     pub csrf: String,
+    /// A confirmation carried across a redirect, shown once.
+    pub flash: Option<String>,
 }
 
 /// Why a console request is turned away.
@@ -248,6 +277,14 @@ impl FromRequest for ConsoleUser {
             .map(|cookie| cookie.value().to_owned())
             .filter(|token| !token.is_empty());
         let state = request.app_data::<web::Data<AppState>>().cloned();
+        let flash = request
+            .cookie(FLASH_COOKIE)
+            .and_then(|cookie| {
+                url::form_urlencoded::parse(format!("m={}", cookie.value()).as_bytes())
+                    .next()
+                    .map(|(_, message)| message.into_owned())
+            })
+            .filter(|message| !message.is_empty());
         Box::pin(async move {
             let (Some(token), Some(state)) = (token, state) else {
                 return Err(ConsoleRefusal::SignIn);
@@ -256,6 +293,7 @@ impl FromRequest for ConsoleUser {
                 Ok(principal) => Ok(ConsoleUser {
                     principal,
                     csrf: csrf_of(&token),
+                    flash,
                 }),
                 Err(crate::auth::AuthError::Unavailable) => Err(ConsoleRefusal::Unavailable),
                 Err(_) => Err(ConsoleRefusal::SignIn),
@@ -304,7 +342,7 @@ impl ConsoleUser {
             "may_create",
             &self.principal.require(create_permission).is_ok(),
         );
-        context.insert("flash", &flash);
+        context.insert("flash", &flash.or(self.flash.as_deref()));
         context.insert("error", &error);
     }
 
@@ -321,7 +359,7 @@ impl ConsoleUser {
         );
         context.insert("csrf", &self.csrf);
         context.insert("page", page);
-        context.insert("flash", &serde_json::Value::Null);
+        context.insert("flash", &self.flash);
         context.insert("error", &serde_json::Value::Null);
         context
     }
@@ -386,18 +424,42 @@ mod tests {
             ("tool", json!({"name": "t", "description": ""})),
             (
                 "fields",
-                json!([{"name": "a", "kind": "string", "required": true, "description": "", "value": ""},
-                              {"name": "b", "kind": "boolean", "required": false, "description": "", "value": ""},
-                              {"name": "c", "kind": "integer", "required": false, "description": "", "value": ""},
-                              {"name": "d", "kind": "object", "required": false, "description": "", "value": ""}]),
+                json!([{"name": "a", "kind": "string", "required": true, "description": "", "value": "", "label": "A", "options": null},
+                              {"name": "m", "kind": "members", "label": "M", "required": false, "value": "", "options": [{"value": "t", "label": "T", "checked": true}]},
+                              {"name": "v", "kind": "choice", "label": "V", "required": false, "value": "team", "options": ["public", "team"]},
+                              {"name": "t", "kind": "team", "label": "T", "required": false, "value": "", "options": [{"value": "t", "label": "T"}]},
+                              {"name": "j", "kind": "json", "label": "J", "required": false, "value": "{}", "options": null},
+                              {"name": "b", "kind": "boolean", "required": false, "description": "", "value": "", "label": "B", "options": null},
+                              {"name": "c", "kind": "integer", "required": false, "description": "", "value": "", "label": "C", "options": null},
+                              {"name": "d", "kind": "object", "required": false, "description": "", "value": "", "label": "D", "options": null}]),
             ),
             ("result", json!("{}")),
             ("is_error", json!(false)),
             ("elapsed_ms", json!("1.0")),
+            ("servers", json!([{"id": "s", "name": "S"}])),
             (
-                "servers",
-                json!([{"id": "s", "name": "S", "tools": 1, "endpoint": "/servers/s/mcp"}]),
+                "items",
+                json!([{"id": "i", "name": "I", "enabled": false, "tags": ["a"], "visibility": "team",
+                        "description": null, "uri": "docs://x", "gateway_id": "g", "url": "http://g",
+                        "transport": "sse", "reachable": true, "last_seen_at": null,
+                        "tool_ids": ["t"], "resource_ids": [], "prompt_ids": []}]),
             ),
+            (
+                "filters",
+                json!({"path": "servers", "q": "", "tag": "a", "team": "", "tags": ["a"],
+                       "teams": [{"id": "t", "name": "T"}], "active": true}),
+            ),
+            (
+                "pager",
+                json!({"page": 1, "pages": 2, "total": 30, "prev": null, "next": "/admin/x?page=2"}),
+            ),
+            ("federated", json!({"i": ["g-t"]})),
+            ("title", json!("Things")),
+            ("singular", json!("Thing")),
+            ("path", json!("servers")),
+            ("name", json!("I")),
+            ("action", json!("/admin/servers/i/edit")),
+            ("back", json!("/admin/servers")),
             (
                 "tokens",
                 json!([{"id": "k", "name": "ci", "server": "any", "expires_at": "2027-01-01", "revoked": false}]),
@@ -416,7 +478,9 @@ mod tests {
             "dashboard.html",
             "tools.html",
             "run.html",
-            "servers.html",
+            "registry.html",
+            "edit.html",
+            "problem.html",
             "tokens.html",
             "users.html",
             "teams.html",

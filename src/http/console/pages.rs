@@ -7,21 +7,21 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::registry::{Kind, ListQuery, list_into};
 use super::{ConsoleRefusal, ConsoleUser, LOGIN_CSRF_COOKIE, same};
 use crate::actors::metrics::{BUCKETS, MetricsSnapshot};
 use crate::auth::{AuthError, Principal};
 use crate::catalog::Scope;
-use crate::db::registry::{GatewayRow, InsertRecord};
+use crate::db::registry::GatewayRow;
 use crate::http::AppState;
 use crate::http::identity::SESSION_COOKIE;
 use crate::http::mcp::sse::{self, SseBody, SseEvent};
 use crate::registry::tools::{RequestType, ToolCreate, Tools};
-use crate::registry::{Change, Entity};
 
 /// How often the dashboard's figures are sent.
 const FIGURES_EVERY: Duration = Duration::from_secs(2);
 
-fn cookie(
+pub(super) fn cookie(
     name: &str,
     value: String,
     max_age_seconds: i64,
@@ -340,12 +340,6 @@ pub async fn events(state: web::Data<AppState>, user: ConsoleUser) -> HttpRespon
     )
 }
 
-/// `?q=` of the tools page.
-#[derive(Deserialize)]
-pub struct ToolsQuery {
-    q: Option<String>,
-}
-
 /// The new-tool form.
 #[derive(Deserialize, Serialize, Default)]
 pub struct ToolForm {
@@ -367,38 +361,15 @@ async fn tools_page(
     state: &AppState,
     user: &ConsoleUser,
     status: StatusCode,
-    q: &str,
+    query: &ListQuery,
     form: &ToolForm,
     flash: Option<&str>,
     error: Option<&str>,
 ) -> HttpResponse {
-    let needle = q.trim().to_lowercase();
-    // From the registry, so that disabled tools are listed too (the catalog serves enabled ones).
-    let rows: Vec<crate::db::registry::ToolRow> = user.visible(state).await;
-    let tools: Vec<Value> = rows
-        .into_iter()
-        .filter(|row| {
-            needle.is_empty()
-                || row.name.to_lowercase().contains(&needle)
-                || row
-                    .description
-                    .as_deref()
-                    .is_some_and(|d| d.to_lowercase().contains(&needle))
-        })
-        .map(|row| {
-            json!({
-                "id": row.id,
-                "name": row.name,
-                "description": row.description.unwrap_or_default(),
-                "kind": if row.gateway_id.is_some() { "federated" } else { "REST" },
-                "visibility": row.visibility,
-                "enabled": row.enabled,
-            })
-        })
-        .collect();
     let mut context = user.context("tools");
-    context.insert("tools", &tools);
-    context.insert("q", q);
+    // From the registry, so that disabled tools are listed too (the catalog serves enabled ones).
+    let views = Tools::views(state, user).await;
+    list_into(&mut context, state, user, "tools", query, views).await;
     context.insert("form", form);
     context.insert("methods", &["GET", "POST", "PUT", "PATCH", "DELETE"]);
     user.outcome(&mut context, "tools.create", flash, error);
@@ -409,14 +380,13 @@ async fn tools_page(
 pub async fn tools(
     state: web::Data<AppState>,
     user: ConsoleUser,
-    query: web::Query<ToolsQuery>,
+    query: web::Query<ListQuery>,
 ) -> HttpResponse {
-    let q = query.q.clone().unwrap_or_default();
     let form = ToolForm {
         request_type: "GET".into(),
         ..ToolForm::default()
     };
-    tools_page(&state, &user, StatusCode::OK, &q, &form, None, None).await
+    tools_page(&state, &user, StatusCode::OK, &query, &form, None, None).await
 }
 
 /// `POST /admin/tools`: creates a REST tool; a bad field is shown in the page with the form
@@ -451,24 +421,10 @@ pub async fn create_tool(
             "input_schema": input_schema,
         }))
         .map_err(|error| error.to_string())?;
-        let change = Change {
-            actor_email: &user.principal.email,
-            now: crate::db::now(),
-        };
-        let record = Tools::create(input, &change)
-            .map_err(|invalid| format!("{}: {}", invalid.field, invalid.message))?;
-        let created = state
-            .db
-            .run(InsertRecord { record })
+        let created = Tools::add(&state, &user, input)
             .await
-            .map_err(|error| match error {
-                crate::actors::db::DbError::Conflict { .. } => {
-                    format!("name: a tool named {:?} exists", form.name.trim())
-                }
-                other => format!("the tool could not be stored: {other}"),
-            })?;
-        state.catalog.refresh().await;
-        Ok(created.name)
+            .map_err(|error| error.to_string())?;
+        Ok(created["name"].as_str().unwrap_or_default().to_owned())
     }
     .await;
     Ok(match outcome {
@@ -482,7 +438,7 @@ pub async fn create_tool(
                 &state,
                 &user,
                 StatusCode::CREATED,
-                "",
+                &ListQuery::default(),
                 &empty,
                 Some(&flash),
                 None,
@@ -491,91 +447,8 @@ pub async fn create_tool(
         }
         Err(message) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            tools_page(&state, &user, status, "", &form, None, Some(&message)).await
-        }
-    })
-}
-
-/// `POST /admin/tools/{id}/toggle` and `…/delete`: enable/disable or delete a tool you may
-/// change (the same checks as the REST API: unseen is 404, not allowed is 403).
-pub async fn tool_action(
-    state: web::Data<AppState>,
-    user: ConsoleUser,
-    path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
-) -> Result<HttpResponse, ConsoleRefusal> {
-    user.check_csrf(form.csrf.as_deref())?;
-    let (id, action) = path.into_inner();
-    let empty = ToolForm {
-        request_type: "GET".into(),
-        ..ToolForm::default()
-    };
-    let permission = if action == "delete" {
-        "delete"
-    } else {
-        "update"
-    };
-    let outcome: Result<String, crate::http::error::ApiError> = async {
-        let record =
-            crate::http::registry::authorized::<Tools>(&state, &user.principal, &id, permission)
-                .await?;
-        let map = |error| crate::http::registry::map_db::<Tools>(error, Some(&id));
-        let done = match action.as_str() {
-            "delete" => {
-                state
-                    .db
-                    .run(crate::db::registry::DeleteRecord::<
-                        crate::db::registry::ToolRow,
-                    >::new(id.clone()))
-                    .await
-                    .map_err(map)?;
-                format!("Tool {} deleted.", record.name)
-            }
-            _ => {
-                let changed = state
-                    .db
-                    .run(crate::db::registry::SetRecordEnabled::<
-                        crate::db::registry::ToolRow,
-                    >::new(id.clone(), None))
-                    .await
-                    .map_err(map)?;
-                let now = if changed.enabled {
-                    "enabled"
-                } else {
-                    "disabled"
-                };
-                format!("Tool {} {now}.", record.name)
-            }
-        };
-        state.catalog.refresh().await;
-        Ok(done)
-    }
-    .await;
-    Ok(match outcome {
-        Ok(message) => {
-            tools_page(
-                &state,
-                &user,
-                StatusCode::OK,
-                "",
-                &empty,
-                Some(&message),
-                None,
-            )
-            .await
-        }
-        Err(error) => {
-            let status = actix_web::ResponseError::status_code(&error);
-            tools_page(
-                &state,
-                &user,
-                status,
-                "",
-                &empty,
-                None,
-                Some(&error.to_string()),
-            )
-            .await
+            let query = ListQuery::default();
+            tools_page(&state, &user, status, &query, &form, None, Some(&message)).await
         }
     })
 }
