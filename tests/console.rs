@@ -77,6 +77,18 @@ async fn in_the_browser(backend: Backend) {
     }
     assert_eq!(seen["desktop_tools_count"], "0", "{seen}");
     assert_eq!(seen["invalid_json_blocked"], true, "{seen}");
+    assert_eq!(
+        seen["built_schema"],
+        serde_json::json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+        "{seen}"
+    );
+    assert!(
+        seen["bad_schema_blocked"]
+            .as_str()
+            .unwrap()
+            .contains("not in \"properties\": x"),
+        "{seen}"
+    );
     assert_eq!(seen["flash"], "Tool browser_weather created.", "{seen}");
     assert_eq!(seen["listed"], 1, "{seen}");
     assert_eq!(seen["tools_count_after"], "1", "{seen}");

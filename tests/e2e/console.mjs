@@ -38,6 +38,16 @@ try {
       await page.getByLabel('URL').fill(toolUrl);
       await page.getByLabel('Method').selectOption('GET');
       await page.getByLabel('Description').fill('Created in the browser');
+      // The argument builder writes the schema.
+      await page.getByRole('button', { name: 'Add argument' }).click();
+      await page.getByLabel('Argument 1 name').fill('city');
+      await page.getByLabel('Argument 1 type').selectOption('string');
+      await page.getByLabel('Argument 1 required').check();
+      seen.built_schema = JSON.parse(await page.locator('#input_schema').inputValue());
+      // A schema naming a required argument it does not define is caught before it is sent.
+      await page.getByLabel('Input schema (JSON Schema)').fill('{"type": "object", "required": ["x"]}');
+      await page.getByRole('button', { name: 'Create tool' }).click();
+      seen.bad_schema_blocked = await page.locator('#input_schema').evaluate((el) => el.validationMessage);
       // A schema that is not JSON is caught before it is sent.
       await page.getByLabel('Input schema (JSON Schema)').fill('{not json');
       await page.getByRole('button', { name: 'Create tool' }).click();
