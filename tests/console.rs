@@ -695,3 +695,41 @@ async fn forms_and_roles(backend: Backend) {
 }
 
 both_backends!(in_the_browser, forms_and_roles, registry_pages);
+
+/// With the database unreachable, a list page says it could not be read (or that the console
+/// is unavailable) rather than showing an empty list; nothing panics.
+#[actix_rt::test]
+async fn outage_is_shown_not_hidden() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let proxy =
+        common::proxy::Proxy::start(format!("{}:{}", common::PG_HOST, common::PG_PORT)).await;
+    let server = TestServer::start_on_url(
+        &db.url_via_port(proxy.port),
+        &[("DB_MAX_RETRIES", "0"), ("DB_POOL_TIMEOUT", "1")],
+    )
+    .await;
+    let admin = browser_like();
+    sign_in(
+        &server,
+        &admin,
+        "admin@example.com",
+        "admin-password-for-tests",
+    )
+    .await;
+    proxy.cut();
+    let page = admin
+        .get(format!("{}/admin/resources", server.base))
+        .send()
+        .await
+        .unwrap();
+    let status = page.status();
+    let body = page.text().await.unwrap();
+    assert!(
+        (status == StatusCode::OK && body.contains("The list could not be read"))
+            || status == StatusCode::SERVICE_UNAVAILABLE,
+        "{status}: {body}"
+    );
+    assert!(!body.contains("Nothing here yet"), "{body}");
+    proxy.restore();
+    server.stop().await;
+}

@@ -214,7 +214,7 @@ pub async fn run(
 }
 
 async fn visible_servers(state: &AppState, user: &ConsoleUser) -> Vec<ServerRecord> {
-    user.visible(state).await
+    user.visible(state).await.unwrap_or_default()
 }
 
 async fn tokens_page(

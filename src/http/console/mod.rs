@@ -26,6 +26,9 @@ const LOGIN_CSRF_COOKIE: &str = "mcpgate_login_csrf";
 /// The cookie carrying a confirmation across a redirect (shown once, then cleared).
 const FLASH_COOKIE: &str = "mcpgate_flash";
 
+/// The most registry items of one kind a console page reads (search narrows within them).
+pub const VISIBLE_MAX: usize = 10_000;
+
 /// The compiled templates.
 pub struct Console {
     tera: tera::Tera,
@@ -303,22 +306,33 @@ impl FromRequest for ConsoleUser {
 }
 
 impl ConsoleUser {
-    /// Every registry record of one kind this user may see, disabled ones included (at most
-    /// 500; the console does not page yet).
-    pub async fn visible<R>(&self, state: &AppState) -> Vec<R>
+    /// Every registry record of one kind this user may see, disabled ones included, read page
+    /// by page (at most [`VISIBLE_MAX`]).
+    pub async fn visible<R>(&self, state: &AppState) -> Result<Vec<R>, crate::http::error::ApiError>
     where
+        R: crate::db::registry::HasId,
         crate::db::registry::ListRecords<R>: crate::db::UnitOfWork<Output = Vec<R>>,
     {
-        state
-            .db
-            .run(crate::db::registry::ListRecords::<R>::new(
-                None,
-                500,
-                true,
-                crate::http::registry::viewer(&self.principal),
-            ))
-            .await
-            .unwrap_or_default()
+        const PAGE: usize = 500;
+        let mut records: Vec<R> = Vec::new();
+        loop {
+            let after = records.last().map(|record| record.id().to_owned());
+            let page = state
+                .db
+                .run(crate::db::registry::ListRecords::<R>::new(
+                    after,
+                    PAGE as i64,
+                    true,
+                    crate::http::registry::viewer(&self.principal),
+                ))
+                .await
+                .map_err(|error| crate::http::error::ApiError::from_db(error, "item", None))?;
+            let full = page.len() == PAGE;
+            records.extend(page);
+            if !full || records.len() >= VISIBLE_MAX {
+                return Ok(records);
+            }
+        }
     }
 
     /// Refuses a form whose `csrf` field is not this session's token.
@@ -454,6 +468,7 @@ mod tests {
                 json!({"page": 1, "pages": 2, "total": 30, "prev": null, "next": "/admin/x?page=2"}),
             ),
             ("federated", json!({"i": ["g-t"]})),
+            ("load_error", json!("The list could not be read")),
             ("title", json!("Things")),
             ("singular", json!("Thing")),
             ("path", json!("servers")),

@@ -93,7 +93,7 @@ pub trait Kind: Entity {
     fn fields() -> Vec<Field>;
 
     /// Every record the user may see, disabled ones included, as the REST API shows them.
-    async fn views(state: &AppState, user: &ConsoleUser) -> Vec<Value>;
+    async fn views(state: &AppState, user: &ConsoleUser) -> Result<Vec<Value>, ApiError>;
     /// One record the user may see (else not found).
     async fn read(state: &AppState, user: &ConsoleUser, id: &str) -> Result<Value, ApiError>;
     /// Creates a record.
@@ -131,12 +131,13 @@ macro_rules! console_kind {
                 fields
             }
 
-            async fn views(state: &AppState, user: &ConsoleUser) -> Vec<Value> {
-                user.visible::<<$entity as Entity>::Record>(state)
-                    .await
+            async fn views(state: &AppState, user: &ConsoleUser) -> Result<Vec<Value>, ApiError> {
+                Ok(user
+                    .visible::<<$entity as Entity>::Record>(state)
+                    .await?
                     .into_iter()
                     .map(view_json::<$entity>)
-                    .collect()
+                    .collect())
             }
 
             async fn read(state: &AppState, user: &ConsoleUser, id: &str) -> Result<Value, ApiError> {
@@ -359,15 +360,25 @@ pub async fn team_names(state: &AppState, user: &ConsoleUser) -> Vec<(String, St
         .collect()
 }
 
-/// Puts a filtered page of `views` into a list page's context (`items`, `filters`, `pager`).
+/// Puts a filtered page of `views` into a list page's context (`items`, `filters`, `pager`,
+/// and `load_error` when the list could not be read: the page says so rather than showing an
+/// empty list).
 pub async fn list_into(
     context: &mut tera::Context,
     state: &AppState,
     user: &ConsoleUser,
     path: &str,
     query: &ListQuery,
-    views: Vec<Value>,
+    views: Result<Vec<Value>, ApiError>,
 ) {
+    let (views, load_error) = match views {
+        Ok(views) => (views, None),
+        Err(error) => (
+            Vec::new(),
+            Some(format!("The list could not be read: {error}")),
+        ),
+    };
+    context.insert("load_error", &load_error);
     let teams = team_names(state, user).await;
     let listing = query.apply(path, views, &teams);
     context.insert("items", &listing.items);
@@ -523,7 +534,8 @@ async fn form_fields(
                     "tools" => Tools::views(state, user).await,
                     "resources" => Resources::views(state, user).await,
                     _ => Prompts::views(state, user).await,
-                };
+                }
+                .unwrap_or_default();
                 let options: Vec<Value> = items
                     .iter()
                     .map(|item| {
