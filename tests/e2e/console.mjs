@@ -28,9 +28,13 @@ try {
     seen[`${label}_tools_count`] = await page.locator('[data-figure="counts.tools"]').textContent();
     await page.screenshot({ path: `${artifacts}/dashboard-${label}.png`, fullPage: true });
     if (label === 'phone') {
-      await page.getByRole('link', { name: 'Tools' }).click();
-      seen.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
-      await page.screenshot({ path: `${artifacts}/tools-${label}.png`, fullPage: true });
+      // Every page fits 390 px without scrolling sideways.
+      seen.phone_overflow = [];
+      for (const name of ['tools', 'resources', 'prompts', 'servers', 'gateways', 'tokens', 'teams', 'users']) {
+        await page.goto(`${base}/admin/${name}`);
+        if (await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)) seen.phone_overflow.push(name);
+        await page.screenshot({ path: `${artifacts}/${name}-${label}.png`, fullPage: true });
+      }
     }
     if (label === 'desktop') {
       await page.getByRole('link', { name: 'Tools' }).click();
