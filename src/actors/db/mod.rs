@@ -38,6 +38,10 @@ const MAILBOX_CAPACITY: usize = 4096;
 /// Worker threads of the runtime that runs database work.
 const DB_RUNTIME_THREADS: usize = 2;
 
+/// How much longer than the pool's own checkout timeout a unit may take to get a connection
+/// (scheduling on a busy runtime) before it counts as past its deadline.
+const CHECKOUT_SLACK: Duration = Duration::from_millis(500);
+
 /// Extra time the caller allows beyond the actor's own deadlines before giving up on a reply.
 const REPLY_MARGIN: Duration = Duration::from_secs(2);
 
@@ -123,7 +127,8 @@ pub async fn start(settings: &DatabaseSettings) -> Result<Db, String> {
         settings: settings.clone(),
     });
 
-    let per_attempt = settings.pool_timeout + settings.query_timeout + settings.max_backoff;
+    let per_attempt =
+        settings.pool_timeout + CHECKOUT_SLACK + settings.query_timeout + settings.max_backoff;
     let reply_timeout = per_attempt * (settings.max_retries + 1) + REPLY_MARGIN;
     let arbiter = Arbiter::new();
     let arbiter_handle = arbiter.handle();
@@ -359,14 +364,34 @@ impl Core {
     /// One attempt, spawned on the database runtime with a deadline on its handle.
     async fn attempt<W: UnitOfWork>(self: Arc<Self>, work: Arc<W>) -> Result<W::Output, Failure> {
         let cancel_slot: Arc<Mutex<Option<tokio_postgres::CancelToken>>> = Arc::default();
-        let deadline = self.settings.pool_timeout + self.settings.query_timeout;
-        let task = {
+        let (checked_out, on_checkout) = tokio::sync::oneshot::channel::<()>();
+        let mut task = {
             let core = self.clone();
             let cancel_slot = cancel_slot.clone();
-            self.runtime
-                .spawn(async move { core.run_on_connection(&*work, &cancel_slot).await })
+            self.runtime.spawn(async move {
+                core.run_on_connection(&*work, &cancel_slot, checked_out)
+                    .await
+            })
         };
-        match tokio::time::timeout(deadline, task).await {
+        // Two clocks: the checkout is bounded by the pool's own timeout (plus a little for
+        // scheduling); the unit's time on its connection by `DB_QUERY_TIMEOUT_MS` from the
+        // moment it holds one.
+        let checkout_limit = self.settings.pool_timeout + CHECKOUT_SLACK;
+        let deadline = self.settings.pool_timeout + self.settings.query_timeout;
+        let outcome = match tokio::time::timeout(checkout_limit, async {
+            tokio::select! {
+                biased;
+                joined = &mut task => Some(joined),
+                _ = on_checkout => None,
+            }
+        })
+        .await
+        {
+            Ok(Some(joined)) => Ok(joined),
+            Ok(None) => tokio::time::timeout(self.settings.query_timeout, &mut task).await,
+            Err(elapsed) => Err(elapsed),
+        };
+        match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(join_error)) if join_error.is_panic() => {
                 Counters::bump(&self.counters.panics);
@@ -401,6 +426,7 @@ impl Core {
         &self,
         work: &W,
         cancel_slot: &Mutex<Option<tokio_postgres::CancelToken>>,
+        checked_out: tokio::sync::oneshot::Sender<()>,
     ) -> Result<W::Output, Failure> {
         self.counters
             .waiting
@@ -427,6 +453,8 @@ impl Core {
         *cancel_slot
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = checkout.cancel_token();
+        // The caller's second clock starts now (it may have stopped waiting; then no one hears).
+        let _ = checked_out.send(());
         let hold = self.counters.hold();
         let result = run_unit(checkout.conn(), work).await;
         drop(checkout);

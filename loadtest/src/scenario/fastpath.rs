@@ -1,0 +1,187 @@
+//! The fast path: the same `tools/call` against a zero-delay fixture, first straight to the
+//! upstream (in its own session), then through the gateway, at the same concurrency for the
+//! same time. The gateway's overhead is the throughput ratio and the added p50/p99 latency.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{CommonConfig, Harness, Outcome, Rig, RigSpec, ScenarioConfig, publish};
+use crate::client::{Kind, McpTarget};
+use crate::fixture::FIXTURE_TOOL;
+use crate::load::{Action, Workload, run_for};
+use crate::recorder::Recorder;
+use crate::report::{KindReport, TargetCheck};
+use crate::units::{DelayRange, as_seconds, round3};
+
+/// The fast path's parameters.
+#[derive(Clone, Debug, Serialize)]
+pub struct FastpathConfig {
+    /// Concurrent clients, for each of the two runs.
+    pub clients: usize,
+    /// How long each run is measured.
+    #[serde(serialize_with = "as_seconds")]
+    pub duration: Duration,
+    /// Unmeasured load before each run (connections opened, caches warm).
+    #[serde(serialize_with = "as_seconds")]
+    pub warmup: Duration,
+    /// Gateway settings, sampling, smoke or not.
+    #[serde(flatten)]
+    pub common: CommonConfig,
+}
+
+impl Default for FastpathConfig {
+    fn default() -> Self {
+        FastpathConfig {
+            clients: 64,
+            duration: Duration::from_secs(30),
+            warmup: Duration::from_secs(3),
+            common: CommonConfig::full(Duration::from_secs(1)),
+        }
+    }
+}
+
+impl ScenarioConfig for FastpathConfig {
+    fn smoke() -> Self {
+        FastpathConfig {
+            clients: 16,
+            duration: Duration::from_secs(3),
+            warmup: Duration::from_millis(500),
+            common: CommonConfig::smoke(),
+        }
+    }
+
+    fn common(&self) -> &CommonConfig {
+        &self.common
+    }
+}
+
+/// One side of the comparison.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Side {
+    /// Successful calls per second.
+    pub calls_per_s: f64,
+    /// Median latency (ms).
+    pub p50_ms: f64,
+    /// 99th percentile (ms).
+    pub p99_ms: f64,
+    /// Failed calls.
+    pub failed: u64,
+}
+
+impl Side {
+    fn of(report: Option<&KindReport>) -> Self {
+        report.map_or_else(Side::default, |report| Side {
+            calls_per_s: report.ok_per_s,
+            p50_ms: report.latency.p50_ms,
+            p99_ms: report.latency.p99_ms,
+            failed: report.failed,
+        })
+    }
+}
+
+/// The gateway against direct calls.
+#[derive(Clone, Debug, Serialize)]
+pub struct FastpathReport {
+    /// Concurrency of both runs.
+    pub clients: usize,
+    /// Straight to the upstream.
+    pub direct: Side,
+    /// Through the gateway.
+    pub gateway: Side,
+    /// Gateway calls/s divided by direct calls/s.
+    pub throughput_ratio: f64,
+    /// Gateway p50 minus direct p50 (ms).
+    pub added_p50_ms: f64,
+    /// Gateway p99 minus direct p99 (ms).
+    pub added_p99_ms: f64,
+}
+
+impl FastpathReport {
+    /// The human lines.
+    pub fn summary(&self) -> String {
+        let mut text = String::new();
+        let _ = write!(
+            text,
+            "  fast path at {} clients: direct {:.1} calls/s (p50 {:.3} ms, p99 {:.3} ms), gateway {:.1} calls/s (p50 {:.3} ms, p99 {:.3} ms)\n  throughput ratio {:.3}, added p50 {:.3} ms, added p99 {:.3} ms",
+            self.clients,
+            self.direct.calls_per_s,
+            self.direct.p50_ms,
+            self.direct.p99_ms,
+            self.gateway.calls_per_s,
+            self.gateway.p50_ms,
+            self.gateway.p99_ms,
+            self.throughput_ratio,
+            self.added_p50_ms,
+            self.added_p99_ms,
+        );
+        text
+    }
+}
+
+/// Runs the comparison and writes its report.
+pub async fn run(harness: &Harness, config: &FastpathConfig) -> anyhow::Result<Outcome> {
+    let rig = Rig::start(
+        harness,
+        RigSpec {
+            scenario: "fastpath",
+            delay: DelayRange::ZERO,
+            through_proxy: false,
+            settings: Vec::new(),
+            expected_duration: (config.duration + config.warmup) * 2,
+            keep_events: false,
+        },
+        &config.common,
+    )
+    .await?;
+    let direct =
+        McpTarget::direct(&rig.http, rig.upstream.endpoint(), FIXTURE_TOOL.to_owned()).await?;
+    let load_started = rig.now_s();
+    for target in [Arc::new(direct), rig.target.clone()] {
+        let workloads = [Workload {
+            action: Action::CallTool(target),
+            users: config.clients,
+            think: Duration::ZERO,
+        }];
+        let unmeasured = Arc::new(Recorder::new(rig.recorder.clock(), false));
+        run_for(
+            &rig.http,
+            &unmeasured,
+            &workloads,
+            Duration::ZERO,
+            config.warmup,
+        )
+        .await;
+        rig.run_for(&workloads, Duration::ZERO, config.duration)
+            .await;
+    }
+    let load_window = (load_started, rig.now_s());
+    let (mut report, _) = rig.finish(load_window, config).await?;
+    let direct = Side::of(report.requests.get(&Kind::DirectCall));
+    let gateway = Side::of(report.requests.get(&Kind::McpCall));
+    let comparison = FastpathReport {
+        clients: config.clients,
+        direct,
+        gateway,
+        throughput_ratio: if direct.calls_per_s > 0.0 {
+            round3(gateway.calls_per_s / direct.calls_per_s)
+        } else {
+            0.0
+        },
+        added_p50_ms: round3(gateway.p50_ms - direct.p50_ms),
+        added_p99_ms: round3(gateway.p99_ms - direct.p99_ms),
+    };
+    report.targets = vec![
+        TargetCheck::at_least(
+            "gateway throughput / direct throughput",
+            0.7,
+            comparison.throughput_ratio,
+            "ratio",
+        ),
+        TargetCheck::at_most("added p50 latency", 0.5, comparison.added_p50_ms, "ms"),
+    ];
+    report.fastpath = Some(comparison);
+    publish(harness, report)
+}
