@@ -188,6 +188,45 @@ async fn killed_connections_are_retried_invisibly() {
         2,
         "written exactly once"
     );
+
+    // The whole pool killed under concurrent load: each dead connection is discarded as it is
+    // found and the work moves to another; the breaker does not open (the database is fine).
+    let burst = |round: usize| {
+        let server = &server;
+        futures_util::future::join_all((0..30).map(move |n| async move {
+            if n % 3 == 0 {
+                server
+                    .admin(
+                        Method::POST,
+                        "/tools",
+                        Some(tool(&format!("burst_{round}_{n}"))),
+                    )
+                    .await
+                    .status
+            } else {
+                server.admin(Method::GET, "/tools", None).await.status
+            }
+        }))
+    };
+    let warmed = burst(0).await;
+    assert!(
+        warmed.iter().all(|status| status.is_success()),
+        "{warmed:?}"
+    );
+    assert!(server.pool_stats().await["connections"].as_u64().unwrap() > 1);
+    let killed: i64 = admin
+        .query_one(terminate, &[&db.name])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed > 1, "several pooled connections were killed");
+    let after = burst(1).await;
+    assert!(
+        after.iter().all(|status| status.is_success()),
+        "every request after the kill succeeds: {after:?}"
+    );
+    let stats = server.pool_stats().await;
+    assert_eq!(stats["breaker"]["times_opened"], 0, "{stats}");
     server.stop().await;
 }
 

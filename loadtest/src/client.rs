@@ -444,6 +444,16 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Deletes a resource written under load (204).
+    pub async fn delete_resource(&self, id: &str) -> Result<(), Failure> {
+        Answer::of(self.request(reqwest::Method::DELETE, &format!("/resources/{id}")))
+            .await?
+            .expect(|status| status == StatusCode::NO_CONTENT)?;
+        Ok(())
+    }
+}
+
 async fn read_reply(request: reqwest::RequestBuilder) -> anyhow::Result<ApiReply> {
     let response = request.send().await.context("the gateway did not answer")?;
     let status = response.status();

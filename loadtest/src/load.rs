@@ -35,6 +35,9 @@ pub enum Action {
         run_tag: Arc<str>,
         /// Every id the gateway acknowledged with 201.
         acknowledged: Arc<Mutex<Vec<String>>>,
+        /// Delete each resource once created (`DELETE /resources/{id}`, in the same timed
+        /// request), so the registry keeps its size: steady state for a soak.
+        churn: bool,
     },
 }
 
@@ -65,9 +68,13 @@ impl Action {
                 api,
                 run_tag,
                 acknowledged,
+                churn,
             } => {
                 let uri = format!("loadtest://{run_tag}/{user}/{sequence}");
                 let id = api.write_resource(&uri).await?;
+                if *churn {
+                    api.delete_resource(&id).await?;
+                }
                 acknowledged
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())

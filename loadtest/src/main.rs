@@ -106,6 +106,9 @@ struct FastpathArgs {
     /// Unmeasured load before each run.
     #[arg(long, value_parser = parse_duration)]
     warmup: Option<Duration>,
+    /// The tool's delay in ms: `A..B` or `A` (default 0: the gateway's bare overhead).
+    #[arg(long)]
+    delay_ms: Option<DelayRange>,
     #[command(flatten)]
     gateway: GatewayArgs,
 }
@@ -233,6 +236,7 @@ impl FastpathArgs {
         set(&mut config.clients, self.clients);
         set(&mut config.duration, self.duration);
         set(&mut config.warmup, self.warmup);
+        set(&mut config.delay, self.delay_ms);
         self.gateway.apply(&mut config.common);
         config
     }

@@ -432,6 +432,9 @@ pub struct ToolMetricRow {
     pub error: Option<String>,
 }
 
+/// Rows per multi-row INSERT of tool-call records on PostgreSQL.
+const METRICS_ROWS_PER_INSERT: usize = 1000;
+
 /// Store a batch of tool-call records in one transaction.
 #[derive(Debug, Clone)]
 pub struct InsertToolMetrics {
@@ -447,14 +450,29 @@ impl UnitOfWork for InsertToolMetrics {
     fn access(&self) -> Access {
         Access::Write
     }
-    fn run<'a>(&'a self, mut conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<usize>> {
+    fn run<'a>(&'a self, conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<usize>> {
         Box::pin(async move {
-            // One row at a time inside the one transaction: multi-row inserts do not compile for
-            // SQLite through diesel-async.
-            for row in &self.rows {
-                let insert =
-                    diesel::insert_into(crate::db::schema::tool_metrics::table).values(row);
-                on_backend!(conn.reborrow(), c => insert.execute(c).await)?;
+            match conn {
+                // Multi-row INSERTs: one statement per chunk (7 parameters a row, well under
+                // PostgreSQL's 65535), not one round trip per call.
+                DbConn::Pg(c) => {
+                    for chunk in self.rows.chunks(METRICS_ROWS_PER_INSERT) {
+                        diesel::insert_into(crate::db::schema::tool_metrics::table)
+                            .values(chunk)
+                            .execute(c)
+                            .await?;
+                    }
+                }
+                // One row at a time inside the one transaction: multi-row inserts do not compile
+                // for SQLite through diesel-async (and cost no round trip there).
+                DbConn::Sqlite(c) => {
+                    for row in &self.rows {
+                        diesel::insert_into(crate::db::schema::tool_metrics::table)
+                            .values(row)
+                            .execute(c)
+                            .await?;
+                    }
+                }
             }
             Ok(self.rows.len())
         })

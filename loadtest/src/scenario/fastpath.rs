@@ -27,6 +27,9 @@ pub struct FastpathConfig {
     /// Unmeasured load before each run (connections opened, caches warm).
     #[serde(serialize_with = "as_seconds")]
     pub warmup: Duration,
+    /// The fixture tool's delay: none by default (the gateway's bare overhead); a few ms shows
+    /// the overhead next to a tool that does some work.
+    pub delay: DelayRange,
     /// Gateway settings, sampling, smoke or not.
     #[serde(flatten)]
     pub common: CommonConfig,
@@ -38,6 +41,7 @@ impl Default for FastpathConfig {
             clients: 64,
             duration: Duration::from_secs(30),
             warmup: Duration::from_secs(3),
+            delay: DelayRange::ZERO,
             common: CommonConfig::full(Duration::from_secs(1)),
         }
     }
@@ -49,6 +53,7 @@ impl ScenarioConfig for FastpathConfig {
             clients: 16,
             duration: Duration::from_secs(3),
             warmup: Duration::from_millis(500),
+            delay: DelayRange::ZERO,
             common: CommonConfig::smoke(),
         }
     }
@@ -127,7 +132,7 @@ pub async fn run(harness: &Harness, config: &FastpathConfig) -> anyhow::Result<O
         harness,
         RigSpec {
             scenario: "fastpath",
-            delay: DelayRange::ZERO,
+            delay: config.delay,
             through_proxy: false,
             settings: Vec::new(),
             expected_duration: (config.duration + config.warmup) * 2,

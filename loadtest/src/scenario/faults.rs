@@ -310,7 +310,7 @@ pub async fn run(harness: &Harness, config: &FaultsConfig) -> anyhow::Result<Out
     let workloads = [
         rig.tool_callers(config.clients, config.think),
         rig.listers(config.readers, config.think),
-        rig.writers(config.writers, config.think, &acknowledged),
+        rig.writers(config.writers, config.think, &acknowledged, false),
     ];
     let load_started = rig.now_s();
     let load = LoadRun::start(&rig.http, &rig.recorder, &workloads, Duration::ZERO);

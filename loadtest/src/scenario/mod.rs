@@ -284,12 +284,14 @@ impl Rig {
         users: usize,
         think: Duration,
         acknowledged: &Arc<Mutex<Vec<String>>>,
+        churn: bool,
     ) -> Workload {
         Workload {
             action: Action::Write {
                 api: self.api.clone(),
                 run_tag: uuid::Uuid::new_v4().simple().to_string().into(),
                 acknowledged: acknowledged.clone(),
+                churn,
             },
             users,
             think,

@@ -19,7 +19,7 @@ pub struct SoakConfig {
     pub clients: usize,
     /// Concurrent REST list clients.
     pub rest_clients: usize,
-    /// Concurrent REST writers (`POST /resources`).
+    /// Concurrent REST writers (`POST /resources`, then `DELETE` of what was created).
     pub writers: usize,
     /// A writer's pause between writes.
     #[serde(serialize_with = "as_seconds")]
@@ -162,7 +162,8 @@ pub async fn run(harness: &Harness, config: &SoakConfig) -> anyhow::Result<Outco
     let workloads = [
         rig.tool_callers(config.clients, Duration::ZERO),
         rig.listers(config.rest_clients, Duration::ZERO),
-        rig.writers(config.writers, config.writer_think, &acknowledged),
+        // Each write is deleted again: the registry keeps its size, so memory can settle.
+        rig.writers(config.writers, config.writer_think, &acknowledged, true),
     ];
     let load_window = rig
         .run_for(&workloads, Duration::ZERO, config.duration)

@@ -290,6 +290,9 @@ impl Core {
     async fn execute<W: UnitOfWork>(self: Arc<Self>, work: W) -> Result<W::Output, DbError> {
         let work = Arc::new(work);
         let mut retry = 0;
+        // Dead pooled connections met so far (after `pg_terminate_backend`, a failover or a
+        // network reset the whole pool may be dead; each is discarded as it is found).
+        let mut lost_connections = 0;
         let outcome = loop {
             let admission = match self.breaker().admit(Instant::now()) {
                 Ok(admission) => admission,
@@ -314,6 +317,22 @@ impl Core {
                 Err(Failure::Panicked) => {
                     self.breaker().record_neutral(admission);
                     break Err(self.unavailable(format!("unit of work {} panicked", work.name())));
+                }
+                Err(Failure::ConnectionLost { reason })
+                    if lost_connections <= self.settings.pool_size =>
+                {
+                    // That connection is gone (and discarded); the database may be fine. Try
+                    // again at once on another one, without counting it against the database.
+                    self.breaker().record_neutral(admission);
+                    lost_connections += 1;
+                    Counters::bump(&self.counters.retries);
+                    tracing::debug!(db.work = work.name(), error = %reason, "retrying on another connection");
+                }
+                Err(Failure::ConnectionLost { reason }) => {
+                    // Every connection tried was dead: now it says something about the database.
+                    self.breaker().record_failure(admission, Instant::now());
+                    tracing::warn!(db.work = work.name(), error = %reason, lost_connections, "database work failed");
+                    break Err(self.unavailable(reason));
                 }
                 Err(Failure::Deadline(deadline)) => {
                     self.breaker().record_failure(admission, Instant::now());

@@ -30,6 +30,13 @@ pub enum Failure {
         /// Whether a retry is safe whatever the work is.
         safe_to_retry: bool,
     },
+    /// The pooled connection turned out to be dead (killed, reset) before anything was
+    /// committed: a fact about that connection, not about the database. Retried at once on
+    /// another connection, and not counted by the breaker (unless it keeps happening).
+    ConnectionLost {
+        /// Cause, for logs.
+        reason: String,
+    },
     /// The work did not finish within its deadline.
     Deadline(Duration),
     /// The unit's own code panicked.
@@ -55,6 +62,28 @@ const TRANSIENT_MESSAGES: &[&str] = &[
     "too many connections",
     "remaining connection slots are reserved",
 ];
+
+/// Of those, the ones that say this one connection died.
+const LOST_CONNECTION_MESSAGES: &[&str] = &[
+    "terminating connection",
+    "server closed the connection",
+    "connection closed",
+    "connection reset",
+    "broken pipe",
+];
+
+/// A dead connection before COMMIT (safe to retry elsewhere); during COMMIT the outcome is
+/// unknown, so it is an ordinary transient failure that only idempotent work retries.
+fn lost(phase: Phase, reason: String) -> Failure {
+    if phase == Phase::Commit {
+        Failure::Transient {
+            reason,
+            safe_to_retry: false,
+        }
+    } else {
+        Failure::ConnectionLost { reason }
+    }
+}
 
 /// Messages for conflicts that a retry of idempotent work resolves.
 const CONTENTION_MESSAGES: &[&str] = &["deadlock detected", "could not serialize access"];
@@ -94,10 +123,7 @@ pub fn classify(phase: Phase, error: WorkError) -> Failure {
                     })
                 }
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
-                    Failure::Transient {
-                        reason: format!("connection lost: {message}"),
-                        safe_to_retry: connection_loss_is_safe,
-                    }
+                    lost(phase, format!("connection lost: {message}"))
                 }
                 DatabaseErrorKind::SerializationFailure => Failure::Transient {
                     reason: format!("serialization failure: {message}"),
@@ -109,6 +135,9 @@ pub fn classify(phase: Phase, error: WorkError) -> Failure {
                         reason: message,
                         safe_to_retry: false,
                     }
+                }
+                _ if LOST_CONNECTION_MESSAGES.iter().any(|m| lowered.contains(m)) => {
+                    lost(phase, message)
                 }
                 _ if TRANSIENT_MESSAGES.iter().any(|m| lowered.contains(m)) => {
                     Failure::Transient {
@@ -169,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn lost_connections_are_transient_but_not_safe_at_commit() {
+    fn lost_connections_move_to_another_connection_but_not_at_commit() {
         let lost = || {
             DieselError::DatabaseError(
                 DatabaseErrorKind::UnableToSendCommand,
@@ -178,10 +207,15 @@ mod tests {
         };
         assert!(matches!(
             classify(Phase::Begin, lost().into()),
-            Failure::Transient {
-                safe_to_retry: true,
-                ..
-            }
+            Failure::ConnectionLost { .. }
+        ));
+        let terminated = DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("terminating connection due to administrator command".to_owned()),
+        );
+        assert!(matches!(
+            classify(Phase::Work, terminated.into()),
+            Failure::ConnectionLost { .. }
         ));
         assert!(matches!(
             classify(Phase::Commit, lost().into()),
