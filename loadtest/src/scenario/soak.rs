@@ -45,7 +45,9 @@ impl Default for SoakConfig {
             writers: 2,
             writer_think: Duration::from_millis(100),
             duration: Duration::from_secs(600),
-            warmup: Duration::from_secs(60),
+            // Measured: RSS settles after 90–120 s of this load (allocator arenas, connection
+            // pools and buffers reach their working size), not after 60 s.
+            warmup: Duration::from_secs(120),
             delay: DelayRange::new(10, 100),
             common: CommonConfig::full(Duration::from_secs(5)),
         }
