@@ -8,7 +8,8 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::registry::{Kind, ListQuery, list_into};
+use super::pages::CsrfForm;
+use super::registry::{Kind, ListQuery, list_into, team_names};
 use super::{ConsoleRefusal, ConsoleUser};
 use crate::catalog::Scope;
 use crate::db::registry::ServerRecord;
@@ -347,18 +348,12 @@ pub async fn create_token(
     })
 }
 
-/// A form carrying only its CSRF token.
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: Option<String>,
-}
-
 /// `POST /admin/tokens/{id}/revoke`.
 pub async fn revoke(
     state: web::Data<AppState>,
     user: ConsoleUser,
     id: web::Path<String>,
-    form: web::Form<CsrfOnly>,
+    form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ConsoleRefusal> {
     user.check_csrf(form.csrf.as_deref())?;
     Ok(match revoke_token(&state, &user.principal, &id).await {
@@ -397,7 +392,8 @@ async fn gateways_page(
 ) -> HttpResponse {
     let mut context = user.context("gateways");
     let views = Gateways::views(state, user).await;
-    list_into(&mut context, state, user, "gateways", query, views).await;
+    let teams = team_names(state, user).await;
+    list_into(&mut context, &teams, "gateways", query, views);
     // The tools each upstream contributes, as MCP clients see them.
     let mut federated: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for tool in state.catalog.current().tools(&Scope::All, &user.principal) {
@@ -457,39 +453,39 @@ pub async fn register_gateway(
             message: error.to_string(),
         }),
     };
-    Ok(match result {
-        Ok(registered) => {
-            state.catalog.refresh().await;
-            let message = format!(
+    let done = result.map(|registered| {
+        (
+            StatusCode::CREATED,
+            format!(
                 "Registered {}: {} tools, {} resources, {} prompts.",
                 registered.gateway.name,
                 registered.discovered.tools,
                 registered.discovered.resources,
                 registered.discovered.prompts
-            );
-            gateways_page(
-                &state,
-                &user,
-                StatusCode::CREATED,
-                &ListQuery::default(),
-                Some(&message),
-                None,
-            )
-            .await
+            ),
+        )
+    });
+    Ok(gateway_outcome(&state, &user, done).await)
+}
+
+/// The gateways page after a register or refresh: the catalog follows a success, and either
+/// outcome is shown in the page with its status.
+async fn gateway_outcome(
+    state: &AppState,
+    user: &ConsoleUser,
+    done: Result<(StatusCode, String), crate::http::error::ApiError>,
+) -> HttpResponse {
+    let query = ListQuery::default();
+    match done {
+        Ok((status, message)) => {
+            state.catalog.refresh().await;
+            gateways_page(state, user, status, &query, Some(&message), None).await
         }
         Err(error) => {
             let status = actix_web::ResponseError::status_code(&error);
-            gateways_page(
-                &state,
-                &user,
-                status,
-                &ListQuery::default(),
-                None,
-                Some(&error.to_string()),
-            )
-            .await
+            gateways_page(state, user, status, &query, None, Some(&error.to_string())).await
         }
-    })
+    }
 }
 
 /// `POST /admin/gateways/{id}/refresh`.
@@ -497,39 +493,19 @@ pub async fn refresh_gateway(
     state: web::Data<AppState>,
     user: ConsoleUser,
     id: web::Path<String>,
-    form: web::Form<CsrfOnly>,
+    form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ConsoleRefusal> {
     user.check_csrf(form.csrf.as_deref())?;
-    Ok(
-        match crate::http::gateways::refresh_for(&state, &user.principal, &id).await {
-            Ok(refreshed) => {
-                state.catalog.refresh().await;
-                let message = format!(
+    let done = crate::http::gateways::refresh_for(&state, &user.principal, &id)
+        .await
+        .map(|refreshed| {
+            (
+                StatusCode::OK,
+                format!(
                     "Refreshed {}: {} tools.",
                     refreshed.gateway.name, refreshed.discovered.tools
-                );
-                gateways_page(
-                    &state,
-                    &user,
-                    StatusCode::OK,
-                    &ListQuery::default(),
-                    Some(&message),
-                    None,
-                )
-                .await
-            }
-            Err(error) => {
-                let status = actix_web::ResponseError::status_code(&error);
-                gateways_page(
-                    &state,
-                    &user,
-                    status,
-                    &ListQuery::default(),
-                    None,
-                    Some(&error.to_string()),
-                )
-                .await
-            }
-        },
-    )
+                ),
+            )
+        });
+    Ok(gateway_outcome(&state, &user, done).await)
 }

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::registry::{Kind, ListQuery, list_into};
+use super::registry::{Kind, ListQuery, list_into, team_names};
 use super::{ConsoleRefusal, ConsoleUser, LOGIN_CSRF_COOKIE, same};
 use crate::actors::metrics::{BUCKETS, MetricsSnapshot};
 use crate::auth::{AuthError, Principal};
@@ -127,7 +127,7 @@ pub async fn login(
 /// A form carrying only its CSRF token.
 #[derive(Deserialize)]
 pub struct CsrfForm {
-    csrf: Option<String>,
+    pub(super) csrf: Option<String>,
 }
 
 /// `POST /admin/logout`: revokes the session's token and clears the cookie.
@@ -369,7 +369,8 @@ async fn tools_page(
     let mut context = user.context("tools");
     // From the registry, so that disabled tools are listed too (the catalog serves enabled ones).
     let views = Tools::views(state, user).await;
-    list_into(&mut context, state, user, "tools", query, views).await;
+    let teams = team_names(state, user).await;
+    list_into(&mut context, &teams, "tools", query, views);
     context.insert("form", form);
     context.insert("methods", &["GET", "POST", "PUT", "PATCH", "DELETE"]);
     user.outcome(&mut context, "tools.create", flash, error);

@@ -362,11 +362,10 @@ pub async fn team_names(state: &AppState, user: &ConsoleUser) -> Vec<(String, St
 
 /// Puts a filtered page of `views` into a list page's context (`items`, `filters`, `pager`,
 /// and `load_error` when the list could not be read: the page says so rather than showing an
-/// empty list).
-pub async fn list_into(
+/// empty list). `teams` are the user's teams, offered by the team filter.
+pub fn list_into(
     context: &mut tera::Context,
-    state: &AppState,
-    user: &ConsoleUser,
+    teams: &[(String, String)],
     path: &str,
     query: &ListQuery,
     views: Result<Vec<Value>, ApiError>,
@@ -379,8 +378,7 @@ pub async fn list_into(
         ),
     };
     context.insert("load_error", &load_error);
-    let teams = team_names(state, user).await;
-    let listing = query.apply(path, views, &teams);
+    let listing = query.apply(path, views, teams);
     context.insert("items", &listing.items);
     context.insert("filters", &listing.filters);
     context.insert("pager", &listing.pager);
@@ -482,6 +480,7 @@ fn parse<T: serde::de::DeserializeOwned>(
 async fn form_fields(
     state: &AppState,
     user: &ConsoleUser,
+    teams: &[(String, String)],
     fields: &[Field],
     values: &Value,
 ) -> Vec<Value> {
@@ -518,9 +517,8 @@ async fn form_fields(
             ),
             Input::Choice(choices) => ("choice", plain(current), json!(choices)),
             Input::Team => {
-                let teams: Vec<Value> = team_names(state, user)
-                    .await
-                    .into_iter()
+                let teams: Vec<Value> = teams
+                    .iter()
                     .map(|(id, name)| json!({"value": id, "label": name}))
                     .collect();
                 ("team", plain(current), json!(teams))
@@ -617,7 +615,8 @@ async fn edit_page<K: Kind>(
     values: &Value,
     error: Option<&str>,
 ) -> HttpResponse {
-    let fields = form_fields(state, user, &K::fields(), values).await;
+    let teams = team_names(state, user).await;
+    let fields = form_fields(state, user, &teams, &K::fields(), values).await;
     let mut context = user.context(K::PATH);
     context.insert("title", &format!("Edit {}", K::SINGULAR.to_lowercase()));
     context.insert("name", &plain(&values["name"]));
@@ -702,11 +701,12 @@ async fn kind_page<K: Kind>(
 ) -> HttpResponse {
     let mut context = user.context(K::PATH);
     let views = K::views(state, user).await;
-    list_into(&mut context, state, user, K::PATH, query, views).await;
+    let teams = team_names(state, user).await;
+    list_into(&mut context, &teams, K::PATH, query, views);
     context.insert("title", K::TITLE);
     context.insert("singular", K::SINGULAR);
     context.insert("path", K::PATH);
-    let fields = form_fields(state, user, &K::fields(), values).await;
+    let fields = form_fields(state, user, &teams, &K::fields(), values).await;
     context.insert("fields", &fields);
     user.outcome(&mut context, &format!("{}.create", K::PATH), None, error);
     state.console.page(status, "registry.html", &context)
