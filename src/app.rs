@@ -117,7 +117,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let federation = crate::federation::Federation::new(
         db.clone(),
         upstream.clone(),
-        secrets,
+        secrets.clone(),
         catalog.clone(),
         settings.clone(),
     );
@@ -131,7 +131,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         upstream,
         sessions: sessions.clone(),
         parked: parked.clone(),
-        console: Arc::new(crate::http::console::Console::new()?),
+        console: Arc::new(crate::http::console::Console::new(secrets)?),
         mcp_settings: Arc::new(settings.mcp.clone()),
         settings: settings.clone(),
         shutdown: shutdown.clone(),

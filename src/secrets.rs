@@ -8,10 +8,13 @@ use base64::engine::general_purpose::STANDARD;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-/// Encrypts and decrypts small secrets.
+/// Encrypts and decrypts small secrets, and authenticates values the gateway hands out and
+/// must recognise later (the console's CSRF tokens).
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
+    /// A separate key for MACs, derived from the same secret.
+    mac_key: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -24,9 +27,29 @@ impl SecretBox {
     /// A box keyed by `secret`.
     pub fn new(secret: &str) -> Self {
         let key = Sha256::digest(secret.as_bytes());
+        let mut mac_key = Sha256::new();
+        mac_key.update(b"mcpgate-mac-key\0");
+        mac_key.update(secret.as_bytes());
         SecretBox {
             cipher: Aes256Gcm::new(&key),
+            mac_key: mac_key.finalize().into(),
         }
+    }
+
+    /// HMAC-SHA256 of `message` under `purpose` (domain-separated), as hex. Only a holder of
+    /// the secret can compute it; every replica with the same secret computes the same value.
+    pub fn mac(&self, purpose: &str, message: &str) -> String {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key)
+            .expect("HMAC takes a key of any length");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(message.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 
     /// Encrypts `plain`.

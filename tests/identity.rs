@@ -333,6 +333,25 @@ async fn roles_decide_permissions(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
+    // Only to the team's members (the hostile-user review's M6: a non-member made team_admin).
+    let not_member = server
+        .admin(
+            Method::POST,
+            "/users/vic@example.com/roles",
+            Some(json!({"role": "team_admin", "team_id": team_id})),
+        )
+        .await;
+    assert_eq!(not_member.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(not_member.message().contains("not a member"));
+    server
+        .send(
+            Method::POST,
+            &format!("/teams/{team_id}/members"),
+            Some(&developer),
+            Some(json!({"email": "vic@example.com"})),
+        )
+        .await
+        .expect(StatusCode::OK);
     let assigned = server
         .admin(
             Method::POST,

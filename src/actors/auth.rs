@@ -101,6 +101,8 @@ impl Supervised for AuthActor {}
 pub struct Authenticate {
     /// The token, without the `Bearer ` prefix.
     pub bearer: String,
+    /// The address the request came from (an API token's address limits apply to it).
+    pub client: Option<std::net::IpAddr>,
 }
 
 impl Message for Authenticate {
@@ -119,20 +121,25 @@ impl Handler<Authenticate> for AuthActor {
             }
         });
         let scoping = self.scoping.clone();
+        let client = message.client;
         Box::pin(async move {
             let claims = verified?;
+            // An API token's address and time limits: checked here, for every entry point.
+            if let Some(scope) = &claims.scope {
+                scope
+                    .admits(client, chrono::Utc::now())
+                    .map_err(AuthError::Forbidden)?;
+            }
             let grants = scoping.grants(&claims.sub).await?.ok_or_else(|| {
                 AuthError::InvalidToken("the account is disabled or no longer exists".into())
             })?;
-            Ok(Principal {
-                email: claims.sub,
-                is_admin: grants.is_admin,
-                token_id: claims.jti,
-                token_expires_at: chrono::DateTime::from_timestamp(claims.exp, 0)
-                    .map(|at| at.naive_utc()),
+            Ok(Principal::new(
+                claims.sub,
+                claims.jti,
+                chrono::DateTime::from_timestamp(claims.exp, 0).map(|at| at.naive_utc()),
                 grants,
-                scope: claims.scope.map(Arc::new),
-            })
+                claims.scope.map(Arc::new),
+            ))
         })
     }
 }
@@ -310,10 +317,15 @@ impl Auth {
         Auth { addr, scoping }
     }
 
-    /// Verifies a bearer token.
-    pub async fn authenticate(&self, bearer: String) -> Result<Principal, AuthError> {
+    /// Verifies a bearer token used from `client` (an API token's address and time limits
+    /// apply).
+    pub async fn authenticate(
+        &self,
+        bearer: String,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Principal, AuthError> {
         self.addr
-            .send(Authenticate { bearer })
+            .send(Authenticate { bearer, client })
             .timeout(REPLY_TIMEOUT)
             .await
             .map_err(|_| AuthError::Unavailable)?

@@ -126,7 +126,8 @@ pub struct Grants {
 }
 
 impl Grants {
-    /// Builds the grants from stored assignments `(role, scope)`; unknown roles grant nothing.
+    /// Builds the grants from stored assignments `(role, scope)`; unknown roles grant nothing,
+    /// and a team-scoped role grants nothing unless the user is a member of that team.
     pub fn from_assignments(
         is_admin: bool,
         personal_team: Option<String>,
@@ -148,9 +149,10 @@ impl Grants {
             };
             match RoleScope::from_stored(scope) {
                 RoleScope::Global => grants.global.extend(permissions),
-                RoleScope::Team(team) => {
+                RoleScope::Team(team) if grants.teams.contains_key(&team) => {
                     grants.per_team.entry(team).or_default().extend(permissions)
                 }
+                RoleScope::Team(_) => {}
             }
         }
         grants

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::auth::Principal;
 use crate::auth::rbac::Ownership;
+use crate::auth::{On, Principal};
 use crate::db::catalog::CatalogRows;
 use crate::db::registry::{GatewayRow, PromptRow, ResourceRow, ServerRecord, ToolRow};
 use crate::registry::prompts::PromptArgument;
@@ -231,7 +231,7 @@ impl Catalog {
     pub fn servers_seen_by(&self, viewer: &Principal) -> usize {
         self.servers
             .values()
-            .filter(|server| viewer.sees(&server.access))
+            .filter(|server| viewer.permits("servers.read", On::Item(&server.access)))
             .count()
     }
 
@@ -239,7 +239,7 @@ impl Catalog {
     pub fn gateways_seen_by(&self, viewer: &Principal) -> usize {
         self.gateways
             .values()
-            .filter(|gateway| viewer.sees(&gateway.access))
+            .filter(|gateway| viewer.permits("gateways.read", On::Item(&gateway.access)))
             .count()
     }
 
@@ -257,15 +257,19 @@ impl Catalog {
         };
         tools
             .into_iter()
-            .filter(|t| viewer.sees(&t.access))
+            .filter(|t| viewer.permits("tools.read", On::Item(&t.access)))
             .collect()
     }
 
     /// The tool named `name` in a scope, if the principal may see it.
     pub fn tool(&self, scope: &Scope, viewer: &Principal, name: &str) -> Option<Arc<Tool>> {
-        self.tools(scope, viewer)
+        let tools = match scope {
+            Scope::All => self.tools.clone(),
+            Scope::Server(id) => self.members(id, |s| &s.tool_ids, &self.tools_by_id),
+        };
+        tools
             .into_iter()
-            .find(|tool| tool.name == name)
+            .find(|tool| tool.name == name && viewer.sees(&tool.access))
     }
 
     /// Fixed-URI resources a scope shows a principal.
@@ -291,7 +295,7 @@ impl Catalog {
         };
         resources
             .into_iter()
-            .filter(|r| viewer.sees(&r.access))
+            .filter(|r| viewer.permits("resources.read", On::Item(&r.access)))
             .collect()
     }
 
@@ -310,7 +314,7 @@ impl Catalog {
         };
         prompts
             .into_iter()
-            .filter(|p| viewer.sees(&p.access))
+            .filter(|p| viewer.permits("prompts.read", On::Item(&p.access)))
             .collect()
     }
 

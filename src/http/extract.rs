@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::auth::{AuthError, Principal};
+use crate::auth::{AuthError, On, Principal};
 
 /// A JSON request body. Malformed JSON is a 400; a well-formed body with a missing, unknown or
 /// mistyped field is a 422 naming the field; a body over the limit is a 413.
@@ -126,17 +126,11 @@ fn principal_of(
             return Err(ApiError::Internal);
         };
         let bearer = bearer.ok_or(ApiError::from_auth(AuthError::MissingCredentials))?;
-        let principal = state
+        state
             .auth
-            .authenticate(bearer)
+            .authenticate(bearer, client)
             .await
-            .map_err(ApiError::from_auth)?;
-        if let Some(scope) = &principal.scope {
-            scope
-                .admits(client, chrono::Utc::now())
-                .map_err(|reason| ApiError::from_auth(AuthError::Forbidden(reason)))?;
-        }
-        Ok(principal)
+            .map_err(ApiError::from_auth)
     })
 }
 
@@ -153,9 +147,12 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let principal = principal.await?;
             if let Some(server) = principal.server_restriction() {
-                return Err(ApiError::from_auth(AuthError::Forbidden(format!(
-                    "this token is restricted to the MCP endpoints of server {server}"
-                ))));
+                return Err(ApiError::from_auth(
+                    crate::auth::Denied::ServerToken {
+                        server: server.to_owned(),
+                    }
+                    .into(),
+                ));
             }
             Ok(Authenticated(principal))
         })
@@ -193,7 +190,8 @@ impl FromRequest for McpAuthenticated {
     }
 }
 
-/// An authenticated platform admin; anyone else gets 403.
+/// A principal allowed `admin.system` on the platform (a platform admin's sign-in, or an API
+/// token that keeps it); anyone else gets 403.
 pub struct Admin(pub Principal);
 
 impl FromRequest for Admin {
@@ -204,13 +202,10 @@ impl FromRequest for Admin {
         let authenticated = Authenticated::from_request(request, payload);
         Box::pin(async move {
             let Authenticated(principal) = authenticated.await?;
-            if principal.is_admin {
-                Ok(Admin(principal))
-            } else {
-                Err(ApiError::from_auth(AuthError::Forbidden(
-                    "this endpoint is for platform admins".into(),
-                )))
-            }
+            principal
+                .authorize("admin.system", On::Platform)
+                .map_err(|denied| ApiError::from_auth(denied.into()))?;
+            Ok(Admin(principal))
         })
     }
 }

@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated};
 use crate::actors::db::DbError;
 use crate::auth::rbac::{self, RoleScope};
-use crate::auth::{AuthError, Principal, password};
+use crate::auth::{AuthError, On, Principal, password};
 use crate::db::bootstrap::UserRow;
 use crate::db::identity::{
     AddMember, AssignRole, CreateTeam, DeleteTeam, DeleteUser, GetTeam, InsertUser, ListTeams,
@@ -314,8 +314,11 @@ fn forbidden(error: AuthError) -> ApiError {
     ApiError::from_auth(error)
 }
 
+/// Identity operations are platform operations: only a global grant counts.
 fn require(principal: &Principal, permission: &str) -> Result<(), ApiError> {
-    principal.require(permission).map_err(forbidden)
+    principal
+        .authorize(permission, On::Platform)
+        .map_err(|denied| forbidden(denied.into()))
 }
 
 fn db_error<'a>(noun: &'a str, id: &'a str) -> impl Fn(DbError) -> ApiError + 'a {
@@ -636,11 +639,14 @@ pub async fn delete_user(
 /// Who may assign `role` in `scope`: `users.manage` anywhere; a team's managers for
 /// team-scoped roles other than `platform_admin`.
 fn may_assign(principal: &Principal, role: &str, scope: &RoleScope) -> Result<(), ApiError> {
-    if principal.grants.allows("users.manage", None) {
+    if principal.permits("users.manage", On::Platform) {
         return Ok(());
     }
     match scope {
-        RoleScope::Team(team) if role != "platform_admin" && principal.grants.manages(team) => {
+        RoleScope::Team(team)
+            if role != "platform_admin"
+                && principal.permits("teams.manage_members", On::Team(team)) =>
+        {
             Ok(())
         }
         _ => Err(forbidden(AuthError::Forbidden(
@@ -675,6 +681,20 @@ pub async fn grant_role(
         None => RoleScope::Global,
     };
     may_assign(principal, &role, &scope)?;
+    // A team role is for the team's members only (it would grant nothing to anyone else).
+    if let RoleScope::Team(team) = &scope {
+        let member = state
+            .auth
+            .scoping()
+            .grants(&email)
+            .await
+            .map_err(forbidden)?
+            .ok_or_else(|| ApiError::NotFound(format!("no active user with email {email:?}")))?
+            .is_member(team);
+        if !member {
+            return Err(invalid("team_id", format!("{email} is not a member of this team")).into());
+        }
+    }
     if role == "platform_admin" {
         if scope != RoleScope::Global {
             return Err(invalid("team_id", "platform_admin is always global").into());
@@ -765,7 +785,10 @@ fn permissions_view(email: &str, grants: &rbac::Grants) -> MyPermissions {
 
 /// `GET /rbac/my/permissions`.
 pub async fn my_permissions(Authenticated(principal): Authenticated) -> HttpResponse {
-    HttpResponse::Ok().json(permissions_view(&principal.email, &principal.grants))
+    HttpResponse::Ok().json(permissions_view(
+        &principal.email,
+        principal.grants_for_display(),
+    ))
 }
 
 // ---- teams --------------------------------------------------------------------------------
@@ -781,7 +804,7 @@ pub async fn list_teams(
 
 /// Every team for a platform admin, the principal's teams otherwise.
 pub async fn teams_of(state: &AppState, principal: &Principal) -> Result<Vec<TeamView>, ApiError> {
-    let member = (!principal.is_admin).then(|| principal.email.clone());
+    let member = (!principal.sees_every_item()).then(|| principal.email.clone());
     let teams = state
         .db
         .run(ListTeams { member })
@@ -857,7 +880,7 @@ async fn visible_team(
         .map_err(db_error("team", id))?
         .ok_or_else(not_found)?;
     // A team you do not belong to does not exist for you.
-    if principal.is_admin || principal.grants.is_member(id) {
+    if principal.sees_every_item() || principal.team_ids().any(|team| team == id) {
         Ok(team)
     } else {
         Err(not_found())
@@ -882,7 +905,7 @@ pub async fn delete_team(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     visible_team(&state, &principal, &id).await?;
-    if !principal.grants.manages(&id) {
+    if !principal.permits("teams.manage_members", On::Team(&id)) {
         return Err(forbidden(AuthError::Forbidden(
             "only the team's owners or a platform admin may delete it".into(),
         )));
@@ -917,7 +940,7 @@ pub async fn join(
 ) -> Result<TeamView, ApiError> {
     let id = id.to_owned();
     visible_team(state, principal, &id).await?;
-    if !principal.grants.manages(&id) {
+    if !principal.permits("teams.manage_members", On::Team(&id)) {
         return Err(forbidden(AuthError::Forbidden(
             "only the team's owners, its team admins or a platform admin may add members".into(),
         )));
@@ -954,7 +977,7 @@ pub async fn remove(
 ) -> Result<HttpResponse, ApiError> {
     visible_team(state, principal, &id).await?;
     let email = email.trim().to_ascii_lowercase();
-    if email != principal.email && !principal.grants.manages(&id) {
+    if email != principal.email && !principal.permits("teams.manage_members", On::Team(&id)) {
         return Err(forbidden(AuthError::Forbidden(
             "only the team's owners, its team admins or a platform admin may remove members".into(),
         )));

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated};
-use crate::auth::Principal;
+use crate::auth::{Denied, On, Principal};
 use crate::db::UnitOfWork;
 use crate::db::registry::{
     DeleteRecord, GetRecord, HasId, InsertRecord, ListRecords, SetRecordEnabled, UpdateRecord,
@@ -267,16 +267,10 @@ where
         let after = changed.ownership().team_id;
         if after != before
             && let Some(team) = &after
+            && let Err(refused) =
+                mover.authorize(&format!("{}.update", E::PATH), On::NewItem(Some(team)))
         {
-            if !mover.is_admin && !mover.grants.is_member(team) {
-                return Err(WorkError::rejected(
-                    "team_id",
-                    "you are not a member of this team",
-                ));
-            }
-            if let Err(refused) = mover.require_for(&format!("{}.update", E::PATH), Some(team)) {
-                return Err(WorkError::rejected("team_id", refused.to_string()));
-            }
+            return Err(WorkError::rejected("team_id", refused.to_string()));
         }
         Ok(changed)
     };
@@ -340,25 +334,21 @@ pub(crate) fn may_create<E: Entity>(
     record: &E::Record,
 ) -> Result<(), ApiError> {
     let team = record.ownership().team_id;
-    if let Some(team) = &team
-        && !principal.is_admin
-        && !principal.grants.is_member(team)
-    {
-        return Err(ApiError::InvalidField {
+    match principal.authorize(&format!("{}.create", E::PATH), On::NewItem(team.as_deref())) {
+        Ok(()) => Ok(()),
+        Err(Denied::NotMember { .. }) => Err(ApiError::InvalidField {
             field: "team_id".into(),
             message: "you are not a member of this team".into(),
-        });
+        }),
+        Err(denied) => Err(ApiError::from_auth(denied.into())),
     }
-    principal
-        .require_for(&format!("{}.create", E::PATH), team.as_deref())
-        .map_err(ApiError::from_auth)
 }
 
 /// What a principal's lists show: everything for platform admins, else what they may see.
 pub(crate) fn viewer(principal: &Principal) -> Option<Viewer> {
-    (!principal.is_admin).then(|| Viewer {
+    (!principal.sees_every_item()).then(|| Viewer {
         email: principal.email.clone(),
-        teams: principal.grants.teams.keys().cloned().collect(),
+        teams: principal.team_ids().map(str::to_owned).collect(),
     })
 }
 
@@ -380,23 +370,20 @@ where
         .await
         .map_err(|error| map_db::<E>(error, Some(id)))?;
     let ownership = record.ownership();
-    if !principal.sees(&ownership) {
-        return Err(map_db::<E>(crate::actors::db::DbError::NotFound, Some(id)));
-    }
-    principal
-        .require_for(
-            &format!("{}.{action}", E::PATH),
-            ownership.team_id.as_deref(),
-        )
-        .map_err(ApiError::from_auth)?;
-    if action != "read" && !principal.grants.may_change(&principal.email, &ownership) {
-        return Err(ApiError::from_auth(crate::auth::AuthError::Forbidden(
-            format!(
-                "this {} belongs to {}; only its owner, its team or a platform admin may change it",
-                E::NOUN,
-                ownership.owner_email.as_deref().unwrap_or("someone else"),
-            ),
-        )));
+    match principal.authorize(&format!("{}.{action}", E::PATH), On::Item(&ownership)) {
+        Ok(()) => {}
+        Err(Denied::NotVisible) => {
+            return Err(map_db::<E>(crate::actors::db::DbError::NotFound, Some(id)));
+        }
+        Err(Denied::NotOwner { owner }) => {
+            return Err(ApiError::from_auth(crate::auth::AuthError::Forbidden(
+                format!(
+                    "this {} belongs to {owner}; only its owner, its team or a platform admin may change it",
+                    E::NOUN,
+                ),
+            )));
+        }
+        Err(denied) => return Err(ApiError::from_auth(denied.into())),
     }
     Ok(record)
 }
@@ -404,8 +391,8 @@ where
 /// Refuses unless the principal's roles grant `<entity>.<action>` (`tools.create`, …).
 pub fn allowed<E: Entity>(principal: &Principal, action: &str) -> Result<(), ApiError> {
     principal
-        .require(&format!("{}.{action}", E::PATH))
-        .map_err(ApiError::from_auth)
+        .authorize(&format!("{}.{action}", E::PATH), On::Anywhere)
+        .map_err(|denied| ApiError::from_auth(denied.into()))
 }
 
 /// Maps a database error for an entity (conflicts get the entity's message).

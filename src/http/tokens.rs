@@ -13,8 +13,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated};
 use crate::actors::db::DbError;
-use crate::auth::AuthError;
 use crate::auth::scope::{TimeWindow, TokenScope};
+use crate::auth::{AuthError, On};
 use crate::db::tokens::{ApiTokenRow, InsertToken, ListTokens, RevokeJti, RevokeToken};
 use crate::registry::validate::{invalid, required_text};
 
@@ -130,9 +130,9 @@ pub async fn issue(
     input: TokenCreate,
 ) -> Result<TokenCreated, ApiError> {
     principal
-        .require("tokens.create")
-        .map_err(ApiError::from_auth)?;
-    if principal.scope.is_some() {
+        .authorize("tokens.create", On::Platform)
+        .map_err(|denied| ApiError::from_auth(denied.into()))?;
+    if principal.is_api_token() {
         return Err(forbidden(
             "an API token cannot create tokens; sign in to create one",
         ));
@@ -148,7 +148,7 @@ pub async fn issue(
         .map_err(|(field, message)| ApiError::InvalidField { field, message })?;
     if let Some(permissions) = &scope.permissions {
         for (index, permission) in permissions.iter().enumerate() {
-            if !principal.grants.allows_somewhere(permission) {
+            if !principal.permits(permission, On::Anywhere) {
                 return Err(ApiError::InvalidField {
                     field: format!("scope.permissions[{index}]"),
                     message: format!("your roles do not grant {permission}, so a token cannot"),
@@ -209,8 +209,8 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let owner = if query.all.unwrap_or(false) {
         principal
-            .require("users.manage")
-            .map_err(ApiError::from_auth)?;
+            .authorize("users.manage", On::Platform)
+            .map_err(|denied| ApiError::from_auth(denied.into()))?;
         None
     } else {
         Some(principal.email.clone())
@@ -240,7 +240,10 @@ pub async fn revoke_token(
     principal: &crate::auth::Principal,
     id: &str,
 ) -> Result<(), ApiError> {
-    let owner = (!principal.grants.allows("users.manage", None)).then(|| principal.email.clone());
+    principal
+        .authorize("tokens.revoke", On::Platform)
+        .map_err(|denied| ApiError::from_auth(denied.into()))?;
+    let owner = (!principal.permits("users.manage", On::Platform)).then(|| principal.email.clone());
     let revoked = state
         .db
         .run(RevokeToken {

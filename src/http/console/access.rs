@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ConsoleRefusal, ConsoleUser};
+use crate::auth::On;
 use crate::auth::rbac::ROLES;
 use crate::db::identity::ListUsers;
 use crate::http::AppState;
@@ -39,7 +40,7 @@ fn outcome<T>(
 
 async fn users_page(state: &AppState, user: &ConsoleUser, outcome: Outcome) -> HttpResponse {
     let (status, flash, error) = outcome;
-    if user.principal.require("users.manage").is_err() {
+    if !user.principal.permits("users.manage", On::Platform) {
         let mut context = user.context("users");
         context.insert("error", "Managing users needs the users.manage permission.");
         context.insert("users", &Vec::<Value>::new());
@@ -156,7 +157,9 @@ async fn teams_page(state: &AppState, user: &ConsoleUser, outcome: Outcome) -> H
         .unwrap_or_default()
         .into_iter()
         .map(|team| {
-            let manageable = user.principal.grants.manages(&team.id);
+            let manageable = user
+                .principal
+                .permits("teams.manage_members", On::Team(&team.id));
             let mut value = serde_json::to_value(&team).unwrap_or_default();
             value["manageable"] = json!(manageable);
             value
@@ -208,7 +211,7 @@ pub async fn create_team(
 /// The same user with grants read again (after a change to their own teams).
 async fn refreshed(state: &AppState, mut user: ConsoleUser) -> ConsoleUser {
     if let Ok(Some(grants)) = state.auth.scoping().grants(&user.principal.email).await {
-        user.principal.grants = grants;
+        user.principal = user.principal.with_grants(grants);
     }
     user
 }

@@ -15,7 +15,6 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::identity::SESSION_COOKIE;
@@ -29,14 +28,15 @@ const FLASH_COOKIE: &str = "mcpgate_flash";
 /// The most registry items of one kind a console page reads (search narrows within them).
 pub const VISIBLE_MAX: usize = 10_000;
 
-/// The compiled templates.
+/// The compiled templates, and the key that binds CSRF tokens to sessions.
 pub struct Console {
     tera: tera::Tera,
+    keys: crate::secrets::SecretBox,
 }
 
 impl Console {
-    /// Compiles the templates shipped in `templates/`.
-    pub fn new() -> Result<Self, String> {
+    /// Compiles the templates shipped in `templates/`; CSRF tokens are MACs under `keys`.
+    pub fn new(keys: crate::secrets::SecretBox) -> Result<Self, String> {
         let mut tera = tera::Tera::default();
         tera.add_raw_templates([
             ("base.html", include_str!("../../../templates/base.html")),
@@ -81,7 +81,13 @@ impl Console {
             ),
         ])
         .map_err(|error| format!("the console templates do not compile: {error}"))?;
-        Ok(Console { tera })
+        Ok(Console { tera, keys })
+    }
+
+    /// The CSRF token of a session: an HMAC of its token id under a server-side key, which
+    /// neither another site nor the session's own holder can compute.
+    fn csrf_of(&self, token_id: &str) -> String {
+        self.keys.mac("console-csrf", token_id)
     }
 
     /// Renders a page with `status`; a template error is logged and shown as a plain page.
@@ -205,13 +211,6 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-/// The CSRF token of a session: a digest of its token, which a page on another site cannot
-/// read (the cookie is HTTP-only) and so cannot compute.
-fn csrf_of(session_token: &str) -> String {
-    let digest = Sha256::digest(format!("mcpgate-console-csrf:{session_token}").as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 /// Constant-time comparison of two tokens.
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -280,6 +279,7 @@ impl FromRequest for ConsoleUser {
             .map(|cookie| cookie.value().to_owned())
             .filter(|token| !token.is_empty());
         let state = request.app_data::<web::Data<AppState>>().cloned();
+        let client = request.peer_addr().map(|address| address.ip());
         let flash = request
             .cookie(FLASH_COOKIE)
             .and_then(|cookie| {
@@ -292,10 +292,12 @@ impl FromRequest for ConsoleUser {
             let (Some(token), Some(state)) = (token, state) else {
                 return Err(ConsoleRefusal::SignIn);
             };
-            match state.auth.authenticate(token.clone()).await {
+            match state.auth.authenticate(token, client).await {
+                // An API token is never a console session, whatever cookie it is put in.
+                Ok(principal) if principal.is_api_token() => Err(ConsoleRefusal::SignIn),
                 Ok(principal) => Ok(ConsoleUser {
+                    csrf: state.console.csrf_of(&principal.token_id),
                     principal,
-                    csrf: csrf_of(&token),
                     flash,
                 }),
                 Err(crate::auth::AuthError::Unavailable) => Err(ConsoleRefusal::Unavailable),
@@ -354,7 +356,9 @@ impl ConsoleUser {
     ) {
         context.insert(
             "may_create",
-            &self.principal.require(create_permission).is_ok(),
+            &self
+                .principal
+                .permits(create_permission, crate::auth::On::Anywhere),
         );
         context.insert("flash", &flash.or(self.flash.as_deref()));
         context.insert("error", &error);
@@ -367,8 +371,8 @@ impl ConsoleUser {
             "user",
             &json!({
                 "email": self.principal.email,
-                "is_admin": self.principal.is_admin,
-                "manages_users": self.principal.require("users.manage").is_ok(),
+                "is_admin": self.principal.permits("admin.system", crate::auth::On::Platform),
+                "manages_users": self.principal.permits("users.manage", crate::auth::On::Platform),
             }),
         );
         context.insert("csrf", &self.csrf);
@@ -386,7 +390,7 @@ mod tests {
     /// Every page renders with the data its handler gives it (an empty list where it has none).
     #[test]
     fn pages_render() {
-        let console = Console::new().unwrap();
+        let console = Console::new(crate::secrets::SecretBox::new("test-secret")).unwrap();
         let mut context = tera::Context::new();
         context.insert(
             "user",

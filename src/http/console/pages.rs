@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::registry::{Kind, ListQuery, list_into, team_names};
 use super::{ConsoleRefusal, ConsoleUser, LOGIN_CSRF_COOKIE, same};
 use crate::actors::metrics::{BUCKETS, MetricsSnapshot};
+use crate::auth::On;
 use crate::auth::{AuthError, Principal};
 use crate::catalog::Scope;
 use crate::db::registry::GatewayRow;
@@ -219,7 +220,7 @@ async fn figures(state: &AppState, principal: &Principal, per_minute: f64) -> (F
         "gateways".into(),
         json!(catalog.gateways_seen_by(principal)),
     );
-    if principal.is_admin
+    if principal.permits("users.manage", On::Platform)
         && let Ok(users) = state.db.run(crate::db::identity::CountUsers {}).await
     {
         counts.insert("users".into(), json!(users));
@@ -230,7 +231,7 @@ async fn figures(state: &AppState, principal: &Principal, per_minute: f64) -> (F
         .values()
         .map(|stats| stats.successes + stats.failures)
         .sum();
-    let pool = if principal.is_admin {
+    let pool = if principal.permits("admin.system", On::Platform) {
         state.db.stats().await.ok().map(|stats| {
             json!({
                 "backend": stats.backend,
@@ -401,7 +402,7 @@ pub async fn create_tool(
     user.check_csrf(form.csrf.as_deref())?;
     let outcome: Result<String, String> = async {
         user.principal
-            .require("tools.create")
+            .authorize("tools.create", On::Anywhere)
             .map_err(|error| error.to_string())?;
         let input_schema = if form.input_schema.trim().is_empty() {
             None

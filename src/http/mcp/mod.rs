@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::AppState;
-use crate::auth::Principal;
+use crate::auth::{Denied, On, Principal};
 use crate::catalog::Scope;
 use crate::config::McpSettings;
 use crate::mcp::error::McpError;
@@ -217,21 +217,24 @@ pub(crate) fn admit(
     {
         return Err(Box::new(Refusal::NotForThisToken.response()));
     }
-    if let Err(refused) = principal.require("servers.use") {
-        return Err(Box::new(Refusal::Forbidden(refused.to_string()).response()));
-    }
     match server_id {
-        None => Ok(Scope::All),
-        Some(id)
-            if state
-                .catalog
-                .current()
+        None => match principal.authorize("servers.use", On::Platform) {
+            Ok(()) => Ok(Scope::All),
+            Err(refused) => Err(Box::new(Refusal::Forbidden(refused.to_string()).response())),
+        },
+        Some(id) => {
+            let catalog = state.catalog.current();
+            let decision = catalog
                 .server(&id)
-                .is_some_and(|server| principal.sees(&server.access)) =>
-        {
-            Ok(Scope::Server(id))
+                .map(|server| principal.authorize("servers.use", On::Item(&server.access)));
+            match decision {
+                Some(Ok(())) => Ok(Scope::Server(id)),
+                Some(Err(refused @ (Denied::Role { .. } | Denied::TokenScope { .. }))) => {
+                    Err(Box::new(Refusal::Forbidden(refused.to_string()).response()))
+                }
+                _ => Err(Box::new(Refusal::UnknownServer(id).response())),
+            }
         }
-        Some(id) => Err(Box::new(Refusal::UnknownServer(id).response())),
     }
 }
 

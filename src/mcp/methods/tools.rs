@@ -4,6 +4,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Object, list_result, paginate, string_param};
 use crate::actors::upstream::{CallHttp, HttpReply, UpstreamError};
+use crate::auth::On;
 use crate::catalog::{Tool, ToolTarget};
 use crate::db::federation::ToolMetricRow;
 use crate::mcp::context::Ctx;
@@ -72,7 +73,7 @@ async fn run(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
         .tool(&ctx.scope, &ctx.principal, name)
         .ok_or_else(|| McpError::InvalidParams(format!("unknown tool {name:?}")))?;
     ctx.principal
-        .require_for("tools.execute", tool.access.team_id.as_deref())
+        .authorize("tools.execute", On::Item(&tool.access))
         .map_err(|refused| McpError::Forbidden(refused.to_string()))?;
     let arguments = match params.get("arguments") {
         None | Some(Value::Null) => Map::new(),
