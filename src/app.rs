@@ -77,6 +77,10 @@ impl Stopper {
     }
 }
 
+/// File descriptors kept free of streams: for `/health`, `/ready`, the admin API, the
+/// database pool and upstream connections.
+const FD_RESERVE: u64 = 256;
+
 /// Ends idle legacy sessions every 30 seconds.
 fn spawn_session_sweeper(sessions: Arc<SessionStore>) {
     actix_web::rt::spawn(async move {
@@ -110,7 +114,30 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let sessions = Arc::new(SessionStore::new(
         settings.mcp.session_ttl,
         settings.mcp.max_sessions,
+        settings.mcp.max_sessions_per_principal,
     ));
+    // Streams hold a descriptor each: keep them below the open-file limit with a reserve.
+    let open_files = crate::quota::raise_open_files_limit();
+    let stream_cap = settings
+        .mcp
+        .max_streams
+        .min(usize::try_from(open_files.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX) / 2)
+        .max(1);
+    if stream_cap < settings.mcp.max_streams {
+        tracing::warn!(
+            open_files,
+            stream_cap,
+            "MCP_MAX_STREAMS lowered to leave file descriptors for health checks and the admin API"
+        );
+    }
+    let streams = crate::quota::Quota::new(
+        "concurrent streams",
+        (
+            "MCP_MAX_STREAMS_PER_PRINCIPAL",
+            settings.mcp.max_streams_per_principal,
+        ),
+        ("MCP_MAX_STREAMS", stream_cap),
+    );
     spawn_session_sweeper(sessions.clone());
     let parked = crate::mcp::parked::ParkedCalls::new(settings.mcp.tool_timeout);
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -131,6 +158,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         upstream,
         sessions: sessions.clone(),
         parked: parked.clone(),
+        prompts: crate::prompt_render::PromptRenderer::new(settings.mcp.prompt_render.clone())?,
+        streams,
         console: Arc::new(crate::http::console::Console::new(secrets)?),
         mcp_settings: Arc::new(settings.mcp.clone()),
         settings: settings.clone(),
@@ -153,9 +182,17 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     // kept-alive connection (found by loadtest's fastpath scenario).
     .tcp_nodelay(true)
     .disable_signals();
-    if let Some(workers) = settings.http_workers {
-        server = server.workers(workers);
-    }
+    let workers = settings.http_workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    server = server
+        .workers(workers)
+        // Client connections stay below the open-file limit, with the reserve kept free.
+        .max_connections(
+            (usize::try_from(open_files.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX)
+                / workers.max(1))
+            .clamp(64, 25_000),
+        );
     let server = server
         .bind((settings.host, settings.port))
         .map_err(|error| {

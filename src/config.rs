@@ -101,6 +101,15 @@ pub struct McpSettings {
     /// `MCP_MAX_SESSIONS`: the most legacy sessions held at once; `initialize` beyond it is
     /// refused with 503 (default 10000).
     pub max_sessions: usize,
+    /// `MCP_MAX_SESSIONS_PER_PRINCIPAL`: legacy sessions one principal may hold; beyond it,
+    /// `initialize` is refused with 429 (default 100).
+    pub max_sessions_per_principal: usize,
+    /// `MCP_MAX_STREAMS_PER_PRINCIPAL`: long-lived streams (subscriptions/listen, session GET
+    /// streams, legacy SSE, console events) one principal may hold; beyond it, 429 (default 32).
+    pub max_streams_per_principal: usize,
+    /// `MCP_MAX_STREAMS`: long-lived streams in all (default 10000; lowered at start to leave
+    /// a reserve of file descriptors for /health, /ready, the admin API and the database).
+    pub max_streams: usize,
     /// `MCP_PAGE_SIZE`: items per page of `tools/list`, `resources/list`, `prompts/list`
     /// (default 100).
     pub page_size: usize,
@@ -117,6 +126,11 @@ pub struct McpSettings {
     /// `ALLOWED_HOSTS`: comma-separated `Host` names the MCP endpoints answer (`*` for any).
     /// Default: loopback names when bound to loopback, any otherwise.
     pub allowed_hosts: HostRule,
+    /// The budget of one prompt render: `PROMPT_RENDER_FUEL` (steps, default 100000),
+    /// `PROMPT_RENDER_MAX_OUTPUT_BYTES` (default 1048576), `PROMPT_RENDER_MEMORY_MB` (default
+    /// 256), `PROMPT_RENDER_TIMEOUT_MS` (default 2000), `PROMPT_RENDER_CONCURRENCY` (default 4)
+    /// and `PROMPT_RENDERER` (the `mcpgate` binary run as the renderer; default: this one).
+    pub prompt_render: crate::prompt_render::RenderLimits,
 }
 
 /// How the gateway treats upstream MCP servers.
@@ -125,11 +139,10 @@ pub struct FederationSettings {
     /// `GATEWAY_TOOL_NAME_SEPARATOR`: between a gateway's slug and a federated tool or prompt
     /// name (default `-`).
     pub tool_name_separator: String,
-    /// `SSRF_ALLOW_LOCALHOST`: whether upstream URLs may point at loopback (default false).
-    pub ssrf_allow_localhost: bool,
-    /// `SSRF_ALLOW_PRIVATE_NETWORKS`: whether upstream URLs may point at private networks
-    /// (default false).
-    pub ssrf_allow_private_networks: bool,
+    /// Where outbound connections may go: `SSRF_ALLOW_LOCALHOST` (default false),
+    /// `SSRF_ALLOW_PRIVATE_NETWORKS` (default false) and `SSRF_ALLOWLIST` (comma-separated
+    /// host names, `*.domain`, addresses and CIDR networks allowed whatever the rules say).
+    pub egress: crate::egress::EgressPolicy,
     /// `UPSTREAM_MAX_CONCURRENCY`: calls in flight to one upstream at most (default 100).
     pub max_concurrency: usize,
     /// `UPSTREAM_CIRCUIT_FAILURE_THRESHOLD`: consecutive failures that open an upstream's
@@ -529,6 +542,17 @@ impl Settings {
         let mcp = McpSettings {
             session_ttl: source.seconds("MCP_SESSION_TTL_SECONDS", 3600.0, 7.0 * 86400.0)?,
             max_sessions: source.ranged("MCP_MAX_SESSIONS", 10_000usize, 1..=10_000_000)?,
+            max_sessions_per_principal: source.ranged(
+                "MCP_MAX_SESSIONS_PER_PRINCIPAL",
+                100usize,
+                1..=10_000_000,
+            )?,
+            max_streams_per_principal: source.ranged(
+                "MCP_MAX_STREAMS_PER_PRINCIPAL",
+                32usize,
+                1..=1_000_000,
+            )?,
+            max_streams: source.ranged("MCP_MAX_STREAMS", 10_000usize, 1..=10_000_000)?,
             page_size: source.ranged("MCP_PAGE_SIZE", 100usize, 1..=10_000)?,
             cache_ttl_ms: source.ranged("MCP_CACHE_TTL_MS", 10_000u64, 0..=86_400_000)?,
             tool_timeout: source.seconds("TOOL_TIMEOUT", 60.0, 3600.0)?,
@@ -541,6 +565,22 @@ impl Settings {
                 Some(value) => HostRule::parse("ALLOWED_HOSTS", &value)?,
                 None if bound_to_loopback => HostRule::loopback(),
                 None => HostRule::Any,
+            },
+            prompt_render: crate::prompt_render::RenderLimits {
+                fuel: source.ranged("PROMPT_RENDER_FUEL", 100_000u64, 100..=100_000_000)?,
+                max_output_bytes: source.ranged(
+                    "PROMPT_RENDER_MAX_OUTPUT_BYTES",
+                    1024 * 1024usize,
+                    1024..=64 * 1024 * 1024,
+                )?,
+                memory_mb: source.ranged("PROMPT_RENDER_MEMORY_MB", 256u64, 64..=16 * 1024)?,
+                timeout: Duration::from_millis(source.ranged(
+                    "PROMPT_RENDER_TIMEOUT_MS",
+                    2000u64,
+                    100..=60_000,
+                )?),
+                concurrency: source.ranged("PROMPT_RENDER_CONCURRENCY", 4usize, 1..=256)?,
+                program: source.raw("PROMPT_RENDERER").map(PathBuf::from),
             },
         };
 
@@ -558,8 +598,19 @@ impl Settings {
         }
         let federation = FederationSettings {
             tool_name_separator,
-            ssrf_allow_localhost: source.boolean("SSRF_ALLOW_LOCALHOST", false)?,
-            ssrf_allow_private_networks: source.boolean("SSRF_ALLOW_PRIVATE_NETWORKS", false)?,
+            egress: crate::egress::EgressPolicy {
+                allow_localhost: source.boolean("SSRF_ALLOW_LOCALHOST", false)?,
+                allow_private_networks: source.boolean("SSRF_ALLOW_PRIVATE_NETWORKS", false)?,
+                allow: source
+                    .raw("SSRF_ALLOWLIST")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|entry| !entry.is_empty())
+                    .map(crate::egress::AllowEntry::parse)
+                    .collect::<Result<_, _>>()
+                    .map_err(|message| invalid("SSRF_ALLOWLIST", message))?,
+            },
             max_concurrency: source.ranged("UPSTREAM_MAX_CONCURRENCY", 100usize, 1..=100_000)?,
             circuit_failure_threshold: source.ranged(
                 "UPSTREAM_CIRCUIT_FAILURE_THRESHOLD",

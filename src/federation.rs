@@ -20,7 +20,7 @@ use crate::db::federation::{
 use crate::db::now;
 use crate::db::registry::{GatewayRow, GetRecord};
 use crate::secrets::SecretBox;
-use crate::upstream::{CallError, Target, TransportKind, ssrf};
+use crate::upstream::{CallError, Target, TransportKind};
 
 /// How long a health check may take.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -92,15 +92,15 @@ impl Federation {
         self.store(row, &discovery, true).await
     }
 
-    /// The SSRF guard, with the configured policy.
+    /// The egress policy, checked at registration for a clear refusal (every connection is
+    /// checked again when it is made).
     async fn check_address(&self, url: &str) -> Result<(), FederationError> {
-        let policy = ssrf::Policy {
-            allow_localhost: self.settings.federation.ssrf_allow_localhost,
-            allow_private_networks: self.settings.federation.ssrf_allow_private_networks,
-        };
-        ssrf::check(url, policy)
+        self.settings
+            .federation
+            .egress
+            .check_url_now(url)
             .await
-            .map_err(FederationError::Refused)
+            .map_err(|denied| FederationError::Refused(denied.0))
     }
 
     /// Discovers a stored gateway again and updates what it offers.

@@ -40,6 +40,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The prompt-template sandbox: a child of the gateway, no settings, no database.
+    let arguments: Vec<String> = std::env::args().collect();
+    if arguments.get(1).map(String::as_str) == Some(mcpgate::prompt_render::SUBCOMMAND) {
+        return mcpgate::prompt_render::child_main(&arguments[2..]);
+    }
     let cli = Cli::parse();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
@@ -121,8 +126,9 @@ async fn token(settings: Settings, email: String, exp_minutes: u64) -> Result<()
         .ok_or_else(|| {
             format!("no active user {email}: create one with POST /users (as the platform admin)")
         })?;
-    let token = keys?.issue(
+    let token = keys?.issue_for(
         &user.email,
+        user.id.as_deref(),
         user.is_admin,
         Duration::from_secs(exp_minutes * 60),
     )?;

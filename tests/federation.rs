@@ -345,7 +345,7 @@ async fn registration_errors_store_nothing(backend: Backend) {
 
     // The SSRF guard: loopback needs SSRF_ALLOW_LOCALHOST.
     let guarded_db = TestDb::new(backend).await;
-    let guarded = TestServer::start(&guarded_db, &[]).await;
+    let guarded = TestServer::start(&guarded_db, &[("SSRF_ALLOW_LOCALHOST", "false")]).await;
     let refused = guarded
         .admin(
             Method::POST,

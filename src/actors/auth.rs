@@ -133,6 +133,14 @@ impl Handler<Authenticate> for AuthActor {
             let grants = scoping.grants(&claims.sub).await?.ok_or_else(|| {
                 AuthError::InvalidToken("the account is disabled or no longer exists".into())
             })?;
+            grants
+                .account
+                .admits(
+                    claims.uid.as_deref(),
+                    claims.iat,
+                    claims.token_use.is_none(),
+                )
+                .map_err(AuthError::InvalidToken)?;
             Ok(Principal::new(
                 claims.sub,
                 claims.jti,
@@ -246,7 +254,12 @@ impl Handler<Login> for AuthActor {
             // The account may have changed since it was cached (a new password, say).
             scoping.invalidate(Some(email.clone())).await;
             let access_token = keys
-                .issue(&email, user.is_admin, settings.token_expiry)
+                .issue_for(
+                    &email,
+                    user.id.as_deref(),
+                    user.is_admin,
+                    settings.token_expiry,
+                )
                 .map_err(|error| {
                     tracing::error!(%error, "cannot sign a token");
                     AuthError::Unavailable
@@ -264,6 +277,8 @@ impl Handler<Login> for AuthActor {
 pub struct IssueApiToken {
     /// Its owner.
     pub email: String,
+    /// Its owner's account id.
+    pub uid: Option<String>,
     /// Its id.
     pub jti: String,
     /// When it expires.
@@ -283,6 +298,7 @@ impl Handler<IssueApiToken> for AuthActor {
         self.keys
             .issue_api(
                 &message.email,
+                message.uid.as_deref(),
                 &message.jti,
                 message.expires_at,
                 message.scope,
@@ -344,6 +360,7 @@ impl Auth {
     pub async fn issue_api_token(
         &self,
         email: &str,
+        uid: Option<&str>,
         jti: &str,
         expires_at: chrono::DateTime<chrono::Utc>,
         scope: crate::auth::scope::TokenScope,
@@ -351,6 +368,7 @@ impl Auth {
         self.addr
             .send(IssueApiToken {
                 email: email.to_owned(),
+                uid: uid.map(str::to_owned),
                 jti: jti.to_owned(),
                 expires_at,
                 scope,

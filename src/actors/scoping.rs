@@ -99,12 +99,14 @@ fn grants_of(rows: IdentityRows) -> Option<Arc<Grants>> {
         .into_iter()
         .map(|row| (row.role, row.scope))
         .collect();
-    Some(Arc::new(Grants::from_assignments(
-        rows.user.is_admin,
-        rows.personal_team,
-        teams,
-        &assignments,
-    )))
+    let mut grants =
+        Grants::from_assignments(rows.user.is_admin, rows.personal_team, teams, &assignments);
+    grants.account = crate::auth::rbac::Account {
+        id: rows.user.id,
+        created_at: Some(rows.user.created_at),
+        tokens_valid_after: rows.user.tokens_valid_after,
+    };
+    Some(Arc::new(grants))
 }
 
 impl Handler<GetGrants> for ScopingActor {

@@ -1,4 +1,5 @@
-//! The UpstreamActor: owns the gateway's ONE `reqwest::Client` (keep-alive pool, TCP_NODELAY)
+//! The UpstreamActor: owns the gateway's ONE HTTP client (keep-alive pool, TCP_NODELAY, the
+//! egress policy on every connection)
 //! and carries out calls to upstream HTTP endpoints — REST-backed tools today, upstream MCP
 //! servers with federation. No database connection is involved at any point.
 
@@ -13,6 +14,9 @@ use crate::upstream::describe;
 
 /// The most response bytes read from an upstream.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// Redirects a REST tool call follows at most.
+const MAX_REDIRECTS: usize = 1;
 
 /// Extra time the caller allows beyond the call's own timeout before giving up on a reply.
 const REPLY_MARGIN: Duration = Duration::from_secs(2);
@@ -29,6 +33,9 @@ pub enum UpstreamError {
     /// The response was larger than the gateway accepts.
     #[error("the response is larger than {0} bytes")]
     TooLarge(usize),
+    /// The egress policy refused the destination (or a redirect's).
+    #[error("{0}")]
+    Refused(String),
     /// The request could not be built (a bad URL or header).
     #[error("the request is invalid: {0}")]
     InvalidRequest(String),
@@ -75,7 +82,7 @@ impl Message for CallHttp {
 
 /// The actor.
 pub struct UpstreamActor {
-    client: reqwest::Client,
+    client: crate::egress::HttpClient,
     federation: FederationSettings,
     links: HashMap<String, Arc<Link>>,
     /// Where "gateway X's lists changed" is reported (the federation maintenance loop).
@@ -106,26 +113,80 @@ impl Handler<CallHttp> for UpstreamActor {
     }
 }
 
-async fn send(client: reqwest::Client, call: CallHttp) -> Result<HttpReply, UpstreamError> {
-    let method = reqwest::Method::from_bytes(call.method.as_bytes())
+/// Where a redirect points, resolved against the URL that answered it.
+fn redirect_target(
+    from: &url::Url,
+    status: reqwest::StatusCode,
+    location: Option<&reqwest::header::HeaderValue>,
+) -> Result<url::Url, UpstreamError> {
+    let location = location
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| {
+            UpstreamError::Unreachable(format!("HTTP {status} redirect without a Location"))
+        })?;
+    from.join(location)
+        .map_err(|error| UpstreamError::Unreachable(format!("bad redirect {location:?}: {error}")))
+}
+
+/// Sends a REST tool call. A redirect is followed once at most: its destination must pass the
+/// egress policy like any other, and the tool's configured headers (credentials, under
+/// whatever name) are sent only to the origin they were configured for.
+async fn send(
+    client: crate::egress::HttpClient,
+    call: CallHttp,
+) -> Result<HttpReply, UpstreamError> {
+    let mut method = reqwest::Method::from_bytes(call.method.as_bytes())
         .map_err(|_| UpstreamError::InvalidRequest(format!("bad method {}", call.method)))?;
-    let mut request = client.request(method, &call.url);
-    for (name, value) in &call.headers {
-        request = request.header(name, value);
-    }
-    if !call.query.is_empty() {
-        request = request.query(&call.query);
-    }
-    if let Some(body) = &call.body {
-        request = request.json(body);
-    }
-    let mut response = request.send().await.map_err(|error| {
-        if error.is_builder() {
-            UpstreamError::InvalidRequest(error.to_string())
-        } else {
-            UpstreamError::Unreachable(describe(&error))
+    let origin = url::Url::parse(&call.url)
+        .map_err(|error| UpstreamError::InvalidRequest(format!("bad URL: {error}")))?;
+    let mut url = origin.clone();
+    let mut body = call.body.clone();
+    let mut hops = 0;
+    let mut response = loop {
+        let mut request = client
+            .request(method.clone(), url.as_str())
+            .map_err(|denied| UpstreamError::Refused(denied.to_string()))?;
+        if crate::egress::same_origin(&origin, &url) {
+            for (name, value) in &call.headers {
+                request = request.header(name, value);
+            }
         }
-    })?;
+        if !call.query.is_empty() && hops == 0 {
+            request = request.query(&call.query);
+        }
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|error| {
+            if error.is_builder() {
+                UpstreamError::InvalidRequest(error.to_string())
+            } else {
+                UpstreamError::Unreachable(describe(&error))
+            }
+        })?;
+        let status = response.status();
+        if !status.is_redirection() || status == reqwest::StatusCode::NOT_MODIFIED {
+            break response;
+        }
+        if hops == MAX_REDIRECTS {
+            return Err(UpstreamError::Unreachable(format!(
+                "the endpoint redirected more than {MAX_REDIRECTS} time(s)"
+            )));
+        }
+        hops += 1;
+        url = redirect_target(
+            &url,
+            status,
+            response.headers().get(reqwest::header::LOCATION),
+        )?;
+        // 303 (and, as browsers do, 301/302 after a POST) continue as a GET without a body.
+        if status == reqwest::StatusCode::SEE_OTHER
+            || (matches!(status.as_u16(), 301 | 302) && method == reqwest::Method::POST)
+        {
+            method = reqwest::Method::GET;
+            body = None;
+        }
+    };
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -162,15 +223,7 @@ impl Upstream {
         federation: FederationSettings,
         changes: Option<tokio::sync::mpsc::Sender<String>>,
     ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
+        let client = crate::egress::HttpClient::new(federation.egress.clone())?;
         let arbiter = Arbiter::new();
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
             ctx.set_mailbox_capacity(16_384);
@@ -346,7 +399,7 @@ impl Link {
     /// connection follows the upstream's change notifications.
     async fn connection(
         &self,
-        client: &reqwest::Client,
+        client: &crate::egress::HttpClient,
         target: &Target,
     ) -> Result<Arc<Connection>, CallError> {
         let mut slot = self.connection.lock().await;

@@ -33,6 +33,9 @@ pub struct Claims {
     /// An API token's restrictions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<super::scope::TokenScope>,
+    /// The account's immutable id: a token never works for another account of the same email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// Signing and verification keys with the expected issuer and audience.
@@ -110,8 +113,20 @@ impl JwtKeys {
         }
     }
 
-    /// Issues a token for `email` valid for `lifetime`.
+    /// Issues a token for `email` valid for `lifetime`, not bound to an account id (it works
+    /// for an account created before it was issued).
     pub fn issue(&self, email: &str, is_admin: bool, lifetime: Duration) -> Result<String, String> {
+        self.issue_for(email, None, is_admin, lifetime)
+    }
+
+    /// Issues a sign-in token for the account `uid` (`email`) valid for `lifetime`.
+    pub fn issue_for(
+        &self,
+        email: &str,
+        uid: Option<&str>,
+        is_admin: bool,
+        lifetime: Duration,
+    ) -> Result<String, String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: email.to_owned(),
@@ -123,6 +138,7 @@ impl JwtKeys {
             is_admin,
             token_use: None,
             scope: None,
+            uid: uid.map(str::to_owned),
         };
         self.sign(&claims)
     }
@@ -131,6 +147,7 @@ impl JwtKeys {
     pub fn issue_api(
         &self,
         email: &str,
+        uid: Option<&str>,
         jti: &str,
         expires_at: chrono::DateTime<chrono::Utc>,
         scope: super::scope::TokenScope,
@@ -145,6 +162,7 @@ impl JwtKeys {
             is_admin: false,
             token_use: Some("api".into()),
             scope: Some(scope),
+            uid: uid.map(str::to_owned),
         };
         self.sign(&claims)
     }

@@ -239,6 +239,11 @@ impl Principal {
         self
     }
 
+    /// The account's immutable id (tokens issued for it carry it).
+    pub fn account_id(&self) -> Option<&str> {
+        self.grants.account.id.as_deref()
+    }
+
     /// Whether this is an API token (`POST /tokens`) rather than an interactive sign-in.
     pub fn is_api_token(&self) -> bool {
         self.scope.is_some()

@@ -123,6 +123,49 @@ pub struct Grants {
     pub global: BTreeSet<&'static str>,
     /// Permissions that apply to one team's items.
     pub per_team: BTreeMap<String, BTreeSet<&'static str>>,
+    /// Which account these are, for binding tokens to it.
+    pub account: Account,
+}
+
+/// What a token must agree with about its account.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Account {
+    /// The account's immutable id.
+    pub id: Option<String>,
+    /// When it was created (a token without an id must be younger).
+    pub created_at: Option<chrono::NaiveDateTime>,
+    /// Sign-in tokens issued before this are refused.
+    pub tokens_valid_after: Option<chrono::NaiveDateTime>,
+}
+
+impl Account {
+    /// Refuses a token issued at `issued_at` (seconds) with account id `uid` that is not for
+    /// this account, or a sign-in token (`sign_in`) from before the account's last reset.
+    pub fn admits(&self, uid: Option<&str>, issued_at: i64, sign_in: bool) -> Result<(), String> {
+        let gone = || "the token was issued to an account that no longer exists".to_owned();
+        match uid {
+            Some(uid) if self.id.as_deref() != Some(uid) => return Err(gone()),
+            // A token from before ids: it must be younger than the account.
+            None if self
+                .created_at
+                .is_some_and(|created| issued_at < created.and_utc().timestamp()) =>
+            {
+                return Err(gone());
+            }
+            _ => {}
+        }
+        if sign_in
+            && self
+                .tokens_valid_after
+                .is_some_and(|after| issued_at < after.and_utc().timestamp())
+        {
+            return Err(
+                "the account's password was changed or it was disabled after this sign-in; sign in again"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Grants {

@@ -96,8 +96,8 @@ pub struct Prompt {
     pub arguments: Vec<PromptArgument>,
     /// Its description.
     pub description: Option<String>,
-    /// The compiled template, registered under the name `prompt`.
-    pub template: tera::Tera,
+    /// The template's source (Jinja; rendered in the sandbox).
+    pub template: String,
     /// The upstream it is fetched from (gateway id, original name), when federated.
     pub upstream: Option<(String, String)>,
     /// Who owns it and may see it.
@@ -502,13 +502,12 @@ fn prompt(row: PromptRow) -> Option<Prompt> {
                 .unwrap_or_else(|| row.name.clone()),
         )
     });
-    let mut template = tera::Tera::default();
-    let source = if upstream.is_some() {
-        ""
+    let template = if upstream.is_some() {
+        String::new()
     } else {
-        row.template.as_str()
+        row.template.clone()
     };
-    if let Err(error) = template.add_raw_template("prompt", source) {
+    if let Err(error) = crate::prompt_render::check_syntax(&template) {
         tracing::error!(prompt = %row.name, %error, "stored prompt template does not compile; not served");
         return None;
     }

@@ -24,6 +24,11 @@ pub struct UserRow {
     pub locked_until: Option<chrono::NaiveDateTime>,
     /// When the password was last set.
     pub password_changed_at: Option<chrono::NaiveDateTime>,
+    /// The account's immutable id (tokens carry it; a re-created email is another account).
+    pub id: Option<String>,
+    /// Sign-in tokens issued before this instant are refused (set by a password change, an
+    /// admin reset, a disable).
+    pub tokens_valid_after: Option<chrono::NaiveDateTime>,
 }
 
 unit_of_work! {

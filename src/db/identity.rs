@@ -77,6 +77,8 @@ pub fn new_user(
         failed_logins: 0,
         locked_until: None,
         password_changed_at: Some(at),
+        id: Some(uuid::Uuid::new_v4().simple().to_string()),
+        tokens_valid_after: None,
     };
     let id = crate::registry::new_id();
     let team = TeamRow {
@@ -229,6 +231,11 @@ unit_of_work! {
         }
         if let Some(is_active) = changes.is_active {
             let update = diesel::update(target).set(users::is_active.eq(is_active));
+            crate::on_backend!(conn.reborrow(), c => update.execute(c).await)?;
+        }
+        // A new password or a disable ends every sign-in made before.
+        if changes.password_hash.is_some() || changes.is_active == Some(false) {
+            let update = diesel::update(target).set(users::tokens_valid_after.eq(Some(at)));
             crate::on_backend!(conn.reborrow(), c => update.execute(c).await)?;
         }
         if let Some(is_admin) = changes.is_admin {

@@ -21,6 +21,8 @@ diesel::table! {
         failed_logins -> Integer,
         locked_until -> Nullable<Timestamp>,
         password_changed_at -> Nullable<Timestamp>,
+        id -> Nullable<Text>,
+        tokens_valid_after -> Nullable<Timestamp>,
     }
 }
 

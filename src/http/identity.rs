@@ -639,9 +639,9 @@ pub async fn delete_user(
 /// Who may assign `role` in `scope`: `users.manage` anywhere; a team's managers for
 /// team-scoped roles other than `platform_admin`.
 fn may_assign(principal: &Principal, role: &str, scope: &RoleScope) -> Result<(), ApiError> {
-    if principal.permits("users.manage", On::Platform) {
+    let Err(denied) = principal.authorize("users.manage", On::Platform) else {
         return Ok(());
-    }
+    };
     match scope {
         RoleScope::Team(team)
             if role != "platform_admin"
@@ -649,9 +649,9 @@ fn may_assign(principal: &Principal, role: &str, scope: &RoleScope) -> Result<()
         {
             Ok(())
         }
-        _ => Err(forbidden(AuthError::Forbidden(
-            "assigning this role needs users.manage (or managing the team, for a team role)".into(),
-        ))),
+        _ => Err(forbidden(AuthError::Forbidden(format!(
+            "{denied}: assigning this role needs users.manage (or managing the team, for a team role)"
+        )))),
     }
 }
 

@@ -48,6 +48,11 @@ pub struct AppState {
     pub console: Arc<console::Console>,
     /// Upstream calls waiting for a 2026-07-28 client's answers.
     pub parked: Arc<crate::mcp::parked::ParkedCalls>,
+    /// Renders prompt templates in the sandbox.
+    pub prompts: crate::prompt_render::PromptRenderer,
+    /// Long-lived streams (subscriptions/listen, session GET streams, legacy SSE, console
+    /// events), per principal and in all.
+    pub streams: std::sync::Arc<crate::quota::Quota>,
     /// The settings the process started with.
     pub settings: Arc<Settings>,
     /// The MCP part of the settings.

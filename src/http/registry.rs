@@ -229,6 +229,9 @@ where
     };
     let record = E::create(input, &change)?;
     may_create::<E>(principal, &record)?;
+    if let Some(url) = E::egress_url(&record) {
+        egress_allows(state, url).await?;
+    }
     let record = state
         .db
         .run(InsertRecord { record })
@@ -251,6 +254,9 @@ where
     GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
 {
     authorized::<E>(state, principal, id, "update").await?;
+    if let Some(url) = E::egress_url_of_update(&input) {
+        egress_allows(state, url).await?;
+    }
     let input = Arc::new(input);
     let actor_email = principal.email.clone();
     let changed_at = now();
@@ -325,6 +331,21 @@ where
         .map_err(|error| map_db::<E>(error, Some(id)))?;
     state.catalog.refresh().await;
     Ok(record)
+}
+
+/// Refuses a URL the egress policy would refuse to connect to (422 naming the rule); every
+/// connection is checked again when it is made.
+async fn egress_allows(state: &AppState, url: &str) -> Result<(), ApiError> {
+    state
+        .settings
+        .federation
+        .egress
+        .check_url_now(url.trim())
+        .await
+        .map_err(|denied| ApiError::InvalidField {
+            field: "url".into(),
+            message: denied.to_string(),
+        })
 }
 
 /// Refuses a new record in a team the principal does not belong to (422) or may not create

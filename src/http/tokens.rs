@@ -166,7 +166,13 @@ pub async fn issue(
     let expires_at = chrono::Utc::now() + chrono::TimeDelta::days(i64::from(days));
     let access_token = state
         .auth
-        .issue_api_token(&principal.email, &jti, expires_at, scope.clone())
+        .issue_api_token(
+            &principal.email,
+            principal.account_id(),
+            &jti,
+            expires_at,
+            scope.clone(),
+        )
         .await
         .map_err(ApiError::from_auth)?;
     let row = ApiTokenRow {

@@ -43,6 +43,8 @@ pub struct Ctx {
     pub metrics: crate::actors::metrics::Metrics,
     /// Upstream calls waiting for a 2026-07-28 client's `inputResponses`.
     pub parked: Arc<ParkedCalls>,
+    /// Renders prompt templates in the sandbox.
+    pub prompts: crate::prompt_render::PromptRenderer,
     /// A 2026-07-28 request's declared client capabilities (empty in the session era, where
     /// the session holds them).
     pub client_capabilities: serde_json::Map<String, Value>,

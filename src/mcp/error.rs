@@ -69,12 +69,29 @@ pub enum McpError {
         /// When to retry.
         retry_after: Duration,
     },
+    /// A per-principal quota (or the global cap) on long-lived resources is reached: 429.
+    #[error("{message}")]
+    Quota {
+        /// Which quota, naming its setting.
+        message: String,
+        /// When to retry.
+        retry_after: Duration,
+    },
     /// The caller may see this but not do it (a permission their roles or token lack).
     #[error("forbidden: {0}")]
     Forbidden(String),
     /// A bug; details are in the log.
     #[error("internal error")]
     Internal,
+}
+
+impl From<crate::quota::QuotaExceeded> for McpError {
+    fn from(exceeded: crate::quota::QuotaExceeded) -> Self {
+        McpError::Quota {
+            message: exceeded.message,
+            retry_after: exceeded.retry_after,
+        }
+    }
 }
 
 impl McpError {
@@ -98,6 +115,7 @@ impl McpError {
             McpError::Relayed { code, .. } => *code,
             McpError::Forbidden(_) => -32003,
             McpError::Unavailable { .. } | McpError::Internal | McpError::Upstream(_) => -32603,
+            McpError::Quota { .. } => -32000,
         }
     }
 
@@ -118,6 +136,7 @@ impl McpError {
             McpError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             McpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             McpError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            McpError::Quota { .. } => StatusCode::TOO_MANY_REQUESTS,
             McpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             McpError::MethodNotFound(_) => match era {
                 Era::Modern => StatusCode::NOT_FOUND,
@@ -156,6 +175,7 @@ impl McpError {
             | McpError::Upstream(_)
             | McpError::Forbidden(_)
             | McpError::Unavailable { .. }
+            | McpError::Quota { .. }
             | McpError::Internal => None,
         }
     }

@@ -187,15 +187,17 @@ pub struct SessionStore {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     ttl: Duration,
     max: usize,
+    per_principal: usize,
 }
 
 impl SessionStore {
     /// An empty store.
-    pub fn new(ttl: Duration, max: usize) -> Self {
+    pub fn new(ttl: Duration, max: usize, per_principal: usize) -> Self {
         SessionStore {
             sessions: Mutex::new(HashMap::new()),
             ttl,
             max,
+            per_principal,
         }
     }
 
@@ -207,6 +209,27 @@ impl SessionStore {
         version: &'static str,
     ) -> Result<Arc<Session>, McpError> {
         let mut sessions = lock(&self.sessions);
+        // One principal's share first: another principal still gets in.
+        let owned = |sessions: &HashMap<String, Arc<Session>>| {
+            sessions
+                .values()
+                .filter(|session| session.owner == owner)
+                .count()
+        };
+        if owned(&sessions) >= self.per_principal {
+            sessions.retain(|_, session| !session.expired(self.ttl));
+            let held = owned(&sessions);
+            if held >= self.per_principal {
+                return Err(McpError::Quota {
+                    message: format!(
+                        "quota exceeded: you hold {held} MCP sessions (the most per principal, \
+                         MCP_MAX_SESSIONS_PER_PRINCIPAL = {}); end one with DELETE first",
+                        self.per_principal
+                    ),
+                    retry_after: Duration::from_secs(5),
+                });
+            }
+        }
         if sessions.len() >= self.max {
             sessions.retain(|_, session| !session.expired(self.ttl));
             if sessions.len() >= self.max {
@@ -302,7 +325,7 @@ mod tests {
 
     #[test]
     fn sessions_are_bounded_owned_and_expire() {
-        let store = SessionStore::new(Duration::from_millis(0), 2);
+        let store = SessionStore::new(Duration::from_millis(0), 2, 100);
         let a = store
             .create(Scope::All, "a@example.com", "2025-11-25")
             .unwrap();
@@ -315,7 +338,7 @@ mod tests {
             store.get(&a.id, "a@example.com", &Scope::All).is_none(),
             "expired"
         );
-        let store = SessionStore::new(Duration::from_secs(60), 1);
+        let store = SessionStore::new(Duration::from_secs(60), 1, 100);
         store
             .create(Scope::All, "a@example.com", "2025-11-25")
             .unwrap();

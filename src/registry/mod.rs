@@ -90,6 +90,17 @@ pub trait Entity: 'static {
 
     /// The message for a uniqueness conflict on `constraint` (as the database named it).
     fn conflict_message(constraint: &str) -> String;
+
+    /// The URL a new record makes the gateway call (a REST tool's), checked against the egress
+    /// policy before the record is stored.
+    fn egress_url(_record: &Self::Record) -> Option<&str> {
+        None
+    }
+
+    /// The URL an update sets, checked likewise.
+    fn egress_url_of_update(_input: &Self::Update) -> Option<&str> {
+        None
+    }
 }
 
 /// What every registry item shows besides its own fields (flattened into its view).

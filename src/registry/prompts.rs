@@ -1,4 +1,4 @@
-//! Prompts: tera templates with declared arguments.
+//! Prompts: Jinja templates with declared arguments.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -36,7 +36,7 @@ pub struct PromptCreate {
     /// What the prompt is for.
     #[serde(default)]
     pub description: Option<String>,
-    /// A tera template (`Summarise {{ text }} in {{ words }} words`).
+    /// A Jinja template (`Summarise {{ text }} in {{ words }} words`).
     pub template: String,
     /// Its arguments.
     #[serde(default)]
@@ -90,7 +90,7 @@ pub struct PromptView {
     pub name: String,
     /// Its description.
     pub description: Option<String>,
-    /// Its tera template.
+    /// Its Jinja template.
     pub template: String,
     /// Its arguments.
     pub arguments: Vec<PromptArgument>,
@@ -106,7 +106,7 @@ pub struct PromptView {
 /// The prompt entity.
 pub struct Prompts;
 
-/// Checks the template parses as tera.
+/// Checks the template compiles (Jinja).
 fn template(value: &str) -> Result<String, Invalid> {
     if value.trim().is_empty() {
         return Err(invalid("template", "must not be empty"));
@@ -114,9 +114,12 @@ fn template(value: &str) -> Result<String, Invalid> {
     if value.len() > 256 * 1024 {
         return Err(invalid("template", "is larger than 256 KiB"));
     }
-    let mut tera = tera::Tera::default();
-    tera.add_raw_template("prompt", value)
-        .map_err(|error| invalid("template", format!("is not a valid tera template: {error}")))?;
+    crate::prompt_render::check_syntax(value).map_err(|error| {
+        invalid(
+            "template",
+            format!("is not a valid Jinja template: {error}"),
+        )
+    })?;
     Ok(value.to_owned())
 }
 

@@ -216,6 +216,14 @@ impl Entity for Tools {
     type Update = ToolUpdate;
     type View = ToolView;
 
+    fn egress_url(record: &ToolRow) -> Option<&str> {
+        record.url.as_deref()
+    }
+
+    fn egress_url_of_update(input: &ToolUpdate) -> Option<&str> {
+        input.url.as_deref()
+    }
+
     const NOUN: &'static str = "tool";
     const PATH: &'static str = "tools";
 
@@ -295,7 +303,24 @@ impl Entity for Tools {
             row.description = optional_text("description", description.as_deref(), 8192)?;
         }
         if let Some(url) = &input.url {
-            row.url = Some(http_url("url", url)?);
+            let url = http_url("url", url)?;
+            // Credentials stay with the origin they were entered for: moving the tool to
+            // another origin needs its header values entered again.
+            let origin = |url: &str| url::Url::parse(url).ok().map(|url| url.origin());
+            let moves = row.url.as_deref().map(origin) != Some(origin(&url));
+            let stored: BTreeMap<String, String> = stored_json("tools.headers", &row.headers);
+            let reentered = input
+                .headers
+                .as_ref()
+                .is_some_and(|headers| headers.values().all(|value| value != MASK));
+            if moves && !stored.is_empty() && !reentered {
+                return Err(invalid(
+                    "headers",
+                    "the URL moves to another origin: enter the header values again (stored \
+                     credentials are not sent to a new origin)",
+                ));
+            }
+            row.url = Some(url);
         }
         if let Some(method) = input.request_type {
             row.request_type = Some(method.as_str().into());

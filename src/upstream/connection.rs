@@ -21,7 +21,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A live connection to one upstream.
 pub struct Connection {
-    http: reqwest::Client,
+    http: crate::egress::HttpClient,
     target: Target,
     /// What was negotiated.
     pub era: Era,
@@ -159,7 +159,10 @@ impl Notifications {
 impl Connection {
     /// Connects: Streamable HTTP tries 2026-07-28 first and falls back to `initialize`; SSE
     /// opens the stream and initializes over it.
-    pub async fn connect(http: reqwest::Client, target: Target) -> Result<Connection, CallError> {
+    pub async fn connect(
+        http: crate::egress::HttpClient,
+        target: Target,
+    ) -> Result<Connection, CallError> {
         let connecting = async {
             match target.transport {
                 TransportKind::StreamableHttp => Self::connect_streamable(http, target).await,
@@ -172,7 +175,7 @@ impl Connection {
     }
 
     async fn connect_streamable(
-        http: reqwest::Client,
+        http: crate::egress::HttpClient,
         target: Target,
     ) -> Result<Connection, CallError> {
         let mut connection = Connection {
@@ -231,8 +234,11 @@ impl Connection {
         Ok(connection)
     }
 
-    async fn connect_sse(http: reqwest::Client, target: Target) -> Result<Connection, CallError> {
-        let mut request = http.get(&target.url).header("accept", "text/event-stream");
+    async fn connect_sse(
+        http: crate::egress::HttpClient,
+        target: Target,
+    ) -> Result<Connection, CallError> {
+        let mut request = http.get(&target.url)?.header("accept", "text/event-stream");
         for (name, value) in &target.headers {
             request = request.header(name, value);
         }
@@ -258,10 +264,20 @@ impl Connection {
                 }
             }
         };
-        let post_url = url::Url::parse(&target.url)
-            .and_then(|base| base.join(endpoint.trim()))
-            .map_err(|e| CallError::Transport(format!("bad endpoint event {endpoint:?}: {e}")))?
-            .to_string();
+        let base = url::Url::parse(&target.url)
+            .map_err(|e| CallError::Transport(format!("bad upstream URL: {e}")))?;
+        let post_url = base
+            .join(endpoint.trim())
+            .map_err(|e| CallError::Transport(format!("bad endpoint event {endpoint:?}: {e}")))?;
+        // The upstream's credentials go only where they were registered for.
+        if !crate::egress::same_origin(&base, &post_url) {
+            return Err(CallError::Transport(format!(
+                "the SSE endpoint event points to another origin ({post_url}); only the \
+                 registered origin {} is used",
+                base.origin().ascii_serialization()
+            )));
+        }
+        let post_url = post_url.to_string();
         let routes: Arc<SseRoutes> = Arc::default();
         let on_change: Arc<Mutex<Option<OnChange>>> = Arc::default();
         let reader = {
@@ -508,12 +524,22 @@ impl Connection {
         };
         self.watcher = Some(tokio::spawn(async move {
             // A POST (subscriptions/listen) accepts both, as every Streamable HTTP POST must.
-            let mut request = match &listen_body {
-                Some(body) => http
-                    .post(&url)
-                    .json(body)
-                    .header("accept", "application/json, text/event-stream"),
-                None => http.get(&url).header("accept", "text/event-stream"),
+            let request = match &listen_body {
+                Some(body) => http.post(&url).map(|request| {
+                    request
+                        .json(body)
+                        .header("accept", "application/json, text/event-stream")
+                }),
+                None => http
+                    .get(&url)
+                    .map(|request| request.header("accept", "text/event-stream")),
+            };
+            let mut request = match request {
+                Ok(request) => request,
+                Err(denied) => {
+                    tracing::warn!(%denied, "the upstream's notification stream is refused");
+                    return;
+                }
             };
             for (name, value) in &headers {
                 request = request.header(name, value);
@@ -539,10 +565,10 @@ impl Connection {
     /// Ends a legacy Streamable HTTP session (best effort).
     pub async fn close(&self) {
         if let (Some(session), None) = (&self.session_id, &self.sse) {
-            let mut request = self
-                .http
-                .delete(&self.target.url)
-                .header("mcp-session-id", session);
+            let Ok(request) = self.http.delete(&self.target.url) else {
+                return;
+            };
+            let mut request = request.header("mcp-session-id", session);
             for (name, value) in &self.target.headers {
                 request = request.header(name, value);
             }
@@ -738,14 +764,14 @@ impl Connection {
 
 /// POSTs a JSON-RPC message with the upstream's headers and `extra`.
 async fn post_json(
-    http: &reqwest::Client,
+    http: &crate::egress::HttpClient,
     url: &str,
     headers: &std::collections::BTreeMap<String, String>,
     extra: &[(&str, String)],
     body: &Value,
 ) -> Result<reqwest::Response, CallError> {
     let mut request = http
-        .post(url)
+        .post(url)?
         .header("accept", "application/json, text/event-stream")
         .json(body);
     for (name, value) in headers {
@@ -763,7 +789,7 @@ async fn post_json(
 /// Where the SSE reader posts its answers to the upstream's questions.
 #[derive(Clone)]
 struct Poster {
-    http: reqwest::Client,
+    http: crate::egress::HttpClient,
     url: String,
     headers: std::collections::BTreeMap<String, String>,
 }

@@ -4,7 +4,6 @@
 
 mod connection;
 mod sse;
-pub mod ssrf;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -59,6 +58,12 @@ pub enum CallError {
     /// The caller went away.
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<crate::egress::EgressDenied> for CallError {
+    fn from(denied: crate::egress::EgressDenied) -> Self {
+        CallError::Transport(denied.to_string())
+    }
 }
 
 /// What a connection negotiated.

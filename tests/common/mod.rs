@@ -137,6 +137,11 @@ pub fn settings(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
         ("PLATFORM_ADMIN_PASSWORD", "admin-password-for-tests"),
         ("LOG_LEVEL", "warn"),
         ("DB_POOL_SIZE", "5"),
+        // Every upstream and REST service a test starts is on loopback; the security tests
+        // turn this off to prove the egress policy.
+        ("SSRF_ALLOW_LOCALHOST", "true"),
+        // The server runs inside the test binary: prompts render in the real gateway binary.
+        ("PROMPT_RENDERER", env!("CARGO_BIN_EXE_mcpgate")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -301,6 +301,15 @@ pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpRes
 /// `GET /admin/events`: the dashboard's figures every two seconds (SSE), until the page
 /// closes or the gateway stops.
 pub async fn events(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
+    let permit = match state.streams.acquire(&user.principal.email) {
+        Ok(permit) => permit,
+        Err(exceeded) => {
+            return HttpResponse::TooManyRequests()
+                .insert_header(("Retry-After", exceeded.retry_after.as_secs().to_string()))
+                .content_type("text/plain; charset=utf-8")
+                .body(exceeded.message);
+        }
+    };
     let (sender, receiver) = tokio::sync::mpsc::channel::<SseEvent>(4);
     let principal = user.principal;
     let shutdown = state.shutdown.clone();
@@ -336,7 +345,7 @@ pub async fn events(state: web::Data<AppState>, user: ConsoleUser) -> HttpRespon
         }
     });
     sse::response(
-        SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE),
+        SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE).holding(permit),
         &[],
     )
 }

@@ -65,6 +65,7 @@ pub fn context(
         cancel: CancellationToken::new(),
         metrics: state.metrics.clone(),
         parked: state.parked.clone(),
+        prompts: state.prompts.clone(),
         client_capabilities: match request.era {
             Era::Modern => params
                 .get("_meta")

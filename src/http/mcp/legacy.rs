@@ -48,6 +48,18 @@ fn open(
         Ok(scope) => scope,
         Err(response) => return *response,
     };
+    let permit = match state.streams.acquire(&principal.email) {
+        Ok(permit) => permit,
+        Err(exceeded) => {
+            return error_response(
+                None,
+                &exceeded.into(),
+                Era::Legacy {
+                    version: SSE_VERSION,
+                },
+            );
+        }
+    };
     let session = match state.sessions.create(scope, &principal.email, SSE_VERSION) {
         Ok(session) => session,
         Err(error) => {
@@ -84,7 +96,7 @@ fn open(
         sessions.remove(&session_id);
     });
     sse::response(
-        SseBody::new(receiver, Some(on_close), sse::LONG_LIVED_KEEP_ALIVE),
+        SseBody::new(receiver, Some(on_close), sse::LONG_LIVED_KEEP_ALIVE).holding(permit),
         &[],
     )
 }

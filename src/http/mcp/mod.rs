@@ -103,7 +103,7 @@ pub(crate) async fn call_tool(
 /// A JSON-RPC error response with the era's HTTP status.
 pub(crate) fn error_response(id: Option<&Value>, error: &McpError, era: Era) -> HttpResponse {
     let mut response = HttpResponse::build(error.http_status(era));
-    if let McpError::Unavailable { retry_after } = error {
+    if let McpError::Unavailable { retry_after } | McpError::Quota { retry_after, .. } = error {
         response.insert_header((
             header::RETRY_AFTER,
             retry_after.as_secs().max(1).to_string(),

@@ -57,6 +57,8 @@ pub struct SseBody<T> {
     receiver: mpsc::Receiver<T>,
     keep_alive: tokio::time::Interval,
     on_close: Option<OnClose>,
+    /// The stream's place in its principal's quota, given back when the body is dropped.
+    _permit: Option<crate::quota::Permit>,
 }
 
 impl<T> SseBody<T> {
@@ -73,7 +75,14 @@ impl<T> SseBody<T> {
             receiver,
             keep_alive,
             on_close,
+            _permit: None,
         }
+    }
+
+    /// The same body, holding `permit` for as long as it lives.
+    pub fn holding(mut self, permit: crate::quota::Permit) -> Self {
+        self._permit = Some(permit);
+        self
     }
 }
 

@@ -385,6 +385,10 @@ fn listen(
     id: Value,
     params: &Object,
 ) -> HttpResponse {
+    let permit = match state.streams.acquire(&principal.email) {
+        Ok(permit) => permit,
+        Err(exceeded) => return error_response(Some(&id), &exceeded.into(), Era::Modern),
+    };
     let requested = params
         .get("notifications")
         .and_then(Value::as_object)
@@ -444,7 +448,7 @@ fn listen(
         },
     );
     sse::response(
-        SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE),
+        SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE).holding(permit),
         &[],
     )
 }
@@ -495,11 +499,18 @@ fn get(
             },
         );
     }
+    let era = Era::Legacy {
+        version: session.version,
+    };
+    let permit = match state.streams.acquire(&principal.email) {
+        Ok(permit) => permit,
+        Err(exceeded) => return error_response(None, &exceeded.into(), era),
+    };
     let (sender, receiver) = mpsc::channel(64);
     session.attach_stream(sender.clone());
     notify::follow_session(&state, session, sender);
     sse::response(
-        SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE),
+        SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE).holding(permit),
         &[],
     )
 }

@@ -1,10 +1,11 @@
-//! `prompts/list` and `prompts/get` (tera rendering).
+//! `prompts/list` and `prompts/get` (Jinja rendering in the sandbox).
 
 use serde_json::{Value, json};
 
 use super::{Object, list_result, paginate, string_param};
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
+use crate::prompt_render::RenderError;
 
 /// `prompts/list`.
 pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
@@ -50,17 +51,21 @@ pub async fn get(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
         )
         .await;
     }
-    let mut context = tera::Context::new();
+    let mut context = std::collections::BTreeMap::new();
     for declared in &prompt.arguments {
         match arguments.get(&declared.name) {
-            Some(Value::String(value)) => context.insert(declared.name.clone(), value),
+            Some(Value::String(value)) => {
+                context.insert(declared.name.clone(), value.clone());
+            }
             Some(Value::Null) | None if declared.required => {
                 return Err(McpError::InvalidParams(format!(
                     "prompt {name:?} needs argument {:?}",
                     declared.name
                 )));
             }
-            Some(Value::Null) | None => context.insert(declared.name.clone(), ""),
+            Some(Value::Null) | None => {
+                context.insert(declared.name.clone(), String::new());
+            }
             Some(_) => {
                 return Err(McpError::InvalidParams(format!(
                     "argument {:?} must be a string",
@@ -69,11 +74,21 @@ pub async fn get(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
             }
         }
     }
-    let text = prompt
-        .template
-        .render("prompt", &context)
-        .map_err(|error| {
-            McpError::InvalidParams(format!("prompt {name:?} could not be rendered: {error}"))
+    // Rendered in the sandbox, off this thread, within the render budget.
+    let text = ctx
+        .prompts
+        .render(&prompt.template, context)
+        .await
+        .map_err(|error| match error {
+            RenderError::Unavailable(_) => {
+                tracing::error!(%error, "prompt renderer");
+                McpError::Unavailable {
+                    retry_after: std::time::Duration::from_secs(1),
+                }
+            }
+            other => {
+                McpError::InvalidParams(format!("prompt {name:?} could not be rendered: {other}"))
+            }
         })?;
     let mut result = Object::new();
     if let Some(description) = &prompt.description {

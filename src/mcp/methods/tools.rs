@@ -227,6 +227,13 @@ fn fill_placeholders(url: &str, arguments: &mut Map<String, Value>) -> Result<St
             Value::String(text) => text,
             other => other.to_string(),
         };
+        // URL parsers treat `.` and `..` (even percent-encoded) as path steps: a value must
+        // stay inside its segment.
+        if matches!(text.as_str(), "." | "..") {
+            return Err(McpError::InvalidParams(format!(
+                "argument {name:?} cannot be {text:?}: it would change the tool's URL path"
+            )));
+        }
         out.push_str(
             &url::form_urlencoded::byte_serialize(text.as_bytes())
                 .collect::<String>()
@@ -297,5 +304,14 @@ mod tests {
         assert_eq!(url, "http://h/weather/New%20York/3");
         assert!(arguments.is_empty());
         assert!(fill_placeholders("http://h/{missing}", &mut Map::new()).is_err());
+        let mut climbing = Map::new();
+        climbing.insert("id".into(), json!(".."));
+        assert!(fill_placeholders("http://h/items/{id}/detail", &mut climbing).is_err());
+        let mut slash = Map::new();
+        slash.insert("id".into(), json!("../admin"));
+        assert_eq!(
+            fill_placeholders("http://h/items/{id}", &mut slash).unwrap(),
+            "http://h/items/..%2Fadmin"
+        );
     }
 }
