@@ -289,8 +289,16 @@ pub struct IdentitySettings {
     pub password_min_length: usize,
     /// `MAX_FAILED_LOGIN_ATTEMPTS`: failed sign-ins in a row that lock an account (default 5).
     pub max_failed_logins: i32,
-    /// `ACCOUNT_LOCKOUT_DURATION_MINUTES`: how long a locked account stays locked (default 30).
+    /// `ACCOUNT_LOCKOUT_DURATION_MINUTES`: how long a locked account stays locked (default 5:
+    /// short, so a lockout cannot keep an account out for long; the per-address limit below
+    /// slows guessing).
     pub lockout: Duration,
+    /// `LOGIN_RATE_LIMIT_PER_MINUTE`: sign-in attempts one address may make per minute, on the
+    /// REST API and the console together (default 10); beyond it, 429 with `Retry-After`.
+    pub login_rate_per_minute: u32,
+    /// `LOGIN_CONCURRENCY`: password verifications (argon2id) in flight at once (default 4), so
+    /// a flood of sign-ins cannot take the gateway's CPU.
+    pub login_concurrency: usize,
     /// `AUTH_CACHE_TTL_SECONDS`: how long a user's roles and teams are served from the cache
     /// before they are read again (default 30); changes made on this replica apply at once.
     pub cache_ttl: Duration,
@@ -685,8 +693,14 @@ impl Settings {
                 password_min_length: source.ranged("PASSWORD_MIN_LENGTH", 12usize, 8..=128)?,
                 max_failed_logins: source.ranged("MAX_FAILED_LOGIN_ATTEMPTS", 5i32, 1..=1000)?,
                 lockout: Duration::from_secs(
-                    60 * source.ranged("ACCOUNT_LOCKOUT_DURATION_MINUTES", 30u64, 1..=10_080)?,
+                    60 * source.ranged("ACCOUNT_LOCKOUT_DURATION_MINUTES", 5u64, 1..=10_080)?,
                 ),
+                login_rate_per_minute: source.ranged(
+                    "LOGIN_RATE_LIMIT_PER_MINUTE",
+                    10u32,
+                    1..=1_000_000,
+                )?,
+                login_concurrency: source.ranged("LOGIN_CONCURRENCY", 4usize, 1..=256)?,
                 cache_ttl: source.seconds("AUTH_CACHE_TTL_SECONDS", 30.0, 3600.0)?,
                 revocation_refresh: source.seconds(
                     "TOKEN_REVOCATION_REFRESH_SECONDS",

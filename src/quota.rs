@@ -103,6 +103,11 @@ impl Quota {
         )
     }
 
+    /// How many places are held in all.
+    pub fn total(&self) -> usize {
+        self.held().total
+    }
+
     fn release(&self, principal: &str) {
         let mut held = self.held();
         held.total = held.total.saturating_sub(1);

@@ -26,8 +26,8 @@ async fn login(server: &TestServer, email: &str, password: &str) -> common::Repl
 }
 
 /// Sign-in gives a working token; wrong passwords and unknown emails get the same 401; after
-/// `MAX_FAILED_LOGIN_ATTEMPTS` the account is locked (429 with Retry-After, even with the
-/// right password) until an admin sets a new password.
+/// `MAX_FAILED_LOGIN_ATTEMPTS` the account is locked (the same 401, even with the right
+/// password) until the lock ends or an admin sets a new password.
 async fn sign_in_and_lockout(backend: Backend) {
     let (_db, server) = start(backend, &[("MAX_FAILED_LOGIN_ATTEMPTS", "3")]).await;
     let signed_in = login(&server, "Admin@Example.com", "admin-password-for-tests").await;
@@ -66,15 +66,12 @@ async fn sign_in_and_lockout(backend: Backend) {
 
     login(&server, "alice@example.com", "still not the password").await;
     let locked = login(&server, "alice@example.com", "third wrong password").await;
-    assert_eq!(
-        locked.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        locked.body
-    );
-    assert!(locked.headers.contains_key("retry-after"));
+    // Locked reads like any other refusal (an attacker learns nothing), even with the right
+    // password.
+    assert_eq!(locked.status, StatusCode::UNAUTHORIZED, "{}", locked.body);
     let still_locked = login(&server, "alice@example.com", USER_PASSWORD).await;
-    assert_eq!(still_locked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(still_locked.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(still_locked.body, unknown.body);
     let shown = server
         .admin(Method::GET, "/users/alice@example.com", None)
         .await;
@@ -247,8 +244,10 @@ async fn users_are_managed_by_admins(backend: Backend) {
     let disabled = server.send(Method::GET, "/tools", Some(&dave), None).await;
     assert_eq!(disabled.status, StatusCode::UNAUTHORIZED);
     assert!(disabled.message().contains("disabled or no longer exists"));
+    // A disabled account's right password gets the answer every failed sign-in gets.
     let cannot_sign_in = login(&server, "dave@example.com", USER_PASSWORD).await;
-    assert_eq!(cannot_sign_in.status, StatusCode::FORBIDDEN);
+    assert_eq!(cannot_sign_in.status, StatusCode::UNAUTHORIZED);
+    assert!(cannot_sign_in.message().contains("locked or disabled"));
 
     let erin = token("erin@example.com", false);
     server

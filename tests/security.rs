@@ -694,7 +694,205 @@ async fn one_principal_cannot_take_every_stream_or_session(backend: Backend) {
     server.stop().await;
 }
 
+/// Signs in over the REST API; returns the sign-in token.
+async fn sign_in(server: &TestServer, email: &str, password: &str) -> String {
+    let signed_in = server
+        .send(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await;
+    signed_in.expect(StatusCode::OK)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// M5: a deleted account's sign-in and API tokens never work for a new account of the same
+/// email; a password reset and a disable end the sign-ins made before them.
+async fn tokens_die_with_their_account(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[]).await;
+    let works = |token: String| {
+        let server = &server;
+        async move {
+            server
+                .send(Method::GET, "/tools", Some(&token), None)
+                .await
+                .status
+        }
+    };
+    create_user(&server, "ghost@example.com", "developer").await;
+    let signed_in = sign_in(&server, "ghost@example.com", common::USER_PASSWORD).await;
+    let api = server
+        .send(
+            Method::POST,
+            "/tokens",
+            Some(&signed_in),
+            Some(json!({"name": "long-lived", "expires_in_days": 3650})),
+        )
+        .await;
+    let api = api.expect(StatusCode::CREATED)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(works(signed_in.clone()).await, StatusCode::OK);
+    assert_eq!(works(api.clone()).await, StatusCode::OK);
+
+    server
+        .admin(Method::DELETE, "/users/ghost@example.com", None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    create_user(&server, "ghost@example.com", "developer").await;
+    for old in [&signed_in, &api] {
+        let refused = server.send(Method::GET, "/tools", Some(old), None).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+        assert!(
+            refused.message().contains("no longer exists"),
+            "{}",
+            refused.body
+        );
+    }
+    // The new account signs in as usual.
+    let fresh = sign_in(&server, "ghost@example.com", common::USER_PASSWORD).await;
+    assert_eq!(works(fresh.clone()).await, StatusCode::OK);
+
+    // An admin's password reset ends the sign-ins made before it (tokens count whole
+    // seconds: the reset is made in a later second than the sign-in).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    server
+        .admin(
+            Method::PUT,
+            "/users/ghost@example.com",
+            Some(json!({"password": "a brand new passphrase"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(works(fresh).await, StatusCode::UNAUTHORIZED);
+    let after_reset = sign_in(&server, "ghost@example.com", "a brand new passphrase").await;
+    assert_eq!(works(after_reset.clone()).await, StatusCode::OK);
+
+    // Disabling, then enabling again, does not bring the earlier sign-in back.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for active in [false, true] {
+        server
+            .admin(
+                Method::PUT,
+                "/users/ghost@example.com",
+                Some(json!({"is_active": active})),
+            )
+            .await
+            .expect(StatusCode::OK);
+    }
+    assert_eq!(works(after_reset).await, StatusCode::UNAUTHORIZED);
+    server.stop().await;
+}
+
+/// The gateway's count of password verifications, from `/metrics`.
+async fn verifications(server: &TestServer) -> u64 {
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("mcpgate_password_verifications_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("the metric is exported")
+}
+
+/// Sends one sign-in; returns the status and the message.
+async fn attempt(server: &TestServer, email: &str, password: &str) -> (StatusCode, String) {
+    let reply = server
+        .send(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await;
+    (reply.status, reply.message().to_owned())
+}
+
+/// M3: forty truly concurrent guesses get at most MAX_FAILED_LOGIN_ATTEMPTS password checks
+/// (they were 32 of 40); after that many failures the right password is refused with the very
+/// answer an unknown email gets; one address past its per-minute limit gets 429.
+async fn concurrent_guesses_are_all_counted(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(
+        &db,
+        &[
+            ("MAX_FAILED_LOGIN_ATTEMPTS", "5"),
+            ("LOGIN_RATE_LIMIT_PER_MINUTE", "1000"),
+        ],
+    )
+    .await;
+    create_user(&server, "victim@example.com", "developer").await;
+    let before = verifications(&server).await;
+    let guesses = (0..40).map(|index| {
+        let server = &server;
+        async move {
+            attempt(
+                server,
+                "victim@example.com",
+                &format!("guess number {index}"),
+            )
+            .await
+        }
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _)| *status == StatusCode::UNAUTHORIZED
+                || *status == StatusCode::TOO_MANY_REQUESTS),
+        "{answers:?}"
+    );
+    let checked = verifications(&server).await - before;
+    assert!(
+        (1..=5).contains(&checked),
+        "{checked} passwords were checked"
+    );
+    // Wrong guesses one after another until the account locks; then the right password is
+    // refused, and every refusal reads the same.
+    for index in 0..5 {
+        attempt(
+            &server,
+            "victim@example.com",
+            &format!("later guess {index}"),
+        )
+        .await;
+    }
+    let (status, locked) = attempt(&server, "victim@example.com", common::USER_PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, unknown) = attempt(&server, "nobody@example.com", "whatever it is").await;
+    let (_, wrong) = attempt(&server, "admin@example.com", "not the password").await;
+    assert_eq!(locked, unknown);
+    assert_eq!(wrong, unknown);
+    server.stop().await;
+
+    let limited = TestServer::start(&db, &[("LOGIN_RATE_LIMIT_PER_MINUTE", "3")]).await;
+    for _ in 0..3 {
+        let (status, _) = attempt(&limited, "nobody@example.com", "a guess").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, message) =
+        attempt(&limited, "admin@example.com", "admin-password-for-tests").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{message}");
+    assert!(message.contains("too many sign-in attempts"), "{message}");
+    limited.stop().await;
+}
+
 both_backends!(
+    concurrent_guesses_are_all_counted,
+    tokens_die_with_their_account,
     one_principal_cannot_take_every_stream_or_session,
     rest_tools_cannot_reach_internal_services,
     upstreams_cannot_redirect_credentials,

@@ -10,9 +10,11 @@
 //! database every `TOKEN_REVOCATION_REFRESH_SECONDS` (so a token revoked on another replica
 //! stops working here within that time), and updated at once for revocations made here.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -21,8 +23,8 @@ use super::scoping::Scoping;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::{AuthError, Principal, password};
 use crate::config::IdentitySettings;
-use crate::db::bootstrap::{FindUser, UserRow};
-use crate::db::identity::{LoginRecord, RecordLogin};
+use crate::db::bootstrap::UserRow;
+use crate::db::identity::{ClaimLogin, LoginClaim, LoginRecord, RecordLogin};
 use crate::db::tokens::LoadRevocations;
 
 /// How long a handler waits for the actor before answering 503.
@@ -38,6 +40,14 @@ pub struct AuthActor {
     /// The newest revocation seen (the next refresh asks from a little before it).
     watermark: Option<chrono::NaiveDateTime>,
     refreshing: bool,
+    /// Sign-in attempts per address in the current minute.
+    attempts: HashMap<IpAddr, (Instant, u32)>,
+    /// Accounts with a sign-in being checked: one at a time per account.
+    in_flight: HashSet<String>,
+    /// Password verifications in flight at most.
+    verifying: Arc<tokio::sync::Semaphore>,
+    /// Password verifications done (for `/metrics`).
+    verifications: Arc<AtomicU64>,
 }
 
 impl Actor for AuthActor {
@@ -158,6 +168,8 @@ pub struct Login {
     pub email: String,
     /// The password.
     pub password: String,
+    /// The address it came from (for the per-address limit).
+    pub client: Option<IpAddr>,
 }
 
 /// A successful sign-in.
@@ -182,73 +194,123 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| password::hash(&password::generate(24)).unwrap_or_default())
 }
 
+impl AuthActor {
+    /// Counts an attempt from `client`; refuses past `LOGIN_RATE_LIMIT_PER_MINUTE`.
+    fn admit_attempt(&mut self, client: Option<IpAddr>) -> Result<(), AuthError> {
+        const WINDOW: Duration = Duration::from_secs(60);
+        let Some(client) = client else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if self.attempts.len() > 100_000 {
+            self.attempts
+                .retain(|_, (since, _)| now.duration_since(*since) < WINDOW);
+        }
+        let (since, count) = self.attempts.entry(client).or_insert((now, 0));
+        if now.duration_since(*since) >= WINDOW {
+            *since = now;
+            *count = 0;
+        }
+        *count += 1;
+        if *count > self.identity.login_rate_per_minute {
+            return Err(AuthError::Locked {
+                retry_after: WINDOW.saturating_sub(now.duration_since(*since)),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Handler<Login> for AuthActor {
-    type Result = ResponseFuture<Result<Session, AuthError>>;
+    type Result = ResponseActFuture<Self, Result<Session, AuthError>>;
 
     fn handle(&mut self, message: Login, _ctx: &mut Context<Self>) -> Self::Result {
+        let email = message.email.trim().to_ascii_lowercase();
+        let admitted = self.admit_attempt(message.client).and_then(|()| {
+            // One check at a time per account: concurrent guesses wait for none.
+            if self.in_flight.insert(email.clone()) {
+                Ok(())
+            } else {
+                Err(AuthError::Locked {
+                    retry_after: Duration::from_secs(1),
+                })
+            }
+        });
+        if let Err(refused) = admitted {
+            return Box::pin(actix::fut::ready(Err(refused)));
+        }
         let db = self.db.clone();
         let keys = self.keys.clone();
         let settings = self.identity.clone();
         let scoping = self.scoping.clone();
-        Box::pin(async move {
-            let email = message.email.trim().to_ascii_lowercase();
+        let verifying = self.verifying.clone();
+        let verifications = self.verifications.clone();
+        let account = email.clone();
+        let work = async move {
             let unavailable = |error: crate::actors::db::DbError| {
                 tracing::warn!(%error, "sign-in could not read the account");
                 AuthError::Unavailable
             };
-            let user = db
-                .run(FindUser {
+            let lockout = chrono::TimeDelta::from_std(settings.lockout)
+                .unwrap_or(chrono::TimeDelta::minutes(5));
+            let claim = db
+                .run(ClaimLogin {
                     email: email.clone(),
+                    max_failures: settings.max_failed_logins,
+                    lockout,
                 })
                 .await
                 .map_err(unavailable)?;
-            let now = crate::db::now();
-            if let Some(until) = user.as_ref().and_then(|user| user.locked_until)
-                && until > now
-            {
-                let retry_after = (until - now).to_std().unwrap_or(Duration::from_secs(60));
-                return Err(AuthError::Locked { retry_after });
-            }
-            let stored = user
-                .as_ref()
-                .map(|user| user.password_hash.clone())
-                .unwrap_or_else(|| decoy_hash().to_owned());
+            // Unknown accounts take as long as known ones; locked ones are not checked.
+            let (user, stored) = match claim {
+                LoginClaim::Proceed(user) => {
+                    let stored = user.password_hash.clone();
+                    (Some(user), stored)
+                }
+                LoginClaim::Unknown => (None, decoy_hash().to_owned()),
+                LoginClaim::Locked => {
+                    tracing::info!(%email, "sign-in refused: the account is locked");
+                    return Err(AuthError::BadCredentials);
+                }
+            };
+            let permit = tokio::time::timeout(REPLY_TIMEOUT / 2, verifying.acquire_owned())
+                .await
+                .map_err(|_| AuthError::Unavailable)?
+                .map_err(|_| AuthError::Unavailable)?;
             let candidate = message.password;
-            let matches =
-                tokio::task::spawn_blocking(move || password::verify(&candidate, &stored))
-                    .await
-                    .map_err(|_| AuthError::Unavailable)?;
+            let matches = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                password::verify(&candidate, &stored)
+            })
+            .await
+            .map_err(|_| AuthError::Unavailable)?;
+            verifications.fetch_add(1, Ordering::Relaxed);
             let Some(user) = user else {
                 return Err(AuthError::BadCredentials);
             };
-            if matches && !user.is_active {
-                return Err(AuthError::Forbidden(
-                    "the account is disabled; ask a platform admin".into(),
-                ));
-            }
-            let record = if matches {
-                LoginRecord::Success
-            } else {
-                LoginRecord::Failure {
-                    max_failures: settings.max_failed_logins,
-                    lockout: chrono::TimeDelta::from_std(settings.lockout)
-                        .unwrap_or(chrono::TimeDelta::minutes(30)),
+            if !matches {
+                let locked = db
+                    .run(RecordLogin {
+                        email: email.clone(),
+                        record: LoginRecord::Failure {
+                            max_failures: settings.max_failed_logins,
+                            lockout,
+                        },
+                    })
+                    .await
+                    .map_err(unavailable)?;
+                if let Some(until) = locked {
+                    tracing::warn!(%email, %until, "account locked after repeated failed sign-ins");
                 }
-            };
-            let locked = db
-                .run(RecordLogin {
-                    email: email.clone(),
-                    record: record.clone(),
-                })
-                .await
-                .map_err(unavailable)?;
-            if let Some(until) = locked {
-                tracing::warn!(%email, %until, "account locked after repeated failed sign-ins");
-                return Err(AuthError::Locked {
-                    retry_after: settings.lockout,
-                });
+                return Err(AuthError::BadCredentials);
             }
-            if !matches!(record, LoginRecord::Success) {
+            db.run(RecordLogin {
+                email: email.clone(),
+                record: LoginRecord::Success,
+            })
+            .await
+            .map_err(unavailable)?;
+            if !user.is_active {
                 return Err(AuthError::BadCredentials);
             }
             // The account may have changed since it was cached (a new password, say).
@@ -269,7 +331,11 @@ impl Handler<Login> for AuthActor {
                 expires_in: settings.token_expiry,
                 user,
             })
-        })
+        };
+        Box::pin(work.into_actor(self).map(move |outcome, actor, _ctx| {
+            actor.in_flight.remove(&account);
+            outcome
+        }))
     }
 }
 
@@ -315,12 +381,16 @@ impl Handler<IssueApiToken> for AuthActor {
 pub struct Auth {
     addr: Addr<AuthActor>,
     scoping: Scoping,
+    verifications: Arc<AtomicU64>,
 }
 
 impl Auth {
     /// Starts the supervised actor with these keys.
     pub fn start(keys: Arc<JwtKeys>, scoping: Scoping, db: Db, identity: IdentitySettings) -> Self {
         let actor_scoping = scoping.clone();
+        let login_concurrency = identity.login_concurrency;
+        let verifications = Arc::new(AtomicU64::new(0));
+        let actor_verifications = verifications.clone();
         let addr = Supervisor::start(move |_| AuthActor {
             keys,
             scoping: actor_scoping,
@@ -329,8 +399,21 @@ impl Auth {
             revoked: HashSet::new(),
             watermark: None,
             refreshing: false,
+            attempts: HashMap::new(),
+            in_flight: HashSet::new(),
+            verifying: Arc::new(tokio::sync::Semaphore::new(login_concurrency)),
+            verifications: actor_verifications.clone(),
         });
-        Auth { addr, scoping }
+        Auth {
+            addr,
+            scoping,
+            verifications,
+        }
+    }
+
+    /// Password verifications done since start.
+    pub fn password_verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// Verifies a bearer token used from `client` (an API token's address and time limits
@@ -347,10 +430,19 @@ impl Auth {
             .map_err(|_| AuthError::Unavailable)?
     }
 
-    /// Signs a user in.
-    pub async fn login(&self, email: String, password: String) -> Result<Session, AuthError> {
+    /// Signs a user in from `client`.
+    pub async fn login(
+        &self,
+        email: String,
+        password: String,
+        client: Option<IpAddr>,
+    ) -> Result<Session, AuthError> {
         self.addr
-            .send(Login { email, password })
+            .send(Login {
+                email,
+                password,
+                client,
+            })
             .timeout(REPLY_TIMEOUT)
             .await
             .map_err(|_| AuthError::Unavailable)?

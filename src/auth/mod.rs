@@ -266,13 +266,16 @@ pub enum AuthError {
     /// The credentials were sent but are not valid (bad signature, expired, wrong audience…).
     #[error("invalid token: {0}")]
     InvalidToken(String),
-    /// A sign-in with a wrong email or password (which one is not said).
-    #[error("the email or password is not correct")]
+    /// A sign-in that failed: unknown email, wrong password, locked or disabled account — one
+    /// answer for all, so it tells an attacker nothing.
+    #[error(
+        "sign-in failed: the email or password is not correct, or the account is locked or disabled"
+    )]
     BadCredentials,
-    /// Too many failed sign-ins: the account is locked for a while.
-    #[error("too many failed sign-ins: the account is locked; try again in {} minutes", .retry_after.as_secs().div_ceil(60))]
+    /// Too many sign-in attempts from one address (or for one account at once): wait.
+    #[error("too many sign-in attempts; try again in {} seconds", .retry_after.as_secs().max(1))]
     Locked {
-        /// How long until the lock ends.
+        /// When to try again.
         retry_after: std::time::Duration,
     },
     /// The principal is known but may not do this.

@@ -392,7 +392,11 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let session = state
         .auth
-        .login(input.email, input.password)
+        .login(
+            input.email,
+            input.password,
+            request.peer_addr().map(|address| address.ip()),
+        )
         .await
         .map_err(|error| match error {
             // No challenge header for a failed sign-in: it is not a bearer-token failure.
@@ -427,7 +431,7 @@ pub async fn change_password(
 ) -> Result<HttpResponse, ApiError> {
     state
         .auth
-        .login(principal.email.clone(), input.current_password)
+        .login(principal.email.clone(), input.current_password, None)
         .await
         .map_err(|error| match error {
             AuthError::BadCredentials => ApiError::InvalidField {
@@ -533,6 +537,8 @@ pub async fn new_account(
         })
         .await
         .map_err(db_error("user", &email))?;
+    // A cached "no such account" from before must not outlive the new account.
+    invalidate(state, [email]).await;
     Ok(view)
 }
 

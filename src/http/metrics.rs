@@ -186,6 +186,18 @@ pub async fn prometheus(
             );
         }
     }
+    counter(
+        &mut out,
+        "mcpgate_password_verifications_total",
+        "Password verifications (argon2id) done by sign-ins.",
+        state.auth.password_verifications(),
+    );
+    gauge(
+        &mut out,
+        "mcpgate_streams",
+        "Long-lived streams held (listen, GET, legacy SSE, console events).",
+        state.streams.total() as f64,
+    );
     gauge(
         &mut out,
         "mcpgate_mcp_sessions",

@@ -140,6 +140,8 @@ pub fn settings(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
         // Every upstream and REST service a test starts is on loopback; the security tests
         // turn this off to prove the egress policy.
         ("SSRF_ALLOW_LOCALHOST", "true"),
+        // Every test client signs in from 127.0.0.1; the security tests set a real limit.
+        ("LOGIN_RATE_LIMIT_PER_MINUTE", "100000"),
         // The server runs inside the test binary: prompts render in the real gateway binary.
         ("PROMPT_RENDERER", env!("CARGO_BIN_EXE_mcpgate")),
     ]

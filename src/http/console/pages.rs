@@ -95,7 +95,12 @@ pub async fn login(
         _ => return Err(ConsoleRefusal::Csrf),
     }
     let secure = is_https(&request);
-    match state.auth.login(form.email.clone(), form.password).await {
+    let client = request.peer_addr().map(|address| address.ip());
+    match state
+        .auth
+        .login(form.email.clone(), form.password, client)
+        .await
+    {
         Ok(session) => {
             let mut response = redirect("/admin");
             let _ = response.add_cookie(&cookie(
