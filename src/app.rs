@@ -173,6 +173,13 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(body_limit))
             .wrap(from_fn(http::request_log::log_requests))
+            // Responses are never sniffed into another type, and are not cached unless they
+            // say so themselves (the console's assets do).
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add(("X-Content-Type-Options", "nosniff"))
+                    .add((actix_web::http::header::CACHE_CONTROL, "no-store")),
+            )
             .configure(http::routes)
             .default_service(web::to(http::not_found))
     })

@@ -25,6 +25,10 @@ pub struct Settings {
     pub max_request_body_bytes: usize,
     /// `METRICS_PUBLIC`: serve `/metrics` without a token (default false: admin token needed).
     pub metrics_public: bool,
+    /// `TRUSTED_PROXIES`: comma-separated addresses or CIDR networks of reverse proxies whose
+    /// `Forwarded` / `X-Forwarded-For` / `-Proto` / `-Host` headers are believed (default: none;
+    /// from anyone else those headers are ignored).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Database connection and resilience settings.
     pub database: DatabaseSettings,
     /// MCP endpoint settings.
@@ -759,6 +763,24 @@ impl Settings {
             http_workers,
             max_request_body_bytes,
             metrics_public: source.boolean("METRICS_PUBLIC", false)?,
+            trusted_proxies: source
+                .raw("TRUSTED_PROXIES")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|entry| !entry.is_empty())
+                .map(|entry| {
+                    entry
+                        .parse::<ipnet::IpNet>()
+                        .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            invalid(
+                                "TRUSTED_PROXIES",
+                                format!("{entry:?} is not an IP address or CIDR network"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
             database,
             mcp,
             federation,

@@ -890,7 +890,56 @@ async fn concurrent_guesses_are_all_counted(backend: Backend) {
     limited.stop().await;
 }
 
+/// Low: `X-Forwarded-*` from an untrusted client are not reflected into the 401 challenge or
+/// the OAuth metadata; every response says `nosniff` and is not cached unless it says so.
+async fn forwarded_headers_need_a_trusted_proxy(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[]).await;
+    let challenge = server
+        .client
+        .post(format!("{}/mcp", server.base))
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(challenge.status(), StatusCode::UNAUTHORIZED);
+    let www = challenge.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(!www.contains("evil.example"), "{www}");
+    assert_eq!(challenge.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(challenge.headers()["cache-control"], "no-store");
+    let metadata = server
+        .client
+        .get(format!("{}/.well-known/oauth-protected-resource/mcp", server.base))
+        .header("x-forwarded-host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metadata.headers()["cache-control"], "no-store");
+    let body = metadata.text().await.unwrap();
+    assert!(!body.contains("evil.example"), "{body}");
+    server.stop().await;
+
+    // Behind a trusted proxy, they are believed.
+    let proxied = TestServer::start(&db, &[("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let metadata = proxied
+        .client
+        .get(format!("{}/.well-known/oauth-protected-resource/mcp", proxied.base))
+        .header("x-forwarded-host", "gateway.example")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metadata.contains("https://gateway.example/mcp"), "{metadata}");
+    proxied.stop().await;
+}
+
 both_backends!(
+    forwarded_headers_need_a_trusted_proxy,
     concurrent_guesses_are_all_counted,
     tokens_die_with_their_account,
     one_principal_cannot_take_every_stream_or_session,

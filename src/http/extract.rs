@@ -119,7 +119,7 @@ fn principal_of(
 ) -> Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>> {
     let bearer = bearer_token(request);
     let state = request.app_data::<web::Data<AppState>>().cloned();
-    let client = request.peer_addr().map(|address| address.ip());
+    let client = super::client_ip(request);
     Box::pin(async move {
         let Some(state) = state else {
             tracing::error!("application state missing");
@@ -168,11 +168,9 @@ impl FromRequest for McpAuthenticated {
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let principal = principal_of(request);
-        let info = request.connection_info().clone();
+        let (scheme, host) = super::public_origin(request);
         let resource_metadata = format!(
-            "{}://{}/.well-known/oauth-protected-resource{}",
-            info.scheme(),
-            info.host(),
+            "{scheme}://{host}/.well-known/oauth-protected-resource{}",
             request.path()
         );
         Box::pin(async move {

@@ -392,11 +392,7 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let session = state
         .auth
-        .login(
-            input.email,
-            input.password,
-            request.peer_addr().map(|address| address.ip()),
-        )
+        .login(input.email, input.password, super::client_ip(&request))
         .await
         .map_err(|error| match error {
             // No challenge header for a failed sign-in: it is not a bearer-token failure.
@@ -407,7 +403,7 @@ pub async fn login(
         .path("/admin")
         .http_only(true)
         .same_site(actix_web::cookie::SameSite::Strict)
-        .secure(request.connection_info().scheme() == "https")
+        .secure(super::public_origin(&request).0 == "https")
         .max_age(actix_web::cookie::time::Duration::seconds(
             session.expires_in.as_secs() as i64,
         ))

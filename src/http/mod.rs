@@ -65,6 +65,76 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
 }
 
+/// Whether the request came straight from a configured reverse proxy (`TRUSTED_PROXIES`).
+fn from_trusted_proxy(request: &HttpRequest) -> bool {
+    let Some(peer) = request.peer_addr() else {
+        return false;
+    };
+    request
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| {
+            state
+                .settings
+                .trusted_proxies
+                .iter()
+                .any(|net| net.contains(&peer.ip()))
+        })
+}
+
+/// The scheme and host clients reach the gateway by: from `Forwarded`/`X-Forwarded-*` only when
+/// the request came through a trusted proxy, else from the connection and its `Host`.
+pub(crate) fn public_origin(request: &HttpRequest) -> (String, String) {
+    if from_trusted_proxy(request) {
+        let info = request.connection_info();
+        return (info.scheme().to_owned(), info.host().to_owned());
+    }
+    let scheme = if request.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = request
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_else(|| request.app_config().host());
+    (scheme.to_owned(), host.to_owned())
+}
+
+/// The client's address: the peer, or behind trusted proxies the nearest `X-Forwarded-For`
+/// entry that is not one of them (entries further left are the client's own claims).
+pub(crate) fn client_ip(request: &HttpRequest) -> Option<std::net::IpAddr> {
+    let peer = request.peer_addr()?.ip();
+    if !from_trusted_proxy(request) {
+        return Some(peer);
+    }
+    let trusted = |ip: &std::net::IpAddr| {
+        request
+            .app_data::<web::Data<AppState>>()
+            .is_some_and(|state| {
+                state
+                    .settings
+                    .trusted_proxies
+                    .iter()
+                    .any(|net| net.contains(ip))
+            })
+    };
+    let forwarded: Vec<std::net::IpAddr> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|entry| entry.trim().parse().ok())
+        .collect();
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .unwrap_or(peer),
+    )
+}
+
 /// The route table: every endpoint of the gateway.
 pub fn routes(config: &mut web::ServiceConfig) {
     config

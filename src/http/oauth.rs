@@ -37,8 +37,8 @@ pub struct ResourceMetadata {
 
 /// `GET /.well-known/oauth-protected-resource[/<endpoint>]`.
 pub async fn metadata(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
-    let info = request.connection_info().clone();
-    let base = format!("{}://{}", info.scheme(), info.host());
+    let (scheme, host) = super::public_origin(&request);
+    let base = format!("{scheme}://{host}");
     let endpoint = request
         .match_info()
         .get("endpoint")

@@ -3,7 +3,7 @@
 //! transport. Used only by the UpstreamActor, through its one shared `reqwest::Client`.
 
 mod connection;
-mod sse;
+pub mod sse;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -279,7 +279,7 @@ impl FromRequest for ConsoleUser {
             .map(|cookie| cookie.value().to_owned())
             .filter(|token| !token.is_empty());
         let state = request.app_data::<web::Data<AppState>>().cloned();
-        let client = request.peer_addr().map(|address| address.ip());
+        let client = super::client_ip(request);
         let flash = request
             .cookie(FLASH_COOKIE)
             .and_then(|cookie| {

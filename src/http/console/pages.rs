@@ -72,7 +72,7 @@ fn login_page(
 }
 
 fn is_https(request: &HttpRequest) -> bool {
-    request.connection_info().scheme() == "https"
+    crate::http::public_origin(request).0 == "https"
 }
 
 /// `GET /admin/login`.
@@ -95,7 +95,7 @@ pub async fn login(
         _ => return Err(ConsoleRefusal::Csrf),
     }
     let secure = is_https(&request);
-    let client = request.peer_addr().map(|address| address.ip());
+    let client = crate::http::client_ip(&request);
     match state
         .auth
         .login(form.email.clone(), form.password, client)
