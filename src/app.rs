@@ -160,6 +160,14 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         parked: parked.clone(),
         prompts: crate::prompt_render::PromptRenderer::new(settings.mcp.prompt_render.clone())?,
         streams,
+        tool_calls: crate::quota::Quota::new(
+            "tool calls in flight",
+            (
+                "MCP_MAX_TOOL_CALLS_PER_PRINCIPAL",
+                settings.mcp.max_tool_calls_per_principal,
+            ),
+            ("MCP_MAX_TOOL_CALLS", settings.mcp.max_tool_calls),
+        ),
         console: Arc::new(crate::http::console::Console::new(secrets)?),
         mcp_settings: Arc::new(settings.mcp.clone()),
         settings: settings.clone(),

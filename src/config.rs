@@ -111,6 +111,11 @@ pub struct McpSettings {
     /// `MCP_MAX_STREAMS_PER_PRINCIPAL`: long-lived streams (subscriptions/listen, session GET
     /// streams, legacy SSE, console events) one principal may hold; beyond it, 429 (default 32).
     pub max_streams_per_principal: usize,
+    /// `MCP_MAX_TOOL_CALLS_PER_PRINCIPAL`: `tools/call` in flight for one principal; beyond
+    /// it, 429 (default 64).
+    pub max_tool_calls_per_principal: usize,
+    /// `MCP_MAX_TOOL_CALLS`: `tools/call` in flight in all (default 10000).
+    pub max_tool_calls: usize,
     /// `MCP_MAX_STREAMS`: long-lived streams in all (default 10000; lowered at start to leave
     /// a reserve of file descriptors for /health, /ready, the admin API and the database).
     pub max_streams: usize,
@@ -565,6 +570,12 @@ impl Settings {
                 1..=1_000_000,
             )?,
             max_streams: source.ranged("MCP_MAX_STREAMS", 10_000usize, 1..=10_000_000)?,
+            max_tool_calls_per_principal: source.ranged(
+                "MCP_MAX_TOOL_CALLS_PER_PRINCIPAL",
+                64usize,
+                1..=1_000_000,
+            )?,
+            max_tool_calls: source.ranged("MCP_MAX_TOOL_CALLS", 10_000usize, 1..=10_000_000)?,
             page_size: source.ranged("MCP_PAGE_SIZE", 100usize, 1..=10_000)?,
             cache_ttl_ms: source.ranged("MCP_CACHE_TTL_MS", 10_000u64, 0..=86_400_000)?,
             tool_timeout: source.seconds("TOOL_TIMEOUT", 60.0, 3600.0)?,

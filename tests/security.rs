@@ -905,13 +905,19 @@ async fn forwarded_headers_need_a_trusted_proxy(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(challenge.status(), StatusCode::UNAUTHORIZED);
-    let www = challenge.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let www = challenge.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(!www.contains("evil.example"), "{www}");
     assert_eq!(challenge.headers()["x-content-type-options"], "nosniff");
     assert_eq!(challenge.headers()["cache-control"], "no-store");
     let metadata = server
         .client
-        .get(format!("{}/.well-known/oauth-protected-resource/mcp", server.base))
+        .get(format!(
+            "{}/.well-known/oauth-protected-resource/mcp",
+            server.base
+        ))
         .header("x-forwarded-host", "evil.example")
         .send()
         .await
@@ -925,7 +931,10 @@ async fn forwarded_headers_need_a_trusted_proxy(backend: Backend) {
     let proxied = TestServer::start(&db, &[("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
     let metadata = proxied
         .client
-        .get(format!("{}/.well-known/oauth-protected-resource/mcp", proxied.base))
+        .get(format!(
+            "{}/.well-known/oauth-protected-resource/mcp",
+            proxied.base
+        ))
         .header("x-forwarded-host", "gateway.example")
         .header("x-forwarded-proto", "https")
         .send()
@@ -934,11 +943,69 @@ async fn forwarded_headers_need_a_trusted_proxy(backend: Backend) {
         .text()
         .await
         .unwrap();
-    assert!(metadata.contains("https://gateway.example/mcp"), "{metadata}");
+    assert!(
+        metadata.contains("https://gateway.example/mcp"),
+        "{metadata}"
+    );
     proxied.stop().await;
 }
 
+/// Tool calls in flight are limited per principal: past the quota a 429 names the setting,
+/// while another principal's call goes through.
+async fn one_principal_cannot_take_every_tool_call(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[("MCP_MAX_TOOL_CALLS_PER_PRINCIPAL", "2")]).await;
+    let fixture = common::fixture::RestFixture::start().await;
+    server
+        .admin(
+            Method::POST,
+            "/tools",
+            Some(json!({"name": "nap", "url": format!("{}/nap", fixture.base), "request_type": "GET"})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let greedy = create_user(&server, "greedy@example.com", "developer").await;
+    let other = create_user(&server, "other@example.com", "developer").await;
+    let call = |token: String| {
+        let server = &server;
+        async move {
+            let mut client = McpClient::new(server, "/mcp");
+            client.token = token;
+            client
+                .modern("tools/call", json!({"name": "nap", "arguments": {}}))
+                .await
+        }
+    };
+    let (first, second, third, theirs) = tokio::join!(
+        call(greedy.clone()),
+        call(greedy.clone()),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            call(greedy.clone()).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            call(other.clone()).await
+        },
+    );
+    for reply in [&first, &second, &theirs] {
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.body["result"]["isError"], false, "{}", reply.body);
+    }
+    // A modern tools/call answers on a stream that has begun by the time the quota is checked:
+    // the refusal is its JSON-RPC error (a 429 where the response has not begun).
+    assert_eq!(third.body["error"]["code"], -32000, "{}", third.body);
+    let message = third.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("MCP_MAX_TOOL_CALLS_PER_PRINCIPAL"),
+        "{message}"
+    );
+    server.stop().await;
+    fixture.stop().await;
+}
+
 both_backends!(
+    one_principal_cannot_take_every_tool_call,
     forwarded_headers_need_a_trusted_proxy,
     concurrent_guesses_are_all_counted,
     tokens_die_with_their_account,

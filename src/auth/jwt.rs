@@ -103,6 +103,8 @@ impl JwtKeys {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "sub", "aud", "iss", "jti"]);
         validation.leeway = 30;
+        // A token that says it is not valid yet is refused until then.
+        validation.validate_nbf = true;
         JwtKeys {
             algorithm,
             encoding,
@@ -215,5 +217,22 @@ mod tests {
             JwtKeys::hs256("another-secret-another-secret-xx", "mcpgate", "mcpgate-api");
         assert!(other_secret.verify(&token).is_err());
         assert!(keys.verify("not.a.token").is_err());
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused() {
+        let keys = JwtKeys::hs256(SECRET, "mcpgate", "mcpgate-api");
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "sub": "a@example.com", "exp": now + 3600, "iat": now, "nbf": now + 600,
+            "jti": "j", "aud": "mcpgate-api", "iss": "mcpgate",
+        });
+        let early = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert!(keys.verify(&early).is_err());
     }
 }

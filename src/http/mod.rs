@@ -53,6 +53,8 @@ pub struct AppState {
     /// Long-lived streams (subscriptions/listen, session GET streams, legacy SSE, console
     /// events), per principal and in all.
     pub streams: std::sync::Arc<crate::quota::Quota>,
+    /// Tool calls in flight, per principal and in all.
+    pub tool_calls: std::sync::Arc<crate::quota::Quota>,
     /// The settings the process started with.
     pub settings: Arc<Settings>,
     /// The MCP part of the settings.

@@ -66,6 +66,7 @@ pub fn context(
         metrics: state.metrics.clone(),
         parked: state.parked.clone(),
         prompts: state.prompts.clone(),
+        tool_calls: state.tool_calls.clone(),
         client_capabilities: match request.era {
             Era::Modern => params
                 .get("_meta")

@@ -32,6 +32,8 @@ pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 
 /// `tools/call`, recorded in the call metrics.
 pub async fn call(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+    // A place among the principal's calls in flight, held until this call ends.
+    let _permit = ctx.tool_calls.acquire(&ctx.principal.email)?;
     let started_at = crate::db::now();
     let clock = std::time::Instant::now();
     let outcome = run(ctx, params).await;
