@@ -112,7 +112,7 @@ pub struct McpSettings {
     /// streams, legacy SSE, console events) one principal may hold; beyond it, 429 (default 32).
     pub max_streams_per_principal: usize,
     /// `MCP_MAX_TOOL_CALLS_PER_PRINCIPAL`: `tools/call` in flight for one principal; beyond
-    /// it, 429 (default 64).
+    /// it, 429 (default 1000).
     pub max_tool_calls_per_principal: usize,
     /// `MCP_MAX_TOOL_CALLS`: `tools/call` in flight in all (default 10000).
     pub max_tool_calls: usize,
@@ -572,7 +572,7 @@ impl Settings {
             max_streams: source.ranged("MCP_MAX_STREAMS", 10_000usize, 1..=10_000_000)?,
             max_tool_calls_per_principal: source.ranged(
                 "MCP_MAX_TOOL_CALLS_PER_PRINCIPAL",
-                64usize,
+                1000usize,
                 1..=1_000_000,
             )?,
             max_tool_calls: source.ranged("MCP_MAX_TOOL_CALLS", 10_000usize, 1..=10_000_000)?,
