@@ -1,6 +1,5 @@
 //! The SSE parser the gateway runs on an upstream's streams: any bytes, cut into chunks
-//! anywhere, give events or nothing, never a panic, and nothing is left behind that a blank
-//! line ended.
+//! anywhere, give events or nothing, never a panic; what waits is never more than was sent.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -15,9 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let mut events = EventBuffer::default();
     for chunk in stream.chunks(size) {
         events.push(chunk);
-        while let Some(event) = events.take() {
-            assert!(!event.data.is_empty() || event.name.len() < stream.len() + 8);
-        }
+        // (Invalid UTF-8 is replaced, so an event's text may be longer than its bytes.)
+        while events.take().is_some() {}
     }
     assert!(events.pending() <= stream.len());
 });
