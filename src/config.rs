@@ -388,6 +388,21 @@ impl Source<'_> {
             .filter(|value| !value.is_empty())
     }
 
+    /// A comma-separated list, each entry parsed by `parse` (whose error names the entry).
+    fn list<T>(
+        &self,
+        variable: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Vec<T>, ConfigError> {
+        self.raw(variable)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| parse(entry).map_err(|message| invalid(variable, message)))
+            .collect()
+    }
+
     fn string(&self, variable: &'static str, default: &str) -> String {
         self.raw(variable).unwrap_or_else(|| default.to_owned())
     }
@@ -624,15 +639,7 @@ impl Settings {
             egress: crate::egress::EgressPolicy {
                 allow_localhost: source.boolean("SSRF_ALLOW_LOCALHOST", false)?,
                 allow_private_networks: source.boolean("SSRF_ALLOW_PRIVATE_NETWORKS", false)?,
-                allow: source
-                    .raw("SSRF_ALLOWLIST")
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|entry| !entry.is_empty())
-                    .map(crate::egress::AllowEntry::parse)
-                    .collect::<Result<_, _>>()
-                    .map_err(|message| invalid("SSRF_ALLOWLIST", message))?,
+                allow: source.list("SSRF_ALLOWLIST", crate::egress::AllowEntry::parse)?,
             },
             max_concurrency: source.ranged("UPSTREAM_MAX_CONCURRENCY", 100usize, 1..=100_000)?,
             circuit_failure_threshold: source.ranged(
@@ -774,24 +781,12 @@ impl Settings {
             http_workers,
             max_request_body_bytes,
             metrics_public: source.boolean("METRICS_PUBLIC", false)?,
-            trusted_proxies: source
-                .raw("TRUSTED_PROXIES")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|entry| !entry.is_empty())
-                .map(|entry| {
-                    entry
-                        .parse::<ipnet::IpNet>()
-                        .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
-                        .map_err(|_| {
-                            invalid(
-                                "TRUSTED_PROXIES",
-                                format!("{entry:?} is not an IP address or CIDR network"),
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?,
+            trusted_proxies: source.list("TRUSTED_PROXIES", |entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{entry:?} is not an IP address or CIDR network"))
+            })?,
             database,
             mcp,
             federation,

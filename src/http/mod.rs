@@ -67,11 +67,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
 }
 
-/// Whether the request came straight from a configured reverse proxy (`TRUSTED_PROXIES`).
-fn from_trusted_proxy(request: &HttpRequest) -> bool {
-    let Some(peer) = request.peer_addr() else {
-        return false;
-    };
+/// Whether `ip` is a configured reverse proxy (`TRUSTED_PROXIES`).
+fn is_trusted_proxy(request: &HttpRequest, ip: &std::net::IpAddr) -> bool {
     request
         .app_data::<web::Data<AppState>>()
         .is_some_and(|state| {
@@ -79,8 +76,15 @@ fn from_trusted_proxy(request: &HttpRequest) -> bool {
                 .settings
                 .trusted_proxies
                 .iter()
-                .any(|net| net.contains(&peer.ip()))
+                .any(|net| net.contains(ip))
         })
+}
+
+/// Whether the request came straight from a configured reverse proxy.
+fn from_trusted_proxy(request: &HttpRequest) -> bool {
+    request
+        .peer_addr()
+        .is_some_and(|peer| is_trusted_proxy(request, &peer.ip()))
 }
 
 /// The scheme and host clients reach the gateway by: from `Forwarded`/`X-Forwarded-*` only when
@@ -110,17 +114,6 @@ pub(crate) fn client_ip(request: &HttpRequest) -> Option<std::net::IpAddr> {
     if !from_trusted_proxy(request) {
         return Some(peer);
     }
-    let trusted = |ip: &std::net::IpAddr| {
-        request
-            .app_data::<web::Data<AppState>>()
-            .is_some_and(|state| {
-                state
-                    .settings
-                    .trusted_proxies
-                    .iter()
-                    .any(|net| net.contains(ip))
-            })
-    };
     let forwarded: Vec<std::net::IpAddr> = request
         .headers()
         .get_all("x-forwarded-for")
@@ -132,7 +125,7 @@ pub(crate) fn client_ip(request: &HttpRequest) -> Option<std::net::IpAddr> {
         forwarded
             .into_iter()
             .rev()
-            .find(|ip| !trusted(ip))
+            .find(|ip| !is_trusted_proxy(request, ip))
             .unwrap_or(peer),
     )
 }
