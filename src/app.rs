@@ -101,12 +101,14 @@ fn spawn_session_sweeper(sessions: Arc<SessionStore>) {
 pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let settings = Arc::new(settings);
     let db = db::start(&settings.database).await?;
-    let keys = bootstrap::jwt_keys(&db, &settings.auth).await?;
+    let resolved = bootstrap::secrets(&db, &settings.auth).await?;
+    let keys = resolved.jwt_keys(&settings.auth)?;
     let generated_admin = bootstrap::platform_admin(&db, &settings.auth).await?;
     let scoping =
         crate::actors::scoping::Scoping::start(db.clone(), settings.auth.identity.cache_ttl);
     let auth = Auth::start(keys, scoping, db.clone(), settings.auth.identity.clone());
-    let secrets = bootstrap::secret_box(&db, &settings.auth).await?;
+    let secrets = resolved.secret_box();
+    bootstrap::reseal(&db, &secrets).await?;
     let catalog =
         Catalogs::start(db.clone(), secrets.clone(), settings.mcp.catalog_refresh).await?;
     let (upstream_changes, changed_gateways) = tokio::sync::mpsc::channel(256);
@@ -168,7 +170,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
             ),
             ("MCP_MAX_TOOL_CALLS", settings.mcp.max_tool_calls),
         ),
-        console: Arc::new(crate::http::console::Console::new(secrets)?),
+        console: Arc::new(crate::http::console::Console::new(secrets.clone())?),
+        secrets,
         mcp_settings: Arc::new(settings.mcp.clone()),
         settings: settings.clone(),
         shutdown: shutdown.clone(),

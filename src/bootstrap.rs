@@ -1,44 +1,300 @@
-//! First-start bootstrap: the JWT signing secret and the platform admin.
+//! First-start bootstrap: the secrets and the platform admin.
 //!
-//! Explicit settings always win. Without `JWT_SECRET_KEY`, a 64-character secret is generated
-//! once and kept in the database (so every replica and the `token` command agree); without
-//! `PLATFORM_ADMIN_PASSWORD`, the admin is created with a generated password that is returned
-//! once, for printing, and only its argon2id hash is kept.
+//! Explicit settings always win. A secret not given by a setting (`JWT_SECRET_KEY`,
+//! `AUTH_ENCRYPTION_SECRET`) is read from the key file (`SECRETS_FILE`; on SQLite by default
+//! beside the database), which the first start creates with mode 0600 and fresh 64-character
+//! secrets. Secrets never sit in the database next to what they protect: the ones an earlier
+//! version generated and kept there (`bootstrap_secrets`) are moved into the key file and
+//! deleted. Without `PLATFORM_ADMIN_PASSWORD`, the admin is created with a generated password
+//! that is returned once, for printing, and only its argon2id hash is kept.
 
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::actors::db::Db;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password;
 use crate::config::AuthSettings;
-use crate::db::bootstrap::{EnsureSecret, FindUser, SetAdminPassword};
+use crate::db::bootstrap::{FindUser, ForgetStoredSecrets, SetAdminPassword, StoredSecrets};
 use crate::db::identity::InsertUser;
+use crate::secrets::SecretBox;
 
-/// The name under which the generated JWT secret is stored.
+/// The name under which an earlier version stored the generated JWT secret.
 const JWT_SECRET_NAME: &str = "jwt_secret";
 
-/// The name under which the generated credential encryption secret is stored.
+/// The name under which an earlier version stored the generated encryption secret.
 const ENCRYPTION_SECRET_NAME: &str = "encryption_secret";
 
-/// The box upstream credentials are sealed with: `AUTH_ENCRYPTION_SECRET`, or a secret
-/// generated once and kept in the database.
-pub async fn secret_box(
-    db: &Db,
-    settings: &AuthSettings,
-) -> Result<crate::secrets::SecretBox, String> {
-    let secret = match &settings.encryption_secret {
-        Some(secret) => secret.clone(),
+/// The key file: the secrets not given by settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jwt_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jwt_secret_previous: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encryption_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    encryption_secret_previous: Option<String>,
+}
+
+/// The secrets a gateway runs with, resolved once at start.
+#[derive(Clone)]
+pub struct Secrets {
+    jwt: Option<String>,
+    jwt_previous: Option<String>,
+    encryption: String,
+    encryption_previous: Option<String>,
+}
+
+impl Secrets {
+    /// The box credentials at rest are sealed with (and, during a rotation, opened with).
+    pub fn secret_box(&self) -> SecretBox {
+        let secrets = SecretBox::new(&self.encryption);
+        match &self.encryption_previous {
+            Some(previous) => secrets.with_previous(previous),
+            None => secrets,
+        }
+    }
+
+    /// The JWT signing keys: the configured key pair, or the HS256 secret (with the previous
+    /// one during a rotation).
+    pub fn jwt_keys(&self, settings: &AuthSettings) -> Result<Arc<JwtKeys>, String> {
+        if let Some(pair) = &settings.jwt_key_pair {
+            return JwtKeys::asymmetric(
+                pair.algorithm,
+                &pair.private_pem,
+                &pair.public_pem,
+                &settings.jwt_issuer,
+                &settings.jwt_audience,
+            )
+            .map(Arc::new);
+        }
+        let secret = self
+            .jwt
+            .as_deref()
+            .ok_or("no JWT signing secret was resolved")?;
+        let keys = JwtKeys::hs256(secret, &settings.jwt_issuer, &settings.jwt_audience);
+        Ok(Arc::new(match &self.jwt_previous {
+            Some(previous) => keys.with_previous_secret(previous),
+            None => keys,
+        }))
+    }
+}
+
+/// Resolves the secrets: settings first, then the key file (created on first start, from the
+/// secrets an earlier version kept in the database if there are any, else freshly generated).
+pub async fn secrets(db: &Db, settings: &AuthSettings) -> Result<Secrets, String> {
+    let needs_jwt = settings.jwt_key_pair.is_none() && settings.jwt_secret.is_none();
+    let needs_encryption = settings.encryption_secret.is_none();
+    let stored = db
+        .run(StoredSecrets {})
+        .await
+        .map_err(|error| format!("cannot read the stored secrets: {error}"))?;
+    let stored_value = |name: &str| {
+        stored
+            .iter()
+            .find(|(stored, _)| stored == name)
+            .map(|(_, value)| value.clone())
+    };
+    let file = match &settings.secrets_file {
+        Some(path) if needs_jwt || needs_encryption || !stored.is_empty() => {
+            let from_database = KeyFile {
+                jwt_secret: stored_value(JWT_SECRET_NAME),
+                encryption_secret: stored_value(ENCRYPTION_SECRET_NAME),
+                ..KeyFile::default()
+            };
+            let path = path.clone();
+            let file = tokio::task::spawn_blocking(move || load_or_create(&path, from_database))
+                .await
+                .map_err(|error| format!("reading the key file failed: {error}"))??;
+            Some(file)
+        }
+        Some(_) => None,
+        None if needs_jwt || needs_encryption => {
+            let missing = [
+                (needs_jwt, "JWT_SECRET_KEY"),
+                (needs_encryption, "AUTH_ENCRYPTION_SECRET"),
+            ]
+            .iter()
+            .filter(|(needed, _)| *needed)
+            .map(|(_, name)| *name)
+            .collect::<Vec<_>>()
+            .join(" and ");
+            let earlier = if stored.is_empty() {
+                String::new()
+            } else {
+                " This database holds secrets an earlier version generated (table \
+                 bootstrap_secrets): set SECRETS_FILE once to move them into that file."
+                    .to_owned()
+            };
+            return Err(format!(
+                "set {missing} (the same on every replica), or SECRETS_FILE to a key file \
+                 with mode 0600: on PostgreSQL no secret is generated, so replicas cannot \
+                 disagree.{earlier}"
+            ));
+        }
         None => {
-            db.run(EnsureSecret {
-                name: ENCRYPTION_SECRET_NAME.into(),
-                candidate: password::generate(64),
-            })
-            .await
-            .map_err(|error| format!("cannot load the encryption secret: {error}"))?
-            .0
+            if !stored.is_empty() {
+                tracing::warn!(
+                    "table bootstrap_secrets holds secrets an earlier version generated; they \
+                     are unused (settings give every secret): set SECRETS_FILE once to move \
+                     them out of the database"
+                );
+            }
+            None
         }
     };
-    Ok(crate::secrets::SecretBox::new(&secret))
+    if let Some((file, path)) = &file {
+        let moved = [
+            (JWT_SECRET_NAME, &file.jwt_secret),
+            (ENCRYPTION_SECRET_NAME, &file.encryption_secret),
+        ];
+        for (name, value) in moved {
+            if let Some(stored) = stored_value(name)
+                && Some(&stored) != value.as_ref()
+            {
+                return Err(format!(
+                    "the key file {} and the database (table bootstrap_secrets) hold different \
+                     values of {name}; keep the one that protects your data and delete the other",
+                    path.display()
+                ));
+            }
+        }
+        if !stored.is_empty() {
+            db.run(ForgetStoredSecrets {})
+                .await
+                .map_err(|error| format!("cannot delete the stored secrets: {error}"))?;
+            tracing::info!(
+                file = %path.display(),
+                "moved the secrets stored in the database into the key file"
+            );
+        }
+    }
+    let file = file.map(|(file, _)| file).unwrap_or_default();
+    let encryption = settings
+        .encryption_secret
+        .clone()
+        .or(file.encryption_secret)
+        .ok_or("the key file has no encryption_secret")?;
+    let jwt = match settings.jwt_key_pair {
+        Some(_) => None,
+        None => Some(
+            settings
+                .jwt_secret
+                .clone()
+                .or(file.jwt_secret)
+                .ok_or("the key file has no jwt_secret")?,
+        ),
+    };
+    Ok(Secrets {
+        jwt,
+        jwt_previous: settings
+            .jwt_secret_previous
+            .clone()
+            .or(file.jwt_secret_previous),
+        encryption,
+        encryption_previous: settings
+            .encryption_secret_previous
+            .clone()
+            .or(file.encryption_secret_previous),
+    })
+}
+
+/// Reads the key file, or creates it (mode 0600, atomically: replicas starting together agree
+/// on one) with `from_database`'s values where present and fresh secrets elsewhere.
+fn load_or_create(path: &Path, from_database: KeyFile) -> Result<(KeyFile, PathBuf), String> {
+    let shown = path.display();
+    match std::fs::read(path) {
+        Ok(bytes) => return parse_key_file(path, &bytes).map(|file| (file, path.to_owned())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(format!("cannot read the key file {shown}: {error}")),
+    }
+    let file = KeyFile {
+        jwt_secret: Some(
+            from_database
+                .jwt_secret
+                .unwrap_or_else(|| password::generate(64)),
+        ),
+        encryption_secret: Some(
+            from_database
+                .encryption_secret
+                .unwrap_or_else(|| password::generate(64)),
+        ),
+        ..KeyFile::default()
+    };
+    let mut text = serde_json::to_string_pretty(&file).map_err(|error| error.to_string())?;
+    text.push('\n');
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)?;
+        out.write_all(text.as_bytes())?;
+        out.sync_all()
+    };
+    let written = write().and_then(|()| std::fs::hard_link(&partial, path));
+    let _ = std::fs::remove_file(&partial);
+    match written {
+        Ok(()) => {
+            tracing::info!(file = %shown, "created the key file with generated secrets");
+            Ok((file, path.to_owned()))
+        }
+        // Another replica created it first: use theirs.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let bytes = std::fs::read(path)
+                .map_err(|error| format!("cannot read the key file {shown}: {error}"))?;
+            parse_key_file(path, &bytes).map(|file| (file, path.to_owned()))
+        }
+        Err(error) => Err(format!("cannot create the key file {shown}: {error}")),
+    }
+}
+
+fn parse_key_file(path: &Path, bytes: &[u8]) -> Result<KeyFile, String> {
+    let shown = path.display();
+    if let Ok(metadata) = std::fs::metadata(path)
+        && metadata.mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            file = %shown,
+            mode = format!("{:o}", metadata.mode() & 0o777),
+            "the key file can be read by other users: chmod 600 it"
+        );
+    }
+    let file: KeyFile = serde_json::from_slice(bytes).map_err(|error| {
+        format!(
+            "the key file {shown} is not valid (a JSON object with jwt_secret, \
+             encryption_secret and optionally their _previous values): {error}"
+        )
+    })?;
+    let fields = [
+        ("jwt_secret", &file.jwt_secret, 32),
+        ("jwt_secret_previous", &file.jwt_secret_previous, 32),
+        ("encryption_secret", &file.encryption_secret, 16),
+        (
+            "encryption_secret_previous",
+            &file.encryption_secret_previous,
+            16,
+        ),
+    ];
+    for (name, value, minimum) in fields {
+        if let Some(value) = value
+            && value.len() < minimum
+        {
+            return Err(format!(
+                "the key file {shown}: {name} has {} characters; use at least {minimum}",
+                value.len()
+            ));
+        }
+    }
+    Ok(file)
 }
 
 /// The credentials of a platform admin created with a generated password, to print once.
@@ -47,41 +303,6 @@ pub struct GeneratedAdmin {
     pub email: String,
     /// The generated password (only its hash is stored).
     pub password: String,
-}
-
-/// Resolves the JWT signing keys: the explicit secret, or the stored (or newly generated) one.
-pub async fn jwt_keys(db: &Db, settings: &AuthSettings) -> Result<Arc<JwtKeys>, String> {
-    if let Some(pair) = &settings.jwt_key_pair {
-        return JwtKeys::asymmetric(
-            pair.algorithm,
-            &pair.private_pem,
-            &pair.public_pem,
-            &settings.jwt_issuer,
-            &settings.jwt_audience,
-        )
-        .map(Arc::new);
-    }
-    let secret = match &settings.jwt_secret {
-        Some(secret) => secret.clone(),
-        None => {
-            let (secret, created) = db
-                .run(EnsureSecret {
-                    name: JWT_SECRET_NAME.into(),
-                    candidate: password::generate(64),
-                })
-                .await
-                .map_err(|error| format!("cannot load the JWT secret: {error}"))?;
-            if created {
-                tracing::info!("generated a JWT signing secret and stored it in the database");
-            }
-            secret
-        }
-    };
-    Ok(Arc::new(JwtKeys::hs256(
-        &secret,
-        &settings.jwt_issuer,
-        &settings.jwt_audience,
-    )))
 }
 
 /// Makes sure the platform admin exists (and, when the password is set explicitly, has it).
@@ -146,4 +367,23 @@ async fn hash_blocking(password: String) -> Result<String, String> {
     actix_web::web::block(move || password::hash(&password))
         .await
         .map_err(|error| format!("password hashing failed: {error}"))?
+}
+
+/// Seals again whatever is not sealed with the current secret (after a rotation, or REST tool
+/// headers an earlier version stored in plain text).
+pub async fn reseal(db: &Db, secrets: &SecretBox) -> Result<(), String> {
+    let (gateways, tools) = db
+        .run(crate::db::bootstrap::ResealSecrets {
+            secrets: secrets.clone(),
+        })
+        .await
+        .map_err(|error| format!("cannot seal the stored credentials again: {error}"))?;
+    if gateways + tools > 0 {
+        tracing::info!(
+            gateways,
+            tools,
+            "sealed stored credentials with the current encryption secret"
+        );
+    }
+    Ok(())
 }

@@ -243,9 +243,12 @@ impl HostRule {
 /// Token signing and the bootstrap platform admin.
 #[derive(Clone)]
 pub struct AuthSettings {
-    /// `JWT_SECRET_KEY`: the HS256 signing secret (at least 32 characters). When unset, a
-    /// strong secret is generated on first start and kept in the database.
+    /// `JWT_SECRET_KEY`: the HS256 signing secret (at least 32 characters). When unset, it is
+    /// read from the key file (`SECRETS_FILE`), which is created on first start.
     pub jwt_secret: Option<String>,
+    /// `JWT_SECRET_KEY_PREVIOUS`: the secret being rotated away from; tokens it signed still
+    /// verify (new ones are signed with `JWT_SECRET_KEY`).
+    pub jwt_secret_previous: Option<String>,
     /// `JWT_AUDIENCE`: the `aud` claim tokens are issued for and checked against
     /// (default `mcpgate-api`).
     pub jwt_audience: String,
@@ -257,9 +260,17 @@ pub struct AuthSettings {
     /// `PLATFORM_ADMIN_PASSWORD`: that admin's password. When unset, one is generated on first
     /// start and printed once. When set, it is applied at every start.
     pub platform_admin_password: Option<String>,
-    /// `AUTH_ENCRYPTION_SECRET`: the secret upstream credentials are encrypted with at rest.
-    /// When unset, one is generated on first start and kept in the database.
+    /// `AUTH_ENCRYPTION_SECRET`: the secret upstream credentials and REST tool headers are
+    /// encrypted with at rest. When unset, it is read from the key file (`SECRETS_FILE`).
     pub encryption_secret: Option<String>,
+    /// `AUTH_ENCRYPTION_SECRET_PREVIOUS`: the secret being rotated away from; what it sealed
+    /// still opens and is sealed again with the current secret at start.
+    pub encryption_secret_previous: Option<String>,
+    /// `SECRETS_FILE`: a JSON key file (mode 0600) holding the secrets not given by settings.
+    /// Default on SQLite: beside the database (`mcpgate.db` → `mcpgate.secrets`), created on
+    /// first start. On PostgreSQL there is no default: give the secrets as settings (every
+    /// replica the same) or name a file.
+    pub secrets_file: Option<PathBuf>,
     /// Sign-in, passwords and the identity cache.
     pub identity: IdentitySettings,
     /// `JWT_ALGORITHM` with `JWT_PRIVATE_KEY_PATH` and `JWT_PUBLIC_KEY_PATH`: sign and verify
@@ -331,9 +342,18 @@ impl fmt::Debug for AuthSettings {
                 &self.platform_admin_password.as_ref().map(|_| "<set>"),
             )
             .field(
+                "jwt_secret_previous",
+                &self.jwt_secret_previous.as_ref().map(|_| "<set>"),
+            )
+            .field(
                 "encryption_secret",
                 &self.encryption_secret.as_ref().map(|_| "<set>"),
             )
+            .field(
+                "encryption_secret_previous",
+                &self.encryption_secret_previous.as_ref().map(|_| "<set>"),
+            )
+            .field("secrets_file", &self.secrets_file)
             .field("jwt_key_pair", &self.jwt_key_pair)
             .field("authorization_servers", &self.authorization_servers)
             .field("identity", &self.identity)
@@ -654,17 +674,30 @@ impl Settings {
         };
 
         let jwt_secret = source.raw("JWT_SECRET_KEY");
-        if let Some(secret) = &jwt_secret
-            && secret.len() < 32
-        {
-            return Err(invalid(
-                "JWT_SECRET_KEY",
-                format!(
-                    "the secret has {} characters; use at least 32 (or unset it to have one generated)",
-                    secret.len()
-                ),
-            ));
+        let jwt_secret_previous = source.raw("JWT_SECRET_KEY_PREVIOUS");
+        for (name, secret) in [
+            ("JWT_SECRET_KEY", &jwt_secret),
+            ("JWT_SECRET_KEY_PREVIOUS", &jwt_secret_previous),
+        ] {
+            if let Some(secret) = secret
+                && secret.len() < 32
+            {
+                return Err(invalid(
+                    name,
+                    format!(
+                        "the secret has {} characters; use at least 32 (or unset it to have one generated)",
+                        secret.len()
+                    ),
+                ));
+            }
         }
+        let secrets_file = match source.raw("SECRETS_FILE") {
+            Some(path) => Some(PathBuf::from(path)),
+            None => match &database.url {
+                DatabaseUrl::Sqlite(path) => Some(path.with_extension("secrets")),
+                DatabaseUrl::Postgres(_) => None,
+            },
+        };
         let platform_admin_email = source.string("PLATFORM_ADMIN_EMAIL", "admin@example.com");
         if !looks_like_email(&platform_admin_email) {
             return Err(invalid(
@@ -683,6 +716,9 @@ impl Settings {
         }
         let auth = AuthSettings {
             jwt_secret,
+            jwt_secret_previous,
+            secrets_file,
+            encryption_secret_previous: source.raw("AUTH_ENCRYPTION_SECRET_PREVIOUS"),
             jwt_audience: source.string("JWT_AUDIENCE", "mcpgate-api"),
             jwt_issuer: source.string("JWT_ISSUER", "mcpgate"),
             platform_admin_email: platform_admin_email.to_ascii_lowercase(),
@@ -744,13 +780,21 @@ impl Settings {
                 },
             },
         };
-        if let Some(secret) = &auth.encryption_secret
-            && secret.len() < 16
-        {
-            return Err(invalid(
-                "AUTH_ENCRYPTION_SECRET",
-                "use at least 16 characters (or unset it to have one generated)",
-            ));
+        for (name, secret) in [
+            ("AUTH_ENCRYPTION_SECRET", &auth.encryption_secret),
+            (
+                "AUTH_ENCRYPTION_SECRET_PREVIOUS",
+                &auth.encryption_secret_previous,
+            ),
+        ] {
+            if let Some(secret) = secret
+                && secret.len() < 16
+            {
+                return Err(invalid(
+                    name,
+                    "use at least 16 characters (or unset it to have one generated)",
+                ));
+            }
         }
 
         let level = source.string("LOG_LEVEL", "info");

@@ -113,7 +113,10 @@ async fn token(settings: Settings, email: String, exp_minutes: u64) -> Result<()
         return Err(format!("--email {email:?} is not an email address"));
     }
     let db = mcpgate::actors::db::start(&settings.database).await?;
-    let keys = mcpgate::bootstrap::jwt_keys(&db, &settings.auth).await;
+    let keys = match mcpgate::bootstrap::secrets(&db, &settings.auth).await {
+        Ok(secrets) => secrets.jwt_keys(&settings.auth),
+        Err(error) => Err(error),
+    };
     let user = db
         .run(mcpgate::db::bootstrap::FindUser {
             email: email.clone(),

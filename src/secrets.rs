@@ -1,5 +1,7 @@
-//! Encryption of upstream credentials at rest: AES-256-GCM with a key derived (SHA-256) from
-//! `AUTH_ENCRYPTION_SECRET`, a random 96-bit nonce per value, stored as base64(nonce ‖ ciphertext).
+//! Encryption of credentials at rest (upstream credentials, REST tool headers): AES-256-GCM with
+//! a key derived (SHA-256) from the encryption secret, a random 96-bit nonce per value, stored as
+//! base64(nonce ‖ ciphertext). A box may also hold the previous secret of a rotation: values it
+//! sealed still open, and [`SecretBox::open_current`] tells the caller to seal them again.
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -13,6 +15,8 @@ use sha2::{Digest, Sha256};
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: Aes256Gcm,
+    /// The secret being rotated away from: opens, never seals.
+    previous: Option<Aes256Gcm>,
     /// A separate key for MACs, derived from the same secret.
     mac_key: [u8; 32],
 }
@@ -32,8 +36,15 @@ impl SecretBox {
         mac_key.update(secret.as_bytes());
         SecretBox {
             cipher: Aes256Gcm::new(&key),
+            previous: None,
             mac_key: mac_key.finalize().into(),
         }
+    }
+
+    /// The same box, also opening values sealed with `previous` (a rotation in progress).
+    pub fn with_previous(mut self, previous: &str) -> Self {
+        self.previous = Some(Aes256Gcm::new(&Sha256::digest(previous.as_bytes())));
+        self
     }
 
     /// HMAC-SHA256 of `message` under `purpose` (domain-separated), as hex. Only a holder of
@@ -66,8 +77,14 @@ impl SecretBox {
         STANDARD.encode(stored)
     }
 
-    /// Decrypts a value sealed with the same secret.
+    /// Decrypts a value sealed with the current or the previous secret.
     pub fn open(&self, sealed: &str) -> Result<String, String> {
+        self.open_current(sealed).map(|(plain, _)| plain)
+    }
+
+    /// Decrypts a value; the flag says whether it was sealed with the current secret (`false`:
+    /// the previous one, so it should be sealed again).
+    pub fn open_current(&self, sealed: &str) -> Result<(String, bool), String> {
         let bytes = STANDARD
             .decode(sealed)
             .map_err(|_| "the stored secret is not base64".to_owned())?;
@@ -75,16 +92,44 @@ impl SecretBox {
             return Err("the stored secret is too short".into());
         }
         let (nonce, ciphertext) = bytes.split_at(12);
-        let plain = self
-            .cipher
-            .decrypt(Nonce::from_slice(nonce), ciphertext)
-            .map_err(|_| {
-                "the stored secret does not decrypt (was AUTH_ENCRYPTION_SECRET changed?)"
-                    .to_owned()
-            })?;
-        String::from_utf8(plain).map_err(|_| "the stored secret is not UTF-8".to_owned())
+        let nonce = Nonce::from_slice(nonce);
+        let (plain, current) = match self.cipher.decrypt(nonce, ciphertext) {
+            Ok(plain) => (plain, true),
+            Err(_) => {
+                let previous = self
+                    .previous
+                    .as_ref()
+                    .and_then(|previous| previous.decrypt(nonce, ciphertext).ok());
+                let plain = previous.ok_or_else(|| {
+                    "the stored secret does not decrypt (was AUTH_ENCRYPTION_SECRET changed \
+                     without AUTH_ENCRYPTION_SECRET_PREVIOUS?)"
+                        .to_owned()
+                })?;
+                (plain, false)
+            }
+        };
+        let plain =
+            String::from_utf8(plain).map_err(|_| "the stored secret is not UTF-8".to_owned())?;
+        Ok((plain, current))
+    }
+
+    /// Seals a REST tool header value for storage: the marked form [`Self::open_header`] reads.
+    pub fn seal_header(&self, plain: &str) -> String {
+        format!("{SEALED_HEADER}{}", self.seal(plain))
+    }
+
+    /// Opens a stored REST tool header value. A value without the mark was stored in plain text
+    /// by an earlier version (sealed at the next start); it is returned as it is, as stale.
+    pub fn open_header(&self, stored: &str) -> Result<(String, bool), String> {
+        match stored.strip_prefix(SEALED_HEADER) {
+            Some(sealed) => self.open_current(sealed),
+            None => Ok((stored.to_owned(), false)),
+        }
     }
 }
+
+/// The mark of a sealed REST tool header value.
+const SEALED_HEADER: &str = "sealed:v1:";
 
 #[cfg(test)]
 mod tests {
@@ -99,5 +144,42 @@ mod tests {
             "Bearer abc"
         );
         assert!(SecretBox::new("another secret").open(&sealed).is_err());
+    }
+
+    #[test]
+    fn a_rotation_opens_old_values_and_flags_them() {
+        let old = SecretBox::new("the old secret value");
+        let sealed_old = old.seal("Bearer old");
+        let rotated = SecretBox::new("the new secret value").with_previous("the old secret value");
+        assert_eq!(
+            rotated.open_current(&sealed_old).unwrap(),
+            ("Bearer old".to_owned(), false)
+        );
+        let sealed_new = rotated.seal("Bearer new");
+        assert_eq!(
+            rotated.open_current(&sealed_new).unwrap(),
+            ("Bearer new".to_owned(), true)
+        );
+        assert!(old.open(&sealed_new).is_err(), "new values use the new key");
+    }
+
+    #[test]
+    fn header_values_are_marked_and_legacy_plain_values_read_as_stale() {
+        let secrets = SecretBox::new("one secret value");
+        let stored = secrets.seal_header("Bearer abc");
+        assert!(stored.starts_with(SEALED_HEADER) && !stored.contains("abc"));
+        assert_eq!(
+            secrets.open_header(&stored).unwrap(),
+            ("Bearer abc".to_owned(), true)
+        );
+        assert_eq!(
+            secrets.open_header("plain").unwrap(),
+            ("plain".to_owned(), false)
+        );
+        assert!(
+            SecretBox::new("another secret")
+                .open_header(&stored)
+                .is_err()
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! The `mcpgate` binary: first start generates and keeps secrets and prints the admin login
-//! once; `token` signs with the same stored secret; `migrate`; invalid settings fail fast.
+//! The `mcpgate` binary: first start generates secrets into a 0600 key file and prints the admin
+//! login once; `token` signs with the same secret; `migrate`; invalid settings fail fast.
 
 mod common;
 
@@ -24,7 +24,19 @@ fn command(database_url: &str, workdir: &std::path::Path) -> Command {
         .env("LOG_LEVEL", "warn")
         .current_dir(workdir)
         .kill_on_drop(true);
+    if database_url.starts_with("postgres") {
+        // PostgreSQL never generates secrets: the replicas of a deployment share a key file.
+        command.env("SECRETS_FILE", workdir.join("mcpgate.secrets"));
+    }
     command
+}
+
+/// Where the key file of `database_url` is: beside an SQLite database, else in the workdir.
+fn key_file(database_url: &str, workdir: &std::path::Path) -> std::path::PathBuf {
+    match database_url.strip_prefix("sqlite://") {
+        Some(path) => std::path::Path::new(path).with_extension("secrets"),
+        None => workdir.join("mcpgate.secrets"),
+    }
 }
 
 /// Starts `mcpgate serve`, returns the child, its base URL and everything it printed first.
@@ -80,6 +92,22 @@ async fn first_start_bootstrap_and_token(backend: Backend) {
         .expect("password printed");
     assert!(password_line.trim().trim_start_matches("password: ").len() >= 16);
     stop(child).await;
+    // The generated secrets are in a key file only the gateway's user reads, not the database.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key_file = key_file(&url, workdir.path());
+        let mode = std::fs::metadata(&key_file)
+            .unwrap_or_else(|error| panic!("{}: {error}", key_file.display()))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let keys: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&key_file).unwrap()).unwrap();
+        assert!(keys["jwt_secret"].as_str().unwrap().len() >= 64, "{keys}");
+        assert!(keys["encryption_secret"].as_str().unwrap().len() >= 64);
+        let stored = common::sql_texts(&db, "SELECT name AS value FROM bootstrap_secrets").await;
+        assert_eq!(stored, Vec::<String>::new());
+    }
 
     let (child, base, printed) = serve(&url, workdir.path()).await;
     assert!(

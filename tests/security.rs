@@ -1004,7 +1004,106 @@ async fn one_principal_cannot_take_every_tool_call(backend: Backend) {
     fixture.stop().await;
 }
 
+/// Secrets at rest: the database holds nothing that opens what it protects. REST tool headers
+/// are sealed and never shown; the secrets an earlier version kept in the database and its
+/// plain-text header values are moved into a 0600 key file and sealed at start; a rotation of
+/// the encryption secret seals every stored credential again; PostgreSQL never generates one.
+async fn secrets_are_not_kept_beside_what_they_protect(backend: Backend) {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(backend).await;
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("mcpgate.secrets");
+    let key_file_setting = key_file.display().to_string();
+    let spy = Spy::start("127.0.0.1", Answer::Secret).await;
+    let sent_key = |index: usize| {
+        spy.headers_of(index)
+            .into_iter()
+            .find(|(name, _)| name == "x-api-key")
+            .map(|(_, value)| value)
+    };
+    let stored_headers = || common::sql_texts(&db, "SELECT headers AS value FROM tools");
+    let stored_secrets = || common::sql_texts(&db, "SELECT name AS value FROM bootstrap_secrets");
+
+    let server = TestServer::start(&db, &[]).await;
+    let created = rest_tool(&server, "keyed", &format!("{}/data", spy.base)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["headers"], json!({"X-Api-Key": "*****"}));
+    let stored = stored_headers().await;
+    assert!(
+        stored[0].contains("sealed:v1:") && !stored[0].contains("tool-secret"),
+        "{stored:?}"
+    );
+    assert_eq!(stored_secrets().await, Vec::<String>::new());
+    call_tool(&server, "keyed").await;
+    assert_eq!(sent_key(0).as_deref(), Some("tool-secret"));
+    server.stop().await;
+
+    // What an earlier version left: its generated encryption secret in the database and header
+    // values in plain text.
+    common::sql_execute(
+        &db,
+        &format!(
+            "INSERT INTO bootstrap_secrets (name, value, created_at) \
+             VALUES ('encryption_secret', '{}', CURRENT_TIMESTAMP); \
+             UPDATE tools SET headers = '{{\"X-Api-Key\":\"legacy-plain\"}}'",
+            common::ENCRYPTION_SECRET
+        ),
+    )
+    .await;
+    let from_file = [
+        ("AUTH_ENCRYPTION_SECRET", ""),
+        ("SECRETS_FILE", key_file_setting.as_str()),
+    ];
+    let server = TestServer::start(&db, &from_file).await;
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the key file is for the gateway's user only");
+    let file: Value = serde_json::from_slice(&std::fs::read(&key_file).unwrap()).unwrap();
+    assert_eq!(file["encryption_secret"], common::ENCRYPTION_SECRET);
+    assert_eq!(stored_secrets().await, Vec::<String>::new(), "moved out");
+    let sealed = stored_headers().await;
+    assert!(
+        sealed[0].contains("sealed:v1:") && !sealed[0].contains("legacy-plain"),
+        "{sealed:?}"
+    );
+    call_tool(&server, "keyed").await;
+    assert_eq!(sent_key(1).as_deref(), Some("legacy-plain"));
+    server.stop().await;
+
+    // A rotation: the new secret, with the old one as previous, seals everything again ...
+    let rotated = "a-rotated-encryption-secret-0123456789";
+    let server = TestServer::start(
+        &db,
+        &[
+            ("AUTH_ENCRYPTION_SECRET", rotated),
+            ("AUTH_ENCRYPTION_SECRET_PREVIOUS", common::ENCRYPTION_SECRET),
+        ],
+    )
+    .await;
+    let resealed = stored_headers().await;
+    assert_ne!(resealed, sealed, "sealed again with the new secret");
+    server.stop().await;
+    // ... so the old one can go.
+    let server = TestServer::start(&db, &[("AUTH_ENCRYPTION_SECRET", rotated)]).await;
+    call_tool(&server, "keyed").await;
+    assert_eq!(sent_key(2).as_deref(), Some("legacy-plain"));
+    server.stop().await;
+    spy.stop().await;
+
+    if backend == Backend::Postgres {
+        // No secret setting and no key file: no replica generates its own.
+        let settings = common::settings(&db.url(), &[("AUTH_ENCRYPTION_SECRET", "")]);
+        let Err(error) = mcpgate::app::start(settings).await else {
+            panic!("PostgreSQL without an encryption secret must not start");
+        };
+        assert!(
+            error.contains("AUTH_ENCRYPTION_SECRET") && error.contains("SECRETS_FILE"),
+            "{error}"
+        );
+    }
+}
+
 both_backends!(
+    secrets_are_not_kept_beside_what_they_protect,
     one_principal_cannot_take_every_tool_call,
     forwarded_headers_need_a_trusted_proxy,
     concurrent_guesses_are_all_counted,

@@ -24,7 +24,11 @@ const STOP_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a newly federated tool may take to become callable.
 const PROVISION_DEADLINE: Duration = Duration::from_secs(30);
 /// Settings whose values never appear in a report.
-const SECRET_SETTINGS: [&str; 2] = ["JWT_SECRET_KEY", "PLATFORM_ADMIN_PASSWORD"];
+const SECRET_SETTINGS: [&str; 3] = [
+    "JWT_SECRET_KEY",
+    "AUTH_ENCRYPTION_SECRET",
+    "PLATFORM_ADMIN_PASSWORD",
+];
 
 /// The default gateway binary: `mcpgate` next to the running executable (so
 /// `cargo run --release -p mcpgate-loadtest` uses `target/release/mcpgate`).
@@ -254,6 +258,10 @@ fn base_settings(spec: &GatewaySpec) -> BTreeMap<String, String> {
         ("PORT", "0".to_owned()),
         ("DATABASE_URL", spec.database_url.clone()),
         ("JWT_SECRET_KEY", format!("{}{}", secret(), secret())),
+        (
+            "AUTH_ENCRYPTION_SECRET",
+            format!("{}{}", secret(), secret()),
+        ),
         ("PLATFORM_ADMIN_PASSWORD", secret()),
         ("SSRF_ALLOW_LOCALHOST", "true".to_owned()),
         ("LOG_LEVEL", "warn".to_owned()),

@@ -43,6 +43,8 @@ pub struct JwtKeys {
     algorithm: Algorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The HS256 secret being rotated away from: verifies, never signs.
+    previous: Option<DecodingKey>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -109,10 +111,18 @@ impl JwtKeys {
             algorithm,
             encoding,
             decoding,
+            previous: None,
             validation,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
         }
+    }
+
+    /// The same keys, also accepting tokens signed with `previous` (an HS256 secret rotation in
+    /// progress).
+    pub fn with_previous_secret(mut self, previous: &str) -> Self {
+        self.previous = Some(DecodingKey::from_secret(previous.as_bytes()));
+        self
     }
 
     /// Issues a token for `email` valid for `lifetime`, not bound to an account id (it works
@@ -176,21 +186,29 @@ impl JwtKeys {
 
     /// Verifies signature, expiry, issuer and audience; returns the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|error| {
-                use jsonwebtoken::errors::ErrorKind;
-                let reason = match error.kind() {
-                    ErrorKind::ExpiredSignature => "the token has expired",
-                    ErrorKind::InvalidAudience => "the token is for another audience",
-                    ErrorKind::InvalidIssuer => "the token is from another issuer",
-                    ErrorKind::InvalidSignature => "the signature does not match",
-                    ErrorKind::ImmatureSignature => "the token is not valid yet",
-                    ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
-                    ErrorKind::InvalidAlgorithm => "the token uses another algorithm",
-                    _ => "the token is malformed",
-                };
-                AuthError::InvalidToken(reason.into())
-            })?;
+        let mut decoded = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation);
+        if let (Err(error), Some(previous)) = (&decoded, &self.previous)
+            && matches!(
+                error.kind(),
+                jsonwebtoken::errors::ErrorKind::InvalidSignature
+            )
+        {
+            decoded = jsonwebtoken::decode::<Claims>(token, previous, &self.validation);
+        }
+        let data = decoded.map_err(|error| {
+            use jsonwebtoken::errors::ErrorKind;
+            let reason = match error.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::InvalidAudience => "the token is for another audience",
+                ErrorKind::InvalidIssuer => "the token is from another issuer",
+                ErrorKind::InvalidSignature => "the signature does not match",
+                ErrorKind::ImmatureSignature => "the token is not valid yet",
+                ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+                ErrorKind::InvalidAlgorithm => "the token uses another algorithm",
+                _ => "the token is malformed",
+            };
+            AuthError::InvalidToken(reason.into())
+        })?;
         Ok(data.claims)
     }
 }
@@ -217,6 +235,28 @@ mod tests {
             JwtKeys::hs256("another-secret-another-secret-xx", "mcpgate", "mcpgate-api");
         assert!(other_secret.verify(&token).is_err());
         assert!(keys.verify("not.a.token").is_err());
+    }
+
+    #[test]
+    fn a_rotation_verifies_tokens_of_the_previous_secret() {
+        let old = JwtKeys::hs256(SECRET, "mcpgate", "mcpgate-api");
+        let old_token = old
+            .issue("a@example.com", false, Duration::from_secs(60))
+            .unwrap();
+        let new_secret = "another-secret-another-secret-xx";
+        let rotated =
+            JwtKeys::hs256(new_secret, "mcpgate", "mcpgate-api").with_previous_secret(SECRET);
+        assert_eq!(rotated.verify(&old_token).unwrap().sub, "a@example.com");
+        let new_token = rotated
+            .issue("b@example.com", false, Duration::from_secs(60))
+            .unwrap();
+        assert!(
+            old.verify(&new_token).is_err(),
+            "new tokens use the new secret"
+        );
+        let finished = JwtKeys::hs256(new_secret, "mcpgate", "mcpgate-api");
+        assert!(finished.verify(&old_token).is_err());
+        assert!(finished.verify(&new_token).is_ok());
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl Catalog {
             .tools
             .into_iter()
             .filter(|row| live(&row.gateway_id))
-            .map(|row| Arc::new(tool(row)))
+            .filter_map(|row| tool(row, secrets).map(Arc::new))
             .collect();
         tools.sort_by(|a, b| a.name.cmp(&b.name));
         let mut resources: Vec<Arc<Resource>> = rows
@@ -419,7 +419,7 @@ fn parse_json(column: &str, text: &str) -> Value {
     })
 }
 
-fn tool(row: ToolRow) -> Tool {
+fn tool(row: ToolRow, secrets: &SecretBox) -> Option<Tool> {
     let access = crate::ownership_of!(row);
     let input_schema = parse_json("tools.input_schema", &row.input_schema);
     let mut definition = Map::new();
@@ -445,21 +445,35 @@ fn tool(row: ToolRow) -> Tool {
         ("REST", Some(url)) => ToolTarget::Rest {
             method: row.request_type.unwrap_or_else(|| "POST".into()),
             url,
-            headers: serde_json::from_str(&row.headers).unwrap_or_default(),
+            headers: {
+                let stored: BTreeMap<String, String> =
+                    serde_json::from_str(&row.headers).unwrap_or_default();
+                let mut headers = BTreeMap::new();
+                for (name, value) in stored {
+                    match secrets.open_header(&value) {
+                        Ok((plain, _)) => headers.insert(name, plain),
+                        Err(error) => {
+                            tracing::error!(tool = %row.name, %error, "a stored header does not open; the tool is not served");
+                            return None;
+                        }
+                    };
+                }
+                headers
+            },
         },
         _ => ToolTarget::Upstream {
             gateway_id: row.gateway_id.unwrap_or_default(),
             original_name: row.original_name.unwrap_or_else(|| row.name.clone()),
         },
     };
-    Tool {
+    Some(Tool {
         id: row.id,
         name: row.name,
         definition: Value::Object(definition),
         validator,
         target,
         access,
-    }
+    })
 }
 
 fn resource(row: ResourceRow) -> Resource {

@@ -32,25 +32,25 @@ pub struct UserRow {
 }
 
 unit_of_work! {
-    /// Stores `candidate` under `name` unless a value is already stored; returns the stored
-    /// value and whether it was the candidate. Safe when replicas start together.
-    EnsureSecret { name: String, candidate: String } -> (String, bool),
-    "bootstrap.ensure_secret", Write, transactional = true,
-    |this, conn| {
-        let mut conn = conn;
-        let insert = diesel::insert_into(bootstrap_secrets::table)
-            .values((
-                bootstrap_secrets::name.eq(&this.name),
-                bootstrap_secrets::value.eq(&this.candidate),
-                bootstrap_secrets::created_at.eq(crate::db::now()),
-            ))
-            .on_conflict_do_nothing();
-        let inserted = crate::on_backend!(conn.reborrow(), c => insert.execute(c).await)?;
+    /// The secrets an earlier version generated and kept in the database: (name, value).
+    StoredSecrets {} -> Vec<(String, String)>,
+    "bootstrap.stored_secrets", Read, transactional = false,
+    |_this, conn| {
         let query = bootstrap_secrets::table
-            .find(&this.name)
-            .select(bootstrap_secrets::value);
-        let value: String = crate::on_backend!(conn, c => query.get_result(c).await)?;
-        Ok((value, inserted == 1))
+            .select((bootstrap_secrets::name, bootstrap_secrets::value))
+            .order(bootstrap_secrets::name);
+        Ok(crate::on_backend!(conn, c => query.load(c).await)?)
+    }
+}
+
+unit_of_work! {
+    /// Deletes the secrets kept in the database (once they are in the key file).
+    ForgetStoredSecrets {} -> (),
+    "bootstrap.forget_stored_secrets", Write, transactional = true,
+    |_this, conn| {
+        let delete = diesel::delete(bootstrap_secrets::table);
+        crate::on_backend!(conn, c => delete.execute(c).await)?;
+        Ok(())
     }
 }
 
@@ -84,5 +84,68 @@ unit_of_work! {
         ));
         crate::on_backend!(conn, c => update.execute(c).await)?;
         Ok(())
+    }
+}
+
+unit_of_work! {
+    /// Seals again, with the current secret, every credential at rest that is not sealed with
+    /// it: upstream credentials sealed with the previous secret of a rotation, and REST tool
+    /// header values sealed with it or stored in plain text by an earlier version. Returns how
+    /// many gateways and tools were rewritten.
+    ResealSecrets { secrets: crate::secrets::SecretBox } -> (usize, usize),
+    "bootstrap.reseal_secrets", Write, transactional = true,
+    |this, conn| {
+        use crate::db::schema::{gateways, tools};
+        let mut conn = conn;
+        let query = gateways::table
+            .filter(gateways::auth_secret.is_not_null())
+            .select((gateways::id, gateways::auth_secret.assume_not_null()));
+        let sealed: Vec<(String, String)> =
+            crate::on_backend!(conn.reborrow(), c => query.load(c).await)?;
+        let mut gateways_resealed = 0;
+        for (id, value) in sealed {
+            match this.secrets.open_current(&value) {
+                Ok((_, true)) => {}
+                Ok((plain, false)) => {
+                    let update = diesel::update(gateways::table.find(&id))
+                        .set(gateways::auth_secret.eq(this.secrets.seal(&plain)));
+                    crate::on_backend!(conn.reborrow(), c => update.execute(c).await)?;
+                    gateways_resealed += 1;
+                }
+                Err(error) => tracing::error!(gateway = %id, %error, "stored credentials do not open"),
+            }
+        }
+        let query = tools::table
+            .filter(tools::integration_type.eq("REST"))
+            .filter(tools::headers.ne("{}"))
+            .select((tools::id, tools::headers));
+        let stored: Vec<(String, String)> =
+            crate::on_backend!(conn.reborrow(), c => query.load(c).await)?;
+        let mut tools_resealed = 0;
+        for (id, text) in stored {
+            let Ok(mut headers) =
+                serde_json::from_str::<std::collections::BTreeMap<String, String>>(&text)
+            else {
+                continue;
+            };
+            let mut changed = false;
+            for value in headers.values_mut() {
+                match this.secrets.open_header(value) {
+                    Ok((_, true)) => {}
+                    Ok((plain, false)) => {
+                        *value = this.secrets.seal_header(&plain);
+                        changed = true;
+                    }
+                    Err(error) => tracing::error!(tool = %id, %error, "a stored header does not open"),
+                }
+            }
+            if changed {
+                let text = serde_json::to_string(&headers).unwrap_or_default();
+                let update = diesel::update(tools::table.find(&id)).set(tools::headers.eq(text));
+                crate::on_backend!(conn.reborrow(), c => update.execute(c).await)?;
+                tools_resealed += 1;
+            }
+        }
+        Ok((gateways_resealed, tools_resealed))
     }
 }

@@ -54,6 +54,7 @@ pub async fn register_for(
     let change = Change {
         actor_email: &principal.email,
         now: now(),
+        secrets: &state.secrets,
     };
     let mut row = Gateways::create(input, &change)?;
     may_create::<Gateways>(principal, &row)?;

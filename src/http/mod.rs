@@ -65,6 +65,8 @@ pub struct AppState {
     pub federation: crate::federation::Federation,
     /// Cancelled when the server begins to stop: long-lived streams end gracefully.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Seals credentials at rest (REST tool headers, upstream credentials).
+    pub secrets: crate::secrets::SecretBox,
 }
 
 /// Whether `ip` is a configured reverse proxy (`TRUSTED_PROXIES`).

@@ -226,6 +226,7 @@ where
     let change = Change {
         actor_email: &principal.email,
         now: now(),
+        secrets: &state.secrets,
     };
     let record = E::create(input, &change)?;
     may_create::<E>(principal, &record)?;
@@ -261,10 +262,12 @@ where
     let actor_email = principal.email.clone();
     let changed_at = now();
     let mover = principal.clone();
+    let secrets = state.secrets.clone();
     let apply = move |stored: E::Record| {
         let change = Change {
             actor_email: &actor_email,
             now: changed_at,
+            secrets: &secrets,
         };
         let before = stored.ownership().team_id;
         let changed = E::update(stored, &input, &change)

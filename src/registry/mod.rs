@@ -57,6 +57,8 @@ pub struct Change<'a> {
     pub actor_email: &'a str,
     /// The time of the change.
     pub now: NaiveDateTime,
+    /// Seals the credentials an item stores (REST tool headers).
+    pub secrets: &'a crate::secrets::SecretBox,
 }
 
 /// One registry entity: its API types and the rules between them and its record.

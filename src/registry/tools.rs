@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::validate::{
-    MASK, headers, http_url, invalid, is_sensitive_header, mcp_name, object_schema, optional_text,
-    tags,
+    MASK, headers, http_url, invalid, mcp_name, object_schema, optional_text, tags,
 };
 use super::{
     Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, stored_json,
@@ -94,7 +93,8 @@ pub struct ToolCreate {
     /// The HTTP method (default `POST`).
     #[serde(default)]
     pub request_type: Option<RequestType>,
-    /// Headers sent with each call. Values of secret-looking headers are masked in responses.
+    /// Headers sent with each call (credentials, usually). Their values are encrypted at rest
+    /// and never shown again: responses show `*****`.
     #[serde(default)]
     pub headers: Option<BTreeMap<String, String>>,
     /// JSON Schema of the arguments (default: an object with no declared properties).
@@ -177,7 +177,7 @@ pub struct ToolView {
     pub url: Option<String>,
     /// The HTTP method of a REST tool.
     pub request_type: Option<String>,
-    /// Headers, secret values masked as `*****`.
+    /// Header names; every value is shown as `*****` (values are write-only).
     pub headers: BTreeMap<String, String>,
     /// JSON Schema of the arguments.
     #[schema(value_type = Object)]
@@ -201,6 +201,14 @@ pub struct Tools;
 
 fn default_input_schema() -> Value {
     json!({"type": "object", "properties": {}})
+}
+
+/// Header values as stored: each sealed with the gateway's encryption secret.
+fn sealed(change: &Change<'_>, headers: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    headers
+        .into_iter()
+        .map(|(name, value)| (name, change.secrets.seal_header(&value)))
+        .collect()
 }
 
 fn validate_rest_fields(row: &ToolRow) -> Result<(), Invalid> {
@@ -258,7 +266,10 @@ impl Entity for Tools {
                     .as_str()
                     .into(),
             ),
-            headers: to_json_text(&headers("headers", &input.headers.unwrap_or_default())?),
+            headers: to_json_text(&sealed(
+                change,
+                headers("headers", &input.headers.unwrap_or_default())?,
+            )),
             input_schema: to_json_text(&input_schema),
             output_schema: input.output_schema.as_ref().map(to_json_text),
             annotations: to_json_text(&input.annotations.unwrap_or_default()),
@@ -327,14 +338,22 @@ impl Entity for Tools {
         }
         if let Some(new_headers) = &input.headers {
             let stored: BTreeMap<String, String> = stored_json("tools.headers", &row.headers);
-            let merged: BTreeMap<String, String> = new_headers
-                .iter()
-                .map(|(name, value)| {
-                    let kept = (value == MASK).then(|| stored.get(name).cloned()).flatten();
-                    (name.clone(), kept.unwrap_or_else(|| value.clone()))
-                })
-                .collect();
-            row.headers = to_json_text(&headers("headers", &merged)?);
+            let entered = headers("headers", new_headers)?;
+            let mut merged = BTreeMap::new();
+            for (name, value) in entered {
+                let value = if value == MASK {
+                    stored.get(&name).cloned().ok_or_else(|| {
+                        invalid(
+                            format!("headers.{name}"),
+                            "has no stored value to keep: enter its value",
+                        )
+                    })?
+                } else {
+                    change.secrets.seal_header(&value)
+                };
+                merged.insert(name, value);
+            }
+            row.headers = to_json_text(&merged);
         }
         if let Some(schema) = &input.input_schema {
             object_schema("input_schema", schema)?;
@@ -370,15 +389,8 @@ impl Entity for Tools {
         ToolView {
             meta: item_meta!(row, "tools"),
             headers: headers
-                .into_iter()
-                .map(|(name, value)| {
-                    let shown = if is_sensitive_header(&name) {
-                        MASK.to_owned()
-                    } else {
-                        value
-                    };
-                    (name, shown)
-                })
+                .into_keys()
+                .map(|name| (name, MASK.to_owned()))
                 .collect(),
             input_schema: serde_json::from_str(&row.input_schema)
                 .unwrap_or_else(|_| default_input_schema()),

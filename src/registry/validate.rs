@@ -172,21 +172,5 @@ pub fn mime_type(field: &str, value: &str) -> Result<String, Invalid> {
     }
 }
 
-/// Header names whose values are secrets and are masked in responses.
-pub fn is_sensitive_header(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    [
-        "authorization",
-        "cookie",
-        "token",
-        "secret",
-        "key",
-        "password",
-        "auth",
-    ]
-    .iter()
-    .any(|word| lower.contains(word))
-}
-
 /// What masked secrets look like in responses; sending it back in an update keeps the secret.
 pub const MASK: &str = "*****";

@@ -22,6 +22,8 @@ use serde_json::Value;
 
 /// The JWT secret every test server uses, so tests can mint tokens.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// The `AUTH_ENCRYPTION_SECRET` of test servers.
+pub const ENCRYPTION_SECRET: &str = "test-encryption-secret-0123456789";
 /// The PostgreSQL server every machine runs (trust auth).
 pub const PG_HOST: &str = "127.0.0.1";
 /// Its port.
@@ -127,6 +129,76 @@ pub async fn pg_connect(database: &str) -> tokio_postgres::Client {
     client
 }
 
+/// A direct connection to an SQLite test database.
+fn sqlite_connect(path: &std::path::Path) -> diesel::SqliteConnection {
+    use diesel::connection::SimpleConnection;
+    let mut conn =
+        <diesel::SqliteConnection as diesel::Connection>::establish(&path.display().to_string())
+            .expect("open the SQLite test database");
+    // A stopped server's pool may still be closing its connections.
+    conn.batch_execute("PRAGMA busy_timeout = 10000")
+        .expect("busy timeout");
+    conn
+}
+
+/// Runs SQL statements on a test database directly: what an earlier version wrote, or what a
+/// thief with a copy of the database sees.
+pub async fn sql_execute(db: &TestDb, statements: &str) {
+    match (&db.backend, &db.dir) {
+        (Backend::Sqlite, Some(dir)) => {
+            use diesel::connection::SimpleConnection;
+            let path = dir.path().join("mcpgate.db");
+            let statements = statements.to_owned();
+            tokio::task::spawn_blocking(move || {
+                sqlite_connect(&path)
+                    .batch_execute(&statements)
+                    .expect("SQL runs");
+            })
+            .await
+            .unwrap();
+        }
+        _ => pg_connect(&db.name)
+            .await
+            .batch_execute(statements)
+            .await
+            .expect("SQL runs"),
+    }
+}
+
+/// The text column `value` of every row `query` returns, read from the database directly.
+pub async fn sql_texts(db: &TestDb, query: &str) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    match (&db.backend, &db.dir) {
+        (Backend::Sqlite, Some(dir)) => {
+            use diesel::RunQueryDsl;
+            let path = dir.path().join("mcpgate.db");
+            let query = query.to_owned();
+            tokio::task::spawn_blocking(move || {
+                diesel::sql_query(query)
+                    .load::<Row>(&mut sqlite_connect(&path))
+                    .expect("SQL runs")
+                    .into_iter()
+                    .map(|row| row.value)
+                    .collect()
+            })
+            .await
+            .unwrap()
+        }
+        _ => pg_connect(&db.name)
+            .await
+            .query(query, &[])
+            .await
+            .expect("SQL runs")
+            .iter()
+            .map(|row| row.get::<_, String>("value"))
+            .collect(),
+    }
+}
+
 /// Settings for a test server on `database_url`, with overrides.
 pub fn settings(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
     let mut values: HashMap<String, String> = [
@@ -134,6 +206,7 @@ pub fn settings(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
         ("PORT", "0"),
         ("HTTP_WORKERS", "2"),
         ("JWT_SECRET_KEY", JWT_SECRET),
+        ("AUTH_ENCRYPTION_SECRET", ENCRYPTION_SECRET),
         ("PLATFORM_ADMIN_PASSWORD", "admin-password-for-tests"),
         ("LOG_LEVEL", "warn"),
         ("DB_POOL_SIZE", "5"),
