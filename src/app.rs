@@ -141,7 +141,11 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         ("MCP_MAX_STREAMS", stream_cap),
     );
     spawn_session_sweeper(sessions.clone());
-    let parked = crate::mcp::parked::ParkedCalls::new(settings.mcp.tool_timeout);
+    let parked = crate::mcp::parked::ParkedCalls::new(
+        settings.mcp.tool_timeout,
+        settings.mcp.max_parked_calls_per_principal,
+        settings.mcp.max_parked_calls,
+    );
     let shutdown = tokio_util::sync::CancellationToken::new();
     let federation = crate::federation::Federation::new(
         db.clone(),

@@ -116,6 +116,11 @@ pub struct McpSettings {
     pub max_tool_calls_per_principal: usize,
     /// `MCP_MAX_TOOL_CALLS`: `tools/call` in flight in all (default 10000).
     pub max_tool_calls: usize,
+    /// `MCP_MAX_PARKED_CALLS_PER_PRINCIPAL`: upstream calls one principal may keep waiting
+    /// for their `input_required` answers (default 100).
+    pub max_parked_calls_per_principal: usize,
+    /// `MCP_MAX_PARKED_CALLS`: such calls in all (default 10000).
+    pub max_parked_calls: usize,
     /// `MCP_MAX_STREAMS`: long-lived streams in all (default 10000; lowered at start to leave
     /// a reserve of file descriptors for /health, /ready, the admin API and the database).
     pub max_streams: usize,
@@ -611,6 +616,12 @@ impl Settings {
                 1..=1_000_000,
             )?,
             max_tool_calls: source.ranged("MCP_MAX_TOOL_CALLS", 10_000usize, 1..=10_000_000)?,
+            max_parked_calls_per_principal: source.ranged(
+                "MCP_MAX_PARKED_CALLS_PER_PRINCIPAL",
+                100usize,
+                1..=1_000_000,
+            )?,
+            max_parked_calls: source.ranged("MCP_MAX_PARKED_CALLS", 10_000usize, 1..=10_000_000)?,
             page_size: source.ranged("MCP_PAGE_SIZE", 100usize, 1..=10_000)?,
             cache_ttl_ms: source.ranged("MCP_CACHE_TTL_MS", 10_000u64, 0..=86_400_000)?,
             tool_timeout: source.seconds("TOOL_TIMEOUT", 60.0, 3600.0)?,

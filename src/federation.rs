@@ -39,6 +39,14 @@ pub enum FederationError {
         /// What happened.
         cause: CallError,
     },
+    /// The upstream offers something the gateway refuses to serve (a look-alike name).
+    #[error("the upstream at {url} offers {what}; nothing was stored")]
+    Offered {
+        /// Its URL.
+        url: String,
+        /// What it offers and why that is refused.
+        what: String,
+    },
     /// Stored credentials do not decrypt (the encryption secret changed).
     #[error("the stored credentials of gateway {0:?} do not decrypt")]
     Credentials(String),
@@ -131,12 +139,14 @@ impl Federation {
         discovery: &Discovery,
         is_new: bool,
     ) -> Result<(GatewayRow, SyncCounts), FederationError> {
+        let url = row.url.clone();
         let sync = build_sync(
             &self.settings.federation.tool_name_separator,
             row,
             discovery,
             is_new,
-        );
+        )
+        .map_err(|what| FederationError::Offered { url, what })?;
         let gateway = sync.gateway.clone();
         let counts = self.db.run(sync).await?;
         self.catalog.refresh().await;
@@ -306,27 +316,35 @@ fn text_field(value: &Value, field: &str) -> Option<String> {
     value.get(field).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// Names, definitions and gateway columns from a discovery.
-fn build_sync(
+/// Names, definitions and gateway columns from a discovery. Tool and prompt names are served
+/// NFC-normalised (calls upstream use the original); a look-alike name refuses the discovery.
+fn build_sync<'a>(
     separator: &str,
     mut gateway: GatewayRow,
-    discovery: &Discovery,
+    discovery: &'a Discovery,
     is_new: bool,
-) -> SyncGateway {
-    let local_name = |name: &str| {
-        if gateway.prefix_tool_names {
+) -> Result<SyncGateway, String> {
+    let local_name = |kind: &str, name: &str| {
+        let name = crate::registry::validate::federated_name(name)
+            .map_err(|why| format!("a {kind} named {name:?} that {why}"))?;
+        Ok::<_, String>(if gateway.prefix_tool_names {
             format!("{}{separator}{name}", gateway.slug)
         } else {
-            name.to_owned()
-        }
+            name
+        })
     };
-    let tools = discovery
-        .tools
-        .iter()
-        .filter_map(|tool| {
-            let original_name = text_field(tool, "name")?;
-            Some(DiscoveredTool {
-                name: local_name(&original_name),
+    // (the item, its name in the gateway, its name upstream) of every item with a name.
+    let named = |kind: &'static str, items: &'a [Value]| {
+        items.iter().filter_map(move |item| {
+            let original = text_field(item, "name")?;
+            Some(local_name(kind, &original).map(|name| (item, name, original)))
+        })
+    };
+    let tools = named("tool", &discovery.tools)
+        .map(|named| {
+            let (tool, name, original_name) = named?;
+            Ok::<_, String>(DiscoveredTool {
+                name,
                 original_name,
                 description: text_field(tool, "description"),
                 input_schema: tool
@@ -342,7 +360,7 @@ fn build_sync(
                     .to_string(),
             })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let resource = |value: &Value, template: bool| -> Option<DiscoveredResource> {
         let (uri, uri_template) = if template {
             (None, Some(text_field(value, "uriTemplate")?))
@@ -369,13 +387,11 @@ fn build_sync(
                 .filter_map(|value| resource(value, true)),
         )
         .collect();
-    let prompts = discovery
-        .prompts
-        .iter()
-        .filter_map(|prompt| {
-            let original_name = text_field(prompt, "name")?;
-            Some(DiscoveredPrompt {
-                name: local_name(&original_name),
+    let prompts = named("prompt", &discovery.prompts)
+        .map(|named| {
+            let (prompt, name, original_name) = named?;
+            Ok::<_, String>(DiscoveredPrompt {
+                name,
                 original_name,
                 description: text_field(prompt, "description"),
                 arguments: prompt
@@ -385,18 +401,18 @@ fn build_sync(
                     .to_string(),
             })
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let seen = now();
     gateway.protocol_version = Some(discovery.protocol_version.clone());
     gateway.capabilities = discovery.capabilities.to_string();
     gateway.reachable = true;
     gateway.last_seen_at = Some(seen);
     gateway.updated_at = seen;
-    SyncGateway {
+    Ok(SyncGateway {
         gateway,
         is_new,
         tools,
         resources,
         prompts,
-    }
+    })
 }

@@ -249,14 +249,7 @@ async fn server_everything_through_the_gateway(backend: Backend) {
 
 /// Registers an upstream MCP server (loopback) under `name`.
 async fn register_upstream(gateway: &TestServer, name: &str, url: &str) {
-    gateway
-        .admin(
-            Method::POST,
-            "/gateways",
-            Some(json!({"name": name, "url": url})),
-        )
-        .await
-        .expect(StatusCode::CREATED);
+    common::register_gateway(gateway, name, url).await;
 }
 
 /// The message of a JSON-RPC error reply.
@@ -379,16 +372,8 @@ async fn parked_calls_are_bound_single_use_and_expire(backend: Backend) {
     let fixture = ConformanceFixture::start();
     register_upstream(&gateway, "Fixture", &fixture.url).await;
     let client = McpClient::new(&gateway, "/mcp");
-    let ask = |tool: &str, arguments: Value, extra: Value| {
-        let mut params = json!({"name": tool, "arguments": arguments});
-        for (key, value) in extra.as_object().cloned().unwrap_or_default() {
-            params[key] = value;
-        }
-        let mut body = client.modern_body("tools/call", params);
-        body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
-            json!({"elicitation": {}});
-        body
-    };
+    let ask =
+        |tool: &str, arguments: Value, extra: Value| client.eliciting_call(tool, arguments, extra);
     let elicit = "fixture-test_elicitation";
     let who = json!({"message": "who?"});
 

@@ -1102,7 +1102,128 @@ async fn secrets_are_not_kept_beside_what_they_protect(backend: Backend) {
     }
 }
 
+/// Names: an upstream (the official TypeScript SDK) offering a tool name with an invisible or
+/// mixed-script look-alike character is refused at registration with a 502 naming the
+/// character, and nothing is stored; a decomposed name is served NFC-normalised and called
+/// upstream by its original. A name conflict tells nothing about the item the caller cannot see.
+async fn look_alike_names_are_refused(backend: Backend) {
+    use common::sdk::ConformanceFixture;
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[]).await;
+    for (name, reason) in [
+        ("get\u{200B}weather", "U+200B"),
+        ("p\u{430}y", "several scripts"),
+        ("admin\u{202E}txt", "U+202E"),
+    ] {
+        let upstream = ConformanceFixture::start_with(0, &[name]);
+        let refused = server
+            .admin(
+                Method::POST,
+                "/gateways",
+                Some(json!({"name": "Sly", "url": upstream.url})),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_GATEWAY, "{}", refused.body);
+        assert!(
+            refused.message().contains(reason) && refused.message().contains(&upstream.url),
+            "{name:?}: {}",
+            refused.body
+        );
+    }
+    let stored = server.admin(Method::GET, "/gateways", None).await;
+    assert_eq!(stored.body["items"], json!([]), "nothing stored");
+    let tools = server.admin(Method::GET, "/tools", None).await;
+    assert_eq!(tools.body["items"], json!([]), "nothing stored");
+
+    let upstream = ConformanceFixture::start_with(0, &["cafe\u{301}"]);
+    common::register_gateway(&server, "Fixture", &upstream.url).await;
+    let result = call_tool(&server, "fixture-caf\u{e9}").await;
+    assert_eq!(
+        result["content"][0]["text"], "called cafe\u{301}",
+        "{result}"
+    );
+
+    // A developer's private tool name, tried by another developer: the conflict says the name
+    // is taken, not whose it is or what it is.
+    let alice = create_user(&server, "alice@example.com", "developer").await;
+    let bob = create_user(&server, "bob@example.com", "developer").await;
+    let tool = json!({"name": "quarterly_layoffs", "url": "http://127.0.0.1:9/x",
+                      "visibility": "private"});
+    let created = server
+        .send(Method::POST, "/tools", Some(&alice), Some(tool.clone()))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let clash = server
+        .send(Method::POST, "/tools", Some(&bob), Some(tool))
+        .await;
+    assert_eq!(clash.status, StatusCode::CONFLICT);
+    let message = clash.message();
+    assert!(message.contains("not available"), "{message}");
+    assert!(
+        !message.contains("alice") && !message.contains("private"),
+        "{message}"
+    );
+    server.stop().await;
+}
+
+/// Parked calls (an upstream's question waiting for a 2026-07-28 client's retry) are held per
+/// principal: past `MCP_MAX_PARKED_CALLS_PER_PRINCIPAL` the call is refused naming the setting
+/// while another principal still parks; a resumed call gives its place back.
+async fn one_principal_cannot_park_every_call(backend: Backend) {
+    use common::sdk::ConformanceFixture;
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[("MCP_MAX_PARKED_CALLS_PER_PRINCIPAL", "2")]).await;
+    let fixture = ConformanceFixture::start();
+    common::register_gateway(&server, "Fixture", &fixture.url).await;
+    let mut alice = McpClient::new(&server, "/mcp");
+    alice.token = create_user(&server, "alice@example.com", "developer").await;
+    let mut bob = McpClient::new(&server, "/mcp");
+    bob.token = create_user(&server, "bob@example.com", "developer").await;
+    let ask = |client: &McpClient, retry: Value| {
+        client.eliciting_call(
+            "fixture-test_elicitation",
+            json!({"message": "who?"}),
+            retry,
+        )
+    };
+    let parked = |reply: &common::Reply| {
+        let result = &reply.expect(StatusCode::OK)["result"];
+        assert_eq!(result["resultType"], "input_required", "{}", reply.body);
+        result["requestState"].as_str().unwrap().to_owned()
+    };
+    let first = parked(&alice.send_modern(ask(&alice, json!({}))).await);
+    parked(&alice.send_modern(ask(&alice, json!({}))).await);
+    let third = alice.send_modern(ask(&alice, json!({}))).await;
+    assert!(
+        third.status == StatusCode::TOO_MANY_REQUESTS || third.status == StatusCode::OK,
+        "{}",
+        third.body
+    );
+    assert_eq!(third.body["error"]["code"], -32000, "{}", third.body);
+    let message = third.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("MCP_MAX_PARKED_CALLS_PER_PRINCIPAL"),
+        "{message}"
+    );
+    // Another principal still parks.
+    parked(&bob.send_modern(ask(&bob, json!({}))).await);
+    // Answering one gives alice's place back.
+    let answer = json!({"inputResponses": {"q1": {"action": "accept",
+        "content": {"username": "alice", "email": "a@example.com"}}}, "requestState": first});
+    let done = alice.send_modern(ask(&alice, answer)).await;
+    assert_eq!(
+        done.expect(StatusCode::OK)["result"]["resultType"],
+        "complete",
+        "{}",
+        done.body
+    );
+    parked(&alice.send_modern(ask(&alice, json!({}))).await);
+    server.stop().await;
+}
+
 both_backends!(
+    one_principal_cannot_park_every_call,
+    look_alike_names_are_refused,
     secrets_are_not_kept_beside_what_they_protect,
     one_principal_cannot_take_every_tool_call,
     forwarded_headers_need_a_trusted_proxy,

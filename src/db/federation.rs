@@ -145,7 +145,8 @@ async fn sync_tools(
     })?;
     if let Some(name) = taken.into_iter().next() {
         return Err(WorkError::Conflict(format!(
-            "a tool named {name:?} already exists; register with prefix_tool_names true, or rename it"
+            "the upstream's tool name {name:?} is not available (names are unique across the \
+             gateway, including items you cannot see); register with prefix_tool_names true"
         )));
     }
     let existing: Vec<ToolRow> = on_backend!(conn.reborrow(), c => {
@@ -236,7 +237,8 @@ async fn sync_resources(
     })?;
     if let Some(Some(uri)) = taken.into_iter().next() {
         return Err(WorkError::Conflict(format!(
-            "a resource with URI {uri:?} already exists"
+            "the upstream's resource URI {uri:?} is not available (URIs are unique across the \
+             gateway, including items you cannot see)"
         )));
     }
     let existing: Vec<ResourceRow> = on_backend!(conn.reborrow(), c => {
@@ -314,7 +316,8 @@ async fn sync_prompts(
     })?;
     if let Some(name) = taken.into_iter().next() {
         return Err(WorkError::Conflict(format!(
-            "a prompt named {name:?} already exists"
+            "the upstream's prompt name {name:?} is not available (names are unique across the \
+             gateway, including items you cannot see); register with prefix_tool_names true"
         )));
     }
     let existing: Vec<PromptRow> = on_backend!(conn.reborrow(), c => {

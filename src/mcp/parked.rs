@@ -9,7 +9,9 @@
 //! A parked call belongs to the principal, method and item of the request that parked it: a
 //! retry that differs in any of them is refused, and the id is single-use (taken on resume,
 //! parked again under a new id when the upstream asks again). A call not resumed within its
-//! time to live is cancelled upstream. Parked calls live in this process: the `requestState`
+//! time to live is cancelled upstream. Each principal may keep a bounded number of calls parked
+//! (`MCP_MAX_PARKED_CALLS_PER_PRINCIPAL`, and `MCP_MAX_PARKED_CALLS` in all): past it, the call
+//! is cancelled and the client told which quota it reached. Parked calls live in this process: the `requestState`
 //! is valid only on the replica that issued it (the upstream session it waits on is too).
 
 use std::collections::HashMap;
@@ -23,13 +25,11 @@ use tokio_util::sync::CancellationToken;
 use super::error::McpError;
 use super::protocol::LogLevel;
 use crate::actors::upstream::ForwardError;
+use crate::quota::{Permit, Quota, QuotaExceeded};
 use crate::upstream::ClientRequest;
 
 /// What marks a `requestState` as the gateway's own (anything else belongs to an upstream).
 pub const STATE_PREFIX: &str = "mcpgate-parked:";
-
-/// The most calls parked at once; beyond it, new questions are declined.
-const MAX_PARKED: usize = 10_000;
 
 /// Where a running call's notifications go: the stream, progress token and log level of the
 /// client request currently waiting on it (none while parked).
@@ -88,10 +88,19 @@ pub struct ParkedCall {
     pub question: Question,
 }
 
-/// The parked calls of this process.
+/// The parked calls of this process, each with its place in the quota.
 pub struct ParkedCalls {
-    calls: Mutex<HashMap<String, ParkedCall>>,
+    calls: Mutex<HashMap<String, (ParkedCall, Permit)>>,
+    quota: Arc<Quota>,
     ttl: Duration,
+}
+
+/// A call that could not be parked: handed back with the quota it met.
+pub struct NotParked {
+    /// The call.
+    pub parked: ParkedCall,
+    /// Which limit.
+    pub exceeded: QuotaExceeded,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -101,25 +110,29 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ParkedCalls {
-    /// An empty store whose calls are cancelled when not resumed within `ttl`.
-    pub fn new(ttl: Duration) -> Arc<Self> {
+    /// An empty store whose calls are cancelled when not resumed within `ttl`, holding at most
+    /// `per_principal` calls of one principal and `global` in all.
+    pub fn new(ttl: Duration, per_principal: usize, global: usize) -> Arc<Self> {
         Arc::new(ParkedCalls {
             calls: Mutex::new(HashMap::new()),
+            quota: Quota::new(
+                "calls waiting for input",
+                ("MCP_MAX_PARKED_CALLS_PER_PRINCIPAL", per_principal),
+                ("MCP_MAX_PARKED_CALLS", global),
+            ),
             ttl,
         })
     }
 
-    /// Parks a call; returns the `requestState` that resumes it. When the store is full the
-    /// call is handed back.
-    pub fn park(self: &Arc<Self>, parked: ParkedCall) -> Result<String, Box<ParkedCall>> {
+    /// Parks a call; returns the `requestState` that resumes it. Past the principal's quota
+    /// (or the global cap) the call is handed back.
+    pub fn park(self: &Arc<Self>, parked: ParkedCall) -> Result<String, Box<NotParked>> {
+        let permit = match self.quota.acquire(&parked.owner.principal) {
+            Ok(permit) => permit,
+            Err(exceeded) => return Err(Box::new(NotParked { parked, exceeded })),
+        };
         let id = uuid::Uuid::new_v4().simple().to_string();
-        {
-            let mut calls = lock(&self.calls);
-            if calls.len() >= MAX_PARKED {
-                return Err(Box::new(parked));
-            }
-            calls.insert(id.clone(), parked);
-        }
+        lock(&self.calls).insert(id.clone(), (parked, permit));
         let store = Arc::downgrade(self);
         let ttl = self.ttl;
         let expiring = id.clone();
@@ -128,7 +141,7 @@ impl ParkedCalls {
             let expired = store
                 .upgrade()
                 .and_then(|store| lock(&store.calls).remove(&expiring));
-            if let Some(expired) = expired {
+            if let Some((expired, _permit)) = expired {
                 tracing::debug!(owner = ?expired.owner, "a parked upstream call was not resumed in time; cancelled");
                 expired.call.cancel.cancel();
             }
@@ -148,11 +161,15 @@ impl ParkedCalls {
         let mut calls = lock(&self.calls);
         match calls.get(id) {
             None => Err(stale()),
-            Some(parked) if &parked.owner != owner => Err(McpError::InvalidParams(
+            Some((parked, _)) if &parked.owner != owner => Err(McpError::InvalidParams(
                 "requestState belongs to another request: retry the same method and item it was issued for"
                     .into(),
             )),
-            Some(_) => calls.remove(id).ok_or_else(stale),
+            // Resumed: no longer parked, so its place in the quota is given back.
+            Some(_) => calls
+                .remove(id)
+                .map(|(parked, _permit)| parked)
+                .ok_or_else(stale),
         }
     }
 
@@ -168,7 +185,7 @@ impl ParkedCalls {
 
     /// Cancels every parked call (shutdown).
     pub fn cancel_all(&self) {
-        for (_, parked) in lock(&self.calls).drain() {
+        for (_, (parked, _permit)) in lock(&self.calls).drain() {
             parked.call.cancel.cancel();
         }
     }

@@ -10,8 +10,8 @@ use super::validate::{
     headers as validate_headers, http_url, invalid, optional_text, required_text, tags,
 };
 use super::{
-    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, to_json_text,
-    update_meta,
+    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, taken,
+    to_json_text, update_meta,
 };
 use crate::db::registry::GatewayRow;
 
@@ -333,9 +333,12 @@ impl Entity for Gateways {
 
     fn conflict_message(constraint: &str) -> String {
         if constraint.contains("slug") {
-            "a gateway whose name gives the same slug already exists".into()
+            taken(
+                "name",
+                "its slug (the name in lower case, other characters as -)",
+            )
         } else {
-            "a gateway with this name already exists".into()
+            taken("name", "this name")
         }
     }
 }

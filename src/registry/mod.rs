@@ -61,6 +61,15 @@ pub struct Change<'a> {
     pub secrets: &'a crate::secrets::SecretBox,
 }
 
+/// The message of a uniqueness conflict: neutral, so it tells nothing about an item the caller
+/// cannot see (not its owner, visibility or kind of use), only that `what` is in use.
+pub fn taken(field: &str, what: &str) -> String {
+    format!(
+        "{what} is not available (the {field} must be unique across the gateway, including \
+         items you cannot see): choose another"
+    )
+}
+
 /// One registry entity: its API types and the rules between them and its record.
 pub trait Entity: 'static {
     /// The stored form (what the DbActor returns).

@@ -5,7 +5,7 @@ use utoipa::ToSchema;
 
 use super::validate::{invalid, mcp_name, optional_text, required_text, tags};
 use super::{
-    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, stored_json,
+    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, stored_json, taken,
     to_json_text, update_meta,
 };
 use crate::db::registry::PromptRow;
@@ -244,6 +244,6 @@ impl Entity for Prompts {
     }
 
     fn conflict_message(_constraint: &str) -> String {
-        "a prompt with this name already exists".into()
+        taken("name", "this name")
     }
 }

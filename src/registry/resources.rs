@@ -5,8 +5,8 @@ use utoipa::ToSchema;
 
 use super::validate::{invalid, mime_type, optional_text, required_text, tags};
 use super::{
-    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, to_json_text,
-    update_meta,
+    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, taken,
+    to_json_text, update_meta,
 };
 use crate::db::registry::ResourceRow;
 
@@ -277,9 +277,9 @@ impl Entity for Resources {
 
     fn conflict_message(constraint: &str) -> String {
         if constraint.contains("template") {
-            "a resource with this uri_template already exists".into()
+            taken("uri_template", "this uri_template")
         } else {
-            "a resource with this uri already exists".into()
+            taken("uri", "this uri")
         }
     }
 }

@@ -5,8 +5,8 @@ use utoipa::ToSchema;
 
 use super::validate::{http_url, invalid, optional_text, required_text, tags};
 use super::{
-    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, to_json_text,
-    update_meta,
+    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, taken,
+    to_json_text, update_meta,
 };
 use crate::db::registry::{ServerMembers, ServerRecord, ServerRow};
 
@@ -209,6 +209,6 @@ impl Entity for Servers {
     }
 
     fn conflict_message(_constraint: &str) -> String {
-        "a server with this name already exists".into()
+        taken("name", "this name")
     }
 }

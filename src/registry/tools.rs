@@ -10,7 +10,7 @@ use super::validate::{
     MASK, headers, http_url, invalid, mcp_name, object_schema, optional_text, tags,
 };
 use super::{
-    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, stored_json,
+    Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, stored_json, taken,
     to_json_text, update_meta,
 };
 use crate::db::registry::ToolRow;
@@ -415,6 +415,6 @@ impl Entity for Tools {
     }
 
     fn conflict_message(_constraint: &str) -> String {
-        "a tool with this name already exists".into()
+        taken("name", "this name")
     }
 }

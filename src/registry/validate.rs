@@ -79,6 +79,32 @@ pub fn mcp_name(field: &str, value: &str) -> Result<String, Invalid> {
     Ok(name)
 }
 
+/// A name an upstream offers (a tool's, a prompt's), NFC-normalised; refused when it could pass
+/// for another name: control or invisible characters (zero-width, bidi controls, variation
+/// selectors, tags, soft hyphen), characters UTS #39 does not allow in identifiers (fullwidth or
+/// compatibility forms), or letters of more than one script (a Cyrillic "а" among Latin ones).
+pub fn federated_name(name: &str) -> Result<String, String> {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_security::{GeneralSecurityProfile, MixedScript};
+    let normal: String = name.nfc().collect();
+    if normal.is_empty() {
+        return Err("is empty".into());
+    }
+    for c in normal.chars() {
+        let invisible = c.is_control() || matches!(c, '\u{200C}' | '\u{200D}');
+        if invisible || !(c.is_ascii() || c.identifier_allowed()) {
+            return Err(format!(
+                "contains U+{:04X}, an invisible or look-alike character",
+                u32::from(c)
+            ));
+        }
+    }
+    if !normal.is_single_script() {
+        return Err("mixes letters of several scripts, so it can pass for another name".into());
+    }
+    Ok(normal)
+}
+
 /// Tags: trimmed, non-empty, at most 64 characters each, at most 32, duplicates removed.
 pub fn tags(values: Option<&[String]>) -> Result<Vec<String>, Invalid> {
     let values = values.unwrap_or_default();
@@ -174,3 +200,31 @@ pub fn mime_type(field: &str, value: &str) -> Result<String, Invalid> {
 
 /// What masked secrets look like in responses; sending it back in an update keeps the secret.
 pub const MASK: &str = "*****";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn federated_names_are_normalised_and_look_alikes_refused() {
+        assert_eq!(federated_name("get_weather.v2").unwrap(), "get_weather.v2");
+        assert_eq!(federated_name("検索_ツール").unwrap(), "検索_ツール");
+        assert_eq!(federated_name("поиск").unwrap(), "поиск");
+        // NFD "é" becomes NFC.
+        assert_eq!(federated_name("cafe\u{301}").unwrap(), "caf\u{e9}");
+        for bad in [
+            "get\u{200B}weather", // zero-width space
+            "get\u{200D}weather", // zero-width joiner
+            "admin\u{202E}txt",   // right-to-left override
+            "tool\u{FE0F}",       // variation selector
+            "tool\u{E0041}",      // tag character
+            "soft\u{AD}hyphen",   // soft hyphen
+            "\u{FF41}dmin",       // fullwidth a
+            "line\nbreak",
+            "p\u{430}y", // a Cyrillic а among Latin letters
+            "",
+        ] {
+            assert!(federated_name(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+}

@@ -81,9 +81,30 @@ impl<'a> McpClient<'a> {
             _ => None,
         };
         if let Some(name) = name {
-            headers.push(("mcp-name", name.to_owned()));
+            // Non-ASCII values travel in the spec's Base64 sentinel form.
+            let value = if name.is_ascii() && !name.starts_with("=?base64?") {
+                name.to_owned()
+            } else {
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(name);
+                format!("=?base64?{encoded}?=")
+            };
+            headers.push(("mcp-name", value));
         }
         headers
+    }
+
+    /// A modern `tools/call` body of a client that declares elicitation, with `extra` params
+    /// (`inputResponses`, `requestState`).
+    pub fn eliciting_call(&self, tool: &str, arguments: Value, extra: Value) -> Value {
+        let mut params = serde_json::json!({"name": tool, "arguments": arguments});
+        for (key, value) in extra.as_object().cloned().unwrap_or_default() {
+            params[key] = value;
+        }
+        let mut body = self.modern_body("tools/call", params);
+        body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] =
+            serde_json::json!({"elicitation": {}});
+        body
     }
 
     /// Sends a well-formed modern request.

@@ -368,6 +368,18 @@ pub fn gateway_body(name: &str, upstream: &TestServer, sse: bool) -> Value {
     })
 }
 
+/// Registers the upstream MCP server at `url` as gateway `name` (as the admin).
+pub async fn register_gateway(server: &TestServer, name: &str, url: &str) {
+    server
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(serde_json::json!({"name": name, "url": url})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+}
+
 /// Reads a response into a [`Reply`].
 pub async fn reply(response: reqwest::Response) -> Reply {
     let status = response.status();

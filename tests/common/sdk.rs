@@ -63,6 +63,11 @@ impl ConformanceFixture {
 
     /// Starts it on `port` (0: a free one).
     pub fn start_on(port: u16) -> Upstream {
+        Self::start_with(port, &[])
+    }
+
+    /// Starts it on `port` offering, besides its own, tools named `extra_tools`.
+    pub fn start_with(port: u16, extra_tools: &[&str]) -> Upstream {
         setup();
         let mut child = Command::new("node")
             .arg(format!(
@@ -70,6 +75,10 @@ impl ConformanceFixture {
                 deps_dir()
             ))
             .env("PORT", port.to_string())
+            .env(
+                "EXTRA_TOOL_NAMES",
+                serde_json::to_string(extra_tools).expect("names as JSON"),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -403,6 +403,17 @@ const prompts = [
 
 const COMPLETIONS = ['paris', 'park', 'party', 'hello', 'help'];
 
+// $EXTRA_TOOL_NAMES (a JSON array, for the gateway's own tests): more tools of these names, as
+// a careless or hostile upstream might offer them (look-alike or invisible characters).
+for (const name of JSON.parse(process.env.EXTRA_TOOL_NAMES ?? '[]')) {
+  tools.push({
+    name,
+    description: 'An extra tool named by the test that started this fixture.',
+    inputSchema: { type: 'object', properties: {} },
+    run: async () => ({ content: [{ type: 'text', text: `called ${name}` }] }),
+  });
+}
+
 // ---- the server --------------------------------------------------------------------------
 
 function newServer() {

@@ -21,7 +21,9 @@ use crate::actors::upstream::{Forward, ForwardError};
 use crate::catalog::Gateway;
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
-use crate::mcp::parked::{Owner, ParkedCall, Question, RelayTarget, RunningCall, STATE_PREFIX};
+use crate::mcp::parked::{
+    NotParked, Owner, ParkedCall, Question, RelayTarget, RunningCall, STATE_PREFIX,
+};
 use crate::mcp::protocol::{Era, LogLevel, meta};
 use crate::upstream::{CallError, ClientRequest, Notifications};
 
@@ -425,16 +427,15 @@ fn park(
             result.insert("requestState".into(), json!(state));
             Ok(result)
         }
-        Err(full) => {
-            let ParkedCall { call, question, .. } = *full;
-            let _ = question.reply.send(refusal(
-                -32603,
-                "the gateway is holding too many calls that wait for input",
-            ));
-            call.cancel.cancel();
-            Err(McpError::Unavailable {
-                retry_after: std::time::Duration::from_secs(1),
-            })
+        Err(refused) => {
+            let NotParked { parked, exceeded } = *refused;
+            // The upstream's question will not be answered.
+            let _ = parked
+                .question
+                .reply
+                .send(refusal(-32603, &exceeded.message));
+            parked.call.cancel.cancel();
+            Err(exceeded.into())
         }
     }
 }
