@@ -19,6 +19,7 @@ pub mod federation;
 pub mod http;
 pub mod mcp;
 pub mod prompt_render;
+pub mod protocol;
 pub mod quota;
 pub mod registry;
 pub mod secrets;

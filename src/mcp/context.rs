@@ -8,12 +8,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::jsonrpc;
 use super::parked::ParkedCalls;
-use super::protocol::{Era, LogLevel};
 use super::session::Session;
 use crate::actors::upstream::Upstream;
 use crate::auth::Principal;
 use crate::catalog::{Catalog, Scope};
 use crate::config::McpSettings;
+use crate::protocol::{Era, LogLevel};
 
 /// The context of one MCP request.
 pub struct Ctx {

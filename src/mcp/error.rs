@@ -5,8 +5,8 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::Era;
-use super::protocol::supported_versions;
+use crate::protocol::Era;
+use crate::protocol::supported_versions;
 
 /// A request the gateway answers with a JSON-RPC error.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -2,8 +2,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::Era;
 use super::error::McpError;
+use crate::protocol::Era;
 
 /// One message a client sent.
 #[derive(Debug, Clone)]

@@ -15,5 +15,3 @@ pub mod methods;
 pub mod parked;
 pub mod protocol;
 pub mod session;
-
-pub use self::protocol::Era;

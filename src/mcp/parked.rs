@@ -23,8 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::error::McpError;
-use super::protocol::LogLevel;
 use crate::actors::upstream::ForwardError;
+use crate::protocol::LogLevel;
 use crate::quota::{Permit, Quota, QuotaExceeded};
 use crate::upstream::ClientRequest;
 

@@ -1,124 +1,10 @@
-//! Protocol versions, eras, log levels and the per-request metadata of the modern era.
+//! The per-request metadata of the modern era, and what the gateway offers its clients (the
+//! shared vocabulary is in [`crate::protocol`]).
 
 use serde_json::{Map, Value, json};
 
 use super::error::McpError;
-
-/// The modern (stateless) revision.
-pub const MODERN_VERSION: &str = "2026-07-28";
-
-/// Legacy (session) revisions served, newest first.
-pub const LEGACY_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-
-/// `_meta` keys of the modern era.
-pub mod meta {
-    /// The request's protocol version.
-    pub const PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-    /// The client's capabilities for this request.
-    pub const CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
-    /// The client's name and version.
-    pub const CLIENT_INFO: &str = "io.modelcontextprotocol/clientInfo";
-    /// The minimum log level for this request.
-    pub const LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
-    /// The server's name and version, on results.
-    pub const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
-    /// The subscription a notification belongs to.
-    pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
-}
-
-/// Every version served, modern first.
-pub fn supported_versions() -> Vec<&'static str> {
-    let mut versions = vec![MODERN_VERSION];
-    versions.extend(LEGACY_VERSIONS);
-    versions
-}
-
-/// Which protocol era a request is served in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Era {
-    /// 2026-07-28: stateless, per-request `_meta`.
-    Modern,
-    /// 2025-11-25 and older: `initialize` and sessions (or stateless `/rpc`).
-    Legacy {
-        /// The negotiated revision.
-        version: &'static str,
-    },
-}
-
-impl Era {
-    /// The protocol version string.
-    pub fn version(self) -> &'static str {
-        match self {
-            Era::Modern => MODERN_VERSION,
-            Era::Legacy { version } => version,
-        }
-    }
-}
-
-/// The legacy version to use for a client asking for `requested`: the same when served, else
-/// the newest legacy version (the client then decides whether it can continue).
-pub fn negotiate_legacy(requested: Option<&str>) -> &'static str {
-    requested
-        .and_then(|requested| LEGACY_VERSIONS.iter().find(|v| **v == requested).copied())
-        .unwrap_or(LEGACY_VERSIONS[0])
-}
-
-/// The legacy version string if `value` is one.
-pub fn legacy_version(value: &str) -> Option<&'static str> {
-    LEGACY_VERSIONS.iter().find(|v| **v == value).copied()
-}
-
-/// MCP log levels, in increasing severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    /// debug
-    Debug,
-    /// info
-    Info,
-    /// notice
-    Notice,
-    /// warning
-    Warning,
-    /// error
-    Error,
-    /// critical
-    Critical,
-    /// alert
-    Alert,
-    /// emergency
-    Emergency,
-}
-
-impl LogLevel {
-    /// Parses an MCP level name.
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "debug" => LogLevel::Debug,
-            "info" => LogLevel::Info,
-            "notice" => LogLevel::Notice,
-            "warning" => LogLevel::Warning,
-            "error" => LogLevel::Error,
-            "critical" => LogLevel::Critical,
-            "alert" => LogLevel::Alert,
-            "emergency" => LogLevel::Emergency,
-            _ => return None,
-        })
-    }
-
-    /// The MCP level name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Notice => "notice",
-            LogLevel::Warning => "warning",
-            LogLevel::Error => "error",
-            LogLevel::Critical => "critical",
-            LogLevel::Alert => "alert",
-            LogLevel::Emergency => "emergency",
-        }
-    }
-}
+use crate::protocol::{Era, LogLevel, MODERN_VERSION, implementation_info, meta};
 
 /// The validated per-request metadata of a modern request.
 #[derive(Debug, Clone)]
@@ -187,7 +73,7 @@ pub fn modern_meta(params: &Map<String, Value>) -> Result<ModernMeta, McpError> 
 
 /// The gateway's identity.
 pub fn server_info(title: Option<&str>) -> Value {
-    let mut info = json!({ "name": "mcpgate", "version": env!("CARGO_PKG_VERSION") });
+    let mut info = implementation_info();
     if let Some(title) = title {
         info["title"] = json!(title);
     }

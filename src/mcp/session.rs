@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::error::McpError;
-use super::protocol::LogLevel;
 use crate::catalog::Scope;
+use crate::protocol::LogLevel;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex

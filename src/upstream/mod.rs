@@ -4,14 +4,16 @@
 
 mod connection;
 pub mod sse;
+pub mod transport;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
 
-pub(crate) use self::connection::describe;
-pub use self::connection::{ClientRequest, Connection, Notifications, OnChange};
+pub use self::connection::Connection;
+pub(crate) use self::transport::describe;
+pub use self::transport::{ClientRequest, Notifications, OnChange, Transport};
 
 /// The transport an upstream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,13 +66,4 @@ impl From<crate::egress::EgressDenied> for CallError {
     fn from(denied: crate::egress::EgressDenied) -> Self {
         CallError::Transport(denied.to_string())
     }
-}
-
-/// What a connection negotiated.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Era {
-    /// 2026-07-28.
-    Modern,
-    /// An `initialize` session at this version.
-    Legacy(String),
 }

@@ -14,10 +14,10 @@ use crate::auth::Principal;
 use crate::catalog::Scope;
 use crate::http::AppState;
 use crate::mcp::context::Ctx;
+use crate::mcp::jsonrpc;
 use crate::mcp::methods::{Object, decorate, dispatch};
-use crate::mcp::protocol::LogLevel;
 use crate::mcp::session::Session;
-use crate::mcp::{Era, jsonrpc};
+use crate::protocol::{Era, LogLevel};
 
 /// Capacity of a response stream's queue.
 const STREAM_QUEUE: usize = 64;
@@ -70,7 +70,7 @@ pub fn context(
         client_capabilities: match request.era {
             Era::Modern => params
                 .get("_meta")
-                .and_then(|meta| meta.get(crate::mcp::protocol::meta::CLIENT_CAPABILITIES))
+                .and_then(|meta| meta.get(crate::protocol::meta::CLIENT_CAPABILITIES))
                 .and_then(Value::as_object)
                 .cloned()
                 .unwrap_or_default(),

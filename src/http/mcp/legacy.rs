@@ -17,12 +17,11 @@ use crate::auth::Principal;
 use crate::catalog::Scope;
 use crate::http::AppState;
 use crate::http::extract::McpAuthenticated;
-use crate::mcp::Era;
 use crate::mcp::error::McpError;
 use crate::mcp::jsonrpc::{self, Incoming};
 use crate::mcp::methods::{decorate, initialize_result};
-use crate::mcp::protocol::{self, LEGACY_VERSIONS};
 use crate::mcp::session::Session;
+use crate::protocol::{self, Era, LEGACY_VERSIONS};
 
 /// The version a legacy SSE session reports until `initialize` negotiates one.
 const SSE_VERSION: &str = LEGACY_VERSIONS[3];

@@ -25,7 +25,8 @@ use crate::auth::{Denied, On, Principal};
 use crate::catalog::Scope;
 use crate::config::McpSettings;
 use crate::mcp::error::McpError;
-use crate::mcp::{Era, jsonrpc};
+use crate::mcp::jsonrpc;
+use crate::protocol::Era;
 
 /// Registers the MCP endpoints.
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -89,7 +90,7 @@ pub(crate) async fn call_tool(
     let request = exchange::Request {
         id: Value::from(0),
         era: Era::Legacy {
-            version: crate::mcp::protocol::LEGACY_VERSIONS[0],
+            version: crate::protocol::LEGACY_VERSIONS[0],
         },
         scope: Scope::All,
         principal,

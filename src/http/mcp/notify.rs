@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::CatalogChange;
 use crate::http::AppState;
 use crate::mcp::jsonrpc::notification;
-use crate::mcp::protocol::meta;
 use crate::mcp::session::Session;
+use crate::protocol::meta;
 
 /// Forwards every list change, and updates of the resources the session subscribed to, to a
 /// legacy session's stream.

@@ -7,10 +7,10 @@ use super::exchange::{self, Request};
 use super::{error_response, read_body};
 use crate::http::AppState;
 use crate::http::extract::McpAuthenticated;
-use crate::mcp::Era;
 use crate::mcp::jsonrpc::{self, Incoming};
 use crate::mcp::methods::initialize_result;
-use crate::mcp::protocol::{self, LEGACY_VERSIONS};
+use crate::mcp::protocol::{has_modern_meta, modern_meta};
+use crate::protocol::{self, Era, LEGACY_VERSIONS};
 
 pub async fn post(
     state: web::Data<AppState>,
@@ -35,8 +35,8 @@ pub async fn post(
         }
         Err(error) => return error_response(None, &error, legacy),
     };
-    let (era, log_level) = if protocol::has_modern_meta(&params) {
-        match protocol::modern_meta(&params) {
+    let (era, log_level) = if has_modern_meta(&params) {
+        match modern_meta(&params) {
             Ok(meta) => (Era::Modern, meta.log_level),
             Err(error) => return error_response(Some(&id), &error, Era::Modern),
         }

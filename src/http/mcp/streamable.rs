@@ -3,7 +3,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -15,12 +14,12 @@ use crate::auth::Principal;
 use crate::catalog::Scope;
 use crate::http::AppState;
 use crate::http::extract::McpAuthenticated;
-use crate::mcp::Era;
 use crate::mcp::error::McpError;
 use crate::mcp::jsonrpc::{self, Incoming};
 use crate::mcp::methods::{Object, initialize_result};
-use crate::mcp::protocol::{self, MODERN_VERSION, meta};
+use crate::mcp::protocol::{has_modern_meta, modern_meta};
 use crate::mcp::session::Session;
+use crate::protocol::{self, Era, MODERN_VERSION, decode_header, meta};
 
 /// The session header.
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -126,7 +125,7 @@ async fn post(
     };
     let (accepts_sse, accepts_json) = accepts(&request);
 
-    if protocol::has_modern_meta(&params) {
+    if has_modern_meta(&params) {
         return modern(
             &state,
             &request,
@@ -193,7 +192,7 @@ async fn modern(
     accepts_sse: bool,
     accepts_json: bool,
 ) -> HttpResponse {
-    let meta = match protocol::modern_meta(&params)
+    let meta = match modern_meta(&params)
         .and_then(|meta| check_headers(http, &method, &params).map(|()| meta))
     {
         Ok(meta) => meta,
@@ -224,20 +223,6 @@ async fn modern(
         log_level: meta.log_level,
     };
     exchange::respond(state, request, method, params, stream, Vec::new()).await
-}
-
-/// Decodes the `=?base64?…?=` sentinel form of a mirrored header value.
-fn decode_header(value: &str) -> Option<String> {
-    match value
-        .strip_prefix("=?base64?")
-        .and_then(|rest| rest.strip_suffix("?="))
-    {
-        Some(encoded) => base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok()),
-        None => Some(value.to_owned()),
-    }
 }
 
 /// The 2026-07-28 header rules: `MCP-Protocol-Version`, `Mcp-Method` and (for named methods)

@@ -24,7 +24,7 @@ use crate::mcp::error::McpError;
 use crate::mcp::parked::{
     NotParked, Owner, ParkedCall, Question, RelayTarget, RunningCall, STATE_PREFIX,
 };
-use crate::mcp::protocol::{Era, LogLevel, meta};
+use crate::protocol::{Era, LogLevel, meta};
 use crate::upstream::{CallError, ClientRequest, Notifications};
 
 /// The most `input_required` rounds the gateway answers for a session-era client.

@@ -6,7 +6,8 @@ use super::{Object, string_param};
 use crate::catalog::Scope;
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
-use crate::mcp::protocol::{Era, LogLevel, server_capabilities, server_info, supported_versions};
+use crate::mcp::protocol::{server_capabilities, server_info};
+use crate::protocol::{Era, LogLevel, supported_versions};
 
 /// The instructions of a scope: a virtual server's description.
 fn instructions(ctx_catalog: &crate::catalog::Catalog, scope: &Scope) -> Option<String> {

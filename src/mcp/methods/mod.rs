@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 pub use self::lifecycle::initialize_result;
 use super::context::Ctx;
 use super::error::McpError;
-use super::protocol::{Era, meta, server_info};
+use super::protocol::server_info;
+use crate::protocol::{Era, meta};
 
 /// A JSON object.
 pub type Object = Map<String, Value>;

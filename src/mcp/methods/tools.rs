@@ -9,7 +9,7 @@ use crate::catalog::{Tool, ToolTarget};
 use crate::db::federation::ToolMetricRow;
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
-use crate::mcp::protocol::{Era, LogLevel};
+use crate::protocol::{Era, LogLevel};
 
 /// How much of an upstream error body is quoted in a result.
 const ERROR_EXCERPT_BYTES: usize = 2048;

@@ -1,0 +1,182 @@
+//! How JSON-RPC messages travel between the gateway and one upstream: a [`Transport`] sends
+//! requests and notifications and relays, while a request runs, what the upstream sends about it
+//! (notifications, and questions for the client). [`streamable::StreamableHttp`] speaks the
+//! Streamable HTTP transport of both eras, [`legacy_sse::LegacySse`] the old HTTP+SSE one. The
+//! protocol above them (handshake, `_meta`, ids, paging) is [`super::Connection`]'s.
+
+pub mod legacy_sse;
+pub mod streamable;
+
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::CallError;
+use crate::protocol::Era;
+
+/// The largest single SSE event read from an upstream.
+pub(super) const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// One way of carrying messages to an upstream and back.
+pub trait Transport: Send + Sync {
+    /// Sends a request (`body` has an `id`) and waits for its response message (with `result`
+    /// or `error`); what the upstream sends about the request meanwhile goes to `relay`.
+    fn request<'a>(
+        &'a self,
+        body: Value,
+        method: &'a str,
+        relay: Notifications,
+    ) -> BoxFuture<'a, Result<Value, CallError>>;
+
+    /// Sends a notification (no response is expected).
+    fn notify(&self, body: Value) -> BoxFuture<'_, Result<(), CallError>>;
+
+    /// Adopts what the handshake negotiated (the version every later message carries).
+    fn negotiated(&self, era: Era);
+
+    /// Follows the upstream's change notifications, calling `on_change` for each list change,
+    /// until the transport is dropped. `listen_id` is the request id a 2026-07-28 upstream's
+    /// `subscriptions/listen` stream is opened with.
+    fn watch(&self, on_change: OnChange, listen_id: i64);
+
+    /// Ends the upstream session, if the transport has one (best effort).
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Called when the upstream says one of its lists changed.
+pub type OnChange = Arc<dyn Fn() + Send + Sync>;
+
+/// A request the upstream sent us during a call, and where its response goes.
+pub type ClientRequest = (Value, oneshot::Sender<Value>);
+
+/// Where a forwarded request's notifications (progress, logs) and the upstream's own requests
+/// (sampling, elicitation, roots) go while it runs.
+#[derive(Clone, Default)]
+pub struct Notifications {
+    /// Notifications about the request.
+    pub notifications: Option<mpsc::Sender<Value>>,
+    /// Requests from the upstream, to relay to the client; without it they are declined.
+    pub requests: Option<mpsc::Sender<ClientRequest>>,
+    /// What the client can be asked (`sampling`, `elicitation`, `roots`): declared to a
+    /// 2026-07-28 upstream as the request's client capabilities.
+    pub capabilities: Value,
+}
+
+impl Notifications {
+    /// Nothing is relayed.
+    pub fn none() -> Self {
+        Notifications::default()
+    }
+}
+
+/// Whether a notification announces a change of the upstream's lists or resources.
+pub(super) fn is_change(message: &Value) -> bool {
+    matches!(
+        message.get("method").and_then(Value::as_str),
+        Some(
+            "notifications/tools/list_changed"
+                | "notifications/prompts/list_changed"
+                | "notifications/resources/list_changed"
+        )
+    )
+}
+
+/// Whether a message is a response (to the gateway's request).
+pub(super) fn is_response(message: &Value) -> bool {
+    message.get("result").is_some() || message.get("error").is_some()
+}
+
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Turns an `error` object into a [`CallError`].
+fn rpc_error(error: &Value) -> CallError {
+    CallError::Rpc {
+        code: error.get("code").and_then(Value::as_i64).unwrap_or(-32603),
+        message: error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error")
+            .to_owned(),
+        data: error.get("data").cloned(),
+    }
+}
+
+/// The result of a response message, or its error.
+pub(super) fn outcome(message: Value) -> Result<Map<String, Value>, CallError> {
+    if let Some(error) = message.get("error") {
+        return Err(rpc_error(error));
+    }
+    match message.get("result") {
+        Some(Value::Object(result)) => Ok(result.clone()),
+        _ => Err(CallError::Transport(
+            "the upstream's response has no result object".into(),
+        )),
+    }
+}
+
+/// Puts a question from the upstream to whoever handles this call's questions; returns their
+/// answer (`{"result"}` or `{"error"}`).
+pub(super) async fn ask(questions: &mpsc::Sender<ClientRequest>, message: Value) -> Value {
+    let (sender, receiver) = oneshot::channel();
+    if questions.send((message, sender)).await.is_err() {
+        return json!({ "error": { "code": -32603, "message": "the call ended before the client could be asked" } });
+    }
+    receiver.await.unwrap_or_else(
+        |_| json!({ "error": { "code": -32603, "message": "the client did not answer" } }),
+    )
+}
+
+/// The JSON-RPC response to the upstream's request `id` carrying `answer`.
+pub(super) fn answer_message(id: Value, answer: &Value) -> Value {
+    let mut body = json!({ "jsonrpc": "2.0", "id": id });
+    match (answer.get("result"), answer.get("error")) {
+        (Some(result), _) => body["result"] = result.clone(),
+        (None, Some(error)) => body["error"] = error.clone(),
+        (None, None) => {
+            body["error"] = json!({ "code": -32603, "message": "the client's answer was empty" })
+        }
+    }
+    body
+}
+
+/// POSTs a JSON-RPC message with the upstream's headers and `extra`.
+pub(super) async fn post_json(
+    http: &crate::egress::HttpClient,
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    extra: &[(&str, String)],
+    body: &Value,
+) -> Result<reqwest::Response, CallError> {
+    let mut request = http
+        .post(url)?
+        .header("accept", "application/json, text/event-stream")
+        .json(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    for (name, value) in extra {
+        request = request.header(*name, value);
+    }
+    request
+        .send()
+        .await
+        .map_err(|error| CallError::Transport(describe(&error)))
+}
+
+/// The innermost cause of a reqwest error ("connection refused" rather than "error sending
+/// request").
+pub(crate) fn describe(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message = cause.to_string();
+        source = cause.source();
+    }
+    message
+}
