@@ -300,6 +300,10 @@ pub struct HttpClient {
 
 impl HttpClient {
     /// Builds the client under `policy`.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the gateway's one outbound HTTP client, built with its egress policy"
+    )]
     pub fn new(policy: EgressPolicy) -> Result<Self, String> {
         let policy = Arc::new(policy);
         let inner = reqwest::Client::builder()

@@ -1,6 +1,11 @@
 //! The `mcpgate` binary: first start generates secrets into a 0600 key file and prints the admin
 //! login once; `token` signs with the same secret; `migrate`; invalid settings fail fast.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests are the gateway's clients, with clients of their own"
+)]
+
 mod common;
 
 use std::process::Stdio;

@@ -6,6 +6,11 @@
 //! 390 px), with screenshots of each page in `tests/e2e/artifacts`. Over plain HTTP: forms without the CSRF token are refused, pages
 //! need a session, and a non-admin sees only what their role allows.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests are the gateway's clients, with clients of their own"
+)]
+
 mod common;
 
 use std::process::Command;

@@ -9,10 +9,8 @@ use std::time::Duration;
 
 use common::proxy::Proxy;
 use common::{Backend, TestDb, TestServer, eventually, pg_connect};
-use diesel_async::RunQueryDsl;
-use futures_util::future::BoxFuture;
 use mcpgate::actors::db::DbError;
-use mcpgate::db::{Access, DbConn, UnitOfWork, WorkResult};
+use mcpgate::db::testing::{Explodes, Sleeps};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -230,26 +228,10 @@ async fn killed_connections_are_retried_invisibly() {
     server.stop().await;
 }
 
-/// A unit of work whose own code panics.
-struct Explodes;
-
-impl UnitOfWork for Explodes {
-    type Output = ();
-    fn name(&self) -> &'static str {
-        "test.explodes"
-    }
-    fn access(&self) -> Access {
-        Access::Write
-    }
-    fn run<'a>(&'a self, _conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<()>> {
-        Box::pin(async { panic!("a bug inside a unit of work") })
-    }
-}
-
 async fn panic_fails_one_request_and_the_actor_keeps_serving(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db, &[]).await;
-    let outcome = server.running().db().run(Explodes).await;
+    let outcome = server.running().db().run(Explodes {}).await;
     assert!(
         matches!(outcome, Err(DbError::Unavailable { .. })),
         "{outcome:?}"
@@ -273,41 +255,6 @@ async fn panic_fails_one_request_and_the_actor_keeps_serving(backend: Backend) {
     server.stop().await;
 }
 
-/// A unit that runs far past any deadline, inside a transaction.
-struct Sleeps;
-
-impl UnitOfWork for Sleeps {
-    type Output = ();
-    fn name(&self) -> &'static str {
-        "test.sleeps"
-    }
-    fn access(&self) -> Access {
-        Access::Write
-    }
-    fn run<'a>(&'a self, conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<()>> {
-        Box::pin(async move {
-            match conn {
-                DbConn::Pg(c) => {
-                    // Lift the server-side backstop so only the DbActor's deadline applies.
-                    diesel::sql_query("SET LOCAL statement_timeout = 0")
-                        .execute(c)
-                        .await?;
-                    diesel::sql_query("SELECT pg_sleep(60)").execute(c).await?;
-                }
-                DbConn::Sqlite(c) => {
-                    diesel::sql_query(
-                        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 20000000) \
-                         SELECT count(*) FROM n",
-                    )
-                    .execute(c)
-                    .await?;
-                }
-            }
-            Ok(())
-        })
-    }
-}
-
 async fn deadline_detaches_without_leaking_a_transaction(backend: Backend) {
     let db = TestDb::new(backend).await;
     // The unit's time on its connection is counted from checkout: a long pool timeout does not
@@ -317,9 +264,12 @@ async fn deadline_detaches_without_leaking_a_transaction(backend: Backend) {
         &[("DB_QUERY_TIMEOUT_MS", "300"), ("DB_POOL_TIMEOUT", "60")],
     )
     .await;
-    let outcome = tokio::time::timeout(Duration::from_secs(30), server.running().db().run(Sleeps))
-        .await
-        .expect("the unit is cut at its query deadline, long before the pool timeout");
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(30),
+        server.running().db().run(Sleeps {}),
+    )
+    .await
+    .expect("the unit is cut at its query deadline, long before the pool timeout");
     assert!(matches!(outcome, Err(DbError::Timeout(_))), "{outcome:?}");
     // Other work goes on while the detached unit finishes or is cancelled.
     let created = server

@@ -6,6 +6,11 @@
 //! The services an attacker aims at are real HTTP servers on loopback that count every request
 //! they receive: "not reached" is asserted by their counters, not inferred from an error.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests are the gateway's clients, with clients of their own"
+)]
+
 mod common;
 
 use std::sync::{Arc, Mutex};

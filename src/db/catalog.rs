@@ -28,6 +28,8 @@ pub struct CatalogRows {
 #[derive(Debug, Clone, Copy)]
 pub struct LoadCatalog;
 
+impl super::sealed::Sealed for LoadCatalog {}
+
 impl UnitOfWork for LoadCatalog {
     type Output = CatalogRows;
     fn name(&self) -> &'static str {

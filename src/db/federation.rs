@@ -89,6 +89,8 @@ fn new_id() -> String {
     crate::registry::new_id()
 }
 
+impl super::sealed::Sealed for SyncGateway {}
+
 impl UnitOfWork for SyncGateway {
     type Output = SyncCounts;
     fn name(&self) -> &'static str {
@@ -383,6 +385,8 @@ pub struct SetGatewayHealth {
     pub seen_at: Option<NaiveDateTime>,
 }
 
+impl super::sealed::Sealed for SetGatewayHealth {}
+
 impl UnitOfWork for SetGatewayHealth {
     type Output = ();
     fn name(&self) -> &'static str {
@@ -445,6 +449,8 @@ pub struct InsertToolMetrics {
     pub rows: Vec<ToolMetricRow>,
 }
 
+impl super::sealed::Sealed for InsertToolMetrics {}
+
 impl UnitOfWork for InsertToolMetrics {
     type Output = usize;
     fn name(&self) -> &'static str {
@@ -455,10 +461,10 @@ impl UnitOfWork for InsertToolMetrics {
     }
     fn run<'a>(&'a self, conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<usize>> {
         Box::pin(async move {
-            match conn {
+            match conn.inner {
                 // Multi-row INSERTs: one statement per chunk (7 parameters a row, well under
                 // PostgreSQL's 65535), not one round trip per call.
-                DbConn::Pg(c) => {
+                crate::db::Conn::Pg(c) => {
                     for chunk in self.rows.chunks(METRICS_ROWS_PER_INSERT) {
                         diesel::insert_into(crate::db::schema::tool_metrics::table)
                             .values(chunk)
@@ -468,7 +474,7 @@ impl UnitOfWork for InsertToolMetrics {
                 }
                 // One row at a time inside the one transaction: multi-row inserts do not compile
                 // for SQLite through diesel-async (and cost no round trip there).
-                DbConn::Sqlite(c) => {
+                crate::db::Conn::Sqlite(c) => {
                     for row in &self.rows {
                         diesel::insert_into(crate::db::schema::tool_metrics::table)
                             .values(row)

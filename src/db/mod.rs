@@ -11,6 +11,8 @@ pub mod federation;
 pub mod identity;
 pub mod registry;
 pub mod schema;
+#[doc(hidden)]
+pub mod testing;
 pub mod tokens;
 
 use diesel::SqliteConnection;
@@ -21,31 +23,93 @@ use futures_util::future::BoxFuture;
 /// The SQLite connection type used by the pool.
 pub(crate) type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
 
-/// A borrowed connection of either backend, handed to a unit of work by the DbActor.
-pub enum DbConn<'a> {
-    /// PostgreSQL.
+/// A borrowed connection of either backend, handed to a unit of work by the DbActor. Its
+/// backend is private to this module: only code in `src/db` can run a statement on it.
+pub struct DbConn<'a> {
+    inner: Conn<'a>,
+}
+
+/// The backend of a [`DbConn`] (matched by [`on_backend!`], which only `src/db` can expand).
+enum Conn<'a> {
     Pg(&'a mut AsyncPgConnection),
-    /// SQLite.
     Sqlite(&'a mut SqliteConn),
 }
 
-impl DbConn<'_> {
-    /// A shorter borrow of the same connection, for running several steps in sequence.
-    pub fn reborrow(&mut self) -> DbConn<'_> {
-        match self {
-            DbConn::Pg(conn) => DbConn::Pg(conn),
-            DbConn::Sqlite(conn) => DbConn::Sqlite(conn),
+impl<'a> DbConn<'a> {
+    /// A PostgreSQL connection checked out of the pool (the DbActor's pool only).
+    pub(crate) fn pg(conn: &'a mut AsyncPgConnection) -> Self {
+        DbConn {
+            inner: Conn::Pg(conn),
         }
     }
+
+    /// An SQLite connection checked out of the pool (the DbActor's pool only).
+    pub(crate) fn sqlite(conn: &'a mut SqliteConn) -> Self {
+        DbConn {
+            inner: Conn::Sqlite(conn),
+        }
+    }
+
+    /// A shorter borrow of the same connection, for running several steps in sequence.
+    pub fn reborrow(&mut self) -> DbConn<'_> {
+        DbConn {
+            inner: match &mut self.inner {
+                Conn::Pg(conn) => Conn::Pg(conn),
+                Conn::Sqlite(conn) => Conn::Sqlite(conn),
+            },
+        }
+    }
+}
+
+/// Transactions, for the DbActor: it decides when a unit's work is one transaction.
+pub(crate) mod transaction {
+    use diesel_async::AsyncConnection;
+    use diesel_async::TransactionManager;
+
+    use super::{AsyncPgConnection, Conn, DbConn, SqliteConn};
+
+    type PgTm = <AsyncPgConnection as AsyncConnection>::TransactionManager;
+    type SqliteTm = <SqliteConn as AsyncConnection>::TransactionManager;
+
+    /// Begins a transaction.
+    pub(crate) async fn begin(conn: DbConn<'_>) -> diesel::QueryResult<()> {
+        match conn.inner {
+            Conn::Pg(c) => PgTm::begin_transaction(c).await,
+            Conn::Sqlite(c) => SqliteTm::begin_transaction(c).await,
+        }
+    }
+
+    /// Commits it.
+    pub(crate) async fn commit(conn: DbConn<'_>) -> diesel::QueryResult<()> {
+        match conn.inner {
+            Conn::Pg(c) => PgTm::commit_transaction(c).await,
+            Conn::Sqlite(c) => SqliteTm::commit_transaction(c).await,
+        }
+    }
+
+    /// Rolls it back.
+    pub(crate) async fn rollback(conn: DbConn<'_>) -> diesel::QueryResult<()> {
+        match conn.inner {
+            Conn::Pg(c) => PgTm::rollback_transaction(c).await,
+            Conn::Sqlite(c) => SqliteTm::rollback_transaction(c).await,
+        }
+    }
+}
+
+/// Seals [`UnitOfWork`]: the trait below is nameable only inside `src/db`, so no other module
+/// (and no other crate) can define a unit of work, and with it a place that holds a connection.
+mod sealed {
+    /// Implemented by every unit of work, in `src/db` only.
+    pub trait Sealed {}
 }
 
 /// Expands one diesel DSL body once per backend: `on_backend!(conn, c => query.get_result(c).await)`.
 #[macro_export]
 macro_rules! on_backend {
     ($conn:expr, $c:ident => $body:expr) => {
-        match $conn {
-            $crate::db::DbConn::Pg($c) => $body,
-            $crate::db::DbConn::Sqlite($c) => $body,
+        match $conn.inner {
+            $crate::db::Conn::Pg($c) => $body,
+            $crate::db::Conn::Sqlite($c) => $body,
         }
     };
 }
@@ -95,8 +159,9 @@ pub type WorkResult<T> = Result<T, WorkError>;
 /// One bounded piece of database work, sent to the DbActor as a message.
 ///
 /// `run` may be called more than once (the actor retries transient failures), so it takes
-/// `&self` and must not have effects outside the database.
-pub trait UnitOfWork: Send + Sync + 'static {
+/// `&self` and must not have effects outside the database. The trait is sealed: units are
+/// defined in `src/db` (with [`unit_of_work!`]) and nowhere else.
+pub trait UnitOfWork: sealed::Sealed + Send + Sync + 'static {
     /// What the work returns once the connection is back in the pool.
     type Output: Send + 'static;
 
@@ -137,6 +202,8 @@ macro_rules! unit_of_work {
         #[derive(Debug, Clone)]
         pub struct $name { $(pub $field: $ty),* }
 
+        impl $crate::db::sealed::Sealed for $name {}
+
         impl $crate::db::UnitOfWork for $name {
             type Output = $output;
             fn name(&self) -> &'static str { $label }
@@ -156,6 +223,8 @@ macro_rules! unit_of_work {
 /// A no-op unit used by readiness checks: `SELECT 1`.
 #[derive(Debug, Clone, Copy)]
 pub struct Ping;
+
+impl sealed::Sealed for Ping {}
 
 impl UnitOfWork for Ping {
     type Output = ();

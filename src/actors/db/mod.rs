@@ -20,7 +20,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, TransactionManager};
 
 pub use self::error::DbError;
 use self::pool::Pool;
@@ -30,7 +29,7 @@ pub use self::stats::PoolStats;
 use crate::breaker::Breaker;
 pub use crate::breaker::{BreakerSnapshot, BreakerState};
 use crate::config::DatabaseSettings;
-use crate::db::{DbConn, Ping, SqliteConn, UnitOfWork, WorkError};
+use crate::db::{DbConn, Ping, UnitOfWork, WorkError};
 
 /// How many messages may wait in the actor's mailbox before senders wait.
 const MAILBOX_CAPACITY: usize = 4096;
@@ -510,26 +509,4 @@ async fn run_unit<W: UnitOfWork>(
     }
 }
 
-type PgTm = <AsyncPgConnection as AsyncConnection>::TransactionManager;
-type SqliteTm = <SqliteConn as AsyncConnection>::TransactionManager;
-
-async fn begin(conn: DbConn<'_>) -> diesel::QueryResult<()> {
-    match conn {
-        DbConn::Pg(c) => PgTm::begin_transaction(c).await,
-        DbConn::Sqlite(c) => SqliteTm::begin_transaction(c).await,
-    }
-}
-
-async fn commit(conn: DbConn<'_>) -> diesel::QueryResult<()> {
-    match conn {
-        DbConn::Pg(c) => PgTm::commit_transaction(c).await,
-        DbConn::Sqlite(c) => SqliteTm::commit_transaction(c).await,
-    }
-}
-
-async fn rollback(conn: DbConn<'_>) -> diesel::QueryResult<()> {
-    match conn {
-        DbConn::Pg(c) => PgTm::rollback_transaction(c).await,
-        DbConn::Sqlite(c) => SqliteTm::rollback_transaction(c).await,
-    }
-}
+use crate::db::transaction::{begin, commit, rollback};

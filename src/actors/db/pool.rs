@@ -1,6 +1,12 @@
 //! The bb8 pool of either backend, its connection setup, and migrations.
 //!
-//! Private to the DbActor: nothing outside `crate::actors::db` can name these types.
+//! Private to the DbActor: nothing outside `crate::actors::db` can name these types, and
+//! `clippy.toml` refuses the pool and connection constructors anywhere but here.
+#![allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the one module that owns the pool and opens connections"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,8 +50,8 @@ pub(super) enum Checkout<'a> {
 impl Checkout<'_> {
     pub fn conn(&mut self) -> DbConn<'_> {
         match self {
-            Checkout::Pg(conn) => DbConn::Pg(conn),
-            Checkout::Sqlite(conn) => DbConn::Sqlite(conn),
+            Checkout::Pg(conn) => DbConn::pg(conn),
+            Checkout::Sqlite(conn) => DbConn::sqlite(conn),
         }
     }
 

@@ -92,6 +92,13 @@ macro_rules! visible_to {
     };
 }
 
+impl<R> super::sealed::Sealed for InsertRecord<R> {}
+impl<R> super::sealed::Sealed for GetRecord<R> {}
+impl<R> super::sealed::Sealed for ListRecords<R> {}
+impl<R> super::sealed::Sealed for UpdateRecord<R> {}
+impl<R> super::sealed::Sealed for DeleteRecord<R> {}
+impl<R> super::sealed::Sealed for SetRecordEnabled<R> {}
+
 /// A change computed from the stored record (merge and validate), applied in the same
 /// transaction that read it.
 pub type ApplyChange<R> = Arc<dyn Fn(R) -> Result<R, WorkError> + Send + Sync>;
@@ -245,8 +252,8 @@ macro_rules! single_row_units {
                 }
                 fn run<'a>(&'a self, conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<$row>> {
                     Box::pin(async move {
-                        let stored: $row = match conn {
-                            DbConn::Pg(c) => {
+                        let stored: $row = match conn.inner {
+                            crate::db::Conn::Pg(c) => {
                                 let query =
                                     dsl::$table.find(&self.id).select(<$row>::as_select()).for_update();
                                 let stored = query.get_result(c).await?;
@@ -257,7 +264,7 @@ macro_rules! single_row_units {
                                     .await?;
                                 changed
                             }
-                            DbConn::Sqlite(c) => {
+                            crate::db::Conn::Sqlite(c) => {
                                 // The write lock is taken by the UPDATE; SQLite serialises writers.
                                 let query = dsl::$table.find(&self.id).select(<$row>::as_select());
                                 let stored = query.get_result(c).await?;

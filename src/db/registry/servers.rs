@@ -223,7 +223,7 @@ impl UnitOfWork for UpdateRecord<ServerRecord> {
     }
     fn run<'a>(&'a self, mut conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<ServerRecord>> {
         Box::pin(async move {
-            if let DbConn::Pg(c) = conn.reborrow() {
+            if let crate::db::Conn::Pg(c) = conn.reborrow().inner {
                 // Serialise concurrent updates of one server.
                 servers::table
                     .find(&self.id)
