@@ -1,32 +1,14 @@
-//! Registering an upstream MCP server (`POST /gateways`) and refreshing what it offers
-//! (`POST /gateways/{id}/refresh`): thin handlers over [`crate::federation::Federation`]. An
-//! upstream that cannot be reached is a 502 and nothing is stored.
-
-use std::collections::BTreeMap;
+//! `POST /gateways` (register an upstream MCP server) and `POST /gateways/{id}/refresh`
+//! (discover again what it offers): thin handlers over [`crate::service::gateways`].
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiJson, Authenticated};
-use super::registry::{allowed, authorized, map_db, may_create};
-use crate::db::federation::SyncCounts;
-use crate::db::now;
-use crate::federation::FederationError;
-use crate::registry::gateways::{GatewayCreate, GatewayView, Gateways};
-use crate::registry::{Change, Entity};
-
-/// The answer to a registration or refresh.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct GatewayDiscovered {
-    /// The gateway.
-    #[serde(flatten)]
-    pub gateway: GatewayView,
-    /// What is now federated from it.
-    pub discovered: SyncCounts,
-}
+use crate::registry::gateways::GatewayCreate;
+use crate::service::gateways;
 
 /// `POST /gateways`.
 pub async fn register(
@@ -34,7 +16,7 @@ pub async fn register(
     Authenticated(principal): Authenticated,
     ApiJson(input): ApiJson<GatewayCreate>,
 ) -> Result<HttpResponse, ApiError> {
-    let registered = register_for(&state, &principal, input).await?;
+    let registered = gateways::register(&state.services, &principal, input).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
@@ -43,89 +25,12 @@ pub async fn register(
         .json(registered))
 }
 
-/// Registers an upstream for `principal` (the REST API and the console).
-pub async fn register_for(
-    state: &AppState,
-    principal: &crate::auth::Principal,
-    input: GatewayCreate,
-) -> Result<GatewayDiscovered, ApiError> {
-    allowed::<Gateways>(principal, "create")?;
-    let auth = input.auth.clone();
-    let change = Change {
-        actor_email: &principal.email,
-        now: now(),
-        secrets: &state.secrets,
-    };
-    let mut row = Gateways::create(input, &change)?;
-    may_create::<Gateways>(principal, &row)?;
-    let headers = match &auth {
-        Some(auth) => auth.headers()?,
-        None => BTreeMap::new(),
-    };
-    if let Some(auth) = &auth {
-        row.auth_type = Some(auth.kind().to_owned());
-        row.auth_secret = Some(state.federation.seal(&headers));
-    }
-    let (gateway, counts) = state
-        .federation
-        .register(row, headers)
-        .await
-        .map_err(|error| map_federation(error, None))?;
-    tracing::info!(gateway = %gateway.name, tools = counts.tools, "upstream registered");
-    Ok(GatewayDiscovered {
-        gateway: Gateways::view(gateway),
-        discovered: counts,
-    })
-}
-
 /// `POST /gateways/{id}/refresh`: discover again and update what is federated.
 pub async fn refresh(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let refreshed = refresh_for(&state, &principal, &id.into_inner()).await?;
+    let refreshed = gateways::refresh(&state.services, &principal, &id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(refreshed))
-}
-
-/// Discovers an upstream again for `principal` (the REST API and the console).
-pub async fn refresh_for(
-    state: &AppState,
-    principal: &crate::auth::Principal,
-    id: &str,
-) -> Result<GatewayDiscovered, ApiError> {
-    authorized::<Gateways>(state, principal, id, "update").await?;
-    let (gateway, counts) = state
-        .federation
-        .refresh(id)
-        .await
-        .map_err(|error| map_federation(error, Some(id)))?;
-    Ok(GatewayDiscovered {
-        gateway: Gateways::view(gateway),
-        discovered: counts,
-    })
-}
-
-/// The one mapping of federation errors to HTTP. A clash of federated names is reported as
-/// the sync phrased it; a clash of the gateway's own name or slug as the gateway entity does.
-fn map_federation(error: FederationError, id: Option<&str>) -> ApiError {
-    match error {
-        FederationError::Refused(message) => ApiError::InvalidField {
-            field: "url".into(),
-            message,
-        },
-        FederationError::Unreachable { .. } | FederationError::Offered { .. } => {
-            ApiError::BadGateway(error.to_string())
-        }
-        FederationError::Credentials(name) => {
-            tracing::error!(gateway = %name, "stored credentials do not decrypt");
-            ApiError::Internal
-        }
-        FederationError::Db(crate::actors::db::DbError::Conflict { constraint })
-            if !constraint.contains("gateways") =>
-        {
-            ApiError::Conflict(constraint)
-        }
-        FederationError::Db(other) => map_db::<Gateways>(other, id),
-    }
 }

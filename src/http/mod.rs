@@ -67,6 +67,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Seals credentials at rest (REST tool headers, upstream credentials).
     pub secrets: crate::secrets::SecretBox,
+    /// The service layer every handler and console page calls.
+    pub services: crate::service::Services,
 }
 
 /// Whether `ip` is a configured reverse proxy (`TRUSTED_PROXIES`).

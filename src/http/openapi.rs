@@ -10,7 +10,6 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Sch
 use utoipa::{OpenApi, PartialSchema};
 
 use super::error::ErrorBody;
-use super::gateways::GatewayDiscovered;
 use super::health::{DatabaseSummary, McpStats, Readiness};
 use super::identity::{
     LoginRequest, LoginResponse, MemberAdd, MemberRemove, MemberView, MyPermissions,
@@ -32,6 +31,7 @@ use crate::registry::tools::{
     IntegrationType, RequestType, ToolAnnotations, ToolCreate, ToolUpdate, ToolView, Tools,
 };
 use crate::registry::{Entity, Visibility};
+use crate::service::gateways::GatewayDiscovered;
 
 #[derive(OpenApi)]
 #[openapi(

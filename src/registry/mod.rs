@@ -99,6 +99,11 @@ pub trait Entity: 'static {
     /// Renders a record for clients.
     fn view(record: Self::Record) -> Self::View;
 
+    /// A record's id.
+    fn id(record: &Self::Record) -> &str {
+        record.id()
+    }
+
     /// The message for a uniqueness conflict on `constraint` (as the database named it).
     fn conflict_message(constraint: &str) -> String;
 

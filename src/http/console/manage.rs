@@ -215,7 +215,13 @@ pub async fn run(
 }
 
 async fn visible_servers(state: &AppState, user: &ConsoleUser) -> Vec<ServerRecord> {
-    user.visible(state).await.unwrap_or_default()
+    crate::service::registry::visible::<crate::registry::servers::Servers>(
+        &state.services,
+        &user.principal,
+        super::VISIBLE_MAX,
+    )
+    .await
+    .unwrap_or_default()
 }
 
 async fn tokens_page(
@@ -447,7 +453,9 @@ pub async fn register_gateway(
         "auth": auth,
     }));
     let result = match input {
-        Ok(input) => crate::http::gateways::register_for(&state, &user.principal, input).await,
+        Ok(input) => {
+            crate::service::gateways::register(&state.services, &user.principal, input).await
+        }
         Err(error) => Err(crate::http::error::ApiError::BadRequest {
             code: "invalid-form",
             message: error.to_string(),
@@ -496,7 +504,7 @@ pub async fn refresh_gateway(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ConsoleRefusal> {
     user.check_csrf(form.csrf.as_deref())?;
-    let done = crate::http::gateways::refresh_for(&state, &user.principal, &id)
+    let done = crate::service::gateways::refresh(&state.services, &user.principal, &id)
         .await
         .map(|refreshed| {
             (

@@ -308,35 +308,6 @@ impl FromRequest for ConsoleUser {
 }
 
 impl ConsoleUser {
-    /// Every registry record of one kind this user may see, disabled ones included, read page
-    /// by page (at most [`VISIBLE_MAX`]).
-    pub async fn visible<R>(&self, state: &AppState) -> Result<Vec<R>, crate::http::error::ApiError>
-    where
-        R: crate::db::registry::HasId,
-        crate::db::registry::ListRecords<R>: crate::db::UnitOfWork<Output = Vec<R>>,
-    {
-        const PAGE: usize = 500;
-        let mut records: Vec<R> = Vec::new();
-        loop {
-            let after = records.last().map(|record| record.id().to_owned());
-            let page = state
-                .db
-                .run(crate::db::registry::ListRecords::<R>::new(
-                    after,
-                    PAGE as i64,
-                    true,
-                    crate::http::registry::viewer(&self.principal),
-                ))
-                .await
-                .map_err(|error| crate::http::error::ApiError::from_db(error, "item", None))?;
-            let full = page.len() == PAGE;
-            records.extend(page);
-            if !full || records.len() >= VISIBLE_MAX {
-                return Ok(records);
-            }
-        }
-    }
-
     /// Refuses a form whose `csrf` field is not this session's token.
     pub fn check_csrf(&self, submitted: Option<&str>) -> Result<(), ConsoleRefusal> {
         match submitted {

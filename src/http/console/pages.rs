@@ -264,7 +264,11 @@ async fn figures(state: &AppState, principal: &Principal, per_minute: f64) -> (F
 /// `GET /admin`: the dashboard.
 pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
     let (figures, _) = figures(&state, &user.principal, 0.0).await;
-    let upstreams: Vec<GatewayRow> = user.visible(&state).await.unwrap_or_default();
+    let upstreams: Vec<GatewayRow> = crate::service::registry::visible::<
+        crate::registry::gateways::Gateways,
+    >(&state.services, &user.principal, super::VISIBLE_MAX)
+    .await
+    .unwrap_or_default();
     let mut context = user.context("dashboard");
     let labels = [
         ("servers", "Virtual servers"),

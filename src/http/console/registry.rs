@@ -1,7 +1,7 @@
 //! What every registry page shares: list search, tag and team filters and paging; enable,
 //! disable and delete; an edit form built from a field list; and the resources and prompts
 //! pages, whose create forms are built the same way. Every change goes through the REST API's
-//! operations (`crate::http::registry`), so the console applies the same checks and messages.
+//! operations (`crate::service::registry`), so the console applies the same checks and messages.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -12,13 +12,13 @@ use serde_json::{Map, Value, json};
 use super::{ConsoleRefusal, ConsoleUser, FLASH_COOKIE};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::http::registry as ops;
 use crate::registry::Entity;
 use crate::registry::gateways::Gateways;
 use crate::registry::prompts::Prompts;
 use crate::registry::resources::Resources;
 use crate::registry::servers::Servers;
 use crate::registry::tools::Tools;
+use crate::service::registry as ops;
 
 /// Items per page of a console list.
 pub const PAGE_SIZE: usize = 25;
@@ -132,8 +132,7 @@ macro_rules! console_kind {
             }
 
             async fn views(state: &AppState, user: &ConsoleUser) -> Result<Vec<Value>, ApiError> {
-                Ok(user
-                    .visible::<<$entity as Entity>::Record>(state)
+                Ok(ops::visible::<$entity>(&state.services, &user.principal, super::VISIBLE_MAX)
                     .await?
                     .into_iter()
                     .map(view_json::<$entity>)
@@ -141,7 +140,7 @@ macro_rules! console_kind {
             }
 
             async fn read(state: &AppState, user: &ConsoleUser, id: &str) -> Result<Value, ApiError> {
-                ops::authorized::<$entity>(state, &user.principal, id, "read")
+                ops::get::<$entity>(&state.services, &user.principal, id)
                     .await
                     .map(view_json::<$entity>)
             }
@@ -151,7 +150,7 @@ macro_rules! console_kind {
                 user: &ConsoleUser,
                 input: Self::Create,
             ) -> Result<Value, ApiError> {
-                ops::create_record::<$entity>(state, &user.principal, input)
+                ops::create::<$entity>(&state.services, &user.principal, input)
                     .await
                     .map(view_json::<$entity>)
             }
@@ -162,19 +161,19 @@ macro_rules! console_kind {
                 id: &str,
                 input: Self::Update,
             ) -> Result<Value, ApiError> {
-                ops::update_record::<$entity>(state, &user.principal, id, input)
+                ops::update::<$entity>(&state.services, &user.principal, id, input)
                     .await
                     .map(view_json::<$entity>)
             }
 
             async fn remove(state: &AppState, user: &ConsoleUser, id: &str) -> Result<Value, ApiError> {
-                ops::delete_record::<$entity>(state, &user.principal, id)
+                ops::delete::<$entity>(&state.services, &user.principal, id)
                     .await
                     .map(view_json::<$entity>)
             }
 
             async fn flip(state: &AppState, user: &ConsoleUser, id: &str) -> Result<Value, ApiError> {
-                ops::set_enabled::<$entity>(state, &user.principal, id, None)
+                ops::set_enabled::<$entity>(&state.services, &user.principal, id, None)
                     .await
                     .map(view_json::<$entity>)
             }

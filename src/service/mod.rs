@@ -1,0 +1,36 @@
+//! The service layer: every operation the gateway offers — on the registry, upstreams, tokens
+//! and identities — as a function of a principal and typed input. Each makes its authorization
+//! decision through the one authorization point ([`crate::auth::Principal::authorize`]), sends
+//! units of work to the DbActor, and answers with records or an [`ApiError`]. The REST handlers
+//! (`crate::http`) and the console pages (`crate::http::console`) are thin adapters over it.
+
+pub mod gateways;
+pub mod registry;
+
+use std::sync::Arc;
+
+use crate::actors::catalog::Catalogs;
+use crate::actors::db::Db;
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::federation::Federation;
+use crate::secrets::SecretBox;
+
+/// What the services need: the actors they send to and the settings they apply. Cheap to
+/// clone (handles and `Arc`s).
+#[derive(Clone)]
+pub struct Services {
+    /// The DbActor.
+    pub db: Db,
+    /// The catalog (refreshed after a change).
+    pub catalog: Catalogs,
+    /// Seals credentials at rest.
+    pub secrets: SecretBox,
+    /// Registering and refreshing upstreams.
+    pub federation: Federation,
+    /// The settings the process started with (the egress policy among them).
+    pub settings: Arc<Settings>,
+}
+
+/// The result of a service operation.
+pub type Outcome<T> = Result<T, ApiError>;
