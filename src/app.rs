@@ -157,7 +157,14 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     federation
         .clone()
         .spawn_maintenance(changed_gateways, shutdown.clone());
-    let services_catalog = catalog.clone();
+    let services = crate::service::Services {
+        db: db.clone(),
+        auth: auth.clone(),
+        catalog: catalog.clone(),
+        secrets: secrets.clone(),
+        federation: federation.clone(),
+        settings: settings.clone(),
+    };
     let state = web::Data::new(AppState {
         db: db.clone(),
         auth,
@@ -176,13 +183,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
             ("MCP_MAX_TOOL_CALLS", settings.mcp.max_tool_calls),
         ),
         console: Arc::new(crate::http::console::Console::new(secrets.clone())?),
-        services: crate::service::Services {
-            db: db.clone(),
-            catalog: services_catalog,
-            secrets: secrets.clone(),
-            federation: federation.clone(),
-            settings: settings.clone(),
-        },
+        services,
         secrets,
         mcp_settings: Arc::new(settings.mcp.clone()),
         settings: settings.clone(),

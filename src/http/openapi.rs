@@ -17,7 +17,6 @@ use super::identity::{
     UserView,
 };
 use super::oauth::ResourceMetadata;
-use super::tokens::{TokenCreate, TokenCreated, TokenView};
 use crate::actors::db::PoolStats;
 use crate::auth::scope::{TimeWindow, TokenScope};
 use crate::db::federation::SyncCounts;
@@ -32,6 +31,7 @@ use crate::registry::tools::{
 };
 use crate::registry::{Entity, Visibility};
 use crate::service::gateways::GatewayDiscovered;
+use crate::service::tokens::{TokenCreate, TokenCreated, TokenView};
 
 #[derive(OpenApi)]
 #[openapi(

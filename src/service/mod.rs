@@ -6,9 +6,11 @@
 
 pub mod gateways;
 pub mod registry;
+pub mod tokens;
 
 use std::sync::Arc;
 
+use crate::actors::auth::Auth;
 use crate::actors::catalog::Catalogs;
 use crate::actors::db::Db;
 use crate::config::Settings;
@@ -22,6 +24,8 @@ use crate::secrets::SecretBox;
 pub struct Services {
     /// The DbActor.
     pub db: Db,
+    /// The AuthActor (issues tokens, learns of revocations).
+    pub auth: Auth,
     /// The catalog (refreshed after a change).
     pub catalog: Catalogs,
     /// Seals credentials at rest.

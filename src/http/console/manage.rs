@@ -14,8 +14,8 @@ use super::{ConsoleRefusal, ConsoleUser};
 use crate::catalog::Scope;
 use crate::db::registry::ServerRecord;
 use crate::http::AppState;
-use crate::http::tokens::{TokenCreate, issue, revoke_token, tokens_of};
 use crate::registry::gateways::Gateways;
+use crate::service::tokens::{self, TokenCreate};
 
 /// One input of the test-run form, from a top-level property of the tool's input schema.
 fn fields(schema: &Value, submitted: &Map<String, Value>) -> Vec<Value> {
@@ -232,7 +232,7 @@ async fn tokens_page(
     flash: Option<&str>,
     error: Option<&str>,
 ) -> HttpResponse {
-    let listed = tokens_of(state, &user.principal.email)
+    let listed = tokens::of(&state.services, &user.principal.email)
         .await
         .unwrap_or_default();
     let tokens: Vec<Value> = listed
@@ -335,23 +335,26 @@ pub async fn create_token(
             .await);
         }
     };
-    Ok(match issue(&state, &user.principal, input).await {
-        Ok(created) => {
-            let shown = json!({"name": created.token.name, "access_token": created.access_token});
-            tokens_page(&state, &user, StatusCode::CREATED, Some(shown), None, None).await
-        }
-        Err(error) => {
-            tokens_page(
-                &state,
-                &user,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                None,
-                Some(&error.to_string()),
-            )
-            .await
-        }
-    })
+    Ok(
+        match tokens::issue(&state.services, &user.principal, input).await {
+            Ok(created) => {
+                let shown =
+                    json!({"name": created.token.name, "access_token": created.access_token});
+                tokens_page(&state, &user, StatusCode::CREATED, Some(shown), None, None).await
+            }
+            Err(error) => {
+                tokens_page(
+                    &state,
+                    &user,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    None,
+                    None,
+                    Some(&error.to_string()),
+                )
+                .await
+            }
+        },
+    )
 }
 
 /// `POST /admin/tokens/{id}/revoke`.
@@ -362,30 +365,32 @@ pub async fn revoke(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ConsoleRefusal> {
     user.check_csrf(form.csrf.as_deref())?;
-    Ok(match revoke_token(&state, &user.principal, &id).await {
-        Ok(()) => {
-            tokens_page(
-                &state,
-                &user,
-                StatusCode::OK,
-                None,
-                Some("Token revoked."),
-                None,
-            )
-            .await
-        }
-        Err(error) => {
-            tokens_page(
-                &state,
-                &user,
-                StatusCode::NOT_FOUND,
-                None,
-                None,
-                Some(&error.to_string()),
-            )
-            .await
-        }
-    })
+    Ok(
+        match tokens::revoke(&state.services, &user.principal, &id).await {
+            Ok(()) => {
+                tokens_page(
+                    &state,
+                    &user,
+                    StatusCode::OK,
+                    None,
+                    Some("Token revoked."),
+                    None,
+                )
+                .await
+            }
+            Err(error) => {
+                tokens_page(
+                    &state,
+                    &user,
+                    StatusCode::NOT_FOUND,
+                    None,
+                    None,
+                    Some(&error.to_string()),
+                )
+                .await
+            }
+        },
+    )
 }
 
 async fn gateways_page(
