@@ -11,11 +11,6 @@ use utoipa::{OpenApi, PartialSchema};
 
 use super::error::ErrorBody;
 use super::health::{DatabaseSummary, McpStats, Readiness};
-use super::identity::{
-    LoginRequest, LoginResponse, MemberAdd, MemberRemove, MemberView, MyPermissions,
-    PasswordChange, RoleAssignment, TeamCreate, TeamView, UserCreate, UserPage, UserUpdate,
-    UserView,
-};
 use super::oauth::ResourceMetadata;
 use crate::actors::db::PoolStats;
 use crate::auth::scope::{TimeWindow, TokenScope};
@@ -31,6 +26,11 @@ use crate::registry::tools::{
 };
 use crate::registry::{Entity, Visibility};
 use crate::service::gateways::GatewayDiscovered;
+use crate::service::identity::{
+    LoginRequest, LoginResponse, MemberAdd, MemberRemove, MemberView, MyPermissions,
+    PasswordChange, RoleAssignment, TeamCreate, TeamView, UserCreate, UserPage, UserUpdate,
+    UserView,
+};
 use crate::service::tokens::{TokenCreate, TokenCreated, TokenView};
 
 #[derive(OpenApi)]

@@ -5,6 +5,7 @@
 //! (`crate::http`) and the console pages (`crate::http::console`) are thin adapters over it.
 
 pub mod gateways;
+pub mod identity;
 pub mod registry;
 pub mod tokens;
 

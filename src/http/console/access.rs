@@ -9,11 +9,9 @@ use serde_json::{Value, json};
 use super::{ConsoleRefusal, ConsoleUser};
 use crate::auth::On;
 use crate::auth::rbac::ROLES;
-use crate::db::identity::ListUsers;
 use crate::http::AppState;
-use crate::http::identity::{
-    MemberAdd, RoleAssignment, TeamCreate, UserCreate, grant_role, join, new_account, new_team,
-    remove, teams_of,
+use crate::service::identity::{
+    MemberAdd, RoleAssignment, TeamCreate, UserCreate, roles, teams, users,
 };
 
 /// The outcome a page shows after a form: its status, a confirmation or an error.
@@ -51,27 +49,24 @@ async fn users_page(state: &AppState, user: &ConsoleUser, outcome: Outcome) -> H
             .console
             .page(StatusCode::FORBIDDEN, "users.html", &context);
     }
-    let now = crate::db::now();
-    let users: Vec<Value> = state
-        .db
-        .run(ListUsers {
-            after: None,
-            limit: 500,
-        })
+    let users: Vec<Value> = users::list(&state.services, &user.principal, Some(500), None)
         .await
+        .map(|page| page.items)
         .unwrap_or_default()
         .into_iter()
-        .map(|row| {
+        .map(|view| {
             json!({
-                "email": row.email,
-                "full_name": row.full_name.unwrap_or_default(),
-                "is_admin": row.is_admin,
-                "is_active": row.is_active,
-                "locked": row.locked_until.is_some_and(|until| until > now),
+                "email": view.email,
+                "full_name": view.full_name.unwrap_or_default(),
+                "is_admin": view.is_admin,
+                "is_active": view.is_active,
+                "locked": view.locked_until.is_some(),
             })
         })
         .collect();
-    let teams = teams_of(state, &user.principal).await.unwrap_or_default();
+    let teams = teams::list(&state.services, &user.principal)
+        .await
+        .unwrap_or_default();
     let mut context = user.context("users");
     context.insert("users", &users);
     context.insert("roles", &ROLES);
@@ -119,7 +114,7 @@ pub async fn create_user(
         role: form.role,
         is_admin: false,
     };
-    let result = new_account(&state, &user.principal, input).await;
+    let result = users::create(&state.services, &user.principal, input).await;
     let outcome = outcome(result, |created| format!("User {} created.", created.email));
     Ok(users_page(&state, &user, outcome).await)
 }
@@ -145,14 +140,14 @@ pub async fn assign_role(
         role: form.role.clone(),
         team_id: form.team_id.filter(|team| !team.is_empty()),
     };
-    let result = grant_role(&state, &user.principal, &form.email, input).await;
+    let result = roles::grant(&state.services, &user.principal, &form.email, input).await;
     let outcome = outcome(result, |_| format!("{} is now {}.", form.email, form.role));
     Ok(users_page(&state, &user, outcome).await)
 }
 
 async fn teams_page(state: &AppState, user: &ConsoleUser, outcome: Outcome) -> HttpResponse {
     let (status, flash, error) = outcome;
-    let teams: Vec<Value> = teams_of(state, &user.principal)
+    let teams: Vec<Value> = teams::list(&state.services, &user.principal)
         .await
         .unwrap_or_default()
         .into_iter()
@@ -201,7 +196,7 @@ pub async fn create_team(
         name: form.name,
         description: form.description.filter(|d| !d.trim().is_empty()),
     };
-    let result = new_team(&state, &user.principal, input).await;
+    let result = teams::create(&state.services, &user.principal, input).await;
     // The creator's grants changed (a new team): reload them for the page.
     let user = refreshed(&state, user).await;
     let outcome = outcome(result, |team| format!("Team {} created.", team.name));
@@ -237,7 +232,7 @@ pub async fn add_member(
         email: form.email.clone(),
         role: form.role,
     };
-    let result = join(&state, &user.principal, &id, input).await;
+    let result = teams::join(&state.services, &user.principal, &id, input).await;
     let outcome = outcome(result, |team| {
         format!("{} added to {}.", form.email, team.name)
     });
@@ -260,7 +255,13 @@ pub async fn remove_member(
 ) -> Result<HttpResponse, ConsoleRefusal> {
     let form = form.into_inner();
     user.check_csrf(form.csrf.as_deref())?;
-    let result = remove(&state, &user.principal, id.into_inner(), &form.email).await;
+    let result = teams::remove(
+        &state.services,
+        &user.principal,
+        &id.into_inner(),
+        &form.email,
+    )
+    .await;
     let user = refreshed(&state, user).await;
     let outcome = outcome(result, |_| format!("{} removed.", form.email));
     Ok(teams_page(&state, &user, outcome).await)

@@ -351,7 +351,7 @@ impl ListQuery {
 
 /// The user's teams as `(id, name)`.
 pub async fn team_names(state: &AppState, user: &ConsoleUser) -> Vec<(String, String)> {
-    crate::http::identity::teams_of(state, &user.principal)
+    crate::service::identity::teams::list(&state.services, &user.principal)
         .await
         .unwrap_or_default()
         .into_iter()
