@@ -1,10 +1,15 @@
 //! mcpgate: a Model Context Protocol gateway.
 //!
-//! See `README.md` for use and `../shared/DESIGN.md` for the architecture. The crate is laid out
-//! by subsystem: [`config`] (typed settings), [`actors`] (the DbActor and AuthActor, each the
-//! sole owner of its resources), [`db`] (schema and query functions, run only inside the
-//! DbActor), [`registry`] (the registry's API types and validation), [`http`] (routes, thin
-//! handlers and the one error mapping) and [`app`] (wiring).
+//! See `README.md` for use, `ARCHITECTURE.md` for the layers and the path of a request, and
+//! `../shared/DESIGN.md` for why. From the top: [`app`] (wiring) and [`bootstrap`] (secrets, the
+//! first admin); [`http`] (thin adapters: REST, the MCP transports, the console); [`mcp`] (the
+//! MCP server: framing, eras, methods, sessions); [`service`] (every operation as a function of
+//! a principal, deciding through the one authorization point); [`federation`]; [`actors`] (the
+//! DbActor, AuthActor, ScopingActor, CatalogActor, UpstreamActor, MetricsActor, each the sole
+//! owner of its resource); [`catalog`]; [`registry`] (API types and validation); [`db`] (schema
+//! and sealed units of work, run only inside the DbActor); [`upstream`] (the MCP client and its
+//! transports); and the foundations: [`protocol`], [`error`], [`auth`], [`config`], [`egress`],
+//! [`secrets`], [`quota`], [`breaker`], [`prompt_render`].
 
 pub mod actors;
 pub mod app;
