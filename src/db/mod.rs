@@ -3,7 +3,7 @@
 //! Everything here runs *inside* the DbActor (`crate::actors::db`): a query function takes a
 //! [`DbConn`] that only the actor can produce, and callers elsewhere describe the work as a
 //! [`UnitOfWork`] value that they send to the actor. Queries are written once with the diesel DSL
-//! and expanded per backend by [`on_backend!`].
+//! and expanded per backend by [`on_backend!`](crate::on_backend).
 
 pub mod bootstrap;
 pub mod catalog;
@@ -29,7 +29,7 @@ pub struct DbConn<'a> {
     inner: Conn<'a>,
 }
 
-/// The backend of a [`DbConn`] (matched by [`on_backend!`], which only `src/db` can expand).
+/// The backend of a [`DbConn`] (matched by [`on_backend!`](crate::on_backend), which only `src/db` can expand).
 enum Conn<'a> {
     Pg(&'a mut AsyncPgConnection),
     Sqlite(&'a mut SqliteConn),
@@ -160,7 +160,7 @@ pub type WorkResult<T> = Result<T, WorkError>;
 ///
 /// `run` may be called more than once (the actor retries transient failures), so it takes
 /// `&self` and must not have effects outside the database. The trait is sealed: units are
-/// defined in `src/db` (with [`unit_of_work!`]) and nowhere else.
+/// defined in `src/db` (with [`unit_of_work!`](crate::unit_of_work)) and nowhere else.
 pub trait UnitOfWork: sealed::Sealed + Send + Sync + 'static {
     /// What the work returns once the connection is back in the pool.
     type Output: Send + 'static;

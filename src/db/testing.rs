@@ -1,4 +1,4 @@
-//! Fault injection for the DbActor's own tests (`tests/resilience.rs`): a unit whose code
+//! Fault injection for the DbActor's own tests (`tests/it/resilience.rs`): a unit whose code
 //! panics and one that runs far past any deadline. Units can only be defined in `src/db`, so
 //! the tests' faults live here; nothing in the gateway sends them.
 

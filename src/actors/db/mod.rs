@@ -207,7 +207,7 @@ impl Drop for RuntimeOwner {
     }
 }
 
-/// The actor. Its state lives in [`Core`], shared with the tasks it spawns, so a supervised
+/// The actor. Its state lives in `Core`, shared with the tasks it spawns, so a supervised
 /// restart keeps the pool, the breaker and the statistics.
 pub struct DbActor {
     core: Arc<Core>,

@@ -3,7 +3,7 @@
 //! REST-backed tool (served by a loopback fixture), list/read resources and list/get prompts.
 //! The SDKs are pinned and installed by `tests/interop/setup.sh` into a git-ignored folder.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
@@ -520,7 +520,7 @@ async fn an_expired_upstream_session_is_reestablished(backend: Backend) {
     gateway.stop().await;
 }
 
-both_backends!(
+once_on_sqlite!(
     an_expired_upstream_session_is_reestablished,
     official_sdks_connect,
     server_everything_through_the_gateway,

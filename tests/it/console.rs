@@ -11,7 +11,7 @@
     reason = "tests are the gateway's clients, with clients of their own"
 )]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::OnceLock;
@@ -700,7 +700,8 @@ async fn forms_and_roles(backend: Backend) {
     server.stop().await;
 }
 
-both_backends!(in_the_browser, forms_and_roles, registry_pages);
+once_on_sqlite!(in_the_browser);
+both_backends!(forms_and_roles, registry_pages);
 
 /// With the database unreachable, a list page says it could not be read (or that the console
 /// is unavailable) rather than showing an empty list; nothing panics.

@@ -1,7 +1,7 @@
 //! Federation: one gateway registers another (a real MCP server on loopback) as an upstream,
 //! over Streamable HTTP and over the legacy SSE transport, and forwards calls to it.
 
-mod common;
+use crate::common;
 
 use common::mcp::{LEGACY, McpClient};
 use common::world::World;

@@ -3,7 +3,7 @@
 //! lists and reads, writes, MCP lists and calls, and virtual servers. What is not visible is
 //! "not found"; what is visible but not allowed is 403 (REST) or -32003 (MCP).
 
-mod common;
+use crate::common;
 
 use common::fixture::RestFixture;
 use common::mcp::McpClient;

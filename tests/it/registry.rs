@@ -1,7 +1,7 @@
 //! The registry REST API over HTTP, on SQLite and PostgreSQL: every endpoint, happy paths and
 //! each error class.
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestDb, TestServer};
 use reqwest::{Method, StatusCode};

@@ -2,7 +2,7 @@
 //! the password policy, users, roles and their permissions, teams and members, and the
 //! ScopingActor's cache (one database load per cache miss, however many requests wait).
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestDb, TestServer, USER_PASSWORD, create_user, token};
 use reqwest::{Method, StatusCode};

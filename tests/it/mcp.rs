@@ -1,7 +1,7 @@
 //! The MCP endpoints over HTTP, both protocol eras, on SQLite and PostgreSQL: every method,
 //! every transport, the bad inputs, and the messages checked against the MCP JSON schemas.
 
-mod common;
+use crate::common;
 
 use common::mcp::{LEGACY, MODERN, McpClient, assert_schema, expect_error, read_events};
 use common::world::World;

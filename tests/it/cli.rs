@@ -6,7 +6,7 @@
     reason = "tests are the gateway's clients, with clients of their own"
 )]
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

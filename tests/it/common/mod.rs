@@ -465,6 +465,21 @@ where
     }
 }
 
+/// Runs a test body once, on SQLite: for suites whose subject is not the database (the official
+/// conformance suite, the SDKs' interop, the browser); what they pass through is covered on both
+/// backends by the other suites.
+#[macro_export]
+macro_rules! once_on_sqlite {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_rt::test]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+        }
+    )*};
+}
+
 /// Runs a test body once per backend: `both_backends!(name, body_fn)`.
 #[macro_export]
 macro_rules! both_backends {

@@ -11,7 +11,7 @@
     reason = "tests are the gateway's clients, with clients of their own"
 )]
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

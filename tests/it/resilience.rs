@@ -3,7 +3,7 @@
 //! failures retried invisibly, deadlines that detach instead of cancelling, panics contained,
 //! and the one rule (no connection held while a handler waits).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! scenario: 200 concurrent authenticated tools/call with warm caches and no database work for
 //! authentication, on a pool of 2.
 
-mod common;
+use crate::common;
 
 use common::fixture::RestFixture;
 use common::mcp::McpClient;

@@ -1,0 +1,20 @@
+//! The integration tests, one binary (one link): each module drives the real `mcpgate` server
+//! over HTTP on SQLite and PostgreSQL, with real upstreams, clients and identity providers on
+//! loopback. Shared fixtures are in `common`.
+
+#[macro_use]
+mod common;
+
+mod cli;
+mod conformance;
+mod console;
+mod federation;
+mod identity;
+mod interop;
+mod loadtest;
+mod mcp;
+mod registry;
+mod resilience;
+mod security;
+mod tokens;
+mod visibility;
