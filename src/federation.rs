@@ -20,7 +20,7 @@ use crate::db::federation::{
 use crate::db::now;
 use crate::db::registry::{GatewayRow, GetRecord};
 use crate::secrets::SecretBox;
-use crate::upstream::{CallError, Target, TransportKind};
+use crate::upstream::{CallError, Target};
 
 /// How long a health check may take.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -175,11 +175,7 @@ impl Federation {
     ) -> Result<Discovery, FederationError> {
         let target = Target {
             url: row.url.clone(),
-            transport: if row.transport == "sse" {
-                TransportKind::Sse
-            } else {
-                TransportKind::StreamableHttp
-            },
+            transport: row.transport.into(),
             headers,
         };
         self.upstream.discover(target).await.map_err(|cause| {

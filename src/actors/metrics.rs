@@ -72,6 +72,23 @@ impl Actor for MetricsActor {
 #[rtype(result = "()")]
 pub struct RecordCall(pub ToolMetricRow);
 
+/// One finished tool call, as the MCP layer reports it.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    /// The tool's name in the gateway.
+    pub tool_name: String,
+    /// The upstream it ran on, if federated.
+    pub gateway_id: Option<String>,
+    /// When it started.
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// How long it took.
+    pub duration: std::time::Duration,
+    /// Whether it succeeded (no protocol error, no `isError`).
+    pub success: bool,
+    /// A short error description.
+    pub error: Option<String>,
+}
+
 impl Handler<RecordCall> for MetricsActor {
     type Result = ();
 
@@ -170,7 +187,16 @@ impl Metrics {
     }
 
     /// Records a call; never waits (a full mailbox drops the record).
-    pub fn record(&self, row: ToolMetricRow) {
+    pub fn record(&self, call: CallRecord) {
+        let row = ToolMetricRow {
+            id: crate::registry::new_id(),
+            tool_name: call.tool_name,
+            gateway_id: call.gateway_id,
+            started_at: crate::db::now_from(call.started_at),
+            duration_ms: call.duration.as_secs_f64() * 1000.0,
+            success: call.success,
+            error: call.error,
+        };
         if self.addr.try_send(RecordCall(row)).is_err() {
             tracing::debug!("metrics mailbox full; a call record was dropped");
         }

@@ -11,6 +11,7 @@ use crate::auth::rbac::Ownership;
 use crate::auth::{On, Principal};
 use crate::db::catalog::CatalogRows;
 use crate::db::registry::{GatewayRow, PromptRow, ResourceRow, ServerRecord, ToolRow};
+use crate::db::stored::{IntegrationType, Transport};
 use crate::registry::prompts::PromptArgument;
 use crate::secrets::SecretBox;
 use crate::upstream::{Target, TransportKind};
@@ -441,8 +442,8 @@ fn tool(row: ToolRow, secrets: &SecretBox) -> Option<Tool> {
     let validator = jsonschema::validator_for(&input_schema)
         .map_err(|error| tracing::error!(tool = %row.name, %error, "stored input schema does not compile"))
         .ok();
-    let target = match (row.integration_type.as_str(), row.url) {
-        ("REST", Some(url)) => ToolTarget::Rest {
+    let target = match (row.integration_type, row.url) {
+        (IntegrationType::Rest, Some(url)) => ToolTarget::Rest {
             method: row.request_type.unwrap_or_else(|| "POST".into()),
             url,
             headers: {
@@ -559,6 +560,15 @@ fn prompt(row: PromptRow) -> Option<Prompt> {
     })
 }
 
+impl From<Transport> for TransportKind {
+    fn from(transport: Transport) -> Self {
+        match transport {
+            Transport::Streamablehttp => TransportKind::StreamableHttp,
+            Transport::Sse => TransportKind::Sse,
+        }
+    }
+}
+
 fn gateway(row: GatewayRow, secrets: &SecretBox) -> Option<Gateway> {
     let access = crate::ownership_of!(row);
     let headers: BTreeMap<String, String> = match &row.auth_secret {
@@ -577,11 +587,7 @@ fn gateway(row: GatewayRow, secrets: &SecretBox) -> Option<Gateway> {
     Some(Gateway {
         target: Target {
             url: row.url,
-            transport: if row.transport == "sse" {
-                TransportKind::Sse
-            } else {
-                TransportKind::StreamableHttp
-            },
+            transport: row.transport.into(),
             headers,
         },
         id: row.id,

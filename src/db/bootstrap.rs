@@ -116,7 +116,7 @@ unit_of_work! {
             }
         }
         let query = tools::table
-            .filter(tools::integration_type.eq("REST"))
+            .filter(tools::integration_type.eq(crate::db::stored::IntegrationType::Rest))
             .filter(tools::headers.ne("{}"))
             .select((tools::id, tools::headers));
         let stored: Vec<(String, String)> =

@@ -180,7 +180,7 @@ async fn sync_tools(
                     id: new_id(),
                     name: found.name.clone(),
                     description: found.description.clone(),
-                    integration_type: "MCP".into(),
+                    integration_type: crate::db::stored::IntegrationType::Mcp,
                     url: None,
                     request_type: None,
                     headers: "{}".into(),

@@ -11,6 +11,7 @@ pub mod federation;
 pub mod identity;
 pub mod registry;
 pub mod schema;
+pub mod stored;
 #[doc(hidden)]
 pub mod testing;
 pub mod tokens;

@@ -14,7 +14,6 @@ use super::health::{DatabaseSummary, McpStats, Readiness};
 use super::oauth::ResourceMetadata;
 use crate::actors::db::PoolStats;
 use crate::auth::scope::{TimeWindow, TokenScope};
-use crate::db::federation::SyncCounts;
 use crate::registry::gateways::{
     GatewayAuth, GatewayCreate, GatewayUpdate, GatewayView, Gateways, Transport,
 };
@@ -25,7 +24,7 @@ use crate::registry::tools::{
     IntegrationType, RequestType, ToolAnnotations, ToolCreate, ToolUpdate, ToolView, Tools,
 };
 use crate::registry::{Entity, Visibility};
-use crate::service::gateways::GatewayDiscovered;
+use crate::service::gateways::{GatewayDiscovered, SyncCounts};
 use crate::service::identity::{
     LoginRequest, LoginResponse, MemberAdd, MemberRemove, MemberView, MyPermissions,
     PasswordChange, RoleAssignment, TeamCreate, TeamView, UserCreate, UserPage, UserUpdate,

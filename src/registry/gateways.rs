@@ -15,30 +15,7 @@ use super::{
 };
 use crate::db::registry::GatewayRow;
 
-/// How the gateway talks to the upstream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// Streamable HTTP (the current transport).
-    #[serde(
-        alias = "STREAMABLEHTTP",
-        alias = "streamable_http",
-        alias = "streamable-http"
-    )]
-    Streamablehttp,
-    /// The legacy HTTP+SSE transport.
-    #[serde(alias = "SSE")]
-    Sse,
-}
-
-impl Transport {
-    fn as_str(self) -> &'static str {
-        match self {
-            Transport::Streamablehttp => "streamablehttp",
-            Transport::Sse => "sse",
-        }
-    }
-}
+pub use crate::db::stored::Transport;
 
 /// Credentials the gateway sends to an upstream (stored encrypted, never shown again).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -241,11 +218,7 @@ impl Entity for Gateways {
             name,
             slug,
             url: http_url("url", &input.url)?,
-            transport: input
-                .transport
-                .unwrap_or(Transport::Streamablehttp)
-                .as_str()
-                .into(),
+            transport: input.transport.unwrap_or(Transport::Streamablehttp),
             description: optional_text("description", input.description.as_deref(), 8192)?,
             tags: to_json_text(&tags(input.tags.as_deref())?),
             enabled: true,
@@ -284,7 +257,7 @@ impl Entity for Gateways {
             ));
         }
         if let Some(transport) = input.transport
-            && transport.as_str() != row.transport
+            && transport != row.transport
         {
             return Err(invalid(
                 "transport",
@@ -312,11 +285,7 @@ impl Entity for Gateways {
     fn view(row: GatewayRow) -> GatewayView {
         GatewayView {
             meta: item_meta!(row, "gateways"),
-            transport: if row.transport == "sse" {
-                Transport::Sse
-            } else {
-                Transport::Streamablehttp
-            },
+            transport: row.transport,
             id: row.id,
             name: row.name,
             slug: row.slug,

@@ -15,16 +15,7 @@ use super::{
 };
 use crate::db::registry::ToolRow;
 
-/// How a tool is carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub enum IntegrationType {
-    /// An HTTP call to a REST endpoint.
-    #[serde(rename = "REST")]
-    Rest,
-    /// A tool of an upstream MCP server, registered through `/gateways`.
-    #[serde(rename = "MCP")]
-    Mcp,
-}
+pub use crate::db::stored::IntegrationType;
 
 /// The HTTP method of a REST tool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -212,7 +203,7 @@ fn sealed(change: &Change<'_>, headers: BTreeMap<String, String>) -> BTreeMap<St
 }
 
 fn validate_rest_fields(row: &ToolRow) -> Result<(), Invalid> {
-    if row.integration_type == "REST" && row.url.is_none() {
+    if row.integration_type == IntegrationType::Rest && row.url.is_none() {
         return Err(invalid("url", "is required for a REST tool"));
     }
     Ok(())
@@ -257,7 +248,7 @@ impl Entity for Tools {
             id: new_id(),
             name: mcp_name("name", &input.name)?,
             description: optional_text("description", input.description.as_deref(), 8192)?,
-            integration_type: "REST".into(),
+            integration_type: IntegrationType::Rest,
             url,
             request_type: Some(
                 input
@@ -292,7 +283,7 @@ impl Entity for Tools {
         input: &ToolUpdate,
         change: &Change<'_>,
     ) -> Result<ToolRow, Invalid> {
-        let is_rest = row.integration_type == "REST";
+        let is_rest = row.integration_type == IntegrationType::Rest;
         let rest_only = |field: &str, present: bool| {
             if present && !is_rest {
                 Err(invalid(
@@ -399,11 +390,7 @@ impl Entity for Tools {
                 .as_deref()
                 .map(|text| stored_json("tools.output_schema", text)),
             annotations: stored_json("tools.annotations", &row.annotations),
-            integration_type: if row.integration_type == "MCP" {
-                IntegrationType::Mcp
-            } else {
-                IntegrationType::Rest
-            },
+            integration_type: row.integration_type,
             id: row.id,
             name: row.name,
             description: row.description,

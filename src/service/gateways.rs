@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::Services;
 use super::registry::{allowed, authorized, map_db, may_create};
-use crate::db::federation::SyncCounts;
+pub use crate::db::federation::SyncCounts;
 use crate::db::now;
 use crate::error::ApiError;
 use crate::federation::FederationError;

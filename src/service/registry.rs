@@ -148,6 +148,16 @@ pub async fn visible<E: Managed>(
     }
 }
 
+/// What [`visible`] returns, as the API shows it.
+pub async fn visible_views<E: Managed>(
+    services: &Services,
+    principal: &Principal,
+    max: usize,
+) -> Outcome<Vec<E::View>> {
+    let records = visible::<E>(services, principal, max).await?;
+    Ok(records.into_iter().map(E::view).collect())
+}
+
 /// The record `id`, if `principal` may see it.
 pub async fn get<E: Managed>(
     services: &Services,

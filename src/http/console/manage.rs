@@ -12,7 +12,6 @@ use super::pages::CsrfForm;
 use super::registry::{Kind, ListQuery, list_into, team_names};
 use super::{ConsoleRefusal, ConsoleUser};
 use crate::catalog::Scope;
-use crate::db::registry::ServerRecord;
 use crate::http::AppState;
 use crate::registry::gateways::Gateways;
 use crate::service::tokens::{self, TokenCreate};
@@ -214,8 +213,11 @@ pub async fn run(
     })
 }
 
-async fn visible_servers(state: &AppState, user: &ConsoleUser) -> Vec<ServerRecord> {
-    crate::service::registry::visible::<crate::registry::servers::Servers>(
+async fn visible_servers(
+    state: &AppState,
+    user: &ConsoleUser,
+) -> Vec<crate::registry::servers::ServerView> {
+    crate::service::registry::visible_views::<crate::registry::servers::Servers>(
         &state.services,
         &user.principal,
         super::VISIBLE_MAX,
@@ -250,7 +252,7 @@ async fn tokens_page(
     let servers: Vec<Value> = visible_servers(state, user)
         .await
         .into_iter()
-        .map(|record| json!({"id": record.row.id, "name": record.row.name}))
+        .map(|server| json!({"id": server.id, "name": server.name}))
         .collect();
     let mut context = user.context("tokens");
     context.insert("tokens", &tokens);

@@ -13,7 +13,6 @@ use crate::actors::metrics::{BUCKETS, MetricsSnapshot};
 use crate::auth::On;
 use crate::auth::{AuthError, Principal};
 use crate::catalog::Scope;
-use crate::db::registry::GatewayRow;
 use crate::http::AppState;
 use crate::http::identity::SESSION_COOKIE;
 use crate::http::mcp::sse::{self, SseBody, SseEvent};
@@ -143,16 +142,9 @@ pub async fn logout(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ConsoleRefusal> {
     user.check_csrf(form.csrf.as_deref())?;
-    let principal = &user.principal;
-    state
-        .db
-        .run(crate::db::tokens::RevokeJti {
-            jti: principal.token_id.clone(),
-            expires_at: principal.token_expires_at,
-        })
+    crate::service::tokens::sign_out(&state.services, &user.principal)
         .await
         .map_err(|_| ConsoleRefusal::Unavailable)?;
-    state.auth.revoked(principal.token_id.clone()).await;
     let mut response = redirect("/admin/login");
     let mut expired = cookie(SESSION_COOKIE, String::new(), 0, false);
     expired.make_removal();
@@ -225,9 +217,7 @@ async fn figures(state: &AppState, principal: &Principal, per_minute: f64) -> (F
         "gateways".into(),
         json!(catalog.gateways_seen_by(principal)),
     );
-    if principal.permits("users.manage", On::Platform)
-        && let Ok(users) = state.db.run(crate::db::identity::CountUsers {}).await
-    {
+    if let Ok(users) = crate::service::identity::users::count(&state.services, principal).await {
         counts.insert("users".into(), json!(users));
     }
     let metrics = state.metrics.snapshot().await;
@@ -264,11 +254,14 @@ async fn figures(state: &AppState, principal: &Principal, per_minute: f64) -> (F
 /// `GET /admin`: the dashboard.
 pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
     let (figures, _) = figures(&state, &user.principal, 0.0).await;
-    let upstreams: Vec<GatewayRow> = crate::service::registry::visible::<
-        crate::registry::gateways::Gateways,
-    >(&state.services, &user.principal, super::VISIBLE_MAX)
-    .await
-    .unwrap_or_default();
+    let upstreams: Vec<crate::registry::gateways::GatewayView> =
+        crate::service::registry::visible_views::<crate::registry::gateways::Gateways>(
+            &state.services,
+            &user.principal,
+            super::VISIBLE_MAX,
+        )
+        .await
+        .unwrap_or_default();
     let mut context = user.context("dashboard");
     let labels = [
         ("servers", "Virtual servers"),
@@ -292,12 +285,12 @@ pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpRes
     context.insert("pool", &figures.pool);
     let upstreams: Vec<Value> = upstreams
         .into_iter()
-        .map(|row| {
+        .map(|gateway| {
             json!({
-                "name": row.name,
-                "url": row.url,
-                "reachable": row.reachable,
-                "last_seen": row.last_seen_at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "never".into()),
+                "name": gateway.name,
+                "url": gateway.url,
+                "reachable": gateway.reachable,
+                "last_seen": gateway.last_seen_at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "never".into()),
             })
         })
         .collect();

@@ -3,10 +3,10 @@
 use serde_json::{Map, Value, json};
 
 use super::{Object, list_result, paginate, string_param};
+use crate::actors::metrics::CallRecord;
 use crate::actors::upstream::{CallHttp, HttpReply, UpstreamError};
 use crate::auth::On;
 use crate::catalog::{Tool, ToolTarget};
-use crate::db::federation::ToolMetricRow;
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
 use crate::protocol::{Era, LogLevel};
@@ -34,7 +34,7 @@ pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 pub async fn call(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     // A place among the principal's calls in flight, held until this call ends.
     let _permit = ctx.tool_calls.acquire(&ctx.principal.email)?;
-    let started_at = crate::db::now();
+    let started_at = chrono::Utc::now();
     let clock = std::time::Instant::now();
     let outcome = run(ctx, params).await;
     let Some(name) = params.get("name").and_then(Value::as_str) else {
@@ -50,15 +50,14 @@ pub async fn call(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
             .unwrap_or(false),
         Err(_) => true,
     };
-    ctx.metrics.record(ToolMetricRow {
-        id: crate::registry::new_id(),
+    ctx.metrics.record(CallRecord {
         tool_name: tool.name.clone(),
         gateway_id: match &tool.target {
             ToolTarget::Upstream { gateway_id, .. } => Some(gateway_id.clone()),
             ToolTarget::Rest { .. } => None,
         },
         started_at,
-        duration_ms: clock.elapsed().as_secs_f64() * 1000.0,
+        duration: clock.elapsed(),
         success: !failed,
         error: outcome
             .as_ref()

@@ -49,6 +49,16 @@ pub async fn change_password(
     Ok(())
 }
 
+/// How many accounts there are (`users.manage`).
+pub async fn count(services: &Services, principal: &Principal) -> Result<i64, ApiError> {
+    require(principal, "users.manage")?;
+    services
+        .db
+        .run(crate::db::identity::CountUsers {})
+        .await
+        .map_err(|error| ApiError::from_db(error, "user", None))
+}
+
 /// One page of users in email order (`users.manage`): `limit` from 1 to 500, after `cursor`.
 pub async fn list(
     services: &Services,

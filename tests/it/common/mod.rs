@@ -49,7 +49,9 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    /// Creates an empty database. A PostgreSQL server that cannot be reached fails the test.
+    /// Creates a database: an empty SQLite file (the server migrates it), or a PostgreSQL
+    /// database cloned from the migrated template. A PostgreSQL server that cannot be reached
+    /// fails the test.
     pub async fn new(backend: Backend) -> Self {
         let name = format!("mcpgate_t_{}", uuid::Uuid::new_v4().simple());
         match backend {
@@ -59,11 +61,13 @@ impl TestDb {
                 dir: Some(tempfile::tempdir().expect("temp dir")),
             },
             Backend::Postgres => {
+                let template = migrated_template().await;
                 let admin = pg_admin().await;
-                admin
-                    .batch_execute(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create the test database");
+                retry_while_busy(
+                    &admin,
+                    &format!("CREATE DATABASE {name} TEMPLATE {template}"),
+                )
+                .await;
                 TestDb {
                     backend,
                     name,
@@ -109,6 +113,104 @@ impl Drop for TestDb {
             });
         })
         .join();
+    }
+}
+
+/// A PostgreSQL database with every migration applied, made once per set of migrations (its
+/// name carries their fingerprint) and cloned by each test: `CREATE DATABASE … TEMPLATE` copies
+/// files instead of replaying the migrations. Test processes that start together agree through
+/// an advisory lock; a template is renamed into place only once it is complete.
+async fn migrated_template() -> String {
+    static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            let name = format!("mcpgate_template_{}", migrations_fingerprint());
+            let admin = pg_admin().await;
+            admin
+                .batch_execute("SELECT pg_advisory_lock(727274)")
+                .await
+                .expect("lock the template");
+            let exists = admin
+                .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+                .await
+                .expect("look for the template")
+                .is_some();
+            if !exists {
+                let building = format!("{name}_building_{}", uuid::Uuid::new_v4().simple());
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {building}"))
+                    .await
+                    .expect("create the template");
+                let url = format!("postgres://postgres@{PG_HOST}:{PG_PORT}/{building}");
+                mcpgate::actors::db::migrate(&settings(&url, &[]).database)
+                    .await
+                    .expect("migrate the template");
+                retry_while_busy(
+                    &admin,
+                    &format!("ALTER DATABASE {building} RENAME TO {name}"),
+                )
+                .await;
+            }
+            admin
+                .batch_execute("SELECT pg_advisory_unlock(727274)")
+                .await
+                .expect("unlock the template");
+            name
+        })
+        .await
+        .clone()
+}
+
+/// A fingerprint of the PostgreSQL migrations (names and contents).
+fn migrations_fingerprint() -> String {
+    use sha2::Digest;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let mut files: Vec<std::path::PathBuf> = walk(&dir);
+    files.sort();
+    let mut hash = sha2::Sha256::new();
+    for file in files {
+        hash.update(
+            file.strip_prefix(&dir)
+                .unwrap()
+                .to_string_lossy()
+                .as_bytes(),
+        );
+        hash.update(std::fs::read(&file).expect("read a migration"));
+    }
+    hash.finalize()
+        .iter()
+        .take(6)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read the migrations") {
+        let path = entry.expect("a migration entry").path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Runs a statement that needs the databases it names to have no connections, retrying while
+/// the connections of a pool that was just dropped are still closing.
+async fn retry_while_busy(admin: &tokio_postgres::Client, statement: &str) {
+    for attempt in 0.. {
+        match admin.batch_execute(statement).await {
+            Ok(()) => return,
+            Err(error)
+                if attempt < 100
+                    && error.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("{statement}: {error}"),
+        }
     }
 }
 
