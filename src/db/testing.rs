@@ -11,10 +11,7 @@ unit_of_work! {
     Explodes {} -> (),
     "test.explodes", Write, transactional = true,
     |_this, _conn| {
-        if true {
-            panic!("a bug inside a unit of work");
-        }
-        Ok(())
+        panic!("a bug inside a unit of work")
     }
 }
 
