@@ -372,10 +372,10 @@ mod tests {
         let foreign_public = Ownership {
             owner_email: Some("other@example.com".into()),
             team_id: None,
-            visibility: "public".into(),
+            visibility: rbac::Visibility::Public,
         };
         let foreign_private = Ownership {
-            visibility: "private".into(),
+            visibility: rbac::Visibility::Private,
             ..foreign_public.clone()
         };
         assert!(viewer.permits("tools.read", On::Item(&foreign_public)));
@@ -385,7 +385,7 @@ mod tests {
         );
         let team_item = Ownership {
             team_id: Some("t1".into()),
-            visibility: "team".into(),
+            visibility: rbac::Visibility::Team,
             ..foreign_public.clone()
         };
         assert!(viewer.permits("tools.update", On::Item(&team_item)));

@@ -77,8 +77,36 @@ pub struct Ownership {
     pub owner_email: Option<String>,
     /// Its team.
     pub team_id: Option<String>,
-    /// `private` (its owner), `team` (its team's members) or `public`.
-    pub visibility: String,
+    /// Who can see it.
+    pub visibility: Visibility,
+}
+
+/// Who can see an item: its owner, its team's members, or everyone allowed to use the gateway.
+/// Stored as `TEXT` (`crate::db::stored`); a stored value the gateway does not know fails when
+/// it is read rather than falling back to some visibility.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Only the owner.
+    Private,
+    /// The owner's team.
+    Team,
+    /// Everyone allowed to use the gateway.
+    #[default]
+    Public,
 }
 
 /// Where an assignment applies: everywhere, or to one team's items.
@@ -222,9 +250,9 @@ impl Grants {
     /// others see public items, their own, and team items of their teams.
     pub fn sees(&self, email: &str, item: &Ownership) -> bool {
         self.is_admin
-            || item.visibility == "public"
+            || item.visibility == Visibility::Public
             || item.owner_email.as_deref() == Some(email)
-            || (item.visibility == "team"
+            || (item.visibility == Visibility::Team
                 && item
                     .team_id
                     .as_deref()

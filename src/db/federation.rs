@@ -193,7 +193,7 @@ async fn sync_tools(
                     enabled: true,
                     owner_email: sync.gateway.owner_email.clone(),
                     team_id: sync.gateway.team_id.clone(),
-                    visibility: sync.gateway.visibility.clone(),
+                    visibility: sync.gateway.visibility,
                     created_at: now,
                     updated_at: now,
                 };
@@ -284,7 +284,7 @@ async fn sync_resources(
                     enabled: true,
                     owner_email: sync.gateway.owner_email.clone(),
                     team_id: sync.gateway.team_id.clone(),
-                    visibility: sync.gateway.visibility.clone(),
+                    visibility: sync.gateway.visibility,
                     created_at: now,
                     updated_at: now,
                 };
@@ -357,7 +357,7 @@ async fn sync_prompts(
                     enabled: true,
                     owner_email: sync.gateway.owner_email.clone(),
                     team_id: sync.gateway.team_id.clone(),
-                    visibility: sync.gateway.visibility.clone(),
+                    visibility: sync.gateway.visibility,
                     created_at: now,
                     updated_at: now,
                 };

@@ -1,4 +1,5 @@
-//! Enumerations stored as `TEXT`: each variant has one stored spelling, written and read by
+//! Enumerations stored as `TEXT` (and checked by the database: migration
+//! `2026-12-03-000005_checked_enums`): each variant has one stored spelling, written and read by
 //! diesel through the enum itself, so no code compares strings and a value the gateway does not
 //! know fails loudly when read (a deserialization error naming the value and the column's
 //! type) instead of falling back to a default.
@@ -9,6 +10,8 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::auth::rbac::Visibility;
 
 /// Implements the stored spelling, `FromStr` and the diesel `Text` conversions of an enum.
 macro_rules! stored_as_text {
@@ -119,6 +122,12 @@ stored_as_text!(IntegrationType {
     Mcp => "MCP",
 });
 
+stored_as_text!(Visibility {
+    Private => "private",
+    Team => "team",
+    Public => "public",
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +140,10 @@ mod tests {
         for kind in [IntegrationType::Rest, IntegrationType::Mcp] {
             assert_eq!(kind.as_str().parse::<IntegrationType>(), Ok(kind));
         }
+        for visibility in [Visibility::Private, Visibility::Team, Visibility::Public] {
+            assert_eq!(visibility.as_str().parse::<Visibility>(), Ok(visibility));
+        }
+        assert!("everyone".parse::<Visibility>().is_err());
         let refused = "websocket".parse::<Transport>().unwrap_err();
         assert!(
             refused.contains("websocket") && refused.contains("sse"),

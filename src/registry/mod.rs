@@ -18,38 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use self::validate::Invalid;
 use crate::db::registry::HasId;
 
-/// Who can see an item. Enforced by the identity layer; stored from the start.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Visibility {
-    /// Only the owner.
-    Private,
-    /// The owner's team.
-    Team,
-    /// Everyone allowed to use the gateway.
-    #[default]
-    Public,
-}
-
-impl Visibility {
-    /// The stored spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Visibility::Private => "private",
-            Visibility::Team => "team",
-            Visibility::Public => "public",
-        }
-    }
-
-    /// Reads the stored spelling; unknown values read as private (the safe side).
-    pub fn from_stored(value: &str) -> Self {
-        match value {
-            "public" => Visibility::Public,
-            "team" => Visibility::Team,
-            _ => Visibility::Private,
-        }
-    }
-}
+pub use crate::auth::rbac::Visibility;
 
 /// Who is creating or changing an item, and when.
 pub struct Change<'a> {
@@ -144,7 +113,7 @@ macro_rules! item_meta {
         $crate::registry::ItemMeta {
             tags: $crate::registry::stored_json(concat!($table, ".tags"), &$row.tags),
             enabled: $row.enabled,
-            visibility: $crate::registry::Visibility::from_stored(&$row.visibility),
+            visibility: $row.visibility,
             owner_email: $row.owner_email.clone(),
             team_id: $row.team_id.clone(),
             created_at: $row.created_at.and_utc(),
@@ -158,7 +127,7 @@ pub(crate) use item_meta;
 fn update_meta(
     stored: (
         &mut String,
-        &mut String,
+        &mut Visibility,
         &mut Option<String>,
         &mut NaiveDateTime,
     ),
@@ -175,7 +144,7 @@ fn update_meta(
         *stored_tags = to_json_text(&validate::tags(Some(tags))?);
     }
     if let Some(visibility) = visibility {
-        *stored_visibility = visibility.as_str().to_owned();
+        *stored_visibility = visibility;
     }
     *updated_at = change.now;
     Ok(())

@@ -205,7 +205,7 @@ impl Entity for Resources {
             enabled: true,
             owner_email: Some(change.actor_email.to_owned()),
             team_id: optional_text("team_id", input.team_id.as_deref(), 64)?,
-            visibility: input.visibility.unwrap_or_default().as_str().into(),
+            visibility: input.visibility.unwrap_or_default(),
             created_at: change.now,
             updated_at: change.now,
         })

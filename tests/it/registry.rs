@@ -714,7 +714,42 @@ async fn restart_keeps_everything(backend: Backend) {
     restarted.stop().await;
 }
 
+/// Columns that hold one of a few values (visibility, transport, integration type) accept only
+/// those: the database refuses anything else, so the typed enums the gateway reads them as can
+/// never meet an unknown value.
+async fn stored_enums_refuse_unknown_values(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[]).await;
+    let created = server
+        .admin(Method::POST, "/tools", Some(rest_tool("typed")))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    server.stop().await;
+    for statement in [
+        "UPDATE tools SET visibility = 'everyone'",
+        "UPDATE tools SET integration_type = 'GRPC'",
+    ] {
+        let refused = common::sql_try(&db, statement).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|error| error.to_lowercase().contains("check")),
+            "{statement}: {refused:?}"
+        );
+    }
+    common::sql_execute(&db, "UPDATE tools SET visibility = 'private'").await;
+    let server = TestServer::start(&db, &[]).await;
+    let listed = server.admin(Method::GET, "/tools", None).await;
+    assert_eq!(
+        listed.body["items"][0]["visibility"], "private",
+        "{}",
+        listed.body
+    );
+    server.stop().await;
+}
+
 both_backends!(
+    stored_enums_refuse_unknown_values,
     tools_crud,
     resources_prompts_gateways_crud,
     servers_with_members,

@@ -82,11 +82,11 @@ impl<R> ListRecords<R> {
 macro_rules! visible_to {
     ($viewer:expr, $owner:expr, $team:expr, $visibility:expr) => {
         $visibility
-            .eq("public")
+            .eq($crate::auth::rbac::Visibility::Public)
             .nullable()
             .or($owner.eq($viewer.email.clone()))
             .or($visibility
-                .eq("team")
+                .eq($crate::auth::rbac::Visibility::Team)
                 .nullable()
                 .and($team.eq_any($viewer.teams.clone())))
     };

@@ -26,7 +26,7 @@ pub struct ToolRow {
     pub enabled: bool,
     pub owner_email: Option<String>,
     pub team_id: Option<String>,
-    pub visibility: String,
+    pub visibility: crate::auth::rbac::Visibility,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -48,7 +48,7 @@ pub struct ResourceRow {
     pub enabled: bool,
     pub owner_email: Option<String>,
     pub team_id: Option<String>,
-    pub visibility: String,
+    pub visibility: crate::auth::rbac::Visibility,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -69,7 +69,7 @@ pub struct PromptRow {
     pub enabled: bool,
     pub owner_email: Option<String>,
     pub team_id: Option<String>,
-    pub visibility: String,
+    pub visibility: crate::auth::rbac::Visibility,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -89,7 +89,7 @@ pub struct GatewayRow {
     pub enabled: bool,
     pub owner_email: Option<String>,
     pub team_id: Option<String>,
-    pub visibility: String,
+    pub visibility: crate::auth::rbac::Visibility,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub prefix_tool_names: bool,
@@ -115,7 +115,7 @@ pub struct ServerRow {
     pub enabled: bool,
     pub owner_email: Option<String>,
     pub team_id: Option<String>,
-    pub visibility: String,
+    pub visibility: crate::auth::rbac::Visibility,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -150,7 +150,7 @@ macro_rules! ownership_of {
         $crate::auth::rbac::Ownership {
             owner_email: $row.owner_email.clone(),
             team_id: $row.team_id.clone(),
-            visibility: $row.visibility.clone(),
+            visibility: $row.visibility,
         }
     };
 }

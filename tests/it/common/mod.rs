@@ -250,6 +250,13 @@ fn sqlite_connect(path: &std::path::Path) -> diesel::SqliteConnection {
 /// Runs SQL statements on a test database directly: what an earlier version wrote, or what a
 /// thief with a copy of the database sees.
 pub async fn sql_execute(db: &TestDb, statements: &str) {
+    if let Err(error) = sql_try(db, statements).await {
+        panic!("SQL runs: {error}");
+    }
+}
+
+/// Runs SQL statements on a test database directly; the database's refusal, if it refuses.
+pub async fn sql_try(db: &TestDb, statements: &str) -> Result<(), String> {
     match (&db.backend, &db.dir) {
         (Backend::Sqlite, Some(dir)) => {
             use diesel::connection::SimpleConnection;
@@ -258,16 +265,16 @@ pub async fn sql_execute(db: &TestDb, statements: &str) {
             tokio::task::spawn_blocking(move || {
                 sqlite_connect(&path)
                     .batch_execute(&statements)
-                    .expect("SQL runs");
+                    .map_err(|error| error.to_string())
             })
             .await
-            .unwrap();
+            .unwrap()
         }
         _ => pg_connect(&db.name)
             .await
             .batch_execute(statements)
             .await
-            .expect("SQL runs"),
+            .map_err(|error| format!("{error}: {error:?}")),
     }
 }
 

@@ -1,0 +1,14 @@
+DROP TRIGGER gateways_transport_known_insert;
+DROP TRIGGER gateways_transport_known_update;
+DROP TRIGGER tools_integration_type_known_insert;
+DROP TRIGGER tools_integration_type_known_update;
+DROP TRIGGER tools_visibility_known_insert;
+DROP TRIGGER tools_visibility_known_update;
+DROP TRIGGER resources_visibility_known_insert;
+DROP TRIGGER resources_visibility_known_update;
+DROP TRIGGER prompts_visibility_known_insert;
+DROP TRIGGER prompts_visibility_known_update;
+DROP TRIGGER servers_visibility_known_insert;
+DROP TRIGGER servers_visibility_known_update;
+DROP TRIGGER gateways_visibility_known_insert;
+DROP TRIGGER gateways_visibility_known_update;
