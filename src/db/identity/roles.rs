@@ -1,0 +1,47 @@
+//! Units of work on role assignments.
+
+use super::*;
+
+unit_of_work! {
+    /// Assigns a role (idempotent). The user must exist, and a team scope must name a team.
+    AssignRole { row: RoleRow } -> (),
+    "roles.assign", Write, transactional = true,
+    |this, conn| {
+        let mut conn = conn;
+        let exists = crate::on_backend!(conn.reborrow(), c => {
+            users::table.find(&this.row.email).count().get_result::<i64>(c).await
+        })?;
+        if exists == 0 {
+            return Err(WorkError::rejected("email", "no user with this email"));
+        }
+        if this.row.scope != "*" {
+            let team = crate::on_backend!(conn.reborrow(), c => {
+                teams::table.find(&this.row.scope).count().get_result::<i64>(c).await
+            })?;
+            if team == 0 {
+                return Err(WorkError::rejected("team_id", "no such team"));
+            }
+        }
+        let insert = diesel::insert_into(role_assignments::table)
+            .values(&this.row)
+            .on_conflict_do_nothing();
+        crate::on_backend!(conn, c => insert.execute(c).await)?;
+        Ok(())
+    }
+}
+
+unit_of_work! {
+    /// Removes a role assignment; whether one was removed.
+    UnassignRole { email: String, role: String, scope: String } -> bool,
+    "roles.unassign", Write, transactional = true,
+    |this, conn| {
+        let delete = diesel::delete(
+            role_assignments::table
+                .filter(role_assignments::email.eq(&this.email))
+                .filter(role_assignments::role.eq(&this.role))
+                .filter(role_assignments::scope.eq(&this.scope)),
+        );
+        let deleted = crate::on_backend!(conn, c => delete.execute(c).await)?;
+        Ok(deleted == 1)
+    }
+}
