@@ -387,3 +387,44 @@ pub async fn reseal(db: &Db, secrets: &SecretBox) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_key_file_is_created_private_read_back_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpgate.secrets");
+        let (created, _) = load_or_create(&path, KeyFile::default()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(created.jwt_secret.as_ref().map(String::len), Some(64));
+        let (read, _) = load_or_create(&path, KeyFile::default()).unwrap();
+        assert_eq!(read, created, "a second start reads the same secrets");
+
+        let from_database = KeyFile {
+            encryption_secret: Some("an-earlier-stored-secret".into()),
+            ..KeyFile::default()
+        };
+        let moved = dir.path().join("moved.secrets");
+        let (file, _) = load_or_create(&moved, from_database).unwrap();
+        assert_eq!(
+            file.encryption_secret.as_deref(),
+            Some("an-earlier-stored-secret")
+        );
+
+        for (text, named) in [
+            ("not json", "is not valid"),
+            (r#"{"jwt_secret": "short"}"#, "jwt_secret has 5 characters"),
+            (r#"{"unknown": "x"}"#, "is not valid"),
+        ] {
+            let bad = dir.path().join("bad.secrets");
+            std::fs::write(&bad, text).unwrap();
+            let error = load_or_create(&bad, KeyFile::default()).unwrap_err();
+            assert!(error.contains(named), "{text}: {error}");
+        }
+    }
+}
