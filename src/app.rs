@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_web::dev::ServerHandle;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::actors::auth::Auth;
 use crate::actors::catalog::Catalogs;
@@ -204,7 +205,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
                     .add(("X-Content-Type-Options", "nosniff"))
                     .add((actix_web::http::header::CACHE_CONTROL, "no-store")),
             )
-            .configure(http::routes)
+            .configure(|config| http::routes(&mut ServiceConfig::new(config)))
             .default_service(web::to(http::not_found))
     })
     .shutdown_timeout(10)

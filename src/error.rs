@@ -47,6 +47,14 @@ pub enum ApiError {
     /// Nothing at this id or path.
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, the method does not.
+    #[error("{message}")]
+    MethodNotAllowed {
+        /// What was asked and what is allowed.
+        message: String,
+        /// The methods the path allows (the `Allow` header).
+        allow: String,
+    },
     /// Conflicts with stored data.
     #[error("{0}")]
     Conflict(String),
@@ -90,6 +98,7 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::McpUnauthorized { .. } => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
+            ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType => "unsupported-media-type",

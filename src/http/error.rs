@@ -46,6 +46,7 @@ impl ResponseError for ApiError {
             }
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -68,6 +69,11 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(message) => {
                 if let Ok(value) = HeaderValue::from_str(&challenge(message, None)) {
                     response.insert_header((header::WWW_AUTHENTICATE, value));
+                }
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                if let Ok(value) = HeaderValue::from_str(allow) {
+                    response.insert_header((header::ALLOW, value));
                 }
             }
             ApiError::McpUnauthorized {

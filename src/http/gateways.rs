@@ -2,15 +2,31 @@
 //! (discover again what it offers): thin handlers over [`crate::service::gateways`].
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, Authenticated};
 use crate::registry::gateways::GatewayCreate;
-use crate::service::gateways;
+use crate::service::gateways::{self, GatewayDiscovered};
 
 /// `POST /gateways`.
+#[utoipa::path(
+    tag = "gateways",
+    operation_id = "create_gateway",
+    summary = "Register an upstream MCP server: discover what it offers and federate it",
+    request_body = GatewayCreate,
+    responses(
+        (status = 201, description = "the gateway and what it offers", body = GatewayDiscovered),
+        (status = 400, description = "malformed JSON", body = ErrorBody),
+        (status = 409, description = "the name, or a discovered name, is taken", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 422, description = "a field is missing or invalid", body = ErrorBody),
+        (status = 502, description = "the upstream could not be reached or offered something refused", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/gateways")]
 pub async fn register(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -26,6 +42,19 @@ pub async fn register(
 }
 
 /// `POST /gateways/{id}/refresh`: discover again and update what is federated.
+#[utoipa::path(
+    tag = "gateways",
+    operation_id = "refresh_gateway",
+    summary = "Discover the upstream again and update what is federated",
+    responses(
+        (status = 200, description = "the gateway and what it now offers", body = GatewayDiscovered),
+        (status = 404, description = "no such id", body = ErrorBody),
+        (status = 409, description = "a discovered name clashes", body = ErrorBody),
+        (status = 502, description = "the upstream could not be reached", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/gateways/{id}/refresh")]
 pub async fn refresh(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,

@@ -1,14 +1,32 @@
 //! Liveness, readiness and pool statistics.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::Admin;
-use crate::actors::db::{BreakerState, DbError};
+use crate::actors::db::{BreakerState, DbError, PoolStats};
+
+/// Registers the routes.
+pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    config
+        .service(health)
+        .service(ready)
+        .service(pool_stats)
+        .service(mcp_stats);
+}
 
 /// `GET /health`: the process is up. Touches no database.
+#[utoipa::path(
+    tag = "health",
+    operation_id = "health",
+    summary = "Liveness (no database)",
+    responses(
+        (status = 200, description = "the process is up"),
+    ),
+)]
+#[get("/health")]
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
@@ -41,6 +59,16 @@ pub struct DatabaseSummary {
 }
 
 /// `GET /ready`: 200 when the database answers and the breaker is closed, else 503.
+#[utoipa::path(
+    tag = "health",
+    operation_id = "ready",
+    summary = "Readiness: the database answers and the breaker is closed",
+    responses(
+        (status = 200, description = "ready", body = Readiness),
+        (status = 503, description = "not ready, with a reason", body = Readiness),
+    ),
+)]
+#[get("/ready")]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let ping = state.db.ping().await;
     let stats = state
@@ -82,6 +110,17 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 }
 
 /// `GET /admin/pool-stats`: the DbActor's pool and breaker statistics (admins only).
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "pool_stats",
+    summary = "Database pool and circuit breaker statistics (admins)",
+    responses(
+        (status = 200, description = "statistics", body = PoolStats),
+        (status = 403, description = "not an admin", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/admin/pool-stats")]
 pub async fn pool_stats(
     state: web::Data<AppState>,
     _admin: Admin,
@@ -106,6 +145,17 @@ pub struct McpStats {
 }
 
 /// `GET /admin/mcp-stats`: MCP session figures (admins only).
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "mcp_stats",
+    summary = "Live MCP sessions (admins)",
+    responses(
+        (status = 200, description = "statistics", body = McpStats),
+        (status = 403, description = "not an admin", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/admin/mcp-stats")]
 pub async fn mcp_stats(state: web::Data<AppState>, _admin: Admin) -> HttpResponse {
     HttpResponse::Ok().json(McpStats {
         sessions: state.sessions.len(),

@@ -1,17 +1,42 @@
-//! `GET /metrics`: Prometheus text exposition of call metrics, the DbActor's pool and breaker,
-//! the upstream breakers and MCP sessions. Requires an admin token unless `METRICS_PUBLIC`.
+//! `GET /metrics`: call metrics, the DbActor's pool and breaker, the upstream breakers and MCP
+//! sessions in the OpenMetrics text format (which Prometheus scrapes), encoded by the
+//! `prometheus-client` crate. Requires an admin token unless `METRICS_PUBLIC`.
+//!
+//! The numbers live in the actors that own them; a scrape takes one snapshot of each and hands
+//! them to a [`Collector`], so nothing on the call path touches a metrics registry.
 
-use std::fmt::Write;
+use std::fmt::Error as FmtError;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::Admin;
-use crate::actors::metrics::BUCKETS;
+use crate::actors::db::PoolStats;
+use crate::actors::metrics::{BUCKETS, MetricsSnapshot};
 use crate::breaker::{BreakerSnapshot, BreakerState};
 
+/// The OpenMetrics text format's content type.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// `GET /metrics`.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "metrics",
+    summary = "Metrics in the OpenMetrics text format (admin token unless METRICS_PUBLIC)",
+    responses(
+        (status = 200, description = "application/openmetrics-text; version=1.0.0"),
+        (status = 403, description = "not an admin", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/metrics")]
 pub async fn prometheus(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -20,216 +45,58 @@ pub async fn prometheus(
         use actix_web::FromRequest;
         Admin::extract(&request).await?;
     }
-    let mut out = String::new();
-    let metrics = state.metrics.snapshot().await;
-    family(
-        &mut out,
-        "mcpgate_tool_calls_total",
-        "counter",
-        "Tool calls by tool and outcome.",
-    );
-    for (tool, stats) in &metrics.tools {
-        let tool = escape(tool);
-        let _ = writeln!(
-            out,
-            "mcpgate_tool_calls_total{{tool=\"{tool}\",outcome=\"success\"}} {}",
-            stats.successes
-        );
-        let _ = writeln!(
-            out,
-            "mcpgate_tool_calls_total{{tool=\"{tool}\",outcome=\"failure\"}} {}",
-            stats.failures
-        );
-    }
-    family(
-        &mut out,
-        "mcpgate_tool_call_duration_seconds",
-        "histogram",
-        "Tool call latency.",
-    );
-    for (tool, stats) in &metrics.tools {
-        let tool = escape(tool);
-        let mut cumulative = 0;
-        for (bound, count) in BUCKETS.iter().zip(stats.buckets) {
-            cumulative += count;
-            let _ = writeln!(
-                out,
-                "mcpgate_tool_call_duration_seconds_bucket{{tool=\"{tool}\",le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let total = stats.successes + stats.failures;
-        let _ = writeln!(
-            out,
-            "mcpgate_tool_call_duration_seconds_bucket{{tool=\"{tool}\",le=\"+Inf\"}} {total}"
-        );
-        let _ = writeln!(
-            out,
-            "mcpgate_tool_call_duration_seconds_sum{{tool=\"{tool}\"}} {}",
-            stats.duration_sum
-        );
-        let _ = writeln!(
-            out,
-            "mcpgate_tool_call_duration_seconds_count{{tool=\"{tool}\"}} {total}"
-        );
-    }
-    gauge(
-        &mut out,
-        "mcpgate_call_records_buffered",
-        "Call records waiting to be written.",
-        metrics.buffered as f64,
-    );
-    counter(
-        &mut out,
-        "mcpgate_call_records_written_total",
-        "Call records written to the database.",
-        metrics.written,
-    );
-    counter(
-        &mut out,
-        "mcpgate_call_records_dropped_total",
-        "Call records dropped (buffer full).",
-        metrics.dropped,
-    );
-
-    if let Ok(pool) = state.db.stats().await {
-        family(
-            &mut out,
-            "mcpgate_db_pool_connections",
-            "gauge",
-            "Database connections by state.",
-        );
-        let _ = writeln!(
-            out,
-            "mcpgate_db_pool_connections{{state=\"in_use\"}} {}",
-            pool.in_use
-        );
-        let _ = writeln!(
-            out,
-            "mcpgate_db_pool_connections{{state=\"idle\"}} {}",
-            pool.idle
-        );
-        gauge(
-            &mut out,
-            "mcpgate_db_pool_max_size",
-            "DB_POOL_SIZE.",
-            f64::from(pool.max_size),
-        );
-        gauge(
-            &mut out,
-            "mcpgate_db_pool_waiting",
-            "Units waiting for a connection.",
-            pool.waiting as f64,
-        );
-        counter(
-            &mut out,
-            "mcpgate_db_checkout_timeouts_total",
-            "Checkouts that timed out.",
-            pool.checkout_timeouts,
-        );
-        counter(
-            &mut out,
-            "mcpgate_db_retries_total",
-            "Retries after transient failures.",
-            pool.retries,
-        );
-        counter(
-            &mut out,
-            "mcpgate_db_units_total",
-            "Units of work that succeeded.",
-            pool.units_ok,
-        );
-        counter(
-            &mut out,
-            "mcpgate_db_unit_failures_total",
-            "Units of work that failed.",
-            pool.units_failed,
-        );
-        counter(
-            &mut out,
-            "mcpgate_db_deadlines_exceeded_total",
-            "Units detached at their deadline.",
-            pool.deadlines_exceeded,
-        );
-        gauge(
-            &mut out,
-            "mcpgate_db_longest_hold_seconds",
-            "Longest hold of one connection.",
-            pool.longest_hold_ms / 1000.0,
-        );
-        breaker(&mut out, "mcpgate_db_breaker", "", &pool.breaker);
-    }
-    let upstreams = state.upstream.breakers().await;
-    if !upstreams.is_empty() {
-        family(
-            &mut out,
-            "mcpgate_upstream_breaker_state",
-            "gauge",
-            "Upstream breaker: 0 closed, 1 half-open, 2 open.",
-        );
-        family(
-            &mut out,
-            "mcpgate_upstream_breaker_opened_total",
-            "counter",
-            "Times an upstream breaker opened.",
-        );
-        for (gateway, snapshot) in &upstreams {
-            let labels = format!("{{gateway=\"{}\"}}", escape(gateway));
-            let _ = writeln!(
-                out,
-                "mcpgate_upstream_breaker_state{labels} {}",
-                state_value(snapshot.state)
-            );
-            let _ = writeln!(
-                out,
-                "mcpgate_upstream_breaker_opened_total{labels} {}",
-                snapshot.times_opened
-            );
-        }
-    }
-    counter(
-        &mut out,
-        "mcpgate_password_verifications_total",
-        "Password verifications (argon2id) done by sign-ins.",
-        state.auth.password_verifications(),
-    );
-    gauge(
-        &mut out,
-        "mcpgate_streams",
-        "Long-lived streams held (listen, GET, legacy SSE, console events).",
-        state.streams.total() as f64,
-    );
-    gauge(
-        &mut out,
-        "mcpgate_mcp_sessions",
-        "Live legacy MCP sessions.",
-        state.sessions.len() as f64,
-    );
-    gauge(
-        &mut out,
-        "mcpgate_mcp_parked_calls",
-        "Upstream calls waiting for a 2026-07-28 client's inputResponses.",
-        state.parked.len() as f64,
-    );
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(out))
+    let scrape = Scrape {
+        calls: state.metrics.snapshot().await,
+        pool: state.db.stats().await.ok(),
+        upstreams: state.upstream.breakers().await,
+        password_verifications: state.auth.password_verifications(),
+        streams: state.streams.total(),
+        sessions: state.sessions.len(),
+        parked: state.parked.len(),
+    };
+    let mut registry = Registry::with_prefix("mcpgate");
+    registry.register_collector(Box::new(scrape));
+    let mut body = String::new();
+    prometheus_client::encoding::text::encode(&mut body, &registry).map_err(|error| {
+        tracing::error!(%error, "encoding the metrics failed");
+        ApiError::Internal
+    })?;
+    Ok(HttpResponse::Ok().content_type(CONTENT_TYPE).body(body))
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+/// One scrape's numbers, taken from their actors before encoding.
+#[derive(Debug)]
+struct Scrape {
+    calls: MetricsSnapshot,
+    pool: Option<PoolStats>,
+    upstreams: Vec<(String, BreakerSnapshot)>,
+    password_verifications: u64,
+    streams: usize,
+    sessions: usize,
+    parked: usize,
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
-    family(out, name, "gauge", help);
-    let _ = writeln!(out, "{name} {value}");
+fn counter(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), FmtError> {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
-fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    family(out, name, "counter", help);
-    let _ = writeln!(out, "{name} {value}");
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: f64,
+) -> Result<(), FmtError> {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
-fn state_value(state: BreakerState) -> u8 {
+fn state_value(state: BreakerState) -> i64 {
     match state {
         BreakerState::Closed => 0,
         BreakerState::HalfOpen => 1,
@@ -237,31 +104,202 @@ fn state_value(state: BreakerState) -> u8 {
     }
 }
 
-fn breaker(out: &mut String, prefix: &str, labels: &str, snapshot: &BreakerSnapshot) {
-    gauge(
-        out,
-        &format!("{prefix}_state{labels}"),
-        "Breaker: 0 closed, 1 half-open, 2 open.",
-        f64::from(state_value(snapshot.state)),
-    );
-    counter(
-        out,
-        &format!("{prefix}_opened_total{labels}"),
-        "Times the breaker opened.",
-        snapshot.times_opened,
-    );
-    counter(
-        out,
-        &format!("{prefix}_transitions_total{labels}"),
-        "Breaker state changes.",
-        snapshot.transitions,
-    );
+impl Scrape {
+    fn tool_calls(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), FmtError> {
+        let mut family = encoder.encode_descriptor(
+            "tool_calls",
+            "Tool calls by tool and outcome.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (tool, stats) in &self.calls.tools {
+            for (outcome, value) in [("success", stats.successes), ("failure", stats.failures)] {
+                let labels = [("tool", tool.as_str()), ("outcome", outcome)];
+                ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "tool_call_duration_seconds",
+            "Tool call latency.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (tool, stats) in &self.calls.tools {
+            // Each bucket counts calls up to its bound; the last is everything.
+            let mut cumulative = 0;
+            let mut buckets: Vec<(f64, u64)> = BUCKETS
+                .iter()
+                .zip(stats.buckets)
+                .map(|(bound, count)| {
+                    cumulative += count;
+                    (*bound, cumulative)
+                })
+                .collect();
+            let total = stats.successes + stats.failures;
+            buckets.push((f64::INFINITY, total));
+            let labels = [("tool", tool.as_str())];
+            family
+                .encode_family(&labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    stats.duration_sum,
+                    total,
+                    &buckets,
+                    None,
+                )?;
+        }
+        gauge(
+            encoder,
+            "call_records_buffered",
+            "Call records waiting to be written.",
+            self.calls.buffered as f64,
+        )?;
+        counter(
+            encoder,
+            "call_records_written",
+            "Call records written to the database.",
+            self.calls.written,
+        )?;
+        counter(
+            encoder,
+            "call_records_dropped",
+            "Call records dropped (buffer full).",
+            self.calls.dropped,
+        )
+    }
+
+    fn pool(encoder: &mut DescriptorEncoder<'_>, pool: &PoolStats) -> Result<(), FmtError> {
+        let mut family = encoder.encode_descriptor(
+            "db_pool_connections",
+            "Database connections by state.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (state, value) in [("in_use", pool.in_use), ("idle", pool.idle)] {
+            ConstGauge::new(i64::from(value)).encode(family.encode_family(&[("state", state)])?)?;
+        }
+        gauge(
+            encoder,
+            "db_pool_max_size",
+            "DB_POOL_SIZE.",
+            f64::from(pool.max_size),
+        )?;
+        gauge(
+            encoder,
+            "db_pool_waiting",
+            "Units waiting for a connection.",
+            pool.waiting as f64,
+        )?;
+        let counters = [
+            (
+                "db_checkout_timeouts",
+                "Checkouts that timed out.",
+                pool.checkout_timeouts,
+            ),
+            (
+                "db_retries",
+                "Retries after transient failures.",
+                pool.retries,
+            ),
+            ("db_units", "Units of work that succeeded.", pool.units_ok),
+            (
+                "db_unit_failures",
+                "Units of work that failed.",
+                pool.units_failed,
+            ),
+            (
+                "db_deadlines_exceeded",
+                "Units detached at their deadline.",
+                pool.deadlines_exceeded,
+            ),
+        ];
+        for (name, help, value) in counters {
+            counter(encoder, name, help, value)?;
+        }
+        gauge(
+            encoder,
+            "db_longest_hold_seconds",
+            "Longest hold of one connection.",
+            pool.longest_hold_ms / 1000.0,
+        )?;
+        let breaker = &pool.breaker;
+        gauge(
+            encoder,
+            "db_breaker_state",
+            "Breaker: 0 closed, 1 half-open, 2 open.",
+            state_value(breaker.state) as f64,
+        )?;
+        counter(
+            encoder,
+            "db_breaker_opened",
+            "Times the breaker opened.",
+            breaker.times_opened,
+        )?;
+        counter(
+            encoder,
+            "db_breaker_transitions",
+            "Breaker state changes.",
+            breaker.transitions,
+        )
+    }
+
+    fn upstreams(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), FmtError> {
+        if self.upstreams.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "upstream_breaker_state",
+            "Upstream breaker: 0 closed, 1 half-open, 2 open.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (gateway, snapshot) in &self.upstreams {
+            ConstGauge::new(state_value(snapshot.state))
+                .encode(family.encode_family(&[("gateway", gateway.as_str())])?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "upstream_breaker_opened",
+            "Times an upstream breaker opened.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (gateway, snapshot) in &self.upstreams {
+            ConstCounter::new(snapshot.times_opened)
+                .encode(family.encode_family(&[("gateway", gateway.as_str())])?)?;
+        }
+        Ok(())
+    }
 }
 
-/// Escapes a Prometheus label value.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), FmtError> {
+        self.tool_calls(&mut encoder)?;
+        if let Some(pool) = &self.pool {
+            Self::pool(&mut encoder, pool)?;
+        }
+        self.upstreams(&mut encoder)?;
+        counter(
+            &mut encoder,
+            "password_verifications",
+            "Password verifications (argon2id) done by sign-ins.",
+            self.password_verifications,
+        )?;
+        gauge(
+            &mut encoder,
+            "streams",
+            "Long-lived streams held (listen, GET, legacy SSE, console events).",
+            self.streams as f64,
+        )?;
+        gauge(
+            &mut encoder,
+            "mcp_sessions",
+            "Live legacy MCP sessions.",
+            self.sessions as f64,
+        )?;
+        gauge(
+            &mut encoder,
+            "mcp_parked_calls",
+            "Upstream calls waiting for a 2026-07-28 client's inputResponses.",
+            self.parked as f64,
+        )
+    }
 }

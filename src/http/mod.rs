@@ -18,6 +18,8 @@ pub mod tokens;
 use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use self::error::ApiError;
 use crate::actors::auth::Auth;
@@ -26,11 +28,13 @@ use crate::actors::db::Db;
 use crate::actors::upstream::Upstream;
 use crate::config::{McpSettings, Settings};
 use crate::mcp::session::SessionStore;
-use crate::registry::gateways::Gateways;
-use crate::registry::prompts::Prompts;
-use crate::registry::resources::Resources;
-use crate::registry::servers::Servers;
-use crate::registry::tools::Tools;
+
+/// A list answered whole (`{"items": [...]}`), for collections too small to page.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Items<T> {
+    /// The items.
+    pub items: Vec<T>,
+}
 
 /// What every handler can reach: actor handles and settings, never a connection.
 pub struct AppState {
@@ -134,8 +138,10 @@ pub(crate) fn client_ip(request: &HttpRequest) -> Option<std::net::IpAddr> {
     )
 }
 
-/// The route table: every endpoint of the gateway.
-pub fn routes(config: &mut web::ServiceConfig) {
+/// The route table: every endpoint of the gateway. The REST API's operations are registered
+/// with their OpenAPI description ([`openapi`]); the MCP transports and the console, which
+/// the document does not describe, through the plain actix-web configuration.
+pub fn routes(config: &mut ServiceConfig) {
     config
         .app_data(
             web::QueryConfig::default().error_handler(|error, _request| {
@@ -153,28 +159,43 @@ pub fn routes(config: &mut web::ServiceConfig) {
             }
             .into()
         }))
-        .service(web::resource("/health").get(health::health))
-        .service(web::resource("/ready").get(health::ready))
-        .service(web::resource("/admin/pool-stats").get(health::pool_stats))
-        .service(web::resource("/admin/mcp-stats").get(health::mcp_stats))
-        .service(web::resource("/metrics").get(metrics::prometheus))
-        .service(web::resource("/openapi.json").get(openapi::openapi_json));
-    mcp::routes(config);
+        // The MCP endpoints first: the router tries resources in order.
+        .map(|config| {
+            mcp::routes(config);
+            config.service(web::resource("/openapi.json").get(openapi::openapi_json))
+        })
+        .service(metrics::prometheus)
+        .service(gateways::refresh);
+    health::routes(config);
     identity::routes(config);
     tokens::routes(config);
     oauth::routes(config);
-    console::routes(config);
-    registry::routes::<Tools>(config);
-    registry::routes::<Resources>(config);
-    registry::routes::<Prompts>(config);
-    config
-        .service(web::resource("/gateways/{id}/refresh").route(web::post().to(gateways::refresh)));
-    registry::routes_with_create::<Gateways>(config, web::post().to(gateways::register));
-    registry::routes::<Servers>(config);
+    registry::routes(config);
+    config.map(|config| {
+        console::routes(config);
+        config
+    });
 }
 
-/// Unknown paths get a JSON 404; known paths with another method get 405 from their resource.
+/// Unknown paths get a JSON 404; a documented path with another method gets 405 with `Allow`
+/// (the MCP and console resources answer 405 themselves).
 pub async fn not_found(request: HttpRequest) -> HttpResponse {
+    let allowed = openapi::allowed_methods(request.path());
+    if !allowed.is_empty() {
+        let allow = allowed
+            .iter()
+            .map(actix_web::http::Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed {
+            message: format!(
+                "{} is not allowed on {}; allowed: {allow}",
+                request.method(),
+                request.path()
+            ),
+            allow,
+        });
+    }
     actix_web::ResponseError::error_response(&ApiError::NotFound(format!(
         "no endpoint at {} {}",
         request.method(),

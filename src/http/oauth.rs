@@ -3,21 +3,20 @@
 //! `/.well-known/oauth-protected-resource/<endpoint path>` (the URL the 401 challenge of an
 //! MCP endpoint names). Tokens are checked for this gateway's audience (`JWT_AUDIENCE`).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde::Serialize;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::AppState;
 
-/// Registers the routes.
-pub fn routes(config: &mut web::ServiceConfig) {
-    config
-        .service(
-            web::resource("/.well-known/oauth-protected-resource").route(web::get().to(metadata)),
-        )
-        .service(
+/// Registers the routes: the per-endpoint documents are the same operation, documented once.
+pub fn routes(config: &mut ServiceConfig) {
+    config.service(metadata).map(|config| {
+        config.service(
             web::resource("/.well-known/oauth-protected-resource/{endpoint:.*}")
-                .route(web::get().to(metadata)),
-        );
+                .route(web::get().to(document)),
+        )
+    });
 }
 
 /// The metadata document.
@@ -36,7 +35,21 @@ pub struct ResourceMetadata {
 }
 
 /// `GET /.well-known/oauth-protected-resource[/<endpoint>]`.
+#[utoipa::path(
+    tag = "oauth",
+    operation_id = "protected_resource_metadata",
+    summary = "OAuth protected resource metadata (RFC 9728) of the MCP endpoints; /.well-known/oauth-protected-resource/<endpoint path> for one endpoint",
+    responses(
+        (status = 200, description = "the metadata", body = ResourceMetadata),
+    ),
+)]
+#[get("/.well-known/oauth-protected-resource")]
 pub async fn metadata(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    document(state, request).await
+}
+
+/// The metadata of the endpoint the path names (`/mcp` when it names none).
+async fn document(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     let (scheme, host) = super::public_origin(&request);
     let base = format!("{scheme}://{host}");
     let endpoint = request

@@ -1,6 +1,8 @@
 //! The registry endpoints, generic over the registry's entities: every entity gets `POST /X`,
 //! `GET /X`, `GET|PUT|DELETE /X/{id}` and `POST /X/{id}/toggle`, with the same errors. Thin
-//! adapters over [`crate::service::registry`]: parse, call, answer.
+//! adapters over [`crate::service::registry`]: parse, call, answer. Each operation is
+//! documented where it is routed (`#[utoipa::path]`), and the OpenAPI document is collected
+//! from the routes ([`super::openapi`]).
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -8,9 +10,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use utoipa_actix_web::service_config::ServiceConfig;
+
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, Authenticated};
+use crate::registry::gateways::{GatewayUpdate, GatewayView, Gateways};
+use crate::registry::prompts::{PromptCreate, PromptUpdate, PromptView, Prompts};
+use crate::registry::resources::{ResourceCreate, ResourceUpdate, ResourceView, Resources};
+use crate::registry::servers::{ServerCreate, ServerUpdate, ServerView, Servers};
+use crate::registry::tools::{ToolCreate, ToolUpdate, ToolView, Tools};
 use crate::service::registry::{self as ops, Managed};
 
 /// The default page size.
@@ -47,34 +56,202 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Registers the endpoints of one entity.
-pub fn routes<E: Managed>(config: &mut web::ServiceConfig) {
-    routes_with_create::<E>(config, web::post().to(create::<E>));
+/// Registers the documented endpoints of the five entities.
+pub fn routes(config: &mut ServiceConfig) {
+    config
+        .service(tools::create)
+        .service(resources::create)
+        .service(prompts::create)
+        .service(super::gateways::register)
+        .service(servers::create);
+    tools::routes(config);
+    resources::routes(config);
+    prompts::routes(config);
+    gateways::routes(config);
+    servers::routes(config);
 }
 
-/// Registers the endpoints of one entity with its own create route (gateways discover their
-/// upstream first).
-pub fn routes_with_create<E: Managed>(
-    config: &mut web::ServiceConfig,
-    create_route: actix_web::Route,
-) {
-    let collection = format!("/{}", E::PATH);
-    let item = format!("/{}/{{id}}", E::PATH);
-    let toggle = format!("/{}/{{id}}/toggle", E::PATH);
-    config
-        .service(
-            web::resource(collection)
-                .route(create_route)
-                .route(web::get().to(list::<E>)),
-        )
-        .service(
-            web::resource(item)
-                .route(web::get().to(get::<E>))
-                .route(web::put().to(update::<E>))
-                .route(web::delete().to(delete::<E>)),
-        )
-        .service(web::resource(toggle).route(web::post().to(toggle_enabled::<E>)));
+/// One entity's operations as concrete handlers over the generic ones below, each with its own
+/// `#[utoipa::path]` beside its route attribute: what is served and what is documented are one
+/// item. `create` is left out for gateways, whose registration discovers the upstream first
+/// (`super::gateways::register`).
+macro_rules! entity_endpoints {
+    (
+        $module:ident: $entity:ident, $noun:tt, $tag:tt,
+        $collection:tt, $item:tt, $toggle:tt,
+        $update:ident, $view:ident
+        $(, create $create:ident)?
+    ) => {
+        pub mod $module {
+            use actix_web::{HttpResponse, delete, get, post, put, web};
+
+            use super::*;
+
+            /// Registers the entity's endpoints but `create`.
+            pub fn routes(config: &mut ServiceConfig) {
+                config
+                    .service(list)
+                    .service(get_one)
+                    .service(update)
+                    .service(remove)
+                    .service(toggle);
+            }
+
+            $(
+            #[utoipa::path(
+                tag = $tag,
+                operation_id = concat!("create_", $noun),
+                summary = concat!("Create a ", $noun),
+                request_body = $create,
+                responses(
+                    (status = 201, description = concat!("the created ", $noun), body = $view),
+                    (status = 400, description = "malformed JSON", body = ErrorBody),
+                    (status = 409, description = "the name (or URI) is taken", body = ErrorBody),
+                    (status = 413, description = "body too large", body = ErrorBody),
+                    (status = 422, description = "a field is missing or invalid", body = ErrorBody),
+                ),
+                security(("bearer" = []))
+            )]
+            #[post($collection)]
+            pub async fn create(
+                state: web::Data<AppState>,
+                principal: Authenticated,
+                input: ApiJson<$create>,
+            ) -> Result<HttpResponse, ApiError> {
+                super::create::<$entity>(state, principal, input).await
+            }
+            )?
+
+            #[utoipa::path(
+                tag = $tag,
+                operation_id = concat!("list_", $tag),
+                summary = concat!("List ", $tag, " in creation order"),
+                params(ListParams),
+                responses(
+                    (status = 200, description = "one page", body = Page<$view>),
+                    (status = 400, description = "bad limit or cursor", body = ErrorBody),
+                ),
+                security(("bearer" = []))
+            )]
+            #[get($collection)]
+            async fn list(
+                state: web::Data<AppState>,
+                principal: Authenticated,
+                params: web::Query<ListParams>,
+            ) -> Result<HttpResponse, ApiError> {
+                super::list::<$entity>(state, principal, params).await
+            }
+
+            #[utoipa::path(
+                tag = $tag,
+                operation_id = concat!("get_", $noun),
+                summary = concat!("Get a ", $noun),
+                params(("id" = String, Path, description = "the id")),
+                responses(
+                    (status = 200, description = $noun, body = $view),
+                    (status = 404, description = "no such id", body = ErrorBody),
+                ),
+                security(("bearer" = []))
+            )]
+            #[get($item)]
+            async fn get_one(
+                state: web::Data<AppState>,
+                principal: Authenticated,
+                id: web::Path<String>,
+            ) -> Result<HttpResponse, ApiError> {
+                super::get::<$entity>(state, principal, id).await
+            }
+
+            #[utoipa::path(
+                tag = $tag,
+                operation_id = concat!("update_", $noun),
+                summary = concat!("Update a ", $noun, " (absent fields unchanged)"),
+                params(("id" = String, Path, description = "the id")),
+                request_body = $update,
+                responses(
+                    (status = 200, description = concat!("the updated ", $noun), body = $view),
+                    (status = 404, description = "no such id", body = ErrorBody),
+                    (status = 409, description = "the new name is taken", body = ErrorBody),
+                    (status = 422, description = "a field is invalid", body = ErrorBody),
+                ),
+                security(("bearer" = []))
+            )]
+            #[put($item)]
+            async fn update(
+                state: web::Data<AppState>,
+                principal: Authenticated,
+                id: web::Path<String>,
+                input: ApiJson<$update>,
+            ) -> Result<HttpResponse, ApiError> {
+                super::update::<$entity>(state, principal, id, input).await
+            }
+
+            #[utoipa::path(
+                tag = $tag,
+                operation_id = concat!("delete_", $noun),
+                summary = concat!("Delete a ", $noun),
+                params(("id" = String, Path, description = "the id")),
+                responses(
+                    (status = 204, description = "deleted"),
+                    (status = 404, description = "no such id", body = ErrorBody),
+                ),
+                security(("bearer" = []))
+            )]
+            #[delete($item)]
+            async fn remove(
+                state: web::Data<AppState>,
+                principal: Authenticated,
+                id: web::Path<String>,
+            ) -> Result<HttpResponse, ApiError> {
+                super::delete::<$entity>(state, principal, id).await
+            }
+
+            #[utoipa::path(
+                tag = $tag,
+                operation_id = concat!("toggle_", $noun),
+                summary = concat!("Enable or disable a ", $noun),
+                params(("id" = String, Path, description = "the id"), ToggleParams),
+                responses(
+                    (status = 200, description = concat!("the ", $noun), body = $view),
+                    (status = 404, description = "no such id", body = ErrorBody),
+                ),
+                security(("bearer" = []))
+            )]
+            #[post($toggle)]
+            async fn toggle(
+                state: web::Data<AppState>,
+                principal: Authenticated,
+                id: web::Path<String>,
+                params: web::Query<ToggleParams>,
+            ) -> Result<HttpResponse, ApiError> {
+                super::toggle_enabled::<$entity>(state, principal, id, params).await
+            }
+        }
+    };
 }
+
+entity_endpoints!(
+    tools: Tools, "tool", "tools", "/tools", "/tools/{id}", "/tools/{id}/toggle",
+    ToolUpdate, ToolView, create ToolCreate
+);
+entity_endpoints!(
+    resources: Resources, "resource", "resources",
+    "/resources", "/resources/{id}", "/resources/{id}/toggle",
+    ResourceUpdate, ResourceView, create ResourceCreate
+);
+entity_endpoints!(
+    prompts: Prompts, "prompt", "prompts", "/prompts", "/prompts/{id}", "/prompts/{id}/toggle",
+    PromptUpdate, PromptView, create PromptCreate
+);
+entity_endpoints!(
+    gateways: Gateways, "gateway", "gateways",
+    "/gateways", "/gateways/{id}", "/gateways/{id}/toggle",
+    GatewayUpdate, GatewayView
+);
+entity_endpoints!(
+    servers: Servers, "server", "servers", "/servers", "/servers/{id}", "/servers/{id}/toggle",
+    ServerUpdate, ServerView, create ServerCreate
+);
 
 async fn create<E: Managed>(
     state: web::Data<AppState>,

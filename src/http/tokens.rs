@@ -3,34 +3,49 @@
 //! [`crate::service::tokens`].
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, Authenticated};
-use crate::service::tokens::{self, TokenCreate};
+use super::{AppState, Items};
+use crate::service::tokens::{self, TokenCreate, TokenCreated, TokenView};
 
 /// Registers the routes.
-pub fn routes(config: &mut web::ServiceConfig) {
+pub fn routes(config: &mut ServiceConfig) {
     config
-        .service(
-            web::resource("/tokens")
-                .route(web::get().to(list))
-                .route(web::post().to(create)),
-        )
-        .service(web::resource("/tokens/{id}").route(web::delete().to(revoke)))
-        .service(web::resource("/auth/logout").route(web::post().to(logout)));
+        .service(list)
+        .service(create)
+        .service(revoke)
+        .service(logout);
 }
 
 /// `?all=true` (platform admins: everyone's tokens).
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Everyone's tokens (`users.manage`).
     all: Option<bool>,
 }
 
 /// `POST /tokens` (`tokens.create`, with a sign-in token): a token that can do at most what
 /// you can, restricted by its scope.
+#[utoipa::path(
+    tag = "tokens",
+    operation_id = "create_token",
+    summary = "Create an API token (tokens.create, signed in); the token is shown once",
+    request_body = TokenCreate,
+    responses(
+        (status = 201, description = "the token and, once, access_token", body = TokenCreated),
+        (status = 403, description = "your roles do not allow this", body = ErrorBody),
+        (status = 409, description = "you have a token with this name", body = ErrorBody),
+        (status = 422, description = "a field is missing or invalid (a password-policy failure names the rule)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/tokens")]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -44,16 +59,39 @@ pub async fn create(
 }
 
 /// `GET /tokens`: your tokens; `?all=true` everyone's (`users.manage`).
+#[utoipa::path(
+    tag = "tokens",
+    operation_id = "list_tokens",
+    summary = "Your API tokens (?all=true: everyone's, users.manage)",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "the tokens", body = Items<TokenView>),
+        (status = 403, description = "your roles do not allow this", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/tokens")]
 pub async fn list(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let items = tokens::list(&state.services, &principal, query.all.unwrap_or(false)).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+    Ok(HttpResponse::Ok().json(Items { items }))
 }
 
 /// `DELETE /tokens/{id}`: revoke one of your tokens (anyone's with `users.manage`).
+#[utoipa::path(
+    tag = "tokens",
+    operation_id = "revoke_token",
+    summary = "Revoke an API token (refused at once here, within TOKEN_REVOCATION_REFRESH_SECONDS elsewhere)",
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 404, description = "no such user or team (or not one you may see)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[delete("/tokens/{id}")]
 pub async fn revoke(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -64,6 +102,16 @@ pub async fn revoke(
 }
 
 /// `POST /auth/logout`: the token of this request stops working.
+#[utoipa::path(
+    tag = "auth",
+    operation_id = "logout",
+    summary = "Revoke the token of this request",
+    responses(
+        (status = 204, description = "signed out"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/auth/logout")]
 pub async fn logout(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
