@@ -21,16 +21,21 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 /// What the policy lets through.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(clap::Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct EgressPolicy {
-    /// `SSRF_ALLOW_LOCALHOST`: loopback (`127.0.0.0/8`, `::1`) and `0.0.0.0/8`.
+    /// Let outbound connections reach loopback (127.0.0.0/8, ::1) and 0.0.0.0/8.
+    #[arg(id = "SSRF_ALLOW_LOCALHOST", long = "ssrf-allow-localhost", env = "SSRF_ALLOW_LOCALHOST", default_value = "false", value_parser = crate::config::parse::boolean(),
+        action = clap::ArgAction::Set)]
     pub allow_localhost: bool,
-    /// `SSRF_ALLOW_PRIVATE_NETWORKS`: private, link-local, CGNAT, benchmarking and
-    /// unique-local ranges (not cloud metadata addresses).
+    /// Let outbound connections reach private, link-local, CGNAT, benchmarking and
+    /// unique-local ranges (never cloud metadata addresses).
+    #[arg(id = "SSRF_ALLOW_PRIVATE_NETWORKS", long = "ssrf-allow-private-networks", env = "SSRF_ALLOW_PRIVATE_NETWORKS", default_value = "false", value_parser = crate::config::parse::boolean(),
+        action = clap::ArgAction::Set)]
     pub allow_private_networks: bool,
-    /// `SSRF_ALLOWLIST`: host names (exact, or `*.example.com` for its subdomains) and
-    /// addresses or networks that are allowed whatever they resolve to or are.
-    pub allow: Vec<AllowEntry>,
+    /// Comma-separated host names (exact, or *.example.com for its subdomains), addresses and
+    /// CIDR networks allowed whatever they resolve to or are.
+    #[arg(id = "SSRF_ALLOWLIST", long = "ssrf-allowlist", env = "SSRF_ALLOWLIST", default_value = "", value_parser = crate::config::parse::list(AllowEntry::parse))]
+    pub allow: std::vec::Vec<AllowEntry>,
 }
 
 /// One entry of `SSRF_ALLOWLIST`.

@@ -31,3 +31,4 @@ pub mod registry;
 pub mod secrets;
 pub mod service;
 pub mod upstream;
+pub mod uri_template;

@@ -27,6 +27,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// List every setting: its environment variable, its default and what it means.
+    Settings,
     /// Print a signed JWT for `Authorization: Bearer …` for an existing, active user (what
     /// it may do is what the account's roles grant).
     Token {
@@ -46,6 +48,13 @@ fn main() -> ExitCode {
         return mcpgate::prompt_render::child_main(&arguments[2..]);
     }
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Settings)) {
+        for (variable, default, help) in Settings::describe() {
+            let default = default.map_or_else(String::new, |value| format!(" (default {value:?})"));
+            println!("{variable}{default}\n    {}", help.replace('\n', "\n    "));
+        }
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(error) => {
@@ -59,6 +68,7 @@ fn main() -> ExitCode {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
             Command::Token { email, exp_minutes } => token(settings, email, exp_minutes).await,
+            Command::Settings => Ok(()),
         }
     });
     match outcome {

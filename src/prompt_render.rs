@@ -21,6 +21,7 @@ use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::parse;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -28,19 +29,29 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const SUBCOMMAND: &str = "render-prompt";
 
 /// The budget of one render.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
 pub struct RenderLimits {
-    /// minijinja fuel: roughly, instructions executed.
+    /// minijinja fuel of one prompt render: roughly, instructions executed.
+    #[arg(id = "PROMPT_RENDER_FUEL", long = "prompt-render-fuel", env = "PROMPT_RENDER_FUEL", default_value = "100000", value_parser = parse::whole::<u64>(100, 100_000_000))]
     pub fuel: u64,
-    /// The largest rendered text, in bytes.
+    /// The largest rendered prompt, in bytes.
+    #[arg(id = "PROMPT_RENDER_MAX_OUTPUT_BYTES", long = "prompt-render-max-output-bytes", env = "PROMPT_RENDER_MAX_OUTPUT_BYTES", default_value = "1048576", value_parser = parse::whole::<usize>(1024, 64 * 1024 * 1024))]
     pub max_output_bytes: usize,
-    /// The child's address-space limit, in MiB.
+    /// The renderer process's address-space limit, in MiB.
+    #[arg(id = "PROMPT_RENDER_MEMORY_MB", long = "prompt-render-memory-mb", env = "PROMPT_RENDER_MEMORY_MB", default_value = "256", value_parser = parse::whole::<u64>(64, 16 * 1024))]
     pub memory_mb: u64,
-    /// How long a render may take, from start to answer.
+    /// How long a render may take, from start to answer, in milliseconds.
+    #[arg(id = "PROMPT_RENDER_TIMEOUT_MS", long = "prompt-render-timeout-ms", env = "PROMPT_RENDER_TIMEOUT_MS", default_value = "2000", value_parser = parse::millis(100, 60_000))]
     pub timeout: Duration,
     /// Renders in flight at once.
+    #[arg(id = "PROMPT_RENDER_CONCURRENCY", long = "prompt-render-concurrency", env = "PROMPT_RENDER_CONCURRENCY", default_value = "4", value_parser = parse::whole::<usize>(1, 256))]
     pub concurrency: usize,
-    /// The program run as the renderer (`mcpgate`; default: this process's own executable).
+    /// The program run as the renderer (an mcpgate binary; default: this process's own).
+    #[arg(
+        id = "PROMPT_RENDERER",
+        long = "prompt-renderer",
+        env = "PROMPT_RENDERER"
+    )]
     pub program: Option<PathBuf>,
 }
 

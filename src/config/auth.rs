@@ -5,47 +5,92 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{ConfigError, DatabaseUrl, Source, invalid, looks_like_email};
+use super::{ConfigError, DatabaseUrl, invalid, looks_like_email, parse};
 
 /// Token signing and the bootstrap platform admin.
-#[derive(Clone)]
+#[derive(clap::Args, Clone)]
 pub struct AuthSettings {
-    /// `JWT_SECRET_KEY`: the HS256 signing secret (at least 32 characters). When unset, it is
-    /// read from the key file (`SECRETS_FILE`), which is created on first start.
+    /// The HS256 signing secret (at least 32 characters). When unset, it is read from the key
+    /// file (SECRETS_FILE), which is created on first start.
+    #[arg(id = "JWT_SECRET_KEY", long = "jwt-secret-key", env = "JWT_SECRET_KEY", hide_env_values = true, value_parser = secret(32))]
     pub jwt_secret: Option<String>,
-    /// `JWT_SECRET_KEY_PREVIOUS`: the secret being rotated away from; tokens it signed still
-    /// verify (new ones are signed with `JWT_SECRET_KEY`).
+    /// The signing secret being rotated away from: tokens it signed still verify (new ones are
+    /// signed with JWT_SECRET_KEY).
+    #[arg(id = "JWT_SECRET_KEY_PREVIOUS", long = "jwt-secret-key-previous", env = "JWT_SECRET_KEY_PREVIOUS", hide_env_values = true, value_parser = secret(32))]
     pub jwt_secret_previous: Option<String>,
-    /// `JWT_AUDIENCE`: the `aud` claim tokens are issued for and checked against
-    /// (default `mcpgate-api`).
+    /// The aud claim tokens are issued for and checked against.
+    #[arg(
+        id = "JWT_AUDIENCE",
+        long = "jwt-audience",
+        env = "JWT_AUDIENCE",
+        default_value = "mcpgate-api"
+    )]
     pub jwt_audience: String,
-    /// `JWT_ISSUER`: the `iss` claim (default `mcpgate`).
+    /// The iss claim.
+    #[arg(
+        id = "JWT_ISSUER",
+        long = "jwt-issuer",
+        env = "JWT_ISSUER",
+        default_value = "mcpgate"
+    )]
     pub jwt_issuer: String,
-    /// `PLATFORM_ADMIN_EMAIL`: the platform admin created at first start
-    /// (default `admin@example.com`).
+    /// The platform admin created at first start.
+    #[arg(id = "PLATFORM_ADMIN_EMAIL", long = "platform-admin-email", env = "PLATFORM_ADMIN_EMAIL", default_value = "admin@example.com", value_parser = email)]
     pub platform_admin_email: String,
-    /// `PLATFORM_ADMIN_PASSWORD`: that admin's password. When unset, one is generated on first
-    /// start and printed once. When set, it is applied at every start.
+    /// That admin's password (at least 12 characters). When unset, one is generated on first
+    /// start and printed once; when set, it is applied at every start.
+    #[arg(id = "PLATFORM_ADMIN_PASSWORD", long = "platform-admin-password", env = "PLATFORM_ADMIN_PASSWORD", hide_env_values = true, value_parser = admin_password)]
     pub platform_admin_password: Option<String>,
-    /// `AUTH_ENCRYPTION_SECRET`: the secret upstream credentials and REST tool headers are
-    /// encrypted with at rest. When unset, it is read from the key file (`SECRETS_FILE`).
+    /// The secret upstream credentials and REST tool headers are encrypted with at rest (at
+    /// least 16 characters). When unset, it is read from the key file (SECRETS_FILE).
+    #[arg(id = "AUTH_ENCRYPTION_SECRET", long = "auth-encryption-secret", env = "AUTH_ENCRYPTION_SECRET", hide_env_values = true, value_parser = secret(16))]
     pub encryption_secret: Option<String>,
-    /// `AUTH_ENCRYPTION_SECRET_PREVIOUS`: the secret being rotated away from; what it sealed
-    /// still opens and is sealed again with the current secret at start.
+    /// The encryption secret being rotated away from: what it sealed still opens and is sealed
+    /// again with the current secret at start.
+    #[arg(id = "AUTH_ENCRYPTION_SECRET_PREVIOUS", long = "auth-encryption-secret-previous", env = "AUTH_ENCRYPTION_SECRET_PREVIOUS", hide_env_values = true, value_parser = secret(16))]
     pub encryption_secret_previous: Option<String>,
-    /// `SECRETS_FILE`: a JSON key file (mode 0600) holding the secrets not given by settings.
-    /// Default on SQLite: beside the database (`mcpgate.db` → `mcpgate.secrets`), created on
-    /// first start. On PostgreSQL there is no default: give the secrets as settings (every
-    /// replica the same) or name a file.
+    /// A JSON key file (mode 0600) holding the secrets not given by settings. Default on
+    /// SQLite: beside the database (mcpgate.db -> mcpgate.secrets), created on first start. On
+    /// PostgreSQL there is no default: give the secrets as settings (every replica the same)
+    /// or name a file.
+    #[arg(id = "SECRETS_FILE", long = "secrets-file", env = "SECRETS_FILE")]
     pub secrets_file: Option<PathBuf>,
     /// Sign-in, passwords and the identity cache.
+    #[command(flatten)]
     pub identity: IdentitySettings,
+    /// The asymmetric signing algorithm and its key files, as given.
+    #[command(flatten)]
+    pub jwt_key_files: JwtKeyFiles,
     /// `JWT_ALGORITHM` with `JWT_PRIVATE_KEY_PATH` and `JWT_PUBLIC_KEY_PATH`: sign and verify
-    /// with RS256 or ES256 and this PEM key pair instead of the HS256 secret.
+    /// with RS256 or ES256 and this PEM key pair instead of the HS256 secret (read at start).
+    #[arg(skip)]
     pub jwt_key_pair: Option<JwtKeyPair>,
-    /// `MCP_AUTHORIZATION_SERVERS`: comma-separated URLs of the authorization servers the MCP
-    /// endpoints' protected resource metadata names (default: this gateway).
-    pub authorization_servers: Vec<String>,
+    /// Comma-separated URLs of the authorization servers the MCP endpoints' protected resource
+    /// metadata names (default: this gateway).
+    #[arg(id = "MCP_AUTHORIZATION_SERVERS", long = "mcp-authorization-servers", env = "MCP_AUTHORIZATION_SERVERS", default_value = "", value_parser = parse::list(authorization_server))]
+    pub authorization_servers: std::vec::Vec<String>,
+}
+
+/// `JWT_ALGORITHM` and the PEM files of RS256/ES256.
+#[derive(clap::Args, Clone, Debug)]
+pub struct JwtKeyFiles {
+    /// HS256 (with JWT_SECRET_KEY), RS256 or ES256 (with the two key files).
+    #[arg(id = "JWT_ALGORITHM", long = "jwt-algorithm", env = "JWT_ALGORITHM", default_value = "HS256", value_parser = algorithm)]
+    pub algorithm: std::option::Option<jsonwebtoken::Algorithm>,
+    /// The PEM private key of RS256/ES256.
+    #[arg(
+        id = "JWT_PRIVATE_KEY_PATH",
+        long = "jwt-private-key-path",
+        env = "JWT_PRIVATE_KEY_PATH"
+    )]
+    pub private_key_path: Option<PathBuf>,
+    /// The PEM public key of RS256/ES256.
+    #[arg(
+        id = "JWT_PUBLIC_KEY_PATH",
+        long = "jwt-public-key-path",
+        env = "JWT_PUBLIC_KEY_PATH"
+    )]
+    pub public_key_path: Option<PathBuf>,
 }
 
 /// An asymmetric signing key pair, read from PEM files at start.
@@ -68,32 +113,39 @@ impl fmt::Debug for JwtKeyPair {
 }
 
 /// Sign-in, password policy and the identity cache.
-#[derive(Clone, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct IdentitySettings {
-    /// `TOKEN_EXPIRY`: minutes a token from `POST /auth/login` is valid (default 1440).
+    /// Minutes a token from POST /auth/login is valid.
+    #[arg(id = "TOKEN_EXPIRY", long = "token-expiry", env = "TOKEN_EXPIRY", default_value = "1440", value_parser = parse::minutes(1, 525_600))]
     pub token_expiry: Duration,
-    /// `PASSWORD_MIN_LENGTH`: the shortest accepted password (default 12).
+    /// The shortest accepted password.
+    #[arg(id = "PASSWORD_MIN_LENGTH", long = "password-min-length", env = "PASSWORD_MIN_LENGTH", default_value = "12", value_parser = parse::whole::<usize>(8, 128))]
     pub password_min_length: usize,
-    /// `MAX_FAILED_LOGIN_ATTEMPTS`: failed sign-ins in a row that lock an account (default 5).
+    /// Failed sign-ins in a row that lock an account.
+    #[arg(id = "MAX_FAILED_LOGIN_ATTEMPTS", long = "max-failed-login-attempts", env = "MAX_FAILED_LOGIN_ATTEMPTS", default_value = "5", value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub max_failed_logins: i32,
-    /// `ACCOUNT_LOCKOUT_DURATION_MINUTES`: how long a locked account stays locked (default 5:
-    /// short, so a lockout cannot keep an account out for long; the per-address limit below
-    /// slows guessing).
+    /// Minutes a locked account stays locked (short, so a lockout cannot keep an account out
+    /// for long; the per-address limit slows guessing).
+    #[arg(id = "ACCOUNT_LOCKOUT_DURATION_MINUTES", long = "account-lockout-duration-minutes", env = "ACCOUNT_LOCKOUT_DURATION_MINUTES", default_value = "5", value_parser = parse::minutes(1, 10_080))]
     pub lockout: Duration,
-    /// `LOGIN_RATE_LIMIT_PER_MINUTE`: sign-in attempts one address may make per minute, on the
-    /// REST API and the console together (default 10); beyond it, 429 with `Retry-After`.
+    /// Sign-in attempts one address may make per minute, on the REST API and the console
+    /// together; beyond it, 429 with Retry-After.
+    #[arg(id = "LOGIN_RATE_LIMIT_PER_MINUTE", long = "login-rate-limit-per-minute", env = "LOGIN_RATE_LIMIT_PER_MINUTE", default_value = "10", value_parser = parse::whole::<u32>(1, 1_000_000))]
     pub login_rate_per_minute: u32,
-    /// `LOGIN_CONCURRENCY`: password verifications (argon2id) in flight at once (default 4), so
-    /// a flood of sign-ins cannot take the gateway's CPU.
+    /// Password verifications (argon2id) in flight at once, so a flood of sign-ins cannot take
+    /// the gateway's CPU.
+    #[arg(id = "LOGIN_CONCURRENCY", long = "login-concurrency", env = "LOGIN_CONCURRENCY", default_value = "4", value_parser = parse::whole::<usize>(1, 256))]
     pub login_concurrency: usize,
-    /// `AUTH_CACHE_TTL_SECONDS`: how long a user's roles and teams are served from the cache
-    /// before they are read again (default 30); changes made on this replica apply at once.
+    /// Seconds a user's roles and teams are served from the cache before they are read again
+    /// (changes made on this replica apply at once).
+    #[arg(id = "AUTH_CACHE_TTL_SECONDS", long = "auth-cache-ttl-seconds", env = "AUTH_CACHE_TTL_SECONDS", default_value = "30", value_parser = parse::seconds(3600.0))]
     pub cache_ttl: Duration,
-    /// `DEFAULT_USER_ROLE`: the global role a new user gets unless one is given (default
-    /// `developer`).
+    /// The global role a new user gets unless one is given.
+    #[arg(id = "DEFAULT_USER_ROLE", long = "default-user-role", env = "DEFAULT_USER_ROLE", default_value = "developer", value_parser = role)]
     pub default_role: String,
-    /// `TOKEN_REVOCATION_REFRESH_SECONDS`: how often the revocation list is read again (default
-    /// 5): a token revoked on another replica stops working here within this time.
+    /// How often, in seconds, the revocation list is read again: a token revoked on another
+    /// replica stops working here within this time.
+    #[arg(id = "TOKEN_REVOCATION_REFRESH_SECONDS", long = "token-revocation-refresh-seconds", env = "TOKEN_REVOCATION_REFRESH_SECONDS", default_value = "5", value_parser = parse::seconds(3600.0))]
     pub revocation_refresh: Duration,
 }
 
@@ -128,173 +180,100 @@ impl fmt::Debug for AuthSettings {
     }
 }
 
-/// `JWT_ALGORITHM` (`HS256` by default) and, for RS256/ES256, the key files; the keys are
-/// checked to load and to match here, so a bad key stops the start with the variable named.
-fn jwt_key_pair(source: &Source<'_>) -> Result<Option<JwtKeyPair>, ConfigError> {
-    let algorithm = match source
-        .string("JWT_ALGORITHM", "HS256")
-        .to_ascii_uppercase()
-        .as_str()
-    {
-        "HS256" => return Ok(None),
-        "RS256" => jsonwebtoken::Algorithm::RS256,
-        "ES256" => jsonwebtoken::Algorithm::ES256,
-        other => {
-            return Err(invalid(
-                "JWT_ALGORITHM",
-                format!("{other:?} is not HS256, RS256 or ES256"),
-            ));
-        }
-    };
-    let read = |variable: &'static str| -> Result<Vec<u8>, ConfigError> {
-        let path = source.raw(variable).ok_or_else(|| {
-            invalid(
-                variable,
-                "required with JWT_ALGORITHM RS256 or ES256 (a PEM file)",
-            )
-        })?;
-        std::fs::read(&path)
-            .map_err(|error| invalid(variable, format!("cannot read {path}: {error}")))
-    };
-    let pair = JwtKeyPair {
-        algorithm,
-        private_pem: read("JWT_PRIVATE_KEY_PATH")?,
-        public_pem: read("JWT_PUBLIC_KEY_PATH")?,
-    };
-    crate::auth::jwt::JwtKeys::asymmetric(
-        algorithm,
-        &pair.private_pem,
-        &pair.public_pem,
-        "check",
-        "check",
-    )
-    .map_err(|reason| invalid("JWT_PRIVATE_KEY_PATH", reason))?;
-    Ok(Some(pair))
+fn algorithm(value: &str) -> Result<Option<jsonwebtoken::Algorithm>, String> {
+    match value.to_ascii_uppercase().as_str() {
+        "HS256" => Ok(None),
+        "RS256" => Ok(Some(jsonwebtoken::Algorithm::RS256)),
+        "ES256" => Ok(Some(jsonwebtoken::Algorithm::ES256)),
+        _ => Err("not HS256, RS256 or ES256".into()),
+    }
 }
 
-/// Reads the authentication settings; `database` decides the default key file.
-pub(super) fn read(
-    source: &Source<'_>,
-    database: &DatabaseUrl,
-) -> Result<AuthSettings, ConfigError> {
-    let jwt_secret = source.raw("JWT_SECRET_KEY");
-    let jwt_secret_previous = source.raw("JWT_SECRET_KEY_PREVIOUS");
-    for (name, secret) in [
-        ("JWT_SECRET_KEY", &jwt_secret),
-        ("JWT_SECRET_KEY_PREVIOUS", &jwt_secret_previous),
-    ] {
-        if let Some(secret) = secret
-            && secret.len() < 32
-        {
-            return Err(invalid(
-                name,
-                format!(
-                    "the secret has {} characters; use at least 32 (or unset it to have one generated)",
-                    secret.len()
-                ),
+/// A secret of at least `min` characters.
+fn secret(min: usize) -> impl clap::builder::TypedValueParser<Value = String> {
+    move |value: &str| -> Result<String, String> {
+        if value.len() < min {
+            return Err(format!(
+                "the secret has {} characters; use at least {min} (or unset it to have one generated)",
+                value.len()
             ));
         }
+        Ok(value.to_owned())
     }
-    let secrets_file = match source.raw("SECRETS_FILE") {
-        Some(path) => Some(PathBuf::from(path)),
-        None => match database {
-            DatabaseUrl::Sqlite(path) => Some(path.with_extension("secrets")),
-            DatabaseUrl::Postgres(_) => None,
-        },
-    };
-    let platform_admin_email = source.string("PLATFORM_ADMIN_EMAIL", "admin@example.com");
-    if !looks_like_email(&platform_admin_email) {
-        return Err(invalid(
-            "PLATFORM_ADMIN_EMAIL",
-            format!("{platform_admin_email:?} is not an email address"),
-        ));
+}
+
+fn email(value: &str) -> Result<String, String> {
+    if looks_like_email(value) {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err("not an email address".into())
     }
-    let platform_admin_password = source.raw("PLATFORM_ADMIN_PASSWORD");
-    if let Some(password) = &platform_admin_password
-        && password.chars().count() < 12
-    {
-        return Err(invalid(
-            "PLATFORM_ADMIN_PASSWORD",
-            "use at least 12 characters (or unset it to have one generated)",
-        ));
+}
+
+fn admin_password(value: &str) -> Result<String, String> {
+    if value.chars().count() < 12 {
+        return Err("use at least 12 characters (or unset it to have one generated)".into());
     }
-    let auth = AuthSettings {
-        jwt_secret,
-        jwt_secret_previous,
-        secrets_file,
-        encryption_secret_previous: source.raw("AUTH_ENCRYPTION_SECRET_PREVIOUS"),
-        jwt_audience: source.string("JWT_AUDIENCE", "mcpgate-api"),
-        jwt_issuer: source.string("JWT_ISSUER", "mcpgate"),
-        platform_admin_email: platform_admin_email.to_ascii_lowercase(),
-        platform_admin_password,
-        encryption_secret: source.raw("AUTH_ENCRYPTION_SECRET"),
-        jwt_key_pair: jwt_key_pair(source)?,
-        authorization_servers: match source.raw("MCP_AUTHORIZATION_SERVERS") {
-            None => Vec::new(),
-            Some(value) => {
-                let mut servers = Vec::new();
-                for url in value.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-                    let parsed = url::Url::parse(url).map_err(|error| {
-                        invalid("MCP_AUTHORIZATION_SERVERS", format!("{url:?}: {error}"))
-                    })?;
-                    if !matches!(parsed.scheme(), "https" | "http") {
-                        return Err(invalid(
-                            "MCP_AUTHORIZATION_SERVERS",
-                            format!("{url:?} is not an http(s) URL"),
-                        ));
-                    }
-                    servers.push(url.trim_end_matches('/').to_owned());
-                }
-                servers
-            }
-        },
-        identity: IdentitySettings {
-            token_expiry: Duration::from_secs(
-                60 * source.ranged("TOKEN_EXPIRY", 1440u64, 1..=525_600)?,
-            ),
-            password_min_length: source.ranged("PASSWORD_MIN_LENGTH", 12usize, 8..=128)?,
-            max_failed_logins: source.ranged("MAX_FAILED_LOGIN_ATTEMPTS", 5i32, 1..=1000)?,
-            lockout: Duration::from_secs(
-                60 * source.ranged("ACCOUNT_LOCKOUT_DURATION_MINUTES", 5u64, 1..=10_080)?,
-            ),
-            login_rate_per_minute: source.ranged(
-                "LOGIN_RATE_LIMIT_PER_MINUTE",
-                10u32,
-                1..=1_000_000,
-            )?,
-            login_concurrency: source.ranged("LOGIN_CONCURRENCY", 4usize, 1..=256)?,
-            cache_ttl: source.seconds("AUTH_CACHE_TTL_SECONDS", 30.0, 3600.0)?,
-            revocation_refresh: source.seconds("TOKEN_REVOCATION_REFRESH_SECONDS", 5.0, 3600.0)?,
-            default_role: {
-                let role = source.string("DEFAULT_USER_ROLE", "developer");
-                if !crate::auth::rbac::ROLES.contains(&role.as_str()) {
-                    return Err(invalid(
-                        "DEFAULT_USER_ROLE",
-                        format!(
-                            "{role:?} is not a role; use one of {}",
-                            crate::auth::rbac::ROLES.join(", ")
-                        ),
-                    ));
-                }
-                role
-            },
-        },
-    };
-    for (name, secret) in [
-        ("AUTH_ENCRYPTION_SECRET", &auth.encryption_secret),
-        (
-            "AUTH_ENCRYPTION_SECRET_PREVIOUS",
-            &auth.encryption_secret_previous,
-        ),
-    ] {
-        if let Some(secret) = secret
-            && secret.len() < 16
+    Ok(value.to_owned())
+}
+
+fn authorization_server(url: &str) -> Result<String, String> {
+    let parsed = url::Url::parse(url).map_err(|error| format!("{url:?}: {error}"))?;
+    if !matches!(parsed.scheme(), "https" | "http") {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn role(value: &str) -> Result<String, String> {
+    if crate::auth::rbac::ROLES.contains(&value) {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "not a role; use one of {}",
+            crate::auth::rbac::ROLES.join(", ")
+        ))
+    }
+}
+
+impl AuthSettings {
+    /// Settles what depends on other settings or on files: the default key file beside an
+    /// SQLite database, and the RS256/ES256 key pair, checked to load and to match, so a bad
+    /// key stops the start with the variable named.
+    pub(super) fn settle(mut self, database: &DatabaseUrl) -> Result<Self, ConfigError> {
+        if self.secrets_file.is_none()
+            && let DatabaseUrl::Sqlite(path) = database
         {
-            return Err(invalid(
-                name,
-                "use at least 16 characters (or unset it to have one generated)",
-            ));
+            self.secrets_file = Some(path.with_extension("secrets"));
         }
+        let Some(algorithm) = self.jwt_key_files.algorithm else {
+            return Ok(self);
+        };
+        let read = |variable: &str, path: &Option<PathBuf>| -> Result<Vec<u8>, ConfigError> {
+            let path = path.as_ref().ok_or_else(|| {
+                invalid(
+                    variable,
+                    "required with JWT_ALGORITHM RS256 or ES256 (a PEM file)",
+                )
+            })?;
+            std::fs::read(path).map_err(|error| {
+                invalid(variable, format!("cannot read {}: {error}", path.display()))
+            })
+        };
+        let pair = JwtKeyPair {
+            algorithm,
+            private_pem: read("JWT_PRIVATE_KEY_PATH", &self.jwt_key_files.private_key_path)?,
+            public_pem: read("JWT_PUBLIC_KEY_PATH", &self.jwt_key_files.public_key_path)?,
+        };
+        crate::auth::jwt::JwtKeys::asymmetric(
+            algorithm,
+            &pair.private_pem,
+            &pair.public_pem,
+            "check",
+            "check",
+        )
+        .map_err(|reason| invalid("JWT_PRIVATE_KEY_PATH", reason))?;
+        self.jwt_key_pair = Some(pair);
+        Ok(self)
     }
-    Ok(auth)
 }

@@ -4,31 +4,42 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{ConfigError, Source, invalid};
+use super::parse;
 
 /// Where the database lives and how the DbActor treats it.
-#[derive(Clone, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct DatabaseSettings {
-    /// `DATABASE_URL`: `sqlite://PATH` (default `sqlite://./mcpgate.db`) or `postgres://…`.
+    /// sqlite://PATH or postgres://USER@HOST:PORT/DATABASE.
+    #[arg(id = "DATABASE_URL", long = "database-url", env = "DATABASE_URL", default_value = "sqlite://./mcpgate.db", value_parser = parse_database_url, hide_env_values = true)]
     pub url: DatabaseUrl,
-    /// `DB_POOL_SIZE`: the most connections the pool opens (default 10).
+    /// The most connections the pool opens.
+    #[arg(id = "DB_POOL_SIZE", long = "db-pool-size", env = "DB_POOL_SIZE", default_value = "10", value_parser = parse::whole::<u32>(1, 1000))]
     pub pool_size: u32,
-    /// `DB_POOL_TIMEOUT`: seconds a unit of work may wait to check out a connection (default 5).
+    /// Seconds a unit of work may wait to check out a connection.
+    #[arg(id = "DB_POOL_TIMEOUT", long = "db-pool-timeout", env = "DB_POOL_TIMEOUT", default_value = "5", value_parser = parse::seconds(600.0))]
     pub pool_timeout: Duration,
-    /// `DB_QUERY_TIMEOUT_MS`: the deadline of one unit of work once it holds a connection
-    /// (default 10000). On PostgreSQL it is also the server-side `statement_timeout`.
+    /// The deadline of one unit of work once it holds a connection, in milliseconds (on
+    /// PostgreSQL also the server-side statement_timeout).
+    #[arg(id = "DB_QUERY_TIMEOUT_MS", long = "db-query-timeout-ms", env = "DB_QUERY_TIMEOUT_MS", default_value = "10000", value_parser = parse::millis(10, 3_600_000))]
     pub query_timeout: Duration,
-    /// `DB_MAX_RETRIES`: retries of a unit of work after a transient failure (default 3).
+    /// Retries of a unit of work after a transient failure.
+    #[arg(id = "DB_MAX_RETRIES", long = "db-max-retries", env = "DB_MAX_RETRIES", default_value = "3", value_parser = parse::whole::<u32>(0, 20))]
     pub max_retries: u32,
-    /// `DB_RETRY_INTERVAL_MS`: the first backoff; it doubles per retry (default 100).
+    /// The first retry backoff in milliseconds; it doubles per retry.
+    #[arg(id = "DB_RETRY_INTERVAL_MS", long = "db-retry-interval-ms", env = "DB_RETRY_INTERVAL_MS", default_value = "100", value_parser = parse::millis(1, 60_000))]
     pub retry_interval: Duration,
-    /// `DB_MAX_BACKOFF_SECONDS`: the cap of one backoff (default 2).
+    /// The cap of one backoff, in seconds.
+    #[arg(id = "DB_MAX_BACKOFF_SECONDS", long = "db-max-backoff-seconds", env = "DB_MAX_BACKOFF_SECONDS", default_value = "2", value_parser = parse::seconds(300.0))]
     pub max_backoff: Duration,
-    /// `DB_CIRCUIT_ENABLED`: whether the circuit breaker is used (default true).
+    /// Whether the circuit breaker is used.
+    #[arg(id = "DB_CIRCUIT_ENABLED", long = "db-circuit-enabled", env = "DB_CIRCUIT_ENABLED", default_value = "true", value_parser = parse::boolean(),
+        action = clap::ArgAction::Set)]
     pub circuit_enabled: bool,
-    /// `DB_CIRCUIT_FAILURE_THRESHOLD`: consecutive transient failures that open it (default 5).
+    /// Consecutive transient failures that open the breaker.
+    #[arg(id = "DB_CIRCUIT_FAILURE_THRESHOLD", long = "db-circuit-failure-threshold", env = "DB_CIRCUIT_FAILURE_THRESHOLD", default_value = "5", value_parser = parse::whole::<u32>(1, 1000))]
     pub circuit_failure_threshold: u32,
-    /// `DB_CIRCUIT_RESET_SECONDS`: how long it stays open before one probe (default 10).
+    /// Seconds the breaker stays open before one probe.
+    #[arg(id = "DB_CIRCUIT_RESET_SECONDS", long = "db-circuit-reset-seconds", env = "DB_CIRCUIT_RESET_SECONDS", default_value = "10", value_parser = parse::seconds(3600.0))]
     pub circuit_reset: Duration,
 }
 
@@ -61,24 +72,7 @@ impl DatabaseUrl {
     }
 }
 
-/// Reads the database settings.
-pub(super) fn read(source: &Source<'_>) -> Result<DatabaseSettings, ConfigError> {
-    Ok(DatabaseSettings {
-        url: parse_database_url(&source.string("DATABASE_URL", "sqlite://./mcpgate.db"))?,
-        pool_size: source.ranged("DB_POOL_SIZE", 10u32, 1..=1000)?,
-        pool_timeout: source.seconds("DB_POOL_TIMEOUT", 5.0, 600.0)?,
-        query_timeout: source.millis("DB_QUERY_TIMEOUT_MS", 10_000, 10..=3_600_000)?,
-        max_retries: source.ranged("DB_MAX_RETRIES", 3u32, 0..=20)?,
-        retry_interval: source.millis("DB_RETRY_INTERVAL_MS", 100, 1..=60_000)?,
-        max_backoff: source.seconds("DB_MAX_BACKOFF_SECONDS", 2.0, 300.0)?,
-        circuit_enabled: source.boolean("DB_CIRCUIT_ENABLED", true)?,
-        circuit_failure_threshold: source.ranged("DB_CIRCUIT_FAILURE_THRESHOLD", 5u32, 1..=1000)?,
-        circuit_reset: source.seconds("DB_CIRCUIT_RESET_SECONDS", 10.0, 3600.0)?,
-    })
-}
-
-fn parse_database_url(value: &str) -> Result<DatabaseUrl, ConfigError> {
-    const VARIABLE: &str = "DATABASE_URL";
+fn parse_database_url(value: &str) -> Result<DatabaseUrl, String> {
     if value.starts_with("postgres://") || value.starts_with("postgresql://") {
         return Ok(DatabaseUrl::Postgres(value.to_owned()));
     }
@@ -86,16 +80,13 @@ fn parse_database_url(value: &str) -> Result<DatabaseUrl, ConfigError> {
         .strip_prefix("sqlite://")
         .or_else(|| value.strip_prefix("sqlite:"));
     match path {
-        Some("") => Err(invalid(VARIABLE, "the sqlite URL names no file")),
-        Some(path) if path.contains(":memory:") || path.starts_with("file:") => Err(invalid(
-            VARIABLE,
+        Some("") => Err("the sqlite URL names no file".into()),
+        Some(path) if path.contains(":memory:") || path.starts_with("file:") => Err(
             "in-memory SQLite is not supported (each pooled connection would see its own \
-             database); give a file path such as sqlite://./mcpgate.db",
-        )),
+             database); give a file path such as sqlite://./mcpgate.db"
+                .into(),
+        ),
         Some(path) => Ok(DatabaseUrl::Sqlite(PathBuf::from(path))),
-        None => Err(invalid(
-            VARIABLE,
-            "expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE",
-        )),
+        None => Err("expected sqlite://PATH or postgres://USER@HOST:PORT/DATABASE".into()),
     }
 }

@@ -1,13 +1,13 @@
 //! Log output (`LOG_LEVEL`, `LOG_FORMAT`).
 
-use super::{ConfigError, Source, invalid};
-
 /// Log output.
-#[derive(Clone, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct LogSettings {
-    /// `LOG_LEVEL`: a level (`info`) or a full filter (`info,mcpgate=debug`); default `info`.
+    /// A level (error, warn, info, debug, trace) or a full filter (info,mcpgate=debug).
+    #[arg(id = "LOG_LEVEL", long = "log-level", env = "LOG_LEVEL", default_value = "info", value_parser = level)]
     pub level: String,
-    /// `LOG_FORMAT`: `text` (default) or `json`.
+    /// text or json (one object per line).
+    #[arg(id = "LOG_FORMAT", long = "log-format", env = "LOG_FORMAT", default_value = "text", value_parser = format)]
     pub format: LogFormat,
 }
 
@@ -20,28 +20,17 @@ pub enum LogFormat {
     Json,
 }
 
-/// Reads the log settings.
-pub(super) fn read(source: &Source<'_>) -> Result<LogSettings, ConfigError> {
-    let level = source.string("LOG_LEVEL", "info");
-    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
-        return Err(invalid(
-            "LOG_LEVEL",
-            format!("{level:?} is not a level (error, warn, info, debug, trace) or filter"),
-        ));
+fn level(value: &str) -> Result<String, String> {
+    match tracing_subscriber::EnvFilter::try_new(value) {
+        Ok(_) => Ok(value.to_owned()),
+        Err(_) => Err("not a level (error, warn, info, debug, trace) or filter".into()),
     }
-    let format = match source
-        .string("LOG_FORMAT", "text")
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "text" => LogFormat::Text,
-        "json" => LogFormat::Json,
-        other => {
-            return Err(invalid(
-                "LOG_FORMAT",
-                format!("{other:?} is not one of text, json"),
-            ));
-        }
-    };
-    Ok(LogSettings { level, format })
+}
+
+fn format(value: &str) -> Result<LogFormat, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("not one of text, json".into()),
+    }
 }

@@ -1,58 +1,67 @@
 //! How the MCP endpoints behave (`MCP_*`, `ALLOWED_*`, `PROMPT_RENDER_*`, `TOOL_TIMEOUT`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{ConfigError, Source, invalid};
+use super::parse;
 
 /// How the MCP endpoints behave.
-#[derive(Clone, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct McpSettings {
-    /// `MCP_SESSION_TTL_SECONDS`: a legacy (2025-11-25 and older) session idle for this long is
-    /// ended (default 3600).
+    /// Seconds a legacy (2025-11-25 and older) session may stay idle before it is ended.
+    #[arg(id = "MCP_SESSION_TTL_SECONDS", long = "mcp-session-ttl-seconds", env = "MCP_SESSION_TTL_SECONDS", default_value = "3600", value_parser = parse::seconds(7.0 * 86400.0))]
     pub session_ttl: Duration,
-    /// `MCP_MAX_SESSIONS`: the most legacy sessions held at once; `initialize` beyond it is
-    /// refused with 503 (default 10000).
+    /// The most legacy sessions held at once; initialize beyond it is refused with 503.
+    #[arg(id = "MCP_MAX_SESSIONS", long = "mcp-max-sessions", env = "MCP_MAX_SESSIONS", default_value = "10000", value_parser = parse::whole::<usize>(1, 10_000_000))]
     pub max_sessions: usize,
-    /// `MCP_MAX_SESSIONS_PER_PRINCIPAL`: legacy sessions one principal may hold; beyond it,
-    /// `initialize` is refused with 429 (default 100).
+    /// Legacy sessions one principal may hold; beyond it, initialize is refused with 429.
+    #[arg(id = "MCP_MAX_SESSIONS_PER_PRINCIPAL", long = "mcp-max-sessions-per-principal", env = "MCP_MAX_SESSIONS_PER_PRINCIPAL", default_value = "100", value_parser = parse::whole::<usize>(1, 10_000_000))]
     pub max_sessions_per_principal: usize,
-    /// `MCP_MAX_STREAMS_PER_PRINCIPAL`: long-lived streams (subscriptions/listen, session GET
-    /// streams, legacy SSE, console events) one principal may hold; beyond it, 429 (default 32).
+    /// Long-lived streams (subscriptions/listen, session GET streams, legacy SSE, console
+    /// events) one principal may hold; beyond it, 429.
+    #[arg(id = "MCP_MAX_STREAMS_PER_PRINCIPAL", long = "mcp-max-streams-per-principal", env = "MCP_MAX_STREAMS_PER_PRINCIPAL", default_value = "32", value_parser = parse::whole::<usize>(1, 1_000_000))]
     pub max_streams_per_principal: usize,
-    /// `MCP_MAX_TOOL_CALLS_PER_PRINCIPAL`: `tools/call` in flight for one principal; beyond
-    /// it, 429 (default 1000).
+    /// tools/call in flight for one principal; beyond it, 429.
+    #[arg(id = "MCP_MAX_TOOL_CALLS_PER_PRINCIPAL", long = "mcp-max-tool-calls-per-principal", env = "MCP_MAX_TOOL_CALLS_PER_PRINCIPAL", default_value = "1000", value_parser = parse::whole::<usize>(1, 1_000_000))]
     pub max_tool_calls_per_principal: usize,
-    /// `MCP_MAX_TOOL_CALLS`: `tools/call` in flight in all (default 10000).
+    /// tools/call in flight in all.
+    #[arg(id = "MCP_MAX_TOOL_CALLS", long = "mcp-max-tool-calls", env = "MCP_MAX_TOOL_CALLS", default_value = "10000", value_parser = parse::whole::<usize>(1, 10_000_000))]
     pub max_tool_calls: usize,
-    /// `MCP_MAX_PARKED_CALLS_PER_PRINCIPAL`: upstream calls one principal may keep waiting
-    /// for their `input_required` answers (default 100).
+    /// Upstream calls one principal may keep waiting for their input_required answers.
+    #[arg(id = "MCP_MAX_PARKED_CALLS_PER_PRINCIPAL", long = "mcp-max-parked-calls-per-principal", env = "MCP_MAX_PARKED_CALLS_PER_PRINCIPAL", default_value = "100", value_parser = parse::whole::<usize>(1, 1_000_000))]
     pub max_parked_calls_per_principal: usize,
-    /// `MCP_MAX_PARKED_CALLS`: such calls in all (default 10000).
+    /// Such parked calls in all.
+    #[arg(id = "MCP_MAX_PARKED_CALLS", long = "mcp-max-parked-calls", env = "MCP_MAX_PARKED_CALLS", default_value = "10000", value_parser = parse::whole::<usize>(1, 10_000_000))]
     pub max_parked_calls: usize,
-    /// `MCP_MAX_STREAMS`: long-lived streams in all (default 10000; lowered at start to leave
-    /// a reserve of file descriptors for /health, /ready, the admin API and the database).
+    /// Long-lived streams in all (lowered at start to leave a reserve of file descriptors for
+    /// /health, /ready, the admin API and the database).
+    #[arg(id = "MCP_MAX_STREAMS", long = "mcp-max-streams", env = "MCP_MAX_STREAMS", default_value = "10000", value_parser = parse::whole::<usize>(1, 10_000_000))]
     pub max_streams: usize,
-    /// `MCP_PAGE_SIZE`: items per page of `tools/list`, `resources/list`, `prompts/list`
-    /// (default 100).
+    /// Items per page of tools/list, resources/list and prompts/list.
+    #[arg(id = "MCP_PAGE_SIZE", long = "mcp-page-size", env = "MCP_PAGE_SIZE", default_value = "100", value_parser = parse::whole::<usize>(1, 10_000))]
     pub page_size: usize,
-    /// `MCP_CACHE_TTL_MS`: the `ttlMs` freshness hint on cacheable results (default 10000).
+    /// The ttlMs freshness hint on cacheable results, in milliseconds.
+    #[arg(id = "MCP_CACHE_TTL_MS", long = "mcp-cache-ttl-ms", env = "MCP_CACHE_TTL_MS", default_value = "10000", value_parser = parse::whole::<u64>(0, 86_400_000))]
     pub cache_ttl_ms: u64,
-    /// `TOOL_TIMEOUT`: seconds a REST tool call may take (default 60).
+    /// Seconds a REST tool call may take.
+    #[arg(id = "TOOL_TIMEOUT", long = "tool-timeout", env = "TOOL_TIMEOUT", default_value = "60", value_parser = parse::seconds(3600.0))]
     pub tool_timeout: Duration,
-    /// `CATALOG_REFRESH_SECONDS`: how often the in-memory catalog is reloaded even without a
-    /// local change, so replicas converge (default 30).
+    /// How often, in seconds, the in-memory catalog is reloaded even without a local change,
+    /// so replicas converge.
+    #[arg(id = "CATALOG_REFRESH_SECONDS", long = "catalog-refresh-seconds", env = "CATALOG_REFRESH_SECONDS", default_value = "30", value_parser = parse::seconds(86400.0))]
     pub catalog_refresh: Duration,
-    /// `ALLOWED_ORIGINS`: comma-separated origins a browser may call the MCP endpoints from
-    /// (`*` for any). Default: loopback origins only. Requests without `Origin` are allowed.
+    /// Comma-separated origins a browser may call the MCP endpoints from (* for any). Requests
+    /// without Origin are allowed.
+    #[arg(id = "ALLOWED_ORIGINS", long = "allowed-origins", env = "ALLOWED_ORIGINS", default_value = "localhost,127.0.0.1,[::1]", value_parser = HostRule::parse)]
     pub allowed_origins: HostRule,
-    /// `ALLOWED_HOSTS`: comma-separated `Host` names the MCP endpoints answer (`*` for any).
-    /// Default: loopback names when bound to loopback, any otherwise.
+    /// Comma-separated Host names the MCP endpoints answer (* for any). Default: loopback
+    /// names when HOST is a loopback address, any otherwise.
+    #[arg(id = "ALLOWED_HOSTS", long = "allowed-hosts", env = "ALLOWED_HOSTS", value_parser = HostRule::parse)]
+    pub allowed_hosts_given: Option<HostRule>,
+    /// The `Host` names the MCP endpoints answer: `ALLOWED_HOSTS`, or its default.
+    #[arg(skip = HostRule::Any)]
     pub allowed_hosts: HostRule,
-    /// The budget of one prompt render: `PROMPT_RENDER_FUEL` (steps, default 100000),
-    /// `PROMPT_RENDER_MAX_OUTPUT_BYTES` (default 1048576), `PROMPT_RENDER_MEMORY_MB` (default
-    /// 256), `PROMPT_RENDER_TIMEOUT_MS` (default 2000), `PROMPT_RENDER_CONCURRENCY` (default 4)
-    /// and `PROMPT_RENDERER` (the `mcpgate` binary run as the renderer; default: this one).
+    /// The budget of one prompt render.
+    #[command(flatten)]
     pub prompt_render: crate::prompt_render::RenderLimits,
 }
 
@@ -84,7 +93,7 @@ impl HostRule {
         HostRule::Only(vec!["localhost".into(), "127.0.0.1".into(), "::1".into()])
     }
 
-    fn parse(variable: &'static str, value: &str) -> Result<Self, ConfigError> {
+    fn parse(value: &str) -> Result<Self, String> {
         let mut hosts = Vec::new();
         for entry in value
             .split(',')
@@ -106,10 +115,7 @@ impl HostRule {
                     .to_owned(),
             };
             if host.is_empty() || host.contains('/') || host.contains(char::is_whitespace) {
-                return Err(invalid(
-                    variable,
-                    format!("{entry:?} is not a host name or origin"),
-                ));
+                return Err(format!("{entry:?} is not a host name or origin"));
             }
             hosts.push(
                 host.trim_start_matches('[')
@@ -118,74 +124,21 @@ impl HostRule {
             );
         }
         if hosts.is_empty() {
-            return Err(invalid(
-                variable,
-                "give a comma-separated list of hosts or origins, or *",
-            ));
+            return Err("give a comma-separated list of hosts or origins, or *".into());
         }
         Ok(HostRule::Only(hosts))
     }
 }
 
-/// Reads the MCP settings; `bound_to_loopback` decides the default `ALLOWED_HOSTS`.
-pub(super) fn read(
-    source: &Source<'_>,
-    bound_to_loopback: bool,
-) -> Result<McpSettings, ConfigError> {
-    Ok(McpSettings {
-        session_ttl: source.seconds("MCP_SESSION_TTL_SECONDS", 3600.0, 7.0 * 86400.0)?,
-        max_sessions: source.ranged("MCP_MAX_SESSIONS", 10_000usize, 1..=10_000_000)?,
-        max_sessions_per_principal: source.ranged(
-            "MCP_MAX_SESSIONS_PER_PRINCIPAL",
-            100usize,
-            1..=10_000_000,
-        )?,
-        max_streams_per_principal: source.ranged(
-            "MCP_MAX_STREAMS_PER_PRINCIPAL",
-            32usize,
-            1..=1_000_000,
-        )?,
-        max_streams: source.ranged("MCP_MAX_STREAMS", 10_000usize, 1..=10_000_000)?,
-        max_tool_calls_per_principal: source.ranged(
-            "MCP_MAX_TOOL_CALLS_PER_PRINCIPAL",
-            1000usize,
-            1..=1_000_000,
-        )?,
-        max_tool_calls: source.ranged("MCP_MAX_TOOL_CALLS", 10_000usize, 1..=10_000_000)?,
-        max_parked_calls_per_principal: source.ranged(
-            "MCP_MAX_PARKED_CALLS_PER_PRINCIPAL",
-            100usize,
-            1..=1_000_000,
-        )?,
-        max_parked_calls: source.ranged("MCP_MAX_PARKED_CALLS", 10_000usize, 1..=10_000_000)?,
-        page_size: source.ranged("MCP_PAGE_SIZE", 100usize, 1..=10_000)?,
-        cache_ttl_ms: source.ranged("MCP_CACHE_TTL_MS", 10_000u64, 0..=86_400_000)?,
-        tool_timeout: source.seconds("TOOL_TIMEOUT", 60.0, 3600.0)?,
-        catalog_refresh: source.seconds("CATALOG_REFRESH_SECONDS", 30.0, 86400.0)?,
-        allowed_origins: match source.raw("ALLOWED_ORIGINS") {
-            Some(value) => HostRule::parse("ALLOWED_ORIGINS", &value)?,
-            None => HostRule::loopback(),
-        },
-        allowed_hosts: match source.raw("ALLOWED_HOSTS") {
-            Some(value) => HostRule::parse("ALLOWED_HOSTS", &value)?,
+impl McpSettings {
+    /// Settles what depends on another setting: `ALLOWED_HOSTS` defaults to the loopback names
+    /// when the server binds a loopback address.
+    pub(super) fn settle(mut self, bound_to_loopback: bool) -> Self {
+        self.allowed_hosts = match self.allowed_hosts_given.clone() {
+            Some(rule) => rule,
             None if bound_to_loopback => HostRule::loopback(),
             None => HostRule::Any,
-        },
-        prompt_render: crate::prompt_render::RenderLimits {
-            fuel: source.ranged("PROMPT_RENDER_FUEL", 100_000u64, 100..=100_000_000)?,
-            max_output_bytes: source.ranged(
-                "PROMPT_RENDER_MAX_OUTPUT_BYTES",
-                1024 * 1024usize,
-                1024..=64 * 1024 * 1024,
-            )?,
-            memory_mb: source.ranged("PROMPT_RENDER_MEMORY_MB", 256u64, 64..=16 * 1024)?,
-            timeout: Duration::from_millis(source.ranged(
-                "PROMPT_RENDER_TIMEOUT_MS",
-                2000u64,
-                100..=60_000,
-            )?),
-            concurrency: source.ranged("PROMPT_RENDER_CONCURRENCY", 4usize, 1..=256)?,
-            program: source.raw("PROMPT_RENDERER").map(PathBuf::from),
-        },
-    })
+        };
+        self
+    }
 }

@@ -129,21 +129,15 @@ fn uri_template(field: &str, value: &str) -> Result<String, Invalid> {
             "must start with a scheme, as in docs://{section}",
         ));
     }
-    let mut depth = 0i32;
-    for c in value.chars() {
-        match c {
-            '{' => depth += 1,
-            '}' => depth -= 1,
-            _ => {}
-        }
-        if !(0..=1).contains(&depth) {
-            return Err(invalid(field, "has unbalanced or nested braces"));
-        }
+    let template =
+        crate::uri_template::UriTemplate::parse(&value).map_err(|why| invalid(field, why))?;
+    if template.variables().is_empty() {
+        return Err(invalid(field, "must contain at least one {variable}"));
     }
-    if depth != 0 || !value.contains('{') {
+    if !template.is_matchable() {
         return Err(invalid(
             field,
-            "must contain at least one {variable} and balanced braces",
+            "may use {name} and {+name} expressions only (a URI must be matched against it)",
         ));
     }
     Ok(value)

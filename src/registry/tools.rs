@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::validate::{
-    MASK, headers, http_url, invalid, mcp_name, object_schema, optional_text, tags,
+    MASK, headers, invalid, mcp_name, object_schema, optional_text, tags, tool_url,
 };
 use super::{
     Change, Entity, Invalid, ItemMeta, Visibility, item_meta, new_id, nullable, stored_json, taken,
@@ -242,7 +242,7 @@ impl Entity for Tools {
         let url = input
             .url
             .as_deref()
-            .map(|url| http_url("url", url))
+            .map(|url| tool_url("url", url))
             .transpose()?;
         let row = ToolRow {
             id: new_id(),
@@ -305,7 +305,7 @@ impl Entity for Tools {
             row.description = optional_text("description", description.as_deref(), 8192)?;
         }
         if let Some(url) = &input.url {
-            let url = http_url("url", url)?;
+            let url = tool_url("url", url)?;
             // Credentials stay with the origin they were entered for: moving the tool to
             // another origin needs its header values entered again.
             let origin = |url: &str| url::Url::parse(url).ok().map(|url| url.origin());

@@ -135,6 +135,21 @@ pub fn http_url(field: &str, value: &str) -> Result<String, Invalid> {
     Ok(trimmed.to_owned())
 }
 
+/// A REST tool's URL: an http(s) URL that may be an RFC 6570 template filled from the call's
+/// arguments. Reserved (`{+name}`) and fragment (`{#name}`) expansion are refused: they would
+/// let an argument add `/` or `..` and reach another path of the host.
+pub fn tool_url(field: &str, value: &str) -> Result<String, Invalid> {
+    let url = http_url(field, value)?;
+    crate::uri_template::UriTemplate::parse(&url).map_err(|why| invalid(field, why))?;
+    if url.contains("{+") || url.contains("{#") {
+        return Err(invalid(
+            field,
+            "may not use {+name} or {#name}: an argument must not change the URL's path",
+        ));
+    }
+    Ok(url)
+}
+
 /// HTTP header names and values a REST tool sends.
 pub fn headers(
     field: &str,

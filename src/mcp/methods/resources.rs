@@ -86,33 +86,11 @@ fn contents(uri: &str, resource: &Resource, text: String) -> Object {
     result
 }
 
-/// Matches a URI against a level-1 RFC 6570 template (`docs://{section}/{page}`); a variable
-/// matches one or more characters up to the next literal.
+/// The variables `uri` gives a resource template (RFC 6570 `{name}` / `{+name}`).
 fn match_template(template: &str, uri: &str) -> Option<Vec<(String, String)>> {
-    let mut variables = Vec::new();
-    let mut rest_template = template;
-    let mut rest_uri = uri;
-    while let Some(open) = rest_template.find('{') {
-        let literal = &rest_template[..open];
-        rest_uri = rest_uri.strip_prefix(literal)?;
-        let close = rest_template[open..].find('}')? + open;
-        let name = &rest_template[open + 1..close];
-        rest_template = &rest_template[close + 1..];
-        let next_literal_end = rest_template.find('{').unwrap_or(rest_template.len());
-        let next_literal = &rest_template[..next_literal_end];
-        let value_end = if next_literal.is_empty() {
-            rest_uri.find('/').unwrap_or(rest_uri.len())
-        } else {
-            rest_uri.find(next_literal)?
-        };
-        let value = &rest_uri[..value_end];
-        if value.is_empty() {
-            return None;
-        }
-        variables.push((name.to_owned(), value.to_owned()));
-        rest_uri = &rest_uri[value_end..];
-    }
-    (rest_uri == rest_template).then_some(variables)
+    crate::uri_template::UriTemplate::parse(template)
+        .ok()?
+        .matches(uri)
 }
 
 fn expand(content: &str, variables: &[(String, String)]) -> String {

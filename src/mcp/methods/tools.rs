@@ -209,41 +209,11 @@ async fn call_rest(
     }
 }
 
-/// Replaces `{name}` in the URL with the percent-encoded argument, removing it from the rest.
+/// Expands the tool's URL template (RFC 6570) from the arguments, removing those it used.
 fn fill_placeholders(url: &str, arguments: &mut Map<String, Value>) -> Result<String, McpError> {
-    let mut out = String::with_capacity(url.len());
-    let mut rest = url;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        let name = &rest[open + 1..open + close];
-        out.push_str(&rest[..open]);
-        let value = arguments.remove(name).ok_or_else(|| {
-            McpError::InvalidParams(format!(
-                "argument {name:?} is needed to build the tool's URL"
-            ))
-        })?;
-        let text = match value {
-            Value::String(text) => text,
-            other => other.to_string(),
-        };
-        // URL parsers treat `.` and `..` (even percent-encoded) as path steps: a value must
-        // stay inside its segment.
-        if matches!(text.as_str(), "." | "..") {
-            return Err(McpError::InvalidParams(format!(
-                "argument {name:?} cannot be {text:?}: it would change the tool's URL path"
-            )));
-        }
-        out.push_str(
-            &url::form_urlencoded::byte_serialize(text.as_bytes())
-                .collect::<String>()
-                .replace('+', "%20"),
-        );
-        rest = &rest[open + close + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
+    crate::uri_template::UriTemplate::parse(url)
+        .and_then(|template| template.expand(arguments))
+        .map_err(McpError::InvalidParams)
 }
 
 /// A tool error result: the model sees it; it is not a protocol error.
