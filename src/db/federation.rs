@@ -118,96 +118,432 @@ impl UnitOfWork for SyncGateway {
                     return Err(diesel::result::Error::NotFound.into());
                 }
             }
-            sync_tools(conn.reborrow(), self, now).await?;
-            sync_resources(conn.reborrow(), self, now).await?;
-            sync_prompts(conn.reborrow(), self, now).await?;
             Ok(SyncCounts {
-                tools: self.tools.len(),
-                resources: self.resources.len(),
-                prompts: self.prompts.len(),
+                tools: reconcile(conn.reborrow(), self, &self.tools, now).await?,
+                resources: reconcile(conn.reborrow(), self, &self.resources, now).await?,
+                prompts: reconcile(conn.reborrow(), self, &self.prompts, now).await?,
             })
         })
     }
 }
 
-async fn sync_tools(
+/// Ids or names per `IN (…)` list: under SQLite's limit of bound parameters.
+const KEYS_PER_STATEMENT: usize = 500;
+
+/// One kind of federated item (tool, resource, prompt), as [`reconcile`] needs it: how it is
+/// keyed and compared, and the few statements that differ by table.
+trait Federated: Sync {
+    /// Its stored row.
+    type Row: Send + Sync;
+    /// The key that identifies it across refreshes (the upstream's name, or the URI).
+    fn key(&self) -> String;
+    /// The same key, of a stored row.
+    fn row_key(row: &Self::Row) -> String;
+    /// A stored row's id.
+    fn row_id(row: &Self::Row) -> &str;
+    /// Whether the stored row already says what was discovered.
+    fn unchanged(&self, row: &Self::Row) -> bool;
+    /// A new row for it.
+    fn new_row(&self, sync: &SyncGateway, now: NaiveDateTime) -> Self::Row;
+    /// Its name (or URI) in the gateway, which must not be another gateway's or local.
+    fn public_name(&self) -> Option<&str>;
+    /// The first of `names` that something outside this gateway holds, as a conflict message.
+    fn taken<'a>(
+        conn: DbConn<'a>,
+        names: &'a [String],
+        gateway_id: &'a str,
+    ) -> BoxFuture<'a, WorkResult<Option<String>>>;
+    /// The gateway's stored rows.
+    fn load<'a>(conn: DbConn<'a>, gateway_id: &'a str)
+    -> BoxFuture<'a, WorkResult<Vec<Self::Row>>>;
+    /// Updates the row `id` with what was discovered.
+    fn update<'a>(
+        &'a self,
+        conn: DbConn<'a>,
+        id: &'a str,
+        now: NaiveDateTime,
+    ) -> BoxFuture<'a, WorkResult<()>>;
+    /// Inserts one new row.
+    fn insert<'a>(conn: DbConn<'a>, row: &'a Self::Row) -> BoxFuture<'a, WorkResult<()>>;
+    /// Deletes the rows with these ids.
+    fn delete<'a>(conn: DbConn<'a>, ids: &'a [String]) -> BoxFuture<'a, WorkResult<()>>;
+}
+
+/// Makes a gateway's stored items of one kind match what was discovered: refuses names held
+/// outside the gateway, updates the items whose description changed (and only those), adds
+/// the new and deletes the vanished. An item listed twice counts once (the first). Returns how
+/// many items the gateway now has.
+async fn reconcile<F: Federated>(
     mut conn: DbConn<'_>,
     sync: &SyncGateway,
+    found: &[F],
     now: NaiveDateTime,
-) -> WorkResult<()> {
-    let gateway_id = &sync.gateway.id;
-    let names: Vec<String> = sync.tools.iter().map(|t| t.name.clone()).collect();
-    let taken: Vec<String> = on_backend!(conn.reborrow(), c => {
-        tools::table
-            .filter(tools::name.eq_any(names.clone()))
-            .filter(tools::gateway_id.is_null().or(tools::gateway_id.ne(gateway_id)))
-            .select(tools::name)
-            .load(c)
-            .await
-    })?;
-    if let Some(name) = taken.into_iter().next() {
-        return Err(WorkError::Conflict(format!(
-            "the upstream's tool name {name:?} is not available (names are unique across the \
-             gateway, including items you cannot see); register with prefix_tool_names true"
-        )));
-    }
-    let existing: Vec<ToolRow> = on_backend!(conn.reborrow(), c => {
-        tools::table
-            .filter(tools::gateway_id.eq(gateway_id))
-            .select(ToolRow::as_select())
-            .load(c)
-            .await
-    })?;
-    let mut by_original: HashMap<String, ToolRow> = existing
-        .into_iter()
-        .map(|row| (row.original_name.clone().unwrap_or_default(), row))
+) -> WorkResult<usize> {
+    let gateway_id = sync.gateway.id.as_str();
+    let names: Vec<String> = found
+        .iter()
+        .filter_map(|item| item.public_name().map(str::to_owned))
         .collect();
-    for found in &sync.tools {
-        match by_original.remove(&found.original_name) {
-            Some(row) => {
-                let update = diesel::update(tools::table.find(&row.id)).set((
-                    tools::name.eq(&found.name),
-                    tools::description.eq(&found.description),
-                    tools::input_schema.eq(&found.input_schema),
-                    tools::output_schema.eq(&found.output_schema),
-                    tools::annotations.eq(&found.annotations),
-                    tools::updated_at.eq(now),
-                ));
-                on_backend!(conn.reborrow(), c => update.execute(c).await)?;
-            }
-            None => {
-                let row = ToolRow {
-                    id: new_id(),
-                    name: found.name.clone(),
-                    description: found.description.clone(),
-                    integration_type: crate::db::stored::IntegrationType::Mcp,
-                    url: None,
-                    request_type: None,
-                    headers: "{}".into(),
-                    input_schema: found.input_schema.clone(),
-                    output_schema: found.output_schema.clone(),
-                    annotations: found.annotations.clone(),
-                    tags: "[]".into(),
-                    gateway_id: Some(gateway_id.clone()),
-                    original_name: Some(found.original_name.clone()),
-                    enabled: true,
-                    owner_email: sync.gateway.owner_email.clone(),
-                    team_id: sync.gateway.team_id.clone(),
-                    visibility: sync.gateway.visibility,
-                    created_at: now,
-                    updated_at: now,
-                };
-                let insert = diesel::insert_into(tools::table).values(&row);
-                on_backend!(conn.reborrow(), c => insert.execute(c).await)?;
-            }
+    for chunk in names.chunks(KEYS_PER_STATEMENT) {
+        if let Some(message) = F::taken(conn.reborrow(), chunk, gateway_id).await? {
+            return Err(WorkError::Conflict(message));
         }
     }
-    let vanished: Vec<String> = by_original.into_values().map(|row| row.id).collect();
-    if !vanished.is_empty() {
-        let delete = diesel::delete(tools::table.filter(tools::id.eq_any(vanished)));
-        on_backend!(conn, c => delete.execute(c).await)?;
+    let mut stored: HashMap<String, F::Row> = F::load(conn.reborrow(), gateway_id)
+        .await?
+        .into_iter()
+        .map(|row| (F::row_key(&row), row))
+        .collect();
+    let mut seen = HashSet::new();
+    for item in found {
+        let key = item.key();
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        match stored.remove(&key) {
+            Some(row) if item.unchanged(&row) => {}
+            Some(row) => item.update(conn.reborrow(), F::row_id(&row), now).await?,
+            None => F::insert(conn.reborrow(), &item.new_row(sync, now)).await?,
+        }
     }
-    Ok(())
+    let vanished: Vec<String> = stored
+        .values()
+        .map(|row| F::row_id(row).to_owned())
+        .collect();
+    for chunk in vanished.chunks(KEYS_PER_STATEMENT) {
+        F::delete(conn.reborrow(), chunk).await?;
+    }
+    Ok(seen.len())
+}
+
+/// The conflict message for a name (or URI) held outside the gateway.
+fn held_elsewhere(noun: &str, name: &str, hint: &str) -> String {
+    format!(
+        "the upstream's {noun} {name:?} is not available (unique across the gateway, including \
+         items you cannot see){hint}"
+    )
+}
+
+const PREFIX_HINT: &str = "; register with prefix_tool_names true";
+
+impl Federated for DiscoveredTool {
+    type Row = ToolRow;
+    fn key(&self) -> String {
+        self.original_name.clone()
+    }
+    fn row_key(row: &ToolRow) -> String {
+        row.original_name.clone().unwrap_or_default()
+    }
+    fn row_id(row: &ToolRow) -> &str {
+        &row.id
+    }
+    fn unchanged(&self, row: &ToolRow) -> bool {
+        row.name == self.name
+            && row.description == self.description
+            && row.input_schema == self.input_schema
+            && row.output_schema == self.output_schema
+            && row.annotations == self.annotations
+    }
+    fn new_row(&self, sync: &SyncGateway, now: NaiveDateTime) -> ToolRow {
+        ToolRow {
+            id: new_id(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            integration_type: crate::db::stored::IntegrationType::Mcp,
+            url: None,
+            request_type: None,
+            headers: "{}".into(),
+            input_schema: self.input_schema.clone(),
+            output_schema: self.output_schema.clone(),
+            annotations: self.annotations.clone(),
+            tags: "[]".into(),
+            gateway_id: Some(sync.gateway.id.clone()),
+            original_name: Some(self.original_name.clone()),
+            enabled: true,
+            owner_email: sync.gateway.owner_email.clone(),
+            team_id: sync.gateway.team_id.clone(),
+            visibility: sync.gateway.visibility,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+    fn public_name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+    fn taken<'a>(
+        conn: DbConn<'a>,
+        names: &'a [String],
+        gateway_id: &'a str,
+    ) -> BoxFuture<'a, WorkResult<Option<String>>> {
+        Box::pin(async move {
+            let query = tools::table
+                .filter(tools::name.eq_any(names))
+                .filter(
+                    tools::gateway_id
+                        .is_null()
+                        .or(tools::gateway_id.ne(gateway_id)),
+                )
+                .select(tools::name);
+            let taken: Option<String> = on_backend!(conn, c => query.first(c).await.optional())?;
+            Ok(taken.map(|name| held_elsewhere("tool name", &name, PREFIX_HINT)))
+        })
+    }
+    fn load<'a>(conn: DbConn<'a>, gateway_id: &'a str) -> BoxFuture<'a, WorkResult<Vec<ToolRow>>> {
+        Box::pin(async move {
+            // The selection is typed per backend, so it is built in each arm.
+            Ok(on_backend!(conn, c => {
+                tools::table
+                    .filter(tools::gateway_id.eq(gateway_id))
+                    .select(ToolRow::as_select())
+                    .load(c)
+                    .await
+            })?)
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        conn: DbConn<'a>,
+        id: &'a str,
+        now: NaiveDateTime,
+    ) -> BoxFuture<'a, WorkResult<()>> {
+        Box::pin(async move {
+            let update = diesel::update(tools::table.find(id)).set((
+                tools::name.eq(&self.name),
+                tools::description.eq(&self.description),
+                tools::input_schema.eq(&self.input_schema),
+                tools::output_schema.eq(&self.output_schema),
+                tools::annotations.eq(&self.annotations),
+                tools::updated_at.eq(now),
+            ));
+            on_backend!(conn, c => update.execute(c).await)?;
+            Ok(())
+        })
+    }
+    fn insert<'a>(conn: DbConn<'a>, row: &'a ToolRow) -> BoxFuture<'a, WorkResult<()>> {
+        Box::pin(async move {
+            let insert = diesel::insert_into(tools::table).values(row);
+            on_backend!(conn, c => insert.execute(c).await)?;
+            Ok(())
+        })
+    }
+    fn delete<'a>(conn: DbConn<'a>, ids: &'a [String]) -> BoxFuture<'a, WorkResult<()>> {
+        Box::pin(async move {
+            let delete = diesel::delete(tools::table.filter(tools::id.eq_any(ids)));
+            on_backend!(conn, c => delete.execute(c).await)?;
+            Ok(())
+        })
+    }
+}
+
+impl Federated for DiscoveredResource {
+    type Row = ResourceRow;
+    fn key(&self) -> String {
+        resource_key(&self.uri, &self.uri_template)
+    }
+    fn row_key(row: &ResourceRow) -> String {
+        resource_key(&row.uri, &row.uri_template)
+    }
+    fn row_id(row: &ResourceRow) -> &str {
+        &row.id
+    }
+    fn unchanged(&self, row: &ResourceRow) -> bool {
+        row.name == self.name
+            && row.description == self.description
+            && row.mime_type == self.mime_type
+    }
+    fn new_row(&self, sync: &SyncGateway, now: NaiveDateTime) -> ResourceRow {
+        ResourceRow {
+            id: new_id(),
+            uri: self.uri.clone(),
+            uri_template: self.uri_template.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            mime_type: self.mime_type.clone(),
+            content: None,
+            tags: "[]".into(),
+            gateway_id: Some(sync.gateway.id.clone()),
+            enabled: true,
+            owner_email: sync.gateway.owner_email.clone(),
+            team_id: sync.gateway.team_id.clone(),
+            visibility: sync.gateway.visibility,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+    fn public_name(&self) -> Option<&str> {
+        // Fixed resources' URIs are unique; templates are not checked.
+        self.uri.as_deref()
+    }
+    fn taken<'a>(
+        conn: DbConn<'a>,
+        uris: &'a [String],
+        gateway_id: &'a str,
+    ) -> BoxFuture<'a, WorkResult<Option<String>>> {
+        Box::pin(async move {
+            let query = resources::table
+                .filter(resources::uri.eq_any(uris))
+                .filter(
+                    resources::gateway_id
+                        .is_null()
+                        .or(resources::gateway_id.ne(gateway_id)),
+                )
+                .select(resources::uri);
+            let taken: Option<Option<String>> =
+                on_backend!(conn, c => query.first(c).await.optional())?;
+            Ok(taken
+                .flatten()
+                .map(|uri| held_elsewhere("resource URI", &uri, "")))
+        })
+    }
+    fn load<'a>(
+        conn: DbConn<'a>,
+        gateway_id: &'a str,
+    ) -> BoxFuture<'a, WorkResult<Vec<ResourceRow>>> {
+        Box::pin(async move {
+            // The selection is typed per backend, so it is built in each arm.
+            Ok(on_backend!(conn, c => {
+                resources::table
+                    .filter(resources::gateway_id.eq(gateway_id))
+                    .select(ResourceRow::as_select())
+                    .load(c)
+                    .await
+            })?)
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        conn: DbConn<'a>,
+        id: &'a str,
+        now: NaiveDateTime,
+    ) -> BoxFuture<'a, WorkResult<()>> {
+        Box::pin(async move {
+            let update = diesel::update(resources::table.find(id)).set((
+                resources::name.eq(&self.name),
+                resources::description.eq(&self.description),
+                resources::mime_type.eq(&self.mime_type),
+                resources::updated_at.eq(now),
+            ));
+            on_backend!(conn, c => update.execute(c).await)?;
+            Ok(())
+        })
+    }
+    fn insert<'a>(conn: DbConn<'a>, row: &'a ResourceRow) -> BoxFuture<'a, WorkResult<()>> {
+        Box::pin(async move {
+            let insert = diesel::insert_into(resources::table).values(row);
+            on_backend!(conn, c => insert.execute(c).await)?;
+            Ok(())
+        })
+    }
+    fn delete<'a>(conn: DbConn<'a>, ids: &'a [String]) -> BoxFuture<'a, WorkResult<()>> {
+        Box::pin(async move {
+            let delete = diesel::delete(resources::table.filter(resources::id.eq_any(ids)));
+            on_backend!(conn, c => delete.execute(c).await)?;
+            Ok(())
+        })
+    }
+}
+
+impl Federated for DiscoveredPrompt {
+    type Row = PromptRow;
+    fn key(&self) -> String {
+        self.original_name.clone()
+    }
+    fn row_key(row: &PromptRow) -> String {
+        row.original_name.clone().unwrap_or_default()
+    }
+    fn row_id(row: &PromptRow) -> &str {
+        &row.id
+    }
+    fn unchanged(&self, row: &PromptRow) -> bool {
+        row.name == self.name
+            && row.description == self.description
+            && row.arguments == self.arguments
+    }
+    fn new_row(&self, sync: &SyncGateway, now: NaiveDateTime) -> PromptRow {
+        PromptRow {
+            id: new_id(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            template: String::new(),
+            arguments: self.arguments.clone(),
+            tags: "[]".into(),
+            gateway_id: Some(sync.gateway.id.clone()),
+            original_name: Some(self.original_name.clone()),
+            enabled: true,
+            owner_email: sync.gateway.owner_email.clone(),
+            team_id: sync.gateway.team_id.clone(),
+            visibility: sync.gateway.visibility,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+    fn public_name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+    fn taken<'a>(
+        conn: DbConn<'a>,
+        names: &'a [String],
+        gateway_id: &'a str,
+    ) -> BoxFuture<'a, WorkResult<Option<String>>> {
+        Box::pin(async move {
+            let query = prompts::table
+                .filter(prompts::name.eq_any(names))
+                .filter(
+                    prompts::gateway_id
+                        .is_null()
+                        .or(prompts::gateway_id.ne(gateway_id)),
+                )
+                .select(prompts::name);
+            let taken: Option<String> = on_backend!(conn, c => query.first(c).await.optional())?;
+            Ok(taken.map(|name| held_elsewhere("prompt name", &name, PREFIX_HINT)))
+        })
+    }
+    fn load<'a>(
+        conn: DbConn<'a>,
+        gateway_id: &'a str,
+    ) -> BoxFuture<'a, WorkResult<Vec<PromptRow>>> {
+        Box::pin(async move {
+            // The selection is typed per backend, so it is built in each arm.
+            Ok(on_backend!(conn, c => {
+                prompts::table
+                    .filter(prompts::gateway_id.eq(gateway_id))
+                    .select(PromptRow::as_select())
+                    .load(c)
+                    .await
+            })?)
+        })
+    }
+    fn update<'a>(
+        &'a self,
+        conn: DbConn<'a>,
+        id: &'a str,
+        now: NaiveDateTime,
+    ) -> BoxFuture<'a, WorkResult<()>> {
+        Box::pin(async move {
+            let update = diesel::update(prompts::table.find(id)).set((
+                prompts::name.eq(&self.name),
+                prompts::description.eq(&self.description),
+                prompts::arguments.eq(&self.arguments),
+                prompts::updated_at.eq(now),
+            ));
+            on_backend!(conn, c => update.execute(c).await)?;
+            Ok(())
+        })
+    }
+    fn insert<'a>(conn: DbConn<'a>, row: &'a PromptRow) -> BoxFuture<'a, WorkResult<()>> {
+        Box::pin(async move {
+            let insert = diesel::insert_into(prompts::table).values(row);
+            on_backend!(conn, c => insert.execute(c).await)?;
+            Ok(())
+        })
+    }
+    fn delete<'a>(conn: DbConn<'a>, ids: &'a [String]) -> BoxFuture<'a, WorkResult<()>> {
+        Box::pin(async move {
+            let delete = diesel::delete(prompts::table.filter(prompts::id.eq_any(ids)));
+            on_backend!(conn, c => delete.execute(c).await)?;
+            Ok(())
+        })
+    }
 }
 
 fn resource_key(uri: &Option<String>, template: &Option<String>) -> String {
@@ -216,162 +552,6 @@ fn resource_key(uri: &Option<String>, template: &Option<String>) -> String {
         (None, Some(template)) => format!("template:{template}"),
         (None, None) => String::new(),
     }
-}
-
-async fn sync_resources(
-    mut conn: DbConn<'_>,
-    sync: &SyncGateway,
-    now: NaiveDateTime,
-) -> WorkResult<()> {
-    let gateway_id = &sync.gateway.id;
-    let uris: Vec<String> = sync
-        .resources
-        .iter()
-        .filter_map(|r| r.uri.clone())
-        .collect();
-    let taken: Vec<Option<String>> = on_backend!(conn.reborrow(), c => {
-        resources::table
-            .filter(resources::uri.eq_any(uris.clone()))
-            .filter(resources::gateway_id.is_null().or(resources::gateway_id.ne(gateway_id)))
-            .select(resources::uri)
-            .load(c)
-            .await
-    })?;
-    if let Some(Some(uri)) = taken.into_iter().next() {
-        return Err(WorkError::Conflict(format!(
-            "the upstream's resource URI {uri:?} is not available (URIs are unique across the \
-             gateway, including items you cannot see)"
-        )));
-    }
-    let existing: Vec<ResourceRow> = on_backend!(conn.reborrow(), c => {
-        resources::table
-            .filter(resources::gateway_id.eq(gateway_id))
-            .select(ResourceRow::as_select())
-            .load(c)
-            .await
-    })?;
-    let mut by_key: HashMap<String, ResourceRow> = existing
-        .into_iter()
-        .map(|row| (resource_key(&row.uri, &row.uri_template), row))
-        .collect();
-    let mut seen = HashSet::new();
-    for found in &sync.resources {
-        let key = resource_key(&found.uri, &found.uri_template);
-        if !seen.insert(key.clone()) {
-            continue;
-        }
-        match by_key.remove(&key) {
-            Some(row) => {
-                let update = diesel::update(resources::table.find(&row.id)).set((
-                    resources::name.eq(&found.name),
-                    resources::description.eq(&found.description),
-                    resources::mime_type.eq(&found.mime_type),
-                    resources::updated_at.eq(now),
-                ));
-                on_backend!(conn.reborrow(), c => update.execute(c).await)?;
-            }
-            None => {
-                let row = ResourceRow {
-                    id: new_id(),
-                    uri: found.uri.clone(),
-                    uri_template: found.uri_template.clone(),
-                    name: found.name.clone(),
-                    description: found.description.clone(),
-                    mime_type: found.mime_type.clone(),
-                    content: None,
-                    tags: "[]".into(),
-                    gateway_id: Some(gateway_id.clone()),
-                    enabled: true,
-                    owner_email: sync.gateway.owner_email.clone(),
-                    team_id: sync.gateway.team_id.clone(),
-                    visibility: sync.gateway.visibility,
-                    created_at: now,
-                    updated_at: now,
-                };
-                let insert = diesel::insert_into(resources::table).values(&row);
-                on_backend!(conn.reborrow(), c => insert.execute(c).await)?;
-            }
-        }
-    }
-    let vanished: Vec<String> = by_key.into_values().map(|row| row.id).collect();
-    if !vanished.is_empty() {
-        let delete = diesel::delete(resources::table.filter(resources::id.eq_any(vanished)));
-        on_backend!(conn, c => delete.execute(c).await)?;
-    }
-    Ok(())
-}
-
-async fn sync_prompts(
-    mut conn: DbConn<'_>,
-    sync: &SyncGateway,
-    now: NaiveDateTime,
-) -> WorkResult<()> {
-    let gateway_id = &sync.gateway.id;
-    let names: Vec<String> = sync.prompts.iter().map(|p| p.name.clone()).collect();
-    let taken: Vec<String> = on_backend!(conn.reborrow(), c => {
-        prompts::table
-            .filter(prompts::name.eq_any(names.clone()))
-            .filter(prompts::gateway_id.is_null().or(prompts::gateway_id.ne(gateway_id)))
-            .select(prompts::name)
-            .load(c)
-            .await
-    })?;
-    if let Some(name) = taken.into_iter().next() {
-        return Err(WorkError::Conflict(format!(
-            "the upstream's prompt name {name:?} is not available (names are unique across the \
-             gateway, including items you cannot see); register with prefix_tool_names true"
-        )));
-    }
-    let existing: Vec<PromptRow> = on_backend!(conn.reborrow(), c => {
-        prompts::table
-            .filter(prompts::gateway_id.eq(gateway_id))
-            .select(PromptRow::as_select())
-            .load(c)
-            .await
-    })?;
-    let mut by_original: HashMap<String, PromptRow> = existing
-        .into_iter()
-        .map(|row| (row.original_name.clone().unwrap_or_default(), row))
-        .collect();
-    for found in &sync.prompts {
-        match by_original.remove(&found.original_name) {
-            Some(row) => {
-                let update = diesel::update(prompts::table.find(&row.id)).set((
-                    prompts::name.eq(&found.name),
-                    prompts::description.eq(&found.description),
-                    prompts::arguments.eq(&found.arguments),
-                    prompts::updated_at.eq(now),
-                ));
-                on_backend!(conn.reborrow(), c => update.execute(c).await)?;
-            }
-            None => {
-                let row = PromptRow {
-                    id: new_id(),
-                    name: found.name.clone(),
-                    description: found.description.clone(),
-                    template: String::new(),
-                    arguments: found.arguments.clone(),
-                    tags: "[]".into(),
-                    gateway_id: Some(gateway_id.clone()),
-                    original_name: Some(found.original_name.clone()),
-                    enabled: true,
-                    owner_email: sync.gateway.owner_email.clone(),
-                    team_id: sync.gateway.team_id.clone(),
-                    visibility: sync.gateway.visibility,
-                    created_at: now,
-                    updated_at: now,
-                };
-                let insert = diesel::insert_into(prompts::table).values(&row);
-                on_backend!(conn.reborrow(), c => insert.execute(c).await)?;
-            }
-        }
-    }
-    let vanished: Vec<String> = by_original.into_values().map(|row| row.id).collect();
-    if !vanished.is_empty() {
-        let delete = diesel::delete(prompts::table.filter(prompts::id.eq_any(vanished)));
-        on_backend!(conn, c => delete.execute(c).await)?;
-    }
-    Ok(())
 }
 
 /// Record a health check's outcome.

@@ -174,6 +174,11 @@ async fn federates_an_upstream(backend: Backend) {
             Some(json!({"tool_ids": members})),
         )
         .await;
+    // What did not change upstream is not written again: only the new tool is.
+    let stamps = "SELECT original_name || ' ' || CAST(updated_at AS TEXT) AS value FROM tools \
+                  WHERE gateway_id IS NOT NULL ORDER BY original_name";
+    let before = common::sql_texts(&db, stamps).await;
+    assert_eq!(before.len(), 2, "{before:?}");
     let refreshed = gateway
         .admin(
             Method::POST,
@@ -183,6 +188,11 @@ async fn federates_an_upstream(backend: Backend) {
         .await;
     assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
     assert_eq!(refreshed.body["discovered"]["tools"], 3);
+    let after = common::sql_texts(&db, stamps).await;
+    assert_eq!(after.len(), 3, "{after:?}");
+    for stamp in &before {
+        assert!(after.contains(stamp), "{stamp} unchanged in {after:?}");
+    }
     let plain = client
         .modern("tools/call", json!({"name": "weather-desk-plain"}))
         .await;

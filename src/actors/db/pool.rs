@@ -88,6 +88,25 @@ impl<E: std::fmt::Display> bb8::ErrorSink<E> for ConnectionErrorSink {
     }
 }
 
+/// Asks PostgreSQL for untranslated messages. diesel-async 0.9 passes on the SQLSTATE of
+/// only nine error kinds (unique, foreign key, not null, check, serialization …); deadlocks,
+/// statement timeouts and shutdowns arrive as `Unknown` with the server's message, which the
+/// retry classification then reads. `lc_messages` may be set by superusers and roles granted
+/// `SET` on it; for others the server's own language stays, and a warning says so once.
+async fn english_messages(conn: &mut AsyncPgConnection) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let Err(error) = conn.batch_execute("SET lc_messages = 'C'").await
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            %error,
+            "cannot set lc_messages; unless the server's messages are in English, deadlocks, \
+             statement timeouts and server shutdowns are not recognised as transient \
+             (grant SET ON PARAMETER lc_messages to this role, or set it in postgresql.conf)"
+        );
+    }
+}
+
 impl Pool {
     /// Builds the pool without connecting; must run inside the DbActor's runtime.
     pub fn build(settings: &DatabaseSettings, counters: Arc<Counters>) -> Pool {
@@ -107,6 +126,7 @@ impl Pool {
                         ))
                         .await
                         .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                        english_messages(&mut conn).await;
                         Ok(conn)
                     }
                     .boxed()
