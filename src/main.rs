@@ -49,9 +49,20 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     if matches!(cli.command, Some(Command::Settings)) {
+        use std::io::Write;
+        // Written without panicking when the reader goes away (`mcpgate settings | head`).
+        let mut out = std::io::stdout().lock();
         for (variable, default, help) in Settings::describe() {
             let default = default.map_or_else(String::new, |value| format!(" (default {value:?})"));
-            println!("{variable}{default}\n    {}", help.replace('\n', "\n    "));
+            if writeln!(
+                out,
+                "{variable}{default}\n    {}",
+                help.replace('\n', "\n    ")
+            )
+            .is_err()
+            {
+                break;
+            }
         }
         return ExitCode::SUCCESS;
     }

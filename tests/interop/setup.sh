@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned official MCP SDKs, reference server and conformance suite the interop
-# and conformance tests drive, into tests/interop/.deps
-# (git-ignored). Idempotent and safe to run from several test processes at once.
+# and conformance tests drive, and schemathesis for the REST API's property tests, into
+# tests/interop/.deps (git-ignored). Idempotent and safe to run from several test processes at once.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 deps="$here/.deps"
@@ -9,7 +9,7 @@ mkdir -p "$deps"
 exec 9>"$deps/.lock"
 flock 9
 
-for line in "mcp1 requirements-mcp1.txt" "mcp2 requirements-mcp2.txt"; do
+for line in "mcp1 requirements-mcp1.txt" "mcp2 requirements-mcp2.txt" "api requirements-api.txt"; do
   set -- $line
   name=$1 requirements="$here/$2"
   stamp="$deps/$name/.installed-$(sha256sum "$requirements" | cut -c1-16)"
