@@ -9,7 +9,7 @@
 //! owner of its resource); [`catalog`]; [`registry`] (API types and validation); [`db`] (schema
 //! and sealed units of work, run only inside the DbActor); [`upstream`] (the MCP client and its
 //! transports); and the foundations: [`protocol`], [`error`], [`auth`], [`config`], [`egress`],
-//! [`secrets`], [`quota`], [`breaker`], [`prompt_render`].
+//! [`secrets`], [`quota`], [`breaker`], [`prompt_render`], [`uri_template`].
 
 pub mod actors;
 pub mod app;
