@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Gateway, Prompt, Resource, Server, Tool, ToolTarget};
 use crate::db::registry::{GatewayRow, PromptRow, ResourceRow, ServerRecord, ToolRow};
-use crate::db::stored::{IntegrationType, Transport};
+use crate::db::stored::{IntegrationType, RequestType, Transport};
 use crate::registry::prompts::PromptArgument;
 use crate::secrets::SecretBox;
 use crate::upstream::{Target, TransportKind};
@@ -44,7 +44,7 @@ pub(super) fn tool(row: ToolRow, secrets: &SecretBox) -> Option<Tool> {
         .ok();
     let target = match (row.integration_type, row.url) {
         (IntegrationType::Rest, Some(url)) => ToolTarget::Rest {
-            method: row.request_type.unwrap_or_else(|| "POST".into()),
+            method: row.request_type.unwrap_or(RequestType::Post),
             url,
             headers: {
                 let stored: BTreeMap<String, String> =

@@ -23,7 +23,7 @@ pub enum ToolTarget {
     /// An HTTP request to a REST endpoint.
     Rest {
         /// GET, POST, PUT, PATCH or DELETE.
-        method: String,
+        method: crate::db::stored::RequestType,
         /// The URL; `{name}` placeholders are filled from arguments.
         url: String,
         /// Headers sent with each call.

@@ -1,6 +1,6 @@
-//! Enumerations stored as `TEXT` (and checked by the database: migration
-//! `2026-12-03-000005_checked_enums`): each variant has one stored spelling, written and read by
-//! diesel through the enum itself, so no code compares strings and a value the gateway does not
+//! Enumerations stored as `TEXT` (and checked by the database: migrations
+//! `2026-12-03-000005_checked_enums` and `2026-12-03-000006_request_type_checked`): each variant
+//! has one stored spelling, written and read by diesel through the enum itself, so no code compares strings and a value the gateway does not
 //! know fails loudly when read (a deserialization error naming the value and the column's
 //! type) instead of falling back to a default.
 
@@ -151,3 +151,39 @@ mod tests {
         );
     }
 }
+
+/// The HTTP method of a REST tool (`tools.request_type`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = Text)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RequestType {
+    /// GET: the arguments go in the query string.
+    Get,
+    /// POST: the arguments are the JSON body.
+    Post,
+    /// PUT: the arguments are the JSON body.
+    Put,
+    /// PATCH: the arguments are the JSON body.
+    Patch,
+    /// DELETE: the arguments go in the query string.
+    Delete,
+}
+
+stored_as_text!(RequestType {
+    Get => "GET",
+    Post => "POST",
+    Put => "PUT",
+    Patch => "PATCH",
+    Delete => "DELETE",
+});

@@ -15,35 +15,7 @@ use super::{
 };
 use crate::db::registry::ToolRow;
 
-pub use crate::db::stored::IntegrationType;
-
-/// The HTTP method of a REST tool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum RequestType {
-    /// GET
-    Get,
-    /// POST
-    Post,
-    /// PUT
-    Put,
-    /// PATCH
-    Patch,
-    /// DELETE
-    Delete,
-}
-
-impl RequestType {
-    fn as_str(self) -> &'static str {
-        match self {
-            RequestType::Get => "GET",
-            RequestType::Post => "POST",
-            RequestType::Put => "PUT",
-            RequestType::Patch => "PATCH",
-            RequestType::Delete => "DELETE",
-        }
-    }
-}
+pub use crate::db::stored::{IntegrationType, RequestType};
 
 /// MCP tool annotations (hints for clients; never trusted for security).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -167,7 +139,7 @@ pub struct ToolView {
     /// The REST endpoint.
     pub url: Option<String>,
     /// The HTTP method of a REST tool.
-    pub request_type: Option<String>,
+    pub request_type: Option<RequestType>,
     /// Header names; every value is shown as `*****` (values are write-only).
     pub headers: BTreeMap<String, String>,
     /// JSON Schema of the arguments.
@@ -250,13 +222,7 @@ impl Entity for Tools {
             description: optional_text("description", input.description.as_deref(), 8192)?,
             integration_type: IntegrationType::Rest,
             url,
-            request_type: Some(
-                input
-                    .request_type
-                    .unwrap_or(RequestType::Post)
-                    .as_str()
-                    .into(),
-            ),
+            request_type: Some(input.request_type.unwrap_or(RequestType::Post)),
             headers: to_json_text(&sealed(
                 change,
                 headers("headers", &input.headers.unwrap_or_default())?,
@@ -325,7 +291,7 @@ impl Entity for Tools {
             row.url = Some(url);
         }
         if let Some(method) = input.request_type {
-            row.request_type = Some(method.as_str().into());
+            row.request_type = Some(method);
         }
         if let Some(new_headers) = &input.headers {
             let stored: BTreeMap<String, String> = stored_json("tools.headers", &row.headers);

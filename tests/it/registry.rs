@@ -728,6 +728,7 @@ async fn stored_enums_refuse_unknown_values(backend: Backend) {
     for statement in [
         "UPDATE tools SET visibility = 'everyone'",
         "UPDATE tools SET integration_type = 'GRPC'",
+        "UPDATE tools SET request_type = 'TRACE'",
     ] {
         let refused = common::sql_try(&db, statement).await;
         assert!(

@@ -15,7 +15,7 @@ pub struct ToolRow {
     pub description: Option<String>,
     pub integration_type: crate::db::stored::IntegrationType,
     pub url: Option<String>,
-    pub request_type: Option<String>,
+    pub request_type: Option<crate::db::stored::RequestType>,
     pub headers: String,
     pub input_schema: String,
     pub output_schema: Option<String>,

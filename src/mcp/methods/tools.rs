@@ -10,6 +10,7 @@ use crate::catalog::{Tool, ToolTarget};
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
 use crate::protocol::{Era, LogLevel};
+use crate::registry::tools::RequestType;
 
 /// How much of an upstream error body is quoted in a result.
 const ERROR_EXCERPT_BYTES: usize = 2048;
@@ -147,13 +148,13 @@ fn validate_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<(),
 async fn call_rest(
     ctx: &Ctx,
     tool: &Tool,
-    method: &str,
+    method: &RequestType,
     url: &str,
     headers: &std::collections::BTreeMap<String, String>,
     mut arguments: Map<String, Value>,
 ) -> Result<Object, McpError> {
     let url = fill_placeholders(url, &mut arguments)?;
-    let (query, body) = if matches!(method, "GET" | "DELETE") {
+    let (query, body) = if matches!(method, RequestType::Get | RequestType::Delete) {
         let query = arguments
             .into_iter()
             .filter(|(_, value)| !value.is_null())
@@ -175,7 +176,7 @@ async fn call_rest(
     let outcome = ctx
         .upstream
         .call_http(CallHttp {
-            method: method.to_owned(),
+            method: method.as_str().to_owned(),
             url,
             headers: headers.clone(),
             query,

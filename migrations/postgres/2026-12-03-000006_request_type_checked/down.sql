@@ -1,0 +1,1 @@
+ALTER TABLE tools DROP CONSTRAINT tools_request_type_known;

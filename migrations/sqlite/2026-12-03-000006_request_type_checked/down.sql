@@ -1,0 +1,2 @@
+DROP TRIGGER tools_request_type_known_insert;
+DROP TRIGGER tools_request_type_known_update;
