@@ -1,8 +1,8 @@
 //! Enumerations stored as `TEXT` (and checked by the database: migrations
 //! `2026-12-03-000005_checked_enums` and `2026-12-03-000006_request_type_checked`): each variant
-//! has one stored spelling, written and read by diesel through the enum itself, so no code compares strings and a value the gateway does not
-//! know fails loudly when read (a deserialization error naming the value and the column's
-//! type) instead of falling back to a default.
+//! has one stored spelling, written and read by diesel through the enum itself, so no code compares
+//! strings and a value the gateway does not know fails loudly when read (a deserialization error
+//! naming the value and the column's type) instead of falling back to a default.
 
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql};
