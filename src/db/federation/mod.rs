@@ -1,0 +1,244 @@
+//! Units of work for federation: storing what an upstream offers, and its health.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use futures_util::future::BoxFuture;
+
+use crate::db::registry::GatewayRow;
+use crate::db::schema::gateways;
+use crate::db::{Access, DbConn, UnitOfWork, WorkResult};
+use crate::on_backend;
+
+mod reconcile;
+
+use self::reconcile::reconcile;
+
+/// A tool as discovered, already named for the gateway.
+#[derive(Debug, Clone)]
+pub struct DiscoveredTool {
+    /// Its name on the upstream.
+    pub original_name: String,
+    /// Its name in the gateway (prefixed or not).
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// JSON text.
+    pub input_schema: String,
+    /// JSON text.
+    pub output_schema: Option<String>,
+    /// JSON text.
+    pub annotations: String,
+}
+
+/// A resource or template as discovered.
+#[derive(Debug, Clone)]
+pub struct DiscoveredResource {
+    /// Its URI, for a fixed resource.
+    pub uri: Option<String>,
+    /// Its template, for a template.
+    pub uri_template: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// MIME type.
+    pub mime_type: Option<String>,
+}
+
+/// A prompt as discovered, already named for the gateway.
+#[derive(Debug, Clone)]
+pub struct DiscoveredPrompt {
+    /// Its name on the upstream.
+    pub original_name: String,
+    /// Its name in the gateway.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// JSON text of the declared arguments.
+    pub arguments: String,
+}
+
+/// Counts of what a sync stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct SyncCounts {
+    /// Tools now federated from the upstream.
+    pub tools: usize,
+    /// Resources and templates.
+    pub resources: usize,
+    /// Prompts.
+    pub prompts: usize,
+}
+
+/// Store a gateway (new or existing) and make its federated tools, resources and prompts match
+/// what was discovered: update by original name, add the new, remove the vanished. One
+/// transaction: a clash (409) leaves everything as it was.
+#[derive(Debug, Clone)]
+pub struct SyncGateway {
+    /// The gateway row (inserted when `is_new`, else its discovery columns are updated).
+    pub gateway: GatewayRow,
+    /// Whether the gateway is being registered now.
+    pub is_new: bool,
+    /// Discovered tools.
+    pub tools: Vec<DiscoveredTool>,
+    /// Discovered resources and templates.
+    pub resources: Vec<DiscoveredResource>,
+    /// Discovered prompts.
+    pub prompts: Vec<DiscoveredPrompt>,
+}
+
+fn new_id() -> String {
+    crate::registry::new_id()
+}
+
+impl super::sealed::Sealed for SyncGateway {}
+
+impl UnitOfWork for SyncGateway {
+    type Output = SyncCounts;
+    fn name(&self) -> &'static str {
+        "gateways.sync"
+    }
+    fn access(&self) -> Access {
+        Access::Write
+    }
+    fn run<'a>(&'a self, mut conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<SyncCounts>> {
+        Box::pin(async move {
+            let gateway = &self.gateway;
+            let now = gateway.updated_at;
+            if self.is_new {
+                let insert = diesel::insert_into(gateways::table).values(gateway);
+                on_backend!(conn.reborrow(), c => insert.execute(c).await)?;
+            } else {
+                let update = diesel::update(gateways::table.find(&gateway.id)).set((
+                    gateways::protocol_version.eq(&gateway.protocol_version),
+                    gateways::capabilities.eq(&gateway.capabilities),
+                    gateways::reachable.eq(true),
+                    gateways::last_seen_at.eq(gateway.last_seen_at),
+                    gateways::updated_at.eq(now),
+                ));
+                if on_backend!(conn.reborrow(), c => update.execute(c).await)? == 0 {
+                    return Err(diesel::result::Error::NotFound.into());
+                }
+            }
+            Ok(SyncCounts {
+                tools: reconcile(conn.reborrow(), self, &self.tools, now).await?,
+                resources: reconcile(conn.reborrow(), self, &self.resources, now).await?,
+                prompts: reconcile(conn.reborrow(), self, &self.prompts, now).await?,
+            })
+        })
+    }
+}
+
+/// Record a health check's outcome.
+#[derive(Debug, Clone)]
+pub struct SetGatewayHealth {
+    /// The gateway.
+    pub gateway_id: String,
+    /// Whether it answered.
+    pub reachable: bool,
+    /// When it answered (if it did).
+    pub seen_at: Option<NaiveDateTime>,
+}
+
+impl super::sealed::Sealed for SetGatewayHealth {}
+
+impl UnitOfWork for SetGatewayHealth {
+    type Output = ();
+    fn name(&self) -> &'static str {
+        "gateways.health"
+    }
+    fn access(&self) -> Access {
+        Access::Write
+    }
+    fn idempotent(&self) -> bool {
+        true
+    }
+    fn run<'a>(&'a self, conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<()>> {
+        Box::pin(async move {
+            let target = gateways::table.find(&self.gateway_id);
+            match self.seen_at {
+                Some(seen) => {
+                    let update = diesel::update(target).set((
+                        gateways::reachable.eq(self.reachable),
+                        gateways::last_seen_at.eq(seen),
+                    ));
+                    on_backend!(conn, c => update.execute(c).await)?;
+                }
+                None => {
+                    let update = diesel::update(target).set(gateways::reachable.eq(self.reachable));
+                    on_backend!(conn, c => update.execute(c).await)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// One tool call, as stored in `tool_metrics`.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = crate::db::schema::tool_metrics)]
+pub struct ToolMetricRow {
+    /// Row id.
+    pub id: String,
+    /// The tool's name in the gateway.
+    pub tool_name: String,
+    /// The upstream it ran on, if federated.
+    pub gateway_id: Option<String>,
+    /// When it started.
+    pub started_at: NaiveDateTime,
+    /// How long it took.
+    pub duration_ms: f64,
+    /// Whether it succeeded (no protocol error, no `isError`).
+    pub success: bool,
+    /// A short error description.
+    pub error: Option<String>,
+}
+
+/// Rows per multi-row INSERT of tool-call records on PostgreSQL.
+const METRICS_ROWS_PER_INSERT: usize = 1000;
+
+/// Store a batch of tool-call records in one transaction.
+#[derive(Debug, Clone)]
+pub struct InsertToolMetrics {
+    /// The records.
+    pub rows: Vec<ToolMetricRow>,
+}
+
+impl super::sealed::Sealed for InsertToolMetrics {}
+
+impl UnitOfWork for InsertToolMetrics {
+    type Output = usize;
+    fn name(&self) -> &'static str {
+        "metrics.insert"
+    }
+    fn access(&self) -> Access {
+        Access::Write
+    }
+    fn run<'a>(&'a self, conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<usize>> {
+        Box::pin(async move {
+            match conn.inner {
+                // Multi-row INSERTs: one statement per chunk (7 parameters a row, well under
+                // PostgreSQL's 65535), not one round trip per call.
+                crate::db::Conn::Pg(c) => {
+                    for chunk in self.rows.chunks(METRICS_ROWS_PER_INSERT) {
+                        diesel::insert_into(crate::db::schema::tool_metrics::table)
+                            .values(chunk)
+                            .execute(c)
+                            .await?;
+                    }
+                }
+                // One row at a time inside the one transaction: multi-row inserts do not compile
+                // for SQLite through diesel-async (and cost no round trip there).
+                crate::db::Conn::Sqlite(c) => {
+                    for row in &self.rows {
+                        diesel::insert_into(crate::db::schema::tool_metrics::table)
+                            .values(row)
+                            .execute(c)
+                            .await?;
+                    }
+                }
+            }
+            Ok(self.rows.len())
+        })
+    }
+}
