@@ -9,6 +9,12 @@
 //! The actor also keeps the list of revoked token ids: loaded at start, refreshed from the
 //! database every `TOKEN_REVOCATION_REFRESH_SECONDS` (so a token revoked on another replica
 //! stops working here within that time), and updated at once for revocations made here.
+//!
+//! Verifying a bearer token needs no message: the keys are immutable and the revocation list
+//! is published in a concurrent set the actor alone writes, so [`Auth::authenticate`] runs on
+//! the caller's thread (with the ScopingActor's published grants, no thread is crossed for a
+//! user whose grants are cached). The actor still owns everything that changes: sign-ins,
+//! their limits, the revocation list's loading.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -36,7 +42,9 @@ pub struct AuthActor {
     scoping: Scoping,
     db: Db,
     identity: IdentitySettings,
-    revoked: HashSet<String>,
+    revoked: Arc<dashmap::DashSet<String>>,
+    /// Set once the first load of the revocation list has finished.
+    revocations_known: Arc<std::sync::atomic::AtomicBool>,
     /// The newest revocation seen (the next refresh asks from a little before it).
     watermark: Option<chrono::NaiveDateTime>,
     refreshing: bool,
@@ -77,6 +85,7 @@ impl AuthActor {
         let load = async move { db.run(LoadRevocations { since }).await };
         load.into_actor(self).map(|outcome, actor, _ctx| {
             actor.refreshing = false;
+            actor.revocations_known.store(true, Ordering::Release);
             match outcome {
                 Ok(rows) => {
                     for (jti, revoked_at) in rows {
@@ -107,59 +116,17 @@ impl Handler<Revoked> for AuthActor {
 
 impl Supervised for AuthActor {}
 
-/// Verify a bearer token and return its principal.
-pub struct Authenticate {
-    /// The token, without the `Bearer ` prefix.
-    pub bearer: String,
-    /// The address the request came from (an API token's address limits apply to it).
-    pub client: Option<std::net::IpAddr>,
+/// Answered once the revocation list has been loaded (the actor handles no message before).
+pub struct RevocationsKnown;
+
+impl Message for RevocationsKnown {
+    type Result = ();
 }
 
-impl Message for Authenticate {
-    type Result = Result<Principal, AuthError>;
-}
+impl Handler<RevocationsKnown> for AuthActor {
+    type Result = ();
 
-impl Handler<Authenticate> for AuthActor {
-    type Result = ResponseFuture<Result<Principal, AuthError>>;
-
-    fn handle(&mut self, message: Authenticate, _ctx: &mut Context<Self>) -> Self::Result {
-        let verified = self.keys.verify(&message.bearer).and_then(|claims| {
-            if self.revoked.contains(&claims.jti) {
-                Err(AuthError::InvalidToken("the token has been revoked".into()))
-            } else {
-                Ok(claims)
-            }
-        });
-        let scoping = self.scoping.clone();
-        let client = message.client;
-        Box::pin(async move {
-            let claims = verified?;
-            // An API token's address and time limits: checked here, for every entry point.
-            if let Some(scope) = &claims.scope {
-                scope
-                    .admits(client, chrono::Utc::now())
-                    .map_err(AuthError::Forbidden)?;
-            }
-            let grants = scoping.grants(&claims.sub).await?.ok_or_else(|| {
-                AuthError::InvalidToken("the account is disabled or no longer exists".into())
-            })?;
-            grants
-                .account
-                .admits(
-                    claims.uid.as_deref(),
-                    claims.iat,
-                    claims.token_use.is_none(),
-                )
-                .map_err(AuthError::InvalidToken)?;
-            Ok(Principal::new(
-                claims.sub,
-                claims.jti,
-                chrono::DateTime::from_timestamp(claims.exp, 0).map(|at| at.naive_utc()),
-                grants,
-                claims.scope.map(Arc::new),
-            ))
-        })
-    }
+    fn handle(&mut self, _message: RevocationsKnown, _ctx: &mut Context<Self>) {}
 }
 
 /// Sign in with email and password.
@@ -382,6 +349,9 @@ pub struct Auth {
     addr: Addr<AuthActor>,
     scoping: Scoping,
     verifications: Arc<AtomicU64>,
+    keys: Arc<JwtKeys>,
+    revoked: Arc<dashmap::DashSet<String>>,
+    revocations_known: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Auth {
@@ -391,12 +361,18 @@ impl Auth {
         let login_concurrency = identity.login_concurrency;
         let verifications = Arc::new(AtomicU64::new(0));
         let actor_verifications = verifications.clone();
+        let revoked = Arc::new(dashmap::DashSet::new());
+        let actor_revoked = revoked.clone();
+        let revocations_known = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let actor_known = revocations_known.clone();
+        let actor_keys = keys.clone();
         let addr = Supervisor::start(move |_| AuthActor {
-            keys,
+            keys: actor_keys.clone(),
             scoping: actor_scoping,
             db,
             identity,
-            revoked: HashSet::new(),
+            revoked: actor_revoked.clone(),
+            revocations_known: actor_known.clone(),
             watermark: None,
             refreshing: false,
             attempts: HashMap::new(),
@@ -408,6 +384,9 @@ impl Auth {
             addr,
             scoping,
             verifications,
+            keys,
+            revoked,
+            revocations_known,
         }
     }
 
@@ -423,11 +402,42 @@ impl Auth {
         bearer: String,
         client: Option<std::net::IpAddr>,
     ) -> Result<Principal, AuthError> {
-        self.addr
-            .send(Authenticate { bearer, client })
-            .timeout(REPLY_TIMEOUT)
-            .await
-            .map_err(|_| AuthError::Unavailable)?
+        if !self.revocations_known.load(Ordering::Acquire) {
+            // No token is checked before the revocation list is known.
+            self.addr
+                .send(RevocationsKnown)
+                .timeout(REPLY_TIMEOUT)
+                .await
+                .map_err(|_| AuthError::Unavailable)?;
+        }
+        let claims = self.keys.verify(&bearer)?;
+        if self.revoked.contains(&claims.jti) {
+            return Err(AuthError::InvalidToken("the token has been revoked".into()));
+        }
+        // An API token's address and time limits: checked here, for every entry point.
+        if let Some(scope) = &claims.scope {
+            scope
+                .admits(client, chrono::Utc::now())
+                .map_err(AuthError::Forbidden)?;
+        }
+        let grants = self.scoping.grants(&claims.sub).await?.ok_or_else(|| {
+            AuthError::InvalidToken("the account is disabled or no longer exists".into())
+        })?;
+        grants
+            .account
+            .admits(
+                claims.uid.as_deref(),
+                claims.iat,
+                claims.token_use.is_none(),
+            )
+            .map_err(AuthError::InvalidToken)?;
+        Ok(Principal::new(
+            claims.sub,
+            claims.jti,
+            chrono::DateTime::from_timestamp(claims.exp, 0).map(|at| at.naive_utc()),
+            grants,
+            claims.scope.map(Arc::new),
+        ))
     }
 
     /// Signs a user in from `client`.

@@ -5,9 +5,15 @@
 //! misses for the same user wait for that one load: a burst of requests from a user whose
 //! entry expired costs one checkout, not one per request. When the database cannot answer, a
 //! stale entry is served rather than failing the request. Nothing here holds a connection.
+//!
+//! The actor publishes its fresh entries in a concurrent map that the [`Scoping`] handle reads
+//! on the caller's thread: a request whose user is cached sends no message at all. Only the
+//! actor writes the map (loads, invalidations), so its rules — one load per user at a time, a
+//! load that raced an invalidation is not cached — hold as before.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -24,11 +30,28 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 /// A user's grants, or `None` when the account does not exist or is disabled.
 pub type GrantsLookup = Result<Option<Arc<Grants>>, AuthError>;
 
+/// The entries the actor publishes, read by handlers without a message.
+#[derive(Default)]
+struct Published {
+    cache: dashmap::DashMap<String, (Option<Arc<Grants>>, Instant)>,
+    /// Answers from a fresh entry, counted where they are read.
+    hits: AtomicU64,
+}
+
+impl Published {
+    /// A fresh entry, if there is one.
+    fn fresh(&self, email: &str, ttl: Duration) -> Option<Option<Arc<Grants>>> {
+        let entry = self.cache.get(email)?;
+        let (grants, at) = entry.value();
+        (at.elapsed() < ttl).then(|| grants.clone())
+    }
+}
+
 /// The actor.
 pub struct ScopingActor {
     db: Db,
     ttl: Duration,
-    cache: HashMap<String, (Option<Arc<Grants>>, Instant)>,
+    cache: Arc<Published>,
     loading: HashMap<String, Vec<oneshot::Sender<GrantsLookup>>>,
     /// Bumped by every invalidation: a load that started before one is not cached.
     epoch: u64,
@@ -114,11 +137,9 @@ impl Handler<GetGrants> for ScopingActor {
 
     fn handle(&mut self, message: GetGrants, ctx: &mut Context<Self>) -> Self::Result {
         let email = message.email;
-        if let Some((grants, at)) = self.cache.get(&email)
-            && at.elapsed() < self.ttl
-        {
-            self.stats.hits += 1;
-            let grants = grants.clone();
+        // Loaded while the message waited.
+        if let Some(grants) = self.cache.fresh(&email, self.ttl) {
+            self.cache.hits.fetch_add(1, Ordering::Relaxed);
             return Box::pin(async move { Ok(grants) });
         }
         self.stats.misses += 1;
@@ -141,15 +162,16 @@ impl Handler<GetGrants> for ScopingActor {
                             if actor.epoch == started_epoch {
                                 actor
                                     .cache
+                                    .cache
                                     .insert(email.clone(), (grants.clone(), Instant::now()));
                             }
                             Ok(grants)
                         }
-                        Err(error) => match actor.cache.get(&email) {
-                            Some((stale, _)) => {
+                        Err(error) => match actor.cache.cache.get(&email) {
+                            Some(entry) => {
                                 tracing::warn!(%error, "identity load failed; serving cached grants");
                                 actor.stats.stale_served += 1;
-                                Ok(stale.clone())
+                                Ok(entry.value().0.clone())
                             }
                             None => {
                                 tracing::warn!(%error, "identity load failed");
@@ -174,9 +196,9 @@ impl Handler<Invalidate> for ScopingActor {
         self.epoch += 1;
         match message.0 {
             Some(email) => {
-                self.cache.remove(&email);
+                self.cache.cache.remove(&email);
             }
-            None => self.cache.clear(),
+            None => self.cache.cache.clear(),
         }
     }
 }
@@ -186,7 +208,8 @@ impl Handler<GetScopingStats> for ScopingActor {
 
     fn handle(&mut self, _message: GetScopingStats, _ctx: &mut Context<Self>) -> Self::Result {
         let mut stats = self.stats;
-        stats.entries = self.cache.len() as u64;
+        stats.hits = self.cache.hits.load(Ordering::Relaxed);
+        stats.entries = self.cache.cache.len() as u64;
         MessageResult(stats)
     }
 }
@@ -195,24 +218,37 @@ impl Handler<GetScopingStats> for ScopingActor {
 #[derive(Clone)]
 pub struct Scoping {
     addr: Addr<ScopingActor>,
+    published: Arc<Published>,
+    ttl: Duration,
 }
 
 impl Scoping {
     /// Starts the supervised actor; cached grants live for `ttl`.
     pub fn start(db: Db, ttl: Duration) -> Self {
+        let published = Arc::new(Published::default());
+        let cache = published.clone();
         let addr = Supervisor::start(move |_| ScopingActor {
             db,
             ttl,
-            cache: HashMap::new(),
+            cache: cache.clone(),
             loading: HashMap::new(),
             epoch: 0,
             stats: ScopingStats::default(),
         });
-        Scoping { addr }
+        Scoping {
+            addr,
+            published,
+            ttl,
+        }
     }
 
-    /// A user's grants (`None`: no such user, or disabled).
+    /// A user's grants (`None`: no such user, or disabled): from the published cache on this
+    /// thread, or from the actor, which loads them.
     pub async fn grants(&self, email: &str) -> GrantsLookup {
+        if let Some(grants) = self.published.fresh(email, self.ttl) {
+            self.published.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(grants);
+        }
         self.addr
             .send(GetGrants {
                 email: email.to_owned(),

@@ -197,7 +197,14 @@ pub(super) fn gateway(row: GatewayRow, secrets: &SecretBox) -> Option<Gateway> {
 }
 
 pub(super) fn server(record: ServerRecord) -> Server {
+    // Ids are UUIDs, unique across the three kinds: one set holds every member.
+    let members = (record.members.tool_ids.iter())
+        .chain(&record.members.resource_ids)
+        .chain(&record.members.prompt_ids)
+        .cloned()
+        .collect();
     Server {
+        members,
         access: crate::ownership_of!(record.row),
         id: record.row.id,
         name: record.row.name,

@@ -2,7 +2,7 @@
 //! virtual server, rebuilt by the CatalogActor when the registry changes. The MCP hot path
 //! reads it without touching the database.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -117,6 +117,8 @@ pub struct Server {
     tool_ids: Vec<String>,
     resource_ids: Vec<String>,
     prompt_ids: Vec<String>,
+    /// The same members as sets, for lookups.
+    members: HashSet<String>,
     /// Who owns it and may see it.
     pub access: Ownership,
 }
@@ -155,6 +157,10 @@ impl CatalogChange {
 pub struct Catalog {
     tools: Vec<Arc<Tool>>,
     tools_by_id: HashMap<String, Arc<Tool>>,
+    /// Names and URIs are unique in the registry: one entry each.
+    tools_by_name: HashMap<String, Arc<Tool>>,
+    prompts_by_name: HashMap<String, Arc<Prompt>>,
+    resources_by_uri: HashMap<String, Arc<Resource>>,
     resources: Vec<Arc<Resource>>,
     resources_by_id: HashMap<String, Arc<Resource>>,
     prompts: Vec<Arc<Prompt>>,
@@ -206,6 +212,15 @@ impl Catalog {
             .collect();
         Catalog {
             tools_by_id: tools.iter().map(|t| (t.id.clone(), t.clone())).collect(),
+            tools_by_name: tools.iter().map(|t| (t.name.clone(), t.clone())).collect(),
+            prompts_by_name: prompts
+                .iter()
+                .map(|p| (p.name.clone(), p.clone()))
+                .collect(),
+            resources_by_uri: resources
+                .iter()
+                .filter_map(|r| Some((r.uri.clone()?, r.clone())))
+                .collect(),
             resources_by_id: resources
                 .iter()
                 .map(|r| (r.id.clone(), r.clone()))
@@ -263,15 +278,22 @@ impl Catalog {
             .collect()
     }
 
-    /// The tool named `name` in a scope, if the principal may see it.
+    /// The tool named `name` in a scope, if the principal may see it: by index, whatever the
+    /// registry's size.
     pub fn tool(&self, scope: &Scope, viewer: &Principal, name: &str) -> Option<Arc<Tool>> {
-        let tools = match scope {
-            Scope::All => self.tools.clone(),
-            Scope::Server(id) => self.members(id, |s| &s.tool_ids, &self.tools_by_id),
-        };
-        tools
-            .into_iter()
-            .find(|tool| tool.name == name && viewer.sees(&tool.access))
+        let tool = self.tools_by_name.get(name)?;
+        (self.in_scope(scope, &tool.id) && viewer.sees(&tool.access)).then(|| tool.clone())
+    }
+
+    /// Whether an item is in a scope: everything is in `All`; a server holds its members.
+    fn in_scope(&self, scope: &Scope, id: &str) -> bool {
+        match scope {
+            Scope::All => true,
+            Scope::Server(server) => self
+                .servers
+                .get(server)
+                .is_some_and(|server| server.members.contains(id)),
+        }
     }
 
     /// Fixed-URI resources a scope shows a principal.
@@ -303,9 +325,10 @@ impl Catalog {
 
     /// The resource with this URI in a scope, if the principal may see it.
     pub fn resource(&self, scope: &Scope, viewer: &Principal, uri: &str) -> Option<Arc<Resource>> {
-        self.resources(scope, viewer)
-            .into_iter()
-            .find(|resource| resource.uri.as_deref() == Some(uri))
+        let resource = self.resources_by_uri.get(uri)?;
+        (self.in_scope(scope, &resource.id)
+            && viewer.permits("resources.read", On::Item(&resource.access)))
+        .then(|| resource.clone())
     }
 
     /// Prompts a scope shows a principal.
@@ -322,9 +345,10 @@ impl Catalog {
 
     /// The prompt named `name` in a scope, if the principal may see it.
     pub fn prompt(&self, scope: &Scope, viewer: &Principal, name: &str) -> Option<Arc<Prompt>> {
-        self.prompts(scope, viewer)
-            .into_iter()
-            .find(|prompt| prompt.name == name)
+        let prompt = self.prompts_by_name.get(name)?;
+        (self.in_scope(scope, &prompt.id)
+            && viewer.permits("prompts.read", On::Item(&prompt.access)))
+        .then(|| prompt.clone())
     }
 
     fn members<T>(

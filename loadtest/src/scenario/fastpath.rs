@@ -102,6 +102,9 @@ pub struct FastpathReport {
     pub added_p50_ms: f64,
     /// Gateway p99 minus direct p99 (ms).
     pub added_p99_ms: f64,
+    /// The gateway process's CPU time (user + system, from `/proc/<pid>/stat`) during the
+    /// measured gateway run, divided by the calls it answered (µs per call).
+    pub gateway_cpu_us_per_call: Option<f64>,
 }
 
 impl FastpathReport {
@@ -110,7 +113,7 @@ impl FastpathReport {
         let mut text = String::new();
         let _ = write!(
             text,
-            "  fast path at {} clients: direct {:.1} calls/s (p50 {:.3} ms, p99 {:.3} ms), gateway {:.1} calls/s (p50 {:.3} ms, p99 {:.3} ms)\n  throughput ratio {:.3}, added p50 {:.3} ms, added p99 {:.3} ms",
+            "  fast path at {} clients: direct {:.1} calls/s (p50 {:.3} ms, p99 {:.3} ms), gateway {:.1} calls/s (p50 {:.3} ms, p99 {:.3} ms)\n  throughput ratio {:.3}, added p50 {:.3} ms, added p99 {:.3} ms, gateway CPU {} µs per call",
             self.clients,
             self.direct.calls_per_s,
             self.direct.p50_ms,
@@ -121,6 +124,8 @@ impl FastpathReport {
             self.throughput_ratio,
             self.added_p50_ms,
             self.added_p99_ms,
+            self.gateway_cpu_us_per_call
+                .map_or_else(|| "unknown".to_owned(), |us| format!("{us:.1}")),
         );
         text
     }
@@ -144,7 +149,12 @@ pub async fn run(harness: &Harness, config: &FastpathConfig) -> anyhow::Result<O
     let direct =
         McpTarget::direct(&rig.http, rig.upstream.endpoint(), FIXTURE_TOOL.to_owned()).await?;
     let load_started = rig.now_s();
-    for target in [Arc::new(direct), rig.target.clone()] {
+    let gateway_pid = rig.gateway.pid();
+    let mut gateway_cpu = None;
+    for (index, target) in [Arc::new(direct), rig.target.clone()]
+        .into_iter()
+        .enumerate()
+    {
         let workloads = [Workload {
             action: Action::CallTool(target),
             users: config.clients,
@@ -159,8 +169,14 @@ pub async fn run(harness: &Harness, config: &FastpathConfig) -> anyhow::Result<O
             config.warmup,
         )
         .await;
+        let before = crate::sampler::cpu_seconds(gateway_pid);
         rig.run_for(&workloads, Duration::ZERO, config.duration)
             .await;
+        if index == 1 {
+            gateway_cpu = before
+                .zip(crate::sampler::cpu_seconds(gateway_pid))
+                .map(|(before, after)| after - before);
+        }
     }
     let load_window = (load_started, rig.now_s());
     let (mut report, _) = rig.finish(load_window, config).await?;
@@ -177,6 +193,10 @@ pub async fn run(harness: &Harness, config: &FastpathConfig) -> anyhow::Result<O
         },
         added_p50_ms: round3(gateway.p50_ms - direct.p50_ms),
         added_p99_ms: round3(gateway.p99_ms - direct.p99_ms),
+        gateway_cpu_us_per_call: gateway_cpu.and_then(|seconds| {
+            let calls = gateway.calls_per_s * config.duration.as_secs_f64();
+            (calls > 0.0).then(|| round3(seconds * 1e6 / calls))
+        }),
     };
     report.targets = vec![
         TargetCheck::at_least(

@@ -8,7 +8,7 @@ use actix::prelude::*;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::{REPLY_MARGIN, Upstream, UpstreamActor};
+use super::{Upstream, UpstreamActor};
 use crate::breaker::{Breaker, BreakerSnapshot};
 use crate::upstream::{CallError, Connection, Notifications, Target};
 
@@ -189,9 +189,32 @@ impl Link {
     }
 }
 
-impl UpstreamActor {
-    fn link(&mut self, gateway_id: &str, name: &str) -> Arc<Link> {
-        let settings = &self.federation;
+/// Every upstream's link, shared by the actor (which reports their breakers) and the
+/// [`Upstream`] handles that forward calls on their own threads.
+pub(super) struct Links {
+    settings: crate::config::FederationSettings,
+    changes: Option<tokio::sync::mpsc::Sender<String>>,
+    links: dashmap::DashMap<String, Arc<Link>>,
+}
+
+impl Links {
+    pub(super) fn new(
+        settings: crate::config::FederationSettings,
+        changes: Option<tokio::sync::mpsc::Sender<String>>,
+    ) -> Self {
+        Links {
+            settings,
+            changes,
+            links: dashmap::DashMap::new(),
+        }
+    }
+
+    /// The link of an upstream, made on first use.
+    fn link(&self, gateway_id: &str, name: &str) -> Arc<Link> {
+        if let Some(link) = self.links.get(gateway_id) {
+            return link.value().clone();
+        }
+        let settings = &self.settings;
         self.links
             .entry(gateway_id.to_owned())
             .or_insert_with(|| {
@@ -212,79 +235,79 @@ impl UpstreamActor {
     }
 }
 
-impl Handler<Forward> for UpstreamActor {
-    type Result = ResponseFuture<Result<Map<String, Value>, ForwardError>>;
-
-    fn handle(&mut self, message: Forward, _ctx: &mut Context<Self>) -> Self::Result {
-        let link = self.link(&message.gateway_id, &message.gateway_name);
-        let client = self.client.clone();
-        Box::pin(async move {
-            let name = message.gateway_name.clone();
-            let fail = |error: CallError| ForwardError::Call {
+/// Forwards one request over the upstream's link: breaker, concurrency limit, the pooled
+/// connection (reconnected once when the upstream forgot the session), timeout, cancellation.
+async fn forward(
+    link: Arc<Link>,
+    client: &crate::egress::HttpClient,
+    message: Forward,
+) -> Result<Map<String, Value>, ForwardError> {
+    {
+        let name = message.gateway_name.clone();
+        let fail = |error: CallError| ForwardError::Call {
+            name: name.clone(),
+            error,
+        };
+        let admission = link
+            .breaker()
+            .admit(std::time::Instant::now())
+            .map_err(|retry_after| ForwardError::Open {
                 name: name.clone(),
-                error,
-            };
-            let admission =
-                link.breaker()
-                    .admit(std::time::Instant::now())
-                    .map_err(|retry_after| ForwardError::Open {
-                        name: name.clone(),
-                        retry_after,
-                    })?;
-            let work = async {
-                let _permit = tokio::select! {
-                    permit = link.limit.acquire() => {
-                        permit.map_err(|_| CallError::Transport("the upstream link is closed".into()))?
-                    }
-                    _ = message.cancel.cancelled() => return Err(CallError::Cancelled),
-                };
-                for attempt in 0..2 {
-                    let connection = link.connection(&client, &message.target).await?;
-                    let id = connection.next_request_id();
-                    let call = connection.request_with_id(
-                        id,
-                        &message.method,
-                        message.params.clone(),
-                        message.notifications.clone(),
-                    );
-                    let outcome = tokio::select! {
-                        outcome = call => outcome,
-                        _ = message.cancel.cancelled() => {
-                            if connection.is_legacy() {
-                                let connection = connection.clone();
-                                tokio::spawn(async move { connection.cancel(id).await });
-                            }
-                            Err(CallError::Cancelled)
-                        }
-                    };
-                    match outcome {
-                        Err(CallError::SessionExpired) if attempt == 0 => {
-                            // The upstream forgot our session: start a new one, once.
-                            link.reset(&connection).await;
-                        }
-                        Err(error @ CallError::Transport(_)) => {
-                            link.reset(&connection).await;
-                            return Err(error);
-                        }
-                        other => return other,
-                    }
+                retry_after,
+            })?;
+        let work = async {
+            let _permit = tokio::select! {
+                permit = link.limit.acquire() => {
+                    permit.map_err(|_| CallError::Transport("the upstream link is closed".into()))?
                 }
-                Err(CallError::SessionExpired)
+                _ = message.cancel.cancelled() => return Err(CallError::Cancelled),
             };
-            let outcome = tokio::time::timeout(message.timeout, work)
-                .await
-                .unwrap_or(Err(CallError::Timeout(message.timeout)));
-            let now = std::time::Instant::now();
-            match &outcome {
-                // The upstream answered (a result or a JSON-RPC error): it is up.
-                Ok(_) | Err(CallError::Rpc { .. }) => link.breaker().record_success(admission),
-                Err(CallError::Cancelled) => link.breaker().record_neutral(admission),
-                Err(
-                    CallError::Transport(_) | CallError::Timeout(_) | CallError::SessionExpired,
-                ) => link.breaker().record_failure(admission, now),
+            for attempt in 0..2 {
+                let connection = link.connection(client, &message.target).await?;
+                let id = connection.next_request_id();
+                let call = connection.request_with_id(
+                    id,
+                    &message.method,
+                    message.params.clone(),
+                    message.notifications.clone(),
+                );
+                let outcome = tokio::select! {
+                    outcome = call => outcome,
+                    _ = message.cancel.cancelled() => {
+                        if connection.is_legacy() {
+                            let connection = connection.clone();
+                            tokio::spawn(async move { connection.cancel(id).await });
+                        }
+                        Err(CallError::Cancelled)
+                    }
+                };
+                match outcome {
+                    Err(CallError::SessionExpired) if attempt == 0 => {
+                        // The upstream forgot our session: start a new one, once.
+                        link.reset(&connection).await;
+                    }
+                    Err(error @ CallError::Transport(_)) => {
+                        link.reset(&connection).await;
+                        return Err(error);
+                    }
+                    other => return other,
+                }
             }
-            outcome.map_err(fail)
-        })
+            Err(CallError::SessionExpired)
+        };
+        let outcome = tokio::time::timeout(message.timeout, work)
+            .await
+            .unwrap_or(Err(CallError::Timeout(message.timeout)));
+        let now = std::time::Instant::now();
+        match &outcome {
+            // The upstream answered (a result or a JSON-RPC error): it is up.
+            Ok(_) | Err(CallError::Rpc { .. }) => link.breaker().record_success(admission),
+            Err(CallError::Cancelled) => link.breaker().record_neutral(admission),
+            Err(CallError::Transport(_) | CallError::Timeout(_) | CallError::SessionExpired) => {
+                link.breaker().record_failure(admission, now)
+            }
+        }
+        outcome.map_err(fail)
     }
 }
 
@@ -302,8 +325,9 @@ impl Handler<GetUpstreamBreakers> for UpstreamActor {
         let now = std::time::Instant::now();
         MessageResult(
             self.links
+                .links
                 .iter()
-                .map(|(id, link)| (id.clone(), link.breaker().snapshot(now)))
+                .map(|entry| (entry.key().clone(), entry.value().breaker().snapshot(now)))
                 .collect(),
         )
     }
@@ -319,18 +343,12 @@ impl Upstream {
             .map_err(|_| CallError::Transport("the upstream actor did not answer".into()))?
     }
 
-    /// Forwards a request to an upstream.
+    /// Forwards a request to an upstream, on the caller's thread: the link (connection,
+    /// breaker, limit) is shared, so no message is needed and upstream I/O spreads over every
+    /// HTTP worker.
     pub async fn forward(&self, forward: Forward) -> Result<Map<String, Value>, ForwardError> {
-        let name = forward.gateway_name.clone();
-        let wait = forward.timeout + REPLY_MARGIN;
-        self.addr
-            .send(forward)
-            .timeout(wait)
-            .await
-            .map_err(|_| ForwardError::Call {
-                name,
-                error: CallError::Transport("the upstream actor did not answer".into()),
-            })?
+        let link = self.links.link(&forward.gateway_id, &forward.gateway_name);
+        self::forward(link, &self.client, forward).await
     }
 
     /// Breaker states of the upstreams used so far.

@@ -1,18 +1,22 @@
-//! The UpstreamActor: owns the gateway's ONE HTTP client (keep-alive pool, TCP_NODELAY, the
-//! egress policy on every connection) and carries out calls to upstream HTTP endpoints: REST
-//! tools (`rest.rs`) and upstream MCP servers over pooled connections with breakers
-//! (`federation.rs`). No database connection is involved at any point.
+//! The UpstreamActor and its handle: the gateway's ONE HTTP client (keep-alive pool,
+//! TCP_NODELAY, the egress policy on every connection), REST tool calls (`rest.rs`) and upstream
+//! MCP servers over pooled connections with breakers (`federation.rs`). No database connection
+//! is involved at any point.
+//!
+//! The client and every upstream's link (connection, breaker, concurrency limit) are shared
+//! state the actor publishes: the [`Upstream`] handle forwards a call on the caller's own
+//! thread (an HTTP worker), so upstream I/O spreads over every worker and a call crosses no
+//! thread. The actor runs discovery and reports the breakers.
 
 mod federation;
 mod rest;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 
-use self::federation::Link;
+use self::federation::Links;
 pub use self::federation::{Discover, Discovery, Forward, ForwardError, GetUpstreamBreakers};
 pub use self::rest::{CallHttp, HttpReply};
 use crate::config::FederationSettings;
@@ -22,9 +26,6 @@ const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Redirects a REST tool call follows at most.
 const MAX_REDIRECTS: usize = 1;
-
-/// Extra time the caller allows beyond the call's own timeout before giving up on a reply.
-const REPLY_MARGIN: Duration = Duration::from_secs(2);
 
 /// Why an upstream call produced no HTTP response.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -55,10 +56,8 @@ pub enum UpstreamError {
 /// The actor.
 pub struct UpstreamActor {
     client: crate::egress::HttpClient,
-    federation: FederationSettings,
-    links: HashMap<String, Arc<Link>>,
-    /// Where "gateway X's lists changed" is reported (the federation maintenance loop).
-    changes: Option<tokio::sync::mpsc::Sender<String>>,
+    /// Every upstream's pooled connection, breaker and limit (shared with the handles).
+    links: Arc<Links>,
 }
 
 impl Actor for UpstreamActor {
@@ -71,6 +70,8 @@ impl Supervised for UpstreamActor {}
 #[derive(Clone)]
 pub struct Upstream {
     addr: Addr<UpstreamActor>,
+    client: crate::egress::HttpClient,
+    links: Arc<Links>,
 }
 
 impl Upstream {
@@ -80,29 +81,25 @@ impl Upstream {
         changes: Option<tokio::sync::mpsc::Sender<String>>,
     ) -> Result<Self, String> {
         let client = crate::egress::HttpClient::new(federation.egress.clone())?;
+        let links = Arc::new(Links::new(federation, changes));
         let arbiter = Arbiter::new();
+        let (actor_client, actor_links) = (client.clone(), links.clone());
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
             ctx.set_mailbox_capacity(16_384);
             UpstreamActor {
-                client,
-                federation,
-                links: HashMap::new(),
-                changes,
+                client: actor_client.clone(),
+                links: actor_links.clone(),
             }
         });
-        Ok(Upstream { addr })
+        Ok(Upstream {
+            addr,
+            client,
+            links,
+        })
     }
 
-    /// Calls an HTTP endpoint.
+    /// Calls an HTTP endpoint (a REST tool), on the caller's thread with the shared client.
     pub async fn call_http(&self, call: CallHttp) -> Result<HttpReply, UpstreamError> {
-        let wait = call.timeout + REPLY_MARGIN;
-        self.addr
-            .send(call)
-            .timeout(wait)
-            .await
-            .map_err(|error| match error {
-                MailboxError::Timeout => UpstreamError::Timeout(wait),
-                MailboxError::Closed => UpstreamError::Unavailable,
-            })?
+        rest::call(self.client.clone(), call).await
     }
 }

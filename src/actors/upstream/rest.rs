@@ -4,11 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use actix::prelude::*;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{MAX_REDIRECTS, MAX_RESPONSE_BYTES, UpstreamActor, UpstreamError};
+use super::{MAX_REDIRECTS, MAX_RESPONSE_BYTES, UpstreamError};
 use crate::upstream::describe;
 
 /// Call an HTTP endpoint.
@@ -40,25 +39,18 @@ pub struct HttpReply {
     pub body: Vec<u8>,
 }
 
-impl Message for CallHttp {
-    type Result = Result<HttpReply, UpstreamError>;
-}
-
-impl Handler<CallHttp> for UpstreamActor {
-    type Result = ResponseFuture<Result<HttpReply, UpstreamError>>;
-
-    fn handle(&mut self, call: CallHttp, _ctx: &mut Context<Self>) -> Self::Result {
-        let client = self.client.clone();
-        Box::pin(async move {
-            let cancel = call.cancel.clone();
-            let timeout = call.timeout;
-            tokio::select! {
-                _ = cancel.cancelled() => Err(UpstreamError::Cancelled),
-                outcome = tokio::time::timeout(timeout, send(client, call)) => {
-                    outcome.unwrap_or(Err(UpstreamError::Timeout(timeout)))
-                }
-            }
-        })
+/// Carries out a REST call within its timeout, or until the caller goes away.
+pub(super) async fn call(
+    client: crate::egress::HttpClient,
+    call: CallHttp,
+) -> Result<HttpReply, UpstreamError> {
+    let cancel = call.cancel.clone();
+    let timeout = call.timeout;
+    tokio::select! {
+        _ = cancel.cancelled() => Err(UpstreamError::Cancelled),
+        outcome = tokio::time::timeout(timeout, send(client, call)) => {
+            outcome.unwrap_or(Err(UpstreamError::Timeout(timeout)))
+        }
     }
 }
 

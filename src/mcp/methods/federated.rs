@@ -41,6 +41,7 @@ pub async fn forward(
     params: Object,
 ) -> Result<Object, McpError> {
     let gateway = gateway(ctx, gateway_id)?;
+    let (notifications, relay) = relayed(ctx);
     let outcome = ctx
         .upstream
         .forward(call(
@@ -48,10 +49,11 @@ pub async fn forward(
             &gateway,
             method,
             params,
-            relayed(ctx),
+            notifications,
             ctx.cancel.clone(),
         ))
         .await;
+    relay.drained().await;
     outcome_of(ctx, outcome).map(clean)
 }
 
@@ -147,15 +149,21 @@ fn call(
 
 /// Notifications relayed to this request's stream; the upstream's questions relayed to a
 /// session-era client that can be asked (otherwise declined).
-fn relayed(ctx: &Ctx) -> Notifications {
+fn relayed(ctx: &Ctx) -> (Notifications, Relay) {
     let target = RelayTarget::of(ctx);
     let wanted = target.progress_token.is_some() || target.log_level.is_some();
-    Notifications {
-        notifications: (target.notifier.is_some() && wanted)
-            .then(|| spawn_relay(Arc::new(Mutex::new(target)))),
+    let (sender, relay) = if target.notifier.is_some() && wanted {
+        let (sender, relay) = spawn_relay(Arc::new(Mutex::new(target)));
+        (Some(sender), relay)
+    } else {
+        (None, Relay(None))
+    };
+    let notifications = Notifications {
+        notifications: sender,
         requests: questions_on_stream(ctx),
         capabilities: askable(ctx),
-    }
+    };
+    (notifications, relay)
 }
 
 /// The client's result for the upstream's answer, or the error it maps to.
@@ -227,15 +235,18 @@ async fn ask_on_stream(
     mut params: Object,
 ) -> Result<Object, McpError> {
     for _ in 0..MAX_INPUT_ROUNDS {
+        let (notifications, relay) = relayed(ctx);
         let forward = call(
             ctx,
             gateway,
             method,
             params.clone(),
-            relayed(ctx),
+            notifications,
             ctx.cancel.clone(),
         );
-        let result = outcome_of(ctx, ctx.upstream.forward(forward).await)?;
+        let outcome = ctx.upstream.forward(forward).await;
+        relay.drained().await;
+        let result = outcome_of(ctx, outcome)?;
         if !is_input_required(&result) {
             return Ok(clean(result));
         }
@@ -332,8 +343,9 @@ fn questions_on_stream(ctx: &Ctx) -> Option<mpsc::Sender<ClientRequest>> {
 fn start(ctx: &Ctx, gateway: &Gateway, method: &str, params: Object) -> RunningCall {
     let relay = Arc::new(Mutex::new(RelayTarget::default()));
     let (questions, questions_received) = mpsc::channel(16);
+    let (relay_sender, relayed) = spawn_relay(relay.clone());
     let notifications = Notifications {
-        notifications: Some(spawn_relay(relay.clone())),
+        notifications: Some(relay_sender),
         requests: Some(questions),
         capabilities: askable(ctx),
     };
@@ -342,7 +354,9 @@ fn start(ctx: &Ctx, gateway: &Gateway, method: &str, params: Object) -> RunningC
     let (done, outcome) = oneshot::channel();
     let upstream = ctx.upstream.clone();
     actix_web::rt::spawn(async move {
-        let _ = done.send(upstream.forward(forward).await);
+        let outcome = upstream.forward(forward).await;
+        relayed.drained().await;
+        let _ = done.send(outcome);
     });
     RunningCall {
         outcome,
@@ -461,9 +475,29 @@ impl RelayTarget {
 
 /// A channel whose messages (the upstream's notifications about a call) are passed on to the
 /// client request the target names, when it asked for them.
-fn spawn_relay(target: Arc<Mutex<RelayTarget>>) -> mpsc::Sender<Value> {
+/// The end of a relay task: every notification the upstream sent before its result has been
+/// passed on (the result must not overtake them).
+struct Relay(Option<oneshot::Receiver<()>>);
+
+impl Relay {
+    /// Waits until the relay has passed on everything (bounded: a relay whose sender is still
+    /// held elsewhere is not waited for long).
+    async fn drained(self) {
+        if let Some(done) = self.0 {
+            let _ = tokio::time::timeout(RELAY_DRAIN, done).await;
+        }
+    }
+}
+
+/// The longest wait for a relay to pass on the notifications sent before a result.
+const RELAY_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn spawn_relay(target: Arc<Mutex<RelayTarget>>) -> (mpsc::Sender<Value>, Relay) {
     let (sender, mut receiver) = mpsc::channel::<Value>(64);
+    let (finished, done) = oneshot::channel::<()>();
     actix_web::rt::spawn(async move {
+        // Dropped when the loop ends: the receiver then knows everything was passed on.
+        let _finished = finished;
         while let Some(mut message) = receiver.recv().await {
             let notifier = {
                 let target = lock(&target);
@@ -490,7 +524,7 @@ fn spawn_relay(target: Arc<Mutex<RelayTarget>>) -> mpsc::Sender<Value> {
             }
         }
     });
-    sender
+    (sender, Relay(Some(done)))
 }
 
 /// Removes the upstream's modern-era fields; the gateway decorates for its client's era. An
