@@ -1,10 +1,14 @@
 //! The CatalogActor: rebuilds the in-memory [`Catalog`] from the database and publishes it.
 //!
 //! Readers never message the actor on the hot path: they read the latest published snapshot
-//! from a `watch` channel (an `Arc` clone). Registry writes ask for a refresh and wait until a
-//! snapshot that includes their write is published (read-your-writes); a timer refreshes
-//! periodically so replicas converge. Each publish that changes something is broadcast as a
-//! [`CatalogChange`] for list_changed and resource update notifications.
+//! from a `watch` channel (an `Arc` clone). A registry write sends its [`CatalogDelta`], which
+//! the actor applies to the current snapshot in O(log n) and publishes before answering
+//! (read-your-writes, at a cost that does not grow with the registry); changes that touch many
+//! items (an upstream's discovery, a gateway's change) ask for a full reload instead, and a
+//! timer reloads periodically so replicas converge. A delta applied while a reload runs is
+//! applied again on top of the reloaded snapshot, which may predate it. Each publish that
+//! changes something is broadcast as a [`CatalogChange`] for list_changed and resource update
+//! notifications.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +17,7 @@ use actix::prelude::*;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::actors::db::{Db, DbError};
-use crate::catalog::{Catalog, CatalogChange};
+use crate::catalog::{Catalog, CatalogChange, CatalogDelta};
 use crate::db::catalog::LoadCatalog;
 use crate::secrets::SecretBox;
 
@@ -56,6 +60,7 @@ impl Catalogs {
             published: 0,
             loading: false,
             waiters: Vec::new(),
+            replay: Vec::new(),
         };
         let addr = actor.start();
         Ok(Catalogs {
@@ -73,6 +78,19 @@ impl Catalogs {
     /// Change events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<CatalogChange> {
         self.changes.subscribe()
+    }
+
+    /// Applies one registry write to the catalog and waits (bounded) until the snapshot with it
+    /// is published.
+    pub async fn apply(&self, delta: CatalogDelta) {
+        let (done, wait) = oneshot::channel();
+        if self.addr.try_send(Apply { delta, done }).is_err() {
+            tracing::warn!("catalog change not queued; the periodic refresh will catch up");
+            return;
+        }
+        if tokio::time::timeout(REFRESH_WAIT, wait).await.is_err() {
+            tracing::warn!("catalog change is slow; serving the previous snapshot meanwhile");
+        }
     }
 
     /// Asks for a reload and waits (bounded) until a snapshot taken after this call is
@@ -103,6 +121,8 @@ pub struct CatalogActor {
     published: u64,
     loading: bool,
     waiters: Vec<(u64, oneshot::Sender<()>)>,
+    /// Deltas applied while a reload runs: applied again to its snapshot.
+    replay: Vec<CatalogDelta>,
 }
 
 impl Actor for CatalogActor {
@@ -137,7 +157,40 @@ impl Handler<Refresh> for CatalogActor {
     }
 }
 
+/// Apply one registry write; `done` is told once the snapshot with it is published.
+pub struct Apply {
+    delta: CatalogDelta,
+    done: oneshot::Sender<()>,
+}
+
+impl Message for Apply {
+    type Result = ();
+}
+
+impl Handler<Apply> for CatalogActor {
+    type Result = ();
+
+    fn handle(&mut self, message: Apply, _ctx: &mut Context<Self>) {
+        let current = self.publish.borrow().clone();
+        if self.loading {
+            self.replay.push(message.delta.clone());
+        }
+        let (next, change) = current.apply(message.delta, &self.secrets);
+        self.publish.send_replace(Arc::new(next));
+        self.announce(change);
+        let _ = message.done.send(());
+    }
+}
+
 impl CatalogActor {
+    fn announce(&self, change: CatalogChange) {
+        if !change.is_empty() {
+            tracing::debug!(?change, "catalog changed");
+            // No receivers is fine: nobody is listening.
+            let _ = self.changes.send(change);
+        }
+    }
+
     /// Starts a load unless one is running; a running load is followed by another if requests
     /// arrived after it began.
     fn load(&mut self, ctx: &mut Context<Self>) {
@@ -145,6 +198,7 @@ impl CatalogActor {
             return;
         }
         self.loading = true;
+        self.replay.clear();
         let covers = self.requested;
         let db = self.db.clone();
         let secrets = self.secrets.clone();
@@ -174,7 +228,11 @@ impl CatalogActor {
         }));
     }
 
-    fn publish(&mut self, catalog: Catalog, covers: u64) {
+    fn publish(&mut self, mut catalog: Catalog, covers: u64) {
+        // Writes applied while the load ran may not be in what it read.
+        for delta in self.replay.drain(..) {
+            catalog = catalog.apply(delta, &self.secrets).0;
+        }
         let change = catalog.changes_since(&self.publish.borrow());
         self.publish.send_replace(Arc::new(catalog));
         self.published = covers;
@@ -184,10 +242,6 @@ impl CatalogActor {
         for (_, done) in ready {
             let _ = done.send(());
         }
-        if !change.is_empty() {
-            tracing::debug!(?change, "catalog changed");
-            // No receivers is fine: nobody is listening.
-            let _ = self.changes.send(change);
-        }
+        self.announce(change);
     }
 }

@@ -1,9 +1,15 @@
 //! The in-memory catalog: an immutable snapshot of every enabled tool, resource, prompt and
-//! virtual server, rebuilt by the CatalogActor when the registry changes. The MCP hot path
-//! reads it without touching the database.
+//! virtual server. The MCP hot path reads it without touching the database.
+//!
+//! Its collections are persistent maps (`imbl`): a snapshot is cloned in O(1) and a registry
+//! write is applied as a [`CatalogDelta`] in O(log n) — the catalog is not rebuilt, so a write
+//! costs the same whatever the registry's size. Full builds from the database happen at start
+//! and on the periodic refresh (and after upstream discovery).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+
+use imbl::{HashMap as ImHashMap, OrdMap};
 
 use serde_json::Value;
 
@@ -152,21 +158,37 @@ impl CatalogChange {
     }
 }
 
-/// One immutable snapshot.
-#[derive(Default)]
+/// One immutable snapshot. Names and URIs are unique in the registry: one entry each.
+#[derive(Default, Clone)]
 pub struct Catalog {
-    tools: Vec<Arc<Tool>>,
-    tools_by_id: HashMap<String, Arc<Tool>>,
-    /// Names and URIs are unique in the registry: one entry each.
-    tools_by_name: HashMap<String, Arc<Tool>>,
-    prompts_by_name: HashMap<String, Arc<Prompt>>,
-    resources_by_uri: HashMap<String, Arc<Resource>>,
-    resources: Vec<Arc<Resource>>,
-    resources_by_id: HashMap<String, Arc<Resource>>,
-    prompts: Vec<Arc<Prompt>>,
-    prompts_by_id: HashMap<String, Arc<Prompt>>,
-    servers: HashMap<String, Server>,
-    gateways: HashMap<String, Arc<Gateway>>,
+    /// By name, in name order (`tools/list`).
+    tools: OrdMap<String, Arc<Tool>>,
+    tools_by_id: ImHashMap<String, Arc<Tool>>,
+    /// By URI or template, in that order.
+    resources: OrdMap<String, Arc<Resource>>,
+    resources_by_id: ImHashMap<String, Arc<Resource>>,
+    resources_by_uri: ImHashMap<String, Arc<Resource>>,
+    /// By name, in name order.
+    prompts: OrdMap<String, Arc<Prompt>>,
+    prompts_by_id: ImHashMap<String, Arc<Prompt>>,
+    servers: ImHashMap<String, Arc<Server>>,
+    gateways: ImHashMap<String, Arc<Gateway>>,
+}
+
+/// One registry write, as the catalog takes it: the stored row after the write (an item that
+/// is disabled, or whose upstream is not live, leaves the catalog), or the id of a deleted one.
+#[derive(Clone, Debug)]
+pub enum CatalogDelta {
+    /// A tool as stored now.
+    Tool(crate::db::registry::ToolRow),
+    /// A resource as stored now.
+    Resource(crate::db::registry::ResourceRow),
+    /// A prompt as stored now.
+    Prompt(crate::db::registry::PromptRow),
+    /// A virtual server and its members as stored now.
+    Server(crate::db::registry::ServerRecord),
+    /// An item of any kind was deleted.
+    Deleted(String),
 }
 
 impl Catalog {
@@ -174,7 +196,7 @@ impl Catalog {
     /// run it on a blocking thread. Federated items of a disabled (absent) gateway are left
     /// out.
     pub fn build(rows: CatalogRows, secrets: &SecretBox) -> Catalog {
-        let gateways: HashMap<String, Arc<Gateway>> = rows
+        let gateways: ImHashMap<String, Arc<Gateway>> = rows
             .gateways
             .into_iter()
             .filter_map(|row| gateway(row, secrets).map(|g| (g.id.clone(), Arc::new(g))))
@@ -184,53 +206,145 @@ impl Catalog {
                 .as_ref()
                 .is_none_or(|id| gateways.contains_key(id))
         };
-        let mut tools: Vec<Arc<Tool>> = rows
+        let tools: Vec<_> = rows
             .tools
             .into_iter()
             .filter(|row| live(&row.gateway_id))
-            .filter_map(|row| tool(row, secrets).map(Arc::new))
             .collect();
-        tools.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut resources: Vec<Arc<Resource>> = rows
+        let resources: Vec<_> = rows
             .resources
             .into_iter()
             .filter(|row| live(&row.gateway_id))
-            .map(|row| Arc::new(resource(row)))
             .collect();
-        resources.sort_by(|a, b| resource_key(a).cmp(resource_key(b)));
-        let mut prompts: Vec<Arc<Prompt>> = rows
+        let prompts: Vec<_> = rows
             .prompts
             .into_iter()
             .filter(|row| live(&row.gateway_id))
-            .filter_map(|row| prompt(row).map(Arc::new))
             .collect();
-        prompts.sort_by(|a, b| a.name.cmp(&b.name));
-        let servers = rows
-            .servers
-            .into_iter()
-            .map(|record| (record.row.id.clone(), server(record)))
-            .collect();
-        Catalog {
-            tools_by_id: tools.iter().map(|t| (t.id.clone(), t.clone())).collect(),
-            tools_by_name: tools.iter().map(|t| (t.name.clone(), t.clone())).collect(),
-            prompts_by_name: prompts
-                .iter()
-                .map(|p| (p.name.clone(), p.clone()))
-                .collect(),
-            resources_by_uri: resources
-                .iter()
-                .filter_map(|r| Some((r.uri.clone()?, r.clone())))
-                .collect(),
-            resources_by_id: resources
-                .iter()
-                .map(|r| (r.id.clone(), r.clone()))
-                .collect(),
-            prompts_by_id: prompts.iter().map(|p| (p.id.clone(), p.clone())).collect(),
-            tools,
-            resources,
-            prompts,
-            servers,
+        let mut catalog = Catalog {
             gateways,
+            ..Catalog::default()
+        };
+        for tool in tools.into_iter().filter_map(|row| tool(row, secrets)) {
+            catalog.put_tool(Arc::new(tool));
+        }
+        for row in resources {
+            catalog.put_resource(Arc::new(resource(row)));
+        }
+        for prompt in prompts.into_iter().filter_map(prompt) {
+            catalog.put_prompt(Arc::new(prompt));
+        }
+        for record in rows.servers {
+            catalog
+                .servers
+                .insert(record.row.id.clone(), Arc::new(server(record)));
+        }
+        catalog
+    }
+
+    /// This snapshot with one registry write applied (O(log n)), and what it changed for
+    /// clients. Building a tool compiles its input schema and opens its sealed headers, as a
+    /// full build does.
+    pub fn apply(&self, delta: CatalogDelta, secrets: &SecretBox) -> (Catalog, CatalogChange) {
+        let mut next = self.clone();
+        let mut change = CatalogChange::default();
+        let live = |gateway_id: &Option<String>| {
+            gateway_id
+                .as_ref()
+                .is_none_or(|id| self.gateways.contains_key(id))
+        };
+        match delta {
+            CatalogDelta::Tool(row) => {
+                next.remove_item(&row.id, &mut change);
+                let keep = row.enabled && live(&row.gateway_id);
+                if let Some(tool) = keep.then(|| tool(row, secrets)).flatten() {
+                    next.put_tool(Arc::new(tool));
+                }
+                change.tools = true;
+            }
+            CatalogDelta::Resource(row) => {
+                let before = self.resources_by_id.get(&row.id).cloned();
+                next.remove_item(&row.id, &mut change);
+                if row.enabled && live(&row.gateway_id) {
+                    let resource = Arc::new(resource(row));
+                    if let (Some(before), Some(uri)) = (&before, &resource.uri)
+                        && before.uri.as_ref() == Some(uri)
+                        && (before.content != resource.content
+                            || before.definition != resource.definition)
+                    {
+                        change.updated_resources.push(uri.clone());
+                    }
+                    next.put_resource(resource);
+                }
+                change.resources = true;
+            }
+            CatalogDelta::Prompt(row) => {
+                next.remove_item(&row.id, &mut change);
+                let keep = row.enabled && live(&row.gateway_id);
+                if let Some(prompt) = keep.then(|| prompt(row)).flatten() {
+                    next.put_prompt(Arc::new(prompt));
+                }
+                change.prompts = true;
+            }
+            CatalogDelta::Server(record) => {
+                next.servers.remove(&record.row.id);
+                if record.row.enabled {
+                    next.servers
+                        .insert(record.row.id.clone(), Arc::new(server(record)));
+                }
+                // Its clients' lists may all have changed.
+                change.tools = true;
+                change.resources = true;
+                change.prompts = true;
+            }
+            CatalogDelta::Deleted(id) => {
+                next.remove_item(&id, &mut change);
+                if next.servers.remove(&id).is_some() {
+                    change.tools = true;
+                    change.resources = true;
+                    change.prompts = true;
+                }
+            }
+        }
+        (next, change)
+    }
+
+    fn put_tool(&mut self, tool: Arc<Tool>) {
+        self.tools_by_id.insert(tool.id.clone(), tool.clone());
+        self.tools.insert(tool.name.clone(), tool);
+    }
+
+    fn put_resource(&mut self, resource: Arc<Resource>) {
+        self.resources_by_id
+            .insert(resource.id.clone(), resource.clone());
+        if let Some(uri) = &resource.uri {
+            self.resources_by_uri.insert(uri.clone(), resource.clone());
+        }
+        self.resources
+            .insert(resource_key(&resource).to_owned(), resource);
+    }
+
+    fn put_prompt(&mut self, prompt: Arc<Prompt>) {
+        self.prompts_by_id.insert(prompt.id.clone(), prompt.clone());
+        self.prompts.insert(prompt.name.clone(), prompt);
+    }
+
+    /// Removes the tool, resource or prompt with this id, noting which list changed.
+    fn remove_item(&mut self, id: &str, change: &mut CatalogChange) {
+        if let Some(tool) = self.tools_by_id.remove(id) {
+            self.tools.remove(&tool.name);
+            change.tools = true;
+        }
+        if let Some(resource) = self.resources_by_id.remove(id) {
+            self.resources.remove(resource_key(&resource));
+            if let Some(uri) = &resource.uri {
+                self.resources_by_uri.remove(uri);
+            }
+            change.resources = true;
+        }
+        if let Some(prompt) = self.prompts_by_id.remove(id) {
+            self.prompts.remove(&prompt.name);
+            change.prompts = true;
         }
     }
 
@@ -262,14 +376,14 @@ impl Catalog {
 
     /// The virtual server with this id, if it exists and is enabled.
     pub fn server(&self, id: &str) -> Option<&Server> {
-        self.servers.get(id)
+        self.servers.get(id).map(|server| &**server)
     }
 
     /// The tools a scope shows a principal: a server's members in their order, or all by
     /// name; only those the principal may see.
     pub fn tools(&self, scope: &Scope, viewer: &Principal) -> Vec<Arc<Tool>> {
         let tools = match scope {
-            Scope::All => self.tools.clone(),
+            Scope::All => self.tools.values().cloned().collect(),
             Scope::Server(id) => self.members(id, |s| &s.tool_ids, &self.tools_by_id),
         };
         tools
@@ -281,7 +395,7 @@ impl Catalog {
     /// The tool named `name` in a scope, if the principal may see it: by index, whatever the
     /// registry's size.
     pub fn tool(&self, scope: &Scope, viewer: &Principal, name: &str) -> Option<Arc<Tool>> {
-        let tool = self.tools_by_name.get(name)?;
+        let tool = self.tools.get(name)?;
         (self.in_scope(scope, &tool.id) && viewer.sees(&tool.access)).then(|| tool.clone())
     }
 
@@ -314,7 +428,7 @@ impl Catalog {
 
     fn all_resources(&self, scope: &Scope, viewer: &Principal) -> Vec<Arc<Resource>> {
         let resources = match scope {
-            Scope::All => self.resources.clone(),
+            Scope::All => self.resources.values().cloned().collect(),
             Scope::Server(id) => self.members(id, |s| &s.resource_ids, &self.resources_by_id),
         };
         resources
@@ -334,7 +448,7 @@ impl Catalog {
     /// Prompts a scope shows a principal.
     pub fn prompts(&self, scope: &Scope, viewer: &Principal) -> Vec<Arc<Prompt>> {
         let prompts = match scope {
-            Scope::All => self.prompts.clone(),
+            Scope::All => self.prompts.values().cloned().collect(),
             Scope::Server(id) => self.members(id, |s| &s.prompt_ids, &self.prompts_by_id),
         };
         prompts
@@ -345,7 +459,7 @@ impl Catalog {
 
     /// The prompt named `name` in a scope, if the principal may see it.
     pub fn prompt(&self, scope: &Scope, viewer: &Principal, name: &str) -> Option<Arc<Prompt>> {
-        let prompt = self.prompts_by_name.get(name)?;
+        let prompt = self.prompts.get(name)?;
         (self.in_scope(scope, &prompt.id)
             && viewer.permits("prompts.read", On::Item(&prompt.access)))
         .then(|| prompt.clone())
@@ -355,7 +469,7 @@ impl Catalog {
         &self,
         server_id: &str,
         ids: impl Fn(&Server) -> &Vec<String>,
-        by_id: &HashMap<String, Arc<T>>,
+        by_id: &ImHashMap<String, Arc<T>>,
     ) -> Vec<Arc<T>> {
         match self.servers.get(server_id) {
             Some(server) => ids(server)
@@ -368,21 +482,21 @@ impl Catalog {
 
     /// What differs from an older snapshot.
     pub fn changes_since(&self, old: &Catalog) -> CatalogChange {
-        let definitions = |items: &[Arc<Tool>]| {
+        let definitions = |items: &OrdMap<String, Arc<Tool>>| {
             items
-                .iter()
+                .values()
                 .map(|t| t.definition.clone())
                 .collect::<Vec<_>>()
         };
-        let prompt_definitions = |items: &[Arc<Prompt>]| {
+        let prompt_definitions = |items: &OrdMap<String, Arc<Prompt>>| {
             items
-                .iter()
+                .values()
                 .map(|p| p.definition.clone())
                 .collect::<Vec<_>>()
         };
-        let resource_definitions = |items: &[Arc<Resource>]| {
+        let resource_definitions = |items: &OrdMap<String, Arc<Resource>>| {
             items
-                .iter()
+                .values()
                 .map(|r| r.definition.clone())
                 .collect::<Vec<_>>()
         };
@@ -403,7 +517,7 @@ impl Catalog {
         let members_changed = membership(self) != membership(old);
         let old_content: HashMap<&str, (&Option<String>, &Value)> = old
             .resources
-            .iter()
+            .values()
             .filter_map(|r| {
                 r.uri
                     .as_deref()
@@ -412,7 +526,7 @@ impl Catalog {
             .collect();
         let updated_resources = self
             .resources
-            .iter()
+            .values()
             .filter_map(|r| {
                 let uri = r.uri.as_deref()?;
                 let before = old_content.get(uri)?;

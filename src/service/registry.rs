@@ -9,17 +9,23 @@ use std::sync::Arc;
 use super::{Outcome, Services};
 use crate::actors::db::{Db, DbError};
 use crate::auth::{Denied, On, Principal};
+use crate::catalog::CatalogDelta;
 use crate::db::registry::{
-    ApplyChange, DeleteRecord, GetRecord, HasId, InsertRecord, ListRecords, SetRecordEnabled,
-    UpdateRecord, Viewer,
+    ApplyChange, DeleteRecord, GatewayRow, GetRecord, HasId, InsertRecord, ListRecords, PromptRow,
+    ResourceRow, ServerRecord, SetRecordEnabled, ToolRow, UpdateRecord, Viewer,
 };
 use crate::db::{UnitOfWork, WorkError, now};
 use crate::error::ApiError;
+use crate::registry::gateways::Gateways;
+use crate::registry::prompts::Prompts;
+use crate::registry::resources::Resources;
+use crate::registry::servers::Servers;
+use crate::registry::tools::Tools;
 use crate::registry::{Change, Entity};
 
 /// An entity whose records the DbActor can store: the registry's units of work, for one record
 /// type. Every [`Entity`] whose record has them is one.
-pub trait Managed: Entity {
+pub trait Managed: Entity + Cataloged {
     /// Stores a new record.
     fn insert(db: &Db, record: Self::Record)
     -> impl Future<Output = Result<Self::Record, DbError>>;
@@ -49,7 +55,62 @@ pub trait Managed: Entity {
     ) -> impl Future<Output = Result<Self::Record, DbError>>;
 }
 
-impl<E: Entity> Managed for E
+/// How a stored record of an entity reaches the in-memory catalog: as a [`CatalogDelta`]
+/// applied in place, or (`None`) by reloading the catalog — gateways, whose change affects
+/// every item they federate, reload.
+pub trait Cataloged: Entity {
+    /// The record as stored after a write.
+    fn stored(record: &Self::Record) -> Option<CatalogDelta>;
+    /// The record with this id was deleted.
+    fn deleted(id: &str) -> Option<CatalogDelta>;
+}
+
+impl Cataloged for Tools {
+    fn stored(record: &ToolRow) -> Option<CatalogDelta> {
+        Some(CatalogDelta::Tool(record.clone()))
+    }
+    fn deleted(id: &str) -> Option<CatalogDelta> {
+        Some(CatalogDelta::Deleted(id.to_owned()))
+    }
+}
+
+impl Cataloged for Resources {
+    fn stored(record: &ResourceRow) -> Option<CatalogDelta> {
+        Some(CatalogDelta::Resource(record.clone()))
+    }
+    fn deleted(id: &str) -> Option<CatalogDelta> {
+        Some(CatalogDelta::Deleted(id.to_owned()))
+    }
+}
+
+impl Cataloged for Prompts {
+    fn stored(record: &PromptRow) -> Option<CatalogDelta> {
+        Some(CatalogDelta::Prompt(record.clone()))
+    }
+    fn deleted(id: &str) -> Option<CatalogDelta> {
+        Some(CatalogDelta::Deleted(id.to_owned()))
+    }
+}
+
+impl Cataloged for Servers {
+    fn stored(record: &ServerRecord) -> Option<CatalogDelta> {
+        Some(CatalogDelta::Server(record.clone()))
+    }
+    fn deleted(id: &str) -> Option<CatalogDelta> {
+        Some(CatalogDelta::Deleted(id.to_owned()))
+    }
+}
+
+impl Cataloged for Gateways {
+    fn stored(_record: &GatewayRow) -> Option<CatalogDelta> {
+        None
+    }
+    fn deleted(_id: &str) -> Option<CatalogDelta> {
+        None
+    }
+}
+
+impl<E: Entity + Cataloged> Managed for E
 where
     InsertRecord<E::Record>: UnitOfWork<Output = E::Record>,
     GetRecord<E::Record>: UnitOfWork<Output = E::Record>,
@@ -184,7 +245,7 @@ pub async fn create<E: Managed>(
     if let Some(url) = E::egress_url(&record) {
         egress_allows(services, url).await?;
     }
-    stored::<E, _>(services, None, E::insert(&services.db, record)).await
+    stored::<E, _>(services, None, E::insert(&services.db, record), E::stored).await
 }
 
 /// Applies an update as `principal` (the checks of `PUT /X/{id}`, including a move to another
@@ -228,6 +289,7 @@ pub async fn update<E: Managed>(
         services,
         Some(id),
         E::apply(&services.db, id, Arc::new(apply)),
+        E::stored,
     )
     .await
 }
@@ -239,7 +301,10 @@ pub async fn delete<E: Managed>(
     id: &str,
 ) -> Outcome<E::Record> {
     let record = authorized::<E>(services, principal, id, "delete").await?;
-    stored::<E, _>(services, Some(id), E::remove(&services.db, id)).await?;
+    stored::<E, _>(services, Some(id), E::remove(&services.db, id), |()| {
+        E::deleted(id)
+    })
+    .await?;
     Ok(record)
 }
 
@@ -251,17 +316,28 @@ pub async fn set_enabled<E: Managed>(
     activate: Option<bool>,
 ) -> Outcome<E::Record> {
     authorized::<E>(services, principal, id, "update").await?;
-    stored::<E, _>(services, Some(id), E::enable(&services.db, id, activate)).await
+    stored::<E, _>(
+        services,
+        Some(id),
+        E::enable(&services.db, id, activate),
+        E::stored,
+    )
+    .await
 }
 
-/// Waits for a change to be stored, then refreshes the catalog so it serves the change.
+/// Waits for a change to be stored, then has the catalog serve it: the change applied in
+/// place when the entity gives one (`delta`), else a reload.
 async fn stored<E: Entity, T>(
     services: &Services,
     id: Option<&str>,
     change: impl Future<Output = Result<T, DbError>>,
+    delta: impl FnOnce(&T) -> Option<CatalogDelta>,
 ) -> Outcome<T> {
     let stored = change.await.map_err(|error| map_db::<E>(error, id))?;
-    services.catalog.refresh().await;
+    match delta(&stored) {
+        Some(delta) => services.catalog.apply(delta).await,
+        None => services.catalog.refresh().await,
+    }
     Ok(stored)
 }
 
