@@ -11,6 +11,7 @@ use mcpgate_loadtest::fixture::FixtureUpstream;
 use mcpgate_loadtest::postgres::PgServer;
 use mcpgate_loadtest::scenario::fastpath::{self, FastpathConfig};
 use mcpgate_loadtest::scenario::faults::{self, FaultsConfig};
+use mcpgate_loadtest::scenario::registry::{self, RegistryConfig};
 use mcpgate_loadtest::scenario::soak::{self, SoakConfig};
 use mcpgate_loadtest::scenario::storm::{self, StormConfig};
 use mcpgate_loadtest::scenario::{CommonConfig, Harness, ScenarioConfig};
@@ -64,6 +65,8 @@ enum Command {
     Storm(StormArgs),
     /// Fast path: tools/call straight to the upstream vs through the gateway.
     Fastpath(FastpathArgs),
+    /// Registry sweep: tools created through the API up to each size, then calls and RSS.
+    Registry(RegistryArgs),
     /// Soak: steady mixed load for minutes with the gateway's RSS sampled.
     Soak(SoakArgs),
     /// Faults: killed backends, database down, database stalled, upstream killed.
@@ -109,6 +112,21 @@ struct FastpathArgs {
     /// The tool's delay in ms: `A..B` or `A` (default 0: the gateway's bare overhead).
     #[arg(long)]
     delay_ms: Option<DelayRange>,
+    #[command(flatten)]
+    gateway: GatewayArgs,
+}
+
+#[derive(Args, Default)]
+struct RegistryArgs {
+    /// Registry sizes, comma-separated (default 0,1000,10000).
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<usize>>,
+    /// Concurrent clients of the busy call run at each size.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// How long each call run is measured.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
     #[command(flatten)]
     gateway: GatewayArgs,
 }
@@ -242,6 +260,17 @@ impl FastpathArgs {
     }
 }
 
+impl RegistryArgs {
+    fn config(self, smoke: bool) -> RegistryConfig {
+        let mut config = RegistryConfig::preset(smoke);
+        set(&mut config.sizes, self.sizes);
+        set(&mut config.clients, self.clients);
+        set(&mut config.duration, self.duration);
+        self.gateway.apply(&mut config.common);
+        config
+    }
+}
+
 impl SoakArgs {
     fn config(self, smoke: bool) -> SoakConfig {
         let mut config = SoakConfig::preset(smoke);
@@ -305,6 +334,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Storm(args) => storm::run(&harness, &args.config(smoke)).await.map(drop),
         Command::Fastpath(args) => fastpath::run(&harness, &args.config(smoke)).await.map(drop),
+        Command::Registry(args) => registry::run(&harness, &args.config(smoke)).await.map(drop),
         Command::Soak(args) => soak::run(&harness, &args.config(smoke)).await.map(drop),
         Command::Faults(args) => faults::run(&harness, &args.config(smoke)).await.map(drop),
         Command::All => {

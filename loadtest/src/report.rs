@@ -18,6 +18,7 @@ use crate::recorder::{KindRecord, Latency, Recorded};
 use crate::sampler::Sample;
 use crate::scenario::fastpath::FastpathReport;
 use crate::scenario::faults::FaultsReport;
+use crate::scenario::registry::RegistryReport;
 use crate::scenario::soak::SoakReport;
 use crate::units::{DelayRange, round3};
 
@@ -377,6 +378,9 @@ pub struct Report {
     /// The fast path's comparison.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fastpath: Option<FastpathReport>,
+    /// The registry-size sweep's steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryReport>,
     /// The soak's memory growth.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub soak: Option<SoakReport>,
@@ -451,6 +455,7 @@ impl Report {
             rss: RssReport::of(&parts.samples),
             targets: Vec::new(),
             fastpath: None,
+            registry: None,
             soak: None,
             faults: None,
             samples: parts.samples,
@@ -527,6 +532,9 @@ impl Report {
         );
         if let Some(fastpath) = &self.fastpath {
             let _ = writeln!(text, "{}", fastpath.summary());
+        }
+        if let Some(registry) = &self.registry {
+            let _ = writeln!(text, "{}", registry.summary());
         }
         if let Some(soak) = &self.soak {
             let _ = writeln!(text, "{}", soak.summary());

@@ -11,6 +11,7 @@ use mcpgate_loadtest::recorder::Event;
 use mcpgate_loadtest::recovery::kind_recovery;
 use mcpgate_loadtest::scenario::fastpath::{self, FastpathConfig};
 use mcpgate_loadtest::scenario::faults::{self, FaultsConfig};
+use mcpgate_loadtest::scenario::registry::{self, RegistryConfig};
 use mcpgate_loadtest::scenario::soak::{self, SoakConfig};
 use mcpgate_loadtest::scenario::storm::{self, StormConfig};
 use mcpgate_loadtest::scenario::{Harness, Outcome, ScenarioConfig};
@@ -200,6 +201,31 @@ async fn fastpath_smoke_writes_a_complete_report() {
     }
     assert!(number(&report, "/fastpath/direct/calls_per_s") > 0.0);
     assert!(number(&report, "/fastpath/gateway/calls_per_s") > 0.0);
+    assert!(number(&report, "/fastpath/gateway_cpu_us_per_call") > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_smoke_writes_a_complete_report() {
+    let reports = tempfile::tempdir().unwrap();
+    let outcome = registry::run(&harness(reports.path()), &RegistryConfig::smoke())
+        .await
+        .expect("the registry sweep runs");
+    let report = written(&outcome, reports.path());
+    assert_eq!(report["scenario"], "registry");
+    let steps = report["registry"]["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert_eq!(steps[1]["tools"], 20);
+    assert_eq!(steps[1]["created"], 20);
+    assert!(number(&report, "/registry/steps/1/create_p50_ms") > 0.0);
+    for step in 0..2 {
+        assert!(number(&report, &format!("/registry/steps/{step}/busy/calls_per_s")) > 0.0);
+        assert!(
+            number(
+                &report,
+                &format!("/registry/steps/{step}/one_client/calls_per_s")
+            ) > 0.0
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 
 pub mod fastpath;
 pub mod faults;
+pub mod registry;
 pub mod soak;
 pub mod storm;
 
