@@ -1,6 +1,10 @@
 //! The MetricsActor: per-tool call counters and latency histograms in memory (for `/metrics`),
 //! and the per-call records, buffered and written in batches through the DbActor — never one
 //! database round trip per call.
+//!
+//! A call hands its record to a bounded lock-free queue on its own thread (no message, no
+//! wake-up of another thread); the actor drains the queue a few times a second and before
+//! answering a snapshot, so the per-call cost is one atomic enqueue.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -17,6 +21,8 @@ pub const BUCKETS: [f64; 12] = [
 
 /// How often buffered records are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(5);
+/// How often the actor takes what calls queued.
+const DRAIN_EVERY: Duration = Duration::from_millis(250);
 /// A buffer this full is written at once.
 const FLUSH_AT: usize = 500;
 /// Records kept while the database is unreachable; older ones are dropped beyond this.
@@ -51,6 +57,9 @@ pub struct MetricsSnapshot {
 /// The actor.
 pub struct MetricsActor {
     db: Db,
+    queue: crossbeam_channel::Receiver<ToolMetricRow>,
+    /// Records the full queue refused (counted where they were refused).
+    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
     tools: BTreeMap<String, ToolStats>,
     buffer: VecDeque<ToolMetricRow>,
     flushing: bool,
@@ -64,13 +73,14 @@ impl Actor for MetricsActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(65_536);
         ctx.run_interval(FLUSH_EVERY, |actor, ctx| actor.flush(ctx));
+        ctx.run_interval(DRAIN_EVERY, |actor, ctx| {
+            actor.drain();
+            if actor.buffer.len() >= FLUSH_AT {
+                actor.flush(ctx);
+            }
+        });
     }
 }
-
-/// Record one tool call.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RecordCall(pub ToolMetricRow);
 
 /// One finished tool call, as the MCP layer reports it.
 #[derive(Debug, Clone)]
@@ -89,10 +99,15 @@ pub struct CallRecord {
     pub error: Option<String>,
 }
 
-impl Handler<RecordCall> for MetricsActor {
-    type Result = ();
+impl MetricsActor {
+    /// Takes every queued record into the aggregates and the write buffer.
+    fn drain(&mut self) {
+        while let Ok(row) = self.queue.try_recv() {
+            self.count(row);
+        }
+    }
 
-    fn handle(&mut self, RecordCall(row): RecordCall, ctx: &mut Context<Self>) {
+    fn count(&mut self, row: ToolMetricRow) {
         let stats = self.tools.entry(row.tool_name.clone()).or_default();
         if row.success {
             stats.successes += 1;
@@ -109,9 +124,6 @@ impl Handler<RecordCall> for MetricsActor {
             self.dropped += 1;
         }
         self.buffer.push_back(row);
-        if self.buffer.len() >= FLUSH_AT {
-            self.flush(ctx);
-        }
     }
 }
 
@@ -124,11 +136,12 @@ impl Handler<GetMetrics> for MetricsActor {
     type Result = MessageResult<GetMetrics>;
 
     fn handle(&mut self, _message: GetMetrics, _ctx: &mut Context<Self>) -> Self::Result {
+        self.drain();
         MessageResult(MetricsSnapshot {
             tools: self.tools.clone(),
             buffered: self.buffer.len(),
             written: self.written,
-            dropped: self.dropped,
+            dropped: self.dropped + self.refused.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 }
@@ -169,13 +182,19 @@ impl MetricsActor {
 #[derive(Clone)]
 pub struct Metrics {
     addr: Addr<MetricsActor>,
+    queue: crossbeam_channel::Sender<ToolMetricRow>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
     /// Starts the actor.
     pub fn start(db: Db) -> Self {
+        let (queue, receiver) = crossbeam_channel::bounded(MAX_BUFFERED);
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let addr = MetricsActor {
             db,
+            queue: receiver,
+            refused: refused.clone(),
             tools: BTreeMap::new(),
             buffer: VecDeque::new(),
             flushing: false,
@@ -183,10 +202,14 @@ impl Metrics {
             dropped: 0,
         }
         .start();
-        Metrics { addr }
+        Metrics {
+            addr,
+            queue,
+            refused,
+        }
     }
 
-    /// Records a call; never waits (a full mailbox drops the record).
+    /// Records a call on the caller's thread; never waits (a full queue drops the record).
     pub fn record(&self, call: CallRecord) {
         let row = ToolMetricRow {
             id: crate::registry::new_id(),
@@ -197,8 +220,10 @@ impl Metrics {
             success: call.success,
             error: call.error,
         };
-        if self.addr.try_send(RecordCall(row)).is_err() {
-            tracing::debug!("metrics mailbox full; a call record was dropped");
+        if self.queue.try_send(row).is_err() {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!("metrics queue full; a call record was dropped");
         }
     }
 
