@@ -551,3 +551,75 @@ fn resource_key(resource: &Resource) -> &str {
         .or(resource.uri_template.as_deref())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::registry::ToolRow;
+
+    fn row(id: &str, name: &str, enabled: bool) -> ToolRow {
+        let at = chrono::DateTime::from_timestamp(0, 0).unwrap().naive_utc();
+        ToolRow {
+            id: id.into(),
+            name: name.into(),
+            description: None,
+            integration_type: crate::db::stored::IntegrationType::Rest,
+            url: Some("https://api.example/items".into()),
+            request_type: Some(crate::db::stored::RequestType::Get),
+            headers: "{}".into(),
+            input_schema: r#"{"type":"object"}"#.into(),
+            output_schema: None,
+            annotations: "{}".into(),
+            tags: "[]".into(),
+            gateway_id: None,
+            original_name: None,
+            enabled,
+            owner_email: None,
+            team_id: None,
+            visibility: crate::auth::rbac::Visibility::Public,
+            created_at: at,
+            updated_at: at,
+        }
+    }
+
+    fn names(catalog: &Catalog) -> Vec<&str> {
+        catalog.tools.keys().map(String::as_str).collect()
+    }
+
+    /// A write lands in a new snapshot (the old one is untouched), under its new name only;
+    /// disabling or deleting takes it out of every index; an upstream's tool whose gateway is
+    /// not live stays out.
+    #[test]
+    fn deltas_apply_in_place_and_keep_the_indexes_consistent() {
+        let secrets = SecretBox::new("a test secret of some length");
+        let empty = Catalog::default();
+        let (one, change) = empty.apply(CatalogDelta::Tool(row("t1", "alpha", true)), &secrets);
+        assert!(change.tools && !change.prompts && !change.resources);
+        assert_eq!(names(&one), ["alpha"]);
+        assert!(
+            empty.tools.is_empty(),
+            "the published snapshot is not changed"
+        );
+
+        let (renamed, _) = one.apply(CatalogDelta::Tool(row("t1", "beta", true)), &secrets);
+        assert_eq!(names(&renamed), ["beta"]);
+        assert_eq!(renamed.tools_by_id.len(), 1);
+
+        let (disabled, change) =
+            renamed.apply(CatalogDelta::Tool(row("t1", "beta", false)), &secrets);
+        assert!(change.tools);
+        assert!(disabled.tools.is_empty() && disabled.tools_by_id.is_empty());
+
+        let (two, _) = renamed.apply(CatalogDelta::Tool(row("t2", "gamma", true)), &secrets);
+        assert_eq!(names(&two), ["beta", "gamma"]);
+        let (deleted, change) = two.apply(CatalogDelta::Deleted("t1".into()), &secrets);
+        assert!(change.tools);
+        assert_eq!(names(&deleted), ["gamma"]);
+        assert!(!deleted.tools_by_id.contains_key("t1"));
+
+        let mut federated = row("t3", "delta", true);
+        federated.gateway_id = Some("not-live".into());
+        let (same, _) = deleted.apply(CatalogDelta::Tool(federated), &secrets);
+        assert_eq!(names(&same), ["gamma"]);
+    }
+}
