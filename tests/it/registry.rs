@@ -756,6 +756,7 @@ async fn the_api_answers_generated_requests_without_server_errors(backend: Backe
     common::sdk::setup();
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db, &[]).await;
+    let scratch = tempfile::tempdir().expect("a scratch folder");
     let output = tokio::process::Command::new(format!("{}/api/bin/st", common::sdk::deps_dir()))
         .args(["run", &format!("{}/openapi.json", server.base)])
         .args([
@@ -771,6 +772,8 @@ async fn the_api_answers_generated_requests_without_server_errors(backend: Backe
             "/auth/password",
         ])
         .env("NO_COLOR", "1")
+        // Its cache of crashes and examples goes to a scratch folder, not the checkout.
+        .current_dir(&scratch)
         .output()
         .await
         .expect("schemathesis runs");
