@@ -297,35 +297,39 @@ impl reqwest::dns::Resolve for PolicyResolver {
 /// The gateway's one outbound HTTP client: a keep-alive pool whose every connection passes the
 /// egress policy, and which never follows redirects by itself (REST tool calls follow at most
 /// one, checked, in `actors::upstream`).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpClient {
-    inner: reqwest::Client,
+    /// One connection pool per thread that sends: a pooled connection is driven by a task on
+    /// the thread that opened it, so sharing one pool across the HTTP workers would make every
+    /// request on another worker's connection cross threads twice.
+    pools: Arc<thread_local::ThreadLocal<reqwest::Client>>,
     policy: Arc<EgressPolicy>,
 }
 
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("HttpClient")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HttpClient {
-    /// Builds the client under `policy`.
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the gateway's one outbound HTTP client, built with its egress policy"
-    )]
+    /// Builds the client under `policy` (its per-thread pools are made on first use, the
+    /// calling thread's at once, so that a configuration error shows here).
     pub fn new(policy: EgressPolicy) -> Result<Self, String> {
-        let policy = Arc::new(policy);
-        let inner = reqwest::Client::builder()
-            .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
-            .tcp_nodelay(true)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            // Proxies from the environment would connect on our behalf, past the resolver.
-            .no_proxy()
-            .dns_resolver(Arc::new(PolicyResolver {
-                policy: policy.clone(),
-            }))
-            .build()
-            .map_err(|error| format!("cannot build the HTTP client: {error}"))?;
-        Ok(HttpClient { inner, policy })
+        let client = HttpClient {
+            pools: Arc::new(thread_local::ThreadLocal::new()),
+            policy: Arc::new(policy),
+        };
+        client.pool()?;
+        Ok(client)
+    }
+
+    /// This thread's pool.
+    fn pool(&self) -> Result<&reqwest::Client, String> {
+        self.pools.get_or_try(|| build(self.policy.clone()))
     }
 
     /// The policy the client enforces.
@@ -342,7 +346,8 @@ impl HttpClient {
         let parsed = url::Url::parse(url)
             .map_err(|error| EgressDenied(format!("the URL {url:?} is not valid ({error})")))?;
         self.policy.check_url(&parsed)?;
-        Ok(self.inner.request(method, parsed))
+        let pool = self.pool().map_err(EgressDenied)?;
+        Ok(pool.request(method, parsed))
     }
 
     /// A GET request.
@@ -359,6 +364,26 @@ impl HttpClient {
     pub fn delete(&self, url: &str) -> Result<reqwest::RequestBuilder, EgressDenied> {
         self.request(reqwest::Method::DELETE, url)
     }
+}
+
+/// One thread's pool: every outbound connection resolves through the policy.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the gateway's one outbound HTTP client (a pool per thread), built with its egress policy"
+)]
+fn build(policy: Arc<EgressPolicy>) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
+        .tcp_nodelay(true)
+        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        // Proxies from the environment would connect on our behalf, past the resolver.
+        .no_proxy()
+        .dns_resolver(Arc::new(PolicyResolver { policy }))
+        .build()
+        .map_err(|error| format!("cannot build the HTTP client: {error}"))
 }
 
 /// Whether two URLs have the same origin (scheme, host and port).

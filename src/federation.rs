@@ -148,9 +148,10 @@ impl Federation {
         )
         .map_err(|what| FederationError::Offered { url, what })?;
         let gateway = sync.gateway.clone();
-        let counts = self.db.run(sync).await?;
-        self.catalog.refresh().await;
-        Ok((gateway, counts))
+        let synced = self.db.run(sync).await?;
+        // Only what the sync changed reaches the catalog.
+        self.catalog.apply_all(synced.changes).await;
+        Ok((gateway, synced.counts))
     }
 
     fn stored_headers(

@@ -159,9 +159,25 @@ impl McpTarget {
         }
     }
 
+    /// A `tools/call` through the gateway by a session-era client: opens a session first.
+    pub async fn gateway_session(
+        http: &reqwest::Client,
+        url: String,
+        tool: String,
+        token: String,
+    ) -> anyhow::Result<Self> {
+        let session = open_session(http, &url, Some(&token)).await?;
+        Ok(McpTarget {
+            url,
+            tool,
+            token: Some(token),
+            session: Some(session),
+        })
+    }
+
     /// A `tools/call` straight to a session-era upstream: opens a session first.
     pub async fn direct(http: &reqwest::Client, url: String, tool: String) -> anyhow::Result<Self> {
-        let session = open_session(http, &url).await?;
+        let session = open_session(http, &url, None).await?;
         Ok(McpTarget {
             url,
             tool,
@@ -318,7 +334,11 @@ fn classify_tool_reply(
 }
 
 /// Opens a session with a session-era MCP server: `initialize`, then `initialized`.
-pub async fn open_session(http: &reqwest::Client, url: &str) -> anyhow::Result<String> {
+pub async fn open_session(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+) -> anyhow::Result<String> {
     let initialize = json!({
         "jsonrpc": "2.0", "id": 0, "method": "initialize",
         "params": {
@@ -327,10 +347,14 @@ pub async fn open_session(http: &reqwest::Client, url: &str) -> anyhow::Result<S
             "clientInfo": { "name": "mcpgate-loadtest", "version": env!("CARGO_PKG_VERSION") },
         },
     });
-    let response = http
+    let mut request = http
         .post(url)
         .header("accept", "application/json, text/event-stream")
-        .json(&initialize)
+        .json(&initialize);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request
         .send()
         .await
         .with_context(|| format!("initialize at {url}"))?;
@@ -344,11 +368,16 @@ pub async fn open_session(http: &reqwest::Client, url: &str) -> anyhow::Result<S
         .map(str::to_owned)
         .with_context(|| format!("initialize at {url} opened no session"))?;
     let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
-    http.post(url)
+    let mut request = http
+        .post(url)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-session-id", &session)
         .header("mcp-protocol-version", FIXTURE_PROTOCOL_VERSION)
-        .json(&initialized)
+        .json(&initialized);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request
         .send()
         .await
         .with_context(|| format!("notifications/initialized at {url}"))?;

@@ -45,7 +45,7 @@ impl Action {
     /// The kind of request it sends.
     pub fn kind(&self) -> Kind {
         match self {
-            Action::CallTool(target) if target.session.is_some() => Kind::DirectCall,
+            Action::CallTool(target) if target.token.is_none() => Kind::DirectCall,
             Action::CallTool(_) => Kind::McpCall,
             Action::List { .. } => Kind::RestList,
             Action::Write { .. } => Kind::RestWrite,

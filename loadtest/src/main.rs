@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use mcpgate_loadtest::fixture::FixtureUpstream;
 use mcpgate_loadtest::postgres::PgServer;
-use mcpgate_loadtest::scenario::fastpath::{self, FastpathConfig};
+use mcpgate_loadtest::scenario::fastpath::{self, ClientEra, FastpathConfig};
 use mcpgate_loadtest::scenario::faults::{self, FaultsConfig};
 use mcpgate_loadtest::scenario::registry::{self, RegistryConfig};
 use mcpgate_loadtest::scenario::soak::{self, SoakConfig};
@@ -112,6 +112,9 @@ struct FastpathArgs {
     /// The tool's delay in ms: `A..B` or `A` (default 0: the gateway's bare overhead).
     #[arg(long)]
     delay_ms: Option<DelayRange>,
+    /// The era the clients speak to the gateway (default modern).
+    #[arg(long, value_enum)]
+    era: Option<ClientEra>,
     #[command(flatten)]
     gateway: GatewayArgs,
 }
@@ -255,6 +258,7 @@ impl FastpathArgs {
         set(&mut config.duration, self.duration);
         set(&mut config.warmup, self.warmup);
         set(&mut config.delay, self.delay_ms);
+        set(&mut config.era, self.era);
         self.gateway.apply(&mut config.common);
         config
     }

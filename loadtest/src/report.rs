@@ -542,7 +542,7 @@ impl Report {
         if let Some(faults) = &self.faults {
             let _ = writeln!(text, "{}", faults.summary());
         }
-        let _ = writeln!(text, "  targets (issue 7):");
+        let _ = writeln!(text, "  targets:");
         for target in &self.targets {
             let verdict = match (target.met, target.missed_by) {
                 (true, _) => "met".to_owned(),

@@ -352,6 +352,8 @@ pub struct Auth {
     keys: Arc<JwtKeys>,
     revoked: Arc<dashmap::DashSet<String>>,
     revocations_known: Arc<std::sync::atomic::AtomicBool>,
+    /// Signatures verified in the last seconds (revocation and grants are still checked).
+    verified: Arc<crate::auth::verified::VerifiedTokens>,
 }
 
 impl Auth {
@@ -387,6 +389,7 @@ impl Auth {
             keys,
             revoked,
             revocations_known,
+            verified: Arc::default(),
         }
     }
 
@@ -410,15 +413,21 @@ impl Auth {
                 .await
                 .map_err(|_| AuthError::Unavailable)?;
         }
-        let claims = self.keys.verify(&bearer)?;
+        let now = chrono::Utc::now();
+        let claims = match self.verified.get(&bearer, now.timestamp()) {
+            Some(claims) => claims,
+            None => {
+                let claims = self.keys.verify(&bearer)?;
+                self.verified.insert(&bearer, &claims, now.timestamp());
+                claims
+            }
+        };
         if self.revoked.contains(&claims.jti) {
             return Err(AuthError::InvalidToken("the token has been revoked".into()));
         }
         // An API token's address and time limits: checked here, for every entry point.
         if let Some(scope) = &claims.scope {
-            scope
-                .admits(client, chrono::Utc::now())
-                .map_err(AuthError::Forbidden)?;
+            scope.admits(client, now).map_err(AuthError::Forbidden)?;
         }
         let grants = self.scoping.grants(&claims.sub).await?.ok_or_else(|| {
             AuthError::InvalidToken("the account is disabled or no longer exists".into())

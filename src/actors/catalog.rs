@@ -83,8 +83,14 @@ impl Catalogs {
     /// Applies one registry write to the catalog and waits (bounded) until the snapshot with it
     /// is published.
     pub async fn apply(&self, delta: CatalogDelta) {
+        self.apply_all(vec![delta]).await;
+    }
+
+    /// Applies several registry writes in order, published as one snapshot (a gateway's sync),
+    /// and waits (bounded) until it is.
+    pub async fn apply_all(&self, deltas: Vec<CatalogDelta>) {
         let (done, wait) = oneshot::channel();
-        if self.addr.try_send(Apply { delta, done }).is_err() {
+        if self.addr.try_send(Apply { deltas, done }).is_err() {
             tracing::warn!("catalog change not queued; the periodic refresh will catch up");
             return;
         }
@@ -157,9 +163,9 @@ impl Handler<Refresh> for CatalogActor {
     }
 }
 
-/// Apply one registry write; `done` is told once the snapshot with it is published.
+/// Apply registry writes; `done` is told once the snapshot with them is published.
 pub struct Apply {
-    delta: CatalogDelta,
+    deltas: Vec<CatalogDelta>,
     done: oneshot::Sender<()>,
 }
 
@@ -173,9 +179,9 @@ impl Handler<Apply> for CatalogActor {
     fn handle(&mut self, message: Apply, _ctx: &mut Context<Self>) {
         let current = self.publish.borrow().clone();
         if self.loading {
-            self.replay.push(message.delta.clone());
+            self.replay.extend(message.deltas.iter().cloned());
         }
-        let (next, change) = current.apply(message.delta, &self.secrets);
+        let (next, change) = current.apply_all(message.deltas, &self.secrets);
         self.publish.send_replace(Arc::new(next));
         self.announce(change);
         let _ = message.done.send(());

@@ -185,11 +185,11 @@ pub(super) fn gateway(row: GatewayRow, secrets: &SecretBox) -> Option<Gateway> {
         },
     };
     Some(Gateway {
-        target: Target {
+        target: std::sync::Arc::new(Target {
             url: row.url,
             transport: row.transport.into(),
             headers,
-        },
+        }),
         id: row.id,
         name: row.name,
         access,

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::build::{prompt, resource, server, tool};
-use super::{Catalog, CatalogChange, resource_key};
+use super::build::{gateway, prompt, resource, server, tool};
+use super::{Catalog, CatalogChange, ToolTarget, resource_key};
 use crate::secrets::SecretBox;
 
 /// One registry write, as the catalog takes it: the stored row after the write (an item that
@@ -19,11 +19,30 @@ pub enum CatalogDelta {
     Prompt(crate::db::registry::PromptRow),
     /// A virtual server and its members as stored now.
     Server(crate::db::registry::ServerRecord),
+    /// An upstream as stored now (its items follow in their own deltas).
+    Gateway(crate::db::registry::GatewayRow),
     /// An item of any kind was deleted.
     Deleted(String),
 }
 
 impl Catalog {
+    /// This snapshot with several writes applied in order (a gateway's sync: the gateway, then
+    /// what changed among its items), and everything they changed for clients.
+    pub fn apply_all(
+        &self,
+        deltas: Vec<CatalogDelta>,
+        secrets: &SecretBox,
+    ) -> (Catalog, CatalogChange) {
+        let mut catalog = self.clone();
+        let mut change = CatalogChange::default();
+        for delta in deltas {
+            let (next, changed) = catalog.apply(delta, secrets);
+            catalog = next;
+            change.merge(changed);
+        }
+        (catalog, change)
+    }
+
     /// This snapshot with one registry write applied (O(log n)), and what it changed for
     /// clients. Building a tool compiles its input schema and opens its sealed headers, as a
     /// full build does.
@@ -79,6 +98,19 @@ impl Catalog {
                 change.resources = true;
                 change.prompts = true;
             }
+            CatalogDelta::Gateway(row) => {
+                let id = row.id.clone();
+                let before = next.gateways.remove(&id);
+                let after = row.enabled.then(|| gateway(row, secrets)).flatten();
+                match after {
+                    Some(gateway) => {
+                        next.gateways.insert(id, Arc::new(gateway));
+                    }
+                    // An upstream that is no longer served takes its items with it.
+                    None if before.is_some() => next.remove_items_of(&id, &mut change),
+                    None => {}
+                }
+            }
             CatalogDelta::Deleted(id) => {
                 next.remove_item(&id, &mut change);
                 if next.servers.remove(&id).is_some() {
@@ -89,6 +121,45 @@ impl Catalog {
             }
         }
         (next, change)
+    }
+
+    /// Removes every item federated from the upstream `gateway_id` (a scan: upstreams leave
+    /// rarely).
+    fn remove_items_of(&mut self, gateway_id: &str, change: &mut CatalogChange) {
+        let of_gateway = |target: Option<&str>| target == Some(gateway_id);
+        let mut ids: Vec<String> = self
+            .tools_by_id
+            .values()
+            .filter(|tool| {
+                of_gateway(match &tool.target {
+                    ToolTarget::Upstream { gateway_id, .. } => Some(gateway_id),
+                    ToolTarget::Rest { .. } => None,
+                })
+            })
+            .map(|tool| tool.id.clone())
+            .collect();
+        ids.extend(
+            self.resources_by_id
+                .values()
+                .filter(|resource| of_gateway(resource.gateway_id.as_deref()))
+                .map(|resource| resource.id.clone()),
+        );
+        ids.extend(
+            self.prompts_by_id
+                .values()
+                .filter(|prompt| {
+                    of_gateway(
+                        prompt
+                            .upstream
+                            .as_ref()
+                            .map(|(gateway, _)| gateway.as_str()),
+                    )
+                })
+                .map(|prompt| prompt.id.clone()),
+        );
+        for id in ids {
+            self.remove_item(&id, change);
+        }
     }
 
     /// Removes the tool, resource or prompt with this id, noting which list changed.
@@ -181,5 +252,75 @@ mod tests {
         federated.gateway_id = Some("not-live".into());
         let (same, _) = deleted.apply(CatalogDelta::Tool(federated), &secrets);
         assert_eq!(names(&same), ["gamma"]);
+    }
+
+    fn gateway_row(id: &str, enabled: bool) -> crate::db::registry::GatewayRow {
+        let at = chrono::DateTime::from_timestamp(0, 0).unwrap().naive_utc();
+        crate::db::registry::GatewayRow {
+            id: id.into(),
+            name: "upstream".into(),
+            slug: "upstream".into(),
+            url: "http://127.0.0.1:9/mcp".into(),
+            transport: crate::db::stored::Transport::Streamablehttp,
+            description: None,
+            tags: "[]".into(),
+            enabled,
+            owner_email: None,
+            team_id: None,
+            visibility: crate::auth::rbac::Visibility::Public,
+            created_at: at,
+            updated_at: at,
+            prefix_tool_names: false,
+            auth_type: None,
+            auth_secret: None,
+            protocol_version: None,
+            capabilities: "{}".into(),
+            reachable: true,
+            last_seen_at: None,
+        }
+    }
+
+    /// A gateway's sync arrives as one batch (the gateway, then its changed items): its items
+    /// become live with it, and leave with it when it is no longer served.
+    #[test]
+    fn a_gateway_sync_applies_as_one_batch() {
+        let secrets = SecretBox::new("a test secret of some length");
+        let mut federated = row("t1", "upstream-echo", true);
+        federated.integration_type = crate::db::stored::IntegrationType::Mcp;
+        federated.gateway_id = Some("g1".into());
+        federated.original_name = Some("echo".into());
+        let local = row("t2", "local", true);
+        let (synced, change) = Catalog::default().apply_all(
+            vec![
+                CatalogDelta::Tool(local),
+                CatalogDelta::Gateway(gateway_row("g1", true)),
+                CatalogDelta::Tool(federated.clone()),
+            ],
+            &secrets,
+        );
+        assert!(change.tools);
+        assert_eq!(names(&synced), ["local", "upstream-echo"]);
+        assert!(synced.gateway("g1").is_some());
+
+        // A refresh that changed nothing but the gateway row leaves the items alone.
+        let (refreshed, change) = synced.apply_all(
+            vec![CatalogDelta::Gateway(gateway_row("g1", true))],
+            &secrets,
+        );
+        assert!(!change.tools);
+        assert_eq!(names(&refreshed), ["local", "upstream-echo"]);
+
+        // A vanished tool goes; a disabled gateway takes the rest of its items with it.
+        let (vanished, _) = refreshed.apply_all(vec![CatalogDelta::Deleted("t1".into())], &secrets);
+        assert_eq!(names(&vanished), ["local"]);
+        let (again, _) = vanished.apply_all(vec![CatalogDelta::Tool(federated)], &secrets);
+        assert_eq!(names(&again), ["local", "upstream-echo"]);
+        let (disabled, change) = again.apply_all(
+            vec![CatalogDelta::Gateway(gateway_row("g1", false))],
+            &secrets,
+        );
+        assert!(change.tools);
+        assert_eq!(names(&disabled), ["local"]);
+        assert!(disabled.gateway("g1").is_none());
     }
 }

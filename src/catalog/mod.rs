@@ -54,7 +54,7 @@ pub struct Gateway {
     /// Its name.
     pub name: String,
     /// How to reach it (credentials decrypted).
-    pub target: Target,
+    pub target: Arc<Target>,
     /// Who owns it and may see it.
     pub access: Ownership,
 }
@@ -155,6 +155,18 @@ pub struct CatalogChange {
 }
 
 impl CatalogChange {
+    /// Adds what `other` changed.
+    pub fn merge(&mut self, other: CatalogChange) {
+        self.tools |= other.tools;
+        self.prompts |= other.prompts;
+        self.resources |= other.resources;
+        for uri in other.updated_resources {
+            if !self.updated_resources.contains(&uri) {
+                self.updated_resources.push(uri);
+            }
+        }
+    }
+
     /// Whether anything changed.
     pub fn is_empty(&self) -> bool {
         !self.tools && !self.prompts && !self.resources && self.updated_resources.is_empty()

@@ -111,7 +111,7 @@ impl Connection {
         });
         let message = self
             .transport
-            .request(body, "initialize", Notifications::none())
+            .request(&body, "initialize", Notifications::none())
             .await?;
         let result = outcome(message)?;
         let version = result
@@ -187,9 +187,22 @@ impl Connection {
         &self,
         id: i64,
         method: &str,
-        mut params: Map<String, Value>,
+        params: Map<String, Value>,
         notifications: Notifications,
     ) -> Result<Map<String, Value>, CallError> {
+        let body = self.request_body(id, method, params, &notifications);
+        self.send(&body, method, notifications).await
+    }
+
+    /// The request message `id` for `method`, with the era's `_meta` added to `params`
+    /// (moved in; [`Connection::params_of`] takes them back out for a retry).
+    pub fn request_body(
+        &self,
+        id: i64,
+        method: &str,
+        mut params: Map<String, Value>,
+        notifications: &Notifications,
+    ) -> Value {
         if self.era == Era::Modern {
             let capabilities = match &notifications.capabilities {
                 Value::Object(capabilities) => Value::Object(capabilities.clone()),
@@ -214,7 +227,37 @@ impl Connection {
                 meta_object.insert("progressToken".into(), json!(id));
             }
         }
-        let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params })
+    }
+
+    /// The params of a message built by [`Connection::request_body`], without what it added.
+    pub fn params_of(mut body: Value) -> Map<String, Value> {
+        let Some(Value::Object(mut params)) = body.get_mut("params").map(Value::take) else {
+            return Map::new();
+        };
+        if let Some(Value::Object(meta_object)) = params.get_mut("_meta") {
+            for added in [
+                meta::PROTOCOL_VERSION,
+                meta::CLIENT_CAPABILITIES,
+                meta::CLIENT_INFO,
+                "progressToken",
+            ] {
+                meta_object.remove(added);
+            }
+            if meta_object.is_empty() {
+                params.remove("_meta");
+            }
+        }
+        params
+    }
+
+    /// Sends a request message and waits for its result.
+    pub async fn send(
+        &self,
+        body: &Value,
+        method: &str,
+        notifications: Notifications,
+    ) -> Result<Map<String, Value>, CallError> {
         outcome(self.transport.request(body, method, notifications).await?)
     }
 

@@ -118,7 +118,7 @@ pub struct Forward {
     /// The gateway's name, for messages.
     pub gateway_name: String,
     /// Where it is.
-    pub target: Target,
+    pub target: Arc<Target>,
     /// The method.
     pub method: String,
     /// Its params.
@@ -139,7 +139,7 @@ impl Message for Forward {
 pub(super) struct Link {
     gateway_id: String,
     changes: Option<tokio::sync::mpsc::Sender<String>>,
-    connection: tokio::sync::Mutex<Option<(Target, Arc<Connection>)>>,
+    connection: tokio::sync::Mutex<Option<(Arc<Target>, Arc<Connection>)>>,
     breaker: Mutex<Breaker>,
     limit: tokio::sync::Semaphore,
 }
@@ -150,15 +150,15 @@ impl Link {
     async fn connection(
         &self,
         client: &crate::egress::HttpClient,
-        target: &Target,
+        target: &Arc<Target>,
     ) -> Result<Arc<Connection>, CallError> {
         let mut slot = self.connection.lock().await;
         if let Some((known, connection)) = slot.as_ref()
-            && known == target
+            && (Arc::ptr_eq(known, target) || known == target)
         {
             return Ok(connection.clone());
         }
-        let mut connection = Connection::connect(client.clone(), target.clone()).await?;
+        let mut connection = Connection::connect(client.clone(), Target::clone(target)).await?;
         if let Some(changes) = &self.changes {
             let changes = changes.clone();
             let gateway_id = self.gateway_id.clone();
@@ -240,74 +240,98 @@ impl Links {
 async fn forward(
     link: Arc<Link>,
     client: &crate::egress::HttpClient,
-    message: Forward,
+    mut message: Forward,
 ) -> Result<Map<String, Value>, ForwardError> {
-    {
-        let name = message.gateway_name.clone();
-        let fail = |error: CallError| ForwardError::Call {
+    let name = message.gateway_name.clone();
+    let fail = |error: CallError| ForwardError::Call {
+        name: name.clone(),
+        error,
+    };
+    let admission = link
+        .breaker()
+        .admit(std::time::Instant::now())
+        .map_err(|retry_after| ForwardError::Open {
             name: name.clone(),
-            error,
-        };
-        let admission = link
-            .breaker()
-            .admit(std::time::Instant::now())
-            .map_err(|retry_after| ForwardError::Open {
-                name: name.clone(),
-                retry_after,
-            })?;
-        let work = async {
-            let _permit = tokio::select! {
-                permit = link.limit.acquire() => {
-                    permit.map_err(|_| CallError::Transport("the upstream link is closed".into()))?
-                }
-                _ = message.cancel.cancelled() => return Err(CallError::Cancelled),
-            };
-            for attempt in 0..2 {
-                let connection = link.connection(client, &message.target).await?;
-                let id = connection.next_request_id();
-                let call = connection.request_with_id(
-                    id,
-                    &message.method,
-                    message.params.clone(),
-                    message.notifications.clone(),
-                );
-                let outcome = tokio::select! {
-                    outcome = call => outcome,
-                    _ = message.cancel.cancelled() => {
-                        if connection.is_legacy() {
-                            let connection = connection.clone();
-                            tokio::spawn(async move { connection.cancel(id).await });
-                        }
-                        Err(CallError::Cancelled)
-                    }
-                };
-                match outcome {
-                    Err(CallError::SessionExpired) if attempt == 0 => {
-                        // The upstream forgot our session: start a new one, once.
-                        link.reset(&connection).await;
-                    }
-                    Err(error @ CallError::Transport(_)) => {
-                        link.reset(&connection).await;
-                        return Err(error);
-                    }
-                    other => return other,
-                }
+            retry_after,
+        })?;
+    let mut params = std::mem::take(&mut message.params);
+    let work = async {
+        let _permit = tokio::select! {
+            permit = link.limit.acquire() => {
+                permit.map_err(|_| CallError::Transport("the upstream link is closed".into()))?
             }
-            Err(CallError::SessionExpired)
+            _ = message.cancel.cancelled() => return Err(CallError::Cancelled),
         };
-        let outcome = tokio::time::timeout(message.timeout, work)
-            .await
-            .unwrap_or(Err(CallError::Timeout(message.timeout)));
-        let now = std::time::Instant::now();
-        match &outcome {
-            // The upstream answered (a result or a JSON-RPC error): it is up.
-            Ok(_) | Err(CallError::Rpc { .. }) => link.breaker().record_success(admission),
-            Err(CallError::Cancelled) => link.breaker().record_neutral(admission),
-            Err(CallError::Transport(_) | CallError::Timeout(_) | CallError::SessionExpired) => {
-                link.breaker().record_failure(admission, now)
+        for attempt in 0..2 {
+            let connection = link.connection(client, &message.target).await?;
+            let id = connection.next_request_id();
+            let body = connection.request_body(id, &message.method, params, &message.notifications);
+            // A session-era upstream is told when the call is abandoned, however it ends.
+            let mut abandoned = Abandoned::watch(&connection, id);
+            let outcome = tokio::select! {
+                outcome = connection.send(&body, &message.method, message.notifications.clone()) => outcome,
+                _ = message.cancel.cancelled() => Err(CallError::Cancelled),
+            };
+            if !matches!(outcome, Err(CallError::Cancelled)) {
+                abandoned.disarm();
+            }
+            match outcome {
+                Err(CallError::SessionExpired) if attempt == 0 => {
+                    // The upstream forgot our session: start a new one, once.
+                    link.reset(&connection).await;
+                    params = Connection::params_of(body);
+                }
+                Err(error @ CallError::Transport(_)) => {
+                    link.reset(&connection).await;
+                    return Err(error);
+                }
+                other => return other,
             }
         }
-        outcome.map_err(fail)
+        Err(CallError::SessionExpired)
+    };
+    let outcome = tokio::time::timeout(message.timeout, work)
+        .await
+        .unwrap_or(Err(CallError::Timeout(message.timeout)));
+    let now = std::time::Instant::now();
+    match &outcome {
+        // The upstream answered (a result or a JSON-RPC error): it is up.
+        Ok(_) | Err(CallError::Rpc { .. }) => link.breaker().record_success(admission),
+        Err(CallError::Cancelled) => link.breaker().record_neutral(admission),
+        Err(CallError::Transport(_) | CallError::Timeout(_) | CallError::SessionExpired) => {
+            link.breaker().record_failure(admission, now)
+        }
+    }
+    outcome.map_err(fail)
+}
+
+/// Sends `notifications/cancelled` for a request to a session-era upstream when dropped armed:
+/// the caller cancelled, timed out or went away (its future dropped) before the answer.
+struct Abandoned {
+    request: Option<(Arc<Connection>, i64)>,
+}
+
+impl Abandoned {
+    fn watch(connection: &Arc<Connection>, id: i64) -> Self {
+        Abandoned {
+            request: connection.is_legacy().then(|| (connection.clone(), id)),
+        }
+    }
+
+    /// The request got its answer: nothing to cancel.
+    fn disarm(&mut self) {
+        self.request = None;
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some((connection, id)) = self.request.take() {
+            // Dropped inside a runtime (a request's future); outside one, nothing can be sent.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { connection.cancel(id).await });
+            }
+        }
     }
 }
 

@@ -93,15 +93,25 @@ fn new_id() -> String {
 
 impl super::sealed::Sealed for SyncGateway {}
 
+/// What a sync stored: the counts, and the changes for the in-memory catalog (the gateway
+/// first, then what changed among its items).
+#[derive(Debug, Clone)]
+pub struct Synced {
+    /// Items now federated from the upstream.
+    pub counts: SyncCounts,
+    /// What changed, for the catalog.
+    pub changes: Vec<crate::catalog::CatalogDelta>,
+}
+
 impl UnitOfWork for SyncGateway {
-    type Output = SyncCounts;
+    type Output = Synced;
     fn name(&self) -> &'static str {
         "gateways.sync"
     }
     fn access(&self) -> Access {
         Access::Write
     }
-    fn run<'a>(&'a self, mut conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<SyncCounts>> {
+    fn run<'a>(&'a self, mut conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<Synced>> {
         Box::pin(async move {
             let gateway = &self.gateway;
             let now = gateway.updated_at;
@@ -120,11 +130,14 @@ impl UnitOfWork for SyncGateway {
                     return Err(diesel::result::Error::NotFound.into());
                 }
             }
-            Ok(SyncCounts {
-                tools: reconcile(conn.reborrow(), self, &self.tools, now).await?,
-                resources: reconcile(conn.reborrow(), self, &self.resources, now).await?,
-                prompts: reconcile(conn.reborrow(), self, &self.prompts, now).await?,
-            })
+            let mut changes = vec![crate::catalog::CatalogDelta::Gateway(gateway.clone())];
+            let counts = SyncCounts {
+                tools: reconcile(conn.reborrow(), self, &self.tools, now, &mut changes).await?,
+                resources: reconcile(conn.reborrow(), self, &self.resources, now, &mut changes)
+                    .await?,
+                prompts: reconcile(conn.reborrow(), self, &self.prompts, now, &mut changes).await?,
+            };
+            Ok(Synced { counts, changes })
         })
     }
 }

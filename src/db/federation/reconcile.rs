@@ -10,6 +10,7 @@ use diesel_async::RunQueryDsl;
 use futures_util::future::BoxFuture;
 
 use super::{DiscoveredPrompt, DiscoveredResource, DiscoveredTool, SyncGateway, new_id};
+use crate::catalog::CatalogDelta;
 use crate::db::registry::{PromptRow, ResourceRow, ToolRow};
 use crate::db::schema::{prompts, resources, tools};
 use crate::db::{DbConn, WorkError, WorkResult};
@@ -33,6 +34,10 @@ pub(super) trait Federated: Sync {
     fn unchanged(&self, row: &Self::Row) -> bool;
     /// A new row for it.
     fn new_row(&self, sync: &SyncGateway, now: NaiveDateTime) -> Self::Row;
+    /// The stored row as [`Federated::update`] leaves it.
+    fn updated(&self, row: Self::Row, now: NaiveDateTime) -> Self::Row;
+    /// The catalog's change for a stored row.
+    fn delta(row: Self::Row) -> CatalogDelta;
     /// Its name (or URI) in the gateway, which must not be another gateway's or local.
     fn public_name(&self) -> Option<&str>;
     /// The first of `names` that something outside this gateway holds, as a conflict message.
@@ -60,12 +65,13 @@ pub(super) trait Federated: Sync {
 /// Makes a gateway's stored items of one kind match what was discovered: refuses names held
 /// outside the gateway, updates the items whose description changed (and only those), adds
 /// the new and deletes the vanished. An item listed twice counts once (the first). Returns how
-/// many items the gateway now has.
+/// many items the gateway now has; what changed is added to `changes` for the catalog.
 pub(super) async fn reconcile<F: Federated>(
     mut conn: DbConn<'_>,
     sync: &SyncGateway,
     found: &[F],
     now: NaiveDateTime,
+    changes: &mut Vec<CatalogDelta>,
 ) -> WorkResult<usize> {
     let gateway_id = sync.gateway.id.as_str();
     let names: Vec<String> = found
@@ -90,8 +96,15 @@ pub(super) async fn reconcile<F: Federated>(
         }
         match stored.remove(&key) {
             Some(row) if item.unchanged(&row) => {}
-            Some(row) => item.update(conn.reborrow(), F::row_id(&row), now).await?,
-            None => F::insert(conn.reborrow(), &item.new_row(sync, now)).await?,
+            Some(row) => {
+                item.update(conn.reborrow(), F::row_id(&row), now).await?;
+                changes.push(F::delta(item.updated(row, now)));
+            }
+            None => {
+                let row = item.new_row(sync, now);
+                F::insert(conn.reborrow(), &row).await?;
+                changes.push(F::delta(row));
+            }
         }
     }
     let vanished: Vec<String> = stored
@@ -101,6 +114,7 @@ pub(super) async fn reconcile<F: Federated>(
     for chunk in vanished.chunks(KEYS_PER_STATEMENT) {
         F::delete(conn.reborrow(), chunk).await?;
     }
+    changes.extend(vanished.into_iter().map(CatalogDelta::Deleted));
     Ok(seen.len())
 }
 
@@ -131,6 +145,18 @@ impl Federated for DiscoveredTool {
             && row.input_schema == self.input_schema
             && row.output_schema == self.output_schema
             && row.annotations == self.annotations
+    }
+    fn updated(&self, mut row: ToolRow, now: NaiveDateTime) -> ToolRow {
+        row.name.clone_from(&self.name);
+        row.description.clone_from(&self.description);
+        row.input_schema.clone_from(&self.input_schema);
+        row.output_schema.clone_from(&self.output_schema);
+        row.annotations.clone_from(&self.annotations);
+        row.updated_at = now;
+        row
+    }
+    fn delta(row: ToolRow) -> CatalogDelta {
+        CatalogDelta::Tool(row)
     }
     fn new_row(&self, sync: &SyncGateway, now: NaiveDateTime) -> ToolRow {
         ToolRow {
@@ -239,6 +265,16 @@ impl Federated for DiscoveredResource {
             && row.description == self.description
             && row.mime_type == self.mime_type
     }
+    fn updated(&self, mut row: ResourceRow, now: NaiveDateTime) -> ResourceRow {
+        row.name.clone_from(&self.name);
+        row.description.clone_from(&self.description);
+        row.mime_type.clone_from(&self.mime_type);
+        row.updated_at = now;
+        row
+    }
+    fn delta(row: ResourceRow) -> CatalogDelta {
+        CatalogDelta::Resource(row)
+    }
     fn new_row(&self, sync: &SyncGateway, now: NaiveDateTime) -> ResourceRow {
         ResourceRow {
             id: new_id(),
@@ -346,6 +382,16 @@ impl Federated for DiscoveredPrompt {
         row.name == self.name
             && row.description == self.description
             && row.arguments == self.arguments
+    }
+    fn updated(&self, mut row: PromptRow, now: NaiveDateTime) -> PromptRow {
+        row.name.clone_from(&self.name);
+        row.description.clone_from(&self.description);
+        row.arguments.clone_from(&self.arguments);
+        row.updated_at = now;
+        row
+    }
+    fn delta(row: PromptRow) -> CatalogDelta {
+        CatalogDelta::Prompt(row)
     }
     fn new_row(&self, sync: &SyncGateway, now: NaiveDateTime) -> PromptRow {
         PromptRow {

@@ -84,7 +84,7 @@ async fn run(
     ctx: &Ctx,
     id: &Value,
     method: &str,
-    params: &Object,
+    params: Object,
 ) -> Option<(Value, Option<crate::mcp::error::McpError>)> {
     if let Some(session) = &ctx.session {
         session.track(id, ctx.cancel.clone());
@@ -154,7 +154,7 @@ pub async fn respond(
         let ctx = context(state, &request, &params, None);
         // If the client goes away, actix drops this future and the guard cancels the work.
         let guard = ctx.cancel.clone().drop_guard();
-        let outcome = run(&ctx, &request.id, &method, &params).await;
+        let outcome = run(&ctx, &request.id, &method, params).await;
         guard.disarm();
         let Some((body, error)) = outcome else {
             return HttpResponse::NoContent().finish();
@@ -178,19 +178,16 @@ pub async fn respond(
         return response.json(body);
     }
     let (sender, receiver) = mpsc::channel::<Value>(STREAM_QUEUE);
-    let ctx = context(state, &request, &params, Some(sender.clone()));
+    let ctx = context(state, &request, &params, Some(sender));
     let cancel = ctx.cancel.clone();
-    let id = request.id.clone();
-    actix_web::rt::spawn(async move {
-        if let Some((body, _)) = run(&ctx, &id, &method, &params).await {
-            let _ = sender.send(body).await;
-        }
-        // Dropping the context drops the last sender: the stream ends after the response.
-    });
+    let id = request.id;
+    // The stream runs the request as it is polled: its notifications, then its response.
+    let work = Box::pin(async move { run(&ctx, &id, &method, params).await.map(|(body, _)| body) });
     let headers: Vec<(&str, String)> = extra_headers.into_iter().collect();
     sse::response(
-        SseBody::new(
+        SseBody::driving(
             receiver,
+            work,
             Some(Box::new(move || cancel.cancel())),
             sse::REQUEST_KEEP_ALIVE,
         ),

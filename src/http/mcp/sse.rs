@@ -1,6 +1,9 @@
 //! A Server-Sent Events response body fed by a channel, with keep-alive comments and an action
-//! run when the client goes away (the body is dropped).
+//! run when the client goes away (the body is dropped). A request's response stream also
+//! drives the request's own work ([`SseBody::driving`]): no task is spawned for it, the work
+//! runs when the body is polled, and dropping the body (the client went away) drops the work.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -52,6 +55,9 @@ impl From<Value> for SseEvent {
 /// Runs when the stream's body is dropped (the client disconnected or the stream ended).
 pub type OnClose = Box<dyn FnOnce() + 'static>;
 
+/// Work a response stream drives: its outcome is the stream's last event (none: no event).
+pub type Work<T> = Pin<Box<dyn Future<Output = Option<T>> + 'static>>;
+
 /// The body stream.
 pub struct SseBody<T> {
     receiver: mpsc::Receiver<T>,
@@ -59,6 +65,17 @@ pub struct SseBody<T> {
     on_close: Option<OnClose>,
     /// The stream's place in its principal's quota, given back when the body is dropped.
     _permit: Option<crate::quota::Permit>,
+    stage: Stage<T>,
+}
+
+/// Where a body is.
+enum Stage<T> {
+    /// Events until every sender is dropped.
+    Relaying,
+    /// Events while `work` runs, then its outcome.
+    Driving(Work<T>),
+    /// The work ended: the events it sent, then its outcome, then the end.
+    Finishing(Option<T>),
 }
 
 impl<T> SseBody<T> {
@@ -76,7 +93,21 @@ impl<T> SseBody<T> {
             keep_alive,
             on_close,
             _permit: None,
+            stage: Stage::Relaying,
         }
+    }
+
+    /// A body that runs `work` as it is polled: the events `work` sends to `receiver`'s
+    /// channel, then its outcome, then the end.
+    pub fn driving(
+        receiver: mpsc::Receiver<T>,
+        work: Work<T>,
+        on_close: Option<OnClose>,
+        keep_alive: Duration,
+    ) -> Self {
+        let mut body = Self::new(receiver, on_close, keep_alive);
+        body.stage = Stage::Driving(work);
+        body
     }
 
     /// The same body, holding `permit` for as long as it lives.
@@ -99,16 +130,49 @@ impl<T: Into<SseEvent> + Unpin> Stream for SseBody<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        match this.receiver.poll_recv(cx) {
-            Poll::Ready(Some(event)) => {
-                this.keep_alive.reset();
-                Poll::Ready(Some(Ok(event.into().encode())))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.keep_alive.poll_tick(cx) {
-                Poll::Ready(_) => Poll::Ready(Some(Ok(Bytes::from_static(b": keep-alive\n\n")))),
-                Poll::Pending => Poll::Pending,
+        let emit = |event: T| Poll::Ready(Some(Ok(event.into().encode())));
+        match &mut this.stage {
+            Stage::Relaying => match this.receiver.poll_recv(cx) {
+                Poll::Ready(Some(event)) => {
+                    this.keep_alive.reset();
+                    emit(event)
+                }
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => this.keep_alive_or_pending(cx),
             },
+            Stage::Driving(work) => {
+                // What the work sent so far goes before anything else.
+                if let Poll::Ready(Some(event)) = this.receiver.poll_recv(cx) {
+                    this.keep_alive.reset();
+                    return emit(event);
+                }
+                match work.as_mut().poll(cx) {
+                    Poll::Ready(outcome) => {
+                        this.stage = Stage::Finishing(outcome);
+                        Pin::new(this).poll_next(cx)
+                    }
+                    Poll::Pending => this.keep_alive_or_pending(cx),
+                }
+            }
+            Stage::Finishing(outcome) => match this.receiver.try_recv() {
+                Ok(event) => emit(event),
+                Err(_) => match outcome.take() {
+                    Some(last) => emit(last),
+                    None => Poll::Ready(None),
+                },
+            },
+        }
+    }
+}
+
+impl<T> SseBody<T> {
+    fn keep_alive_or_pending(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, actix_web::Error>>> {
+        match self.keep_alive.poll_tick(cx) {
+            Poll::Ready(_) => Poll::Ready(Some(Ok(Bytes::from_static(b": keep-alive\n\n")))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }

@@ -22,8 +22,13 @@ use crate::protocol::{Era, meta};
 pub type Object = Map<String, Value>;
 
 /// Runs one request method.
-pub async fn dispatch(ctx: &Ctx, method: &str, params: &Object) -> Result<Object, McpError> {
+pub async fn dispatch(ctx: &Ctx, method: &str, params: Object) -> Result<Object, McpError> {
+    if method == "tools/call" {
+        // Its arguments are moved on to the tool, not copied.
+        return tools::call(ctx, params).await;
+    }
     let legacy = matches!(ctx.era, Era::Legacy { .. });
+    let params = &params;
     match method {
         "server/discover" => Ok(lifecycle::discover(ctx)),
         "ping" if legacy => Ok(Object::new()),
@@ -31,7 +36,6 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: &Object) -> Result<Object
         "resources/subscribe" if legacy => lifecycle::subscribe(ctx, params, true),
         "resources/unsubscribe" if legacy => lifecycle::subscribe(ctx, params, false),
         "tools/list" => tools::list(ctx, params),
-        "tools/call" => tools::call(ctx, params).await,
         "resources/list" => resources::list(ctx, params),
         "resources/templates/list" => resources::templates(ctx, params),
         "resources/read" => resources::read(ctx, params).await,

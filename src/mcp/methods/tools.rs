@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Object, list_result, paginate, string_param};
+use super::{Object, list_result, paginate};
 use crate::actors::metrics::CallRecord;
 use crate::actors::upstream::{CallHttp, HttpReply, UpstreamError};
 use crate::auth::On;
@@ -32,18 +32,25 @@ pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 }
 
 /// `tools/call`, recorded in the call metrics.
-pub async fn call(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+pub async fn call(ctx: &Ctx, mut params: Object) -> Result<Object, McpError> {
     // A place among the principal's calls in flight, held until this call ends.
     let _permit = ctx.tool_calls.acquire(&ctx.principal.email)?;
+    let name = match params.remove("name") {
+        Some(Value::String(name)) => name,
+        Some(_) => {
+            return Err(McpError::InvalidParams(
+                "params.name must be a string".into(),
+            ));
+        }
+        None => return Err(McpError::InvalidParams("params.name is required".into())),
+    };
+    let tool = ctx
+        .catalog
+        .tool(&ctx.scope, &ctx.principal, &name)
+        .ok_or_else(|| McpError::InvalidParams(format!("unknown tool {name:?}")))?;
     let started_at = chrono::Utc::now();
     let clock = std::time::Instant::now();
-    let outcome = run(ctx, params).await;
-    let Some(name) = params.get("name").and_then(Value::as_str) else {
-        return outcome;
-    };
-    let Some(tool) = ctx.catalog.tool(&ctx.scope, &ctx.principal, name) else {
-        return outcome;
-    };
+    let outcome = run(ctx, &tool, &name, params).await;
     let failed = match &outcome {
         Ok(result) => result
             .get("isError")
@@ -68,31 +75,33 @@ pub async fn call(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     outcome
 }
 
-async fn run(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
-    let name = string_param(params, "name")?;
-    let tool = ctx
-        .catalog
-        .tool(&ctx.scope, &ctx.principal, name)
-        .ok_or_else(|| McpError::InvalidParams(format!("unknown tool {name:?}")))?;
+/// Runs `tool` with the rest of the client's `params` (`arguments`, and a 2026-07-28 retry's
+/// `inputResponses` and `requestState`).
+async fn run(ctx: &Ctx, tool: &Tool, name: &str, mut params: Object) -> Result<Object, McpError> {
     ctx.principal
         .authorize("tools.execute", On::Item(&tool.access))
         .map_err(|refused| McpError::Forbidden(refused.to_string()))?;
-    let arguments = match params.get("arguments") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(arguments)) => arguments.clone(),
+    let arguments = match params.remove("arguments") {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(arguments @ Value::Object(_)) => arguments,
         Some(_) => {
             return Err(McpError::InvalidParams(
                 "params.arguments must be an object".into(),
             ));
         }
     };
-    validate_arguments(&tool, &arguments)?;
+    validate_arguments(tool, &arguments)?;
+    let Value::Object(arguments) = arguments else {
+        return Err(McpError::InvalidParams(
+            "params.arguments must be an object".into(),
+        ));
+    };
     match &tool.target {
         ToolTarget::Rest {
             method,
             url,
             headers,
-        } => call_rest(ctx, &tool, method, url, headers, arguments).await,
+        } => call_rest(ctx, tool, method, url, headers, arguments).await,
         ToolTarget::Upstream {
             gateway_id,
             original_name,
@@ -106,7 +115,7 @@ async fn run(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
                 "tools/call",
                 name,
                 forwarded,
-                params,
+                &params,
             );
             match forwarding.await {
                 // An upstream that failed or is unavailable is a tool error the model sees.
@@ -117,13 +126,12 @@ async fn run(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     }
 }
 
-fn validate_arguments(tool: &Tool, arguments: &Map<String, Value>) -> Result<(), McpError> {
+fn validate_arguments(tool: &Tool, arguments: &Value) -> Result<(), McpError> {
     let Some(validator) = &tool.validator else {
         return Ok(());
     };
-    let instance = Value::Object(arguments.clone());
     let problems: Vec<String> = validator
-        .iter_errors(&instance)
+        .iter_errors(arguments)
         .take(5)
         .map(|error| {
             let path = error.instance_path.to_string();

@@ -149,7 +149,7 @@ impl LegacySse {
 impl Transport for LegacySse {
     fn request<'a>(
         &'a self,
-        body: Value,
+        body: &'a Value,
         _method: &'a str,
         relay: Notifications,
     ) -> BoxFuture<'a, Result<Value, CallError>> {
@@ -168,7 +168,7 @@ impl Transport for LegacySse {
                 routes: &self.routes,
                 key,
             };
-            self.poster.post(&body).await?;
+            self.poster.post(body).await?;
             receiver
                 .await
                 .map_err(|_| CallError::Transport("the upstream's SSE stream ended".into()))

@@ -25,7 +25,7 @@ pub trait Transport: Send + Sync {
     /// or `error`); what the upstream sends about the request meanwhile goes to `relay`.
     fn request<'a>(
         &'a self,
-        body: Value,
+        body: &'a Value,
         method: &'a str,
         relay: Notifications,
     ) -> BoxFuture<'a, Result<Value, CallError>>;
@@ -107,13 +107,13 @@ fn rpc_error(error: &Value) -> CallError {
     }
 }
 
-/// The result of a response message, or its error.
-pub(super) fn outcome(message: Value) -> Result<Map<String, Value>, CallError> {
+/// The result of a response message (moved out of it), or its error.
+pub(super) fn outcome(mut message: Value) -> Result<Map<String, Value>, CallError> {
     if let Some(error) = message.get("error") {
         return Err(rpc_error(error));
     }
-    match message.get("result") {
-        Some(Value::Object(result)) => Ok(result.clone()),
+    match message.get_mut("result").map(Value::take) {
+        Some(Value::Object(result)) => Ok(result),
         _ => Err(CallError::Transport(
             "the upstream's response has no result object".into(),
         )),

@@ -216,12 +216,12 @@ impl StreamableHttp {
 impl Transport for StreamableHttp {
     fn request<'a>(
         &'a self,
-        body: Value,
+        body: &'a Value,
         method: &'a str,
         relay: Notifications,
     ) -> BoxFuture<'a, Result<Value, CallError>> {
         Box::pin(async move {
-            self.post(&body, Some(method), relay)
+            self.post(body, Some(method), relay)
                 .await?
                 .ok_or_else(|| CallError::Transport(format!("{method} got no response")))
         })

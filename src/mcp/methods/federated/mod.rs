@@ -9,13 +9,19 @@
 //!
 //! A question the client did not declare the capability for is answered with an error, and
 //! the upstream decides what that means for its call.
+//!
+//! A call runs on the task of the client request that made it, with no task or channel of its
+//! own for what that request cannot receive; only a call parked for a 2026-07-28 client's retry
+//! moves to a task of its own, when the upstream asks its first question.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use self::relay::{NOTE_QUEUE, channel_if, lock, next, pass_on, spawn_relay};
 use super::Object;
 use crate::actors::upstream::{Forward, ForwardError};
 use crate::catalog::Gateway;
@@ -25,6 +31,8 @@ use crate::mcp::parked::{
     NotParked, Owner, ParkedCall, Question, RelayTarget, RunningCall, STATE_PREFIX,
 };
 use crate::protocol::{Era, LogLevel, meta};
+
+mod relay;
 use crate::upstream::{CallError, ClientRequest, Notifications};
 
 /// The most `input_required` rounds the gateway answers for a session-era client.
@@ -41,19 +49,7 @@ pub async fn forward(
     params: Object,
 ) -> Result<Object, McpError> {
     let gateway = gateway(ctx, gateway_id)?;
-    let (notifications, relay) = relayed(ctx);
-    let outcome = ctx
-        .upstream
-        .forward(call(
-            ctx,
-            &gateway,
-            method,
-            params,
-            notifications,
-            ctx.cancel.clone(),
-        ))
-        .await;
-    relay.drained().await;
+    let outcome = forward_here(ctx, &gateway, method, params).await;
     outcome_of(ctx, outcome).map(clean)
 }
 
@@ -116,8 +112,7 @@ pub async fn forward_interactive(
     if let Some(state) = state {
         params.insert("requestState".into(), json!(state));
     }
-    let call = start(ctx, &gateway, method, params);
-    wait(ctx, owner, call).await
+    drive(ctx, owner, &gateway, method, params).await
 }
 
 fn gateway(ctx: &Ctx, gateway_id: &str) -> Result<Arc<Gateway>, McpError> {
@@ -147,23 +142,55 @@ fn call(
     }
 }
 
-/// Notifications relayed to this request's stream; the upstream's questions relayed to a
-/// session-era client that can be asked (otherwise declined).
-fn relayed(ctx: &Ctx) -> (Notifications, Relay) {
+/// Forwards on this request's own task: the upstream's notifications are passed on to this
+/// request's stream (when it asked for them) and a session-era upstream's questions put to a
+/// session-era client that can be asked (otherwise declined), as they arrive. No task and no
+/// channel is made for what this request cannot receive.
+async fn forward_here(
+    ctx: &Ctx,
+    gateway: &Gateway,
+    method: &str,
+    params: Object,
+) -> Result<Object, ForwardError> {
     let target = RelayTarget::of(ctx);
-    let wanted = target.progress_token.is_some() || target.log_level.is_some();
-    let (sender, relay) = if target.notifier.is_some() && wanted {
-        let (sender, relay) = spawn_relay(Arc::new(Mutex::new(target)));
-        (Some(sender), relay)
-    } else {
-        (None, Relay(None))
-    };
+    let wanted = target.notifier.is_some()
+        && (target.progress_token.is_some() || target.log_level.is_some());
+    let (note_sender, mut notes) = channel_if::<Value>(wanted, NOTE_QUEUE);
+    let askable_client = ctx.session.is_some() && ctx.notifier.is_some();
+    let (question_sender, mut questions) = channel_if::<ClientRequest>(askable_client, 16);
     let notifications = Notifications {
-        notifications: sender,
-        requests: questions_on_stream(ctx),
+        notifications: note_sender,
+        requests: question_sender,
         capabilities: askable(ctx),
     };
-    (notifications, relay)
+    let forward = call(
+        ctx,
+        gateway,
+        method,
+        params,
+        notifications,
+        ctx.cancel.clone(),
+    );
+    let upstream = ctx.upstream.forward(forward);
+    tokio::pin!(upstream);
+    loop {
+        tokio::select! {
+            biased;
+            Some(message) = next(&mut notes) => pass_on(&target, message).await,
+            Some((request, reply)) = next(&mut questions) => {
+                let _ = reply.send(ask_session_client(ctx, &request).await);
+            }
+            outcome = &mut upstream => {
+                // What the upstream sent before its result goes first.
+                if let Some(notes) = &mut notes {
+                    while let Ok(message) = notes.try_recv() {
+                        pass_on(&target, message).await;
+                    }
+                }
+                return outcome;
+            }
+        }
+    }
 }
 
 /// The client's result for the upstream's answer, or the error it maps to.
@@ -235,17 +262,8 @@ async fn ask_on_stream(
     mut params: Object,
 ) -> Result<Object, McpError> {
     for _ in 0..MAX_INPUT_ROUNDS {
-        let (notifications, relay) = relayed(ctx);
-        let forward = call(
-            ctx,
-            gateway,
-            method,
-            params.clone(),
-            notifications,
-            ctx.cancel.clone(),
-        );
-        let outcome = ctx.upstream.forward(forward).await;
-        relay.drained().await;
+        // A 2026-07-28 upstream may ask for another round: the params are needed again.
+        let outcome = forward_here(ctx, gateway, method, params.clone()).await;
         let result = outcome_of(ctx, outcome)?;
         if !is_input_required(&result) {
             return Ok(clean(result));
@@ -309,62 +327,117 @@ async fn answer_on_stream(
     Ok(responses)
 }
 
-/// A channel for a session-era upstream's mid-call questions, relayed to a session-era client
-/// on this request's stream when it declared the capability; otherwise declined.
-fn questions_on_stream(ctx: &Ctx) -> Option<mpsc::Sender<ClientRequest>> {
-    let session = ctx.session.clone()?;
-    let stream = ctx.notifier.clone()?;
-    let timeout = ctx.settings.tool_timeout;
-    let (sender, mut receiver) = mpsc::channel::<ClientRequest>(16);
-    actix_web::rt::spawn(async move {
-        while let Some((request, reply)) = receiver.recv().await {
-            let method = request["method"].as_str().unwrap_or_default().to_owned();
-            let supported = capability_for(&method)
-                .is_some_and(|capability| session.client_supports(capability));
-            let answer = if supported {
-                let params = request.get("params").cloned().unwrap_or(Value::Null);
-                session
-                    .request_client(&method, params, &stream, timeout)
-                    .await
-                    .unwrap_or_else(|cause| refusal(-32603, cause))
-            } else {
-                refusal(-32601, format!("the client does not support {method}"))
-            };
-            let _ = reply.send(answer);
-        }
-    });
-    Some(sender)
+/// Puts a session-era upstream's mid-call question to the session-era client on this
+/// request's stream when it declared the capability; otherwise declines it.
+async fn ask_session_client(ctx: &Ctx, request: &Value) -> Value {
+    let (Some(session), Some(stream)) = (&ctx.session, &ctx.notifier) else {
+        return refusal(-32601, "mcpgate has no client to ask during this request");
+    };
+    let method = request["method"].as_str().unwrap_or_default();
+    let supported =
+        capability_for(method).is_some_and(|capability| session.client_supports(capability));
+    if !supported {
+        return refusal(-32601, format!("the client does not support {method}"));
+    }
+    let params = request.get("params").cloned().unwrap_or(Value::Null);
+    session
+        .request_client(method, params, stream, ctx.settings.tool_timeout)
+        .await
+        .unwrap_or_else(|cause| refusal(-32603, cause))
 }
 
 // ---- 2026-07-28 clients -----------------------------------------------------------------
 
-/// Starts the upstream call in the background, so that it can outlive this client request
-/// when the upstream asks a question (the call is then parked for the client's retry).
-fn start(ctx: &Ctx, gateway: &Gateway, method: &str, params: Object) -> RunningCall {
-    let relay = Arc::new(Mutex::new(RelayTarget::default()));
-    let (questions, questions_received) = mpsc::channel(16);
-    let (relay_sender, relayed) = spawn_relay(relay.clone());
+/// Runs a fresh upstream call on this request's own task, passing its notifications on as they
+/// arrive. Only when the upstream asks a question is the call moved to a task of its own (it
+/// must outlive this request: it is parked for the client's retry).
+async fn drive(
+    ctx: &Ctx,
+    owner: Owner,
+    gateway: &Gateway,
+    method: &str,
+    params: Object,
+) -> Result<Object, McpError> {
+    let (note_sender, mut notes) = mpsc::channel(NOTE_QUEUE);
+    let (question_sender, mut questions) = mpsc::channel(16);
     let notifications = Notifications {
-        notifications: Some(relay_sender),
-        requests: Some(questions),
+        notifications: Some(note_sender),
+        requests: Some(question_sender),
         capabilities: askable(ctx),
     };
     let cancel = CancellationToken::new();
     let forward = call(ctx, gateway, method, params, notifications, cancel.clone());
-    let (done, outcome) = oneshot::channel();
     let upstream = ctx.upstream.clone();
-    actix_web::rt::spawn(async move {
-        let outcome = upstream.forward(forward).await;
-        relayed.drained().await;
-        let _ = done.send(outcome);
-    });
-    RunningCall {
-        outcome,
-        questions: questions_received,
-        cancel,
-        relay,
-        asked: 0,
+    let mut running: Running = Box::pin(async move { upstream.forward(forward).await });
+    let target = RelayTarget::of(ctx);
+    loop {
+        tokio::select! {
+            biased;
+            Some(message) = notes.recv() => pass_on(&target, message).await,
+            outcome = &mut running => {
+                while let Ok(message) = notes.try_recv() {
+                    pass_on(&target, message).await;
+                }
+                return outcome_of(ctx, outcome).map(clean);
+            }
+            Some((request, reply)) = questions.recv() => {
+                let Some(question) = question_of(ctx, 0, request, reply) else {
+                    continue;
+                };
+                // The call outlives this request from here: it runs on a task of its own,
+                // its notifications relayed to whichever request waits on it.
+                let relay = Arc::new(Mutex::new(RelayTarget::default()));
+                let relayed = spawn_relay(notes, relay.clone());
+                let (done, outcome) = oneshot::channel();
+                actix_web::rt::spawn(async move {
+                    let outcome = running.await;
+                    relayed.drained().await;
+                    let _ = done.send(outcome);
+                });
+                let call = RunningCall {
+                    outcome,
+                    questions,
+                    cancel,
+                    relay,
+                    asked: 1,
+                };
+                return park(ctx, owner, call, question);
+            }
+            _ = ctx.cancel.cancelled() => {
+                cancel.cancel();
+                return Err(McpError::InvalidRequest("the request was cancelled".into()));
+            }
+        }
     }
+}
+
+/// An upstream call in progress.
+type Running = std::pin::Pin<Box<dyn Future<Output = Result<Object, ForwardError>>>>;
+
+/// The question to park a call on, numbered after the `asked` before it; `None` when this
+/// client cannot be asked it (the upstream is told so and the call goes on).
+fn question_of(
+    ctx: &Ctx,
+    asked: u32,
+    request: Value,
+    reply: oneshot::Sender<Value>,
+) -> Option<Question> {
+    let method = request["method"].as_str().unwrap_or_default().to_owned();
+    if !capability_for(&method).is_some_and(|capability| ctx.may_ask(capability)) {
+        let _ = reply.send(refusal(
+            -32601,
+            format!("the client does not support {method}"),
+        ));
+        return None;
+    }
+    Some(Question {
+        key: format!("q{}", asked + 1),
+        request: json!({
+            "method": method,
+            "params": request.get("params").cloned().unwrap_or_else(|| json!({})),
+        }),
+        reply,
+    })
 }
 
 enum Event {
@@ -396,23 +469,10 @@ async fn wait(ctx: &Ctx, owner: Owner, mut call: RunningCall) -> Result<Object, 
                 return Err(McpError::InvalidRequest("the request was cancelled".into()));
             }
             Event::Question((request, reply)) => {
-                let method = request["method"].as_str().unwrap_or_default().to_owned();
-                if !capability_for(&method).is_some_and(|capability| ctx.may_ask(capability)) {
-                    let _ = reply.send(refusal(
-                        -32601,
-                        format!("the client does not support {method}"),
-                    ));
+                let Some(question) = question_of(ctx, call.asked, request, reply) else {
                     continue;
-                }
-                call.asked += 1;
-                let question = Question {
-                    key: format!("q{}", call.asked),
-                    request: json!({
-                        "method": method,
-                        "params": request.get("params").cloned().unwrap_or_else(|| json!({})),
-                    }),
-                    reply,
                 };
+                call.asked += 1;
                 return park(ctx, owner, call, question);
             }
         }
@@ -452,79 +512,6 @@ fn park(
             Err(exceeded.into())
         }
     }
-}
-
-// ---- notifications ----------------------------------------------------------------------
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl RelayTarget {
-    /// This request's stream, progress token and log level.
-    fn of(ctx: &Ctx) -> Self {
-        RelayTarget {
-            notifier: ctx.notifier.clone(),
-            progress_token: ctx.progress_token.clone(),
-            log_level: ctx.log_level,
-        }
-    }
-}
-
-/// A channel whose messages (the upstream's notifications about a call) are passed on to the
-/// client request the target names, when it asked for them.
-/// The end of a relay task: every notification the upstream sent before its result has been
-/// passed on (the result must not overtake them).
-struct Relay(Option<oneshot::Receiver<()>>);
-
-impl Relay {
-    /// Waits until the relay has passed on everything (bounded: a relay whose sender is still
-    /// held elsewhere is not waited for long).
-    async fn drained(self) {
-        if let Some(done) = self.0 {
-            let _ = tokio::time::timeout(RELAY_DRAIN, done).await;
-        }
-    }
-}
-
-/// The longest wait for a relay to pass on the notifications sent before a result.
-const RELAY_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
-
-fn spawn_relay(target: Arc<Mutex<RelayTarget>>) -> (mpsc::Sender<Value>, Relay) {
-    let (sender, mut receiver) = mpsc::channel::<Value>(64);
-    let (finished, done) = oneshot::channel::<()>();
-    actix_web::rt::spawn(async move {
-        // Dropped when the loop ends: the receiver then knows everything was passed on.
-        let _finished = finished;
-        while let Some(mut message) = receiver.recv().await {
-            let notifier = {
-                let target = lock(&target);
-                let pass = match message.get("method").and_then(Value::as_str) {
-                    Some("notifications/progress") => match &target.progress_token {
-                        Some(token) => {
-                            message["params"]["progressToken"] = token.clone();
-                            true
-                        }
-                        None => false,
-                    },
-                    Some("notifications/message") => {
-                        let level = message["params"]["level"]
-                            .as_str()
-                            .and_then(LogLevel::parse);
-                        matches!((level, target.log_level), (Some(level), Some(threshold)) if level >= threshold)
-                    }
-                    _ => false,
-                };
-                pass.then(|| target.notifier.clone()).flatten()
-            };
-            if let Some(notifier) = notifier {
-                let _ = notifier.send(message).await;
-            }
-        }
-    });
-    (sender, Relay(Some(done)))
 }
 
 /// Removes the upstream's modern-era fields; the gateway decorates for its client's era. An
