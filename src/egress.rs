@@ -345,9 +345,19 @@ impl HttpClient {
     ) -> Result<reqwest::RequestBuilder, EgressDenied> {
         let parsed = url::Url::parse(url)
             .map_err(|error| EgressDenied(format!("the URL {url:?} is not valid ({error})")))?;
-        self.policy.check_url(&parsed)?;
+        self.request_to(method, &parsed)
+    }
+
+    /// A request to an already parsed URL (an upstream's endpoint, parsed once), if the policy
+    /// allows its destination.
+    pub fn request_to(
+        &self,
+        method: reqwest::Method,
+        url: &url::Url,
+    ) -> Result<reqwest::RequestBuilder, EgressDenied> {
+        self.policy.check_url(url)?;
         let pool = self.pool().map_err(EgressDenied)?;
-        Ok(pool.request(method, parsed))
+        Ok(pool.request(method, url.clone()))
     }
 
     /// A GET request.

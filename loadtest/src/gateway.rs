@@ -54,6 +54,8 @@ pub struct GatewaySpec {
     pub log_path: PathBuf,
     /// How long the admin token must stay valid.
     pub token_lifetime: Duration,
+    /// A command `mcpgate serve` runs under (`valgrind --tool=callgrind …`), if any.
+    pub wrapper: Vec<String>,
 }
 
 /// The running gateway.
@@ -96,7 +98,15 @@ impl Gateway {
         }
         let log = std::fs::File::create(&spec.log_path)
             .with_context(|| format!("cannot create {}", spec.log_path.display()))?;
-        let mut child = command(&spec.binary, &settings, &workdir)
+        let mut serve = match spec.wrapper.split_first() {
+            Some((program, arguments)) => {
+                let mut serve = command(Path::new(program), &settings, &workdir);
+                serve.args(arguments).arg(&spec.binary);
+                serve
+            }
+            None => command(&spec.binary, &settings, &workdir),
+        };
+        let mut child = serve
             .arg("serve")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log.try_clone()?))

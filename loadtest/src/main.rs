@@ -11,6 +11,7 @@ use mcpgate_loadtest::fixture::FixtureUpstream;
 use mcpgate_loadtest::postgres::PgServer;
 use mcpgate_loadtest::scenario::fastpath::{self, ClientEra, FastpathConfig};
 use mcpgate_loadtest::scenario::faults::{self, FaultsConfig};
+use mcpgate_loadtest::scenario::instructions::{self, InstructionsConfig};
 use mcpgate_loadtest::scenario::registry::{self, RegistryConfig};
 use mcpgate_loadtest::scenario::soak::{self, SoakConfig};
 use mcpgate_loadtest::scenario::storm::{self, StormConfig};
@@ -71,6 +72,8 @@ enum Command {
     Soak(SoakArgs),
     /// Faults: killed backends, database down, database stalled, upstream killed.
     Faults(FaultsArgs),
+    /// Instructions the gateway executes per tools/call, counted under callgrind.
+    Instructions(InstructionsArgs),
     /// Every scenario in turn, each with its defaults (or `--smoke`).
     All,
     /// Serve the fixture upstream MCP server until Ctrl-C.
@@ -117,6 +120,31 @@ struct FastpathArgs {
     era: Option<ClientEra>,
     #[command(flatten)]
     gateway: GatewayArgs,
+}
+
+#[derive(Args, Default)]
+struct InstructionsArgs {
+    /// Calls counted per era.
+    #[arg(long)]
+    calls: Option<usize>,
+    /// Calls before counting.
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Count only this era (default: both).
+    #[arg(long, value_enum)]
+    era: Option<ClientEra>,
+}
+
+impl InstructionsArgs {
+    fn config(self, smoke: bool) -> InstructionsConfig {
+        let mut config = InstructionsConfig::preset(smoke);
+        set(&mut config.calls, self.calls);
+        set(&mut config.warmup, self.warmup);
+        if let Some(era) = self.era {
+            config.eras = vec![era];
+        }
+        config
+    }
 }
 
 #[derive(Args, Default)]
@@ -341,6 +369,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry(args) => registry::run(&harness, &args.config(smoke)).await.map(drop),
         Command::Soak(args) => soak::run(&harness, &args.config(smoke)).await.map(drop),
         Command::Faults(args) => faults::run(&harness, &args.config(smoke)).await.map(drop),
+        Command::Instructions(args) => instructions::run(&harness, &args.config(smoke))
+            .await
+            .map(drop),
         Command::All => {
             storm::run(&harness, &StormArgs::default().config(smoke)).await?;
             fastpath::run(&harness, &FastpathArgs::default().config(smoke)).await?;

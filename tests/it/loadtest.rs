@@ -9,8 +9,9 @@ use std::time::Duration;
 use mcpgate_loadtest::client::{Failure, Kind};
 use mcpgate_loadtest::recorder::Event;
 use mcpgate_loadtest::recovery::kind_recovery;
-use mcpgate_loadtest::scenario::fastpath::{self, FastpathConfig};
+use mcpgate_loadtest::scenario::fastpath::{self, ClientEra, FastpathConfig};
 use mcpgate_loadtest::scenario::faults::{self, FaultsConfig};
+use mcpgate_loadtest::scenario::instructions::{self, InstructionsConfig};
 use mcpgate_loadtest::scenario::registry::{self, RegistryConfig};
 use mcpgate_loadtest::scenario::soak::{self, SoakConfig};
 use mcpgate_loadtest::scenario::storm::{self, StormConfig};
@@ -202,6 +203,47 @@ async fn fastpath_smoke_writes_a_complete_report() {
     assert!(number(&report, "/fastpath/direct/calls_per_s") > 0.0);
     assert!(number(&report, "/fastpath/gateway/calls_per_s") > 0.0);
     assert!(number(&report, "/fastpath/gateway_cpu_us_per_call") > 0.0);
+}
+
+/// A session-era client through the gateway is measured too (its calls counted as the
+/// gateway's, not as direct ones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastpath_smoke_measures_session_era_clients() {
+    let reports = tempfile::tempdir().unwrap();
+    let config = FastpathConfig {
+        era: ClientEra::Session,
+        ..FastpathConfig::smoke()
+    };
+    let outcome = fastpath::run(&harness(reports.path()), &config)
+        .await
+        .expect("the fast path runs");
+    let report = written(&outcome, reports.path());
+    assert_eq!(report["fastpath"]["era"], "session");
+    assert!(number(&report, "/fastpath/gateway/calls_per_s") > 0.0);
+    assert_eq!(number(&report, "/fastpath/gateway/failed"), 0.0);
+}
+
+/// The instruction count runs the real gateway under callgrind (valgrind is installed by
+/// `loadtest/setup.sh` when missing) and reports a count per era.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instructions_smoke_counts_both_eras() {
+    let setup = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/loadtest/setup.sh"))
+        .status()
+        .expect("bash runs");
+    assert!(setup.success(), "loadtest/setup.sh installs valgrind");
+    let reports = tempfile::tempdir().unwrap();
+    let report = instructions::run(&harness(reports.path()), &InstructionsConfig::preset(true))
+        .await
+        .expect("the gateway runs under callgrind and is counted");
+    assert_eq!(report.counts.len(), 2);
+    for count in &report.counts {
+        assert_eq!(count.calls, 20);
+        assert!(
+            count.per_call > 10_000,
+            "a call through the gateway executes instructions: {count:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 
 pub mod fastpath;
 pub mod faults;
+pub mod instructions;
 pub mod registry;
 pub mod soak;
 pub mod storm;
@@ -200,6 +201,7 @@ impl Rig {
             settings,
             log_path,
             token_lifetime: spec.expected_duration,
+            wrapper: Vec::new(),
         })
         .await?;
         let api = Api::new(

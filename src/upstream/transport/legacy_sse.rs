@@ -57,7 +57,7 @@ impl SseRoutes {
 #[derive(Clone)]
 struct Poster {
     http: crate::egress::HttpClient,
-    url: String,
+    url: url::Url,
     headers: std::collections::BTreeMap<String, String>,
 }
 
@@ -111,7 +111,7 @@ impl LegacySse {
         }
         let poster = Poster {
             http,
-            url: post_url.to_string(),
+            url: post_url,
             headers: target.headers,
         };
         let routes: Arc<SseRoutes> = Arc::default();

@@ -148,13 +148,13 @@ pub(super) fn answer_message(id: Value, answer: &Value) -> Value {
 /// POSTs a JSON-RPC message with the upstream's headers and `extra`.
 pub(super) async fn post_json(
     http: &crate::egress::HttpClient,
-    url: &str,
+    url: &url::Url,
     headers: &std::collections::BTreeMap<String, String>,
     extra: &[(&str, String)],
     body: &Value,
 ) -> Result<reqwest::Response, CallError> {
     let mut request = http
-        .post(url)?
+        .request_to(reqwest::Method::POST, url)?
         .header("accept", "application/json, text/event-stream")
         .json(body);
     for (name, value) in headers {

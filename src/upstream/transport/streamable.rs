@@ -23,6 +23,8 @@ use crate::upstream::{CallError, Target};
 pub struct StreamableHttp {
     http: crate::egress::HttpClient,
     target: Target,
+    /// The target's URL, parsed once.
+    endpoint: Result<url::Url, String>,
     /// The era every message is sent in (2026-07-28 until a handshake says otherwise).
     era: Mutex<Era>,
     /// The session a session-era upstream gave at `initialize`.
@@ -41,9 +43,12 @@ impl Drop for StreamableHttp {
 impl StreamableHttp {
     /// A link to `target` (nothing is sent yet).
     pub fn new(http: crate::egress::HttpClient, target: Target) -> Self {
+        let endpoint = url::Url::parse(&target.url)
+            .map_err(|error| format!("the upstream URL {:?} is not valid ({error})", target.url));
         StreamableHttp {
             http,
             target,
+            endpoint,
             era: Mutex::new(Era::Modern),
             session_id: Mutex::new(None),
             watcher: Mutex::new(None),
@@ -66,14 +71,11 @@ impl StreamableHttp {
         relay: Notifications,
     ) -> Result<Option<Value>, CallError> {
         let extra = self.session_headers(method, body);
-        let response = post_json(
-            &self.http,
-            &self.target.url,
-            &self.target.headers,
-            &extra,
-            body,
-        )
-        .await?;
+        let endpoint = self
+            .endpoint
+            .as_ref()
+            .map_err(|error| CallError::Transport(error.clone()))?;
+        let response = post_json(&self.http, endpoint, &self.target.headers, &extra, body).await?;
         let headers = response.headers().clone();
         let status = response.status();
         let session = self.session_id();
@@ -181,14 +183,10 @@ impl StreamableHttp {
 
     async fn answer(&self, body: Value) {
         let extra = self.session_headers(None, &body);
-        let _ = post_json(
-            &self.http,
-            &self.target.url,
-            &self.target.headers,
-            &extra,
-            &body,
-        )
-        .await;
+        let Ok(endpoint) = &self.endpoint else {
+            return;
+        };
+        let _ = post_json(&self.http, endpoint, &self.target.headers, &extra, &body).await;
     }
 
     /// The session, version and (2026-07-28) mirrored headers of a POST.
