@@ -184,13 +184,11 @@ pub async fn respond(
     // The stream runs the request as it is polled: its notifications, then its response.
     let work = Box::pin(async move { run(&ctx, &id, &method, params).await.map(|(body, _)| body) });
     let headers: Vec<(&str, String)> = extra_headers.into_iter().collect();
-    sse::response(
-        SseBody::driving(
-            receiver,
-            work,
-            Some(Box::new(move || cancel.cancel())),
-            sse::REQUEST_KEEP_ALIVE,
-        ),
-        &headers,
-    )
+    let body = SseBody::driving(
+        receiver,
+        work,
+        Some(Box::new(move || cancel.cancel())),
+        sse::REQUEST_KEEP_ALIVE,
+    );
+    sse::driven_response(body, sse::REQUEST_KEEP_ALIVE, &headers).await
 }

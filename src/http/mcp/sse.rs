@@ -177,11 +177,41 @@ impl<T> SseBody<T> {
     }
 }
 
-/// A 200 `text/event-stream` response streaming `body`.
-pub fn response<T: Into<SseEvent> + Unpin + 'static>(
-    body: SseBody<T>,
+/// A 200 `text/event-stream` response for a body that drives a request's work: when the work
+/// ends within `within` with nothing sent before its last event, the whole stream as one body
+/// with a length (one write for the gateway, one read for the client, instead of headers, the
+/// event and the end of the stream each on their own); otherwise streamed, starting with what
+/// it has produced so far. Holding the headers that long costs nothing a stream would give: a
+/// client that went away is noticed at the first keep-alive, which comes no sooner.
+pub async fn driven_response<T: Into<SseEvent> + Unpin + 'static>(
+    mut body: SseBody<T>,
+    within: Duration,
     extra_headers: &[(&str, String)],
 ) -> HttpResponse {
+    use futures_util::{FutureExt, StreamExt};
+    let deadline = tokio::time::Instant::now() + within;
+    let mut produced: Vec<Bytes> = Vec::new();
+    match tokio::time::timeout_at(deadline, body.next()).await {
+        Ok(Some(Ok(event))) => produced.push(event),
+        // Nothing to send (a cancelled request).
+        Ok(None) => return builder(extra_headers).body(Bytes::new()),
+        // Slow: stream, as the client sees the keep-alives and later events at once.
+        Ok(Some(Err(_))) | Err(_) => return response(body, extra_headers),
+    }
+    loop {
+        match body.next().now_or_never() {
+            Some(Some(Ok(event))) => produced.push(event),
+            Some(None) => return builder(extra_headers).body(produced.concat()),
+            // More is coming: stream from here, what was produced first.
+            Some(Some(Err(_))) | None => {
+                let prefix = futures_util::stream::iter(produced.into_iter().map(Ok));
+                return builder(extra_headers).streaming(prefix.chain(body));
+            }
+        }
+    }
+}
+
+fn builder(extra_headers: &[(&str, String)]) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::Ok();
     builder
         .content_type("text/event-stream")
@@ -190,5 +220,13 @@ pub fn response<T: Into<SseEvent> + Unpin + 'static>(
     for (name, value) in extra_headers {
         builder.insert_header((*name, value.clone()));
     }
-    builder.streaming(body)
+    builder
+}
+
+/// A 200 `text/event-stream` response streaming `body`.
+pub fn response<T: Into<SseEvent> + Unpin + 'static>(
+    body: SseBody<T>,
+    extra_headers: &[(&str, String)],
+) -> HttpResponse {
+    builder(extra_headers).streaming(body)
 }
