@@ -40,6 +40,7 @@ async def call_one(session, protocol):
 async def exercise(session, protocol):
     if len(sys.argv) > 5:
         return await call_one(session, protocol)
+    await session.send_ping()
     tools = await session.list_tools()
     call = await session.call_tool("get_weather", {"city": "Paris"})
     resources = await session.list_resources()
@@ -155,8 +156,9 @@ async def run_v2():
 
     if len(sys.argv) > 4 and sys.argv[4] == "sample":
         return await run_sampling_v2()
+    # The default mode, auto: it probes server/discover and falls back to a session.
     if TRANSPORT == "sse":
-        transport, mode = sse_client(URL, headers=HEADERS), "legacy"
+        transport, mode = sse_client(URL, headers=HEADERS), "auto"
     else:
         http = httpx2.AsyncClient(headers=HEADERS, timeout=30)
         transport, mode = streamable_http_client(URL, http_client=http), "auto"

@@ -107,7 +107,9 @@ pub async fn run(
             .output()
             .is_ok_and(|output| output.status.success());
         if !found {
-            bail!("{tool} is needed to count instructions: run loadtest/setup.sh (installs valgrind)");
+            bail!(
+                "{tool} is needed to count instructions: run loadtest/setup.sh (installs valgrind)"
+            );
         }
     }
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();

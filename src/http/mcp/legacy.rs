@@ -195,6 +195,23 @@ fn serve(
     method: String,
     params: serde_json::Map<String, Value>,
 ) {
+    if method == "server/discover" {
+        // 2026-07-28 is spoken over Streamable HTTP only: a client probing for it here (the
+        // official SDKs' auto mode) is told no, and falls back to a session.
+        let refusal = McpError::MethodNotFound(
+            "server/discover is a method of protocol 2026-07-28, which the HTTP+SSE transport \
+             does not carry: initialize a session, or use the Streamable HTTP endpoint"
+                .into(),
+        );
+        session.notify(jsonrpc::error(
+            Some(&id),
+            &refusal,
+            Era::Legacy {
+                version: session.version,
+            },
+        ));
+        return;
+    }
     if method == "initialize" {
         let version =
             protocol::negotiate_legacy(params.get("protocolVersion").and_then(Value::as_str));

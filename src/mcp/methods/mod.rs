@@ -31,7 +31,9 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: Object) -> Result<Object,
     let params = &params;
     match method {
         "server/discover" => Ok(lifecycle::discover(ctx)),
-        "ping" if legacy => Ok(Object::new()),
+        // Removed in 2026-07-28, but the official SDKs' clients still send it and their servers
+        // still answer it: answered in every era.
+        "ping" => Ok(Object::new()),
         "logging/setLevel" if legacy => lifecycle::set_level(ctx, params),
         "resources/subscribe" if legacy => lifecycle::subscribe(ctx, params, true),
         "resources/unsubscribe" if legacy => lifecycle::subscribe(ctx, params, false),
