@@ -12,6 +12,7 @@ import http from 'node:http';
 
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import {
   CallToolRequestSchema,
   CompleteRequestSchema,
@@ -479,8 +480,32 @@ function fail(res, status, message) {
   res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null }));
 }
 
+// The same server over the legacy HTTP+SSE transport: GET /sse, then POST /messages.
+const sseSessions = new Map();
+
+async function legacySse(req, res, url) {
+  if (req.method === 'GET' && url.pathname === '/sse') {
+    const transport = new SSEServerTransport('/messages', res);
+    sseSessions.set(transport.sessionId, transport);
+    res.on('close', () => sseSessions.delete(transport.sessionId));
+    await newServer().connect(transport);
+    return true;
+  }
+  if (req.method === 'POST' && url.pathname === '/messages') {
+    const transport = sseSessions.get(url.searchParams.get('sessionId'));
+    if (!transport) {
+      fail(res, 404, 'Session not found');
+      return true;
+    }
+    await transport.handlePostMessage(req, res, await readBody(req));
+    return true;
+  }
+  return false;
+}
+
 const httpServer = http.createServer(async (req, res) => {
   try {
+    if (await legacySse(req, res, new URL(req.url, 'http://127.0.0.1'))) return;
     const id = req.headers['mcp-session-id'];
     if (id) {
       const transport = sessions.get(id);

@@ -243,3 +243,72 @@ async fn the_official_suite_passes_through_the_gateway(backend: Backend) {
 }
 
 once_on_sqlite!(the_official_suite_passes_through_the_gateway);
+
+/// The scenarios in which the upstream talks to the client during a call (logs, progress,
+/// questions), through an upstream that speaks the legacy HTTP+SSE transport: everything it
+/// sends about a call arrives on its one stream and must reach the client whose call it is.
+const ABOUT_A_CALL: [&str; 4] = [
+    "tools-call-with-logging",
+    "tools-call-with-progress",
+    "tools-call-sampling",
+    "tools-call-elicitation",
+];
+
+async fn a_legacy_sse_upstream_reaches_the_client(backend: Backend) {
+    setup();
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    let fixture = ConformanceFixture::start();
+    let sse_url = fixture.url.replace("/mcp", "/sse");
+    let registered = gateway
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({
+                "name": "Conformance fixture over SSE",
+                "url": sse_url,
+                "transport": "sse",
+                "prefix_tool_names": false,
+            })),
+        )
+        .await;
+    registered.expect(StatusCode::CREATED);
+    let server = gateway
+        .admin(
+            Method::POST,
+            "/servers",
+            Some(json!({
+                "name": "Conformance over SSE",
+                "tool_ids": ids(&gateway, "tools").await,
+            })),
+        )
+        .await;
+    let server = server.expect(StatusCode::CREATED);
+    let target = Target {
+        origin: gateway.base.clone(),
+        token: gateway.admin_token.clone(),
+        endpoint: format!(
+            "{}/servers/{}/mcp",
+            gateway.base,
+            server["id"].as_str().unwrap()
+        ),
+    };
+    let failures = tokio::task::spawn_blocking(move || {
+        ABOUT_A_CALL
+            .iter()
+            .flat_map(|scenario| failed_checks(&target, scenario))
+            .collect::<Vec<String>>()
+    })
+    .await
+    .expect("the conformance run");
+    assert!(
+        failures.is_empty(),
+        "{} checks failed through a legacy SSE upstream:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    drop(fixture);
+    gateway.stop().await;
+}
+
+once_on_sqlite!(a_legacy_sse_upstream_reaches_the_client);

@@ -44,10 +44,23 @@ impl SseRoutes {
     /// question is about, so it is routed only when exactly one request is in flight (the
     /// upstream session is shared by every client: guessing could ask the wrong client).
     fn question_route(&self) -> Option<mpsc::Sender<ClientRequest>> {
+        let only = self.only_request()?;
+        lock(&self.questions).get(&only).cloned()
+    }
+
+    /// Where a notification that names no request (a log message) goes: like a question, to
+    /// the one request in flight, if there is exactly one.
+    fn notification_route(&self) -> Option<mpsc::Sender<Value>> {
+        let only = self.only_request()?;
+        lock(&self.notifications).get(&only).cloned()
+    }
+
+    /// The key of the only request in flight.
+    fn only_request(&self) -> Option<String> {
         let pending = lock(&self.pending);
         let mut keys = pending.keys();
         match (keys.next(), keys.next()) {
-            (Some(only), None) => lock(&self.questions).get(only).cloned(),
+            (Some(only), None) => Some(only.clone()),
             _ => None,
         }
     }
@@ -207,7 +220,8 @@ impl Drop for RouteGuard<'_> {
 
 /// Routes a message from the stream: a response to its waiting request, a question to the one
 /// request in flight (answered with an error when that is not clear), a notification with a
-/// progress token to the request that owns the token.
+/// progress token to the request that owns the token, another notification about a call (a log
+/// message) to the one request in flight (dropped when that is not clear).
 fn route(message: Value, routes: &SseRoutes, poster: &Poster) {
     if is_response(&message) {
         if let Some(id) = message.get("id")
@@ -240,9 +254,20 @@ fn route(message: Value, routes: &SseRoutes, poster: &Poster) {
         .get("params")
         .and_then(|p| p.get("progressToken"))
         .map(Value::to_string);
-    if let Some(token) = token
-        && let Some(route) = lock(&routes.notifications).get(&token)
-    {
-        let _ = route.try_send(message);
+    if let Some(token) = token {
+        if let Some(route) = lock(&routes.notifications).get(&token) {
+            let _ = route.try_send(message);
+        }
+        return;
+    }
+    if message.get("method").and_then(Value::as_str) == Some("notifications/message") {
+        match routes.notification_route() {
+            Some(route) => {
+                let _ = route.try_send(message);
+            }
+            None => tracing::debug!(
+                "a log message from a legacy SSE upstream names no call, and not exactly one is in flight: not relayed"
+            ),
+        }
     }
 }
