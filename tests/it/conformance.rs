@@ -42,6 +42,21 @@ struct Target {
     endpoint: String,
 }
 
+impl Target {
+    /// The Streamable HTTP endpoint of the virtual server `server` (as created) on `gateway`.
+    fn of(gateway: &TestServer, server: &Value) -> Self {
+        Target {
+            origin: gateway.base.clone(),
+            token: gateway.admin_token.clone(),
+            endpoint: format!(
+                "{}/servers/{}/mcp",
+                gateway.base,
+                server["id"].as_str().unwrap()
+            ),
+        }
+    }
+}
+
 /// Runs the conformance CLI with the preload that adds `globSync` on Node 20 and the bearer
 /// token for the gateway's origin; kills it after `SCENARIO_TIMEOUT`.
 fn conformance(target: &Target, args: &[&str]) -> std::process::Output {
@@ -202,16 +217,7 @@ async fn the_official_suite_passes_through_the_gateway(backend: Backend) {
             })),
         )
         .await;
-    let server = server.expect(StatusCode::CREATED);
-    let target = Target {
-        origin: gateway.base.clone(),
-        token: gateway.admin_token.clone(),
-        endpoint: format!(
-            "{}/servers/{}/mcp",
-            gateway.base,
-            server["id"].as_str().unwrap()
-        ),
-    };
+    let target = Target::of(&gateway, server.expect(StatusCode::CREATED));
 
     // The CLI blocks: run it off the runtime that serves the gateway.
     let (scenarios, failures) = tokio::task::spawn_blocking(move || {
@@ -283,16 +289,7 @@ async fn a_legacy_sse_upstream_reaches_the_client(backend: Backend) {
             })),
         )
         .await;
-    let server = server.expect(StatusCode::CREATED);
-    let target = Target {
-        origin: gateway.base.clone(),
-        token: gateway.admin_token.clone(),
-        endpoint: format!(
-            "{}/servers/{}/mcp",
-            gateway.base,
-            server["id"].as_str().unwrap()
-        ),
-    };
+    let target = Target::of(&gateway, server.expect(StatusCode::CREATED));
     let failures = tokio::task::spawn_blocking(move || {
         ABOUT_A_CALL
             .iter()
