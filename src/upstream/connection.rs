@@ -292,9 +292,9 @@ impl Connection {
 
     /// Follows the upstream's change notifications, calling `on_change` for each list change,
     /// until the connection is dropped.
-    pub fn watch(&mut self, on_change: OnChange) {
+    pub fn watch(&mut self, on_change: OnChange) -> super::transport::Opened {
         let listen_id = self.next_id();
-        self.transport.watch(on_change, listen_id);
+        self.transport.watch(on_change, listen_id)
     }
 
     /// Ends a session-era upstream session (best effort).

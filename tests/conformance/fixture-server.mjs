@@ -435,7 +435,17 @@ function newServer() {
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const tool = tools.find((t) => t.name === request.params.name);
     if (!tool) throw Object.assign(new Error(`Unknown tool: ${request.params.name}`), { code: -32602 });
-    return tool.run(request.params.arguments ?? {}, extra, request);
+    // QUESTIONS_ON_GET_STREAM=1: the tool's questions and notifications go out as the
+    // server's own (no related request), which the transport sends on the standalone GET
+    // stream, as `server.createMessage()` and `server.elicitInput()` do.
+    const context = process.env.QUESTIONS_ON_GET_STREAM === '1'
+      ? {
+          ...extra,
+          sendRequest: (req, schema) => server.request(req, schema),
+          sendNotification: (notification) => server.notification(notification),
+        }
+      : extra;
+    return tool.run(request.params.arguments ?? {}, context, request);
   });
   server.setRequestHandler(ListResourcesRequestSchema, async () => ({ resources: resources.map(strip) }));
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({

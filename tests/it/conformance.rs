@@ -309,3 +309,56 @@ async fn a_legacy_sse_upstream_reaches_the_client(backend: Backend) {
 }
 
 once_on_sqlite!(a_legacy_sse_upstream_reaches_the_client);
+
+/// The same scenarios against an upstream that sends its questions and notifications on its
+/// standalone GET stream (as the TypeScript SDK's `server.createMessage()` and
+/// `server.elicitInput()` do): they must reach the client whose call is in flight.
+async fn questions_on_the_upstreams_get_stream_reach_the_client(backend: Backend) {
+    setup();
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    let fixture = ConformanceFixture::start_asking_on_get_stream();
+    let registered = gateway
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({
+                "name": "Conformance fixture asking on its GET stream",
+                "url": fixture.url,
+                "transport": "streamablehttp",
+                "prefix_tool_names": false,
+            })),
+        )
+        .await;
+    registered.expect(StatusCode::CREATED);
+    let server = gateway
+        .admin(
+            Method::POST,
+            "/servers",
+            Some(json!({
+                "name": "Conformance, GET stream",
+                "tool_ids": ids(&gateway, "tools").await,
+            })),
+        )
+        .await;
+    let target = Target::of(&gateway, server.expect(StatusCode::CREATED));
+    let failures = tokio::task::spawn_blocking(move || {
+        ABOUT_A_CALL
+            .iter()
+            .chain(["elicitation-sep1034-defaults", "elicitation-sep1330-enums"].iter())
+            .flat_map(|scenario| failed_checks(&target, scenario))
+            .collect::<Vec<String>>()
+    })
+    .await
+    .expect("the conformance run");
+    assert!(
+        failures.is_empty(),
+        "{} checks failed through an upstream asking on its GET stream:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    drop(fixture);
+    gateway.stop().await;
+}
+
+once_on_sqlite!(questions_on_the_upstreams_get_stream_reach_the_client);

@@ -135,6 +135,9 @@ impl Message for Forward {
     type Result = Result<Map<String, Value>, ForwardError>;
 }
 
+/// The longest a new connection waits for its upstream's notification stream to open.
+const STREAM_OPENING: Duration = Duration::from_secs(2);
+
 /// One upstream's pooled connection, breaker and concurrency limit.
 pub(super) struct Link {
     gateway_id: String,
@@ -162,9 +165,12 @@ impl Link {
         if let Some(changes) = &self.changes {
             let changes = changes.clone();
             let gateway_id = self.gateway_id.clone();
-            connection.watch(Arc::new(move || {
+            let opened = connection.watch(Arc::new(move || {
                 let _ = changes.try_send(gateway_id.clone());
             }));
+            // What a session-era upstream says on its GET stream about the first call must not
+            // be lost to a stream still opening (bounded: a slow stream delays one call only).
+            let _ = tokio::time::timeout(STREAM_OPENING, opened).await;
         }
         let connection = Arc::new(connection);
         *slot = Some((target.clone(), connection.clone()));

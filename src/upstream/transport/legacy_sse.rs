@@ -194,8 +194,10 @@ impl Transport for LegacySse {
 
     fn negotiated(&self, _era: Era) {}
 
-    fn watch(&self, on_change: OnChange, _listen_id: i64) {
+    fn watch(&self, on_change: OnChange, _listen_id: i64) -> super::Opened {
         *lock(&self.on_change) = Some(on_change);
+        // Its one stream is open already.
+        Box::pin(async {})
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -38,12 +38,17 @@ pub trait Transport: Send + Sync {
 
     /// Follows the upstream's change notifications, calling `on_change` for each list change,
     /// until the transport is dropped. `listen_id` is the request id a 2026-07-28 upstream's
-    /// `subscriptions/listen` stream is opened with.
-    fn watch(&self, on_change: OnChange, listen_id: i64);
+    /// `subscriptions/listen` stream is opened with. The future it returns ends once the stream
+    /// is open (or will not be): a session-era upstream sends what it says outside a call's own
+    /// stream there, so calls wait for it.
+    fn watch(&self, on_change: OnChange, listen_id: i64) -> Opened;
 
     /// Ends the upstream session, if the transport has one (best effort).
     fn close(&self) -> BoxFuture<'_, ()>;
 }
+
+/// Ends once a transport's notification stream is open, or will not be.
+pub type Opened = BoxFuture<'static, ()>;
 
 /// Called when the upstream says one of its lists changed.
 pub type OnChange = Arc<dyn Fn() + Send + Sync>;

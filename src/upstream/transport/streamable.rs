@@ -5,15 +5,17 @@
 //! and `Mcp-Name` headers instead. List changes arrive on the session's GET stream (session
 //! era) or a `subscriptions/listen` stream (2026-07-28).
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{
-    ClientRequest, MAX_EVENT_BYTES, Notifications, OnChange, Transport, answer_message, ask,
-    describe, is_change, is_response, lock, post_json,
+    ClientRequest, MAX_EVENT_BYTES, Notifications, OnChange, Opened, Transport, answer_message,
+    ask, describe, is_change, is_response, lock, post_json,
 };
 use crate::protocol::{Era, MODERN_VERSION, encode_header, implementation_info, meta};
 use crate::upstream::sse::EventReader;
@@ -30,6 +32,72 @@ pub struct StreamableHttp {
     /// The session a session-era upstream gave at `initialize`.
     session_id: Mutex<Option<String>>,
     watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The calls in flight that can be told something: what arrives on the session's GET
+    /// stream names no call, and goes to the only one in flight.
+    in_flight: Arc<InFlight>,
+}
+
+/// How long a call whose upstream has been sending about it on the GET stream waits, after
+/// its response, for what the upstream sent just before it there (the two streams are read
+/// independently; the spec asks servers not to do this, some do).
+const GET_STREAM_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The calls in flight on a link that take notifications or questions.
+#[derive(Default)]
+struct InFlight {
+    calls: Mutex<HashMap<u64, (Notifications, Arc<AtomicBool>)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl InFlight {
+    /// Registers a call until the guard is dropped.
+    fn enter<'a>(&'a self, relay: &Notifications) -> InFlightGuard<'a> {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        let routed = Arc::new(AtomicBool::new(false));
+        lock(&self.calls).insert(key, (relay.clone(), routed.clone()));
+        InFlightGuard {
+            in_flight: self,
+            key,
+            routed,
+        }
+    }
+
+    /// Where the only call in flight takes what the upstream sends, if exactly one is (the
+    /// call is marked as one its upstream talks about on the GET stream).
+    fn only(&self) -> Option<Notifications> {
+        let calls = lock(&self.calls);
+        let mut values = calls.values();
+        match (values.next(), values.next()) {
+            (Some((only, routed)), None) => {
+                routed.store(true, Ordering::Relaxed);
+                Some(only.clone())
+            }
+            _ => None,
+        }
+    }
+}
+
+struct InFlightGuard<'a> {
+    in_flight: &'a InFlight,
+    key: u64,
+    /// Whether something on the GET stream was routed to this call.
+    routed: Arc<AtomicBool>,
+}
+
+impl InFlightGuard<'_> {
+    /// Waits a moment when the upstream has been talking about this call on its GET stream:
+    /// what it sent there just before its response may not have been read yet.
+    async fn settle(&self) {
+        if self.routed.load(Ordering::Relaxed) {
+            tokio::time::sleep(GET_STREAM_GRACE).await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.in_flight.calls).remove(&self.key);
+    }
 }
 
 impl Drop for StreamableHttp {
@@ -52,6 +120,7 @@ impl StreamableHttp {
             era: Mutex::new(Era::Modern),
             session_id: Mutex::new(None),
             watcher: Mutex::new(None),
+            in_flight: Arc::default(),
         }
     }
 
@@ -211,6 +280,65 @@ impl StreamableHttp {
     }
 }
 
+/// Where the answers to the questions an upstream asks on its GET stream are POSTed.
+#[derive(Clone)]
+struct Answers {
+    http: crate::egress::HttpClient,
+    endpoint: url::Url,
+    /// The upstream's own headers and the session's.
+    headers: Vec<(String, String)>,
+}
+
+impl Answers {
+    async fn post(&self, body: &Value) {
+        let Ok(mut request) = self.http.request_to(reqwest::Method::POST, &self.endpoint) else {
+            return;
+        };
+        request = request
+            .header("accept", "application/json, text/event-stream")
+            .json(body);
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        if let Err(error) = request.send().await {
+            tracing::debug!(error = %describe(&error), "could not answer the upstream's question");
+        }
+    }
+}
+
+/// A request or notification the upstream sent on its GET stream, which names no call: it
+/// goes to the only call in flight on the link, if exactly one is (the upstream session is
+/// shared, and guessing could tell the wrong client); a question that cannot be routed is
+/// answered with an error, a notification dropped.
+fn about_a_call(message: Value, in_flight: &InFlight, answers: &Option<Answers>) {
+    let call = in_flight.only();
+    let Some(id) = message.get("id").cloned() else {
+        match call.and_then(|call| call.notifications) {
+            Some(notifications) => {
+                let _ = notifications.try_send(message);
+            }
+            None => tracing::debug!(
+                "a notification on the upstream's GET stream names no call in flight: not relayed"
+            ),
+        }
+        return;
+    };
+    let Some(answers) = answers.clone() else {
+        return;
+    };
+    let requests = call.and_then(|call| call.requests);
+    tokio::spawn(async move {
+        let answer = match requests {
+            Some(requests) => ask(&requests, message).await,
+            None => json!({ "error": {
+                "code": -32601,
+                "message": "mcpgate cannot tell which client this request is for (none, or several calls, are in flight on the shared session)",
+            }}),
+        };
+        answers.post(&answer_message(id, &answer)).await;
+    });
+}
+
 impl Transport for StreamableHttp {
     fn request<'a>(
         &'a self,
@@ -219,9 +347,15 @@ impl Transport for StreamableHttp {
         relay: Notifications,
     ) -> BoxFuture<'a, Result<Value, CallError>> {
         Box::pin(async move {
-            self.post(body, Some(method), relay)
-                .await?
-                .ok_or_else(|| CallError::Transport(format!("{method} got no response")))
+            // A session-era upstream may send what concerns this call on its GET stream instead.
+            let in_flight = (matches!(self.era(), Era::Legacy { .. })
+                && (relay.notifications.is_some() || relay.requests.is_some()))
+            .then(|| self.in_flight.enter(&relay));
+            let outcome = self.post(body, Some(method), relay).await;
+            if let Some(in_flight) = &in_flight {
+                in_flight.settle().await;
+            }
+            outcome?.ok_or_else(|| CallError::Transport(format!("{method} got no response")))
         })
     }
 
@@ -237,7 +371,7 @@ impl Transport for StreamableHttp {
         *lock(&self.era) = era;
     }
 
-    fn watch(&self, on_change: OnChange, listen_id: i64) {
+    fn watch(&self, on_change: OnChange, listen_id: i64) -> Opened {
         let http = self.http.clone();
         let url = self.target.url.clone();
         let mut headers: Vec<(String, String)> = self
@@ -249,7 +383,7 @@ impl Transport for StreamableHttp {
         let listen_body = match self.era() {
             Era::Legacy { version } => {
                 let Some(session) = self.session_id() else {
-                    return;
+                    return Box::pin(async {});
                 };
                 headers.push(("mcp-session-id".into(), session));
                 headers.push(("mcp-protocol-version".into(), version.to_owned()));
@@ -277,6 +411,14 @@ impl Transport for StreamableHttp {
                 }))
             }
         };
+        let in_flight = self.in_flight.clone();
+        let answers = self.endpoint.clone().ok().map(|endpoint| Answers {
+            http: http.clone(),
+            endpoint,
+            headers: headers.clone(),
+        });
+        // Told once the stream is open (or will not be): dropped either way.
+        let (open, opened) = tokio::sync::oneshot::channel::<()>();
         let watcher = tokio::spawn(async move {
             // A POST (subscriptions/listen) accepts both, as every Streamable HTTP POST must.
             let request = match &listen_body {
@@ -306,18 +448,25 @@ impl Transport for StreamableHttp {
                 tracing::debug!(status = %response.status(), "the upstream offers no notification stream");
                 return;
             }
+            drop(open);
             let mut events = EventReader::new(response, MAX_EVENT_BYTES);
             while let Ok(Some(event)) = events.next().await {
-                if let Ok(message) = serde_json::from_str::<Value>(&event.data)
-                    && is_change(&message)
-                {
+                let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
+                    continue;
+                };
+                if is_change(&message) {
                     on_change();
+                } else if message.get("method").is_some() {
+                    about_a_call(message, &in_flight, &answers);
                 }
             }
         });
         if let Some(previous) = lock(&self.watcher).replace(watcher) {
             previous.abort();
         }
+        Box::pin(async move {
+            let _ = opened.await;
+        })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

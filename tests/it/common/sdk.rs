@@ -68,6 +68,16 @@ impl ConformanceFixture {
 
     /// Starts it on `port` offering, besides its own, tools named `extra_tools`.
     pub fn start_with(port: u16, extra_tools: &[&str]) -> Upstream {
+        Self::start_configured(port, extra_tools, false)
+    }
+
+    /// Starts it with its tools' questions and notifications sent on its standalone GET stream
+    /// (as the server's own messages) instead of the call's POST stream.
+    pub fn start_asking_on_get_stream() -> Upstream {
+        Self::start_configured(0, &[], true)
+    }
+
+    fn start_configured(port: u16, extra_tools: &[&str], on_get_stream: bool) -> Upstream {
         setup();
         let mut child = Command::new("node")
             .arg(format!(
@@ -78,6 +88,10 @@ impl ConformanceFixture {
             .env(
                 "EXTRA_TOOL_NAMES",
                 serde_json::to_string(extra_tools).expect("names as JSON"),
+            )
+            .env(
+                "QUESTIONS_ON_GET_STREAM",
+                if on_get_stream { "1" } else { "0" },
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
