@@ -260,20 +260,24 @@ const ABOUT_A_CALL: [&str; 4] = [
     "tools-call-elicitation",
 ];
 
-async fn a_legacy_sse_upstream_reaches_the_client(backend: Backend) {
-    setup();
+/// Registers the upstream at `url` (`transport`), curates its tools into a virtual server and
+/// runs `scenarios` against it; every check must pass.
+async fn scenarios_pass_through(
+    backend: Backend,
+    (url, transport): (&str, &str),
+    scenarios: &[&'static str],
+    upstream: &str,
+) {
     let db = TestDb::new(backend).await;
     let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
-    let fixture = ConformanceFixture::start();
-    let sse_url = fixture.url.replace("/mcp", "/sse");
     let registered = gateway
         .admin(
             Method::POST,
             "/gateways",
             Some(json!({
-                "name": "Conformance fixture over SSE",
-                "url": sse_url,
-                "transport": "sse",
+                "name": format!("Conformance fixture, {upstream}"),
+                "url": url,
+                "transport": transport,
                 "prefix_tool_names": false,
             })),
         )
@@ -284,14 +288,15 @@ async fn a_legacy_sse_upstream_reaches_the_client(backend: Backend) {
             Method::POST,
             "/servers",
             Some(json!({
-                "name": "Conformance over SSE",
+                "name": format!("Conformance, {upstream}"),
                 "tool_ids": ids(&gateway, "tools").await,
             })),
         )
         .await;
     let target = Target::of(&gateway, server.expect(StatusCode::CREATED));
+    let scenarios = scenarios.to_vec();
     let failures = tokio::task::spawn_blocking(move || {
-        ABOUT_A_CALL
+        scenarios
             .iter()
             .flat_map(|scenario| failed_checks(&target, scenario))
             .collect::<Vec<String>>()
@@ -300,12 +305,24 @@ async fn a_legacy_sse_upstream_reaches_the_client(backend: Backend) {
     .expect("the conformance run");
     assert!(
         failures.is_empty(),
-        "{} checks failed through a legacy SSE upstream:\n{}",
+        "{} checks failed through {upstream}:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    drop(fixture);
     gateway.stop().await;
+}
+
+async fn a_legacy_sse_upstream_reaches_the_client(backend: Backend) {
+    setup();
+    let fixture = ConformanceFixture::start();
+    let sse_url = fixture.url.replace("/mcp", "/sse");
+    scenarios_pass_through(
+        backend,
+        (&sse_url, "sse"),
+        &ABOUT_A_CALL,
+        "a legacy SSE upstream",
+    )
+    .await;
 }
 
 once_on_sqlite!(a_legacy_sse_upstream_reaches_the_client);
@@ -315,50 +332,16 @@ once_on_sqlite!(a_legacy_sse_upstream_reaches_the_client);
 /// `server.elicitInput()` do): they must reach the client whose call is in flight.
 async fn questions_on_the_upstreams_get_stream_reach_the_client(backend: Backend) {
     setup();
-    let db = TestDb::new(backend).await;
-    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
     let fixture = ConformanceFixture::start_asking_on_get_stream();
-    let registered = gateway
-        .admin(
-            Method::POST,
-            "/gateways",
-            Some(json!({
-                "name": "Conformance fixture asking on its GET stream",
-                "url": fixture.url,
-                "transport": "streamablehttp",
-                "prefix_tool_names": false,
-            })),
-        )
-        .await;
-    registered.expect(StatusCode::CREATED);
-    let server = gateway
-        .admin(
-            Method::POST,
-            "/servers",
-            Some(json!({
-                "name": "Conformance, GET stream",
-                "tool_ids": ids(&gateway, "tools").await,
-            })),
-        )
-        .await;
-    let target = Target::of(&gateway, server.expect(StatusCode::CREATED));
-    let failures = tokio::task::spawn_blocking(move || {
-        ABOUT_A_CALL
-            .iter()
-            .chain(["elicitation-sep1034-defaults", "elicitation-sep1330-enums"].iter())
-            .flat_map(|scenario| failed_checks(&target, scenario))
-            .collect::<Vec<String>>()
-    })
-    .await
-    .expect("the conformance run");
-    assert!(
-        failures.is_empty(),
-        "{} checks failed through an upstream asking on its GET stream:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    drop(fixture);
-    gateway.stop().await;
+    let mut scenarios = ABOUT_A_CALL.to_vec();
+    scenarios.extend(["elicitation-sep1034-defaults", "elicitation-sep1330-enums"]);
+    scenarios_pass_through(
+        backend,
+        (&fixture.url, "streamablehttp"),
+        &scenarios,
+        "an upstream asking on its GET stream",
+    )
+    .await;
 }
 
 once_on_sqlite!(questions_on_the_upstreams_get_stream_reach_the_client);
