@@ -3,7 +3,9 @@
 //! loopback) offers every tool, resource, template and prompt the server scenarios call; it is
 //! registered with `"prefix_tool_names": false`, all of it is curated into one virtual server,
 //! and every active server scenario runs against that server's Streamable HTTP endpoint, one
-//! process per scenario. Every check of every scenario must pass.
+//! process per scenario. Every check of every scenario must pass — and again with the fixture
+//! registered over the legacy HTTP+SSE transport, and with the fixture sending its questions
+//! and notifications on its standalone GET stream.
 
 use crate::common;
 
@@ -250,22 +252,13 @@ async fn the_official_suite_passes_through_the_gateway(backend: Backend) {
 
 once_on_sqlite!(the_official_suite_passes_through_the_gateway);
 
-/// The scenarios in which the upstream talks to the client during a call (logs, progress,
-/// questions), through an upstream that speaks the legacy HTTP+SSE transport: everything it
-/// sends about a call arrives on its one stream and must reach the client whose call it is.
-const ABOUT_A_CALL: [&str; 4] = [
-    "tools-call-with-logging",
-    "tools-call-with-progress",
-    "tools-call-sampling",
-    "tools-call-elicitation",
-];
-
-/// Registers the upstream at `url` (`transport`), curates its tools into a virtual server and
-/// runs `scenarios` against it; every check must pass.
-async fn scenarios_pass_through(
+/// Registers the upstream at `url` (`transport`), curates everything it offers into a virtual
+/// server and runs every active scenario against it; every check must pass. What the upstream
+/// sends about a call (logs, progress, questions) arrives on a stream that does not name the
+/// call, and must still reach the client whose call it is.
+async fn the_suite_passes_through(
     backend: Backend,
     (url, transport): (&str, &str),
-    scenarios: &[&'static str],
     upstream: &str,
 ) {
     let db = TestDb::new(backend).await;
@@ -290,13 +283,14 @@ async fn scenarios_pass_through(
             Some(json!({
                 "name": format!("Conformance, {upstream}"),
                 "tool_ids": ids(&gateway, "tools").await,
+                "resource_ids": ids(&gateway, "resources").await,
+                "prompt_ids": ids(&gateway, "prompts").await,
             })),
         )
         .await;
     let target = Target::of(&gateway, server.expect(StatusCode::CREATED));
-    let scenarios = scenarios.to_vec();
     let failures = tokio::task::spawn_blocking(move || {
-        scenarios
+        active_scenarios(&target)
             .iter()
             .flat_map(|scenario| failed_checks(&target, scenario))
             .collect::<Vec<String>>()
@@ -312,33 +306,26 @@ async fn scenarios_pass_through(
     gateway.stop().await;
 }
 
+/// The suite against the same fixture registered over the legacy HTTP+SSE transport, where
+/// every message arrives on the one stream.
 async fn a_legacy_sse_upstream_reaches_the_client(backend: Backend) {
     setup();
     let fixture = ConformanceFixture::start();
     let sse_url = fixture.url.replace("/mcp", "/sse");
-    scenarios_pass_through(
-        backend,
-        (&sse_url, "sse"),
-        &ABOUT_A_CALL,
-        "a legacy SSE upstream",
-    )
-    .await;
+    the_suite_passes_through(backend, (&sse_url, "sse"), "a legacy SSE upstream").await;
 }
 
 once_on_sqlite!(a_legacy_sse_upstream_reaches_the_client);
 
-/// The same scenarios against an upstream that sends its questions and notifications on its
+/// The suite against an upstream that sends its questions and notifications on its
 /// standalone GET stream (as the TypeScript SDK's `server.createMessage()` and
 /// `server.elicitInput()` do): they must reach the client whose call is in flight.
 async fn questions_on_the_upstreams_get_stream_reach_the_client(backend: Backend) {
     setup();
     let fixture = ConformanceFixture::start_asking_on_get_stream();
-    let mut scenarios = ABOUT_A_CALL.to_vec();
-    scenarios.extend(["elicitation-sep1034-defaults", "elicitation-sep1330-enums"]);
-    scenarios_pass_through(
+    the_suite_passes_through(
         backend,
         (&fixture.url, "streamablehttp"),
-        &scenarios,
         "an upstream asking on its GET stream",
     )
     .await;
