@@ -1,6 +1,6 @@
 //! The gateway as an MCP *client* of upstream servers, in both eras: Streamable HTTP (probing
 //! 2026-07-28 with `server/discover`, else `initialize` and a session) and the legacy HTTP+SSE
-//! transport. Used only by the UpstreamActor, through its one shared `reqwest::Client`.
+//! transport. Used only by the UpstreamActor, through its one HTTP client (a pool per thread).
 
 mod connection;
 pub mod sse;
