@@ -21,7 +21,7 @@ pub enum CatalogDelta {
     Server(crate::db::registry::ServerRecord),
     /// An upstream as stored now (its items follow in their own deltas).
     Gateway(crate::db::registry::GatewayRow),
-    /// An item of any kind was deleted.
+    /// An item, virtual server or upstream was deleted (an upstream with its items).
     Deleted(String),
 }
 
@@ -117,6 +117,9 @@ impl Catalog {
                     change.tools = true;
                     change.resources = true;
                     change.prompts = true;
+                }
+                if next.gateways.remove(&id).is_some() {
+                    next.remove_items_of(&id, &mut change);
                 }
             }
         }
@@ -322,5 +325,11 @@ mod tests {
         assert!(change.tools);
         assert_eq!(names(&disabled), ["local"]);
         assert!(disabled.gateway("g1").is_none());
+
+        // A deleted gateway takes its items with it.
+        let (deleted, change) = again.apply_all(vec![CatalogDelta::Deleted("g1".into())], &secrets);
+        assert!(change.tools);
+        assert_eq!(names(&deleted), ["local"]);
+        assert!(deleted.gateway("g1").is_none() && !deleted.tools_by_id.contains_key("t1"));
     }
 }

@@ -102,11 +102,14 @@ impl Cataloged for Servers {
 }
 
 impl Cataloged for Gateways {
-    fn stored(_record: &GatewayRow) -> Option<CatalogDelta> {
-        None
+    /// A disabled upstream leaves the catalog with its items, in place; an enabled one is
+    /// reloaded (its items may have to come back from the database).
+    fn stored(record: &GatewayRow) -> Option<CatalogDelta> {
+        (!record.enabled).then(|| CatalogDelta::Gateway(record.clone()))
     }
-    fn deleted(_id: &str) -> Option<CatalogDelta> {
-        None
+    /// A deleted upstream takes its items with it (the database deleted them too).
+    fn deleted(id: &str) -> Option<CatalogDelta> {
+        Some(CatalogDelta::Deleted(id.to_owned()))
     }
 }
 

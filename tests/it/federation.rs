@@ -202,6 +202,25 @@ async fn federates_an_upstream(backend: Backend) {
         plain.body
     );
 
+    // Disabling the gateway takes what it federated out of the lists; enabling brings it back.
+    for (activate, listed_now) in [(false, false), (true, true)] {
+        let toggled = gateway
+            .admin(
+                Method::POST,
+                &format!("/gateways/{gateway_id}/toggle?activate={activate}"),
+                None,
+            )
+            .await;
+        assert_eq!(toggled.status, StatusCode::OK, "{}", toggled.body);
+        let listed = client.modern("tools/list", json!({})).await;
+        assert_eq!(
+            listed.body.to_string().contains("weather-desk-plain"),
+            listed_now,
+            "activate={activate}: {}",
+            listed.body
+        );
+    }
+
     // Deleting the gateway removes what it federated.
     let deleted = gateway
         .admin(Method::DELETE, &format!("/gateways/{gateway_id}"), None)
