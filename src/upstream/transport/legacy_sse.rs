@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ClientRequest, MAX_EVENT_BYTES, Notifications, OnChange, Transport, answer_message, ask,
-    describe, is_change, is_response, lock, post_json,
+    Answering, ClientRequest, MAX_EVENT_BYTES, Notifications, OnChange, Transport, answer_message,
+    ask_or_decline, describe, is_change, is_response, lock, post_json,
 };
 use crate::protocol::Era;
 use crate::upstream::sse::EventReader;
@@ -37,6 +37,7 @@ struct SseRoutes {
     pending: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     notifications: Mutex<HashMap<String, mpsc::Sender<Value>>>,
     questions: Mutex<HashMap<String, mpsc::Sender<ClientRequest>>>,
+    answering: Answering,
 }
 
 impl SseRoutes {
@@ -236,14 +237,8 @@ fn route(message: Value, routes: &SseRoutes, poster: &Poster) {
     if let Some(id) = message.get("id").cloned() {
         let poster = poster.clone();
         let route = routes.question_route();
-        tokio::spawn(async move {
-            let answer = match route {
-                Some(route) => ask(&route, message).await,
-                None => json!({ "error": {
-                    "code": -32601,
-                    "message": "mcpgate cannot tell which client this request is for (none, or several calls, are in flight on the shared session)",
-                }}),
-            };
+        routes.answering.spawn(async move {
+            let answer = ask_or_decline(route, message).await;
             if let Err(error) = poster.post(&answer_message(id, &answer)).await {
                 tracing::debug!(%error, "could not answer the upstream's request");
             }

@@ -7,6 +7,7 @@
 pub mod legacy_sse;
 pub mod streamable;
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
@@ -137,6 +138,55 @@ pub(super) async fn ask(questions: &mpsc::Sender<ClientRequest>, message: Value)
     )
 }
 
+/// The most questions one upstream connection has answered at once, from a stream that names no
+/// call (the legacy SSE stream, a session's GET stream): an upstream flooding its stream with
+/// requests gets no more work out of the gateway than this.
+const ANSWERING_AT_ONCE: usize = 16;
+
+/// The answering of an upstream's stream-borne questions, a bounded number at a time.
+#[derive(Clone)]
+pub(super) struct Answering(Arc<tokio::sync::Semaphore>);
+
+impl Default for Answering {
+    fn default() -> Self {
+        Answering(Arc::new(tokio::sync::Semaphore::new(ANSWERING_AT_ONCE)))
+    }
+}
+
+impl Answering {
+    /// Runs `answer` on a task of its own while fewer than [`ANSWERING_AT_ONCE`] run; past that
+    /// the question is dropped unanswered (the upstream's own timeout ends it).
+    pub(super) fn spawn(&self, answer: impl Future<Output = ()> + Send + 'static) {
+        match self.0.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    answer.await;
+                    drop(permit);
+                });
+            }
+            Err(_) => tracing::warn!(
+                limit = ANSWERING_AT_ONCE,
+                "an upstream asks more questions at once than are answered; one is dropped"
+            ),
+        }
+    }
+}
+
+/// Where a stream-borne question from the upstream goes when it can be attributed; answered
+/// with an error saying why otherwise.
+pub(super) async fn ask_or_decline(
+    route: Option<mpsc::Sender<ClientRequest>>,
+    message: Value,
+) -> Value {
+    match route {
+        Some(route) => ask(&route, message).await,
+        None => json!({ "error": {
+            "code": -32601,
+            "message": "mcpgate cannot tell which client this request is for (none, or several calls, are in flight on the shared session)",
+        }}),
+    }
+}
+
 /// The JSON-RPC response to the upstream's request `id` carrying `answer`.
 pub(super) fn answer_message(id: Value, answer: &Value) -> Value {
     let mut body = json!({ "jsonrpc": "2.0", "id": id });
@@ -184,4 +234,41 @@ pub(crate) fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// An upstream flooding its stream with questions gets a bounded number answered at once;
+    /// the rest are dropped, not queued.
+    #[tokio::test]
+    async fn answering_is_bounded() {
+        let answering = Answering::default();
+        let started = Arc::new(AtomicUsize::new(0));
+        for _ in 0..ANSWERING_AT_ONCE + 5 {
+            let started = started.clone();
+            answering.spawn(async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(started.load(Ordering::SeqCst), ANSWERING_AT_ONCE);
+    }
+
+    /// A question that cannot be attributed to a call is declined with the reason.
+    #[tokio::test]
+    async fn an_unattributable_question_is_declined() {
+        let answer = ask_or_decline(None, json!({"method": "sampling/createMessage"})).await;
+        assert_eq!(answer["error"]["code"], -32601);
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("cannot tell which client")
+        );
+    }
 }

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{
-    ClientRequest, MAX_EVENT_BYTES, Notifications, OnChange, Opened, Transport, answer_message,
-    ask, describe, is_change, is_response, lock, post_json,
+    Answering, ClientRequest, MAX_EVENT_BYTES, Notifications, OnChange, Opened, Transport,
+    answer_message, ask, ask_or_decline, describe, is_change, is_response, lock, post_json,
 };
 use crate::protocol::{Era, MODERN_VERSION, encode_header, implementation_info, meta};
 use crate::upstream::sse::EventReader;
@@ -47,6 +47,7 @@ const GET_STREAM_GRACE: std::time::Duration = std::time::Duration::from_millis(2
 struct InFlight {
     calls: Mutex<HashMap<u64, (Notifications, Arc<AtomicBool>)>>,
     next: std::sync::atomic::AtomicU64,
+    answering: Answering,
 }
 
 impl InFlight {
@@ -327,14 +328,8 @@ fn about_a_call(message: Value, in_flight: &InFlight, answers: &Option<Answers>)
         return;
     };
     let requests = call.and_then(|call| call.requests);
-    tokio::spawn(async move {
-        let answer = match requests {
-            Some(requests) => ask(&requests, message).await,
-            None => json!({ "error": {
-                "code": -32601,
-                "message": "mcpgate cannot tell which client this request is for (none, or several calls, are in flight on the shared session)",
-            }}),
-        };
+    in_flight.answering.spawn(async move {
+        let answer = ask_or_decline(requests, message).await;
         answers.post(&answer_message(id, &answer)).await;
     });
 }
