@@ -3,9 +3,9 @@
 //! Readers never message the actor on the hot path: they read the latest published snapshot
 //! from a `watch` channel (an `Arc` clone). A registry write sends its [`CatalogDelta`], which
 //! the actor applies to the current snapshot in O(log n) and publishes before answering
-//! (read-your-writes, at a cost that does not grow with the registry); changes that touch many
-//! items (an upstream's discovery, a gateway's change) ask for a full reload instead, and a
-//! timer reloads periodically so replicas converge. A delta applied while a reload runs is
+//! (read-your-writes, at a cost that does not grow with the registry); a write that touches
+//! many items (an upstream's discovery, an upstream disabled or served again) sends them all,
+//! applied and published as one snapshot. A timer reloads periodically so replicas converge. A delta applied while a reload runs is
 //! applied again on top of the reloaded snapshot, which may predate it. Each publish that
 //! changes something is broadcast as a [`CatalogChange`] for list_changed and resource update
 //! notifications.
@@ -41,7 +41,7 @@ impl Catalogs {
         refresh_every: Duration,
     ) -> Result<Self, String> {
         let rows = db
-            .run(LoadCatalog)
+            .run(LoadCatalog::all())
             .await
             .map_err(|error| format!("cannot load the catalog: {error}"))?;
         let first_secrets = secrets.clone();
@@ -209,7 +209,7 @@ impl CatalogActor {
         let db = self.db.clone();
         let secrets = self.secrets.clone();
         let work = async move {
-            let rows = db.run(LoadCatalog).await?;
+            let rows = db.run(LoadCatalog::all()).await?;
             actix_web::web::block(move || Catalog::build(rows, &secrets))
                 .await
                 .map_err(|error| DbError::Internal(format!("catalog build failed: {error}")))

@@ -2,6 +2,7 @@
 //! (a tool's definition and compiled schema, its REST target with headers opened, an upstream's
 //! target with credentials opened); a row that cannot be served is left out and logged.
 
+use crate::protocol::Encoded;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
@@ -70,7 +71,7 @@ pub(super) fn tool(row: ToolRow, secrets: &SecretBox) -> Option<Tool> {
     Some(Tool {
         id: row.id,
         name: row.name,
-        definition: Value::Object(definition),
+        definition: Encoded::new(&Value::Object(definition)),
         validator,
         target,
         access,
@@ -98,7 +99,7 @@ pub(super) fn resource(row: ResourceRow) -> Resource {
         id: row.id,
         uri: row.uri,
         uri_template: row.uri_template,
-        definition: Value::Object(definition),
+        definition: Encoded::new(&Value::Object(definition)),
         mime_type: row.mime_type,
         content: row.content,
         gateway_id: row.gateway_id,
@@ -151,7 +152,7 @@ pub(super) fn prompt(row: PromptRow) -> Option<Prompt> {
     Some(Prompt {
         id: row.id,
         name: row.name,
-        definition: Value::Object(definition),
+        definition: Encoded::new(&Value::Object(definition)),
         arguments,
         description: row.description,
         template,

@@ -6,12 +6,11 @@
 //! costs the same whatever the registry's size. Full builds from the database happen at start
 //! and on the periodic refresh (and after upstream discovery).
 
+use crate::protocol::Encoded;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use imbl::{HashMap as ImHashMap, OrdMap};
-
-use serde_json::Value;
 
 mod build;
 mod delta;
@@ -65,8 +64,8 @@ pub struct Tool {
     pub id: String,
     /// MCP name.
     pub name: String,
-    /// The MCP definition as listed (`name`, `description`, `inputSchema`, …).
-    pub definition: Value,
+    /// The MCP definition as listed (`name`, `description`, `inputSchema`, …), encoded.
+    pub definition: Encoded,
     /// The compiled argument validator.
     pub validator: Option<jsonschema::Validator>,
     /// How it is carried out.
@@ -83,8 +82,8 @@ pub struct Resource {
     pub uri: Option<String>,
     /// The URI template, or `None`.
     pub uri_template: Option<String>,
-    /// The MCP definition as listed.
-    pub definition: Value,
+    /// The MCP definition as listed, encoded.
+    pub definition: Encoded,
     /// MIME type.
     pub mime_type: Option<String>,
     /// Text content.
@@ -101,8 +100,8 @@ pub struct Prompt {
     pub id: String,
     /// MCP name.
     pub name: String,
-    /// The MCP definition as listed.
-    pub definition: Value,
+    /// The MCP definition as listed, encoded.
+    pub definition: Encoded,
     /// Declared arguments.
     pub arguments: Vec<PromptArgument>,
     /// Its description.
@@ -428,7 +427,7 @@ impl Catalog {
             servers
         };
         let members_changed = membership(self) != membership(old);
-        let old_content: HashMap<&str, (&Option<String>, &Value)> = old
+        let old_content: HashMap<&str, (&Option<String>, &Encoded)> = old
             .resources
             .values()
             .filter_map(|r| {

@@ -1,4 +1,5 @@
-//! The unit of work that loads everything the in-memory catalog is built from.
+//! The units of work that load what the in-memory catalog is built from: everything, or one
+//! upstream with its items (served again after it was disabled).
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -8,6 +9,20 @@ use crate::db::registry::{GatewayRow, ListRecords, PromptRow, ResourceRow, Serve
 use crate::db::schema::{gateways, prompts, resources, tools};
 use crate::db::{Access, DbConn, UnitOfWork, WorkResult};
 use crate::on_backend;
+
+/// The enabled rows of `$table` that pass `$filter`, in id order.
+macro_rules! enabled_rows {
+    ($conn:expr, $table:ident, $row:ty, $filter:expr) => {
+        on_backend!($conn.reborrow(), c => {
+            $table::table
+                .filter($table::enabled.eq(true).and($filter))
+                .select(<$row>::as_select())
+                .order($table::id)
+                .load(c)
+                .await
+        })
+    };
+}
 
 /// Every enabled tool, resource, prompt and virtual server, read in one transaction.
 #[derive(Debug, Clone, Default)]
@@ -24,16 +39,38 @@ pub struct CatalogRows {
     pub gateways: Vec<GatewayRow>,
 }
 
-/// Load the catalog's source rows (a consistent snapshot).
-#[derive(Debug, Clone, Copy)]
-pub struct LoadCatalog;
+/// Load the catalog's source rows (a consistent snapshot): everything, or one upstream and its
+/// items (what the catalog needs when the upstream is served again).
+#[derive(Debug, Clone, Default)]
+pub struct LoadCatalog {
+    /// Only this upstream (when enabled) and its enabled items.
+    pub upstream: Option<String>,
+}
+
+impl LoadCatalog {
+    /// Everything.
+    pub fn all() -> Self {
+        LoadCatalog::default()
+    }
+
+    /// One upstream and its items.
+    pub fn upstream(gateway_id: &str) -> Self {
+        LoadCatalog {
+            upstream: Some(gateway_id.to_owned()),
+        }
+    }
+}
 
 impl super::sealed::Sealed for LoadCatalog {}
 
 impl UnitOfWork for LoadCatalog {
     type Output = CatalogRows;
     fn name(&self) -> &'static str {
-        "catalog.load"
+        if self.upstream.is_some() {
+            "catalog.load_upstream"
+        } else {
+            "catalog.load"
+        }
     }
     fn access(&self) -> Access {
         Access::Read
@@ -43,48 +80,66 @@ impl UnitOfWork for LoadCatalog {
     }
     fn run<'a>(&'a self, mut conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<CatalogRows>> {
         Box::pin(async move {
-            let tools: Vec<ToolRow> = on_backend!(conn.reborrow(), c => {
-                tools::table
-                    .filter(tools::enabled.eq(true))
-                    .select(ToolRow::as_select())
-                    .order(tools::id)
-                    .load(c)
-                    .await
-            })?;
-            let resources: Vec<ResourceRow> = on_backend!(conn.reborrow(), c => {
-                resources::table
-                    .filter(resources::enabled.eq(true))
-                    .select(ResourceRow::as_select())
-                    .order(resources::id)
-                    .load(c)
-                    .await
-            })?;
-            let prompts: Vec<PromptRow> = on_backend!(conn.reborrow(), c => {
-                prompts::table
-                    .filter(prompts::enabled.eq(true))
-                    .select(PromptRow::as_select())
-                    .order(prompts::id)
-                    .load(c)
-                    .await
-            })?;
-            let gateways: Vec<GatewayRow> = on_backend!(conn.reborrow(), c => {
-                gateways::table
-                    .filter(gateways::enabled.eq(true))
-                    .select(GatewayRow::as_select())
-                    .order(gateways::id)
-                    .load(c)
-                    .await
-            })?;
-            let servers = ListRecords::<ServerRecord>::new(None, i64::MAX, false, None)
-                .run(conn)
-                .await?;
+            let Some(id) = &self.upstream else {
+                // Every row: the filter is always true.
+                let tools: Vec<ToolRow> =
+                    enabled_rows!(conn, tools, ToolRow, tools::id.is_not_null())?;
+                let resources: Vec<ResourceRow> =
+                    enabled_rows!(conn, resources, ResourceRow, resources::id.is_not_null())?;
+                let prompts: Vec<PromptRow> =
+                    enabled_rows!(conn, prompts, PromptRow, prompts::id.is_not_null())?;
+                let gateways: Vec<GatewayRow> =
+                    enabled_rows!(conn, gateways, GatewayRow, gateways::id.is_not_null())?;
+                let servers = ListRecords::<ServerRecord>::new(None, i64::MAX, false, None)
+                    .run(conn)
+                    .await?;
+                return Ok(CatalogRows {
+                    tools,
+                    resources,
+                    prompts,
+                    servers,
+                    gateways,
+                });
+            };
+            let gateways: Vec<GatewayRow> =
+                enabled_rows!(conn, gateways, GatewayRow, gateways::id.eq(id))?;
+            if gateways.is_empty() {
+                return Ok(CatalogRows::default());
+            }
+            let tools: Vec<ToolRow> =
+                enabled_rows!(conn, tools, ToolRow, tools::gateway_id.eq(id))?;
+            let resources: Vec<ResourceRow> =
+                enabled_rows!(conn, resources, ResourceRow, resources::gateway_id.eq(id))?;
+            let prompts: Vec<PromptRow> =
+                enabled_rows!(conn, prompts, PromptRow, prompts::gateway_id.eq(id))?;
             Ok(CatalogRows {
                 tools,
                 resources,
                 prompts,
-                servers,
+                servers: Vec::new(),
                 gateways,
             })
         })
+    }
+}
+
+impl CatalogRows {
+    /// The rows as catalog writes, in an order that applies: upstreams first, then their items,
+    /// then virtual servers.
+    pub fn into_deltas(self) -> Vec<crate::catalog::CatalogDelta> {
+        use crate::catalog::CatalogDelta;
+        let mut deltas = Vec::with_capacity(
+            self.gateways.len()
+                + self.tools.len()
+                + self.resources.len()
+                + self.prompts.len()
+                + self.servers.len(),
+        );
+        deltas.extend(self.gateways.into_iter().map(CatalogDelta::Gateway));
+        deltas.extend(self.tools.into_iter().map(CatalogDelta::Tool));
+        deltas.extend(self.resources.into_iter().map(CatalogDelta::Resource));
+        deltas.extend(self.prompts.into_iter().map(CatalogDelta::Prompt));
+        deltas.extend(self.servers.into_iter().map(CatalogDelta::Server));
+        deltas
     }
 }

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::error::McpError;
-use crate::protocol::Era;
+use crate::protocol::{Era, Reply};
 
 /// One message a client sent.
 #[derive(Debug, Clone)]
@@ -97,6 +97,23 @@ pub fn parse(bytes: &[u8]) -> Result<Incoming, McpError> {
 /// A result response.
 pub fn result(id: &Value, result: Map<String, Value>) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "result": result })
+}
+
+/// A result response, encoded (a relayed result is written as the upstream wrote it).
+pub fn encoded_result(id: &Value, result: &Reply) -> String {
+    #[derive(serde::Serialize)]
+    struct Response<'a> {
+        jsonrpc: &'static str,
+        id: &'a Value,
+        result: &'a Reply,
+    }
+    let response = Response {
+        jsonrpc: "2.0",
+        id,
+        result,
+    };
+    // Serialising maps with string keys and JSON values cannot fail.
+    serde_json::to_string(&response).unwrap_or_default()
 }
 
 /// An error response; `id` is absent when the request's id could not be read.

@@ -18,13 +18,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::error::McpError;
 use crate::actors::upstream::ForwardError;
 use crate::protocol::LogLevel;
+use crate::protocol::RawObject;
 use crate::quota::{Permit, Quota, QuotaExceeded};
 use crate::upstream::ClientRequest;
 
@@ -46,7 +47,7 @@ pub struct RelayTarget {
 /// An upstream call running in the background on behalf of one client request at a time.
 pub struct RunningCall {
     /// The call's result.
-    pub outcome: oneshot::Receiver<Result<Map<String, Value>, ForwardError>>,
+    pub outcome: oneshot::Receiver<Result<RawObject, ForwardError>>,
     /// The upstream's questions during the call, each with where its answer goes.
     pub questions: mpsc::Receiver<ClientRequest>,
     /// Cancels the upstream call.

@@ -10,6 +10,7 @@ use super::{Outcome, Services};
 use crate::actors::db::{Db, DbError};
 use crate::auth::{Denied, On, Principal};
 use crate::catalog::CatalogDelta;
+use crate::db::catalog::LoadCatalog;
 use crate::db::registry::{
     ApplyChange, DeleteRecord, GatewayRow, GetRecord, HasId, InsertRecord, ListRecords, PromptRow,
     ResourceRow, ServerRecord, SetRecordEnabled, ToolRow, UpdateRecord, Viewer,
@@ -55,62 +56,60 @@ pub trait Managed: Entity + Cataloged {
     ) -> impl Future<Output = Result<Self::Record, DbError>>;
 }
 
-/// How a stored record of an entity reaches the in-memory catalog: as a [`CatalogDelta`]
-/// applied in place, or (`None`) by reloading the catalog — gateways, whose change affects
-/// every item they federate, reload.
+/// How a write reaches the in-memory catalog.
+pub enum Reach {
+    /// Applied in place.
+    Delta(Box<CatalogDelta>),
+    /// An upstream is served (again): it and its items are read back and applied in place.
+    Upstream(String),
+}
+
+/// How a stored record of an entity reaches the in-memory catalog: always in place, never by
+/// reloading everything.
 pub trait Cataloged: Entity {
     /// The record as stored after a write.
-    fn stored(record: &Self::Record) -> Option<CatalogDelta>;
+    fn stored(record: &Self::Record) -> Reach;
     /// The record with this id was deleted.
-    fn deleted(id: &str) -> Option<CatalogDelta>;
+    fn deleted(id: &str) -> Reach {
+        Reach::Delta(Box::new(CatalogDelta::Deleted(id.to_owned())))
+    }
 }
 
 impl Cataloged for Tools {
-    fn stored(record: &ToolRow) -> Option<CatalogDelta> {
-        Some(CatalogDelta::Tool(record.clone()))
-    }
-    fn deleted(id: &str) -> Option<CatalogDelta> {
-        Some(CatalogDelta::Deleted(id.to_owned()))
+    fn stored(record: &ToolRow) -> Reach {
+        Reach::Delta(Box::new(CatalogDelta::Tool(record.clone())))
     }
 }
 
 impl Cataloged for Resources {
-    fn stored(record: &ResourceRow) -> Option<CatalogDelta> {
-        Some(CatalogDelta::Resource(record.clone()))
-    }
-    fn deleted(id: &str) -> Option<CatalogDelta> {
-        Some(CatalogDelta::Deleted(id.to_owned()))
+    fn stored(record: &ResourceRow) -> Reach {
+        Reach::Delta(Box::new(CatalogDelta::Resource(record.clone())))
     }
 }
 
 impl Cataloged for Prompts {
-    fn stored(record: &PromptRow) -> Option<CatalogDelta> {
-        Some(CatalogDelta::Prompt(record.clone()))
-    }
-    fn deleted(id: &str) -> Option<CatalogDelta> {
-        Some(CatalogDelta::Deleted(id.to_owned()))
+    fn stored(record: &PromptRow) -> Reach {
+        Reach::Delta(Box::new(CatalogDelta::Prompt(record.clone())))
     }
 }
 
 impl Cataloged for Servers {
-    fn stored(record: &ServerRecord) -> Option<CatalogDelta> {
-        Some(CatalogDelta::Server(record.clone()))
-    }
-    fn deleted(id: &str) -> Option<CatalogDelta> {
-        Some(CatalogDelta::Deleted(id.to_owned()))
+    fn stored(record: &ServerRecord) -> Reach {
+        Reach::Delta(Box::new(CatalogDelta::Server(record.clone())))
     }
 }
 
 impl Cataloged for Gateways {
-    /// A disabled upstream leaves the catalog with its items, in place; an enabled one is
-    /// reloaded (its items may have to come back from the database).
-    fn stored(record: &GatewayRow) -> Option<CatalogDelta> {
-        (!record.enabled).then(|| CatalogDelta::Gateway(record.clone()))
+    /// A disabled upstream leaves the catalog with its items; an enabled one is read back with
+    /// its items (they may have to come back).
+    fn stored(record: &GatewayRow) -> Reach {
+        if record.enabled {
+            Reach::Upstream(record.id.clone())
+        } else {
+            Reach::Delta(Box::new(CatalogDelta::Gateway(record.clone())))
+        }
     }
-    /// A deleted upstream takes its items with it (the database deleted them too).
-    fn deleted(id: &str) -> Option<CatalogDelta> {
-        Some(CatalogDelta::Deleted(id.to_owned()))
-    }
+    // A deleted upstream takes its items with it (the database deleted them too).
 }
 
 impl<E: Entity + Cataloged> Managed for E
@@ -328,18 +327,26 @@ pub async fn set_enabled<E: Managed>(
     .await
 }
 
-/// Waits for a change to be stored, then has the catalog serve it: the change applied in
-/// place when the entity gives one (`delta`), else a reload.
+/// Waits for a change to be stored, then has the catalog serve it, in place (a reload only if
+/// an upstream served again cannot be read back).
 async fn stored<E: Entity, T>(
     services: &Services,
     id: Option<&str>,
     change: impl Future<Output = Result<T, DbError>>,
-    delta: impl FnOnce(&T) -> Option<CatalogDelta>,
+    reach: impl FnOnce(&T) -> Reach,
 ) -> Outcome<T> {
     let stored = change.await.map_err(|error| map_db::<E>(error, id))?;
-    match delta(&stored) {
-        Some(delta) => services.catalog.apply(delta).await,
-        None => services.catalog.refresh().await,
+    match reach(&stored) {
+        Reach::Delta(delta) => services.catalog.apply(*delta).await,
+        Reach::Upstream(gateway_id) => {
+            match services.db.run(LoadCatalog::upstream(&gateway_id)).await {
+                Ok(rows) => services.catalog.apply_all(rows.into_deltas()).await,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read an upstream back; reloading the catalog");
+                    services.catalog.refresh().await;
+                }
+            }
+        }
     }
     Ok(stored)
 }

@@ -8,9 +8,9 @@ use serde_json::{Map, Value, json};
 
 use super::transport::legacy_sse::LegacySse;
 use super::transport::streamable::StreamableHttp;
-use super::transport::{Notifications, OnChange, Transport, outcome};
+use super::transport::{Notifications, OnChange, Transport};
 use super::{CallError, Target, TransportKind};
-use crate::protocol::{Era, LEGACY_VERSIONS, MODERN_VERSION, implementation_info, meta};
+use crate::protocol::{Era, LEGACY_VERSIONS, MODERN_VERSION, RawObject, implementation_info, meta};
 
 /// How long connecting (discover/initialize, the SSE endpoint event) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -109,11 +109,11 @@ impl Connection {
                 "clientInfo": implementation_info(),
             },
         });
-        let message = self
+        let result = self
             .transport
             .request(&body, "initialize", Notifications::none())
-            .await?;
-        let result = outcome(message)?;
+            .await?
+            .into_object();
         let version = result
             .get("protocolVersion")
             .and_then(Value::as_str)
@@ -159,6 +159,7 @@ impl Connection {
     ) -> Result<Map<String, Value>, CallError> {
         self.request_with_id(self.next_id(), method, params, notifications)
             .await
+            .map(RawObject::into_object)
     }
 
     /// A fresh request id, for [`Connection::request_with_id`].
@@ -189,7 +190,7 @@ impl Connection {
         method: &str,
         params: Map<String, Value>,
         notifications: Notifications,
-    ) -> Result<Map<String, Value>, CallError> {
+    ) -> Result<RawObject, CallError> {
         let body = self.request_body(id, method, params, &notifications);
         self.send(&body, method, notifications).await
     }
@@ -251,14 +252,14 @@ impl Connection {
         params
     }
 
-    /// Sends a request message and waits for its result.
+    /// Sends a request message and waits for its result, as the upstream wrote it.
     pub async fn send(
         &self,
         body: &Value,
         method: &str,
         notifications: Notifications,
-    ) -> Result<Map<String, Value>, CallError> {
-        outcome(self.transport.request(body, method, notifications).await?)
+    ) -> Result<RawObject, CallError> {
+        self.transport.request(body, method, notifications).await
     }
 
     /// Sends a notification.

@@ -246,6 +246,25 @@ async fn the_official_suite_passes_through_the_gateway(backend: Backend) {
         "conformance through the gateway ({backend:?}): all {} active scenarios passed",
         scenarios.len()
     );
+
+    // A result the gateway does not change is passed on as the upstream wrote it (the SDK
+    // writes `type` first; a result parsed and encoded again would have its keys reordered).
+    let passed_on = gateway
+        .client
+        .post(format!("{}/rpc", gateway.base))
+        .bearer_auth(&gateway.admin_token)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "test_image_content", "arguments": {}}}))
+        .send()
+        .await
+        .expect("answered")
+        .text()
+        .await
+        .expect("a body");
+    assert!(
+        passed_on.contains(r#"{"content":[{"type":"image","data":"iVBOR"#),
+        "{passed_on}"
+    );
     drop(fixture);
     gateway.stop().await;
 }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Upstream, UpstreamActor};
 use crate::breaker::{Breaker, BreakerSnapshot};
+use crate::protocol::RawObject;
 use crate::upstream::{CallError, Connection, Notifications, Target};
 
 /// What an upstream offers, read at registration or refresh.
@@ -131,10 +132,6 @@ pub struct Forward {
     pub timeout: Duration,
 }
 
-impl Message for Forward {
-    type Result = Result<Map<String, Value>, ForwardError>;
-}
-
 /// The longest a new connection waits for its upstream's notification stream to open.
 const STREAM_OPENING: Duration = Duration::from_secs(2);
 
@@ -247,7 +244,7 @@ async fn forward(
     link: Arc<Link>,
     client: &crate::egress::HttpClient,
     mut message: Forward,
-) -> Result<Map<String, Value>, ForwardError> {
+) -> Result<RawObject, ForwardError> {
     let name = message.gateway_name.clone();
     let fail = |error: CallError| ForwardError::Call {
         name: name.clone(),
@@ -376,7 +373,7 @@ impl Upstream {
     /// Forwards a request to an upstream, on the caller's thread: the link (connection,
     /// breaker, limit) is shared, so no message is needed and upstream I/O spreads over every
     /// HTTP worker.
-    pub async fn forward(&self, forward: Forward) -> Result<Map<String, Value>, ForwardError> {
+    pub async fn forward(&self, forward: Forward) -> Result<RawObject, ForwardError> {
         let link = self.links.link(&forward.gateway_id, &forward.gateway_name);
         self::forward(link, &self.client, forward).await
     }

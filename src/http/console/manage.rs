@@ -105,11 +105,12 @@ fn run_page(
             .console
             .page(StatusCode::NOT_FOUND, "tools.html", &context);
     };
-    let schema = tool.definition["inputSchema"].clone();
+    let definition = tool.definition.parse();
+    let schema = definition["inputSchema"].clone();
     let mut context = user.context("tools");
     context.insert(
         "tool",
-        &json!({"name": tool.name, "description": tool.definition["description"].as_str().unwrap_or("")}),
+        &json!({"name": tool.name, "description": definition["description"].as_str().unwrap_or("")}),
     );
     context.insert("fields", &fields(&schema, submitted));
     context.insert("error", &error);
@@ -163,7 +164,7 @@ pub async fn run(
         .catalog
         .current()
         .tool(&Scope::All, &user.principal, &name)
-        .map(|tool| tool.definition["inputSchema"].clone())
+        .map(|tool| tool.definition.parse()["inputSchema"].clone())
         .unwrap_or(Value::Null);
     let arguments = match arguments(&schema, &form) {
         Ok(arguments) => arguments,

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::error_response;
-use super::sse::{self, SseBody};
+use super::sse::{self, SseBody, SseEvent};
 use crate::auth::Principal;
 use crate::catalog::Scope;
 use crate::http::AppState;
@@ -79,13 +79,13 @@ pub fn context(
     }
 }
 
-/// Runs the method and builds the JSON-RPC response (`None` when cancelled: no answer is due).
+/// Runs the method and encodes the JSON-RPC response (`None` when cancelled: no answer is due).
 async fn run(
     ctx: &Ctx,
     id: &Value,
     method: &str,
     params: Object,
-) -> Option<(Value, Option<crate::mcp::error::McpError>)> {
+) -> Option<(String, Option<crate::mcp::error::McpError>)> {
     if let Some(session) = &ctx.session {
         session.track(id, ctx.cancel.clone());
     }
@@ -98,13 +98,16 @@ async fn run(
     }
     Some(match outcome {
         Ok(result) => (
-            jsonrpc::result(
+            jsonrpc::encoded_result(
                 id,
-                decorate(ctx.era, method, result, ctx.settings.cache_ttl_ms),
+                &decorate(ctx.era, method, result, ctx.settings.cache_ttl_ms),
             ),
             None,
         ),
-        Err(error) => (jsonrpc::error(Some(id), &error, ctx.era), Some(error)),
+        Err(error) => (
+            jsonrpc::error(Some(id), &error, ctx.era).to_string(),
+            Some(error),
+        ),
     })
 }
 
@@ -175,14 +178,20 @@ pub async fn respond(
         for (name, value) in extra_headers {
             response.insert_header((name, value));
         }
-        return response.json(body);
+        return response
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(body);
     }
     let (sender, receiver) = mpsc::channel::<Value>(STREAM_QUEUE);
     let ctx = context(state, &request, &params, Some(sender));
     let cancel = ctx.cancel.clone();
     let id = request.id;
     // The stream runs the request as it is polled: its notifications, then its response.
-    let work = Box::pin(async move { run(&ctx, &id, &method, params).await.map(|(body, _)| body) });
+    let work = Box::pin(async move {
+        run(&ctx, &id, &method, params)
+            .await
+            .map(|(body, _)| SseEvent::Encoded(body))
+    });
     let headers: Vec<(&str, String)> = extra_headers.into_iter().collect();
     let body = SseBody::driving(
         receiver,

@@ -217,10 +217,7 @@ fn serve(
             protocol::negotiate_legacy(params.get("protocolVersion").and_then(Value::as_str));
         session.set_client_capabilities(params.get("capabilities").cloned().unwrap_or_default());
         let result = initialize_result(&state.catalog.current(), &scope, version);
-        session.notify(jsonrpc::result(
-            &id,
-            decorate(Era::Legacy { version }, &method, result, 0),
-        ));
+        session.notify(jsonrpc::result(&id, result));
         return;
     }
     let request = Request {
@@ -251,7 +248,7 @@ fn serve(
         let response = match outcome {
             Ok(result) => jsonrpc::result(
                 &id,
-                decorate(ctx.era, &method, result, ctx.settings.cache_ttl_ms),
+                decorate(ctx.era, &method, result, ctx.settings.cache_ttl_ms).into_object(),
             ),
             Err(error) => jsonrpc::error(Some(&id), &error, ctx.era),
         };

@@ -98,7 +98,9 @@ pub(crate) async fn call_tool(
         log_level: None,
     };
     let ctx = exchange::context(state, &request, &params, None);
-    crate::mcp::methods::dispatch(&ctx, "tools/call", params).await
+    crate::mcp::methods::dispatch(&ctx, "tools/call", params)
+        .await
+        .map(crate::protocol::Reply::into_object)
 }
 
 /// A JSON-RPC error response with the era's HTTP status.

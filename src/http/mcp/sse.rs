@@ -28,6 +28,9 @@ pub const REQUEST_KEEP_ALIVE: Duration = Duration::from_secs(1);
 pub enum SseEvent {
     /// A JSON-RPC message (`event: message`).
     Message(Value),
+    /// A JSON-RPC message already encoded (`event: message`); its line breaks, which JSON
+    /// allows only between tokens, end `data` lines.
+    Encoded(String),
     /// The legacy transport's `endpoint` event with the URL to POST messages to.
     Endpoint(String),
     /// Any other named event with JSON data (the console's live figures).
@@ -39,6 +42,17 @@ impl SseEvent {
         match self {
             SseEvent::Message(message) => {
                 Bytes::from(format!("event: message\ndata: {message}\n\n"))
+            }
+            SseEvent::Encoded(message) => {
+                let mut event = String::with_capacity(message.len() + 24);
+                event.push_str("event: message\n");
+                for line in message.split(['\n', '\r']) {
+                    event.push_str("data: ");
+                    event.push_str(line);
+                    event.push('\n');
+                }
+                event.push('\n');
+                Bytes::from(event)
             }
             SseEvent::Endpoint(url) => Bytes::from(format!("event: endpoint\ndata: {url}\n\n")),
             SseEvent::Named(name, data) => Bytes::from(format!("event: {name}\ndata: {data}\n\n")),
@@ -56,7 +70,7 @@ impl From<Value> for SseEvent {
 pub type OnClose = Box<dyn FnOnce() + 'static>;
 
 /// Work a response stream drives: its outcome is the stream's last event (none: no event).
-pub type Work<T> = Pin<Box<dyn Future<Output = Option<T>> + 'static>>;
+pub type Work = Pin<Box<dyn Future<Output = Option<SseEvent>> + 'static>>;
 
 /// The body stream.
 pub struct SseBody<T> {
@@ -65,17 +79,17 @@ pub struct SseBody<T> {
     on_close: Option<OnClose>,
     /// The stream's place in its principal's quota, given back when the body is dropped.
     _permit: Option<crate::quota::Permit>,
-    stage: Stage<T>,
+    stage: Stage,
 }
 
 /// Where a body is.
-enum Stage<T> {
+enum Stage {
     /// Events until every sender is dropped.
     Relaying,
     /// Events while `work` runs, then its outcome.
-    Driving(Work<T>),
+    Driving(Work),
     /// The work ended: the events it sent, then its outcome, then the end.
-    Finishing(Option<T>),
+    Finishing(Option<SseEvent>),
 }
 
 impl<T> SseBody<T> {
@@ -101,7 +115,7 @@ impl<T> SseBody<T> {
     /// channel, then its outcome, then the end.
     pub fn driving(
         receiver: mpsc::Receiver<T>,
-        work: Work<T>,
+        work: Work,
         on_close: Option<OnClose>,
         keep_alive: Duration,
     ) -> Self {
@@ -130,12 +144,12 @@ impl<T: Into<SseEvent> + Unpin> Stream for SseBody<T> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let emit = |event: T| Poll::Ready(Some(Ok(event.into().encode())));
+        let emit = |event: SseEvent| Poll::Ready(Some(Ok(event.encode())));
         match &mut this.stage {
             Stage::Relaying => match this.receiver.poll_recv(cx) {
                 Poll::Ready(Some(event)) => {
                     this.keep_alive.reset();
-                    emit(event)
+                    emit(event.into())
                 }
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => this.keep_alive_or_pending(cx),
@@ -144,7 +158,7 @@ impl<T: Into<SseEvent> + Unpin> Stream for SseBody<T> {
                 // What the work sent so far goes before anything else.
                 if let Poll::Ready(Some(event)) = this.receiver.poll_recv(cx) {
                     this.keep_alive.reset();
-                    return emit(event);
+                    return emit(event.into());
                 }
                 match work.as_mut().poll(cx) {
                     Poll::Ready(outcome) => {
@@ -155,7 +169,7 @@ impl<T: Into<SseEvent> + Unpin> Stream for SseBody<T> {
                 }
             }
             Stage::Finishing(outcome) => match this.receiver.try_recv() {
-                Ok(event) => emit(event),
+                Ok(event) => emit(event.into()),
                 Err(_) => match outcome.take() {
                     Some(last) => emit(last),
                     None => Poll::Ready(None),
@@ -229,4 +243,23 @@ pub fn response<T: Into<SseEvent> + Unpin + 'static>(
     extra_headers: &[(&str, String)],
 ) -> HttpResponse {
     builder(extra_headers).streaming(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An encoded message with line breaks (an upstream's pretty-printed result, passed on as
+    /// it was written) becomes several `data` lines, which a client joins back into the same
+    /// JSON.
+    #[test]
+    fn an_encoded_message_with_line_breaks_is_split_into_data_lines() {
+        let event = SseEvent::Encoded("{\"a\":\r\n [1,\n2]}".into()).encode();
+        assert_eq!(
+            &event[..],
+            b"event: message\ndata: {\"a\":\ndata: \ndata:  [1,\ndata: 2]}\n\n"
+        );
+        let single = SseEvent::Encoded("{}".into()).encode();
+        assert_eq!(&single[..], b"event: message\ndata: {}\n\n");
+    }
 }

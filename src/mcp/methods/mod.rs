@@ -16,20 +16,20 @@ pub use self::lifecycle::initialize_result;
 use super::context::Ctx;
 use super::error::McpError;
 use super::protocol::server_info;
-use crate::protocol::{Era, meta};
+use crate::protocol::{Encoded, Era, Reply, meta};
 
 /// A JSON object.
 pub type Object = Map<String, Value>;
 
 /// Runs one request method.
-pub async fn dispatch(ctx: &Ctx, method: &str, params: Object) -> Result<Object, McpError> {
+pub async fn dispatch(ctx: &Ctx, method: &str, params: Object) -> Result<Reply, McpError> {
     if method == "tools/call" {
         // Its arguments are moved on to the tool, not copied.
         return tools::call(ctx, params).await;
     }
     let legacy = matches!(ctx.era, Era::Legacy { .. });
     let params = &params;
-    match method {
+    let built = match method {
         "server/discover" => Ok(lifecycle::discover(ctx)),
         // Removed in 2026-07-28, but the official SDKs' clients still send it and their servers
         // still answer it: answered in every era.
@@ -37,18 +37,20 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: Object) -> Result<Object,
         "logging/setLevel" if legacy => lifecycle::set_level(ctx, params),
         "resources/subscribe" if legacy => lifecycle::subscribe(ctx, params, true),
         "resources/unsubscribe" if legacy => lifecycle::subscribe(ctx, params, false),
-        "tools/list" => tools::list(ctx, params),
-        "resources/list" => resources::list(ctx, params),
-        "resources/templates/list" => resources::templates(ctx, params),
-        "resources/read" => resources::read(ctx, params).await,
-        "prompts/list" => prompts::list(ctx, params),
-        "prompts/get" => prompts::get(ctx, params).await,
+        // Lists of items encoded once, results relayed as the upstream wrote them.
+        "tools/list" => return tools::list(ctx, params),
+        "resources/list" => return resources::list(ctx, params),
+        "resources/templates/list" => return resources::templates(ctx, params),
+        "resources/read" => return resources::read(ctx, params).await,
+        "prompts/get" => return prompts::get(ctx, params).await,
+        "prompts/list" => return prompts::list(ctx, params),
         "completion/complete" => completion::complete(ctx, params).await,
         other => Err(McpError::MethodNotFound(format!(
             "{other:?} is not a method of protocol {}",
             ctx.era.version()
         ))),
-    }
+    };
+    built.map(Reply::Built)
 }
 
 /// Methods whose results carry cache hints in the modern era.
@@ -66,22 +68,19 @@ fn cacheable(method: &str) -> bool {
 
 /// Adds the modern era's result fields: `resultType` (`complete` unless the result is an
 /// `input_required` round), `_meta` server info, cache hints (never on an interim round).
-pub fn decorate(era: Era, method: &str, mut result: Object, cache_ttl_ms: u64) -> Object {
+pub fn decorate(era: Era, method: &str, mut result: Reply, cache_ttl_ms: u64) -> Reply {
     if era == Era::Modern {
-        let interim = result.get("resultType").and_then(Value::as_str) == Some("input_required");
+        let interim = result.str_member("resultType") == Some("input_required");
         if !interim {
-            result.insert("resultType".into(), json!("complete"));
+            result.insert("resultType", json!("complete"));
         }
-        let meta_object = result
-            .entry("_meta")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if let Some(meta_object) = meta_object.as_object_mut() {
+        result.edit_meta(|meta_object| {
             meta_object.insert(meta::SERVER_INFO.into(), server_info(None));
-        }
+        });
         if cacheable(method) && !interim {
-            result.insert("ttlMs".into(), json!(cache_ttl_ms));
+            result.insert("ttlMs", json!(cache_ttl_ms));
             // Results depend on the caller's identity and permissions.
-            result.insert("cacheScope".into(), json!("private"));
+            result.insert("cacheScope", json!("private"));
         }
     }
     result
@@ -141,12 +140,11 @@ fn paginate<T>(
     Ok((page, next))
 }
 
-/// A list result: `{ <field>: [...], nextCursor? }`.
-fn list_result(field: &str, items: Vec<Value>, next_cursor: Option<String>) -> Object {
-    let mut result = Object::new();
-    result.insert(field.into(), Value::Array(items));
+/// A list result: `{ <field>: [...], nextCursor? }`, its items as the catalog encoded them.
+fn list_result(field: &'static str, items: Vec<Encoded>, next_cursor: Option<String>) -> Reply {
+    let mut rest = Object::new();
     if let Some(cursor) = next_cursor {
-        result.insert("nextCursor".into(), json!(cursor));
+        rest.insert("nextCursor".into(), json!(cursor));
     }
-    result
+    Reply::Listed { field, items, rest }
 }

@@ -6,9 +6,10 @@ use super::{Object, list_result, paginate, string_param};
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
 use crate::prompt_render::RenderError;
+use crate::protocol::Reply;
 
 /// `prompts/list`.
-pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+pub fn list(ctx: &Ctx, params: &Object) -> Result<Reply, McpError> {
     let prompts = ctx.catalog.prompts(&ctx.scope, &ctx.principal);
     let (page, next) = paginate(prompts, |p| p.name.as_str(), params, ctx.settings.page_size)?;
     Ok(list_result(
@@ -22,7 +23,7 @@ pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 
 /// `prompts/get`: renders the template with the arguments; a missing required argument is
 /// invalid params.
-pub async fn get(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+pub async fn get(ctx: &Ctx, params: &Object) -> Result<Reply, McpError> {
     let name = string_param(params, "name")?;
     let prompt = ctx
         .catalog
@@ -98,5 +99,5 @@ pub async fn get(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
         "messages".into(),
         json!([{ "role": "user", "content": { "type": "text", "text": text } }]),
     );
-    Ok(result)
+    Ok(result.into())
 }

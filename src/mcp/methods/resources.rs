@@ -6,9 +6,10 @@ use super::{Object, list_result, paginate, string_param};
 use crate::catalog::Resource;
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
+use crate::protocol::Reply;
 
 /// `resources/list`.
-pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+pub fn list(ctx: &Ctx, params: &Object) -> Result<Reply, McpError> {
     let resources = ctx.catalog.resources(&ctx.scope, &ctx.principal);
     let (page, next) = paginate(
         resources,
@@ -26,7 +27,7 @@ pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 }
 
 /// `resources/templates/list`.
-pub fn templates(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+pub fn templates(ctx: &Ctx, params: &Object) -> Result<Reply, McpError> {
     let templates = ctx.catalog.templates(&ctx.scope, &ctx.principal);
     let (page, next) = paginate(
         templates,
@@ -45,7 +46,7 @@ pub fn templates(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 
 /// `resources/read`: a fixed resource's content, or a template's content with the variables
 /// the URI matched filled in.
-pub async fn read(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+pub async fn read(ctx: &Ctx, params: &Object) -> Result<Reply, McpError> {
     let uri = string_param(params, "uri")?;
     let (resource, variables) = match ctx.catalog.resource(&ctx.scope, &ctx.principal, uri) {
         Some(resource) => (resource, Vec::new()),
@@ -73,7 +74,7 @@ pub async fn read(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
         .await;
     }
     let text = expand(resource.content.as_deref().unwrap_or_default(), &variables);
-    Ok(contents(uri, &resource, text))
+    Ok(contents(uri, &resource, text).into())
 }
 
 fn contents(uri: &str, resource: &Resource, text: String) -> Object {

@@ -9,14 +9,14 @@ use crate::auth::On;
 use crate::catalog::{Tool, ToolTarget};
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
-use crate::protocol::{Era, LogLevel};
+use crate::protocol::{Era, LogLevel, Reply};
 use crate::registry::tools::RequestType;
 
 /// How much of an upstream error body is quoted in a result.
 const ERROR_EXCERPT_BYTES: usize = 2048;
 
 /// `tools/list`.
-pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
+pub fn list(ctx: &Ctx, params: &Object) -> Result<Reply, McpError> {
     let tools = ctx.catalog.tools(&ctx.scope, &ctx.principal);
     let (page, next) = paginate(
         tools,
@@ -32,7 +32,7 @@ pub fn list(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
 }
 
 /// `tools/call`, recorded in the call metrics.
-pub async fn call(ctx: &Ctx, mut params: Object) -> Result<Object, McpError> {
+pub async fn call(ctx: &Ctx, mut params: Object) -> Result<Reply, McpError> {
     // A place among the principal's calls in flight, held until this call ends.
     let _permit = ctx.tool_calls.acquire(&ctx.principal.email)?;
     let name = match params.remove("name") {
@@ -52,10 +52,7 @@ pub async fn call(ctx: &Ctx, mut params: Object) -> Result<Object, McpError> {
     let clock = std::time::Instant::now();
     let outcome = run(ctx, &tool, &name, params).await;
     let failed = match &outcome {
-        Ok(result) => result
-            .get("isError")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        Ok(result) => result.is_true("isError"),
         Err(_) => true,
     };
     ctx.metrics.record(CallRecord {
@@ -77,7 +74,7 @@ pub async fn call(ctx: &Ctx, mut params: Object) -> Result<Object, McpError> {
 
 /// Runs `tool` with the rest of the client's `params` (`arguments`, and a 2026-07-28 retry's
 /// `inputResponses` and `requestState`).
-async fn run(ctx: &Ctx, tool: &Tool, name: &str, mut params: Object) -> Result<Object, McpError> {
+async fn run(ctx: &Ctx, tool: &Tool, name: &str, mut params: Object) -> Result<Reply, McpError> {
     ctx.principal
         .authorize("tools.execute", On::Item(&tool.access))
         .map_err(|refused| McpError::Forbidden(refused.to_string()))?;
@@ -101,7 +98,9 @@ async fn run(ctx: &Ctx, tool: &Tool, name: &str, mut params: Object) -> Result<O
             method,
             url,
             headers,
-        } => call_rest(ctx, tool, method, url, headers, arguments).await,
+        } => call_rest(ctx, tool, method, url, headers, arguments)
+            .await
+            .map(Reply::from),
         ToolTarget::Upstream {
             gateway_id,
             original_name,
@@ -119,7 +118,7 @@ async fn run(ctx: &Ctx, tool: &Tool, name: &str, mut params: Object) -> Result<O
             );
             match forwarding.await {
                 // An upstream that failed or is unavailable is a tool error the model sees.
-                Err(McpError::Upstream(message)) => Ok(error_result(message)),
+                Err(McpError::Upstream(message)) => Ok(error_result(message).into()),
                 other => other,
             }
         }

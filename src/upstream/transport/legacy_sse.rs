@@ -10,10 +10,10 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Answering, ClientRequest, MAX_EVENT_BYTES, Notifications, OnChange, Transport, answer_message,
-    ask_or_decline, describe, is_change, is_response, lock, post_json,
+    Answering, ClientRequest, MAX_EVENT_BYTES, Message, Notifications, OnChange, Transport,
+    answer_message, ask_or_decline, describe, is_change, lock, post_json,
 };
-use crate::protocol::Era;
+use crate::protocol::{Era, RawObject};
 use crate::upstream::sse::EventReader;
 use crate::upstream::{CallError, Target};
 
@@ -34,7 +34,7 @@ impl Drop for LegacySse {
 /// The requests in flight on a legacy SSE connection, by JSON id.
 #[derive(Default)]
 struct SseRoutes {
-    pending: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<Result<RawObject, CallError>>>>,
     notifications: Mutex<HashMap<String, mpsc::Sender<Value>>>,
     questions: Mutex<HashMap<String, mpsc::Sender<ClientRequest>>>,
     answering: Answering,
@@ -136,8 +136,15 @@ impl LegacySse {
             let poster = poster.clone();
             tokio::spawn(async move {
                 while let Ok(Some(event)) = events.next().await {
-                    let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
-                        continue;
+                    let message = match Message::read(event.data.as_bytes()) {
+                        Some(Message::Response { id, outcome }) => {
+                            if let Some(waiter) = lock(&routes.pending).remove(&id.to_string()) {
+                                let _ = waiter.send(outcome);
+                            }
+                            continue;
+                        }
+                        Some(Message::Other(message)) => message,
+                        None => continue,
                     };
                     if is_change(&message) {
                         if let Some(on_change) = lock(&on_change).as_ref() {
@@ -166,7 +173,7 @@ impl Transport for LegacySse {
         body: &'a Value,
         _method: &'a str,
         relay: Notifications,
-    ) -> BoxFuture<'a, Result<Value, CallError>> {
+    ) -> BoxFuture<'a, Result<RawObject, CallError>> {
         Box::pin(async move {
             let key = body["id"].to_string();
             let (sender, receiver) = oneshot::channel();
@@ -185,7 +192,7 @@ impl Transport for LegacySse {
             self.poster.post(body).await?;
             receiver
                 .await
-                .map_err(|_| CallError::Transport("the upstream's SSE stream ended".into()))
+                .map_err(|_| CallError::Transport("the upstream's SSE stream ended".into()))?
         })
     }
 
@@ -221,19 +228,11 @@ impl Drop for RouteGuard<'_> {
     }
 }
 
-/// Routes a message from the stream: a response to its waiting request, a question to the one
-/// request in flight (answered with an error when that is not clear), a notification with a
-/// progress token to the request that owns the token, another notification about a call (a log
-/// message) to the one request in flight (dropped when that is not clear).
+/// Routes a request or notification from the stream: a question to the one request in flight
+/// (answered with an error when that is not clear), a notification with a progress token to the
+/// request that owns the token, another notification about a call (a log message) to the one
+/// request in flight (dropped when that is not clear).
 fn route(message: Value, routes: &SseRoutes, poster: &Poster) {
-    if is_response(&message) {
-        if let Some(id) = message.get("id")
-            && let Some(waiter) = lock(&routes.pending).remove(&id.to_string())
-        {
-            let _ = waiter.send(message);
-        }
-        return;
-    }
     if let Some(id) = message.get("id").cloned() {
         let poster = poster.clone();
         let route = routes.question_route();

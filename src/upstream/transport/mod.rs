@@ -11,25 +11,27 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::BoxFuture;
-use serde_json::{Map, Value, json};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::CallError;
-use crate::protocol::Era;
+use crate::protocol::{Era, RawObject};
 
 /// The largest single SSE event read from an upstream.
 pub(super) const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// One way of carrying messages to an upstream and back.
 pub trait Transport: Send + Sync {
-    /// Sends a request (`body` has an `id`) and waits for its response message (with `result`
-    /// or `error`); what the upstream sends about the request meanwhile goes to `relay`.
+    /// Sends a request (`body` has an `id`) and waits for its response: the result as the
+    /// upstream wrote it, or the error it answered; what the upstream sends about the request
+    /// meanwhile goes to `relay`.
     fn request<'a>(
         &'a self,
         body: &'a Value,
         method: &'a str,
         relay: Notifications,
-    ) -> BoxFuture<'a, Result<Value, CallError>>;
+    ) -> BoxFuture<'a, Result<RawObject, CallError>>;
 
     /// Sends a notification (no response is expected).
     fn notify(&self, body: Value) -> BoxFuture<'_, Result<(), CallError>>;
@@ -89,9 +91,61 @@ pub(super) fn is_change(message: &Value) -> bool {
     )
 }
 
-/// Whether a message is a response (to the gateway's request).
-pub(super) fn is_response(message: &Value) -> bool {
-    message.get("result").is_some() || message.get("error").is_some()
+/// A message from the upstream, read once.
+pub(super) enum Message {
+    /// A response to one of the gateway's requests: its result as the upstream wrote it, or
+    /// its error.
+    Response {
+        /// The request's id.
+        id: Value,
+        /// The result, or what went wrong.
+        outcome: Result<RawObject, CallError>,
+    },
+    /// A request or a notification.
+    Other(Value),
+}
+
+/// The members that tell a message's kind; the rest is skipped, not parsed.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+/// A member that is there, even as `null` (absent members are `None` by `default`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+impl Message {
+    /// Reads a JSON-RPC message (`None` when it is not JSON). A response's result is kept as
+    /// the upstream's text: it is passed on, not rebuilt; requests and notifications are parsed.
+    pub(super) fn read(text: &[u8]) -> Option<Message> {
+        let envelope: Envelope = serde_json::from_slice(text).ok()?;
+        let outcome = match (envelope.method, envelope.result, envelope.error) {
+            (None, _, Some(error)) => Err(rpc_error(
+                &serde_json::from_str(error.get()).unwrap_or(Value::Null),
+            )),
+            (None, Some(result), None) => RawObject::parse(result.get()).map_err(|_| {
+                CallError::Transport("the upstream's response has no result object".into())
+            }),
+            _ => return serde_json::from_slice(text).ok().map(Message::Other),
+        };
+        Some(Message::Response {
+            id: envelope.id.unwrap_or(Value::Null),
+            outcome,
+        })
+    }
 }
 
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -110,19 +164,6 @@ fn rpc_error(error: &Value) -> CallError {
             .unwrap_or("unknown error")
             .to_owned(),
         data: error.get("data").cloned(),
-    }
-}
-
-/// The result of a response message (moved out of it), or its error.
-pub(super) fn outcome(mut message: Value) -> Result<Map<String, Value>, CallError> {
-    if let Some(error) = message.get("error") {
-        return Err(rpc_error(error));
-    }
-    match message.get_mut("result").map(Value::take) {
-        Some(Value::Object(result)) => Ok(result),
-        _ => Err(CallError::Transport(
-            "the upstream's response has no result object".into(),
-        )),
     }
 }
 
@@ -257,6 +298,53 @@ mod tests {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(started.load(Ordering::SeqCst), ANSWERING_AT_ONCE);
+    }
+
+    /// A response's result is kept as the upstream wrote it; errors, requests and notifications
+    /// are told apart by their members, whatever their order.
+    #[test]
+    fn messages_are_read_once_and_results_kept_as_text() {
+        let read = |text: &str| Message::read(text.as_bytes());
+        let Some(Message::Response { id, outcome }) = read(
+            r#"{"result": {"content": [ {"text":"a"} ], "isError" :false},"id":7,"jsonrpc":"2.0"}"#,
+        ) else {
+            panic!("a response");
+        };
+        assert_eq!(id, json!(7));
+        let result = outcome.unwrap();
+        assert_eq!(result.get("content").unwrap().get(), r#"[ {"text":"a"} ]"#);
+        let Some(Message::Response { id, outcome }) =
+            read(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad"}}"#)
+        else {
+            panic!("an error response");
+        };
+        assert_eq!(id, Value::Null);
+        assert!(matches!(outcome, Err(CallError::Rpc { code: -32700, .. })));
+        assert!(matches!(
+            read(r#"{"jsonrpc":"2.0","id":1,"result":[1]}"#),
+            Some(Message::Response {
+                outcome: Err(CallError::Transport(_)),
+                ..
+            })
+        ));
+        assert!(matches!(
+            read(r#"{"jsonrpc":"2.0","id":1,"result":null}"#),
+            Some(Message::Response {
+                outcome: Err(CallError::Transport(_)),
+                ..
+            })
+        ));
+        let Some(Message::Other(request)) = read(
+            r#"{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"result":1}}"#,
+        ) else {
+            panic!("a request");
+        };
+        assert_eq!(request["params"]["result"], 1);
+        assert!(matches!(
+            read(r#"{"jsonrpc":"2.0","method":"notifications/message"}"#),
+            Some(Message::Other(_))
+        ));
+        assert!(read("{").is_none());
     }
 
     /// A question that cannot be attributed to a call is declined with the reason.

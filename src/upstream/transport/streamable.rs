@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{
-    Answering, ClientRequest, MAX_EVENT_BYTES, Notifications, OnChange, Opened, Transport,
-    answer_message, ask, ask_or_decline, describe, is_change, is_response, lock, post_json,
+    Answering, ClientRequest, MAX_EVENT_BYTES, Message, Notifications, OnChange, Opened, Transport,
+    answer_message, ask, ask_or_decline, describe, is_change, lock, post_json,
 };
-use crate::protocol::{Era, MODERN_VERSION, encode_header, implementation_info, meta};
+use crate::protocol::{Era, MODERN_VERSION, RawObject, encode_header, implementation_info, meta};
 use crate::upstream::sse::EventReader;
 use crate::upstream::{CallError, Target};
 
@@ -133,13 +133,13 @@ impl StreamableHttp {
         lock(&self.session_id).clone()
     }
 
-    /// POSTs a message; returns the JSON-RPC response (none for notifications and answers).
+    /// POSTs a message; returns the response's result (none for notifications and answers).
     async fn post(
         &self,
         body: &Value,
         method: Option<&str>,
         relay: Notifications,
-    ) -> Result<Option<Value>, CallError> {
+    ) -> Result<Option<RawObject>, CallError> {
         let extra = self.session_headers(method, body);
         let endpoint = self
             .endpoint
@@ -179,8 +179,8 @@ impl StreamableHttp {
             .bytes()
             .await
             .map_err(|e| CallError::Transport(describe(&e)))?;
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(message) if is_response(&message) => Ok(Some(message)),
+        match Message::read(&bytes) {
+            Some(Message::Response { outcome, .. }) => outcome.map(Some),
             _ if !status.is_success() => Err(CallError::Transport(format!(
                 "the upstream answered HTTP {status}: {}",
                 String::from_utf8_lossy(&bytes)
@@ -201,18 +201,17 @@ impl StreamableHttp {
         response: reqwest::Response,
         id: &Value,
         relay: Notifications,
-    ) -> Result<Value, CallError> {
+    ) -> Result<RawObject, CallError> {
         let mut events = EventReader::new(response, MAX_EVENT_BYTES);
         while let Some(event) = events.next().await.map_err(CallError::Transport)? {
-            let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
-                continue;
+            let message = match Message::read(event.data.as_bytes()) {
+                Some(Message::Response {
+                    id: answered,
+                    outcome,
+                }) if answered == *id => return outcome,
+                Some(Message::Other(message)) if message.get("method").is_some() => message,
+                _ => continue,
             };
-            if is_response(&message) && message.get("id") == Some(id) {
-                return Ok(message);
-            }
-            if message.get("method").is_none() {
-                continue;
-            }
             match message.get("id").cloned() {
                 None => {
                     if let Some(notifications) = &relay.notifications {
@@ -340,7 +339,7 @@ impl Transport for StreamableHttp {
         body: &'a Value,
         method: &'a str,
         relay: Notifications,
-    ) -> BoxFuture<'a, Result<Value, CallError>> {
+    ) -> BoxFuture<'a, Result<RawObject, CallError>> {
         Box::pin(async move {
             // A session-era upstream may send what concerns this call on its GET stream instead.
             let in_flight = (matches!(self.era(), Era::Legacy { .. })
@@ -446,7 +445,7 @@ impl Transport for StreamableHttp {
             drop(open);
             let mut events = EventReader::new(response, MAX_EVENT_BYTES);
             while let Ok(Some(event)) = events.next().await {
-                let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
+                let Some(Message::Other(message)) = Message::read(event.data.as_bytes()) else {
                     continue;
                 };
                 if is_change(&message) {

@@ -30,7 +30,7 @@ use crate::mcp::error::McpError;
 use crate::mcp::parked::{
     NotParked, Owner, ParkedCall, Question, RelayTarget, RunningCall, STATE_PREFIX,
 };
-use crate::protocol::{Era, LogLevel, meta};
+use crate::protocol::{Era, LogLevel, RawObject, Reply, meta};
 
 mod relay;
 use crate::upstream::{CallError, ClientRequest, Notifications};
@@ -50,7 +50,7 @@ pub async fn forward(
 ) -> Result<Object, McpError> {
     let gateway = gateway(ctx, gateway_id)?;
     let outcome = forward_here(ctx, &gateway, method, params).await;
-    outcome_of(ctx, outcome).map(clean)
+    outcome_of(ctx, outcome).map(|result| clean(result).into_object())
 }
 
 /// Forwards `tools/call`, `prompts/get` or `resources/read` (`item` is the name or URI the
@@ -63,7 +63,7 @@ pub async fn forward_interactive(
     item: &str,
     forwarded: Object,
     client_params: &Object,
-) -> Result<Object, McpError> {
+) -> Result<Reply, McpError> {
     let gateway = gateway(ctx, gateway_id)?;
     if ctx.era != Era::Modern {
         return ask_on_stream(ctx, &gateway, method, forwarded).await;
@@ -151,7 +151,7 @@ async fn forward_here(
     gateway: &Gateway,
     method: &str,
     params: Object,
-) -> Result<Object, ForwardError> {
+) -> Result<RawObject, ForwardError> {
     let target = RelayTarget::of(ctx);
     let wanted = target.notifier.is_some()
         && (target.progress_token.is_some() || target.log_level.is_some());
@@ -194,9 +194,9 @@ async fn forward_here(
 }
 
 /// The client's result for the upstream's answer, or the error it maps to.
-fn outcome_of(ctx: &Ctx, outcome: Result<Object, ForwardError>) -> Result<Object, McpError> {
+fn outcome_of(ctx: &Ctx, outcome: Result<RawObject, ForwardError>) -> Result<Reply, McpError> {
     match outcome {
-        Ok(result) => Ok(result),
+        Ok(result) => Ok(Reply::Relayed(result)),
         Err(ForwardError::Call {
             error:
                 CallError::Rpc {
@@ -221,8 +221,8 @@ fn outcome_of(ctx: &Ctx, outcome: Result<Object, ForwardError>) -> Result<Object
     }
 }
 
-fn is_input_required(result: &Object) -> bool {
-    result.get("resultType").and_then(Value::as_str) == Some(INPUT_REQUIRED)
+fn is_input_required(result: &Reply) -> bool {
+    result.str_member("resultType") == Some(INPUT_REQUIRED)
 }
 
 /// The capability a question needs.
@@ -260,7 +260,7 @@ async fn ask_on_stream(
     gateway: &Gateway,
     method: &str,
     mut params: Object,
-) -> Result<Object, McpError> {
+) -> Result<Reply, McpError> {
     for _ in 0..MAX_INPUT_ROUNDS {
         // A 2026-07-28 upstream may ask for another round: the params are needed again.
         let outcome = forward_here(ctx, gateway, method, params.clone()).await;
@@ -268,6 +268,7 @@ async fn ask_on_stream(
         if !is_input_required(&result) {
             return Ok(clean(result));
         }
+        let result = result.into_object();
         let responses = answer_on_stream(ctx, gateway, &result).await?;
         params.insert("inputResponses".into(), Value::Object(responses));
         match result.get("requestState") {
@@ -357,7 +358,7 @@ async fn drive(
     gateway: &Gateway,
     method: &str,
     params: Object,
-) -> Result<Object, McpError> {
+) -> Result<Reply, McpError> {
     let (note_sender, mut notes) = mpsc::channel(NOTE_QUEUE);
     let (question_sender, mut questions) = mpsc::channel(16);
     let notifications = Notifications {
@@ -412,7 +413,7 @@ async fn drive(
 }
 
 /// An upstream call in progress.
-type Running = std::pin::Pin<Box<dyn Future<Output = Result<Object, ForwardError>>>>;
+type Running = std::pin::Pin<Box<dyn Future<Output = Result<RawObject, ForwardError>>>>;
 
 /// The question to park a call on, numbered after the `asked` before it; `None` when this
 /// client cannot be asked it (the upstream is told so and the call goes on).
@@ -441,14 +442,14 @@ fn question_of(
 }
 
 enum Event {
-    Done(Result<Object, ForwardError>),
+    Done(Result<RawObject, ForwardError>),
     Question(ClientRequest),
     Cancelled,
 }
 
 /// Waits for the running call on behalf of this client request: its result, or the next
 /// question (the call is parked and the client gets `input_required`).
-async fn wait(ctx: &Ctx, owner: Owner, mut call: RunningCall) -> Result<Object, McpError> {
+async fn wait(ctx: &Ctx, owner: Owner, mut call: RunningCall) -> Result<Reply, McpError> {
     *lock(&call.relay) = RelayTarget::of(ctx);
     loop {
         let event = tokio::select! {
@@ -480,12 +481,7 @@ async fn wait(ctx: &Ctx, owner: Owner, mut call: RunningCall) -> Result<Object, 
 }
 
 /// Parks the call on `question` and answers the client with `input_required`.
-fn park(
-    ctx: &Ctx,
-    owner: Owner,
-    call: RunningCall,
-    question: Question,
-) -> Result<Object, McpError> {
+fn park(ctx: &Ctx, owner: Owner, call: RunningCall, question: Question) -> Result<Reply, McpError> {
     *lock(&call.relay) = RelayTarget::default();
     let mut input_requests = Object::new();
     input_requests.insert(question.key.clone(), question.request.clone());
@@ -499,7 +495,7 @@ fn park(
             result.insert("resultType".into(), json!(INPUT_REQUIRED));
             result.insert("inputRequests".into(), Value::Object(input_requests));
             result.insert("requestState".into(), json!(state));
-            Ok(result)
+            Ok(Reply::Built(result))
         }
         Err(refused) => {
             let NotParked { parked, exceeded } = *refused;
@@ -516,17 +512,14 @@ fn park(
 
 /// Removes the upstream's modern-era fields; the gateway decorates for its client's era. An
 /// `input_required` result keeps its `resultType` (only 2026-07-28 clients are shown one).
-fn clean(mut result: Object) -> Object {
+fn clean(mut result: Reply) -> Reply {
     if !is_input_required(&result) {
         result.remove("resultType");
     }
     result.remove("ttlMs");
     result.remove("cacheScope");
-    if let Some(Value::Object(meta_object)) = result.get_mut("_meta") {
+    result.edit_meta(|meta_object| {
         meta_object.remove(meta::SERVER_INFO);
-        if meta_object.is_empty() {
-            result.remove("_meta");
-        }
-    }
+    });
     result
 }

@@ -3,7 +3,11 @@
 //! (`upstream`). Protocol revisions and their eras, `_meta` keys, log levels, the identity the
 //! gateway gives, and the header encoding of the 2026-07-28 revision.
 
+mod reply;
+
 use serde_json::{Value, json};
+
+pub use self::reply::{Encoded, RawObject, Reply};
 
 /// The modern (stateless) revision.
 pub const MODERN_VERSION: &str = "2026-07-28";
