@@ -118,6 +118,20 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         settings.mcp.session_ttl,
         settings.mcp.max_sessions,
         settings.mcp.max_sessions_per_principal,
+        crate::mcp::session::UpstreamSessions {
+            quota: crate::quota::Quota::new(
+                "upstream sessions of your own",
+                (
+                    "MCP_MAX_UPSTREAM_SESSIONS_PER_PRINCIPAL",
+                    settings.mcp.max_upstream_sessions_per_principal,
+                ),
+                (
+                    "MCP_MAX_UPSTREAM_SESSIONS",
+                    settings.mcp.max_upstream_sessions,
+                ),
+            ),
+            answer_timeout: settings.mcp.tool_timeout,
+        },
     ));
     // Streams hold a descriptor each: keep them below the open-file limit with a reserve.
     let open_files = crate::quota::raise_open_files_limit();

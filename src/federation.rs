@@ -216,6 +216,7 @@ impl Federation {
                 notifications: crate::upstream::Notifications::none(),
                 cancel: CancellationToken::new(),
                 timeout: HEALTH_CHECK_TIMEOUT,
+                affinity: None,
             })
             .await;
         matches!(

@@ -55,6 +55,8 @@ pub struct FixtureCounts {
 /// State shared by every connection, kept across a restart (except the sessions).
 struct FixtureState {
     delay: DelayRange,
+    /// Bytes of text added to every tool result (a large result to pass on).
+    result_padding: String,
     sessions: Mutex<HashSet<String>>,
     calls_served: AtomicU64,
     sessions_opened: AtomicU64,
@@ -79,12 +81,22 @@ pub struct FixtureUpstream {
 impl FixtureUpstream {
     /// Starts on `port` (0 picks a free one) with tool calls taking `delay`.
     pub async fn start(port: u16, delay: DelayRange) -> anyhow::Result<Self> {
+        Self::start_sized(port, delay, 0).await
+    }
+
+    /// [`FixtureUpstream::start`] with tool results carrying `result_bytes` more bytes of text.
+    pub async fn start_sized(
+        port: u16,
+        delay: DelayRange,
+        result_bytes: usize,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .with_context(|| format!("cannot bind the fixture upstream to 127.0.0.1:{port}"))?;
         let address = listener.local_addr()?;
         let state = Arc::new(FixtureState {
             delay,
+            result_padding: "x".repeat(result_bytes),
             sessions: Mutex::default(),
             calls_served: AtomicU64::new(0),
             sessions_opened: AtomicU64::new(0),
@@ -341,7 +353,10 @@ async fn call_tool(state: &FixtureState, id: &Value, message: &Value) -> Reply {
         &rpc_result(
             id,
             json!({
-                "content": [{ "type": "text", "text": format!("worked {} ms", delay.as_millis()) }],
+                "content": [{
+                    "type": "text",
+                    "text": format!("worked {} ms{}", delay.as_millis(), state.result_padding),
+                }],
                 "isError": false,
             }),
         ),

@@ -133,6 +133,9 @@ struct InstructionsArgs {
     /// Count only this era (default: both).
     #[arg(long, value_enum)]
     era: Option<ClientEra>,
+    /// Bytes of text the upstream adds to each tool result (default: none).
+    #[arg(long)]
+    result_bytes: Option<usize>,
 }
 
 impl InstructionsArgs {
@@ -140,6 +143,7 @@ impl InstructionsArgs {
         let mut config = InstructionsConfig::preset(smoke);
         set(&mut config.calls, self.calls);
         set(&mut config.warmup, self.warmup);
+        set(&mut config.result_bytes, self.result_bytes);
         if let Some(era) = self.era {
             config.eras = vec![era];
         }

@@ -32,6 +32,14 @@ pub struct McpSettings {
     /// Such parked calls in all.
     #[arg(id = "MCP_MAX_PARKED_CALLS", long = "mcp-max-parked-calls", env = "MCP_MAX_PARKED_CALLS", default_value = "10000", value_parser = parse::whole::<usize>(1, 10_000_000))]
     pub max_parked_calls: usize,
+    /// Upstream sessions of their own (made for session-era clients that can be asked
+    /// something or keep a log level upstream) one principal may hold; beyond it the shared
+    /// upstream session serves their calls.
+    #[arg(id = "MCP_MAX_UPSTREAM_SESSIONS_PER_PRINCIPAL", long = "mcp-max-upstream-sessions-per-principal", env = "MCP_MAX_UPSTREAM_SESSIONS_PER_PRINCIPAL", default_value = "64", value_parser = parse::whole::<usize>(1, 1_000_000))]
+    pub max_upstream_sessions_per_principal: usize,
+    /// Such upstream sessions in all.
+    #[arg(id = "MCP_MAX_UPSTREAM_SESSIONS", long = "mcp-max-upstream-sessions", env = "MCP_MAX_UPSTREAM_SESSIONS", default_value = "2000", value_parser = parse::whole::<usize>(1, 10_000_000))]
+    pub max_upstream_sessions: usize,
     /// Long-lived streams in all (lowered at start to leave a reserve of file descriptors for
     /// /health, /ready, the admin API and the database).
     #[arg(id = "MCP_MAX_STREAMS", long = "mcp-max-streams", env = "MCP_MAX_STREAMS", default_value = "10000", value_parser = parse::whole::<usize>(1, 10_000_000))]

@@ -3,17 +3,21 @@
 //! Bounded: at most `MCP_MAX_SESSIONS` at once.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use rand::Rng;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::error::McpError;
+use crate::actors::upstream::Affinity;
 use crate::catalog::Scope;
 use crate::protocol::LogLevel;
+use crate::quota::Quota;
+use crate::upstream::ClientEnd;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -32,6 +36,22 @@ pub struct Session {
     /// The negotiated protocol version.
     pub version: &'static str,
     state: Mutex<SessionState>,
+    /// Itself, for the client end of its own upstream sessions.
+    me: Weak<Session>,
+    /// Its own upstream sessions, once it needs them.
+    affinity: OnceLock<Arc<Affinity>>,
+    /// Where their places are counted, and how long the client has to answer.
+    upstream: UpstreamSessions,
+}
+
+/// The quota a session's own upstream sessions count against, and how long a client has to
+/// answer an upstream's question.
+#[derive(Clone)]
+pub struct UpstreamSessions {
+    /// Upstream sessions of a client's own (`MCP_MAX_UPSTREAM_SESSIONS_PER_PRINCIPAL`).
+    pub quota: Arc<Quota>,
+    /// How long a question waits for the client's answer.
+    pub answer_timeout: Duration,
 }
 
 #[derive(Default)]
@@ -120,9 +140,52 @@ impl Session {
         lock(&self.state).log_level
     }
 
-    /// Sets the log level.
+    /// Sets the log level (and tells the session's own upstream sessions).
     pub fn set_log_level(&self, level: LogLevel) {
         lock(&self.state).log_level = Some(level);
+        if let Some(affinity) = self.affinity.get() {
+            affinity.set_log_level(level);
+        }
+    }
+
+    /// The session's own upstream sessions, when it needs them: its client can be asked
+    /// something, or keeps state on upstreams (a log level, subscriptions). Made on first use.
+    pub fn affinity(&self) -> Option<Arc<Affinity>> {
+        if let Some(affinity) = self.affinity.get() {
+            return Some(affinity.clone());
+        }
+        let wanted = {
+            let state = lock(&self.state);
+            ["sampling", "elicitation", "roots"]
+                .iter()
+                .any(|capability| {
+                    state
+                        .client_capabilities
+                        .get(*capability)
+                        .is_some_and(|value| !value.is_null())
+                })
+                || state.log_level.is_some()
+                || !state.subscriptions.is_empty()
+        };
+        if !wanted {
+            return None;
+        }
+        let affinity = self.affinity.get_or_init(|| {
+            let end = SessionEnd {
+                session: self.me.clone(),
+                timeout: self.upstream.answer_timeout,
+            };
+            Affinity::new(Arc::new(end), &self.owner, self.upstream.quota.clone())
+        });
+        Some(affinity.clone())
+    }
+
+    /// The session's stream, while it is open.
+    fn stream(&self) -> Option<mpsc::Sender<Value>> {
+        lock(&self.state)
+            .stream
+            .clone()
+            .filter(|stream| !stream.is_closed())
     }
 
     /// Subscribes to updates of a resource.
@@ -179,6 +242,81 @@ impl Session {
         for (_, token) in state.in_flight.drain() {
             token.cancel();
         }
+        drop(state);
+        if let Some(affinity) = self.affinity.get() {
+            affinity.end();
+        }
+    }
+}
+/// The capability a question from an upstream needs of the client.
+pub fn capability_for(method: &str) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" => Some("elicitation"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
+}
+
+/// An error answer to an upstream's question.
+pub fn refusal(code: i64, message: impl Into<String>) -> Value {
+    serde_json::json!({ "error": { "code": code, "message": message.into() } })
+}
+
+/// A session as the client its own upstream sessions belong to: what they send outside a call
+/// goes to the session's stream.
+struct SessionEnd {
+    session: Weak<Session>,
+    /// How long the client has to answer a question.
+    timeout: Duration,
+}
+
+impl ClientEnd for SessionEnd {
+    fn notify(&self, message: Value) {
+        let Some(session) = self.session.upgrade() else {
+            return;
+        };
+        let relayed = match message.get("method").and_then(Value::as_str) {
+            // The upstream was told the client's level.
+            Some("notifications/message") => true,
+            Some("notifications/resources/updated") => message
+                .pointer("/params/uri")
+                .and_then(Value::as_str)
+                .is_some_and(|uri| session.is_subscribed(uri)),
+            // Progress and cancellation name the gateway's own requests, list changes are
+            // the catalog's business.
+            _ => false,
+        };
+        if relayed {
+            session.notify(message);
+        }
+    }
+
+    fn ask(&self, message: Value) -> BoxFuture<'static, Value> {
+        let session = self.session.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let Some(session) = session.upgrade() else {
+                return refusal(-32603, "the client's session has ended");
+            };
+            let method = message["method"].as_str().unwrap_or_default();
+            if !capability_for(method).is_some_and(|capability| session.client_supports(capability))
+            {
+                return refusal(-32601, format!("the client does not support {method}"));
+            }
+            let Some(stream) = session.stream() else {
+                return refusal(-32603, "the client has no stream open to be asked on");
+            };
+            let params = message.get("params").cloned().unwrap_or(Value::Null);
+            session
+                .request_client(method, params, &stream, timeout)
+                .await
+                .unwrap_or_else(|cause| refusal(-32603, cause))
+        })
+    }
+
+    fn log_level(&self) -> Option<LogLevel> {
+        self.session.upgrade()?.log_level()
     }
 }
 
@@ -188,16 +326,23 @@ pub struct SessionStore {
     ttl: Duration,
     max: usize,
     per_principal: usize,
+    upstream: UpstreamSessions,
 }
 
 impl SessionStore {
     /// An empty store.
-    pub fn new(ttl: Duration, max: usize, per_principal: usize) -> Self {
+    pub fn new(
+        ttl: Duration,
+        max: usize,
+        per_principal: usize,
+        upstream: UpstreamSessions,
+    ) -> Self {
         SessionStore {
             sessions: Mutex::new(HashMap::new()),
             ttl,
             max,
             per_principal,
+            upstream,
         }
     }
 
@@ -243,12 +388,15 @@ impl SessionStore {
             }
         }
         let id = format!("{:032x}", rand::rng().random::<u128>());
-        let session = Arc::new(Session {
+        let session = Arc::new_cyclic(|me| Session {
             id: id.clone(),
             scope,
             owner: owner.to_owned(),
             version,
             state: Mutex::new(SessionState::default()),
+            me: me.clone(),
+            affinity: OnceLock::new(),
+            upstream: self.upstream.clone(),
         });
         session.touch();
         sessions.insert(id, session.clone());
@@ -325,7 +473,11 @@ mod tests {
 
     #[test]
     fn sessions_are_bounded_owned_and_expire() {
-        let store = SessionStore::new(Duration::from_millis(0), 2, 100);
+        let upstream = UpstreamSessions {
+            quota: Quota::new("upstream sessions", ("PER", 1), ("ALL", 1)),
+            answer_timeout: Duration::from_secs(1),
+        };
+        let store = SessionStore::new(Duration::from_millis(0), 2, 100, upstream.clone());
         let a = store
             .create(Scope::All, "a@example.com", "2025-11-25")
             .unwrap();
@@ -338,7 +490,7 @@ mod tests {
             store.get(&a.id, "a@example.com", &Scope::All).is_none(),
             "expired"
         );
-        let store = SessionStore::new(Duration::from_secs(60), 1, 100);
+        let store = SessionStore::new(Duration::from_secs(60), 1, 100, upstream);
         store
             .create(Scope::All, "a@example.com", "2025-11-25")
             .unwrap();
@@ -348,5 +500,34 @@ mod tests {
                 .is_err(),
             "bounded"
         );
+    }
+
+    /// A session gets upstream sessions of its own only once it needs them: its client can be
+    /// asked something, or keeps a log level upstream.
+    #[test]
+    fn only_a_client_that_can_be_asked_or_keeps_state_gets_its_own_upstream_sessions() {
+        let upstream = UpstreamSessions {
+            quota: Quota::new("upstream sessions", ("PER", 1), ("ALL", 1)),
+            answer_timeout: Duration::from_secs(1),
+        };
+        let store = SessionStore::new(Duration::from_secs(60), 10, 10, upstream);
+        let plain = store
+            .create(Scope::All, "a@example.com", "2025-11-25")
+            .unwrap();
+        plain.set_client_capabilities(serde_json::json!({"sampling": null}));
+        assert!(plain.affinity().is_none());
+        plain.set_log_level(LogLevel::Debug);
+        assert!(plain.affinity().is_some(), "a log level kept upstream");
+        let asking = store
+            .create(Scope::All, "a@example.com", "2025-11-25")
+            .unwrap();
+        asking.set_client_capabilities(serde_json::json!({"elicitation": {}}));
+        let first = asking.affinity().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &asking.affinity().unwrap()),
+            "made once"
+        );
+        assert_eq!(capability_for("roots/list"), Some("roots"));
+        assert_eq!(capability_for("tools/call"), None);
     }
 }

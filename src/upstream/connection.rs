@@ -298,6 +298,11 @@ impl Connection {
         self.transport.watch(on_change, listen_id)
     }
 
+    /// Gives the connection to one client (see [`Transport::dedicate`]).
+    pub fn dedicate(&self, client: std::sync::Arc<dyn super::ClientEnd>) {
+        self.transport.dedicate(client);
+    }
+
     /// Ends a session-era upstream session (best effort).
     pub async fn close(&self) {
         self.transport.close().await;

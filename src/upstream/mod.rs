@@ -13,7 +13,7 @@ use serde_json::Value;
 
 pub use self::connection::Connection;
 pub(crate) use self::transport::describe;
-pub use self::transport::{ClientRequest, Notifications, OnChange, Transport};
+pub use self::transport::{ClientEnd, ClientRequest, Notifications, OnChange, Transport};
 
 /// The transport an upstream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

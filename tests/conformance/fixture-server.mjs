@@ -513,13 +513,35 @@ async function legacySse(req, res, url) {
   return false;
 }
 
+// What the gateway's tests look at: the sessions opened, open and ended by a client's DELETE
+// (GET /stats), and a way to forget every session as a restarted server would (POST /expire).
+const stats = { opened: 0, deleted: 0 };
+
+function testEndpoints(req, res, url) {
+  if (req.method === 'GET' && url.pathname === '/stats') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ ...stats, open: sessions.size }));
+    return true;
+  }
+  if (req.method === 'POST' && url.pathname === '/expire') {
+    sessions.clear();
+    res.writeHead(204);
+    res.end();
+    return true;
+  }
+  return false;
+}
+
 const httpServer = http.createServer(async (req, res) => {
   try {
-    if (await legacySse(req, res, new URL(req.url, 'http://127.0.0.1'))) return;
+    const url = new URL(req.url, 'http://127.0.0.1');
+    if (testEndpoints(req, res, url)) return;
+    if (await legacySse(req, res, url)) return;
     const id = req.headers['mcp-session-id'];
     if (id) {
       const transport = sessions.get(id);
       if (!transport) return fail(res, 404, 'Session not found');
+      if (req.method === 'DELETE') stats.deleted += 1;
       const body = req.method === 'POST' ? await readBody(req) : undefined;
       return await transport.handleRequest(req, res, body);
     }
@@ -528,7 +550,10 @@ const httpServer = http.createServer(async (req, res) => {
     if (body?.method !== 'initialize') return fail(res, 400, 'Bad Request: Server not initialized');
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (sid) => sessions.set(sid, transport),
+      onsessioninitialized: (sid) => {
+        stats.opened += 1;
+        sessions.set(sid, transport);
+      },
     });
     transport.onclose = () => transport.sessionId && sessions.delete(transport.sessionId);
     await newServer().connect(transport);

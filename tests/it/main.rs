@@ -5,6 +5,7 @@
 #[macro_use]
 mod common;
 
+mod affinity;
 mod cli;
 mod conformance;
 mod console;

@@ -34,6 +34,8 @@ pub struct InstructionsConfig {
     pub warmup: usize,
     /// The client eras counted, in turn.
     pub eras: Vec<ClientEra>,
+    /// Bytes of text the upstream adds to each result (0: a result of a few dozen bytes).
+    pub result_bytes: usize,
 }
 
 impl InstructionsConfig {
@@ -43,6 +45,7 @@ impl InstructionsConfig {
             calls: if smoke { 20 } else { 1000 },
             warmup: if smoke { 10 } else { 200 },
             eras: vec![ClientEra::Modern, ClientEra::Session],
+            result_bytes: 0,
         }
     }
 }
@@ -65,6 +68,8 @@ pub struct EraCount {
 pub struct InstructionsReport {
     /// The gateway binary counted.
     pub binary: PathBuf,
+    /// Bytes of text the upstream added to each result.
+    pub result_bytes: usize,
     /// One count per era.
     pub counts: Vec<EraCount>,
 }
@@ -72,7 +77,11 @@ pub struct InstructionsReport {
 impl InstructionsReport {
     /// The human lines.
     pub fn summary(&self) -> String {
-        let mut text = format!("== instructions: {}\n", self.binary.display());
+        let mut text = format!(
+            "== instructions: {} (results padded by {} bytes)\n",
+            self.binary.display(),
+            self.result_bytes
+        );
         for count in &self.counts {
             let _ = writeln!(
                 text,
@@ -118,7 +127,7 @@ pub async fn run(
         .with_context(|| format!("cannot create {}", dumps.display()))?;
     let http = http_client(Duration::from_secs(60))?;
     let database = TempDatabase::create(&harness.postgres).await?;
-    let upstream = FixtureUpstream::start(0, DelayRange::ZERO).await?;
+    let upstream = FixtureUpstream::start_sized(0, DelayRange::ZERO, config.result_bytes).await?;
     let gateway = Gateway::start(GatewaySpec {
         binary: harness.gateway_binary.clone(),
         database_url: database.url(),
@@ -187,6 +196,7 @@ pub async fn run(
     drop(database);
     let report = InstructionsReport {
         binary: harness.gateway_binary.clone(),
+        result_bytes: config.result_bytes,
         counts,
     };
     let path = harness

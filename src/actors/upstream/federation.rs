@@ -8,10 +8,11 @@ use actix::prelude::*;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::affinity::Affinity;
 use super::{Upstream, UpstreamActor};
 use crate::breaker::{Breaker, BreakerSnapshot};
 use crate::protocol::RawObject;
-use crate::upstream::{CallError, Connection, Notifications, Target};
+use crate::upstream::{CallError, ClientEnd, Connection, Notifications, Target};
 
 /// What an upstream offers, read at registration or refresh.
 #[derive(Debug, Clone)]
@@ -130,6 +131,8 @@ pub struct Forward {
     pub cancel: CancellationToken,
     /// How long the call may take.
     pub timeout: Duration,
+    /// The client's own upstream sessions, when it needs them.
+    pub affinity: Option<Arc<Affinity>>,
 }
 
 /// The longest a new connection waits for its upstream's notification stream to open.
@@ -158,7 +161,23 @@ impl Link {
         {
             return Ok(connection.clone());
         }
+        let connection = Arc::new(self.open(client, target, None).await?);
+        *slot = Some((target.clone(), connection.clone()));
+        Ok(connection)
+    }
+
+    /// A new connection to the upstream (for `client` alone, when given), following the
+    /// upstream's change notifications.
+    pub(super) async fn open(
+        &self,
+        client: &crate::egress::HttpClient,
+        target: &Arc<Target>,
+        owner: Option<Arc<dyn ClientEnd>>,
+    ) -> Result<Connection, CallError> {
         let mut connection = Connection::connect(client.clone(), Target::clone(target)).await?;
+        if let Some(owner) = owner {
+            connection.dedicate(owner);
+        }
         if let Some(changes) = &self.changes {
             let changes = changes.clone();
             let gateway_id = self.gateway_id.clone();
@@ -169,9 +188,12 @@ impl Link {
             // be lost to a stream still opening (bounded: a slow stream delays one call only).
             let _ = tokio::time::timeout(STREAM_OPENING, opened).await;
         }
-        let connection = Arc::new(connection);
-        *slot = Some((target.clone(), connection.clone()));
         Ok(connection)
+    }
+
+    /// The upstream's id.
+    pub(super) fn gateway_id(&self) -> &str {
+        &self.gateway_id
     }
 
     /// Forgets the connection if it is still `stale` (so the next call reconnects).
@@ -266,7 +288,25 @@ async fn forward(
             _ = message.cancel.cancelled() => return Err(CallError::Cancelled),
         };
         for attempt in 0..2 {
-            let connection = link.connection(client, &message.target).await?;
+            let own = match &message.affinity {
+                Some(affinity) => affinity.connection(&link, client, &message.target).await?,
+                None => None,
+            };
+            let dedicated = own.is_some();
+            let connection = match own {
+                Some(own) => own,
+                None => link.connection(client, &message.target).await?,
+            };
+            let forget = |connection: Arc<Connection>| {
+                let link = link.clone();
+                let affinity = message.affinity.clone();
+                async move {
+                    match affinity.filter(|_| dedicated) {
+                        Some(affinity) => affinity.reset(link.gateway_id(), &connection).await,
+                        None => link.reset(&connection).await,
+                    }
+                }
+            };
             let id = connection.next_request_id();
             let body = connection.request_body(id, &message.method, params, &message.notifications);
             // A session-era upstream is told when the call is abandoned, however it ends.
@@ -281,11 +321,11 @@ async fn forward(
             match outcome {
                 Err(CallError::SessionExpired) if attempt == 0 => {
                     // The upstream forgot our session: start a new one, once.
-                    link.reset(&connection).await;
+                    forget(connection).await;
                     params = Connection::params_of(body);
                 }
                 Err(error @ CallError::Transport(_)) => {
-                    link.reset(&connection).await;
+                    forget(connection).await;
                     return Err(error);
                 }
                 other => return other,

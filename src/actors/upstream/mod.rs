@@ -8,6 +8,7 @@
 //! thread (an HTTP worker), so upstream I/O spreads over every worker and a call crosses no
 //! thread. The actor runs discovery and reports the breakers.
 
+mod affinity;
 mod federation;
 mod rest;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+pub use self::affinity::Affinity;
 use self::federation::Links;
 pub use self::federation::{Discover, Discovery, Forward, ForwardError, GetUpstreamBreakers};
 pub use self::rest::{CallHttp, HttpReply};

@@ -10,8 +10,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Answering, ClientRequest, MAX_EVENT_BYTES, Message, Notifications, OnChange, Transport,
-    answer_message, ask_or_decline, describe, is_change, lock, post_json,
+    Answering, ClientEnd, ClientRequest, MAX_EVENT_BYTES, Message, Notifications, OnChange,
+    Transport, answer_message, ask_or_decline, describe, is_change, lock, notify_or_drop,
+    post_json,
 };
 use crate::protocol::{Era, RawObject};
 use crate::upstream::sse::EventReader;
@@ -38,6 +39,8 @@ struct SseRoutes {
     notifications: Mutex<HashMap<String, mpsc::Sender<Value>>>,
     questions: Mutex<HashMap<String, mpsc::Sender<ClientRequest>>>,
     answering: Answering,
+    /// The client the session is dedicated to, if it is.
+    client: Mutex<Option<Arc<dyn ClientEnd>>>,
 }
 
 impl SseRoutes {
@@ -208,6 +211,10 @@ impl Transport for LegacySse {
         Box::pin(async {})
     }
 
+    fn dedicate(&self, client: Arc<dyn ClientEnd>) {
+        *lock(&self.routes.client) = Some(client);
+    }
+
     fn close(&self) -> BoxFuture<'_, ()> {
         // The session ends with the stream, when the link is dropped.
         Box::pin(async {})
@@ -236,8 +243,9 @@ fn route(message: Value, routes: &SseRoutes, poster: &Poster) {
     if let Some(id) = message.get("id").cloned() {
         let poster = poster.clone();
         let route = routes.question_route();
+        let client = lock(&routes.client).clone();
         routes.answering.spawn(async move {
-            let answer = ask_or_decline(route, message).await;
+            let answer = ask_or_decline(route, client, message).await;
             if let Err(error) = poster.post(&answer_message(id, &answer)).await {
                 tracing::debug!(%error, "could not answer the upstream's request");
             }
@@ -256,14 +264,10 @@ fn route(message: Value, routes: &SseRoutes, poster: &Poster) {
         }
         return;
     }
-    if message.get("method").and_then(Value::as_str) == Some("notifications/message") {
-        match routes.notification_route() {
-            Some(route) => {
-                let _ = route.try_send(message);
-            }
-            None => tracing::debug!(
-                "a log message from a legacy SSE upstream names no call, and not exactly one is in flight: not relayed"
-            ),
-        }
-    }
+    // A log message goes to the one request in flight; anything else (a resource update) only
+    // to the client a dedicated session belongs to.
+    let route = (message.get("method").and_then(Value::as_str) == Some("notifications/message"))
+        .then(|| routes.notification_route())
+        .flatten();
+    notify_or_drop(route, lock(&routes.client).clone(), message);
 }

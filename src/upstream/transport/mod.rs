@@ -48,6 +48,39 @@ pub trait Transport: Send + Sync {
 
     /// Ends the upstream session, if the transport has one (best effort).
     fn close(&self) -> BoxFuture<'_, ()>;
+
+    /// Gives the session to one client: what the upstream sends that names no call of that
+    /// client's in flight goes to `client`, instead of being declined or dropped.
+    fn dedicate(&self, client: Arc<dyn ClientEnd>);
+}
+
+/// The one client an upstream session is dedicated to.
+pub trait ClientEnd: Send + Sync {
+    /// A notification for the client's own stream (a log message, a resource update).
+    fn notify(&self, message: Value);
+    /// A question for the client (sampling, elicitation, roots); its answer, `{"result"}` or
+    /// `{"error"}`.
+    fn ask(&self, message: Value) -> BoxFuture<'static, Value>;
+    /// The log level the client asked for, told to each upstream session it gets.
+    fn log_level(&self) -> Option<crate::protocol::LogLevel>;
+}
+
+/// Where a notification that names no call goes: the call it can be attributed to, else the
+/// client the session is dedicated to, else nowhere.
+pub(super) fn notify_or_drop(
+    route: Option<mpsc::Sender<Value>>,
+    client: Option<Arc<dyn ClientEnd>>,
+    message: Value,
+) {
+    match (route, client) {
+        (Some(route), _) => {
+            let _ = route.try_send(message);
+        }
+        (None, Some(client)) => client.notify(message),
+        (None, None) => tracing::debug!(
+            "a notification from the upstream names no call, and not exactly one is in flight: not relayed"
+        ),
+    }
 }
 
 /// Ends once a transport's notification stream is open, or will not be.
@@ -213,15 +246,17 @@ impl Answering {
     }
 }
 
-/// Where a stream-borne question from the upstream goes when it can be attributed; answered
-/// with an error saying why otherwise.
+/// Where a stream-borne question from the upstream goes: the call it can be attributed to,
+/// else the client the session is dedicated to; answered with an error saying why otherwise.
 pub(super) async fn ask_or_decline(
     route: Option<mpsc::Sender<ClientRequest>>,
+    client: Option<Arc<dyn ClientEnd>>,
     message: Value,
 ) -> Value {
-    match route {
-        Some(route) => ask(&route, message).await,
-        None => json!({ "error": {
+    match (route, client) {
+        (Some(route), _) => ask(&route, message).await,
+        (None, Some(client)) => client.ask(message).await,
+        (None, None) => json!({ "error": {
             "code": -32601,
             "message": "mcpgate cannot tell which client this request is for (none, or several calls, are in flight on the shared session)",
         }}),
@@ -350,7 +385,7 @@ mod tests {
     /// A question that cannot be attributed to a call is declined with the reason.
     #[tokio::test]
     async fn an_unattributable_question_is_declined() {
-        let answer = ask_or_decline(None, json!({"method": "sampling/createMessage"})).await;
+        let answer = ask_or_decline(None, None, json!({"method": "sampling/createMessage"})).await;
         assert_eq!(answer["error"]["code"], -32601);
         assert!(
             answer["error"]["message"]

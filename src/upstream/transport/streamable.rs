@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::{
-    Answering, ClientRequest, MAX_EVENT_BYTES, Message, Notifications, OnChange, Opened, Transport,
-    answer_message, ask, ask_or_decline, describe, is_change, lock, post_json,
+    Answering, ClientEnd, ClientRequest, MAX_EVENT_BYTES, Message, Notifications, OnChange, Opened,
+    Transport, answer_message, ask, ask_or_decline, describe, is_change, lock, notify_or_drop,
+    post_json,
 };
 use crate::protocol::{Era, MODERN_VERSION, RawObject, encode_header, implementation_info, meta};
 use crate::upstream::sse::EventReader;
@@ -48,6 +49,8 @@ struct InFlight {
     calls: Mutex<HashMap<u64, (Notifications, Arc<AtomicBool>)>>,
     next: std::sync::atomic::AtomicU64,
     answering: Answering,
+    /// The client the session is dedicated to, if it is.
+    client: Mutex<Option<Arc<dyn ClientEnd>>>,
 }
 
 impl InFlight {
@@ -75,6 +78,11 @@ impl InFlight {
             }
             _ => None,
         }
+    }
+
+    /// The client the session is dedicated to.
+    fn client(&self) -> Option<Arc<dyn ClientEnd>> {
+        lock(&self.client).clone()
     }
 }
 
@@ -218,9 +226,15 @@ impl StreamableHttp {
                         let _ = notifications.try_send(message);
                     }
                 }
-                Some(request_id) => match &relay.requests {
-                    Some(requests) => self.relay(requests, request_id, message).await,
-                    None => self.decline(request_id).await,
+                Some(request_id) => match (&relay.requests, self.in_flight.client()) {
+                    (Some(requests), _) => self.relay(requests, request_id, message).await,
+                    // A dedicated session's questions are its client's, even on a call
+                    // that cannot carry them.
+                    (None, Some(client)) => {
+                        let answer = client.ask(message).await;
+                        self.answer(answer_message(request_id, &answer)).await;
+                    }
+                    (None, None) => self.decline(request_id).await,
                 },
             }
         }
@@ -307,20 +321,14 @@ impl Answers {
 }
 
 /// A request or notification the upstream sent on its GET stream, which names no call: it
-/// goes to the only call in flight on the link, if exactly one is (the upstream session is
-/// shared, and guessing could tell the wrong client); a question that cannot be routed is
-/// answered with an error, a notification dropped.
+/// goes to the only call in flight on the link, if exactly one is (on a shared session,
+/// guessing could tell the wrong client), else to the client a dedicated session belongs to; a
+/// question that cannot be routed is answered with an error, a notification dropped.
 fn about_a_call(message: Value, in_flight: &InFlight, answers: &Option<Answers>) {
     let call = in_flight.only();
+    let client = in_flight.client();
     let Some(id) = message.get("id").cloned() else {
-        match call.and_then(|call| call.notifications) {
-            Some(notifications) => {
-                let _ = notifications.try_send(message);
-            }
-            None => tracing::debug!(
-                "a notification on the upstream's GET stream names no call in flight: not relayed"
-            ),
-        }
+        notify_or_drop(call.and_then(|call| call.notifications), client, message);
         return;
     };
     let Some(answers) = answers.clone() else {
@@ -328,7 +336,7 @@ fn about_a_call(message: Value, in_flight: &InFlight, answers: &Option<Answers>)
     };
     let requests = call.and_then(|call| call.requests);
     in_flight.answering.spawn(async move {
-        let answer = ask_or_decline(requests, message).await;
+        let answer = ask_or_decline(requests, client, message).await;
         answers.post(&answer_message(id, &answer)).await;
     });
 }
@@ -461,6 +469,10 @@ impl Transport for StreamableHttp {
         Box::pin(async move {
             let _ = opened.await;
         })
+    }
+
+    fn dedicate(&self, client: Arc<dyn ClientEnd>) {
+        *lock(&self.in_flight.client) = Some(client);
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

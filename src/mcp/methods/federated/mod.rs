@@ -30,6 +30,7 @@ use crate::mcp::error::McpError;
 use crate::mcp::parked::{
     NotParked, Owner, ParkedCall, Question, RelayTarget, RunningCall, STATE_PREFIX,
 };
+use crate::mcp::session::{capability_for, refusal};
 use crate::protocol::{Era, LogLevel, RawObject, Reply, meta};
 
 mod relay;
@@ -139,6 +140,8 @@ fn call(
         notifications,
         cancel,
         timeout: ctx.settings.tool_timeout,
+        // A session-era client that can be asked, or keeps state upstream, has its own.
+        affinity: ctx.session.as_ref().and_then(|session| session.affinity()),
     }
 }
 
@@ -225,16 +228,6 @@ fn is_input_required(result: &Reply) -> bool {
     result.str_member("resultType") == Some(INPUT_REQUIRED)
 }
 
-/// The capability a question needs.
-fn capability_for(method: &str) -> Option<&'static str> {
-    match method {
-        "sampling/createMessage" => Some("sampling"),
-        "elicitation/create" => Some("elicitation"),
-        "roots/list" => Some("roots"),
-        _ => None,
-    }
-}
-
 /// The capabilities the gateway can serve for this client, declared to 2026-07-28 upstreams.
 fn askable(ctx: &Ctx) -> Value {
     let declared: serde_json::Map<String, Value> = ["sampling", "elicitation", "roots"]
@@ -243,11 +236,6 @@ fn askable(ctx: &Ctx) -> Value {
         .map(|capability| (capability.to_owned(), json!({})))
         .collect();
     Value::Object(declared)
-}
-
-/// An error answer to an upstream's question.
-fn refusal(code: i64, message: impl Into<String>) -> Value {
-    json!({ "error": { "code": code, "message": message.into() } })
 }
 
 // ---- session-era clients ----------------------------------------------------------------

@@ -1,0 +1,98 @@
+// Several official TypeScript SDK clients at once against one gateway endpoint whose
+// `test_sampling` tool is federated from the conformance fixture (asking on its GET stream):
+// each client that can be asked must get only its own question, a client that cannot must get
+// none, and each asking client's own upstream session must follow its client's session.
+// usage: node affinity.mjs GATEWAY_MCP_URL TOKEN FIXTURE_BASE_URL
+// Prints one JSON object with what every client saw and what the fixture counted.
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+
+const [url, token, fixture] = process.argv.slice(2);
+const headers = { Authorization: `Bearer ${token}` };
+
+async function connect(name, canSample) {
+  const seen = { asked: [], received: [] };
+  const client = new Client(
+    { name: `affinity-${name}`, version: "1.0.0" },
+    { capabilities: canSample ? { sampling: {} } : {} },
+  );
+  if (canSample) {
+    client.setRequestHandler(CreateMessageRequestSchema, async (request) => {
+      seen.asked.push(request.params.messages.map((m) => m.content.text).join(" "));
+      return { role: "assistant", content: { type: "text", text: `from ${name}` }, model: "test" };
+    });
+  } else {
+    // Anything the gateway asks a client that declared nothing is recorded, then refused.
+    client.fallbackRequestHandler = async (request) => {
+      seen.received.push(request.method);
+      throw new Error("this client declared no capability");
+    };
+  }
+  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+  await client.connect(transport);
+  return { name, client, transport, seen };
+}
+
+async function sample(who, prompt) {
+  try {
+    const result = await who.client.callTool({ name: "test_sampling", arguments: { prompt } });
+    return { is_error: result.isError ?? false, text: result.content.map((c) => c.text).join(" ") };
+  } catch (error) {
+    return { is_error: true, text: `threw: ${error.message}` };
+  }
+}
+
+async function stats() {
+  return (await fetch(`${fixture}/stats`)).json();
+}
+
+// Waits (up to 10 s) until the fixture has seen `count` session DELETEs.
+async function deletedReaches(count) {
+  for (let i = 0; i < 100; i++) {
+    const now = await stats();
+    if (now.deleted >= count) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
+}
+
+const before = await stats();
+const [alpha, beta, gamma] = await Promise.all([
+  connect("alpha", true),
+  connect("beta", true),
+  connect("gamma", false),
+]);
+const [a, b, c] = await Promise.all([
+  sample(alpha, "for alpha"),
+  sample(beta, "for beta"),
+  sample(gamma, "for gamma"),
+]);
+const afterCalls = await stats();
+
+// beta's session ends: its own upstream session ends with it.
+await beta.transport.terminateSession();
+const betaEnded = await deletedReaches(afterCalls.deleted + 1);
+
+// The upstream forgets every session (a restart): alpha's is made again on its next call.
+const beforeExpiry = await stats();
+await fetch(`${fixture}/expire`, { method: "POST" });
+const again = await sample(alpha, "for alpha again");
+const afterExpiry = await stats();
+await alpha.transport.terminateSession();
+const alphaEnded = await deletedReaches(afterExpiry.deleted + 1);
+await gamma.transport.terminateSession();
+
+console.log(
+  JSON.stringify({
+    alpha: { ...a, asked: alpha.seen.asked, again },
+    beta: { ...b, asked: beta.seen.asked },
+    gamma: { ...c, received: gamma.seen.received },
+    upstream_sessions_opened_by_calls: afterCalls.opened - before.opened,
+    beta_upstream_session_ended: betaEnded,
+    opened_after_expiry: afterExpiry.opened - beforeExpiry.opened,
+    alpha_upstream_session_ended: alphaEnded,
+  }),
+);
+for (const who of [alpha, beta, gamma]) await who.client.close();
+process.exit(0);
