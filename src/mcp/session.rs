@@ -277,8 +277,14 @@ impl ClientEnd for SessionEnd {
             return;
         };
         let relayed = match message.get("method").and_then(Value::as_str) {
-            // The upstream was told the client's level.
-            Some("notifications/message") => true,
+            // At the client's level (the upstream was told it, and may not care).
+            Some("notifications/message") => {
+                let level = message
+                    .pointer("/params/level")
+                    .and_then(Value::as_str)
+                    .and_then(LogLevel::parse);
+                matches!((level, session.log_level()), (Some(level), Some(threshold)) if level >= threshold)
+            }
             Some("notifications/resources/updated") => message
                 .pointer("/params/uri")
                 .and_then(Value::as_str)

@@ -459,7 +459,11 @@ function newServer() {
     ],
   }));
   server.setRequestHandler(ReadResourceRequestSchema, async (request) => readResource(request.params.uri));
-  server.setRequestHandler(SubscribeRequestSchema, async () => ({}));
+  // A subscription is answered, then its resource "changes" once, told on the GET stream.
+  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
+    setTimeout(() => server.sendResourceUpdated({ uri: request.params.uri }).catch(() => {}), 100);
+    return {};
+  });
   server.setRequestHandler(UnsubscribeRequestSchema, async () => ({}));
   server.setRequestHandler(ListPromptsRequestSchema, async () => ({ prompts: prompts.map(strip) }));
   server.setRequestHandler(GetPromptRequestSchema, async (request) => {

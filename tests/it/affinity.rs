@@ -1,6 +1,6 @@
-//! Upstream session affinity: a session-era client that can be asked something gets its own
-//! upstream session for each upstream it uses, so whatever that upstream sends on any of its
-//! streams reaches that client and no other. Driven with the official TypeScript SDK's client
+//! Upstream session affinity: a session-era client that can be asked something (or subscribes)
+//! gets its own upstream session for each upstream it uses, so whatever that upstream sends on
+//! any of its streams reaches that client and no other. Driven with the official TypeScript SDK's client
 //! (`tests/interop/node/affinity.mjs`, several clients at once) against the conformance fixture
 //! sending its questions on its standalone GET stream, where nothing names the call.
 
@@ -69,6 +69,14 @@ async fn each_client_is_asked_only_its_own_questions(backend: Backend) {
         seen["upstream_sessions_opened_by_calls"].as_u64() >= Some(2),
         "an upstream session of their own for each asking client: {seen}"
     );
+    // A resource update the upstream sends on the subscriber's own session reaches it alone.
+    assert_eq!(
+        seen["alpha"]["updated"],
+        json!(["test://watched-resource"]),
+        "{seen}"
+    );
+    assert_eq!(seen["beta"]["updated"], json!([]), "{seen}");
+    assert_eq!(seen["gamma"]["updated"], json!([]), "{seen}");
     // A client's upstream session ends with its session...
     assert_eq!(seen["beta_upstream_session_ended"], true, "{seen}");
     // ...and is made again when the upstream forgets it.

@@ -70,16 +70,15 @@ pub fn set_level(ctx: &Ctx, params: &Object) -> Result<Object, McpError> {
     Ok(Object::new())
 }
 
-/// `resources/subscribe` and `resources/unsubscribe` (legacy).
-pub fn subscribe(ctx: &Ctx, params: &Object, on: bool) -> Result<Object, McpError> {
+/// `resources/subscribe` and `resources/unsubscribe` (legacy). A federated resource's upstream
+/// is told too, over the client's own upstream session (a subscription is state of that
+/// session): its updates then reach this client alone. An upstream that refuses still leaves
+/// the gateway's own update notifications (when the catalog changes the resource).
+pub async fn subscribe(ctx: &Ctx, params: &Object, on: bool) -> Result<Object, McpError> {
     let uri = string_param(params, "uri")?;
-    if ctx
-        .catalog
-        .resource(&ctx.scope, &ctx.principal, uri)
-        .is_none()
-    {
+    let Some(resource) = ctx.catalog.resource(&ctx.scope, &ctx.principal, uri) else {
         return Err(McpError::ResourceNotFound(uri.to_owned()));
-    }
+    };
     let Some(session) = &ctx.session else {
         return Err(McpError::InvalidRequest(
             "subscriptions need a session: use the Streamable HTTP endpoint after initialize"
@@ -90,6 +89,18 @@ pub fn subscribe(ctx: &Ctx, params: &Object, on: bool) -> Result<Object, McpErro
         session.subscribe(uri.to_owned());
     } else {
         session.unsubscribe(uri);
+    }
+    if let Some(gateway_id) = &resource.gateway_id {
+        let method = if on {
+            "resources/subscribe"
+        } else {
+            "resources/unsubscribe"
+        };
+        let mut forwarded = Object::new();
+        forwarded.insert("uri".into(), serde_json::Value::String(uri.to_owned()));
+        if let Err(error) = super::federated::forward(ctx, gateway_id, method, forwarded).await {
+            tracing::debug!(%error, %uri, "the upstream did not take the subscription");
+        }
     }
     Ok(Object::new())
 }

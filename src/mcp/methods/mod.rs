@@ -35,8 +35,8 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: Object) -> Result<Reply, 
         // still answer it: answered in every era.
         "ping" => Ok(Object::new()),
         "logging/setLevel" if legacy => lifecycle::set_level(ctx, params),
-        "resources/subscribe" if legacy => lifecycle::subscribe(ctx, params, true),
-        "resources/unsubscribe" if legacy => lifecycle::subscribe(ctx, params, false),
+        "resources/subscribe" if legacy => lifecycle::subscribe(ctx, params, true).await,
+        "resources/unsubscribe" if legacy => lifecycle::subscribe(ctx, params, false).await,
         // Lists of items encoded once, results relayed as the upstream wrote them.
         "tools/list" => return tools::list(ctx, params),
         "resources/list" => return resources::list(ctx, params),

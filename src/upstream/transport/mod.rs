@@ -112,6 +112,11 @@ impl Notifications {
     }
 }
 
+/// Whether a notification says a (subscribed) resource changed.
+pub(super) fn is_resource_update(message: &Value) -> bool {
+    message.get("method").and_then(Value::as_str) == Some("notifications/resources/updated")
+}
+
 /// Whether a notification announces a change of the upstream's lists or resources.
 pub(super) fn is_change(message: &Value) -> bool {
     matches!(

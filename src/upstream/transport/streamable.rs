@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 
 use super::{
     Answering, ClientEnd, ClientRequest, MAX_EVENT_BYTES, Message, Notifications, OnChange, Opened,
-    Transport, answer_message, ask, ask_or_decline, describe, is_change, lock, notify_or_drop,
-    post_json,
+    Transport, answer_message, ask, ask_or_decline, describe, is_change, is_resource_update, lock,
+    notify_or_drop, post_json,
 };
 use crate::protocol::{Era, MODERN_VERSION, RawObject, encode_header, implementation_info, meta};
 use crate::upstream::sse::EventReader;
@@ -328,7 +328,11 @@ fn about_a_call(message: Value, in_flight: &InFlight, answers: &Option<Answers>)
     let call = in_flight.only();
     let client = in_flight.client();
     let Some(id) = message.get("id").cloned() else {
-        notify_or_drop(call.and_then(|call| call.notifications), client, message);
+        // An update of a subscribed resource is the session's, not a call's.
+        let route = (!is_resource_update(&message))
+            .then(|| call.and_then(|call| call.notifications))
+            .flatten();
+        notify_or_drop(route, client, message);
         return;
     };
     let Some(answers) = answers.clone() else {

@@ -6,13 +6,16 @@
 // Prints one JSON object with what every client saw and what the fixture counted.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import {
+  CreateMessageRequestSchema,
+  ResourceUpdatedNotificationSchema,
+} from "@modelcontextprotocol/sdk/types.js";
 
 const [url, token, fixture] = process.argv.slice(2);
 const headers = { Authorization: `Bearer ${token}` };
 
 async function connect(name, canSample) {
-  const seen = { asked: [], received: [] };
+  const seen = { asked: [], received: [], updated: [] };
   const client = new Client(
     { name: `affinity-${name}`, version: "1.0.0" },
     { capabilities: canSample ? { sampling: {} } : {} },
@@ -29,6 +32,9 @@ async function connect(name, canSample) {
       throw new Error("this client declared no capability");
     };
   }
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (notification) => {
+    seen.updated.push(notification.params.uri);
+  });
   const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
   await client.connect(transport);
   return { name, client, transport, seen };
@@ -70,6 +76,13 @@ const [a, b, c] = await Promise.all([
 ]);
 const afterCalls = await stats();
 
+// alpha subscribes to a federated resource: the upstream is told over alpha's own session, and
+// its update (sent on that session's GET stream) reaches alpha alone.
+await alpha.client.subscribeResource({ uri: "test://watched-resource" });
+for (let i = 0; i < 50 && alpha.seen.updated.length === 0; i++) {
+  await new Promise((resolve) => setTimeout(resolve, 100));
+}
+
 // beta's session ends: its own upstream session ends with it.
 await beta.transport.terminateSession();
 const betaEnded = await deletedReaches(afterCalls.deleted + 1);
@@ -85,9 +98,9 @@ await gamma.transport.terminateSession();
 
 console.log(
   JSON.stringify({
-    alpha: { ...a, asked: alpha.seen.asked, again },
-    beta: { ...b, asked: beta.seen.asked },
-    gamma: { ...c, received: gamma.seen.received },
+    alpha: { ...a, asked: alpha.seen.asked, again, updated: alpha.seen.updated },
+    beta: { ...b, asked: beta.seen.asked, updated: beta.seen.updated },
+    gamma: { ...c, received: gamma.seen.received, updated: gamma.seen.updated },
     upstream_sessions_opened_by_calls: afterCalls.opened - before.opened,
     beta_upstream_session_ended: betaEnded,
     opened_after_expiry: afterExpiry.opened - beforeExpiry.opened,
