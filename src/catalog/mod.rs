@@ -6,7 +6,6 @@
 //! costs the same whatever the registry's size. Full builds from the database happen at start
 //! and on the periodic refresh (and after upstream discovery).
 
-use crate::protocol::Encoded;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -21,6 +20,7 @@ use self::build::{gateway, prompt, resource, server, tool};
 use crate::auth::rbac::Ownership;
 use crate::auth::{On, Principal};
 use crate::db::catalog::CatalogRows;
+use crate::protocol::Encoded;
 use crate::registry::prompts::PromptArgument;
 use crate::secrets::SecretBox;
 use crate::upstream::Target;
@@ -170,6 +170,16 @@ impl CatalogChange {
     pub fn is_empty(&self) -> bool {
         !self.tools && !self.prompts && !self.resources && self.updated_resources.is_empty()
     }
+}
+
+/// How one kind of item is listed: its ordered index, its members in a server, its key (what a
+/// cursor names) and who is shown it.
+struct Listing<'a, T, S> {
+    ordered: &'a OrdMap<String, Arc<T>>,
+    by_id: &'a ImHashMap<String, Arc<T>>,
+    members: fn(&Server) -> &Vec<String>,
+    key: fn(&T) -> &str,
+    shown: S,
 }
 
 /// One immutable snapshot. Names and URIs are unique in the registry: one entry each.
@@ -375,6 +385,108 @@ impl Catalog {
         (self.in_scope(scope, &prompt.id)
             && viewer.permits("prompts.read", On::Item(&prompt.access)))
         .then(|| prompt.clone())
+    }
+
+    /// One page of the tools a scope shows a principal, after the one named `after` (see
+    /// [`Catalog::page`]).
+    pub fn tools_page(
+        &self,
+        scope: &Scope,
+        viewer: &Principal,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Option<Vec<Arc<Tool>>> {
+        let listing = Listing {
+            ordered: &self.tools,
+            by_id: &self.tools_by_id,
+            members: |s: &Server| &s.tool_ids,
+            key: |t: &Tool| t.name.as_str(),
+            shown: |t: &Tool| viewer.permits("tools.read", On::Item(&t.access)),
+        };
+        self.page(scope, listing, after, limit)
+    }
+
+    /// One page of the prompts a scope shows a principal, after the one named `after`.
+    pub fn prompts_page(
+        &self,
+        scope: &Scope,
+        viewer: &Principal,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Option<Vec<Arc<Prompt>>> {
+        let listing = Listing {
+            ordered: &self.prompts,
+            by_id: &self.prompts_by_id,
+            members: |s: &Server| &s.prompt_ids,
+            key: |p: &Prompt| p.name.as_str(),
+            shown: |p: &Prompt| viewer.permits("prompts.read", On::Item(&p.access)),
+        };
+        self.page(scope, listing, after, limit)
+    }
+
+    /// One page of the fixed-URI resources (`templates`: the resource templates) a scope shows
+    /// a principal, after the one whose URI (template) is `after`.
+    pub fn resources_page(
+        &self,
+        scope: &Scope,
+        viewer: &Principal,
+        templates: bool,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Option<Vec<Arc<Resource>>> {
+        let listing = Listing {
+            ordered: &self.resources,
+            by_id: &self.resources_by_id,
+            members: |s: &Server| &s.resource_ids,
+            key: resource_key,
+            shown: |r: &Resource| {
+                r.uri.is_none() == templates
+                    && viewer.permits("resources.read", On::Item(&r.access))
+            },
+        };
+        self.page(scope, listing, after, limit)
+    }
+
+    /// At most `limit + 1` items of a list after the one keyed `after` (so the caller knows
+    /// whether more follow): a range of the ordered index for `All` (no scan of what comes
+    /// before), the server's own order for a server. `None` when a server has no member keyed
+    /// `after` (the cursor is stale); in `All` a key that is gone still marks a place.
+    fn page<T, S: Fn(&T) -> bool>(
+        &self,
+        scope: &Scope,
+        listing: Listing<'_, T, S>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Option<Vec<Arc<T>>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let shown = |item: &&Arc<T>| (listing.shown)(item);
+        match scope {
+            Scope::All => {
+                let from = after.map_or(Unbounded, Excluded);
+                Some(
+                    listing
+                        .ordered
+                        .range::<_, str>((from, Unbounded))
+                        .map(|(_, item)| item)
+                        .filter(shown)
+                        .take(limit + 1)
+                        .cloned()
+                        .collect(),
+                )
+            }
+            Scope::Server(id) => {
+                let Some(server) = self.servers.get(id) else {
+                    return Some(Vec::new());
+                };
+                let mut members = (listing.members)(server)
+                    .iter()
+                    .filter_map(|id| listing.by_id.get(id));
+                if let Some(after) = after {
+                    members.find(|item| (listing.key)(item) == after)?;
+                }
+                Some(members.filter(shown).take(limit + 1).cloned().collect())
+            }
+        }
     }
 
     fn members<T>(

@@ -404,6 +404,50 @@ async fn pagination_walks_every_tool(backend: Backend) {
         ["always_fails", "echo", "get_weather", "plain_text", "slow"],
         "all, once, by name"
     );
+
+    // A virtual server lists its members in its own order, page by page (3 per page here).
+    let listed = world
+        .server
+        .admin(Method::GET, "/tools?limit=50", None)
+        .await;
+    let mut ids: Vec<(String, Value)> = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| {
+            (
+                tool["name"].as_str().unwrap().to_owned(),
+                tool["id"].clone(),
+            )
+        })
+        .collect();
+    ids.reverse();
+    let order: Vec<String> = ids.iter().map(|(name, _)| name.clone()).collect();
+    let all = world
+        .server
+        .admin(
+            Method::POST,
+            "/servers",
+            Some(json!({"name": "Everything, backwards",
+                        "tool_ids": ids.iter().map(|(_, id)| id.clone()).collect::<Vec<_>>()})),
+        )
+        .await;
+    assert_eq!(all.status, StatusCode::CREATED, "{}", all.body);
+    let client = McpClient::new(
+        &world.server,
+        &format!("/servers/{}/mcp", all.body["id"].as_str().unwrap()),
+    );
+    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let params = cursor.as_ref().map_or(json!({}), |c| json!({"cursor": c}));
+        let page = client.modern("tools/list", params).await;
+        seen.extend(names(&page.body["result"]["tools"], "name"));
+        match page.body["result"]["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, order, "all members, once, in the server's order");
     world.stop().await;
 }
 

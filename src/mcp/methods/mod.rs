@@ -99,45 +99,57 @@ fn string_param<'a>(params: &'a Object, name: &str) -> Result<&'a str, McpError>
     }
 }
 
-/// One page of `items` after `cursor`, where a cursor names the last key of the previous page.
+/// One page of a list, after the cursor in `params` (a cursor names the last key of the
+/// previous page): `page(after, limit)` gives at most `limit + 1` items after that key, or
+/// `None` when the key no longer marks a place.
 fn paginate<T>(
-    items: Vec<T>,
-    key: impl Fn(&T) -> &str,
     params: &Object,
     page_size: usize,
+    page: impl FnOnce(Option<&str>, usize) -> Option<Vec<T>>,
+    key: impl Fn(&T) -> &str,
 ) -> Result<(Vec<T>, Option<String>), McpError> {
-    let start = match params.get("cursor") {
-        None | Some(Value::Null) => 0,
-        Some(Value::String(cursor)) => {
-            let last = URL_SAFE_NO_PAD
+    let after = match params.get("cursor") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(cursor)) => Some(
+            URL_SAFE_NO_PAD
                 .decode(cursor)
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
                 .ok_or_else(|| {
                     McpError::InvalidParams("the cursor is not one this server issued".into())
-                })?;
-            let index = items
-                .iter()
-                .position(|item| key(item) == last)
-                .ok_or_else(|| {
-                    McpError::InvalidParams("the cursor is stale; list again from the start".into())
-                })?;
-            index + 1
-        }
+                })?,
+        ),
         Some(_) => {
             return Err(McpError::InvalidParams(
                 "params.cursor must be a string".into(),
             ));
         }
     };
-    let mut page: Vec<T> = items.into_iter().skip(start).take(page_size + 1).collect();
-    let next = if page.len() > page_size {
-        page.truncate(page_size);
-        page.last().map(|item| URL_SAFE_NO_PAD.encode(key(item)))
+    let mut items = page(after.as_deref(), page_size).ok_or_else(|| {
+        McpError::InvalidParams("the cursor is stale; list again from the start".into())
+    })?;
+    let next = if items.len() > page_size {
+        items.truncate(page_size);
+        items.last().map(|item| URL_SAFE_NO_PAD.encode(key(item)))
     } else {
         None
     };
-    Ok((page, next))
+    Ok((items, next))
+}
+
+/// A list method's result: one page (see [`paginate`]) of items, written as the catalog
+/// encoded their definitions, under `field`.
+fn listed<T>(
+    ctx: &Ctx,
+    params: &Object,
+    field: &'static str,
+    page: impl FnOnce(Option<&str>, usize) -> Option<Vec<std::sync::Arc<T>>>,
+    key: impl Fn(&T) -> &str,
+    definition: impl Fn(&T) -> &Encoded,
+) -> Result<Reply, McpError> {
+    let (page, next) = paginate(params, ctx.settings.page_size, page, |item| key(item))?;
+    let items = page.iter().map(|item| definition(item).clone()).collect();
+    Ok(list_result(field, items, next))
 }
 
 /// A list result: `{ <field>: [...], nextCursor? }`, its items as the catalog encoded them.

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Object, list_result, paginate, string_param};
+use super::{Object, listed, string_param};
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
 use crate::prompt_render::RenderError;
@@ -10,15 +10,11 @@ use crate::protocol::Reply;
 
 /// `prompts/list`.
 pub fn list(ctx: &Ctx, params: &Object) -> Result<Reply, McpError> {
-    let prompts = ctx.catalog.prompts(&ctx.scope, &ctx.principal);
-    let (page, next) = paginate(prompts, |p| p.name.as_str(), params, ctx.settings.page_size)?;
-    Ok(list_result(
-        "prompts",
-        page.iter()
-            .map(|prompt| prompt.definition.clone())
-            .collect(),
-        next,
-    ))
+    let page = |after: Option<&str>, limit| {
+        ctx.catalog
+            .prompts_page(&ctx.scope, &ctx.principal, after, limit)
+    };
+    listed(ctx, params, "prompts", page, |p| &p.name, |p| &p.definition)
 }
 
 /// `prompts/get`: renders the template with the arguments; a missing required argument is

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Object, list_result, paginate, string_param};
+use super::{Object, listed, string_param};
 use crate::catalog::Resource;
 use crate::mcp::context::Ctx;
 use crate::mcp::error::McpError;
@@ -10,38 +10,32 @@ use crate::protocol::Reply;
 
 /// `resources/list`.
 pub fn list(ctx: &Ctx, params: &Object) -> Result<Reply, McpError> {
-    let resources = ctx.catalog.resources(&ctx.scope, &ctx.principal);
-    let (page, next) = paginate(
-        resources,
-        |r| r.uri.as_deref().unwrap_or_default(),
-        params,
-        ctx.settings.page_size,
-    )?;
-    Ok(list_result(
-        "resources",
-        page.iter()
-            .map(|resource| resource.definition.clone())
-            .collect(),
-        next,
-    ))
+    let page = |after: Option<&str>, limit| {
+        ctx.catalog
+            .resources_page(&ctx.scope, &ctx.principal, false, after, limit)
+    };
+    listed(ctx, params, "resources", page, uri_of, |r| &r.definition)
 }
 
 /// `resources/templates/list`.
 pub fn templates(ctx: &Ctx, params: &Object) -> Result<Reply, McpError> {
-    let templates = ctx.catalog.templates(&ctx.scope, &ctx.principal);
-    let (page, next) = paginate(
-        templates,
-        |r| r.uri_template.as_deref().unwrap_or_default(),
-        params,
-        ctx.settings.page_size,
-    )?;
-    Ok(list_result(
-        "resourceTemplates",
-        page.iter()
-            .map(|resource| resource.definition.clone())
-            .collect(),
-        next,
-    ))
+    let page = |after: Option<&str>, limit| {
+        ctx.catalog
+            .resources_page(&ctx.scope, &ctx.principal, true, after, limit)
+    };
+    listed(ctx, params, "resourceTemplates", page, template_of, |r| {
+        &r.definition
+    })
+}
+
+/// What a `resources/list` cursor names.
+fn uri_of(resource: &Resource) -> &str {
+    resource.uri.as_deref().unwrap_or_default()
+}
+
+/// What a `resources/templates/list` cursor names.
+fn template_of(resource: &Resource) -> &str {
+    resource.uri_template.as_deref().unwrap_or_default()
 }
 
 /// `resources/read`: a fixed resource's content, or a template's content with the variables

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Object, list_result, paginate};
+use super::{Object, listed};
 use crate::actors::metrics::CallRecord;
 use crate::actors::upstream::{CallHttp, HttpReply, UpstreamError};
 use crate::auth::On;
@@ -17,18 +17,11 @@ const ERROR_EXCERPT_BYTES: usize = 2048;
 
 /// `tools/list`.
 pub fn list(ctx: &Ctx, params: &Object) -> Result<Reply, McpError> {
-    let tools = ctx.catalog.tools(&ctx.scope, &ctx.principal);
-    let (page, next) = paginate(
-        tools,
-        |tool| tool.name.as_str(),
-        params,
-        ctx.settings.page_size,
-    )?;
-    Ok(list_result(
-        "tools",
-        page.iter().map(|tool| tool.definition.clone()).collect(),
-        next,
-    ))
+    let page = |after: Option<&str>, limit| {
+        ctx.catalog
+            .tools_page(&ctx.scope, &ctx.principal, after, limit)
+    };
+    listed(ctx, params, "tools", page, |t| &t.name, |t| &t.definition)
 }
 
 /// `tools/call`, recorded in the call metrics.
