@@ -234,7 +234,10 @@ impl StreamableHttp {
                         let answer = client.ask(message).await;
                         self.answer(answer_message(request_id, &answer)).await;
                     }
-                    (None, None) => self.decline(request_id).await,
+                    (None, None) => {
+                        let method = message["method"].as_str().unwrap_or_default();
+                        self.decline(request_id, method).await;
+                    }
                 },
             }
         }
@@ -255,11 +258,15 @@ impl StreamableHttp {
     }
 
     /// Answers a server→client request the gateway does not relay.
-    async fn decline(&self, id: Value) {
+    async fn decline(&self, id: Value, method: &str) {
+        let message = format!(
+            "the client does not support {method} during this request (it declared no such \
+             capability, or has no stream to be asked on)"
+        );
         self.answer(json!({
             "jsonrpc": "2.0",
             "id": id,
-            "error": { "code": -32601, "message": "mcpgate has no client to ask during this request" },
+            "error": { "code": -32601, "message": message },
         }))
         .await;
     }

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use self::relay::{NOTE_QUEUE, channel_if, lock, next, pass_on, spawn_relay};
@@ -347,30 +347,46 @@ async fn drive(
     method: &str,
     params: Object,
 ) -> Result<Reply, McpError> {
-    let (note_sender, mut notes) = mpsc::channel(NOTE_QUEUE);
-    let (question_sender, mut questions) = mpsc::channel(16);
+    let target = RelayTarget::of(ctx);
+    let capabilities = askable(ctx);
+    // Channels only for what can happen: a client that can be asked nothing has no question
+    // channel, and its notifications one only when it asked for notifications (a call that
+    // can be parked keeps one for the requests that will wait on it).
+    let can_ask = capabilities
+        .as_object()
+        .is_some_and(|declared| !declared.is_empty());
+    let wants_notes = can_ask
+        || (target.notifier.is_some()
+            && (target.progress_token.is_some() || target.log_level.is_some()));
+    let (note_sender, mut notes) = channel_if::<Value>(wants_notes, NOTE_QUEUE);
+    let (question_sender, mut questions) = channel_if::<ClientRequest>(can_ask, 16);
     let notifications = Notifications {
-        notifications: Some(note_sender),
-        requests: Some(question_sender),
-        capabilities: askable(ctx),
+        notifications: note_sender,
+        requests: question_sender,
+        capabilities,
     };
     let cancel = CancellationToken::new();
     let forward = call(ctx, gateway, method, params, notifications, cancel.clone());
     let upstream = ctx.upstream.clone();
     let mut running: Running = Box::pin(async move { upstream.forward(forward).await });
-    let target = RelayTarget::of(ctx);
     loop {
         tokio::select! {
             biased;
-            Some(message) = notes.recv() => pass_on(&target, message).await,
+            Some(message) = next(&mut notes) => pass_on(&target, message).await,
             outcome = &mut running => {
-                while let Ok(message) = notes.try_recv() {
-                    pass_on(&target, message).await;
+                if let Some(notes) = &mut notes {
+                    while let Ok(message) = notes.try_recv() {
+                        pass_on(&target, message).await;
+                    }
                 }
                 return outcome_of(ctx, outcome).map(clean);
             }
-            Some((request, reply)) = questions.recv() => {
+            Some((request, reply)) = next(&mut questions) => {
                 let Some(question) = question_of(ctx, 0, request, reply) else {
+                    continue;
+                };
+                // A question came on the channel made only with both (`can_ask`).
+                let (Some(notes), Some(questions)) = (notes.take(), questions.take()) else {
                     continue;
                 };
                 // The call outlives this request from here: it runs on a task of its own,
