@@ -8,8 +8,9 @@ use crate::common;
 
 use std::process::Command;
 
+use common::mcp::{LEGACY, McpClient};
 use common::sdk::{ConformanceFixture, deps_dir};
-use common::{Backend, TestDb, TestServer};
+use common::{Backend, TestDb, TestServer, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -90,3 +91,108 @@ async fn each_client_is_asked_only_its_own_questions(backend: Backend) {
 }
 
 once_on_sqlite!(each_client_is_asked_only_its_own_questions);
+
+/// The fixture's session counts (`opened`, `deleted`, `open`).
+async fn fixture_stats(base: &str) -> Value {
+    reqwest::get(format!("{base}/stats"))
+        .await
+        .expect("the fixture answers")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// Upstream sessions of one's own count against the principal's quota: past it the shared
+/// session serves; a place comes back when a session that held one ends.
+async fn upstream_sessions_of_ones_own_are_bounded(backend: Backend) {
+    let fixture = ConformanceFixture::start();
+    let base = fixture.url.trim_end_matches("/mcp").to_owned();
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(
+        &db,
+        &[
+            ("SSRF_ALLOW_LOCALHOST", "true"),
+            ("MCP_MAX_UPSTREAM_SESSIONS_PER_PRINCIPAL", "1"),
+        ],
+    )
+    .await;
+    gateway
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({"name": "Fixture", "url": fixture.url, "prefix_tool_names": false})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let client = McpClient::new(&gateway, "/mcp");
+    // A session that keeps a log level upstream needs a session of its own there.
+    let keeping_a_level = || async {
+        let (session, _) = client.initialize(LEGACY).await;
+        let set = client
+            .legacy(&session, "logging/setLevel", json!({"level": "info"}))
+            .await;
+        assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+        session
+    };
+    let call = |session: String| {
+        let client = &client;
+        async move {
+            let called = client
+                .legacy(&session, "tools/call", json!({"name": "test_simple_text"}))
+                .await;
+            assert_eq!(
+                called.body["result"]["content"][0]["text"],
+                "This is a simple text response for testing.",
+                "{}",
+                called.body
+            );
+        }
+    };
+    let before = fixture_stats(&base).await;
+    let first = keeping_a_level().await;
+    call(first.clone()).await;
+    let second = keeping_a_level().await;
+    call(second.clone()).await;
+    let third = keeping_a_level().await;
+    call(third.clone()).await;
+    let after = fixture_stats(&base).await;
+    assert_eq!(
+        after["opened"].as_u64().unwrap() - before["opened"].as_u64().unwrap(),
+        2,
+        "the first session's own, and the shared one for the other two: {after}"
+    );
+
+    // The first session ends: its upstream session too, and its place is free again.
+    let ended = client
+        .verb(
+            Method::DELETE,
+            &[("mcp-session-id", &first), ("mcp-protocol-version", LEGACY)],
+        )
+        .await;
+    assert!(ended.status().is_success(), "{}", ended.status());
+    let deleted = after["deleted"].as_u64().unwrap() + 1;
+    eventually(
+        "the upstream sees the DELETE",
+        std::time::Duration::from_secs(10),
+        || {
+            let base = base.clone();
+            async move {
+                (fixture_stats(&base).await["deleted"].as_u64() >= Some(deleted)).then_some(())
+            }
+        },
+    )
+    .await;
+    // A session that had to share asks again at each call: with a place free, its next call
+    // gets a session of its own.
+    call(third).await;
+    let last = fixture_stats(&base).await;
+    assert_eq!(
+        last["opened"].as_u64().unwrap() - after["opened"].as_u64().unwrap(),
+        1,
+        "the freed place serves the next session that needs one: {last}"
+    );
+    drop(second);
+    gateway.stop().await;
+}
+
+once_on_sqlite!(upstream_sessions_of_ones_own_are_bounded);
