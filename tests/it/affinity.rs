@@ -14,18 +14,23 @@ use common::{Backend, TestDb, TestServer, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-async fn each_client_is_asked_only_its_own_questions(backend: Backend) {
-    let fixture = ConformanceFixture::start_asking_on_get_stream();
-    let db = TestDb::new(backend).await;
-    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+/// Registers the fixture at `url` with its tools' own names.
+async fn register(gateway: &TestServer, url: &str) {
     gateway
         .admin(
             Method::POST,
             "/gateways",
-            Some(json!({"name": "Asking fixture", "url": fixture.url, "prefix_tool_names": false})),
+            Some(json!({"name": "Fixture", "url": url, "prefix_tool_names": false})),
         )
         .await
         .expect(StatusCode::CREATED);
+}
+
+async fn each_client_is_asked_only_its_own_questions(backend: Backend) {
+    let fixture = ConformanceFixture::start_asking_on_get_stream();
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    register(&gateway, &fixture.url).await;
     let endpoint = format!("{}/mcp", gateway.base);
     let fixture_base = fixture.url.trim_end_matches("/mcp").to_owned();
     let token = gateway.admin_token.clone();
@@ -116,14 +121,7 @@ async fn upstream_sessions_of_ones_own_are_bounded(backend: Backend) {
         ],
     )
     .await;
-    gateway
-        .admin(
-            Method::POST,
-            "/gateways",
-            Some(json!({"name": "Fixture", "url": fixture.url, "prefix_tool_names": false})),
-        )
-        .await
-        .expect(StatusCode::CREATED);
+    register(&gateway, &fixture.url).await;
     let client = McpClient::new(&gateway, "/mcp");
     // A session that keeps a log level upstream needs a session of its own there.
     let keeping_a_level = || async {
