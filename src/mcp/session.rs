@@ -94,7 +94,9 @@ impl Session {
     }
 
     /// Sends a request to the client on `stream` and waits (up to `timeout`) for the response
-    /// the client POSTs back; returns that response message.
+    /// the client POSTs back; returns that response message. When it stops waiting without an
+    /// answer — timed out, or dropped because the upstream withdrew its question or the call
+    /// ended — the client is told with `notifications/cancelled`.
     pub async fn request_client(
         &self,
         method: &str,
@@ -116,11 +118,21 @@ impl Session {
             lock(&self.state).client_requests.remove(&id);
             return Err("the client's stream is closed".into());
         }
+        let mut outstanding = Outstanding {
+            session: self,
+            id,
+            stream,
+        };
         let outcome = tokio::time::timeout(timeout, receiver).await;
-        lock(&self.state).client_requests.remove(&id);
         match outcome {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(_)) => Err("the session ended".into()),
+            Ok(Ok(response)) => {
+                outstanding.answered();
+                Ok(response)
+            }
+            Ok(Err(_)) => {
+                outstanding.answered();
+                Err("the session ended".into())
+            }
             Err(_) => Err(format!("the client did not answer {method} in time")),
         }
     }
@@ -248,6 +260,38 @@ impl Session {
         }
     }
 }
+/// A request to the client still waiting for its answer: dropped unanswered, it is forgotten
+/// and the client told it is cancelled.
+struct Outstanding<'a> {
+    session: &'a Session,
+    id: String,
+    stream: &'a mpsc::Sender<Value>,
+}
+
+impl Outstanding<'_> {
+    /// The client answered (or cannot any more): nothing to cancel.
+    fn answered(&mut self) {
+        self.id.clear();
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        if self.id.is_empty() {
+            return;
+        }
+        lock(&self.session.state).client_requests.remove(&self.id);
+        let _ = self.stream.try_send(serde_json::json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {
+                "requestId": self.id,
+                "reason": "mcpgate stopped waiting: the upstream withdrew its request, its call ended, or the answer took too long",
+            },
+        }));
+    }
+}
+
 /// The capability a question from an upstream needs of the client.
 pub fn capability_for(method: &str) -> Option<&'static str> {
     match method {

@@ -189,6 +189,28 @@ const tools = [
     },
   },
   {
+    name: 'test_sampling_withdrawn',
+    description: 'Asks the client to sample, then withdraws the question (notifications/cancelled)',
+    inputSchema: noArgs,
+    run: async (_args, extra) => {
+      const controller = new AbortController();
+      setTimeout(() => controller.abort('no longer needed'), 300);
+      try {
+        await extra.sendRequest(
+          {
+            method: 'sampling/createMessage',
+            params: { messages: [{ role: 'user', content: text('withdrawn soon') }], maxTokens: 10 },
+          },
+          CreateMessageResultSchema,
+          { signal: controller.signal },
+        );
+        return { content: [text('answered')] };
+      } catch {
+        return { content: [text('withdrawn')] };
+      }
+    },
+  },
+  {
     name: 'test_elicitation',
     description: 'Asks the user for a name and an email address',
     inputSchema: {
@@ -441,7 +463,7 @@ function newServer() {
     const context = process.env.QUESTIONS_ON_GET_STREAM === '1'
       ? {
           ...extra,
-          sendRequest: (req, schema) => server.request(req, schema),
+          sendRequest: (req, schema, options) => server.request(req, schema, options),
           sendNotification: (notification) => server.notification(notification),
         }
       : extra;

@@ -26,18 +26,17 @@ async fn register(gateway: &TestServer, url: &str) {
         .expect(StatusCode::CREATED);
 }
 
-async fn each_client_is_asked_only_its_own_questions(backend: Backend) {
-    let fixture = ConformanceFixture::start_asking_on_get_stream();
-    let db = TestDb::new(backend).await;
-    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
-    register(&gateway, &fixture.url).await;
+/// Runs `tests/interop/node/affinity.mjs` against the gateway's `/mcp`; what it printed.
+async fn run_clients(gateway: &TestServer, fixture_url: &str, extra: &[&str]) -> Value {
     let endpoint = format!("{}/mcp", gateway.base);
-    let fixture_base = fixture.url.trim_end_matches("/mcp").to_owned();
+    let fixture_base = fixture_url.trim_end_matches("/mcp").to_owned();
     let token = gateway.admin_token.clone();
+    let extra: Vec<String> = extra.iter().map(|arg| (*arg).to_owned()).collect();
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(format!("{}/node/affinity.mjs", deps_dir()))
             .args([&endpoint, &token, &fixture_base])
+            .args(&extra)
             .output()
             .expect("run the SDK clients")
     })
@@ -50,7 +49,15 @@ async fn each_client_is_asked_only_its_own_questions(backend: Backend) {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    let seen: Value = serde_json::from_str(stdout.trim()).expect("the clients print JSON");
+    serde_json::from_str(stdout.trim()).expect("the clients print JSON")
+}
+
+async fn each_client_is_asked_only_its_own_questions(backend: Backend) {
+    let fixture = ConformanceFixture::start_asking_on_get_stream();
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    register(&gateway, &fixture.url).await;
+    let seen = run_clients(&gateway, &fixture.url, &[]).await;
 
     // Two clients asked at once, each answered only its own question.
     for name in ["alpha", "beta"] {
@@ -64,7 +71,7 @@ async fn each_client_is_asked_only_its_own_questions(backend: Backend) {
     assert_eq!(seen["beta"]["asked"], json!(["for beta"]), "{seen}");
     assert_eq!(
         seen["alpha"]["asked"],
-        json!(["for alpha", "for alpha again"]),
+        json!(["for alpha", "withdrawn soon", "for alpha again"]),
         "{seen}"
     );
     // A client that declared nothing is never asked; the upstream hears why, and its tool
@@ -83,6 +90,13 @@ async fn each_client_is_asked_only_its_own_questions(backend: Backend) {
     );
     assert_eq!(seen["beta"]["updated"], json!([]), "{seen}");
     assert_eq!(seen["gamma"]["updated"], json!([]), "{seen}");
+    // A question the upstream withdraws is withdrawn from the client too.
+    assert_eq!(
+        seen["alpha"]["withdrawn"],
+        json!(["withdrawn soon"]),
+        "{seen}"
+    );
+    assert_eq!(seen["alpha"]["withdrawn_call"], "withdrawn", "{seen}");
     // A client's upstream session ends with its session...
     assert_eq!(seen["beta_upstream_session_ended"], true, "{seen}");
     // ...and is made again when the upstream forgets it.
@@ -194,3 +208,18 @@ async fn upstream_sessions_of_ones_own_are_bounded(backend: Backend) {
 }
 
 once_on_sqlite!(upstream_sessions_of_ones_own_are_bounded);
+
+/// A question the upstream asks on the call's own (POST) stream and then withdraws there is
+/// withdrawn from the client too, while the gateway goes on reading that stream.
+async fn a_question_withdrawn_on_the_call_stream_is_withdrawn_from_the_client(backend: Backend) {
+    let fixture = ConformanceFixture::start();
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    register(&gateway, &fixture.url).await;
+    let seen = run_clients(&gateway, &fixture.url, &["withdrawn"]).await;
+    assert_eq!(seen["withdrawn"], json!(["withdrawn soon"]), "{seen}");
+    assert_eq!(seen["withdrawn_call"], "withdrawn", "{seen}");
+    gateway.stop().await;
+}
+
+once_on_sqlite!(a_question_withdrawn_on_the_call_stream_is_withdrawn_from_the_client);

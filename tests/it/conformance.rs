@@ -203,7 +203,7 @@ async fn the_official_suite_passes_through_the_gateway(backend: Backend) {
     let registered = registered.expect(StatusCode::CREATED);
     assert_eq!(
         registered["discovered"],
-        json!({"tools": 12, "resources": 4, "prompts": 4}),
+        json!({"tools": 13, "resources": 4, "prompts": 4}),
         "{registered}"
     );
     let server = gateway

@@ -11,8 +11,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Answering, ClientEnd, ClientRequest, MAX_EVENT_BYTES, Message, Notifications, OnChange,
-    Transport, answer_message, ask_or_decline, describe, is_change, lock, notify_or_drop,
-    post_json,
+    Transport, Withdrawals, answer_message, ask_or_decline, describe, is_change, lock,
+    notify_or_drop, post_json,
 };
 use crate::protocol::{Era, RawObject};
 use crate::upstream::sse::EventReader;
@@ -41,6 +41,8 @@ struct SseRoutes {
     answering: Answering,
     /// The client the session is dedicated to, if it is.
     client: Mutex<Option<Arc<dyn ClientEnd>>>,
+    /// The questions being answered.
+    withdrawals: Withdrawals,
 }
 
 impl SseRoutes {
@@ -235,17 +237,25 @@ impl Drop for RouteGuard<'_> {
     }
 }
 
-/// Routes a request or notification from the stream: a question to the one request in flight
+/// Routes a request or notification from the stream: a withdrawal to the question it names, a
+/// question to the one request in flight
 /// (answered with an error when that is not clear), a notification with a progress token to the
 /// request that owns the token, another notification about a call (a log message) to the one
 /// request in flight (dropped when that is not clear).
 fn route(message: Value, routes: &SseRoutes, poster: &Poster) {
+    if routes.withdrawals.withdraw(&message) {
+        return;
+    }
     if let Some(id) = message.get("id").cloned() {
         let poster = poster.clone();
         let route = routes.question_route();
         let client = lock(&routes.client).clone();
+        let withdrawal = routes.withdrawals.watch(&id);
         routes.answering.spawn(async move {
-            let answer = ask_or_decline(route, client, message).await;
+            let answer = withdrawal.answer(ask_or_decline(route, client, message));
+            let Some(answer) = answer.await else {
+                return;
+            };
             if let Err(error) = poster.post(&answer_message(id, &answer)).await {
                 tracing::debug!(%error, "could not answer the upstream's request");
             }

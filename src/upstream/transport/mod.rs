@@ -7,6 +7,7 @@
 pub mod legacy_sse;
 pub mod streamable;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +15,7 @@ use futures_util::future::BoxFuture;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::CallError;
 use crate::protocol::{Era, RawObject};
@@ -109,6 +111,67 @@ impl Notifications {
     /// Nothing is relayed.
     pub fn none() -> Self {
         Notifications::default()
+    }
+}
+
+/// The upstream's questions being answered on one stream, by the upstream's request id: a
+/// `notifications/cancelled` naming one withdraws it (its answering stops; dropping it tells
+/// the client, see `Session::request_client`, and no answer is sent).
+#[derive(Clone, Default)]
+pub(super) struct Withdrawals(Arc<Mutex<HashMap<String, CancellationToken>>>);
+
+impl Withdrawals {
+    /// Follows the question `id` until the returned guard is dropped.
+    pub(super) fn watch(&self, id: &Value) -> Withdrawal {
+        let token = CancellationToken::new();
+        let key = id.to_string();
+        lock(&self.0).insert(key.clone(), token.clone());
+        Withdrawal {
+            token,
+            key,
+            withdrawals: self.clone(),
+        }
+    }
+
+    /// Withdraws the question `message` cancels, if it is the upstream's
+    /// `notifications/cancelled` for one being answered; whether it was.
+    pub(super) fn withdraw(&self, message: &Value) -> bool {
+        if message.get("method").and_then(Value::as_str) != Some("notifications/cancelled") {
+            return false;
+        }
+        let Some(id) = message.pointer("/params/requestId") else {
+            return false;
+        };
+        match lock(&self.0).remove(&id.to_string()) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// One question followed for withdrawal.
+pub(super) struct Withdrawal {
+    token: CancellationToken,
+    key: String,
+    withdrawals: Withdrawals,
+}
+
+impl Withdrawal {
+    /// `answering`'s answer, or `None` when the upstream withdrew the question first.
+    pub(super) async fn answer(self, answering: impl Future<Output = Value>) -> Option<Value> {
+        tokio::select! {
+            answer = answering => Some(answer),
+            _ = self.token.cancelled() => None,
+        }
+    }
+}
+
+impl Drop for Withdrawal {
+    fn drop(&mut self) {
+        lock(&self.withdrawals.0).remove(&self.key);
     }
 }
 

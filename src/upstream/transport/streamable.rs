@@ -9,14 +9,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::{
-    Answering, ClientEnd, ClientRequest, MAX_EVENT_BYTES, Message, Notifications, OnChange, Opened,
-    Transport, answer_message, ask, ask_or_decline, describe, is_change, is_resource_update, lock,
-    notify_or_drop, post_json,
+    Answering, ClientEnd, MAX_EVENT_BYTES, Message, Notifications, OnChange, Opened, Transport,
+    Withdrawals, answer_message, ask, ask_or_decline, describe, is_change, is_resource_update,
+    lock, notify_or_drop, post_json,
 };
 use crate::protocol::{Era, MODERN_VERSION, RawObject, encode_header, implementation_info, meta};
 use crate::upstream::sse::EventReader;
@@ -51,6 +52,8 @@ struct InFlight {
     answering: Answering,
     /// The client the session is dedicated to, if it is.
     client: Mutex<Option<Arc<dyn ClientEnd>>>,
+    /// The questions asked on the GET stream being answered.
+    withdrawals: Withdrawals,
 }
 
 impl InFlight {
@@ -203,7 +206,8 @@ impl StreamableHttp {
     }
 
     /// Reads a request's SSE response: notifications are passed on, the upstream's requests
-    /// relayed to the client (or declined), the response ends it.
+    /// relayed to the client (or declined) while reading goes on (so the upstream can withdraw
+    /// one), the response ends it.
     async fn read_response_stream(
         &self,
         response: reqwest::Response,
@@ -211,7 +215,16 @@ impl StreamableHttp {
         relay: Notifications,
     ) -> Result<RawObject, CallError> {
         let mut events = EventReader::new(response, MAX_EVENT_BYTES);
-        while let Some(event) = events.next().await.map_err(CallError::Transport)? {
+        let withdrawals = Withdrawals::default();
+        let mut answering = FuturesUnordered::new();
+        loop {
+            let event = tokio::select! {
+                event = events.next() => event.map_err(CallError::Transport)?,
+                Some(()) = answering.next(), if !answering.is_empty() => continue,
+            };
+            let Some(event) = event else {
+                break;
+            };
             let message = match Message::read(event.data.as_bytes()) {
                 Some(Message::Response {
                     id: answered,
@@ -220,55 +233,36 @@ impl StreamableHttp {
                 Some(Message::Other(message)) if message.get("method").is_some() => message,
                 _ => continue,
             };
-            match message.get("id").cloned() {
-                None => {
-                    if let Some(notifications) = &relay.notifications {
-                        let _ = notifications.try_send(message);
-                    }
+            let Some(request_id) = message.get("id").cloned() else {
+                if !withdrawals.withdraw(&message)
+                    && let Some(notifications) = &relay.notifications
+                {
+                    let _ = notifications.try_send(message);
                 }
-                Some(request_id) => match (&relay.requests, self.in_flight.client()) {
-                    (Some(requests), _) => self.relay(requests, request_id, message).await,
-                    // A dedicated session's questions are its client's, even on a call
-                    // that cannot carry them.
-                    (None, Some(client)) => {
-                        let answer = client.ask(message).await;
-                        self.answer(answer_message(request_id, &answer)).await;
+                continue;
+            };
+            let withdrawal = withdrawals.watch(&request_id);
+            let requests = relay.requests.clone();
+            let client = self.in_flight.client();
+            answering.push(Box::pin(async move {
+                // A dedicated session's questions are its client's, even on a call that
+                // cannot carry them; otherwise declined with the reason.
+                let method = message["method"].as_str().unwrap_or_default().to_owned();
+                let answer = withdrawal.answer(async {
+                    match (requests, client) {
+                        (Some(requests), _) => ask(&requests, message).await,
+                        (None, Some(client)) => client.ask(message).await,
+                        (None, None) => declined(&method),
                     }
-                    (None, None) => {
-                        let method = message["method"].as_str().unwrap_or_default();
-                        self.decline(request_id, method).await;
-                    }
-                },
-            }
+                });
+                if let Some(answer) = answer.await {
+                    self.answer(answer_message(request_id, &answer)).await;
+                }
+            }) as BoxFuture<'_, ()>);
         }
         Err(CallError::Transport(
             "the upstream's response stream ended without a response".into(),
         ))
-    }
-
-    /// Relays a server→client request to the client and posts the client's answer back.
-    async fn relay(
-        &self,
-        requests: &mpsc::Sender<ClientRequest>,
-        request_id: Value,
-        message: Value,
-    ) {
-        let answer = ask(requests, message).await;
-        self.answer(answer_message(request_id, &answer)).await;
-    }
-
-    /// Answers a server→client request the gateway does not relay.
-    async fn decline(&self, id: Value, method: &str) {
-        let message = format!(
-            "the client does not support {method} during this request (it declared no such \
-             capability, or has no stream to be asked on)"
-        );
-        self.answer(json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": { "code": -32601, "message": message },
-        }))
-        .await;
     }
 
     async fn answer(&self, body: Value) {
@@ -299,6 +293,17 @@ impl StreamableHttp {
         }
         extra
     }
+}
+
+/// The answer to a question no client of this call can be asked.
+fn declined(method: &str) -> Value {
+    json!({ "error": {
+        "code": -32601,
+        "message": format!(
+            "the client does not support {method} during this request (it declared no such \
+             capability, or has no stream to be asked on)"
+        ),
+    }})
 }
 
 /// Where the answers to the questions an upstream asks on its GET stream are POSTed.
@@ -332,6 +337,9 @@ impl Answers {
 /// guessing could tell the wrong client), else to the client a dedicated session belongs to; a
 /// question that cannot be routed is answered with an error, a notification dropped.
 fn about_a_call(message: Value, in_flight: &InFlight, answers: &Option<Answers>) {
+    if in_flight.withdrawals.withdraw(&message) {
+        return;
+    }
     let call = in_flight.only();
     let client = in_flight.client();
     let Some(id) = message.get("id").cloned() else {
@@ -346,9 +354,12 @@ fn about_a_call(message: Value, in_flight: &InFlight, answers: &Option<Answers>)
         return;
     };
     let requests = call.and_then(|call| call.requests);
+    let withdrawal = in_flight.withdrawals.watch(&id);
     in_flight.answering.spawn(async move {
-        let answer = ask_or_decline(requests, client, message).await;
-        answers.post(&answer_message(id, &answer)).await;
+        let answer = withdrawal.answer(ask_or_decline(requests, client, message));
+        if let Some(answer) = answer.await {
+            answers.post(&answer_message(id, &answer)).await;
+        }
     });
 }
 

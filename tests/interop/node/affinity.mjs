@@ -2,8 +2,9 @@
 // `test_sampling` tool is federated from the conformance fixture (asking on its GET stream):
 // each client that can be asked must get only its own question, a client that cannot must get
 // none, and each asking client's own upstream session must follow its client's session.
-// usage: node affinity.mjs GATEWAY_MCP_URL TOKEN FIXTURE_BASE_URL
-// Prints one JSON object with what every client saw and what the fixture counted.
+// usage: node affinity.mjs GATEWAY_MCP_URL TOKEN FIXTURE_BASE_URL [withdrawn]
+// Prints one JSON object with what every client saw and what the fixture counted; with
+// `withdrawn`, only one client's call whose question the upstream withdraws.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import {
@@ -11,18 +12,27 @@ import {
   ResourceUpdatedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 
-const [url, token, fixture] = process.argv.slice(2);
+const [url, token, fixture, only] = process.argv.slice(2);
 const headers = { Authorization: `Bearer ${token}` };
 
 async function connect(name, canSample) {
-  const seen = { asked: [], received: [], updated: [] };
+  const seen = { asked: [], received: [], updated: [], withdrawn: [] };
   const client = new Client(
     { name: `affinity-${name}`, version: "1.0.0" },
     { capabilities: canSample ? { sampling: {} } : {} },
   );
   if (canSample) {
-    client.setRequestHandler(CreateMessageRequestSchema, async (request) => {
-      seen.asked.push(request.params.messages.map((m) => m.content.text).join(" "));
+    client.setRequestHandler(CreateMessageRequestSchema, async (request, extra) => {
+      const prompt = request.params.messages.map((m) => m.content.text).join(" ");
+      seen.asked.push(prompt);
+      if (prompt === "withdrawn soon") {
+        // Never answered: the upstream withdraws it, and the gateway must say so (5 s at most).
+        const aborted = new Promise((resolve) => extra.signal.addEventListener("abort", () => resolve(true)));
+        if (await Promise.race([aborted, new Promise((resolve) => setTimeout(() => resolve(false), 5000))])) {
+          seen.withdrawn.push(prompt);
+        }
+        throw new Error("not answered");
+      }
       return { role: "assistant", content: { type: "text", text: `from ${name}` }, model: "test" };
     });
   } else {
@@ -63,6 +73,19 @@ async function deletedReaches(count) {
   return false;
 }
 
+if (only === "withdrawn") {
+  const solo = await connect("solo", true);
+  const call = await solo.client.callTool({ name: "test_sampling_withdrawn", arguments: {} });
+  console.log(
+    JSON.stringify({
+      withdrawn: solo.seen.withdrawn,
+      withdrawn_call: call.content.map((c) => c.text).join(" "),
+    }),
+  );
+  await solo.client.close();
+  process.exit(0);
+}
+
 const before = await stats();
 const [alpha, beta, gamma] = await Promise.all([
   connect("alpha", true),
@@ -87,6 +110,10 @@ for (let i = 0; i < 50 && alpha.seen.updated.length === 0; i++) {
 await beta.transport.terminateSession();
 const betaEnded = await deletedReaches(afterCalls.deleted + 1);
 
+// The upstream asks alpha, then withdraws its question: alpha is told (notifications/cancelled).
+const withdrawnCall = await alpha.client.callTool({ name: "test_sampling_withdrawn", arguments: {} });
+const withdrawn = withdrawnCall.content.map((c) => c.text).join(" ");
+
 // The upstream forgets every session (a restart): alpha's is made again on its next call.
 const beforeExpiry = await stats();
 await fetch(`${fixture}/expire`, { method: "POST" });
@@ -98,7 +125,14 @@ await gamma.transport.terminateSession();
 
 console.log(
   JSON.stringify({
-    alpha: { ...a, asked: alpha.seen.asked, again, updated: alpha.seen.updated },
+    alpha: {
+      ...a,
+      asked: alpha.seen.asked,
+      again,
+      updated: alpha.seen.updated,
+      withdrawn: alpha.seen.withdrawn,
+      withdrawn_call: withdrawn,
+    },
     beta: { ...b, asked: beta.seen.asked, updated: beta.seen.updated },
     gamma: { ...c, received: gamma.seen.received, updated: gamma.seen.updated },
     upstream_sessions_opened_by_calls: afterCalls.opened - before.opened,

@@ -17,6 +17,8 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -176,13 +178,25 @@ async fn forward_here(
     );
     let upstream = ctx.upstream.forward(forward);
     tokio::pin!(upstream);
+    // Questions are answered while the upstream's stream goes on being read (it may withdraw
+    // one there).
+    let mut asking = FuturesUnordered::new();
     loop {
         tokio::select! {
             biased;
             Some(message) = next(&mut notes) => pass_on(&target, message).await,
-            Some((request, reply)) = next(&mut questions) => {
-                let _ = reply.send(ask_session_client(ctx, &request).await);
+            Some((request, mut reply)) = next(&mut questions) => {
+                asking.push(async move {
+                    tokio::select! {
+                        answer = ask_session_client(ctx, &request) => {
+                            let _ = reply.send(answer);
+                        }
+                        // The upstream withdrew it: dropping the asking tells the client.
+                        _ = reply.closed() => {}
+                    }
+                });
             }
+            Some(()) = asking.next(), if !asking.is_empty() => {}
             outcome = &mut upstream => {
                 // What the upstream sent before its result goes first.
                 if let Some(notes) = &mut notes {
