@@ -15,9 +15,9 @@ use futures_util::stream::FuturesUnordered;
 use serde_json::{Value, json};
 
 use super::{
-    Answering, ClientEnd, MAX_EVENT_BYTES, Message, Notifications, OnChange, Opened, Transport,
-    Withdrawals, answer_message, ask, ask_or_decline, describe, is_change, is_resource_update,
-    lock, notify_or_drop, post_json,
+    ANSWERING_AT_ONCE, Answering, ClientEnd, MAX_EVENT_BYTES, Message, Notifications, OnChange,
+    Opened, Transport, Withdrawals, answer_message, ask, ask_or_decline, describe, is_change,
+    is_resource_update, lock, notify_or_drop, post_json,
 };
 use crate::protocol::{Era, MODERN_VERSION, RawObject, encode_header, implementation_info, meta};
 use crate::upstream::sse::EventReader;
@@ -241,6 +241,20 @@ impl StreamableHttp {
                 }
                 continue;
             };
+            if answering.len() >= ANSWERING_AT_ONCE {
+                // An upstream flooding one call's stream with questions gets no more of the
+                // gateway's work than its GET stream would.
+                tracing::warn!(
+                    limit = ANSWERING_AT_ONCE,
+                    "an upstream asks more questions at once on one call than are answered; one is declined"
+                );
+                let refused = json!({ "error": {
+                    "code": -32603,
+                    "message": "too many questions at once on this call",
+                }});
+                self.answer(answer_message(request_id, &refused)).await;
+                continue;
+            }
             let withdrawal = withdrawals.watch(&request_id);
             let requests = relay.requests.clone();
             let client = self.in_flight.client();
