@@ -484,8 +484,8 @@ pub async fn register_gateway(
     Ok(gateway_outcome(&state, &user, done).await)
 }
 
-/// The gateways page after a register or refresh: the catalog follows a success, and either
-/// outcome is shown in the page with its status.
+/// The gateways page after a register or refresh (whose sync the catalog has applied already),
+/// the outcome shown in the page with its status.
 async fn gateway_outcome(
     state: &AppState,
     user: &ConsoleUser,
@@ -494,7 +494,6 @@ async fn gateway_outcome(
     let query = ListQuery::default();
     match done {
         Ok((status, message)) => {
-            state.catalog.refresh().await;
             gateways_page(state, user, status, &query, Some(&message), None).await
         }
         Err(error) => {
