@@ -310,6 +310,22 @@ impl Federation {
     }
 }
 
+/// Members of a discovered definition the gateway does not interpret but serves as the upstream
+/// sent them: display names and icons, `_meta` (where extensions live, e.g. an MCP App's `ui`
+/// resource reference), a tool's `execution` and a resource's `annotations` and `size`.
+const TOOL_PASSTHROUGH: &[&str] = &["title", "icons", "_meta", "execution"];
+const RESOURCE_PASSTHROUGH: &[&str] = &["title", "icons", "_meta", "annotations", "size"];
+const PROMPT_PASSTHROUGH: &[&str] = &["title", "icons", "_meta"];
+
+/// The `members` present in `item`, as JSON object text.
+fn passthrough(item: &Value, members: &[&str]) -> String {
+    let kept: serde_json::Map<String, Value> = members
+        .iter()
+        .filter_map(|member| Some(((*member).to_owned(), item.get(*member)?.clone())))
+        .collect();
+    Value::Object(kept).to_string()
+}
+
 fn text_field(value: &Value, field: &str) -> Option<String> {
     value.get(field).and_then(Value::as_str).map(str::to_owned)
 }
@@ -356,6 +372,7 @@ fn build_sync<'a>(
                     .cloned()
                     .unwrap_or_else(|| json!({}))
                     .to_string(),
+                passthrough: passthrough(tool, TOOL_PASSTHROUGH),
             })
         })
         .collect::<Result<_, _>>()?;
@@ -372,6 +389,7 @@ fn build_sync<'a>(
             uri_template,
             description: text_field(value, "description"),
             mime_type: text_field(value, "mimeType"),
+            passthrough: passthrough(value, RESOURCE_PASSTHROUGH),
         })
     };
     let resources = discovery
@@ -397,6 +415,7 @@ fn build_sync<'a>(
                     .cloned()
                     .unwrap_or_else(|| json!([]))
                     .to_string(),
+                passthrough: passthrough(prompt, PROMPT_PASSTHROUGH),
             })
         })
         .collect::<Result<_, _>>()?;

@@ -21,6 +21,16 @@ pub(super) fn parse_json(column: &str, text: &str) -> Value {
     })
 }
 
+/// Adds the members an upstream's definition carried that the gateway passes through as they
+/// came (stored as a JSON object); the members the gateway sets itself are never replaced.
+fn pass_through(definition: &mut Map<String, Value>, table: &str, stored: &str) {
+    if let Value::Object(members) = parse_json(&format!("{table}.passthrough"), stored) {
+        for (member, value) in members {
+            definition.entry(member).or_insert(value);
+        }
+    }
+}
+
 pub(super) fn tool(row: ToolRow, secrets: &SecretBox) -> Option<Tool> {
     let access = crate::ownership_of!(row);
     let input_schema = parse_json("tools.input_schema", &row.input_schema);
@@ -40,6 +50,7 @@ pub(super) fn tool(row: ToolRow, secrets: &SecretBox) -> Option<Tool> {
     if annotations.as_object().is_some_and(|a| !a.is_empty()) {
         definition.insert("annotations".into(), annotations);
     }
+    pass_through(&mut definition, "tools", &row.passthrough);
     let validator = jsonschema::validator_for(&input_schema)
         .map_err(|error| tracing::error!(tool = %row.name, %error, "stored input schema does not compile"))
         .ok();
@@ -95,6 +106,7 @@ pub(super) fn resource(row: ResourceRow) -> Resource {
     if let (Some(_), Some(content)) = (&row.uri, &row.content) {
         definition.insert("size".into(), json!(content.len()));
     }
+    pass_through(&mut definition, "resources", &row.passthrough);
     Resource {
         id: row.id,
         uri: row.uri,
@@ -149,6 +161,7 @@ pub(super) fn prompt(row: PromptRow) -> Option<Prompt> {
                 .collect(),
         ),
     );
+    pass_through(&mut definition, "prompts", &row.passthrough);
     Some(Prompt {
         id: row.id,
         name: row.name,

@@ -213,6 +213,7 @@ mod tests {
             visibility: crate::auth::rbac::Visibility::Public,
             created_at: at,
             updated_at: at,
+            passthrough: "{}".into(),
         }
     }
 

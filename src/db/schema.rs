@@ -141,6 +141,7 @@ diesel::table! {
         visibility -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        passthrough -> Text,
     }
 }
 
@@ -161,6 +162,7 @@ diesel::table! {
         visibility -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        passthrough -> Text,
     }
 }
 
@@ -180,6 +182,7 @@ diesel::table! {
         visibility -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        passthrough -> Text,
     }
 }
 

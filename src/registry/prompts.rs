@@ -195,6 +195,7 @@ impl Entity for Prompts {
             visibility: input.visibility.unwrap_or_default(),
             created_at: change.now,
             updated_at: change.now,
+            passthrough: "{}".into(),
         })
     }
 

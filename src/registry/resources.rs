@@ -202,6 +202,7 @@ impl Entity for Resources {
             visibility: input.visibility.unwrap_or_default(),
             created_at: change.now,
             updated_at: change.now,
+            passthrough: "{}".into(),
         })
     }
 

@@ -239,6 +239,7 @@ impl Entity for Tools {
             visibility: input.visibility.unwrap_or_default(),
             created_at: change.now,
             updated_at: change.now,
+            passthrough: "{}".into(),
         };
         validate_rest_fields(&row)?;
         Ok(row)

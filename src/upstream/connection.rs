@@ -18,6 +18,24 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// The most pages a list method may take.
 const MAX_PAGES: usize = 1000;
 
+/// What the gateway declares as an MCP client of its own: the MCP Apps extension always (it
+/// serves `ui://` resources and tools' `_meta.ui` through as they came, so App servers offer
+/// their UI tools), and, on a session whose clients can be asked, sampling, elicitation and
+/// roots.
+fn own_capabilities(asks_clients: bool) -> Value {
+    let mut capabilities = json!({
+        "extensions": {
+            "io.modelcontextprotocol/ui": { "mimeTypes": ["text/html;profile=mcp-app"] }
+        }
+    });
+    if asks_clients {
+        for asked in ["sampling", "elicitation", "roots"] {
+            capabilities[asked] = json!({});
+        }
+    }
+    capabilities
+}
+
 /// A live connection to one upstream.
 pub struct Connection {
     transport: Box<dyn Transport>,
@@ -105,7 +123,7 @@ impl Connection {
                 "protocolVersion": LEGACY_VERSIONS[0],
                 // Declared so upstreams offer what needs them; each request is relayed to the
                 // client only if that client declared the capability too.
-                "capabilities": { "sampling": {}, "elicitation": {}, "roots": {} },
+                "capabilities": own_capabilities(true),
                 "clientInfo": implementation_info(),
             },
         });
@@ -205,9 +223,11 @@ impl Connection {
         notifications: &Notifications,
     ) -> Value {
         if self.era == Era::Modern {
+            // A client's own capabilities on its calls; the gateway's on its own requests
+            // (discovery, health), where no client can be asked anything.
             let capabilities = match &notifications.capabilities {
                 Value::Object(capabilities) => Value::Object(capabilities.clone()),
-                _ => json!({}),
+                _ => own_capabilities(false),
             };
             let meta_object = params.entry("_meta").or_insert_with(|| json!({}));
             if let Some(meta_object) = meta_object.as_object_mut() {

@@ -1,19 +1,24 @@
 """Drives an MCP server with the official Python SDK (1.x or 2.x) and prints what it saw as JSON.
 
-usage: client.py URL TOKEN streamable|sse              (the standard exercise)
-       client.py URL TOKEN streamable|sse TOOL ARGS    (call one tool with JSON arguments)
-       client.py URL TOKEN streamable sample TOOL ARGS (answer sampling and elicitation, call one tool:
-                                                  1.x as requests on the session, 2.x through input_required)
+usage: client.py URL TOKEN streamable|sse                  (the standard exercise)
+       client.py URL TOKEN streamable|sse TOOL ARGS        (call one tool with JSON arguments)
+       client.py URL TOKEN streamable|sse sample TOOL ARGS (declare sampling and elicitation and
+           answer them with canned callbacks, then call one tool: a session-era client is asked
+           on its session, a 2026-07-28 client through input_required)
+2.x reads its connection mode from MCP_CLIENT_MODE (auto, legacy or 2026-07-28; default auto).
 """
 
 import asyncio
 import importlib.metadata
 import json
+import os
 import sys
 
 URL, TOKEN, TRANSPORT = sys.argv[1], sys.argv[2], sys.argv[3]
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 MAJOR = int(importlib.metadata.version("mcp").split(".")[0])
+ANSWER = len(sys.argv) > 4 and sys.argv[4] == "sample"
+CALL = sys.argv[5:7] if ANSWER else sys.argv[4:6]
 
 
 def field(obj, camel, snake):
@@ -26,7 +31,7 @@ def text_of(content):
 
 
 async def call_one(session, protocol):
-    name, arguments = sys.argv[4], json.loads(sys.argv[5])
+    name, arguments = CALL[0], json.loads(CALL[1])
     call = await session.call_tool(name, arguments)
     return {
         "sdk": importlib.metadata.version("mcp"),
@@ -34,11 +39,12 @@ async def call_one(session, protocol):
         "is_error": field(call, "isError", "is_error"),
         "text": text_of(call.content),
         "structured": field(call, "structuredContent", "structured_content"),
+        "asked": ASKED,
     }
 
 
 async def exercise(session, protocol):
-    if len(sys.argv) > 5:
+    if CALL:
         return await call_one(session, protocol)
     await session.send_ping()
     tools = await session.list_tools()
@@ -89,22 +95,11 @@ async def answer_elicitation(context, params):
     return ElicitResult(action="accept", content=ELICITED)
 
 
-async def run_sampling_v1():
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
-
-    async with streamablehttp_client(URL, headers=HEADERS) as (read, write, _):
-        async with ClientSession(
-            read, write, sampling_callback=answer_sampling, elicitation_callback=answer_elicitation
-        ) as session:
-            init = await session.initialize()
-            call = await session.call_tool(sys.argv[5], json.loads(sys.argv[6]))
-            return {
-                "protocol": field(init, "protocolVersion", "protocol_version"),
-                "is_error": field(call, "isError", "is_error"),
-                "text": text_of(call.content),
-                "asked": ASKED,
-            }
+def callbacks():
+    """The sampling and elicitation callbacks, when the run answers the server's questions."""
+    if ANSWER:
+        return {"sampling_callback": answer_sampling, "elicitation_callback": answer_elicitation}
+    return {}
 
 
 async def run_v1():
@@ -112,40 +107,14 @@ async def run_v1():
     from mcp.client.sse import sse_client
     from mcp.client.streamable_http import streamablehttp_client
 
-    if len(sys.argv) > 4 and sys.argv[4] == "sample":
-        return await run_sampling_v1()
-
     if TRANSPORT == "sse":
-        async with sse_client(URL, headers=HEADERS) as (read, write):
-            async with ClientSession(read, write) as session:
-                init = await session.initialize()
-                return await exercise(session, field(init, "protocolVersion", "protocol_version"))
-    async with streamablehttp_client(URL, headers=HEADERS) as (read, write, _):
-        async with ClientSession(read, write) as session:
+        connection = sse_client(URL, headers=HEADERS)
+    else:
+        connection = streamablehttp_client(URL, headers=HEADERS)
+    async with connection as streams:
+        async with ClientSession(streams[0], streams[1], **callbacks()) as session:
             init = await session.initialize()
-            return await exercise(session, init.protocolVersion)
-
-
-async def run_sampling_v2():
-    import httpx2
-    from mcp import Client
-    from mcp.client.streamable_http import streamable_http_client
-
-    http = httpx2.AsyncClient(headers=HEADERS, timeout=30)
-    transport = streamable_http_client(URL, http_client=http)
-    async with Client(
-        transport,
-        mode="auto",
-        sampling_callback=answer_sampling,
-        elicitation_callback=answer_elicitation,
-    ) as client:
-        call = await client.call_tool(sys.argv[5], json.loads(sys.argv[6]))
-        return {
-            "protocol": client.protocol_version,
-            "is_error": call.is_error,
-            "text": text_of(call.content),
-            "asked": ASKED,
-        }
+            return await exercise(session, field(init, "protocolVersion", "protocol_version"))
 
 
 async def run_v2():
@@ -154,15 +123,15 @@ async def run_v2():
     from mcp.client.sse import sse_client
     from mcp.client.streamable_http import streamable_http_client
 
-    if len(sys.argv) > 4 and sys.argv[4] == "sample":
-        return await run_sampling_v2()
-    # The default mode, auto: it probes server/discover and falls back to a session.
+    # MCP_CLIENT_MODE: auto (the default: probe server/discover, fall back to a session), legacy
+    # (the initialize handshake) or a pinned modern version (2026-07-28).
+    mode = os.environ.get("MCP_CLIENT_MODE", "auto")
     if TRANSPORT == "sse":
-        transport, mode = sse_client(URL, headers=HEADERS), "auto"
+        transport = sse_client(URL, headers=HEADERS)
     else:
         http = httpx2.AsyncClient(headers=HEADERS, timeout=30)
-        transport, mode = streamable_http_client(URL, http_client=http), "auto"
-    async with Client(transport, mode=mode) as client:
+        transport = streamable_http_client(URL, http_client=http)
+    async with Client(transport, mode=mode, **callbacks()) as client:
         return await exercise(client, client.protocol_version)
 
 

@@ -1,12 +1,15 @@
 """A 2026-07-28 upstream MCP server on the official Python SDK (2.x) whose tool asks through the
 multi round-trip pattern: `confirm` answers `input_required` with an elicitation until the
 retry brings the answer, then reports it; `grow` adds a tool and announces the change on
-`subscriptions/listen`. mcpgate's interop tests federate it.
+`subscriptions/listen`; `chatty` logs at four levels (sent only at or above the request's own
+`_meta` log level, as 2026-07-28 has it) and reports progress. mcpgate's interop tests and its
+2026-07-28 scenario set (modern_scenarios.py) federate it.
 
 usage: mrtr_server.py PORT   (Streamable HTTP on 127.0.0.1:PORT/mcp)
 """
 
 import sys
+import warnings
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
@@ -54,6 +57,18 @@ async def grow(name: str) -> str:
     server.add_tool(added, name=name, description=f"Added by grow({name!r})")
     await bus.publish(ToolsListChanged())
     return f"added {name}"
+
+
+@server.tool(description="Logs at debug, info, warning and error, and reports progress in 3 steps")
+async def chatty(ctx: Context) -> str:
+    with warnings.catch_warnings():
+        # Server-sent log messages are deprecated in the SDK (SEP-2577) but still part of 2026-07-28.
+        warnings.simplefilter("ignore")
+        for level in ("debug", "info", "warning", "error"):
+            await ctx.log(level, f"a {level} message", logger_name="chatty")
+    for step in (1, 2, 3):
+        await ctx.report_progress(step, 3, f"step {step}")
+    return "chatted"
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ use crate::common;
 use std::process::Command;
 
 use common::mcp::{LEGACY, McpClient};
-use common::sdk::{ConformanceFixture, deps_dir};
+use common::sdk::{ConformanceFixture, deps_dir, run_json};
 use common::{Backend, TestDb, TestServer, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -32,24 +32,12 @@ async fn run_clients(gateway: &TestServer, fixture_url: &str, extra: &[&str]) ->
     let fixture_base = fixture_url.trim_end_matches("/mcp").to_owned();
     let token = gateway.admin_token.clone();
     let extra: Vec<String> = extra.iter().map(|arg| (*arg).to_owned()).collect();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(format!("{}/node/affinity.mjs", deps_dir()))
-            .args([&endpoint, &token, &fixture_base])
-            .args(&extra)
-            .output()
-            .expect("run the SDK clients")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "exit {}\nstdout: {stdout}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.trim()).expect("the clients print JSON")
+    let mut command = Command::new("node");
+    command
+        .arg(format!("{}/node/affinity.mjs", deps_dir()))
+        .args([&endpoint, &token, &fixture_base])
+        .args(&extra);
+    run_json(command, "affinity.mjs").await
 }
 
 async fn each_client_is_asked_only_its_own_questions(backend: Backend) {

@@ -9,67 +9,19 @@ use std::process::Command;
 
 use common::mcp::{McpClient, assert_schema};
 use common::sdk::{
-    ConformanceFixture, Upstream, deps_dir, free_port, interop_dir, setup, spawn_listening,
-    start_mrtr_server,
+    ConformanceFixture, Upstream, deps_dir, free_port, run_client, run_client_with,
+    spawn_listening, start_mrtr_server,
 };
 use common::world::World;
-use common::{Backend, TestDb, TestServer, eventually, token};
+use common::{Backend, TestDb, TestServer, eventually};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Runs one SDK client against `url`; returns what it printed.
-async fn run_client(sdk: &str, url: &str, transport: &str) -> Value {
-    run_client_with(sdk, url, transport, &[]).await
-}
-
-/// Runs one SDK client with extra arguments (a tool name and JSON arguments to call only it).
-async fn run_client_with(sdk: &str, url: &str, transport: &str, extra: &[String]) -> Value {
-    setup();
-    let deps = deps_dir();
-    let (program, args) = match sdk {
-        "python-1" => (
-            format!("{deps}/mcp1/bin/python"),
-            vec![format!("{}/client.py", interop_dir())],
-        ),
-        "python-2" => (
-            format!("{deps}/mcp2/bin/python"),
-            vec![format!("{}/client.py", interop_dir())],
-        ),
-        "typescript" => ("node".to_owned(), vec![format!("{deps}/node/client.mjs")]),
-        other => panic!("unknown sdk {other}"),
-    };
-    let url = url.to_owned();
-    let transport = transport.to_owned();
-    let shown_transport = transport.clone();
-    let extra = extra.to_vec();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(&program)
-            .args(&args)
-            .arg(&url)
-            .arg(token("admin@example.com", true))
-            .arg(&transport)
-            .args(&extra)
-            .output()
-            .expect("run the SDK client")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{sdk} over {}: exit {}\nstdout: {stdout}\nstderr: {}",
-        "the client",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let outcome: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .expect("the client prints JSON");
-    eprintln!("{sdk} over {shown_transport}: {outcome}");
-    outcome
-}
-
-fn assert_session(outcome: &Value, protocol: &str) {
-    assert_eq!(outcome["protocol"], protocol, "{outcome}");
+/// The standard exercise's outcome, spoken in `protocol` (None: the SDK does not report it).
+fn assert_session(outcome: &Value, protocol: Option<&str>) {
+    if let Some(protocol) = protocol {
+        assert_eq!(outcome["protocol"], protocol, "{outcome}");
+    }
     assert_eq!(
         outcome["tools"],
         json!(["get_weather", "echo"]),
@@ -92,37 +44,40 @@ fn assert_session(outcome: &Value, protocol: &str) {
     );
 }
 
+/// Every official SDK client in every mode, over both transports: (sdk, transport, the
+/// protocol it negotiates with the gateway; None where the SDK does not report it).
+const SDK_MATRIX: &[(&str, &str, Option<&str>)] = &[
+    ("python-1", "streamable", Some("2025-11-25")),
+    ("python-1", "sse", Some("2025-11-25")),
+    ("python-2", "streamable", Some("2026-07-28")),
+    ("python-2", "sse", Some("2025-11-25")),
+    ("python-2-legacy", "streamable", Some("2025-11-25")),
+    ("python-2-legacy", "sse", Some("2025-11-25")),
+    ("typescript", "streamable", Some("2025-11-25")),
+    ("typescript", "sse", None),
+];
+
 async fn official_sdks_connect(backend: Backend) {
     let world = World::new(backend).await;
     let streamable = format!("{}{}", world.server.base, world.server_path());
     let sse = format!("{}/servers/{}/sse", world.server.base, world.server_id);
 
-    // Python 1.x speaks the session era; 2.x probes server/discover and stays modern (and its
-    // ping, removed in 2026-07-28 but still sent, is answered).
-    assert_session(
-        &run_client("python-1", &streamable, "streamable").await,
-        "2025-11-25",
-    );
-    assert_session(&run_client("python-1", &sse, "sse").await, "2025-11-25");
-    assert_session(
-        &run_client("python-2", &streamable, "streamable").await,
-        "2026-07-28",
-    );
-    // In its default auto mode over HTTP+SSE, 2.x probes server/discover, is told no (2026-07-28
-    // is not carried by that transport) and falls back to a session; every client pings first.
-    assert_session(&run_client("python-2", &sse, "sse").await, "2025-11-25");
-    let typescript = run_client("typescript", &streamable, "streamable").await;
-    assert_session(
-        &typescript,
-        typescript["protocol"].as_str().unwrap_or("2025-11-25"),
-    );
-    let typescript_sse = run_client("typescript", &sse, "sse").await;
-    assert_eq!(
-        typescript_sse["tools"],
-        json!(["get_weather", "echo"]),
-        "{typescript_sse}"
-    );
-    assert_eq!(typescript_sse["call"]["structured"]["city"], "Paris");
+    // (sdk, transport, the protocol it ends up speaking; None: the SDK does not say). Python 1.x
+    // speaks the session era; 2.x in its default auto mode probes server/discover and stays
+    // modern over Streamable HTTP (its ping, removed in 2026-07-28 but still sent, is answered)
+    // and, over HTTP+SSE, is told no (2026-07-28 is not carried there) and falls back to a
+    // session; 2.x in legacy mode shakes hands; pinned to 2026-07-28 it never does.
+    for (sdk, transport, protocol) in SDK_MATRIX {
+        let url = if *transport == "sse" {
+            &sse
+        } else {
+            &streamable
+        };
+        let outcome = run_client(sdk, url, transport).await;
+        assert_session(&outcome, *protocol);
+    }
+    let pinned = run_client("python-2-modern", &streamable, "streamable").await;
+    assert_session(&pinned, Some("2026-07-28"));
     world.stop().await;
 }
 
@@ -265,11 +220,12 @@ async fn parked_calls(gateway: &TestServer) -> u64 {
         .unwrap()
 }
 
-/// Upstream questions (sampling, elicitation) reach each client in its own era: a session-era
-/// upstream's mid-call requests reach a 2026-07-28 client (Python SDK 2.x) as `input_required`
-/// and a session-era client (1.x) on the call's stream; a 2026-07-28 upstream's
-/// `input_required` passes through to the modern client and is asked of the session-era one,
-/// the gateway retrying with the answer.
+/// Upstream questions (sampling, elicitation) reach every SDK client of the matrix, in its own
+/// era and over its own transport, and are answered by its callbacks: a session-era upstream's
+/// mid-call requests reach a 2026-07-28 client (Python SDK 2.x, auto mode) as `input_required`
+/// and a session-era client on its call's stream (Streamable HTTP) or its SSE stream; a
+/// 2026-07-28 upstream's `input_required` passes through to the modern client and is asked of
+/// the session-era ones, the gateway retrying with the answer.
 async fn upstream_questions_reach_clients_in_their_era(backend: Backend) {
     let db = TestDb::new(backend).await;
     let gateway = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
@@ -277,15 +233,21 @@ async fn upstream_questions_reach_clients_in_their_era(backend: Backend) {
     let asker = start_mrtr_server().await;
     register_upstream(&gateway, "Fixture", &fixture.url).await;
     register_upstream(&gateway, "Asker", &asker.url).await;
-    let endpoint = format!("{}/mcp", gateway.base);
-    for (sdk, protocol) in [("python-2", "2026-07-28"), ("python-1", "2025-11-25")] {
+    for (sdk, transport, protocol) in SDK_MATRIX {
+        let endpoint = match *transport {
+            "sse" => format!("{}/sse", gateway.base),
+            _ => format!("{}/mcp", gateway.base),
+        };
         let call = |tool: &str, arguments: Value| {
             let extra = vec!["sample".to_owned(), tool.to_owned(), arguments.to_string()];
             let endpoint = endpoint.clone();
-            async move { run_client_with(sdk, &endpoint, "streamable", &extra).await }
+            async move { run_client_with(sdk, &endpoint, transport, &extra).await }
         };
+        let sdk = format!("{sdk} over {transport}");
         let sampled = call("fixture-test_sampling", json!({"prompt": "hello"})).await;
-        assert_eq!(sampled["protocol"], protocol, "{sampled}");
+        if let Some(protocol) = protocol {
+            assert_eq!(sampled["protocol"], *protocol, "{sdk}: {sampled}");
+        }
         assert_eq!(sampled["asked"], json!(["sampling"]), "{sdk}: {sampled}");
         assert_eq!(
             sampled["text"],

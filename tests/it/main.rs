@@ -6,6 +6,7 @@
 mod common;
 
 mod affinity;
+mod apps;
 mod cli;
 mod conformance;
 mod console;
@@ -14,6 +15,7 @@ mod identity;
 mod interop;
 mod loadtest;
 mod mcp;
+mod modern;
 mod registry;
 mod resilience;
 mod security;

@@ -29,6 +29,8 @@ pub struct DiscoveredTool {
     pub output_schema: Option<String>,
     /// JSON text.
     pub annotations: String,
+    /// JSON object text: definition members passed through as the upstream sent them.
+    pub passthrough: String,
 }
 
 /// A resource or template as discovered.
@@ -44,6 +46,8 @@ pub struct DiscoveredResource {
     pub description: Option<String>,
     /// MIME type.
     pub mime_type: Option<String>,
+    /// JSON object text: definition members passed through as the upstream sent them.
+    pub passthrough: String,
 }
 
 /// A prompt as discovered, already named for the gateway.
@@ -57,6 +61,8 @@ pub struct DiscoveredPrompt {
     pub description: Option<String>,
     /// JSON text of the declared arguments.
     pub arguments: String,
+    /// JSON object text: definition members passed through as the upstream sent them.
+    pub passthrough: String,
 }
 
 /// Counts of what a sync stored.

@@ -145,6 +145,7 @@ impl Federated for DiscoveredTool {
             && row.input_schema == self.input_schema
             && row.output_schema == self.output_schema
             && row.annotations == self.annotations
+            && row.passthrough == self.passthrough
     }
     fn updated(&self, mut row: ToolRow, now: NaiveDateTime) -> ToolRow {
         row.name.clone_from(&self.name);
@@ -152,6 +153,7 @@ impl Federated for DiscoveredTool {
         row.input_schema.clone_from(&self.input_schema);
         row.output_schema.clone_from(&self.output_schema);
         row.annotations.clone_from(&self.annotations);
+        row.passthrough.clone_from(&self.passthrough);
         row.updated_at = now;
         row
     }
@@ -179,6 +181,7 @@ impl Federated for DiscoveredTool {
             visibility: sync.gateway.visibility,
             created_at: now,
             updated_at: now,
+            passthrough: self.passthrough.clone(),
         }
     }
     fn public_name(&self) -> Option<&str> {
@@ -227,6 +230,7 @@ impl Federated for DiscoveredTool {
                 tools::input_schema.eq(&self.input_schema),
                 tools::output_schema.eq(&self.output_schema),
                 tools::annotations.eq(&self.annotations),
+                tools::passthrough.eq(&self.passthrough),
                 tools::updated_at.eq(now),
             ));
             on_backend!(conn, c => update.execute(c).await)?;
@@ -264,11 +268,13 @@ impl Federated for DiscoveredResource {
         row.name == self.name
             && row.description == self.description
             && row.mime_type == self.mime_type
+            && row.passthrough == self.passthrough
     }
     fn updated(&self, mut row: ResourceRow, now: NaiveDateTime) -> ResourceRow {
         row.name.clone_from(&self.name);
         row.description.clone_from(&self.description);
         row.mime_type.clone_from(&self.mime_type);
+        row.passthrough.clone_from(&self.passthrough);
         row.updated_at = now;
         row
     }
@@ -292,6 +298,7 @@ impl Federated for DiscoveredResource {
             visibility: sync.gateway.visibility,
             created_at: now,
             updated_at: now,
+            passthrough: self.passthrough.clone(),
         }
     }
     fn public_name(&self) -> Option<&str> {
@@ -345,6 +352,7 @@ impl Federated for DiscoveredResource {
                 resources::name.eq(&self.name),
                 resources::description.eq(&self.description),
                 resources::mime_type.eq(&self.mime_type),
+                resources::passthrough.eq(&self.passthrough),
                 resources::updated_at.eq(now),
             ));
             on_backend!(conn, c => update.execute(c).await)?;
@@ -382,11 +390,13 @@ impl Federated for DiscoveredPrompt {
         row.name == self.name
             && row.description == self.description
             && row.arguments == self.arguments
+            && row.passthrough == self.passthrough
     }
     fn updated(&self, mut row: PromptRow, now: NaiveDateTime) -> PromptRow {
         row.name.clone_from(&self.name);
         row.description.clone_from(&self.description);
         row.arguments.clone_from(&self.arguments);
+        row.passthrough.clone_from(&self.passthrough);
         row.updated_at = now;
         row
     }
@@ -409,6 +419,7 @@ impl Federated for DiscoveredPrompt {
             visibility: sync.gateway.visibility,
             created_at: now,
             updated_at: now,
+            passthrough: self.passthrough.clone(),
         }
     }
     fn public_name(&self) -> Option<&str> {
@@ -458,6 +469,7 @@ impl Federated for DiscoveredPrompt {
                 prompts::name.eq(&self.name),
                 prompts::description.eq(&self.description),
                 prompts::arguments.eq(&self.arguments),
+                prompts::passthrough.eq(&self.passthrough),
                 prompts::updated_at.eq(now),
             ));
             on_backend!(conn, c => update.execute(c).await)?;

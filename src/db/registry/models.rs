@@ -29,6 +29,8 @@ pub struct ToolRow {
     pub visibility: crate::auth::rbac::Visibility,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Definition members passed through from the upstream as they came (a JSON object).
+    pub passthrough: String,
 }
 
 /// A resource with a fixed URI (and text content) or a URI template.
@@ -51,6 +53,8 @@ pub struct ResourceRow {
     pub visibility: crate::auth::rbac::Visibility,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Definition members passed through from the upstream as they came (a JSON object).
+    pub passthrough: String,
 }
 
 /// A prompt rendered from a tera template.
@@ -72,6 +76,8 @@ pub struct PromptRow {
     pub visibility: crate::auth::rbac::Visibility,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Definition members passed through from the upstream as they came (a JSON object).
+    pub passthrough: String,
 }
 
 /// An upstream MCP server record.

@@ -1,11 +1,16 @@
 // Drives an MCP server with the official TypeScript SDK and prints what it saw as JSON.
-// usage: node client.mjs URL TOKEN streamable|sse              (the standard exercise)
-//        node client.mjs URL TOKEN streamable|sse TOOL ARGS    (call one tool with JSON arguments)
+// usage: node client.mjs URL TOKEN streamable|sse                  (the standard exercise)
+//        node client.mjs URL TOKEN streamable|sse TOOL ARGS        (call one tool with JSON arguments)
+//        node client.mjs URL TOKEN streamable|sse sample TOOL ARGS (declare sampling and elicitation,
+//            answer them with canned replies, call one tool)
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { CreateMessageRequestSchema, ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 
-const [url, token, kind, oneTool, oneArguments] = process.argv.slice(2);
+const [url, token, kind, ...rest] = process.argv.slice(2);
+const answer = rest[0] === "sample";
+const [oneTool, oneArguments] = answer ? rest.slice(1) : rest;
 const headers = { Authorization: `Bearer ${token}` };
 const transport =
   kind === "sse"
@@ -17,16 +22,37 @@ const transport =
       })
     : new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
 
-const client = new Client({ name: "mcpgate-interop", version: "1.0.0" });
+const asked = [];
+const client = new Client(
+  { name: "mcpgate-interop", version: "1.0.0" },
+  answer ? { capabilities: { sampling: {}, elicitation: {} } } : {},
+);
+if (answer) {
+  client.setRequestHandler(CreateMessageRequestSchema, async () => {
+    asked.push("sampling");
+    return {
+      role: "assistant",
+      content: { type: "text", text: "canned reply from the client" },
+      model: "mcpgate-test-model",
+      stopReason: "endTurn",
+    };
+  });
+  client.setRequestHandler(ElicitRequestSchema, async () => {
+    asked.push("elicitation");
+    return { action: "accept", content: { username: "octocat", email: "octocat@example.com" } };
+  });
+}
 await client.connect(transport);
 if (oneTool) {
   const result = await client.callTool({ name: oneTool, arguments: JSON.parse(oneArguments) });
   console.log(
     JSON.stringify({
       sdk: "typescript",
+      protocol: transport.protocolVersion ?? null,
       is_error: result.isError ?? false,
       text: result.content.map((c) => c.text ?? null),
       structured: result.structuredContent ?? null,
+      asked,
     }),
   );
   await client.close();

@@ -158,3 +158,70 @@ pub async fn spawn_listening(mut command: Command, port: u16, path: &str) -> Ups
     .await;
     upstream
 }
+
+/// Runs one official SDK client (`tests/interop/client.py` or `node/client.mjs`) against `url`
+/// over `transport` (`streamable` or `sse`); returns the JSON it printed. `sdk` is `python-1`,
+/// `python-2` (its default auto mode), `python-2-legacy` (its `initialize` mode),
+/// `python-2-modern` (pinned to 2026-07-28) or `typescript`.
+pub async fn run_client(sdk: &str, url: &str, transport: &str) -> serde_json::Value {
+    run_client_with(sdk, url, transport, &[]).await
+}
+
+/// [`run_client`] with extra arguments: `TOOL ARGS` calls only that tool; `sample TOOL ARGS`
+/// also declares sampling and elicitation and answers them with canned replies.
+pub async fn run_client_with(
+    sdk: &str,
+    url: &str,
+    transport: &str,
+    extra: &[String],
+) -> serde_json::Value {
+    setup();
+    let deps = deps_dir();
+    let python = |venv: &str| {
+        (
+            format!("{deps}/{venv}/bin/python"),
+            format!("{}/client.py", interop_dir()),
+        )
+    };
+    let ((program, script), mode) = match sdk {
+        "python-1" => (python("mcp1"), "auto"),
+        "python-2" => (python("mcp2"), "auto"),
+        "python-2-legacy" => (python("mcp2"), "legacy"),
+        "python-2-modern" => (python("mcp2"), "2026-07-28"),
+        "typescript" => (
+            ("node".to_owned(), format!("{deps}/node/client.mjs")),
+            "auto",
+        ),
+        other => panic!("unknown sdk {other}"),
+    };
+    let mut command = Command::new(&program);
+    command
+        .arg(&script)
+        .arg(url)
+        .arg(super::token("admin@example.com", true))
+        .arg(transport)
+        .args(extra)
+        .env("MCP_CLIENT_MODE", mode);
+    let outcome = run_json(command, &format!("{sdk} over {transport}")).await;
+    eprintln!("{sdk} over {transport}: {outcome}");
+    outcome
+}
+
+/// Runs `command` (a driver script) to its end off the test's thread; the JSON it printed last.
+/// Fails the test, with its output, if it exits unsuccessfully or prints no JSON.
+pub async fn run_json(mut command: Command, what: &str) -> serde_json::Value {
+    setup();
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the driver's task")
+        .unwrap_or_else(|error| panic!("run {what}: {error}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{what}: exit {}\nstdout: {stdout}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|error| panic!("{what} prints JSON ({error}): {stdout}"))
+}

@@ -124,15 +124,26 @@ fn gateway(ctx: &Ctx, gateway_id: &str) -> Result<Arc<Gateway>, McpError> {
     })
 }
 
-/// The message to the UpstreamActor.
+/// The message to the UpstreamActor. The client's log level goes with the request, as
+/// 2026-07-28 has it (`_meta`): a 2026-07-28 upstream sends log messages only at or above it
+/// (a session-era upstream reads its session's level instead, set on affine sessions).
 fn call(
     ctx: &Ctx,
     gateway: &Gateway,
     method: &str,
-    params: Object,
+    mut params: Object,
     notifications: Notifications,
     cancel: CancellationToken,
 ) -> Forward {
+    if let Some(level) = ctx.log_level {
+        let meta_object = params.entry("_meta").or_insert_with(|| json!({}));
+        if let Some(meta_object) = meta_object.as_object_mut() {
+            meta_object.insert(
+                crate::protocol::meta::LOG_LEVEL.into(),
+                json!(level.as_str()),
+            );
+        }
+    }
     Forward {
         gateway_id: gateway.id.clone(),
         gateway_name: gateway.name.clone(),

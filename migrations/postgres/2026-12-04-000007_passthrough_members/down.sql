@@ -1,0 +1,3 @@
+ALTER TABLE prompts DROP COLUMN passthrough;
+ALTER TABLE resources DROP COLUMN passthrough;
+ALTER TABLE tools DROP COLUMN passthrough;
