@@ -207,6 +207,35 @@ async fn a_question_withdrawn_on_the_call_stream_is_withdrawn_from_the_client(ba
     let seen = run_clients(&gateway, &fixture.url, &["withdrawn"]).await;
     assert_eq!(seen["withdrawn"], json!(["withdrawn soon"]), "{seen}");
     assert_eq!(seen["withdrawn_call"], "withdrawn", "{seen}");
+
+    // A 2026-07-28 client was shown the question as input_required, the call parked: once the
+    // upstream withdraws it, a retry without the answer is not asked it again but gets what the
+    // upstream did next.
+    let client = McpClient::new(&gateway, "/mcp");
+    let mut body = client.modern_body(
+        "tools/call",
+        json!({"name": "test_sampling_withdrawn", "arguments": {}}),
+    );
+    body["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({"sampling": {}});
+    let interim = client.send_modern(body.clone()).await;
+    let interim = interim.expect(StatusCode::OK)["result"].clone();
+    assert_eq!(interim["resultType"], "input_required", "{interim}");
+    let mut state = interim["requestState"].clone();
+    let mut done = Value::Null;
+    for _ in 0..100 {
+        let mut retry = body.clone();
+        retry["params"]["requestState"] = state.clone();
+        retry["params"]["inputResponses"] = json!({});
+        let result = client.send_modern(retry).await.expect(StatusCode::OK)["result"].clone();
+        if result["resultType"] != "input_required" {
+            done = result;
+            break;
+        }
+        // Not withdrawn yet: asked again, under a new state.
+        state = result["requestState"].clone();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(done["content"][0]["text"], "withdrawn", "{done}");
     gateway.stop().await;
 }
 

@@ -98,6 +98,9 @@ pub async fn forward_interactive(
         let parked = ctx.parked.resume(state, &owner)?;
         let ParkedCall { call, question, .. } = parked;
         return match responses.and_then(|mut responses| responses.remove(&question.key)) {
+            // A question the upstream withdrew while parked (notifications/cancelled) gets no
+            // answer and is not asked again: the retry waits for what the upstream does next.
+            _ if question.reply.is_closed() => wait(ctx, owner, call).await,
             Some(answer) => {
                 let _ = question.reply.send(json!({ "result": answer }));
                 wait(ctx, owner, call).await
