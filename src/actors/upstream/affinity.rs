@@ -9,8 +9,8 @@
 //! its DELETE).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, json};
 
@@ -19,14 +19,19 @@ use crate::protocol::LogLevel;
 use crate::quota::{Permit, Quota};
 use crate::upstream::{CallError, ClientEnd, Connection, Notifications, Target};
 
-/// One client's own upstream sessions, by upstream.
+/// One client's own upstream sessions, by upstream. Each upstream has a slot of its own, so
+/// making a session with one upstream (up to the connect timeout) holds up only the client's
+/// calls to that upstream, which wait for it rather than make a second.
 pub struct Affinity {
     client: Arc<dyn ClientEnd>,
     principal: String,
     quota: Arc<Quota>,
-    sessions: tokio::sync::Mutex<HashMap<String, Own>>,
+    sessions: Mutex<HashMap<String, Slot>>,
     ended: AtomicBool,
 }
+
+/// Where the client's session with one upstream is (none until made, or after a reset).
+type Slot = Arc<tokio::sync::Mutex<Option<Own>>>;
 
 /// One upstream session of the client's own, and its place in the principal's quota.
 struct Own {
@@ -42,7 +47,7 @@ impl Affinity {
             client,
             principal: principal.to_owned(),
             quota,
-            sessions: tokio::sync::Mutex::default(),
+            sessions: Mutex::default(),
             ended: AtomicBool::new(false),
         })
     }
@@ -58,8 +63,9 @@ impl Affinity {
         if self.ended.load(Ordering::Acquire) {
             return Ok(None);
         }
-        let mut sessions = self.sessions.lock().await;
-        if let Some(own) = sessions.get(link.gateway_id())
+        let slot = self.slot(link.gateway_id());
+        let mut own = slot.lock().await;
+        if let Some(own) = own.as_ref()
             && (Arc::ptr_eq(&own.target, target) || own.target == *target)
         {
             return Ok(Some(own.connection.clone()));
@@ -75,31 +81,49 @@ impl Affinity {
         if let Some(level) = self.client.log_level() {
             set_level(&connection, level).await;
         }
-        let replaced = sessions.insert(
-            link.gateway_id().to_owned(),
-            Own {
-                target: target.clone(),
-                connection: connection.clone(),
-                _permit: permit,
-            },
-        );
-        drop(sessions);
+        let replaced = own.replace(Own {
+            target: target.clone(),
+            connection: connection.clone(),
+            _permit: permit,
+        });
+        drop(own);
         if let Some(replaced) = replaced {
             // The upstream moved: the session at its old address ends.
             replaced.connection.close().await;
         }
+        if self.ended.load(Ordering::Acquire) {
+            // The client ended while this session was being made: it ends too.
+            if let Some(own) = slot.lock().await.take() {
+                own.connection.close().await;
+            }
+            return Ok(None);
+        }
         Ok(Some(connection))
+    }
+
+    /// The slot of `gateway_id`'s session, made empty on first use.
+    fn slot(&self, gateway_id: &str) -> Slot {
+        lock(&self.sessions)
+            .entry(gateway_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Every slot.
+    fn slots(&self) -> Vec<Slot> {
+        lock(&self.sessions).values().cloned().collect()
     }
 
     /// Forgets the session if it is still `stale` (the upstream forgot it, or it broke): the
     /// next call makes a new one.
     pub(super) async fn reset(&self, gateway_id: &str, stale: &Arc<Connection>) {
-        let mut sessions = self.sessions.lock().await;
-        if sessions
-            .get(gateway_id)
+        let slot = self.slot(gateway_id);
+        let mut own = slot.lock().await;
+        if own
+            .as_ref()
             .is_some_and(|own| Arc::ptr_eq(&own.connection, stale))
         {
-            sessions.remove(gateway_id);
+            *own = None;
         }
     }
 
@@ -107,15 +131,11 @@ impl Affinity {
     pub fn set_log_level(self: &Arc<Self>, level: LogLevel) {
         let affinity = self.clone();
         spawn(async move {
-            let connections: Vec<Arc<Connection>> = affinity
-                .sessions
-                .lock()
-                .await
-                .values()
-                .map(|own| own.connection.clone())
-                .collect();
-            for connection in connections {
-                set_level(&connection, level).await;
+            for slot in affinity.slots() {
+                let connection = slot.lock().await.as_ref().map(|own| own.connection.clone());
+                if let Some(connection) = connection {
+                    set_level(&connection, level).await;
+                }
             }
         });
     }
@@ -128,18 +148,20 @@ impl Affinity {
         }
         let affinity = self.clone();
         spawn(async move {
-            let ended: Vec<Own> = affinity
-                .sessions
-                .lock()
-                .await
-                .drain()
-                .map(|(_, own)| own)
-                .collect();
-            for own in ended {
-                own.connection.close().await;
+            for slot in affinity.slots() {
+                let own = slot.lock().await.take();
+                if let Some(own) = own {
+                    own.connection.close().await;
+                }
             }
         });
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `logging/setLevel` on an upstream that offers logging (best effort).
