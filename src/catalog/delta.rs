@@ -281,6 +281,8 @@ mod tests {
             capabilities: "{}".into(),
             reachable: true,
             last_seen_at: None,
+            skipped: "[]".into(),
+            degraded_reason: None,
         }
     }
 

@@ -32,6 +32,39 @@ pub struct FederationSettings {
     /// without telling.
     #[arg(id = "GATEWAY_REFRESH_SECONDS", long = "gateway-refresh-seconds", env = "GATEWAY_REFRESH_SECONDS", default_value = "300", value_parser = parse::seconds(7.0 * 86400.0))]
     pub refresh_interval: Duration,
+    /// What a discovery may bring, and how strictly it is checked.
+    #[command(flatten)]
+    pub discovery: DiscoveryLimits,
+}
+
+/// Bounds on what one upstream's discovery may bring (everything an upstream sends is
+/// untrusted input). Past a count or size bound the whole discovery is refused (at refresh:
+/// the last good catalog stays and the upstream is marked degraded); an item that breaks a
+/// per-item rule is skipped and reported, or refuses the discovery in strict mode.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DiscoveryLimits {
+    /// Tools, resources (with templates) or prompts one upstream may offer, each.
+    #[arg(id = "UPSTREAM_MAX_ITEMS", long = "upstream-max-items", env = "UPSTREAM_MAX_ITEMS", default_value = "5000", value_parser = parse::whole::<usize>(1, 1_000_000))]
+    pub max_items: usize,
+    /// Bytes of one page of a list result.
+    #[arg(id = "UPSTREAM_MAX_PAGE_BYTES", long = "upstream-max-page-bytes", env = "UPSTREAM_MAX_PAGE_BYTES", default_value = "8388608", value_parser = parse::whole::<usize>(1024, 16 * 1024 * 1024))]
+    pub max_page_bytes: usize,
+    /// Bytes of every page of one discovery together.
+    #[arg(id = "UPSTREAM_MAX_DISCOVERY_BYTES", long = "upstream-max-discovery-bytes", env = "UPSTREAM_MAX_DISCOVERY_BYTES", default_value = "33554432", value_parser = parse::whole::<usize>(1024, 1024 * 1024 * 1024))]
+    pub max_discovery_bytes: usize,
+    /// Characters of an item's description.
+    #[arg(id = "UPSTREAM_MAX_DESCRIPTION_CHARS", long = "upstream-max-description-chars", env = "UPSTREAM_MAX_DESCRIPTION_CHARS", default_value = "16384", value_parser = parse::whole::<usize>(1, 10_000_000))]
+    pub max_description_chars: usize,
+    /// Bytes of a tool's input or output schema (as JSON text).
+    #[arg(id = "UPSTREAM_MAX_SCHEMA_BYTES", long = "upstream-max-schema-bytes", env = "UPSTREAM_MAX_SCHEMA_BYTES", default_value = "131072", value_parser = parse::whole::<usize>(64, 16 * 1024 * 1024))]
+    pub max_schema_bytes: usize,
+    /// Nesting depth of a tool's schema (objects and arrays).
+    #[arg(id = "UPSTREAM_MAX_SCHEMA_DEPTH", long = "upstream-max-schema-depth", env = "UPSTREAM_MAX_SCHEMA_DEPTH", default_value = "32", value_parser = parse::whole::<usize>(2, 1000))]
+    pub max_schema_depth: usize,
+    /// Refuse a whole discovery when any item fails a check (instead of skipping that item).
+    #[arg(id = "UPSTREAM_DISCOVERY_STRICT", long = "upstream-discovery-strict", env = "UPSTREAM_DISCOVERY_STRICT", default_value = "false", value_parser = parse::boolean(),
+        action = clap::ArgAction::Set)]
+    pub strict: bool,
 }
 
 /// `GATEWAY_TOOL_NAME_SEPARATOR`: tool names allow only these besides letters and digits.

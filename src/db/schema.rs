@@ -105,6 +105,8 @@ diesel::table! {
         capabilities -> Text,
         reachable -> Bool,
         last_seen_at -> Nullable<Timestamp>,
+        skipped -> Text,
+        degraded_reason -> Nullable<Text>,
     }
 }
 

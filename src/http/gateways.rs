@@ -22,7 +22,7 @@ use crate::service::gateways::{self, GatewayDiscovered};
         (status = 409, description = "the name, or a discovered name, is taken", body = ErrorBody),
         (status = 413, description = "body too large", body = ErrorBody),
         (status = 422, description = "a field is missing or invalid", body = ErrorBody),
-        (status = 502, description = "the upstream could not be reached or offered something refused", body = ErrorBody),
+        (status = 502, description = "the upstream could not be reached, or what it offers breaks a bound or (strict mode) a check", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -50,7 +50,7 @@ pub async fn register(
         (status = 200, description = "the gateway and what it now offers", body = GatewayDiscovered),
         (status = 404, description = "no such id", body = ErrorBody),
         (status = 409, description = "a discovered name clashes", body = ErrorBody),
-        (status = 502, description = "the upstream could not be reached", body = ErrorBody),
+        (status = 502, description = "the upstream could not be reached, or what it offers breaks a bound (it is marked degraded; what it offered before is still served)", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

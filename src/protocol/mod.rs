@@ -7,7 +7,7 @@ mod reply;
 
 use serde_json::{Value, json};
 
-pub use self::reply::{Encoded, RawObject, Reply};
+pub use self::reply::{Encoded, MAX_NESTING, RawObject, Reply};
 
 /// The modern (stateless) revision.
 pub const MODERN_VERSION: &str = "2026-07-28";

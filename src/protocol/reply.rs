@@ -20,10 +20,51 @@ pub struct RawObject {
     members: Vec<(String, Box<RawValue>)>,
 }
 
+/// The deepest nesting of arrays and objects relayed from an upstream (serde_json's own
+/// limit when it parses a tree, so what is relayed stays readable by clients' parsers).
+pub const MAX_NESTING: usize = 128;
+
+/// Whether JSON `text`, found `start` levels down, nests arrays and objects deeper than
+/// [`MAX_NESTING`] in all (one pass over its bytes; brackets inside strings do not count).
+fn too_deep_from(text: &str, start: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (start, false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 impl RawObject {
     /// Reads an object's top-level members (each value is checked to be JSON and copied).
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
+    }
+
+    /// Whether a member nests arrays and objects so deep that the whole is deeper than
+    /// [`MAX_NESTING`] (its members were kept as text, never parsed into a tree).
+    pub fn too_deep(&self) -> bool {
+        self.members
+            .iter()
+            .any(|(_, value)| too_deep_from(value.get(), 1))
     }
 
     /// A member's text.
@@ -293,6 +334,15 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        assert!(!too_deep_from(&nested(MAX_NESTING), 0));
+        assert!(too_deep_from(&nested(MAX_NESTING + 1), 0));
+        assert!(!too_deep_from(&format!("\"{}\"", "[".repeat(500)), 0));
+        assert!(!too_deep_from(r#"{"a": "\"[[[", "b": [1, {"c": 2}]}"#, 0));
+    }
 
     #[test]
     fn a_relayed_result_keeps_its_text_and_changes_only_its_members() {

@@ -169,6 +169,11 @@ pub struct GatewayView {
     pub reachable: bool,
     /// When it last answered.
     pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What its last discovery left out, and why.
+    pub skipped: Vec<crate::db::federation::Skipped>,
+    /// Why it is degraded (its last refresh broke a bound; the catalog of the refresh before
+    /// is still served), if it is.
+    pub degraded_reason: Option<String>,
     /// Tags, state, visibility, owner and timestamps.
     #[serde(flatten)]
     pub meta: ItemMeta,
@@ -235,6 +240,8 @@ impl Entity for Gateways {
             capabilities: "{}".into(),
             reachable: true,
             last_seen_at: None,
+            skipped: "[]".into(),
+            degraded_reason: None,
         })
     }
 
@@ -297,6 +304,8 @@ impl Entity for Gateways {
             capabilities: serde_json::from_str(&row.capabilities).unwrap_or_default(),
             reachable: row.reachable,
             last_seen_at: row.last_seen_at.map(|seen| seen.and_utc()),
+            skipped: serde_json::from_str(&row.skipped).unwrap_or_default(),
+            degraded_reason: row.degraded_reason,
         }
     }
 

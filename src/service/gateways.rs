@@ -86,9 +86,9 @@ fn map_federation(error: FederationError, id: Option<&str>) -> ApiError {
             field: "url".into(),
             message,
         },
-        FederationError::Unreachable { .. } | FederationError::Offered { .. } => {
-            ApiError::BadGateway(error.to_string())
-        }
+        FederationError::Unreachable { .. }
+        | FederationError::Offered { .. }
+        | FederationError::Bound { .. } => ApiError::BadGateway(error.to_string()),
         FederationError::Credentials(name) => {
             tracing::error!(gateway = %name, "stored credentials do not decrypt");
             ApiError::Internal

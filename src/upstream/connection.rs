@@ -36,6 +36,55 @@ fn own_capabilities(asks_clients: bool) -> Value {
     capabilities
 }
 
+/// The member a listed item that cannot be read as JSON carries instead of its definition
+/// (with its name, when that much can be read): the discovery's checks report it skipped.
+pub const UNREADABLE: &str = "mcpgate/unreadable";
+
+/// A listed item as a tree, or, when it cannot be one (it nests deeper than the parser goes),
+/// its name and why.
+fn readable(item: &serde_json::value::RawValue) -> Value {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        name: Option<String>,
+    }
+    serde_json::from_str(item.get()).unwrap_or_else(|error| {
+        let name = serde_json::from_str::<Named>(item.get())
+            .ok()
+            .and_then(|named| named.name);
+        json!({ "name": name, UNREADABLE: format!("cannot be read: {error}") })
+    })
+}
+
+/// What one discovery may still bring: bytes of list pages (each, and all together) and items
+/// of each kind.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// Items one list may hold.
+    pub max_items: usize,
+    /// Bytes one page may hold.
+    pub max_page_bytes: usize,
+    /// Bytes every page still to come may hold together.
+    pub bytes_left: usize,
+}
+
+impl Budget {
+    /// Counts a page of `bytes` against the budget.
+    fn take_page(&mut self, method: &str, bytes: usize) -> Result<(), CallError> {
+        if bytes > self.max_page_bytes {
+            return Err(CallError::Bound(format!(
+                "a page of {method} holds {bytes} bytes; the most accepted is {} (UPSTREAM_MAX_PAGE_BYTES)",
+                self.max_page_bytes
+            )));
+        }
+        self.bytes_left = self.bytes_left.checked_sub(bytes).ok_or_else(|| {
+            CallError::Bound(
+                "the upstream's lists together exceed UPSTREAM_MAX_DISCOVERY_BYTES".to_owned(),
+            )
+        })?;
+        Ok(())
+    }
+}
+
 /// A live connection to one upstream.
 pub struct Connection {
     transport: Box<dyn Transport>,
@@ -288,8 +337,15 @@ impl Connection {
         self.transport.notify(body).await
     }
 
-    /// Lists every page of a list method; `field` names the array in the result.
-    pub async fn list_all(&self, method: &str, field: &str) -> Result<Vec<Value>, CallError> {
+    /// Lists every page of a list method within `budget`; `field` names the array in the
+    /// result. Each page is checked before its items are parsed (its size, then how many it
+    /// holds), so an oversized list costs no more than the page that broke the bound.
+    pub async fn list_all(
+        &self,
+        method: &str,
+        field: &str,
+        budget: &mut Budget,
+    ) -> Result<Vec<Value>, CallError> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -297,16 +353,32 @@ impl Connection {
             if let Some(cursor) = &cursor {
                 params.insert("cursor".into(), json!(cursor));
             }
-            let result = self.request(method, params, Notifications::none()).await?;
-            if let Some(Value::Array(page)) = result.get(field) {
-                items.extend(page.iter().cloned());
+            let result = self
+                .request_with_id(self.next_id(), method, params, Notifications::none())
+                .await?;
+            if let Some(page) = result.get(field) {
+                budget.take_page(method, page.get().len())?;
+                let page: Vec<&serde_json::value::RawValue> = serde_json::from_str(page.get())
+                    .map_err(|_| {
+                        CallError::Transport(format!("{method}: {field} is not an array"))
+                    })?;
+                if items.len() + page.len() > budget.max_items {
+                    return Err(CallError::Bound(format!(
+                        "{method} lists more than {} items (UPSTREAM_MAX_ITEMS)",
+                        budget.max_items
+                    )));
+                }
+                items.extend(page.into_iter().map(readable));
             }
-            match result.get("nextCursor").and_then(Value::as_str) {
-                Some(next) if Some(next) != cursor.as_deref() => cursor = Some(next.to_owned()),
+            let next: Option<String> = result
+                .get("nextCursor")
+                .and_then(|raw| serde_json::from_str(raw.get()).ok());
+            match next {
+                Some(next) if Some(&next) != cursor.as_ref() => cursor = Some(next),
                 _ => return Ok(items),
             }
         }
-        Err(CallError::Transport(format!(
+        Err(CallError::Bound(format!(
             "{method} returned more than {MAX_PAGES} pages"
         )))
     }

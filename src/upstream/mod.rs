@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use self::connection::Connection;
+pub use self::connection::{Budget, Connection, UNREADABLE};
 pub(crate) use self::transport::describe;
 pub use self::transport::{ClientEnd, ClientRequest, Notifications, OnChange, Transport};
 
@@ -60,6 +60,9 @@ pub enum CallError {
     /// The caller went away.
     #[error("cancelled")]
     Cancelled,
+    /// What the upstream sent breaks a bound the gateway keeps (the message names it).
+    #[error("{0}")]
+    Bound(String),
 }
 
 impl From<crate::egress::EgressDenied> for CallError {

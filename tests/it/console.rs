@@ -180,7 +180,7 @@ async fn in_the_browser(backend: Backend) {
 }
 
 /// A cookie-jar client for the console.
-fn browser_like() -> reqwest::Client {
+pub(crate) fn browser_like() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -194,7 +194,7 @@ fn field(html: &str, name: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
-async fn sign_in(
+pub(crate) async fn sign_in(
     server: &TestServer,
     client: &reqwest::Client,
     email: &str,
@@ -216,13 +216,18 @@ async fn sign_in(
         .await
         .unwrap();
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
-    let dashboard = client
-        .get(format!("{}/admin", server.base))
+    page(client, server, "/admin").await
+}
+
+/// A console page at `path`, which must answer 200.
+pub(crate) async fn page(client: &reqwest::Client, server: &TestServer, path: &str) -> String {
+    let page = client
+        .get(format!("{}{path}", server.base))
         .send()
         .await
         .unwrap();
-    assert_eq!(dashboard.status(), StatusCode::OK);
-    dashboard.text().await.unwrap()
+    assert_eq!(page.status(), StatusCode::OK, "{path}");
+    page.text().await.unwrap()
 }
 
 /// Follows a change's redirect (303) back to its list; returns that page, which shows the

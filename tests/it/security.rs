@@ -1108,20 +1108,22 @@ async fn secrets_are_not_kept_beside_what_they_protect(backend: Backend) {
 }
 
 /// Names: an upstream (the official TypeScript SDK) offering a tool name with an invisible or
-/// mixed-script look-alike character is refused at registration with a 502 naming the
-/// character, and nothing is stored; a decomposed name is served NFC-normalised and called
-/// upstream by its original. A name conflict tells nothing about the item the caller cannot see.
+/// mixed-script look-alike character has that tool skipped, the registration's report naming
+/// the character (in strict mode the registration is refused with a 502 naming it, and
+/// nothing is stored); a decomposed name is served NFC-normalised and called upstream by its
+/// original. A name conflict tells nothing about the item the caller cannot see.
 async fn look_alike_names_are_refused(backend: Backend) {
     use common::sdk::ConformanceFixture;
     let db = TestDb::new(backend).await;
-    let server = TestServer::start(&db, &[]).await;
-    for (name, reason) in [
+    let looks_alike = [
         ("get\u{200B}weather", "U+200B"),
         ("p\u{430}y", "several scripts"),
         ("admin\u{202E}txt", "U+202E"),
-    ] {
+    ];
+    let strict = TestServer::start(&db, &[("UPSTREAM_DISCOVERY_STRICT", "true")]).await;
+    for (name, reason) in looks_alike {
         let upstream = ConformanceFixture::start_with(0, &[name]);
-        let refused = server
+        let refused = strict
             .admin(
                 Method::POST,
                 "/gateways",
@@ -1135,14 +1137,47 @@ async fn look_alike_names_are_refused(backend: Backend) {
             refused.body
         );
     }
-    let stored = server.admin(Method::GET, "/gateways", None).await;
+    let stored = strict.admin(Method::GET, "/gateways", None).await;
     assert_eq!(stored.body["items"], json!([]), "nothing stored");
-    let tools = server.admin(Method::GET, "/tools", None).await;
+    let tools = strict.admin(Method::GET, "/tools", None).await;
     assert_eq!(tools.body["items"], json!([]), "nothing stored");
+    strict.stop().await;
 
-    let upstream = ConformanceFixture::start_with(0, &["cafe\u{301}"]);
-    common::register_gateway(&server, "Fixture", &upstream.url).await;
-    let result = call_tool(&server, "fixture-caf\u{e9}").await;
+    let server = TestServer::start(&db, &[]).await;
+    let mut names: Vec<&str> = looks_alike.iter().map(|(name, _)| *name).collect();
+    names.push("cafe\u{301}");
+    let upstream = ConformanceFixture::start_with(0, &names);
+    let registered = server
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({"name": "Sly", "url": upstream.url})),
+        )
+        .await;
+    let registered = registered.expect(StatusCode::CREATED);
+    let skipped = registered["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 3, "{registered}");
+    for (name, reason) in looks_alike {
+        assert!(
+            skipped
+                .iter()
+                .any(|item| item["name"] == name
+                    && item["reason"].as_str().unwrap().contains(reason)),
+            "{name:?} is skipped for {reason}: {registered}"
+        );
+    }
+    let tools = McpClient::new(&server, "/mcp")
+        .modern("tools/list", json!({}))
+        .await;
+    let listed = tools.expect(StatusCode::OK).to_string();
+    assert!(
+        listed.contains("sly-test_simple_text")
+            && !listed.contains("weather")
+            && !listed.contains("txt"),
+        "the upstreams' other tools are served, no look-alike: {listed}"
+    );
+
+    let result = call_tool(&server, "sly-caf\u{e9}").await;
     assert_eq!(
         result["content"][0]["text"], "called cafe\u{301}",
         "{result}"

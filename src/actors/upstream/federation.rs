@@ -12,7 +12,7 @@ use super::affinity::Affinity;
 use super::{Upstream, UpstreamActor};
 use crate::breaker::{Breaker, BreakerSnapshot};
 use crate::protocol::RawObject;
-use crate::upstream::{CallError, ClientEnd, Connection, Notifications, Target};
+use crate::upstream::{Budget, CallError, ClientEnd, Connection, Notifications, Target};
 
 /// What an upstream offers, read at registration or refresh.
 #[derive(Debug, Clone)]
@@ -33,10 +33,12 @@ pub struct Discovery {
     pub prompts: Vec<Value>,
 }
 
-/// Connect to an upstream and list everything it offers (every page).
+/// Connect to an upstream and list everything it offers (every page), within a budget.
 pub struct Discover {
     /// Where it is.
     pub target: Target,
+    /// What the discovery may bring.
+    pub budget: Budget,
 }
 
 impl Message for Discover {
@@ -50,34 +52,46 @@ impl Handler<Discover> for UpstreamActor {
         let client = self.client.clone();
         Box::pin(async move {
             let connection = Connection::connect(client, message.target).await?;
-            let outcome = discover(&connection).await;
+            let outcome = discover(&connection, message.budget).await;
             connection.close().await;
             outcome
         })
     }
 }
 
-async fn discover(connection: &Connection) -> Result<Discovery, CallError> {
+async fn discover(connection: &Connection, mut budget: Budget) -> Result<Discovery, CallError> {
     let offers = |capability: &str| connection.capabilities.get(capability).is_some();
     let tools = if offers("tools") {
-        connection.list_all("tools/list", "tools").await?
+        connection
+            .list_all("tools/list", "tools", &mut budget)
+            .await?
     } else {
         Vec::new()
     };
     let (resources, templates) = if offers("resources") {
-        (
-            connection.list_all("resources/list", "resources").await?,
-            // Templates are optional even for servers with resources.
-            connection
-                .list_all("resources/templates/list", "resourceTemplates")
-                .await
-                .unwrap_or_default(),
-        )
+        let resources = connection
+            .list_all("resources/list", "resources", &mut budget)
+            .await?;
+        // Templates are optional even for servers with resources; they count with resources.
+        let mut left = budget.clone();
+        left.max_items = budget.max_items.saturating_sub(resources.len());
+        let templates = match connection
+            .list_all("resources/templates/list", "resourceTemplates", &mut left)
+            .await
+        {
+            Ok(templates) => templates,
+            Err(bound @ CallError::Bound(_)) => return Err(bound),
+            Err(_) => Vec::new(),
+        };
+        budget.bytes_left = left.bytes_left;
+        (resources, templates)
     } else {
         (Vec::new(), Vec::new())
     };
     let prompts = if offers("prompts") {
-        connection.list_all("prompts/list", "prompts").await?
+        connection
+            .list_all("prompts/list", "prompts", &mut budget)
+            .await?
     } else {
         Vec::new()
     };
@@ -335,11 +349,24 @@ async fn forward(
     };
     let outcome = tokio::time::timeout(message.timeout, work)
         .await
-        .unwrap_or(Err(CallError::Timeout(message.timeout)));
+        .unwrap_or(Err(CallError::Timeout(message.timeout)))
+        .and_then(|result| {
+            // Relayed as the upstream wrote it, so it must stay readable by clients' parsers.
+            if result.too_deep() {
+                return Err(CallError::Bound(format!(
+                    "the upstream's answer nests more than {} levels deep",
+                    crate::protocol::MAX_NESTING
+                )));
+            }
+            Ok(result)
+        });
     let now = std::time::Instant::now();
     match &outcome {
         // The upstream answered (a result or a JSON-RPC error): it is up.
-        Ok(_) | Err(CallError::Rpc { .. }) => link.breaker().record_success(admission),
+        // (An answer past a bound is an answer: the upstream is up, if misbehaving.)
+        Ok(_) | Err(CallError::Rpc { .. } | CallError::Bound(_)) => {
+            link.breaker().record_success(admission)
+        }
         Err(CallError::Cancelled) => link.breaker().record_neutral(admission),
         Err(CallError::Transport(_) | CallError::Timeout(_) | CallError::SessionExpired) => {
             link.breaker().record_failure(admission, now)
@@ -401,10 +428,10 @@ impl Handler<GetUpstreamBreakers> for UpstreamActor {
 }
 
 impl Upstream {
-    /// Connects to an upstream and lists what it offers.
-    pub async fn discover(&self, target: Target) -> Result<Discovery, CallError> {
+    /// Connects to an upstream and lists what it offers, within `budget`.
+    pub async fn discover(&self, target: Target, budget: Budget) -> Result<Discovery, CallError> {
         self.addr
-            .send(Discover { target })
+            .send(Discover { target, budget })
             .timeout(Duration::from_secs(120))
             .await
             .map_err(|_| CallError::Transport("the upstream actor did not answer".into()))?

@@ -65,6 +65,17 @@ pub struct DiscoveredPrompt {
     pub passthrough: String,
 }
 
+/// A discovered item the gateway does not serve, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Skipped {
+    /// `tool`, `resource` or `prompt`.
+    pub kind: String,
+    /// Its name (or URI) as the upstream gave it, cut to 200 characters.
+    pub name: String,
+    /// Why it is not served.
+    pub reason: String,
+}
+
 /// Counts of what a sync stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SyncCounts {
@@ -130,6 +141,9 @@ impl UnitOfWork for SyncGateway {
                     gateways::capabilities.eq(&gateway.capabilities),
                     gateways::reachable.eq(true),
                     gateways::last_seen_at.eq(gateway.last_seen_at),
+                    gateways::skipped.eq(&gateway.skipped),
+                    // A discovery within every bound ends a degradation.
+                    gateways::degraded_reason.eq(None::<String>),
                     gateways::updated_at.eq(now),
                 ));
                 if on_backend!(conn.reborrow(), c => update.execute(c).await)? == 0 {
@@ -144,6 +158,39 @@ impl UnitOfWork for SyncGateway {
                 prompts: reconcile(conn.reborrow(), self, &self.prompts, now, &mut changes).await?,
             };
             Ok(Synced { counts, changes })
+        })
+    }
+}
+
+/// Marks an upstream degraded: its last refresh broke a bound (`reason`), so what it offered
+/// before is still served.
+#[derive(Debug, Clone)]
+pub struct MarkDegraded {
+    /// The gateway.
+    pub gateway_id: String,
+    /// Which bound, as the operator is shown it.
+    pub reason: String,
+}
+
+impl super::sealed::Sealed for MarkDegraded {}
+
+impl UnitOfWork for MarkDegraded {
+    type Output = ();
+    fn name(&self) -> &'static str {
+        "gateways.degraded"
+    }
+    fn access(&self) -> Access {
+        Access::Write
+    }
+    fn idempotent(&self) -> bool {
+        true
+    }
+    fn run<'a>(&'a self, conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<()>> {
+        Box::pin(async move {
+            let update = diesel::update(gateways::table.find(&self.gateway_id))
+                .set(gateways::degraded_reason.eq(Some(&self.reason)));
+            on_backend!(conn, c => update.execute(c).await)?;
+            Ok(())
         })
     }
 }

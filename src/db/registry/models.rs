@@ -106,6 +106,10 @@ pub struct GatewayRow {
     pub capabilities: String,
     pub reachable: bool,
     pub last_seen_at: Option<NaiveDateTime>,
+    /// What the last discovery left out and why (JSON array of `{kind, name, reason}`).
+    pub skipped: String,
+    /// Why the upstream is degraded (its last refresh broke a bound), if it is.
+    pub degraded_reason: Option<String>,
 }
 
 /// A virtual server's own columns; its members live in the `server_*` tables.

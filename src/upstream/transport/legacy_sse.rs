@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Answering, ClientEnd, ClientRequest, MAX_EVENT_BYTES, Message, Notifications, OnChange,
+    Answering, ClientEnd, ClientRequest, MAX_EVENT_BYTES, Message, Notifications, OnChange, Pace,
     Transport, Withdrawals, answer_message, ask_or_decline, describe, is_change, lock,
     notify_or_drop, post_json,
 };
@@ -140,6 +140,7 @@ impl LegacySse {
             let on_change = on_change.clone();
             let poster = poster.clone();
             tokio::spawn(async move {
+                let mut pace = Pace::new();
                 while let Ok(Some(event)) = events.next().await {
                     let message = match Message::read(event.data.as_bytes()) {
                         Some(Message::Response { id, outcome }) => {
@@ -157,7 +158,9 @@ impl LegacySse {
                         }
                         continue;
                     }
-                    route(message, &routes, &poster);
+                    if message.get("id").is_some() || pace.allow() {
+                        route(message, &routes, &poster);
+                    }
                 }
                 // The stream ended: every waiting request fails (its sender is dropped).
                 lock(&routes.pending).clear();

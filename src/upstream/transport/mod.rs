@@ -175,6 +175,49 @@ impl Drop for Withdrawal {
     }
 }
 
+/// Notifications one upstream stream may relay per second, after a burst of
+/// [`NOTIFICATION_BURST`]: a flood of log messages or list changes is dropped past it, so it
+/// costs the gateway (and the client) no more than this, whatever the upstream sends.
+const NOTIFICATIONS_PER_SECOND: f64 = 100.0;
+const NOTIFICATION_BURST: f64 = 500.0;
+
+/// The pace of one stream's notifications (a token bucket).
+pub(super) struct Pace {
+    tokens: f64,
+    last: std::time::Instant,
+    dropped: u64,
+}
+
+impl Pace {
+    pub(super) fn new() -> Self {
+        Pace {
+            tokens: NOTIFICATION_BURST,
+            last: std::time::Instant::now(),
+            dropped: 0,
+        }
+    }
+
+    /// Whether one more notification may be relayed now (the first one dropped is logged).
+    pub(super) fn allow(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * NOTIFICATIONS_PER_SECOND;
+        self.tokens = (self.tokens + earned).min(NOTIFICATION_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return true;
+        }
+        if self.dropped == 0 {
+            tracing::warn!(
+                per_second = NOTIFICATIONS_PER_SECOND,
+                "an upstream sends notifications faster than they are relayed; the excess is dropped"
+            );
+        }
+        self.dropped += 1;
+        false
+    }
+}
+
 /// Whether a notification says a (subscribed) resource changed.
 pub(super) fn is_resource_update(message: &Value) -> bool {
     message.get("method").and_then(Value::as_str) == Some("notifications/resources/updated")

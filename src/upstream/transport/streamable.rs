@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{
     ANSWERING_AT_ONCE, Answering, ClientEnd, MAX_EVENT_BYTES, Message, Notifications, OnChange,
-    Opened, Transport, Withdrawals, answer_message, ask, ask_or_decline, describe, is_change,
+    Opened, Pace, Transport, Withdrawals, answer_message, ask, ask_or_decline, describe, is_change,
     is_resource_update, lock, notify_or_drop, post_json,
 };
 use crate::protocol::{Era, MODERN_VERSION, RawObject, encode_header, implementation_info, meta};
@@ -186,10 +186,7 @@ impl StreamableHttp {
                 .await
                 .map(Some);
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| CallError::Transport(describe(&e)))?;
+        let bytes = read_bounded(response, MAX_EVENT_BYTES).await?;
         match Message::read(&bytes) {
             Some(Message::Response { outcome, .. }) => outcome.map(Some),
             _ if !status.is_success() => Err(CallError::Transport(format!(
@@ -216,6 +213,7 @@ impl StreamableHttp {
     ) -> Result<RawObject, CallError> {
         let mut events = EventReader::new(response, MAX_EVENT_BYTES);
         let withdrawals = Withdrawals::default();
+        let mut pace = Pace::new();
         let mut answering = FuturesUnordered::new();
         loop {
             let event = tokio::select! {
@@ -236,6 +234,7 @@ impl StreamableHttp {
             let Some(request_id) = message.get("id").cloned() else {
                 if !withdrawals.withdraw(&message)
                     && let Some(notifications) = &relay.notifications
+                    && pace.allow()
                 {
                     let _ = notifications.try_send(message);
                 }
@@ -488,13 +487,16 @@ impl Transport for StreamableHttp {
             }
             drop(open);
             let mut events = EventReader::new(response, MAX_EVENT_BYTES);
+            let mut pace = Pace::new();
             while let Ok(Some(event)) = events.next().await {
                 let Some(Message::Other(message)) = Message::read(event.data.as_bytes()) else {
                     continue;
                 };
                 if is_change(&message) {
                     on_change();
-                } else if message.get("method").is_some() {
+                } else if message.get("method").is_some()
+                    && (message.get("id").is_some() || pace.allow())
+                {
                     about_a_call(message, &in_flight, &answers);
                 }
             }
@@ -526,4 +528,34 @@ impl Transport for StreamableHttp {
             let _ = request.send().await;
         })
     }
+}
+
+/// Reads a JSON answer's body, refusing one larger than `limit` bytes as soon as it is known
+/// to be (from its Content-Length, or while reading): an upstream cannot make the gateway hold
+/// more than that for one answer.
+async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, CallError> {
+    let too_large = || {
+        CallError::Bound(format!(
+            "the upstream's answer is larger than {} MiB",
+            limit / (1024 * 1024)
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| CallError::Transport(describe(&e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }

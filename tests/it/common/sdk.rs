@@ -79,7 +79,8 @@ impl ConformanceFixture {
 
     fn start_configured(port: u16, extra_tools: &[&str], on_get_stream: bool) -> Upstream {
         setup();
-        let mut child = Command::new("node")
+        let mut command = Command::new("node");
+        command
             .arg(format!(
                 "{}/node/conformance/fixture-server.mjs",
                 deps_dir()
@@ -92,24 +93,42 @@ impl ConformanceFixture {
             .env(
                 "QUESTIONS_ON_GET_STREAM",
                 if on_get_stream { "1" } else { "0" },
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the conformance fixture (node)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("read the fixture's port");
-        let port = serde_json::from_str::<serde_json::Value>(&line)
-            .ok()
-            .and_then(|ready| ready["port"].as_u64())
-            .unwrap_or_else(|| panic!("the fixture prints its port, got {line:?}"));
-        Upstream {
-            child,
-            url: format!("http://127.0.0.1:{port}/mcp"),
-        }
+            );
+        spawn_announcing(command)
     }
+}
+
+/// Starts a fixture that prints `{"port": N}` once it listens; its MCP endpoint is
+/// `http://127.0.0.1:N/mcp`.
+pub fn spawn_announcing(mut command: Command) -> Upstream {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|error| panic!("start {command:?}: {error}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the fixture's port");
+    let port = serde_json::from_str::<serde_json::Value>(&line)
+        .ok()
+        .and_then(|ready| ready["port"].as_u64())
+        .unwrap_or_else(|| panic!("the fixture prints its port, got {line:?}"));
+    Upstream {
+        child,
+        url: format!("http://127.0.0.1:{port}/mcp"),
+    }
+}
+
+/// `tests/interop/hostile-server.mjs` misbehaving in `mode` (see the script), with `env`.
+pub fn start_hostile(mode: &str, env: &[(&str, &str)]) -> Upstream {
+    let mut command = Command::new("node");
+    command
+        .arg(format!("{}/hostile-server.mjs", interop_dir()))
+        .env("PORT", "0")
+        .env("MODE", mode)
+        .envs(env.iter().copied());
+    spawn_announcing(command)
 }
 
 /// `tests/interop/mrtr_server.py`: a 2026-07-28 upstream on the Python SDK 2.x whose `confirm`

@@ -6,21 +6,24 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::Map;
 use tokio_util::sync::CancellationToken;
+
+mod discovered;
 
 use crate::actors::catalog::Catalogs;
 use crate::actors::db::{Db, DbError};
 use crate::actors::upstream::{Discovery, Forward, ForwardError, Upstream};
 use crate::catalog::Gateway;
 use crate::config::Settings;
-use crate::db::federation::{
-    DiscoveredPrompt, DiscoveredResource, DiscoveredTool, SetGatewayHealth, SyncCounts, SyncGateway,
-};
+use crate::db::federation::{MarkDegraded, SetGatewayHealth, SyncCounts};
 use crate::db::now;
 use crate::db::registry::{GatewayRow, GetRecord};
 use crate::secrets::SecretBox;
-use crate::upstream::{CallError, Target};
+use crate::upstream::{Budget, CallError, Target};
+
+/// The least time between two rounds of refreshes caused by upstreams' change notifications.
+const CHANGE_REFRESH_PACE: Duration = Duration::from_secs(1);
 
 /// How long a health check may take.
 const HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,7 +42,15 @@ pub enum FederationError {
         /// What happened.
         cause: CallError,
     },
-    /// The upstream offers something the gateway refuses to serve (a look-alike name).
+    /// What the upstream sent breaks a bound the gateway keeps (too many items, pages or bytes).
+    #[error("the upstream at {url} sent more than the gateway accepts: {what}; nothing was stored")]
+    Bound {
+        /// Its URL.
+        url: String,
+        /// Which bound, and by how much.
+        what: String,
+    },
+    /// The upstream offers something the gateway refuses to serve (strict mode).
     #[error("the upstream at {url} offers {what}; nothing was stored")]
     Offered {
         /// Its URL.
@@ -125,12 +136,36 @@ impl Federation {
         let headers = self.stored_headers(&row)?;
         let discovery = match self.discover(&row, headers).await {
             Ok(discovery) => discovery,
+            Err(FederationError::Bound { url, what }) => {
+                // Reachable but past a bound: what it offered before is still served.
+                self.degraded(&row.id, &what).await;
+                return Err(FederationError::Bound { url, what });
+            }
             Err(error) => {
                 let _ = self.set_health(&row.id, false, None).await;
                 return Err(error);
             }
         };
-        self.store(row, &discovery, false).await
+        let id = row.id.clone();
+        match self.store(row, &discovery, false).await {
+            Err(FederationError::Offered { url, what }) => {
+                self.degraded(&id, &what).await;
+                Err(FederationError::Offered { url, what })
+            }
+            stored => stored,
+        }
+    }
+
+    /// Marks an upstream degraded for `reason` (best effort: the refresh's error is reported
+    /// either way).
+    async fn degraded(&self, gateway_id: &str, reason: &str) {
+        let marked = self.db.run(MarkDegraded {
+            gateway_id: gateway_id.to_owned(),
+            reason: reason.to_owned(),
+        });
+        if let Err(error) = marked.await {
+            tracing::warn!(gateway = %gateway_id, %error, "could not mark the upstream degraded");
+        }
     }
 
     async fn store(
@@ -140,8 +175,9 @@ impl Federation {
         is_new: bool,
     ) -> Result<(GatewayRow, SyncCounts), FederationError> {
         let url = row.url.clone();
-        let sync = build_sync(
+        let sync = discovered::build_sync(
             &self.settings.federation.tool_name_separator,
+            &self.settings.federation.discovery,
             row,
             discovery,
             is_new,
@@ -179,13 +215,28 @@ impl Federation {
             transport: row.transport.into(),
             headers,
         };
-        self.upstream.discover(target).await.map_err(|cause| {
-            tracing::warn!(gateway = %row.name, %cause, "upstream discovery failed");
-            FederationError::Unreachable {
-                url: row.url.clone(),
-                cause,
-            }
-        })
+        let limits = &self.settings.federation.discovery;
+        let budget = Budget {
+            max_items: limits.max_items,
+            max_page_bytes: limits.max_page_bytes,
+            bytes_left: limits.max_discovery_bytes,
+        };
+        self.upstream
+            .discover(target, budget)
+            .await
+            .map_err(|cause| {
+                tracing::warn!(gateway = %row.name, %cause, "upstream discovery failed");
+                match cause {
+                    CallError::Bound(what) => FederationError::Bound {
+                        url: row.url.clone(),
+                        what,
+                    },
+                    cause => FederationError::Unreachable {
+                        url: row.url.clone(),
+                        cause,
+                    },
+                }
+            })
     }
 
     async fn set_health(
@@ -243,22 +294,34 @@ impl Federation {
         let follower_shutdown = shutdown.clone();
         actix_web::rt::spawn(async move {
             loop {
-                let gateway_id = tokio::select! {
+                let first = tokio::select! {
                     _ = follower_shutdown.cancelled() => return,
                     next = changed.recv() => match next {
                         Some(id) => id,
                         None => return,
                     },
                 };
-                // Coalesce a burst of notifications into one refresh.
-                while changed.try_recv().is_ok() {}
-                match follower.refresh(&gateway_id).await {
-                    Ok((gateway, counts)) => {
-                        tracing::info!(gateway = %gateway.name, tools = counts.tools, "upstream changed; refreshed")
+                // A burst of notifications is one refresh per upstream that sent any (an
+                // upstream's flood never hides another's change).
+                let mut pending = std::collections::BTreeSet::from([first]);
+                while let Ok(id) = changed.try_recv() {
+                    pending.insert(id);
+                }
+                for gateway_id in pending {
+                    match follower.refresh(&gateway_id).await {
+                        Ok((gateway, counts)) => {
+                            tracing::info!(gateway = %gateway.name, tools = counts.tools, "upstream changed; refreshed")
+                        }
+                        Err(error) => {
+                            tracing::warn!(gateway.id = %gateway_id, %error, "refresh after an upstream change failed")
+                        }
                     }
-                    Err(error) => {
-                        tracing::warn!(gateway.id = %gateway_id, %error, "refresh after an upstream change failed")
-                    }
+                }
+                // At most one round of change refreshes per second: what arrives meanwhile
+                // waits in the channel and is coalesced into the next round.
+                tokio::select! {
+                    _ = follower_shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(CHANGE_REFRESH_PACE) => {}
                 }
             }
         });
@@ -308,128 +371,4 @@ impl Federation {
             }
         });
     }
-}
-
-/// Members of a discovered definition the gateway does not interpret but serves as the upstream
-/// sent them: display names and icons, `_meta` (where extensions live, e.g. an MCP App's `ui`
-/// resource reference), a tool's `execution` and a resource's `annotations` and `size`.
-const TOOL_PASSTHROUGH: &[&str] = &["title", "icons", "_meta", "execution"];
-const RESOURCE_PASSTHROUGH: &[&str] = &["title", "icons", "_meta", "annotations", "size"];
-const PROMPT_PASSTHROUGH: &[&str] = &["title", "icons", "_meta"];
-
-/// The `members` present in `item`, as JSON object text.
-fn passthrough(item: &Value, members: &[&str]) -> String {
-    let kept: serde_json::Map<String, Value> = members
-        .iter()
-        .filter_map(|member| Some(((*member).to_owned(), item.get(*member)?.clone())))
-        .collect();
-    Value::Object(kept).to_string()
-}
-
-fn text_field(value: &Value, field: &str) -> Option<String> {
-    value.get(field).and_then(Value::as_str).map(str::to_owned)
-}
-
-/// Names, definitions and gateway columns from a discovery. Tool and prompt names are served
-/// NFC-normalised (calls upstream use the original); a look-alike name refuses the discovery.
-fn build_sync<'a>(
-    separator: &str,
-    mut gateway: GatewayRow,
-    discovery: &'a Discovery,
-    is_new: bool,
-) -> Result<SyncGateway, String> {
-    let local_name = |kind: &str, name: &str| {
-        let name = crate::registry::validate::federated_name(name)
-            .map_err(|why| format!("a {kind} named {name:?} that {why}"))?;
-        Ok::<_, String>(if gateway.prefix_tool_names {
-            format!("{}{separator}{name}", gateway.slug)
-        } else {
-            name
-        })
-    };
-    // (the item, its name in the gateway, its name upstream) of every item with a name.
-    let named = |kind: &'static str, items: &'a [Value]| {
-        items.iter().filter_map(move |item| {
-            let original = text_field(item, "name")?;
-            Some(local_name(kind, &original).map(|name| (item, name, original)))
-        })
-    };
-    let tools = named("tool", &discovery.tools)
-        .map(|named| {
-            let (tool, name, original_name) = named?;
-            Ok::<_, String>(DiscoveredTool {
-                name,
-                original_name,
-                description: text_field(tool, "description"),
-                input_schema: tool
-                    .get("inputSchema")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object"}))
-                    .to_string(),
-                output_schema: tool.get("outputSchema").map(Value::to_string),
-                annotations: tool
-                    .get("annotations")
-                    .cloned()
-                    .unwrap_or_else(|| json!({}))
-                    .to_string(),
-                passthrough: passthrough(tool, TOOL_PASSTHROUGH),
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let resource = |value: &Value, template: bool| -> Option<DiscoveredResource> {
-        let (uri, uri_template) = if template {
-            (None, Some(text_field(value, "uriTemplate")?))
-        } else {
-            (Some(text_field(value, "uri")?), None)
-        };
-        Some(DiscoveredResource {
-            name: text_field(value, "name")
-                .unwrap_or_else(|| uri.clone().or(uri_template.clone()).unwrap_or_default()),
-            uri,
-            uri_template,
-            description: text_field(value, "description"),
-            mime_type: text_field(value, "mimeType"),
-            passthrough: passthrough(value, RESOURCE_PASSTHROUGH),
-        })
-    };
-    let resources = discovery
-        .resources
-        .iter()
-        .filter_map(|value| resource(value, false))
-        .chain(
-            discovery
-                .templates
-                .iter()
-                .filter_map(|value| resource(value, true)),
-        )
-        .collect();
-    let prompts = named("prompt", &discovery.prompts)
-        .map(|named| {
-            let (prompt, name, original_name) = named?;
-            Ok::<_, String>(DiscoveredPrompt {
-                name,
-                original_name,
-                description: text_field(prompt, "description"),
-                arguments: prompt
-                    .get("arguments")
-                    .cloned()
-                    .unwrap_or_else(|| json!([]))
-                    .to_string(),
-                passthrough: passthrough(prompt, PROMPT_PASSTHROUGH),
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let seen = now();
-    gateway.protocol_version = Some(discovery.protocol_version.clone());
-    gateway.capabilities = discovery.capabilities.to_string();
-    gateway.reachable = true;
-    gateway.last_seen_at = Some(seen);
-    gateway.updated_at = seen;
-    Ok(SyncGateway {
-        gateway,
-        is_new,
-        tools,
-        resources,
-        prompts,
-    })
 }
