@@ -113,7 +113,12 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let catalog =
         Catalogs::start(db.clone(), secrets.clone(), settings.mcp.catalog_refresh).await?;
     let (upstream_changes, changed_gateways) = tokio::sync::mpsc::channel(256);
-    let upstream = Upstream::start(settings.federation.clone(), Some(upstream_changes))?;
+    let (health_sender, health_reports) = tokio::sync::mpsc::channel(256);
+    let upstream = Upstream::start(
+        settings.federation.clone(),
+        Some(upstream_changes),
+        Some(health_sender),
+    )?;
     let sessions = Arc::new(SessionStore::new(
         settings.mcp.session_ttl,
         settings.mcp.max_sessions,
@@ -171,7 +176,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     );
     federation
         .clone()
-        .spawn_maintenance(changed_gateways, shutdown.clone());
+        .spawn_maintenance(changed_gateways, health_reports, shutdown.clone());
     let services = crate::service::Services {
         db: db.clone(),
         auth: auth.clone(),

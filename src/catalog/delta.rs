@@ -283,6 +283,8 @@ mod tests {
             last_seen_at: None,
             skipped: "[]".into(),
             degraded_reason: None,
+            last_error: None,
+            last_error_at: None,
         }
     }
 

@@ -107,6 +107,8 @@ diesel::table! {
         last_seen_at -> Nullable<Timestamp>,
         skipped -> Text,
         degraded_reason -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamp>,
     }
 }
 

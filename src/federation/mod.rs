@@ -13,7 +13,7 @@ mod discovered;
 
 use crate::actors::catalog::Catalogs;
 use crate::actors::db::{Db, DbError};
-use crate::actors::upstream::{Discovery, Forward, ForwardError, Upstream};
+use crate::actors::upstream::{Discovery, Forward, ForwardError, HealthReport, Upstream};
 use crate::catalog::Gateway;
 use crate::config::Settings;
 use crate::db::federation::{MarkDegraded, SetGatewayHealth, SyncCounts};
@@ -142,7 +142,9 @@ impl Federation {
                 return Err(FederationError::Bound { url, what });
             }
             Err(error) => {
-                let _ = self.set_health(&row.id, false, None).await;
+                let _ = self
+                    .set_health(&row.id, false, None, Some(error.to_string()))
+                    .await;
                 return Err(error);
             }
         };
@@ -244,18 +246,20 @@ impl Federation {
         gateway_id: &str,
         reachable: bool,
         seen_at: Option<chrono::NaiveDateTime>,
+        error: Option<String>,
     ) -> Result<(), DbError> {
         self.db
             .run(SetGatewayHealth {
                 gateway_id: gateway_id.to_owned(),
                 reachable,
                 seen_at,
+                error,
             })
             .await
     }
 
-    /// Whether the upstream answers (any JSON-RPC answer, even an error, counts).
-    async fn ping(&self, gateway: &Gateway) -> bool {
+    /// Whether the upstream answers (any JSON-RPC answer, even an error, counts); why not.
+    async fn ping(&self, gateway: &Gateway) -> Result<(), String> {
         let outcome = self
             .upstream
             .forward(Forward {
@@ -270,14 +274,14 @@ impl Federation {
                 affinity: None,
             })
             .await;
-        matches!(
-            outcome,
+        match outcome {
             Ok(_)
-                | Err(ForwardError::Call {
-                    error: CallError::Rpc { .. },
-                    ..
-                })
-        )
+            | Err(ForwardError::Call {
+                error: CallError::Rpc { .. },
+                ..
+            }) => Ok(()),
+            Err(error) => Err(error.to_string()),
+        }
     }
 
     /// Health checks every `HEALTH_CHECK_INTERVAL` (offline after `UNHEALTHY_THRESHOLD`
@@ -287,8 +291,36 @@ impl Federation {
     pub fn spawn_maintenance(
         self,
         mut changed: tokio::sync::mpsc::Receiver<String>,
+        mut health: tokio::sync::mpsc::Receiver<HealthReport>,
         shutdown: CancellationToken,
     ) {
+        // What calls show about an upstream's health is recorded at once (the health check
+        // would take HEALTH_CHECK_INTERVAL x UNHEALTHY_THRESHOLD to see a dead upstream).
+        let recorder = self.clone();
+        let recorder_shutdown = shutdown.clone();
+        actix_web::rt::spawn(async move {
+            loop {
+                let report = tokio::select! {
+                    _ = recorder_shutdown.cancelled() => return,
+                    next = health.recv() => match next {
+                        Some(report) => report,
+                        None => return,
+                    },
+                };
+                if report.reachable {
+                    tracing::info!(gateway.id = %report.gateway_id, "upstream answers again");
+                } else {
+                    tracing::warn!(gateway.id = %report.gateway_id, error = ?report.error, "upstream calls fail: marked offline");
+                }
+                let seen_at = report.reachable.then(now);
+                if let Err(error) = recorder
+                    .set_health(&report.gateway_id, report.reachable, seen_at, report.error)
+                    .await
+                {
+                    tracing::warn!(gateway.id = %report.gateway_id, %error, "could not record the upstream's health");
+                }
+            }
+        });
         // Upstreams that announced a change are discovered again at once.
         let follower = self.clone();
         let follower_shutdown = shutdown.clone();
@@ -342,19 +374,23 @@ impl Federation {
                     gateways.iter().map(|gateway| self.ping(gateway)),
                 )
                 .await;
-                for (gateway, alive) in gateways.iter().zip(answers) {
+                for (gateway, answer) in gateways.iter().zip(answers) {
                     let count = failures.entry(gateway.id.clone()).or_default();
-                    if alive {
-                        if *count >= settings.unhealthy_threshold {
-                            tracing::info!(gateway = %gateway.name, "upstream back online");
+                    match answer {
+                        Ok(()) => {
+                            if *count >= settings.unhealthy_threshold {
+                                tracing::info!(gateway = %gateway.name, "upstream back online");
+                            }
+                            *count = 0;
+                            let _ = self.set_health(&gateway.id, true, Some(now()), None).await;
                         }
-                        *count = 0;
-                        let _ = self.set_health(&gateway.id, true, Some(now())).await;
-                    } else {
-                        *count += 1;
-                        if *count == settings.unhealthy_threshold {
-                            tracing::warn!(gateway = %gateway.name, failures = *count, "upstream offline");
-                            let _ = self.set_health(&gateway.id, false, None).await;
+                        Err(error) => {
+                            *count += 1;
+                            if *count == settings.unhealthy_threshold {
+                                tracing::warn!(gateway = %gateway.name, failures = *count, "upstream offline");
+                                let _ =
+                                    self.set_health(&gateway.id, false, None, Some(error)).await;
+                            }
                         }
                     }
                 }

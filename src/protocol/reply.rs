@@ -27,19 +27,27 @@ pub const MAX_NESTING: usize = 128;
 /// Whether JSON `text`, found `start` levels down, nests arrays and objects deeper than
 /// [`MAX_NESTING`] in all (one pass over its bytes; brackets inside strings do not count).
 fn too_deep_from(text: &str, start: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (start, false, false);
-    for byte in text.bytes() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let bytes = text.as_bytes();
+    let mut depth = start;
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
         match byte {
-            b'"' => in_string = true,
+            // A string is skipped to its closing quote (memchr: most of a result is text).
+            b'"' => loop {
+                at += 1;
+                let Some(offset) = bytes
+                    .get(at..)
+                    .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                else {
+                    return false;
+                };
+                at += offset;
+                if bytes[at] == b'"' {
+                    break;
+                }
+                // An escape: the escaped character is skipped with it.
+                at += 1;
+            },
             b'{' | b'[' => {
                 depth += 1;
                 if depth > MAX_NESTING {
@@ -49,6 +57,7 @@ fn too_deep_from(text: &str, start: usize) -> bool {
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        at += 1;
     }
     false
 }

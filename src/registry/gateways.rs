@@ -174,6 +174,10 @@ pub struct GatewayView {
     /// Why it is degraded (its last refresh broke a bound; the catalog of the refresh before
     /// is still served), if it is.
     pub degraded_reason: Option<String>,
+    /// Why it last failed (a call or the health check), when it has.
+    pub last_error: Option<String>,
+    /// When.
+    pub last_error_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Tags, state, visibility, owner and timestamps.
     #[serde(flatten)]
     pub meta: ItemMeta,
@@ -242,6 +246,8 @@ impl Entity for Gateways {
             last_seen_at: None,
             skipped: "[]".into(),
             degraded_reason: None,
+            last_error: None,
+            last_error_at: None,
         })
     }
 
@@ -306,6 +312,8 @@ impl Entity for Gateways {
             last_seen_at: row.last_seen_at.map(|seen| seen.and_utc()),
             skipped: serde_json::from_str(&row.skipped).unwrap_or_default(),
             degraded_reason: row.degraded_reason,
+            last_error: row.last_error,
+            last_error_at: row.last_error_at.map(|at| at.and_utc()),
         }
     }
 

@@ -219,6 +219,19 @@ pub(crate) async fn sign_in(
     page(client, server, "/admin").await
 }
 
+/// A console page at `path` as the platform admin sees it (signed in for this one page).
+pub(crate) async fn admin_page(server: &TestServer, path: &str) -> String {
+    let browser = browser_like();
+    sign_in(
+        server,
+        &browser,
+        "admin@example.com",
+        "admin-password-for-tests",
+    )
+    .await;
+    page(&browser, server, path).await
+}
+
 /// A console page at `path`, which must answer 200.
 pub(crate) async fn page(client: &reqwest::Client, server: &TestServer, path: &str) -> String {
     let page = client

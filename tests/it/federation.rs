@@ -402,7 +402,7 @@ async fn registration_errors_store_nothing(backend: Backend) {
 
 /// Registers `upstream`'s virtual server in `gateway` under `name`, through `proxy_port` when
 /// given (to count or cut connections).
-async fn register(
+pub(crate) async fn register(
     gateway: &TestServer,
     upstream: &World,
     name: &str,
@@ -484,7 +484,12 @@ async fn add_member(upstream: &World, tool_id: Value) {
         .expect(StatusCode::OK);
 }
 
-async fn rpc_call(gateway: &TestServer, id: usize, tool: &str, arguments: Value) -> Value {
+pub(crate) async fn rpc_call(
+    gateway: &TestServer,
+    id: usize,
+    tool: &str,
+    arguments: Value,
+) -> Value {
     let response = gateway
         .client
         .post(format!("{}/rpc", gateway.base))
@@ -745,14 +750,7 @@ async fn metrics_are_exposed_and_stored(backend: Backend) {
 /// Health checks mark an upstream offline after failures and online again when it answers.
 async fn health_checks_follow_the_upstream(backend: Backend) {
     let upstream = World::new(backend).await;
-    let proxy = common::proxy::Proxy::start(
-        upstream
-            .server
-            .base
-            .trim_start_matches("http://")
-            .to_owned(),
-    )
-    .await;
+    let proxy = common::proxy::Proxy::before(&upstream).await;
     let db = TestDb::new(backend).await;
     let gateway = TestServer::start(
         &db,

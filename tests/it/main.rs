@@ -11,6 +11,7 @@ mod cli;
 mod conformance;
 mod console;
 mod federation;
+mod health;
 mod hostile;
 mod identity;
 mod interop;

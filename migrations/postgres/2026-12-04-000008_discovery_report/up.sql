@@ -3,3 +3,6 @@
 -- bound, so the catalog from the refresh before is still served), or NULL.
 ALTER TABLE gateways ADD COLUMN skipped TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE gateways ADD COLUMN degraded_reason TEXT;
+-- Why the upstream last failed (a call, the health check) and when: shown with its state.
+ALTER TABLE gateways ADD COLUMN last_error TEXT;
+ALTER TABLE gateways ADD COLUMN last_error_at TIMESTAMP;

@@ -152,10 +152,26 @@ pub struct Forward {
 /// The longest a new connection waits for its upstream's notification stream to open.
 const STREAM_OPENING: Duration = Duration::from_secs(2);
 
+/// What calls tell about an upstream's health: it went down (its calls failed
+/// `UNHEALTHY_THRESHOLD` times in a row; the error of the last) or answered again.
+#[derive(Debug, Clone)]
+pub struct HealthReport {
+    /// The upstream.
+    pub gateway_id: String,
+    /// Whether it answers.
+    pub reachable: bool,
+    /// Why not.
+    pub error: Option<String>,
+}
+
 /// One upstream's pooled connection, breaker and concurrency limit.
 pub(super) struct Link {
     gateway_id: String,
     changes: Option<tokio::sync::mpsc::Sender<String>>,
+    health: Option<tokio::sync::mpsc::Sender<HealthReport>>,
+    /// Whether its calls reported it down (and no answer since).
+    down: std::sync::atomic::AtomicBool,
+    unhealthy_threshold: u32,
     connection: tokio::sync::Mutex<Option<(Arc<Target>, Arc<Connection>)>>,
     breaker: Mutex<Breaker>,
     limit: tokio::sync::Semaphore,
@@ -221,6 +237,22 @@ impl Link {
         }
     }
 
+    /// Tells the federation service when calls show the upstream went down or came back
+    /// (only transitions: a call that agrees with what was last told tells nothing).
+    fn report(&self, reachable: bool, error: Option<String>) {
+        let changed = self
+            .down
+            .swap(!reachable, std::sync::atomic::Ordering::AcqRel)
+            == reachable;
+        if let (true, Some(health)) = (changed, &self.health) {
+            let _ = health.try_send(HealthReport {
+                gateway_id: self.gateway_id.clone(),
+                reachable,
+                error,
+            });
+        }
+    }
+
     fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
         self.breaker
             .lock()
@@ -233,6 +265,7 @@ impl Link {
 pub(super) struct Links {
     settings: crate::config::FederationSettings,
     changes: Option<tokio::sync::mpsc::Sender<String>>,
+    health: Option<tokio::sync::mpsc::Sender<HealthReport>>,
     links: dashmap::DashMap<String, Arc<Link>>,
 }
 
@@ -240,10 +273,12 @@ impl Links {
     pub(super) fn new(
         settings: crate::config::FederationSettings,
         changes: Option<tokio::sync::mpsc::Sender<String>>,
+        health: Option<tokio::sync::mpsc::Sender<HealthReport>>,
     ) -> Self {
         Links {
             settings,
             changes,
+            health,
             links: dashmap::DashMap::new(),
         }
     }
@@ -260,6 +295,9 @@ impl Links {
                 Arc::new(Link {
                     gateway_id: gateway_id.to_owned(),
                     changes: self.changes.clone(),
+                    health: self.health.clone(),
+                    down: std::sync::atomic::AtomicBool::new(false),
+                    unhealthy_threshold: settings.unhealthy_threshold,
                     connection: tokio::sync::Mutex::new(None),
                     breaker: Mutex::new(Breaker::new(
                         format!("upstream {name}"),
@@ -365,11 +403,21 @@ async fn forward(
         // The upstream answered (a result or a JSON-RPC error): it is up.
         // (An answer past a bound is an answer: the upstream is up, if misbehaving.)
         Ok(_) | Err(CallError::Rpc { .. } | CallError::Bound(_)) => {
-            link.breaker().record_success(admission)
+            link.breaker().record_success(admission);
+            link.report(true, None);
         }
         Err(CallError::Cancelled) => link.breaker().record_neutral(admission),
-        Err(CallError::Transport(_) | CallError::Timeout(_) | CallError::SessionExpired) => {
-            link.breaker().record_failure(admission, now)
+        Err(
+            error @ (CallError::Transport(_) | CallError::Timeout(_) | CallError::SessionExpired),
+        ) => {
+            let failures = {
+                let mut breaker = link.breaker();
+                breaker.record_failure(admission, now);
+                breaker.snapshot(now).consecutive_failures
+            };
+            if failures >= link.unhealthy_threshold {
+                link.report(false, Some(error.to_string()));
+            }
         }
     }
     outcome.map_err(fail)

@@ -19,7 +19,9 @@ use actix::prelude::*;
 
 pub use self::affinity::Affinity;
 use self::federation::Links;
-pub use self::federation::{Discover, Discovery, Forward, ForwardError, GetUpstreamBreakers};
+pub use self::federation::{
+    Discover, Discovery, Forward, ForwardError, GetUpstreamBreakers, HealthReport,
+};
 pub use self::rest::{CallHttp, HttpReply};
 use crate::config::FederationSettings;
 
@@ -81,9 +83,10 @@ impl Upstream {
     pub fn start(
         federation: FederationSettings,
         changes: Option<tokio::sync::mpsc::Sender<String>>,
+        health: Option<tokio::sync::mpsc::Sender<HealthReport>>,
     ) -> Result<Self, String> {
         let client = crate::egress::HttpClient::new(federation.egress.clone())?;
-        let links = Arc::new(Links::new(federation, changes));
+        let links = Arc::new(Links::new(federation, changes, health));
         let arbiter = Arbiter::new();
         let (actor_client, actor_links) = (client.clone(), links.clone());
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {

@@ -204,6 +204,8 @@ pub struct SetGatewayHealth {
     pub reachable: bool,
     /// When it answered (if it did).
     pub seen_at: Option<NaiveDateTime>,
+    /// Why it failed, recorded with the time (if it did).
+    pub error: Option<String>,
 }
 
 impl super::sealed::Sealed for SetGatewayHealth {}
@@ -219,9 +221,17 @@ impl UnitOfWork for SetGatewayHealth {
     fn idempotent(&self) -> bool {
         true
     }
-    fn run<'a>(&'a self, conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<()>> {
+    fn run<'a>(&'a self, mut conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<()>> {
         Box::pin(async move {
             let target = gateways::table.find(&self.gateway_id);
+            if let Some(error) = &self.error {
+                let error: String = error.chars().take(500).collect();
+                let update = diesel::update(target).set((
+                    gateways::last_error.eq(Some(error)),
+                    gateways::last_error_at.eq(Some(crate::db::now())),
+                ));
+                on_backend!(conn.reborrow(), c => update.execute(c).await)?;
+            }
             match self.seen_at {
                 Some(seen) => {
                     let update = diesel::update(target).set((

@@ -110,6 +110,10 @@ pub struct GatewayRow {
     pub skipped: String,
     /// Why the upstream is degraded (its last refresh broke a bound), if it is.
     pub degraded_reason: Option<String>,
+    /// Why the upstream last failed (a call, the health check).
+    pub last_error: Option<String>,
+    /// When.
+    pub last_error_at: Option<NaiveDateTime>,
 }
 
 /// A virtual server's own columns; its members live in the `server_*` tables.

@@ -291,6 +291,8 @@ pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpRes
                 "url": gateway.url,
                 "reachable": gateway.reachable,
                 "last_seen": gateway.last_seen_at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "never".into()),
+                "last_error": gateway.last_error,
+                "last_error_at": gateway.last_error_at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
             })
         })
         .collect();

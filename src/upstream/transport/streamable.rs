@@ -540,13 +540,11 @@ async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Result<V
             limit / (1024 * 1024)
         ))
     };
-    if response
-        .content_length()
-        .is_some_and(|length| length > limit as u64)
-    {
+    let length = response.content_length().unwrap_or(0);
+    if length > limit as u64 {
         return Err(too_large());
     }
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(length as usize);
     while let Some(chunk) = response
         .chunk()
         .await

@@ -17,6 +17,11 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// Starts forwarding to `world`'s gateway (to cut and restore the way to it).
+    pub async fn before(world: &super::world::World) -> Self {
+        Self::start(world.server.base.trim_start_matches("http://").to_owned()).await
+    }
+
     /// Starts forwarding 127.0.0.1:<ephemeral> to `target`.
     pub async fn start(target: String) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
