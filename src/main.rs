@@ -111,10 +111,12 @@ async fn serve(settings: Settings) -> Result<(), String> {
     if let Some(admin) = &server.generated_admin {
         println!(
             "\nmcpgate created the platform admin (shown once; only a hash is stored):\n  \
-             email:    {}\n  password: {}\nSign in and change it, or set PLATFORM_ADMIN_PASSWORD.\n",
-            admin.email, admin.password
+             email:    {}\n  password: {}\nSign in at http://{}/admin, then choose your own password \
+             with POST /auth/password (or set PLATFORM_ADMIN_PASSWORD before the first start).\n",
+            admin.email, admin.password, server.addr
         );
     }
+    println!("admin console: http://{}/admin", server.addr);
     println!("mcpgate listening on http://{}", server.addr);
     server
         .wait()
@@ -163,8 +165,11 @@ async fn token(settings: Settings, email: String, exp_minutes: u64) -> Result<()
 fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    // Colour codes only where a terminal shows them, never into a file or a log collector.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match settings.log.format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -173,7 +173,12 @@ pub fn routes(config: &mut ServiceConfig) {
     registry::routes(config);
     config.map(|config| {
         console::routes(config);
-        config
+        // A browser pointed at the gateway finds its console.
+        config.service(web::resource("/").get(|| async {
+            HttpResponse::Found()
+                .insert_header((actix_web::http::header::LOCATION, "/admin"))
+                .finish()
+        }))
     });
 }
 

@@ -46,9 +46,13 @@ fn key_file(database_url: &str, workdir: &std::path::Path) -> std::path::PathBuf
 
 /// Starts `mcpgate serve`, returns the child, its base URL and everything it printed first.
 async fn serve(database_url: &str, workdir: &std::path::Path) -> (Child, String, String) {
+    // Its log goes to a file, as under a service manager (`serve.log` in `workdir`).
+    let log = std::fs::File::create(workdir.join("serve.log")).expect("a log file");
     let mut child = command(database_url, workdir)
         .arg("serve")
+        .env("LOG_LEVEL", "info")
         .stdout(Stdio::piped())
+        .stderr(log)
         .spawn()
         .expect("start mcpgate");
     let stdout = child.stdout.take().unwrap();
@@ -89,14 +93,33 @@ async fn first_start_bootstrap_and_token(backend: Backend) {
     let workdir = tempfile::tempdir().unwrap();
     let url = db.url();
 
-    let (child, _base, printed) = serve(&url, workdir.path()).await;
+    let (child, base, printed) = serve(&url, workdir.path()).await;
     assert!(printed.contains("email:    admin@example.com"), "{printed}");
+    assert!(
+        printed.contains(&format!("admin console: {base}/admin")),
+        "{printed}"
+    );
+    // The root sends a browser to the console; no colour codes reach a file.
+    let root = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(root.status(), reqwest::StatusCode::FOUND);
+    assert_eq!(root.headers()["location"], "/admin");
     let password_line = printed
         .lines()
         .find(|line| line.contains("password: "))
         .expect("password printed");
     assert!(password_line.trim().trim_start_matches("password: ").len() >= 16);
     stop(child).await;
+    // Written to a file, the log carries no colour codes.
+    let log = std::fs::read_to_string(workdir.path().join("serve.log")).unwrap();
+    assert!(log.contains("mcpgate listening"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log}");
     // The generated secrets are in a key file only the gateway's user reads, not the database.
     {
         use std::os::unix::fs::PermissionsExt;
