@@ -406,6 +406,15 @@ mod tests {
                 .unwrap_err()
                 .contains("UPSTREAM_MAX_SCHEMA_DEPTH")
         );
+        // A $ref elsewhere is never fetched (no HTTP or file retrieval is built in): the
+        // schema does not compile, so a discovered schema cannot make the gateway connect.
+        for elsewhere in ["https://example.com/schema.json", "file:///etc/passwd"] {
+            let remote = json!({"type": "object", "properties": {"a": {"$ref": elsewhere}}});
+            assert!(
+                check(remote).unwrap_err().contains("compile"),
+                "{elsewhere}"
+            );
+        }
         let big = json!({"type": "object", "description": "d".repeat(5000)});
         assert!(
             check(big)
