@@ -177,6 +177,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     federation
         .clone()
         .spawn_maintenance(changed_gateways, health_reports, shutdown.clone());
+    let metrics = crate::actors::metrics::Metrics::start(db.clone());
     let services = crate::service::Services {
         db: db.clone(),
         auth: auth.clone(),
@@ -184,6 +185,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         secrets: secrets.clone(),
         federation: federation.clone(),
         settings: settings.clone(),
+        audit: crate::actors::audit::Audit::start(db.clone(), settings.audit_retention_days),
+        metrics: metrics.clone(),
     };
     let state = web::Data::new(AppState {
         db: db.clone(),
@@ -209,7 +212,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         settings: settings.clone(),
         shutdown: shutdown.clone(),
         federation: federation.clone(),
-        metrics: crate::actors::metrics::Metrics::start(db.clone()),
+        metrics,
     });
     let body_limit = settings.max_request_body_bytes;
     let mut server = HttpServer::new(move || {

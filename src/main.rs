@@ -112,7 +112,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         println!(
             "\nmcpgate created the platform admin (shown once; only a hash is stored):\n  \
              email:    {}\n  password: {}\nSign in at http://{}/admin, then choose your own password \
-             with POST /auth/password (or set PLATFORM_ADMIN_PASSWORD before the first start).\n",
+             at /admin/account (or set PLATFORM_ADMIN_PASSWORD before the first start).\n",
             admin.email, admin.password, server.addr
         );
     }

@@ -398,13 +398,14 @@ impl Auth {
         self.verifications.load(Ordering::Relaxed)
     }
 
-    /// Verifies a bearer token used from `client` (an API token's address and time limits
+    /// Verifies a bearer token used from `origin` (an API token's address and time limits
     /// apply).
     pub async fn authenticate(
         &self,
         bearer: String,
-        client: Option<std::net::IpAddr>,
+        origin: crate::auth::Origin,
     ) -> Result<Principal, AuthError> {
+        let client = origin.client;
         if !self.revocations_known.load(Ordering::Acquire) {
             // No token is checked before the revocation list is known.
             self.addr
@@ -437,16 +438,19 @@ impl Auth {
             .admits(
                 claims.uid.as_deref(),
                 claims.iat,
+                claims.iat_ms,
                 claims.token_use.is_none(),
             )
             .map_err(AuthError::InvalidToken)?;
-        Ok(Principal::new(
+        let mut principal = Principal::new(
             claims.sub,
             claims.jti,
             chrono::DateTime::from_timestamp(claims.exp, 0).map(|at| at.naive_utc()),
             grants,
             claims.scope.map(Arc::new),
-        ))
+        );
+        principal.origin = origin;
+        Ok(principal)
     }
 
     /// Signs a user in from `client`.

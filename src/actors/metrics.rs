@@ -41,11 +41,129 @@ pub struct ToolStats {
     pub duration_sum: f64,
 }
 
+impl ToolStats {
+    /// Counts one call.
+    fn add(&mut self, success: bool, seconds: f64) {
+        if success {
+            self.successes += 1;
+        } else {
+            self.failures += 1;
+        }
+        self.duration_sum += seconds;
+        if let Some(index) = BUCKETS.iter().position(|bound| seconds <= *bound) {
+            self.buckets[index] += 1;
+        }
+    }
+
+    /// The bound of the histogram bucket holding the `q`-quantile (0–1) of durations, in
+    /// seconds; `None` without calls, infinity past the last bound.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.successes + self.failures;
+        if total == 0 {
+            return None;
+        }
+        let rank = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (bound, count) in BUCKETS.iter().zip(self.buckets) {
+            seen += count;
+            if seen >= rank {
+                return Some(*bound);
+            }
+        }
+        Some(f64::INFINITY)
+    }
+}
+
+/// Hours of per-upstream history kept (the console's 24-hour strip).
+pub const HOURS_KEPT: usize = 24;
+
+/// One hour of an upstream's calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HourStats {
+    /// The hour, as hours since the Unix epoch.
+    pub hour: i64,
+    /// Calls started in it.
+    pub calls: u64,
+    /// Of which failed.
+    pub failures: u64,
+}
+
+/// What calls through one upstream showed (since the process started).
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamStats {
+    /// Counts and latency.
+    pub calls: ToolStats,
+    /// When the last call started.
+    pub last_call_at: Option<chrono::NaiveDateTime>,
+    /// The last failure: when, and why.
+    pub last_error: Option<(chrono::NaiveDateTime, String)>,
+    /// The last [`HOURS_KEPT`] hours that had calls, oldest first.
+    pub hours: VecDeque<HourStats>,
+}
+
+impl UpstreamStats {
+    fn add(&mut self, row: &ToolMetricRow) {
+        self.calls.add(row.success, row.duration_ms / 1000.0);
+        self.last_call_at = self.last_call_at.max(Some(row.started_at));
+        if !row.success {
+            let why = row.error.clone().unwrap_or_else(|| "failed".into());
+            self.last_error = Some((row.started_at, why));
+        }
+        let hour = row.started_at.and_utc().timestamp().div_euclid(3600);
+        match self.hours.back_mut() {
+            Some(last) if last.hour == hour => {
+                last.calls += 1;
+                last.failures += u64::from(!row.success);
+            }
+            // A record from an hour already passed (queued late) counts in its own hour.
+            _ => match self.hours.iter_mut().find(|kept| kept.hour == hour) {
+                Some(kept) => {
+                    kept.calls += 1;
+                    kept.failures += u64::from(!row.success);
+                }
+                None => {
+                    self.hours.push_back(HourStats {
+                        hour,
+                        calls: 1,
+                        failures: u64::from(!row.success),
+                    });
+                    self.hours.make_contiguous().sort_by_key(|kept| kept.hour);
+                    while self.hours.len() > HOURS_KEPT {
+                        self.hours.pop_front();
+                    }
+                }
+            },
+        }
+    }
+
+    /// The last 24 hours up to `now`, one entry per hour (zeros where there were no calls),
+    /// oldest first.
+    pub fn strip(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<HourStats> {
+        let current = now.timestamp().div_euclid(3600);
+        (0..HOURS_KEPT as i64)
+            .rev()
+            .map(|ago| {
+                let hour = current - ago;
+                self.hours
+                    .iter()
+                    .find(|kept| kept.hour == hour)
+                    .copied()
+                    .unwrap_or(HourStats {
+                        hour,
+                        ..HourStats::default()
+                    })
+            })
+            .collect()
+    }
+}
+
 /// A snapshot for `/metrics`.
 #[derive(Debug, Clone, Default)]
 pub struct MetricsSnapshot {
     /// Per tool name.
     pub tools: BTreeMap<String, ToolStats>,
+    /// Per upstream (gateway id), for federated calls.
+    pub upstreams: BTreeMap<String, UpstreamStats>,
     /// Records waiting to be written.
     pub buffered: usize,
     /// Records written so far.
@@ -61,6 +179,7 @@ pub struct MetricsActor {
     /// Records the full queue refused (counted where they were refused).
     refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
     tools: BTreeMap<String, ToolStats>,
+    upstreams: BTreeMap<String, UpstreamStats>,
     buffer: VecDeque<ToolMetricRow>,
     flushing: bool,
     written: u64,
@@ -108,16 +227,12 @@ impl MetricsActor {
     }
 
     fn count(&mut self, row: ToolMetricRow) {
-        let stats = self.tools.entry(row.tool_name.clone()).or_default();
-        if row.success {
-            stats.successes += 1;
-        } else {
-            stats.failures += 1;
-        }
-        let seconds = row.duration_ms / 1000.0;
-        stats.duration_sum += seconds;
-        if let Some(index) = BUCKETS.iter().position(|bound| seconds <= *bound) {
-            stats.buckets[index] += 1;
+        self.tools
+            .entry(row.tool_name.clone())
+            .or_default()
+            .add(row.success, row.duration_ms / 1000.0);
+        if let Some(gateway) = &row.gateway_id {
+            self.upstreams.entry(gateway.clone()).or_default().add(&row);
         }
         if self.buffer.len() >= MAX_BUFFERED {
             self.buffer.pop_front();
@@ -139,6 +254,7 @@ impl Handler<GetMetrics> for MetricsActor {
         self.drain();
         MessageResult(MetricsSnapshot {
             tools: self.tools.clone(),
+            upstreams: self.upstreams.clone(),
             buffered: self.buffer.len(),
             written: self.written,
             dropped: self.dropped + self.refused.load(std::sync::atomic::Ordering::Relaxed),
@@ -196,6 +312,7 @@ impl Metrics {
             queue: receiver,
             refused: refused.clone(),
             tools: BTreeMap::new(),
+            upstreams: BTreeMap::new(),
             buffer: VecDeque::new(),
             flushing: false,
             written: 0,
@@ -230,5 +347,68 @@ impl Metrics {
     /// The aggregates.
     pub async fn snapshot(&self) -> MetricsSnapshot {
         self.addr.send(GetMetrics).await.unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(at: &str, ms: f64, success: bool) -> ToolMetricRow {
+        ToolMetricRow {
+            id: "x".into(),
+            tool_name: "t".into(),
+            gateway_id: Some("g".into()),
+            started_at: chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S").unwrap(),
+            duration_ms: ms,
+            success,
+            error: (!success).then(|| "connection refused".into()),
+        }
+    }
+
+    #[test]
+    fn quantiles_are_bucket_bounds() {
+        let mut stats = ToolStats::default();
+        assert_eq!(stats.quantile(0.5), None);
+        for _ in 0..9 {
+            stats.add(true, 0.004);
+        }
+        stats.add(false, 0.3);
+        assert_eq!(stats.quantile(0.5), Some(0.005));
+        assert_eq!(stats.quantile(0.9), Some(0.005));
+        assert_eq!(stats.quantile(0.99), Some(0.5));
+        stats.add(true, 99.0);
+        assert_eq!(stats.quantile(1.0), Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn an_upstream_keeps_a_day_of_hours() {
+        let mut stats = UpstreamStats::default();
+        stats.add(&row("2026-12-04 10:05:00", 3.0, true));
+        stats.add(&row("2026-12-04 10:59:00", 3.0, false));
+        stats.add(&row("2026-12-04 12:00:00", 3.0, true));
+        // Late: an earlier hour still counts in its own.
+        stats.add(&row("2026-12-04 10:30:00", 3.0, true));
+        assert_eq!(stats.calls.successes, 3);
+        assert_eq!(stats.last_error.as_ref().unwrap().1, "connection refused");
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-04T12:30:00Z")
+            .unwrap()
+            .to_utc();
+        let strip = stats.strip(now);
+        assert_eq!(strip.len(), HOURS_KEPT);
+        let last = strip[HOURS_KEPT - 1];
+        assert_eq!((last.calls, last.failures), (1, 0));
+        assert_eq!((strip[HOURS_KEPT - 2].calls), 0);
+        let ten = strip[HOURS_KEPT - 3];
+        assert_eq!((ten.calls, ten.failures), (3, 1));
+        // Two days later only the new hour is kept in the strip's window.
+        for day in 0..30 {
+            stats.add(&row(
+                &format!("2026-12-{:02} 00:00:00", 5 + day % 20),
+                1.0,
+                true,
+            ));
+        }
+        assert!(stats.hours.len() <= HOURS_KEPT);
     }
 }

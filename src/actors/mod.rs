@@ -1,5 +1,6 @@
 //! Actors, one per subsystem, each the sole owner of its resources.
 
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod db;

@@ -17,6 +17,10 @@ pub struct Claims {
     pub exp: i64,
     /// Issued at.
     pub iat: i64,
+    /// Issued at, in milliseconds: orders a sign-in against a password change or a disable in
+    /// the same second (`iat` alone cannot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<i64>,
     /// Token id, for revocation.
     pub jti: String,
     /// Audience.
@@ -139,11 +143,13 @@ impl JwtKeys {
         is_admin: bool,
         lifetime: Duration,
     ) -> Result<String, String> {
-        let now = chrono::Utc::now().timestamp();
+        let issued = chrono::Utc::now();
+        let now = issued.timestamp();
         let claims = Claims {
             sub: email.to_owned(),
             exp: now + lifetime.as_secs() as i64,
             iat: now,
+            iat_ms: Some(issued.timestamp_millis()),
             jti: uuid::Uuid::new_v4().simple().to_string(),
             aud: self.audience.clone(),
             iss: self.issuer.clone(),
@@ -168,6 +174,7 @@ impl JwtKeys {
             sub: email.to_owned(),
             exp: expires_at.timestamp(),
             iat: chrono::Utc::now().timestamp(),
+            iat_ms: None,
             jti: jti.to_owned(),
             aud: self.audience.clone(),
             iss: self.issuer.clone(),

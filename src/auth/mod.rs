@@ -28,6 +28,18 @@ pub struct Principal {
     grants: Arc<rbac::Grants>,
     /// For an API token, its restrictions.
     scope: Option<Arc<scope::TokenScope>>,
+    /// Where the request came from (for the audit trail).
+    pub origin: Origin,
+}
+
+/// Where a request came from: the client's address (as the trusted proxies report it) and the
+/// request id echoed in `X-Request-Id`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The client's address.
+    pub client: Option<std::net::IpAddr>,
+    /// The request id.
+    pub request_id: Option<String>,
 }
 
 /// What an operation is about.
@@ -122,6 +134,7 @@ impl Principal {
             token_expires_at,
             grants,
             scope,
+            origin: Origin::default(),
         }
     }
 

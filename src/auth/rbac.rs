@@ -34,6 +34,7 @@ pub const PERMISSIONS: &[&str] = &[
     "tokens.revoke",
     "users.manage",
     "admin.system",
+    "audit.read",
 ];
 
 /// The built-in roles.
@@ -44,8 +45,9 @@ pub fn role_permissions(role: &str) -> Option<BTreeSet<&'static str>> {
     let pick = |wanted: &dyn Fn(&str) -> bool| -> BTreeSet<&'static str> {
         PERMISSIONS.iter().copied().filter(|p| wanted(p)).collect()
     };
+    // The audit trail names every account and what they did: platform admins only.
     let everyday = |p: &str| {
-        p.ends_with(".read")
+        (p.ends_with(".read") && p != "audit.read")
             || matches!(
                 p,
                 "tools.execute" | "servers.use" | "tokens.create" | "tokens.revoke"
@@ -64,7 +66,9 @@ pub fn role_permissions(role: &str) -> Option<BTreeSet<&'static str>> {
         "developer" => Some(pick(&|p| {
             everyday(p) || authoring(p) || p == "teams.create"
         })),
-        "viewer" => Some(pick(&|p| p.ends_with(".read") && p != "tokens.read")),
+        "viewer" => Some(pick(&|p| {
+            p.ends_with(".read") && !matches!(p, "tokens.read" | "audit.read")
+        })),
         _ => None,
     }
 }
@@ -169,7 +173,13 @@ pub struct Account {
 impl Account {
     /// Refuses a token issued at `issued_at` (seconds) with account id `uid` that is not for
     /// this account, or a sign-in token (`sign_in`) from before the account's last reset.
-    pub fn admits(&self, uid: Option<&str>, issued_at: i64, sign_in: bool) -> Result<(), String> {
+    pub fn admits(
+        &self,
+        uid: Option<&str>,
+        issued_at: i64,
+        issued_at_ms: Option<i64>,
+        sign_in: bool,
+    ) -> Result<(), String> {
         let gone = || "the token was issued to an account that no longer exists".to_owned();
         match uid {
             Some(uid) if self.id.as_deref() != Some(uid) => return Err(gone()),
@@ -182,11 +192,13 @@ impl Account {
             }
             _ => {}
         }
-        if sign_in
-            && self
-                .tokens_valid_after
-                .is_some_and(|after| issued_at < after.and_utc().timestamp())
-        {
+        // To the millisecond when the token says when it was issued so precisely: a sign-in in
+        // the same second before a password change ends with it.
+        let before = |after: chrono::NaiveDateTime| match issued_at_ms {
+            Some(ms) => ms < after.and_utc().timestamp_millis(),
+            None => issued_at < after.and_utc().timestamp(),
+        };
+        if sign_in && self.tokens_valid_after.is_some_and(before) {
             return Err(
                 "the account's password was changed or it was disabled after this sign-in; sign in again"
                     .into(),
@@ -301,6 +313,7 @@ mod tests {
         assert!(!viewer.contains("tools.execute"));
         assert!(developer.contains("tools.execute") && developer.contains("tools.create"));
         assert!(!developer.contains("users.manage") && !team_admin.contains("users.manage"));
+        assert!(admin.contains("audit.read") && !team_admin.contains("audit.read"));
         assert!(role_permissions("root").is_none());
     }
 

@@ -38,6 +38,8 @@ pub struct Settings {
     /// `Forwarded` / `X-Forwarded-For` / `-Proto` / `-Host` headers are believed (default: none;
     /// from anyone else those headers are ignored).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `AUDIT_RETENTION_DAYS`: how long audit entries are kept (default 90; 0 keeps them).
+    pub audit_retention_days: u32,
     /// Database connection and resilience settings.
     pub database: DatabaseSettings,
     /// MCP endpoint settings.
@@ -116,6 +118,9 @@ struct ServerVariables {
     /// X-Forwarded-* headers are believed (from anyone else those headers are ignored).
     #[arg(id = "TRUSTED_PROXIES", long = "trusted-proxies", env = "TRUSTED_PROXIES", value_parser = parse::list(parse::network))]
     trusted_proxies: Option<std::vec::Vec<ipnet::IpNet>>,
+    /// Days audit entries are kept before they are purged (0 keeps them for ever).
+    #[arg(id = "AUDIT_RETENTION_DAYS", long = "audit-retention-days", env = "AUDIT_RETENTION_DAYS", default_value = "90", value_parser = parse::whole::<u32>(0, 36_500))]
+    audit_retention_days: u32,
 }
 
 /// Value parsers the settings groups share; each error says what would be accepted.
@@ -242,6 +247,7 @@ impl Settings {
             max_request_body_bytes: server.max_request_body_bytes,
             metrics_public: server.metrics_public,
             trusted_proxies: server.trusted_proxies.unwrap_or_default(),
+            audit_retention_days: server.audit_retention_days,
             database,
             mcp,
             federation,

@@ -5,6 +5,7 @@
 //! [`UnitOfWork`] value that they send to the actor. Queries are written once with the diesel DSL
 //! and expanded per backend by [`on_backend!`](crate::on_backend).
 
+pub mod audit;
 pub mod bootstrap;
 pub mod catalog;
 pub mod federation;
@@ -111,6 +112,27 @@ macro_rules! on_backend {
         match $conn.inner {
             $crate::db::Conn::Pg($c) => $body,
             $crate::db::Conn::Sqlite($c) => $body,
+        }
+    };
+}
+
+/// Inserts `rows` into `table`: in one statement on PostgreSQL; a statement per row on SQLite,
+/// where diesel-async cannot batch (and SQLite, in process, has no round trip to save).
+#[macro_export]
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn.inner {
+            $crate::db::Conn::Pg(c) => {
+                diesel::insert_into($table).values($rows).execute(c).await?;
+            }
+            $crate::db::Conn::Sqlite(c) => {
+                for row in $rows {
+                    diesel::insert_into($table)
+                        .values(row)
+                        .execute(&mut *c)
+                        .await?;
+                }
+            }
         }
     };
 }

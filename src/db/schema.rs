@@ -113,6 +113,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        at -> Timestamp,
+        actor -> Text,
+        token_id -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        request_id -> Nullable<Text>,
+        action -> Text,
+        target_kind -> Text,
+        target_id -> Nullable<Text>,
+        target_name -> Nullable<Text>,
+        outcome -> Text,
+        detail -> Nullable<Text>,
+        before_json -> Nullable<Text>,
+        after_json -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     tool_metrics (id) {
         id -> Text,
         tool_name -> Text,
@@ -259,4 +278,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_resources,
     server_prompts,
     tool_metrics,
+    audit_log,
 );

@@ -258,6 +258,34 @@ impl Federation {
             .await
     }
 
+    /// The circuit breaker of upstream `id`, once calls have gone through it.
+    pub async fn breaker(&self, id: &str) -> Option<crate::breaker::BreakerSnapshot> {
+        self.upstream
+            .breakers()
+            .await
+            .into_iter()
+            .find_map(|(gateway, snapshot)| (gateway == id).then_some(snapshot))
+    }
+
+    /// Pings upstream `id` now (no discovery). An answer is recorded as one (online, seen
+    /// now); a failure is only answered: one failed ping does not mark it offline.
+    pub async fn test(&self, id: &str) -> Result<(), String> {
+        let gateway = self
+            .catalog
+            .current()
+            .gateways()
+            .into_iter()
+            .find(|gateway| gateway.id == id)
+            .ok_or_else(|| {
+                "the gateway is not served (disabled, or not yet discovered)".to_owned()
+            })?;
+        self.ping(&gateway).await?;
+        if let Err(error) = self.set_health(id, true, Some(now()), None).await {
+            tracing::warn!(gateway.id = %id, %error, "could not record the upstream's health");
+        }
+        Ok(())
+    }
+
     /// Whether the upstream answers (any JSON-RPC answer, even an error, counts); why not.
     async fn ping(&self, gateway: &Gateway) -> Result<(), String> {
         let outcome = self

@@ -119,7 +119,7 @@ fn principal_of(
 ) -> Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>> {
     let bearer = bearer_token(request);
     let state = request.app_data::<web::Data<AppState>>().cloned();
-    let client = super::client_ip(request);
+    let origin = super::origin(request);
     Box::pin(async move {
         let Some(state) = state else {
             tracing::error!("application state missing");
@@ -128,7 +128,7 @@ fn principal_of(
         let bearer = bearer.ok_or(ApiError::from_auth(AuthError::MissingCredentials))?;
         state
             .auth
-            .authenticate(bearer, client)
+            .authenticate(bearer, origin)
             .await
             .map_err(ApiError::from_auth)
     })

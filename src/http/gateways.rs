@@ -1,8 +1,9 @@
-//! `POST /gateways` (register an upstream MCP server) and `POST /gateways/{id}/refresh`
-//! (discover again what it offers): thin handlers over [`crate::service::gateways`].
+//! `POST /gateways` (register an upstream MCP server), `POST /gateways/{id}/refresh` (discover
+//! again what it offers), `GET /gateways/{id}/health` and `POST /gateways/{id}/test` (a ping):
+//! thin handlers over [`crate::service::gateways`].
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, post, web};
+use actix_web::{HttpResponse, get, post, web};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
@@ -62,4 +63,48 @@ pub async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     let refreshed = gateways::refresh(&state.services, &principal, &id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(refreshed))
+}
+
+/// `GET /gateways/{id}/health`: state, last error, breaker, call latency and a 24-hour strip.
+#[utoipa::path(
+    tag = "gateways",
+    operation_id = "gateway_health",
+    summary = "An upstream's health: state, last error and when, breaker, latency, the last 24 hours",
+    responses(
+        (status = 200, description = "the upstream's health", body = gateways::GatewayHealth),
+        (status = 404, description = "no such id (or not one you may see)", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/gateways/{id}/health")]
+pub async fn health(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let health = gateways::health(&state.services, &principal, &id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(health))
+}
+
+/// `POST /gateways/{id}/test`: ping the upstream now, without discovering it again.
+#[utoipa::path(
+    tag = "gateways",
+    operation_id = "test_gateway",
+    summary = "Test the connection to an upstream (a ping; no discovery): whether it answered and how fast",
+    responses(
+        (status = 200, description = "whether it answered, the latency, and why not", body = gateways::ConnectionTest),
+        (status = 403, description = "you may not change this gateway", body = ErrorBody),
+        (status = 404, description = "no such id (or not one you may see)", body = ErrorBody),
+        (status = 409, description = "the gateway is disabled", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/gateways/{id}/test")]
+pub async fn test(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tested = gateways::test_connection(&state.services, &principal, &id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(tested))
 }

@@ -82,15 +82,15 @@ pub async fn login(
     request: actix_web::HttpRequest,
     ApiJson(input): ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = state
-        .auth
-        .login(input.email, input.password, super::client_ip(&request))
-        .await
-        .map_err(|error| match error {
-            // No challenge header for a failed sign-in: it is not a bearer-token failure.
-            AuthError::BadCredentials => ApiError::Unauthorized(error.to_string()),
-            other => ApiError::from_auth(other),
-        })?;
+    let origin = super::origin(&request);
+    let session =
+        crate::service::tokens::sign_in(&state.services, &input.email, input.password, &origin)
+            .await
+            .map_err(|error| match error {
+                // No challenge header for a failed sign-in: it is not a bearer-token failure.
+                AuthError::BadCredentials => ApiError::Unauthorized(error.to_string()),
+                other => ApiError::from_auth(other),
+            })?;
     let cookie = actix_web::cookie::Cookie::build(SESSION_COOKIE, session.access_token.clone())
         .path("/admin")
         .http_only(true)

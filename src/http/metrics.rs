@@ -19,7 +19,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Admin;
 use crate::actors::db::PoolStats;
-use crate::actors::metrics::{BUCKETS, MetricsSnapshot};
+use crate::actors::metrics::{BUCKETS, MetricsSnapshot, ToolStats};
 use crate::breaker::{BreakerSnapshot, BreakerState};
 
 /// The OpenMetrics text format's content type.
@@ -49,6 +49,7 @@ pub async fn prometheus(
         calls: state.metrics.snapshot().await,
         pool: state.db.stats().await.ok(),
         upstreams: state.upstream.breakers().await,
+        up: crate::service::gateways::up(&state.services).await,
         password_verifications: state.auth.password_verifications(),
         streams: state.streams.total(),
         sessions: state.sessions.len(),
@@ -70,6 +71,8 @@ struct Scrape {
     calls: MetricsSnapshot,
     pool: Option<PoolStats>,
     upstreams: Vec<(String, BreakerSnapshot)>,
+    /// Every enabled upstream and whether it answers.
+    up: Vec<(String, bool)>,
     password_verifications: u64,
     streams: usize,
     sessions: usize,
@@ -96,6 +99,34 @@ fn gauge(
     metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
+/// One labelled histogram of call durations.
+fn histogram(
+    family: &mut prometheus_client::encoding::MetricEncoder<'_>,
+    label: (&str, &str),
+    stats: &ToolStats,
+) -> Result<(), FmtError> {
+    // Each bucket counts calls up to its bound; the last is everything.
+    let mut cumulative = 0;
+    let mut buckets: Vec<(f64, u64)> = BUCKETS
+        .iter()
+        .zip(stats.buckets)
+        .map(|(bound, count)| {
+            cumulative += count;
+            (*bound, cumulative)
+        })
+        .collect();
+    let total = stats.successes + stats.failures;
+    buckets.push((f64::INFINITY, total));
+    family
+        .encode_family(&[label])?
+        .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            stats.duration_sum,
+            total,
+            &buckets,
+            None,
+        )
+}
+
 fn state_value(state: BreakerState) -> i64 {
     match state {
         BreakerState::Closed => 0,
@@ -105,6 +136,38 @@ fn state_value(state: BreakerState) -> i64 {
 }
 
 impl Scrape {
+    /// Calls through each upstream, by outcome, and their latency.
+    fn upstream_calls(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), FmtError> {
+        if self.calls.upstreams.is_empty() {
+            return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "upstream_calls",
+            "Tool calls through an upstream, by outcome.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (gateway, stats) in &self.calls.upstreams {
+            for (outcome, value) in [
+                ("success", stats.calls.successes),
+                ("failure", stats.calls.failures),
+            ] {
+                let labels = [("gateway", gateway.as_str()), ("outcome", outcome)];
+                ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "upstream_call_duration_seconds",
+            "Latency of tool calls through an upstream.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (gateway, stats) in &self.calls.upstreams {
+            histogram(&mut family, ("gateway", gateway.as_str()), &stats.calls)?;
+        }
+        Ok(())
+    }
+
     fn tool_calls(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), FmtError> {
         let mut family = encoder.encode_descriptor(
             "tool_calls",
@@ -125,27 +188,7 @@ impl Scrape {
             MetricType::Histogram,
         )?;
         for (tool, stats) in &self.calls.tools {
-            // Each bucket counts calls up to its bound; the last is everything.
-            let mut cumulative = 0;
-            let mut buckets: Vec<(f64, u64)> = BUCKETS
-                .iter()
-                .zip(stats.buckets)
-                .map(|(bound, count)| {
-                    cumulative += count;
-                    (*bound, cumulative)
-                })
-                .collect();
-            let total = stats.successes + stats.failures;
-            buckets.push((f64::INFINITY, total));
-            let labels = [("tool", tool.as_str())];
-            family
-                .encode_family(&labels)?
-                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                    stats.duration_sum,
-                    total,
-                    &buckets,
-                    None,
-                )?;
+            histogram(&mut family, ("tool", tool.as_str()), stats)?;
         }
         gauge(
             encoder,
@@ -243,8 +286,31 @@ impl Scrape {
     }
 
     fn upstreams(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), FmtError> {
+        if !self.up.is_empty() {
+            let mut family = encoder.encode_descriptor(
+                "upstream_up",
+                "Whether an upstream answers its calls and health checks (1) or not (0).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (gateway, up) in &self.up {
+                ConstGauge::new(i64::from(*up))
+                    .encode(family.encode_family(&[("gateway", gateway.as_str())])?)?;
+            }
+        }
+        self.upstream_calls(encoder)?;
         if self.upstreams.is_empty() {
             return Ok(());
+        }
+        let mut family = encoder.encode_descriptor(
+            "upstream_consecutive_failures",
+            "Transient failures in a row of calls to an upstream.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (gateway, snapshot) in &self.upstreams {
+            ConstGauge::new(i64::from(snapshot.consecutive_failures))
+                .encode(family.encode_family(&[("gateway", gateway.as_str())])?)?;
         }
         let mut family = encoder.encode_descriptor(
             "upstream_breaker_state",

@@ -1,6 +1,7 @@
 //! HTTP: the route table, shared state and request plumbing. Handlers are thin: extract,
 //! send one or two actor messages, map the result.
 
+pub mod audit;
 pub mod console;
 pub mod error;
 pub mod extract;
@@ -138,6 +139,16 @@ pub(crate) fn client_ip(request: &HttpRequest) -> Option<std::net::IpAddr> {
     )
 }
 
+/// Where a request came from: its client's address and its request id.
+pub(crate) fn origin(request: &HttpRequest) -> crate::auth::Origin {
+    crate::auth::Origin {
+        client: client_ip(request),
+        request_id: actix_web::HttpMessage::extensions(request)
+            .get::<request_log::RequestId>()
+            .map(|id| id.0.clone()),
+    }
+}
+
 /// The route table: every endpoint of the gateway. The REST API's operations are registered
 /// with their OpenAPI description ([`openapi`]); the MCP transports and the console, which
 /// the document does not describe, through the plain actix-web configuration.
@@ -165,10 +176,13 @@ pub fn routes(config: &mut ServiceConfig) {
             config.service(web::resource("/openapi.json").get(openapi::openapi_json))
         })
         .service(metrics::prometheus)
-        .service(gateways::refresh);
+        .service(gateways::refresh)
+        .service(gateways::health)
+        .service(gateways::test);
     health::routes(config);
     identity::routes(config);
     tokens::routes(config);
+    audit::routes(config);
     oauth::routes(config);
     registry::routes(config);
     config.map(|config| {

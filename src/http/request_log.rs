@@ -8,6 +8,10 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 
+/// The request's id, in the request's extensions for the handlers (the audit trail records it).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The middleware function (`middleware::from_fn(log_requests)`).
@@ -29,6 +33,7 @@ pub async fn log_requests(
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    actix_web::HttpMessage::extensions_mut(&request).insert(RequestId(request_id.clone()));
     let method = request.method().clone();
     let path = request.path().to_owned();
     let outcome = next.call(request).await;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Services;
+use super::audit::Entry;
 use super::registry::{allowed, authorized, map_db, may_create};
 pub use crate::db::federation::SyncCounts;
 use crate::db::now;
@@ -54,8 +55,16 @@ pub async fn register(
         .await
         .map_err(|error| map_federation(error, None))?;
     tracing::info!(gateway = %gateway.name, tools = counts.tools, "upstream registered");
+    let view = Gateways::view(gateway);
+    services.audit(
+        principal,
+        Entry::new("gateways.create", Gateways::NOUN)
+            .id(&view.id)
+            .detail(discovered(&counts))
+            .after(&view),
+    );
     Ok(GatewayDiscovered {
-        gateway: Gateways::view(gateway),
+        gateway: view,
         discovered: counts,
     })
 }
@@ -72,10 +81,26 @@ pub async fn refresh(
         .refresh(id)
         .await
         .map_err(|error| map_federation(error, Some(id)))?;
+    let view = Gateways::view(gateway);
+    services.audit(
+        principal,
+        Entry::new("gateways.refresh", Gateways::NOUN)
+            .id(&view.id)
+            .name(&view.name)
+            .detail(discovered(&counts)),
+    );
     Ok(GatewayDiscovered {
-        gateway: Gateways::view(gateway),
+        gateway: view,
         discovered: counts,
     })
+}
+
+/// What a discovery found, for the audit trail.
+fn discovered(counts: &SyncCounts) -> String {
+    format!(
+        "discovered {} tools, {} resources, {} prompts",
+        counts.tools, counts.resources, counts.prompts
+    )
 }
 
 /// The one mapping of federation errors to the API's. A clash of federated names is reported as
@@ -99,5 +124,236 @@ fn map_federation(error: FederationError, id: Option<&str>) -> ApiError {
             ApiError::Conflict(constraint)
         }
         FederationError::Db(other) => map_db::<Gateways>(other, id),
+    }
+}
+
+/// An upstream's health as calls, health checks and its breaker show it (`GET
+/// /gateways/{id}/health`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GatewayHealth {
+    /// The gateway.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// `online`, `offline`, `degraded` (answers, but its last refresh broke a bound) or
+    /// `disabled`.
+    pub state: &'static str,
+    /// Whether it answered its last calls and health checks.
+    pub reachable: bool,
+    /// When it last answered.
+    pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why it last failed, and when.
+    pub last_error: Option<String>,
+    /// When.
+    pub last_error_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why it is degraded.
+    pub degraded_reason: Option<String>,
+    /// Its circuit breaker, once calls have gone through it.
+    pub breaker: Option<BreakerView>,
+    /// Calls through it since the gateway started.
+    pub calls: CallSummary,
+    /// The last 24 hours, one entry per hour, oldest first.
+    pub hours: Vec<HourView>,
+}
+
+/// An upstream's circuit breaker.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BreakerView {
+    /// `closed`, `open` or `half_open`.
+    pub state: &'static str,
+    /// Transient failures in a row.
+    pub consecutive_failures: u32,
+    /// Times it opened.
+    pub times_opened: u64,
+    /// Seconds until a probe is let through, while open.
+    pub retry_after_seconds: Option<u64>,
+}
+
+/// Calls through an upstream.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallSummary {
+    /// Calls.
+    pub total: u64,
+    /// Of which failed.
+    pub failures: u64,
+    /// Latency quantiles: the upper bound of the histogram bucket, milliseconds (`null`
+    /// without calls or past the last bucket).
+    pub p50_ms: Option<f64>,
+    /// 95th percentile.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
+    /// When the last call started.
+    pub last_call_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// One hour of calls.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HourView {
+    /// The hour's start.
+    pub start: chrono::DateTime<chrono::Utc>,
+    /// Calls.
+    pub calls: u64,
+    /// Of which failed.
+    pub failures: u64,
+}
+
+/// The health of upstream `id` as `principal` may see it.
+pub async fn health(
+    services: &Services,
+    principal: &crate::auth::Principal,
+    id: &str,
+) -> Result<GatewayHealth, ApiError> {
+    let row = authorized::<Gateways>(services, principal, id, "read").await?;
+    let view = Gateways::view(row);
+    let breaker = services.federation.breaker(id).await;
+    let stats = services
+        .metrics
+        .snapshot()
+        .await
+        .upstreams
+        .remove(id)
+        .unwrap_or_default();
+    Ok(health_of(view, breaker, &stats, chrono::Utc::now()))
+}
+
+/// Puts the pieces together.
+pub fn health_of(
+    view: GatewayView,
+    breaker: Option<crate::breaker::BreakerSnapshot>,
+    stats: &crate::actors::metrics::UpstreamStats,
+    now: chrono::DateTime<chrono::Utc>,
+) -> GatewayHealth {
+    let state = if !view.meta.enabled {
+        "disabled"
+    } else if !view.reachable {
+        "offline"
+    } else if view.degraded_reason.is_some() {
+        "degraded"
+    } else {
+        "online"
+    };
+    let activity = Activity::of(breaker, stats, now);
+    GatewayHealth {
+        state,
+        reachable: view.reachable,
+        last_seen_at: view.last_seen_at,
+        last_error: view.last_error,
+        last_error_at: view.last_error_at,
+        degraded_reason: view.degraded_reason,
+        breaker: activity.breaker,
+        calls: activity.calls,
+        hours: activity.hours,
+        id: view.id,
+        name: view.name,
+    }
+}
+
+/// What an upstream's breaker and its calls show (the in-memory part of its health).
+#[derive(Debug, Serialize)]
+pub struct Activity {
+    /// Its breaker.
+    pub breaker: Option<BreakerView>,
+    /// Its calls.
+    pub calls: CallSummary,
+    /// The last 24 hours.
+    pub hours: Vec<HourView>,
+}
+
+impl Activity {
+    /// From a breaker snapshot and the call statistics, as of `now`.
+    pub fn of(
+        breaker: Option<crate::breaker::BreakerSnapshot>,
+        stats: &crate::actors::metrics::UpstreamStats,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let ms = |q: f64| {
+            stats
+                .calls
+                .quantile(q)
+                .filter(|bound| bound.is_finite())
+                .map(|bound| bound * 1000.0)
+        };
+        Activity {
+            breaker: breaker.map(|snapshot| BreakerView {
+                state: snapshot.state.as_str(),
+                consecutive_failures: snapshot.consecutive_failures,
+                times_opened: snapshot.times_opened,
+                retry_after_seconds: snapshot.retry_after_seconds,
+            }),
+            calls: CallSummary {
+                total: stats.calls.successes + stats.calls.failures,
+                failures: stats.calls.failures,
+                p50_ms: ms(0.5),
+                p95_ms: ms(0.95),
+                p99_ms: ms(0.99),
+                last_call_at: stats.last_call_at.map(|at| at.and_utc()),
+            },
+            hours: stats
+                .strip(now)
+                .into_iter()
+                .map(|hour| HourView {
+                    start: chrono::DateTime::from_timestamp(hour.hour * 3600, 0)
+                        .unwrap_or_default(),
+                    calls: hour.calls,
+                    failures: hour.failures,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The outcome of a connection test.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConnectionTest {
+    /// Whether the upstream answered a `ping`.
+    pub reachable: bool,
+    /// How long the answer took, milliseconds.
+    pub latency_ms: f64,
+    /// Why it did not answer.
+    pub error: Option<String>,
+}
+
+/// Sends the upstream a `ping` now, without discovering it again (`gateways.update`: it makes
+/// the gateway connect out). An answer marks it online at once; a failure is reported, and
+/// marks it offline only as calls and health checks do (`UNHEALTHY_THRESHOLD` in a row).
+pub async fn test_connection(
+    services: &Services,
+    principal: &crate::auth::Principal,
+    id: &str,
+) -> Result<ConnectionTest, ApiError> {
+    let row = authorized::<Gateways>(services, principal, id, "update").await?;
+    if !row.enabled {
+        return Err(ApiError::Conflict(
+            "the gateway is disabled; enable it to test its connection".into(),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let outcome = services.federation.test(id).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(ConnectionTest {
+        reachable: outcome.is_ok(),
+        latency_ms,
+        error: outcome.err(),
+    })
+}
+
+/// Every enabled upstream's id and whether it answers, for `/metrics` (whose access its own
+/// setting decides).
+pub async fn up(services: &Services) -> Vec<(String, bool)> {
+    use super::registry::Managed;
+    const PAGE: i64 = 500;
+    let mut up = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let Ok(page) = Gateways::page(&services.db, after.take(), PAGE, false, None).await else {
+            return up;
+        };
+        let full = page.len() as i64 == PAGE;
+        after = page.last().map(|row| row.id.clone());
+        up.extend(page.into_iter().map(|row| (row.id, row.reachable)));
+        if !full {
+            return up;
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! units of work to the DbActor, and answers with records or an [`ApiError`]. The REST handlers
 //! (`crate::http`) and the console pages (`crate::http::console`) are thin adapters over it.
 
+pub mod audit;
 pub mod gateways;
 pub mod identity;
 pub mod registry;
@@ -35,6 +36,10 @@ pub struct Services {
     pub federation: Federation,
     /// The settings the process started with (the egress policy among them).
     pub settings: Arc<Settings>,
+    /// The audit trail's writer.
+    pub audit: crate::actors::audit::Audit,
+    /// Call counters and latency (per tool and per upstream).
+    pub metrics: crate::actors::metrics::Metrics,
 }
 
 /// The result of a service operation.

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use super::audit::Entry;
 use super::{Outcome, Services};
 use crate::actors::db::{Db, DbError};
 use crate::auth::{Denied, On, Principal};
@@ -247,7 +248,28 @@ pub async fn create<E: Managed>(
     if let Some(url) = E::egress_url(&record) {
         egress_allows(services, url).await?;
     }
-    stored::<E, _>(services, None, E::insert(&services.db, record), E::stored).await
+    let stored = stored::<E, _>(services, None, E::insert(&services.db, record), E::stored).await?;
+    services.audit(principal, audited::<E>("create", None, Some(&stored)));
+    Ok(stored)
+}
+
+/// The audit entry of `action` on a record of `E`, from its views before and after.
+fn audited<E: Entity>(
+    action: &str,
+    before: Option<&E::Record>,
+    after: Option<&E::Record>,
+) -> Entry {
+    let mut entry = Entry::new(format!("{}.{action}", E::PATH), E::NOUN);
+    if let Some(record) = after.or(before) {
+        entry = entry.id(E::id(record));
+    }
+    if let Some(record) = before {
+        entry = entry.before(&E::view(record.clone()));
+    }
+    if let Some(record) = after {
+        entry = entry.after(&E::view(record.clone()));
+    }
+    entry
 }
 
 /// Applies an update as `principal` (the checks of `PUT /X/{id}`, including a move to another
@@ -258,7 +280,7 @@ pub async fn update<E: Managed>(
     id: &str,
     input: E::Update,
 ) -> Outcome<E::Record> {
-    authorized::<E>(services, principal, id, "update").await?;
+    let before = authorized::<E>(services, principal, id, "update").await?;
     if let Some(url) = E::egress_url_of_update(&input) {
         egress_allows(services, url).await?;
     }
@@ -287,13 +309,18 @@ pub async fn update<E: Managed>(
         }
         Ok(changed)
     };
-    stored::<E, _>(
+    let after = stored::<E, _>(
         services,
         Some(id),
         E::apply(&services.db, id, Arc::new(apply)),
         E::stored,
     )
-    .await
+    .await?;
+    services.audit(
+        principal,
+        audited::<E>("update", Some(&before), Some(&after)),
+    );
+    Ok(after)
 }
 
 /// Deletes a record as `principal` (the checks of `DELETE /X/{id}`); returns what was deleted.
@@ -307,6 +334,7 @@ pub async fn delete<E: Managed>(
         E::deleted(id)
     })
     .await?;
+    services.audit(principal, audited::<E>("delete", Some(&record), None));
     Ok(record)
 }
 
@@ -317,14 +345,20 @@ pub async fn set_enabled<E: Managed>(
     id: &str,
     activate: Option<bool>,
 ) -> Outcome<E::Record> {
-    authorized::<E>(services, principal, id, "update").await?;
-    stored::<E, _>(
+    let before = authorized::<E>(services, principal, id, "update").await?;
+    let after = stored::<E, _>(
         services,
         Some(id),
         E::enable(&services.db, id, activate),
         E::stored,
     )
-    .await
+    .await?;
+    let mut entry = audited::<E>("enable", Some(&before), Some(&after));
+    if entry.after.as_ref().and_then(|view| view.get("enabled")) == Some(&false.into()) {
+        entry.action = format!("{}.disable", E::PATH);
+    }
+    services.audit(principal, entry);
+    Ok(after)
 }
 
 /// Waits for a change to be stored, then has the catalog serve it, in place (a reload only if

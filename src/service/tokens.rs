@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::Services;
+use super::audit::Entry;
 use crate::actors::db::DbError;
 use crate::auth::scope::{TimeWindow, TokenScope};
 use crate::auth::{AuthError, On};
@@ -162,8 +163,15 @@ pub async fn issue(
             DbError::Conflict { constraint } => ApiError::Conflict(constraint),
             other => ApiError::from_db(other, "token", None),
         })?;
+    let token = view(row);
+    services.audit(
+        principal,
+        Entry::new("tokens.create", "token")
+            .id(&token.id)
+            .after(&token),
+    );
     Ok(TokenCreated {
-        token: view(row),
+        token,
         access_token,
     })
 }
@@ -191,7 +199,14 @@ pub async fn revoke(
         .await
         .map_err(|error| ApiError::from_db(error, "token", Some(id)))?
         .ok_or_else(|| ApiError::NotFound(format!("no token with id {id:?}")))?;
-    services.auth.revoked(revoked.jti).await;
+    services.auth.revoked(revoked.jti.clone()).await;
+    let token = view(revoked);
+    services.audit(
+        principal,
+        Entry::new("tokens.revoke", "token")
+            .id(&token.id)
+            .after(&token),
+    );
     Ok(())
 }
 
@@ -229,6 +244,27 @@ pub async fn list(
     Ok(rows.into_iter().map(view).collect())
 }
 
+/// Signs `email` in from `origin` (the REST API and the console); the attempt, successful or
+/// not, goes into the audit trail.
+pub async fn sign_in(
+    services: &Services,
+    email: &str,
+    password: String,
+    origin: &crate::auth::Origin,
+) -> Result<crate::actors::auth::Session, AuthError> {
+    let email = email.trim().to_ascii_lowercase();
+    let outcome = services
+        .auth
+        .login(email.clone(), password, origin.client)
+        .await;
+    match &outcome {
+        Ok(_) => services.audit_sign_in(&email, origin, None),
+        Err(AuthError::Unavailable) => {}
+        Err(error) => services.audit_sign_in(&email, origin, Some(&error.to_string())),
+    }
+    outcome
+}
+
 /// Ends the token `principal` signed in with (sign-out).
 pub async fn sign_out(
     services: &Services,
@@ -243,5 +279,9 @@ pub async fn sign_out(
         .await
         .map_err(|error| ApiError::from_db(error, "token", None))?;
     services.auth.revoked(principal.token_id.clone()).await;
+    services.audit(
+        principal,
+        Entry::new("auth.sign_out", "session").id(&principal.token_id),
+    );
     Ok(())
 }

@@ -12,7 +12,7 @@ const browser = await chromium.launch({
          '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 try {
-  for (const [label, viewport] of [['desktop', { width: 1280, height: 900 }], ['phone', { width: 390, height: 844 }]]) {
+  for (const [label, viewport] of [['desktop', { width: 1440, height: 900 }], ['phone', { width: 390, height: 844 }]]) {
     const page = await browser.newPage({ viewport });
     // Not signed in: the console sends you to sign in.
     await page.goto(`${base}/admin`);
@@ -30,7 +30,7 @@ try {
     if (label === 'phone') {
       // Every page fits 390 px without scrolling sideways.
       seen.phone_overflow = [];
-      for (const name of ['tools', 'resources', 'prompts', 'servers', 'gateways', 'tokens', 'teams', 'users']) {
+      for (const name of ['tools', 'resources', 'prompts', 'servers', 'gateways', 'tokens', 'teams', 'users', 'audit', 'account']) {
         await page.goto(`${base}/admin/${name}`);
         if (await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)) seen.phone_overflow.push(name);
         await page.screenshot({ path: `${artifacts}/${name}-${label}.png`, fullPage: true });
@@ -141,6 +141,29 @@ try {
       seen.team_flash = await page.locator('.flash').textContent();
       seen.team_members = await page.getByRole('table', { name: 'Members of Ops' }).getByRole('row').count();
       await page.screenshot({ path: `${artifacts}/teams-${label}.png`, fullPage: true });
+      // A user disabled from their row, then the change found in the audit trail.
+      await page.getByRole('link', { name: 'Users' }).click();
+      await page.getByRole('button', { name: 'Disable dev@example.com' }).click();
+      await page.waitForSelector('.flash');
+      seen.disable_flash = await page.locator('.flash').textContent();
+      await page.getByRole('link', { name: 'Audit' }).click();
+      await page.getByLabel('Action').fill('users.');
+      await page.getByRole('button', { name: 'Search' }).click();
+      await page.waitForURL(/action=users/);
+      seen.audit_actions = await page.locator('table.audit td[data-label="Action"] code').allTextContents();
+      await page.locator('table.audit details summary').first().click();
+      seen.audit_change = await page.locator('table.audit dl.changes').first().textContent();
+      await page.screenshot({ path: `${artifacts}/audit-${label}.png`, fullPage: true });
+      // The account page: a mismatch is shown at its field.
+      await page.getByRole('link', { name: email }).click();
+      await page.getByLabel('Current password').fill(password);
+      await page.getByLabel('New password', { exact: true }).fill('a new passphrase 1234');
+      await page.getByLabel('New password again').fill('something else 5678');
+      await page.getByRole('button', { name: 'Change password' }).click();
+      await page.waitForSelector('.field-error');
+      seen.account_field_error = await page.locator('#confirm-password-error').textContent();
+      seen.account_invalid = await page.getByLabel('New password again').getAttribute('aria-invalid');
+      await page.screenshot({ path: `${artifacts}/account-${label}.png`, fullPage: true });
       await page.goto(`${base}/admin`);
       await page.waitForSelector('[data-live][data-updated]', { timeout: 15000 });
       seen.tools_count_after = await page.locator('[data-figure="counts.tools"]').textContent();

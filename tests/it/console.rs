@@ -172,6 +172,39 @@ async fn in_the_browser(backend: Backend) {
             "screenshot {path}"
         );
     }
+    assert_eq!(
+        seen["disable_flash"],
+        "dev@example.com is disabled; their sign-ins and tokens stopped working.",
+        "{seen}"
+    );
+    let actions = seen["audit_actions"].as_array().unwrap();
+    assert_eq!(actions[0], "users.update", "newest first: {seen}");
+    assert!(
+        actions.contains(&serde_json::json!("users.create")),
+        "{seen}"
+    );
+    assert!(
+        seen["audit_change"].as_str().unwrap().contains("is_active"),
+        "{seen}"
+    );
+    assert_eq!(
+        seen["account_field_error"], "does not match the new password",
+        "{seen}"
+    );
+    assert_eq!(seen["account_invalid"], "true", "{seen}");
+    for page in [
+        "audit-desktop",
+        "account-desktop",
+        "audit-phone",
+        "account-phone",
+        "users-phone",
+    ] {
+        let path = format!("{artifacts}/{page}.png");
+        assert!(
+            std::fs::metadata(&path).is_ok_and(|meta| meta.len() > 1000),
+            "screenshot {path}"
+        );
+    }
     // The tool really exists, through the REST API too.
     let tools = server.admin(reqwest::Method::GET, "/tools", None).await;
     assert!(tools.body.to_string().contains("browser_weather"));

@@ -652,16 +652,7 @@ async fn a_failing_upstream_is_isolated(backend: Backend) {
         .await;
         assert_eq!(steady_result["result"]["isError"], false, "{steady_result}");
     }
-    let metrics = gateway
-        .client
-        .get(format!("{}/metrics", gateway.base))
-        .bearer_auth(&gateway.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics_text(&gateway).await;
     assert!(
         metrics.contains("mcpgate_upstream_breaker_opened_total"),
         "{metrics}"
@@ -711,16 +702,7 @@ async fn metrics_are_exposed_and_stored(backend: Backend) {
         "the records are written",
         std::time::Duration::from_secs(20),
         || async {
-            let text = gateway
-                .client
-                .get(format!("{}/metrics", gateway.base))
-                .bearer_auth(&gateway.admin_token)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = common::metrics_text(&gateway).await;
             text.contains("mcpgate_call_records_written_total 6")
                 .then_some(text)
         },

@@ -1,13 +1,15 @@
 //! Honest upstream health: calls that fail mark an upstream offline at once (not after
 //! `HEALTH_CHECK_INTERVAL` x `UNHEALTHY_THRESHOLD`), with the reason and its time, in the REST
-//! API and on the console's dashboard; an answer marks it online again.
+//! API and on the console's dashboard; an answer marks it online again. `GET
+//! /gateways/{id}/health` shows the breaker, calls, latency and the day's hours; `/metrics` the
+//! same; a connection test pings without discovery.
 
 use crate::common;
 use crate::federation::{register, rpc_call};
 
 use common::world::World;
 use common::{Backend, TestDb, TestServer, eventually};
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 async fn failed_calls_mark_an_upstream_offline_at_once(backend: Backend) {
@@ -55,13 +57,85 @@ async fn failed_calls_mark_an_upstream_offline_at_once(backend: Backend) {
         "the dashboard shows the upstream offline with the reason: {dashboard}"
     );
 
+    // The whole picture: state, breaker, calls, the hour's strip; in /metrics too.
+    let health = gateway
+        .admin(Method::GET, &format!("{path}/health"), None)
+        .await;
+    let health = health.expect(StatusCode::OK).clone();
+    assert_eq!(health["state"], "offline", "{health}");
+    assert_eq!(health["last_error"], reason, "{health}");
+    assert!(
+        health["breaker"]["consecutive_failures"].as_u64().unwrap() >= 3,
+        "{health}"
+    );
+    assert!(health["calls"]["total"].as_u64().unwrap() >= 4, "{health}");
+    assert!(
+        health["calls"]["failures"].as_u64().unwrap() >= 3,
+        "{health}"
+    );
+    assert!(health["calls"]["p50_ms"].is_number(), "{health}");
+    let hours = health["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 24, "{health}");
+    assert!(
+        hours[23]["calls"].as_u64().unwrap() >= 4,
+        "this hour: {health}"
+    );
+    let metrics = common::metrics_text(&gateway).await;
+    for line in [
+        format!("mcpgate_upstream_up{{gateway=\"{id}\"}} 0"),
+        format!("mcpgate_upstream_calls_total{{gateway=\"{id}\",outcome=\"failure\"}}"),
+        format!("mcpgate_upstream_consecutive_failures{{gateway=\"{id}\"}}"),
+        format!("mcpgate_upstream_call_duration_seconds_count{{gateway=\"{id}\"}}"),
+    ] {
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+    let page = crate::console::admin_page(&gateway, "/admin/gateways").await;
+    assert!(
+        page.contains("Test connection") && page.contains("Failures in a row"),
+        "{page}"
+    );
+    // A test while it is down says why, and does not discover it again.
+    let tested = gateway
+        .admin(Method::POST, &format!("{path}/test"), None)
+        .await;
+    let tested = tested.expect(StatusCode::OK).clone();
+    assert_eq!(tested["reachable"], false, "{tested}");
+    assert!(
+        tested["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{tested}"
+    );
+    // Testing makes the gateway connect out: viewers may not.
+    let viewer = common::create_user(&gateway, "viewer@example.com", "viewer").await;
+    let refused = gateway
+        .send(Method::POST, &format!("{path}/test"), Some(&viewer), None)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
     proxy.restore();
+    // The connection test alone brings it back online (a ping; no call needed).
+    eventually("a test marks it online again", wait, || async {
+        let tested = gateway
+            .admin(Method::POST, &format!("{path}/test"), None)
+            .await;
+        let view = gateway.admin(Method::GET, &path, None).await.body;
+        (tested.body["reachable"] == true && view["reachable"] == true).then_some(())
+    })
+    .await;
+    let metrics = common::metrics_text(&gateway).await;
+    assert!(
+        metrics.contains(&format!("mcpgate_upstream_up{{gateway=\"{id}\"}} 1")),
+        "{metrics}"
+    );
     eventually("an answer marks it online again", wait, || async {
         let call = rpc_call(&gateway, 9, "desk-get_weather", weather.clone()).await;
         let view = gateway.admin(Method::GET, &path, None).await.body;
         (call["result"]["isError"] == false && view["reachable"] == true).then_some(())
     })
     .await;
+    let health = gateway
+        .admin(Method::GET, &format!("{path}/health"), None)
+        .await;
+    assert_eq!(health.expect(StatusCode::OK)["state"], "online");
     gateway.stop().await;
     upstream.stop().await;
 }

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{Backend, TestDb, TestServer, USER_PASSWORD, create_user, token};
+use common::{Backend, TestDb, TestServer, USER_PASSWORD, create_user, login, token};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -12,17 +12,6 @@ async fn start(backend: Backend, overrides: &[(&str, &str)]) -> (TestDb, TestSer
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db, overrides).await;
     (db, server)
-}
-
-async fn login(server: &TestServer, email: &str, password: &str) -> common::Reply {
-    server
-        .send(
-            Method::POST,
-            "/auth/login",
-            None,
-            Some(json!({"email": email, "password": password})),
-        )
-        .await
 }
 
 /// Sign-in gives a working token; wrong passwords and unknown emails get the same 401; after

@@ -5,8 +5,10 @@
 #[macro_use]
 mod common;
 
+mod accounts;
 mod affinity;
 mod apps;
+mod audit;
 mod cli;
 mod conformance;
 mod console;

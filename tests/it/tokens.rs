@@ -467,7 +467,12 @@ async fn authenticated_calls_need_no_database(backend: Backend) {
     for (name, count) in after["units_by_name"].as_object().unwrap() {
         let grew = count.as_u64().unwrap() - units(&before, name);
         assert!(
-            matches!(name.as_str(), "metrics.insert" | "tokens.revocations") || grew == 0,
+            // Batched writers (call records; audit entries of the set-up's changes) and the
+            // revocation refresh run on their own schedule, not per call.
+            matches!(
+                name.as_str(),
+                "metrics.insert" | "audit.insert" | "tokens.revocations"
+            ) || grew == 0,
             "{name} ran {grew} times during the calls"
         );
     }

@@ -23,26 +23,6 @@ const KEYS_PER_STATEMENT: usize = 500;
 /// parameters, under SQLite's limit (32 766) and PostgreSQL's (65 535).
 const ROWS_PER_INSERT: usize = 400;
 
-/// Inserts `rows` into `table`: in one statement on PostgreSQL; a statement per row on SQLite,
-/// where diesel-async cannot batch (and SQLite, in process, has no round trip to save).
-macro_rules! insert_rows {
-    ($conn:expr, $table:expr, $rows:expr) => {
-        match $conn.inner {
-            crate::db::Conn::Pg(c) => {
-                diesel::insert_into($table).values($rows).execute(c).await?;
-            }
-            crate::db::Conn::Sqlite(c) => {
-                for row in $rows {
-                    diesel::insert_into($table)
-                        .values(row)
-                        .execute(&mut *c)
-                        .await?;
-                }
-            }
-        }
-    };
-}
-
 /// One kind of federated item (tool, resource, prompt), as [`reconcile`] needs it: how it is
 /// keyed and compared, and the few statements that differ by table.
 pub(super) trait Federated: Sync {
@@ -264,7 +244,7 @@ impl Federated for DiscoveredTool {
     }
     fn insert<'a>(conn: DbConn<'a>, rows: &'a [ToolRow]) -> BoxFuture<'a, WorkResult<()>> {
         Box::pin(async move {
-            insert_rows!(conn, tools::table, rows);
+            crate::insert_rows!(conn, tools::table, rows);
             Ok(())
         })
     }
@@ -385,7 +365,7 @@ impl Federated for DiscoveredResource {
     }
     fn insert<'a>(conn: DbConn<'a>, rows: &'a [ResourceRow]) -> BoxFuture<'a, WorkResult<()>> {
         Box::pin(async move {
-            insert_rows!(conn, resources::table, rows);
+            crate::insert_rows!(conn, resources::table, rows);
             Ok(())
         })
     }
@@ -501,7 +481,7 @@ impl Federated for DiscoveredPrompt {
     }
     fn insert<'a>(conn: DbConn<'a>, rows: &'a [PromptRow]) -> BoxFuture<'a, WorkResult<()>> {
         Box::pin(async move {
-            insert_rows!(conn, prompts::table, rows);
+            crate::insert_rows!(conn, prompts::table, rows);
             Ok(())
         })
     }

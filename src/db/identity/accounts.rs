@@ -39,6 +39,8 @@ pub struct UserChanges {
     pub is_active: Option<bool>,
     pub is_admin: Option<bool>,
     pub password_hash: Option<String>,
+    /// Lifts a lock after failed sign-ins (a new password does too).
+    pub unlock: bool,
 }
 
 unit_of_work! {
@@ -71,6 +73,13 @@ unit_of_work! {
             let update = diesel::update(target).set((
                 users::password_hash.eq(hash),
                 users::password_changed_at.eq(Some(at)),
+                users::failed_logins.eq(0),
+                users::locked_until.eq(None::<chrono::NaiveDateTime>),
+            ));
+            crate::on_backend!(conn.reborrow(), c => update.execute(c).await)?;
+        }
+        if changes.unlock {
+            let update = diesel::update(target).set((
                 users::failed_logins.eq(0),
                 users::locked_until.eq(None::<chrono::NaiveDateTime>),
             ));

@@ -11,7 +11,7 @@ use crate::auth::On;
 use crate::auth::rbac::ROLES;
 use crate::http::AppState;
 use crate::service::identity::{
-    MemberAdd, RoleAssignment, TeamCreate, UserCreate, roles, teams, users,
+    MemberAdd, RoleAssignment, TeamCreate, UserCreate, UserUpdate, roles, teams, users,
 };
 
 /// The outcome a page shows after a form: its status, a confirmation or an error.
@@ -61,6 +61,7 @@ async fn users_page(state: &AppState, user: &ConsoleUser, outcome: Outcome) -> H
                 "is_admin": view.is_admin,
                 "is_active": view.is_active,
                 "locked": view.locked_until.is_some(),
+                "is_you": view.email == user.principal.email,
             })
         })
         .collect();
@@ -79,7 +80,8 @@ async fn users_page(state: &AppState, user: &ConsoleUser, outcome: Outcome) -> H
             .map(|team| json!({"id": team.id, "name": team.name}))
             .collect::<Vec<_>>(),
     );
-    context.insert("flash", &flash);
+    // A confirmation from this form, or one carried across a redirect.
+    context.insert("flash", &flash.or_else(|| user.flash.clone()));
     context.insert("error", &error);
     state.console.page(status, "users.html", &context)
 }
@@ -143,6 +145,96 @@ pub async fn assign_role(
     let result = roles::grant(&state.services, &user.principal, &form.email, input).await;
     let outcome = outcome(result, |_| format!("{} is now {}.", form.email, form.role));
     Ok(users_page(&state, &user, outcome).await)
+}
+
+/// A form acting on one user (`/admin/users/{email}/{action}`).
+#[derive(Deserialize)]
+pub struct UserActionForm {
+    csrf: Option<String>,
+    /// `enable` or `disable` (state).
+    state: Option<String>,
+    /// The new password (reset).
+    password: Option<String>,
+    /// The email typed again (delete).
+    confirm: Option<String>,
+}
+
+/// `POST /admin/users/{email}/{action}`: enable or disable (`state`), `unlock`, `password`
+/// (reset) or `delete` (the email typed again to confirm) — the REST API's operations.
+pub async fn user_action(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<UserActionForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    let (email, action) = path.into_inner();
+    let form = form.into_inner();
+    user.check_csrf(form.csrf.as_deref())?;
+    let update = |input: UserUpdate| users::update(&state.services, &user.principal, &email, input);
+    let blank = || UserUpdate {
+        full_name: None,
+        is_active: None,
+        is_admin: None,
+        password: None,
+        unlock: false,
+    };
+    let result = match action.as_str() {
+        "state" => {
+            let active = form.state.as_deref() == Some("enable");
+            let input = UserUpdate {
+                is_active: Some(active),
+                ..blank()
+            };
+            update(input).await.map(|_| {
+                if active {
+                    format!("{email} can sign in again.")
+                } else {
+                    format!("{email} is disabled; their sign-ins and tokens stopped working.")
+                }
+            })
+        }
+        "unlock" => {
+            let input = UserUpdate {
+                unlock: true,
+                ..blank()
+            };
+            update(input).await.map(|_| format!("{email} is unlocked."))
+        }
+        "password" => {
+            let input = UserUpdate {
+                password: Some(form.password.unwrap_or_default()),
+                ..blank()
+            };
+            update(input)
+                .await
+                .map(|_| format!("{email}'s password is reset; their sign-ins ended."))
+        }
+        "delete" => {
+            if form.confirm.as_deref().map(str::trim) != Some(email.as_str()) {
+                Err(crate::http::error::ApiError::InvalidField {
+                    field: "confirm".into(),
+                    message: format!("type {email} to confirm the deletion"),
+                })
+            } else {
+                users::delete(&state.services, &user.principal, &email)
+                    .await
+                    .map(|()| {
+                        format!(
+                            "{email} is deleted, with the teams they owned, their tokens and roles."
+                        )
+                    })
+            }
+        }
+        other => Err(crate::http::error::ApiError::NotFound(format!(
+            "no user action {other:?}"
+        ))),
+    };
+    Ok(match result {
+        Ok(message) => super::registry::flash_redirect("/admin/users", &message),
+        Err(error) => {
+            users_page(&state, &user, outcome::<()>(Err(error), |()| String::new())).await
+        }
+    })
 }
 
 async fn teams_page(state: &AppState, user: &ConsoleUser, outcome: Outcome) -> HttpResponse {

@@ -14,6 +14,7 @@ use super::{ConsoleRefusal, ConsoleUser};
 use crate::catalog::Scope;
 use crate::http::AppState;
 use crate::registry::gateways::Gateways;
+use crate::service::gateways::Activity;
 use crate::service::tokens::{self, TokenCreate};
 
 /// One input of the test-run form, from a top-level property of the tool's input schema.
@@ -419,8 +420,77 @@ async fn gateways_page(
         }
     }
     context.insert("federated", &federated);
+    // What calls and breakers show, beside what the registry stores.
+    let stats = state.services.metrics.snapshot().await;
+    let breakers: BTreeMap<String, _> = state.upstream.breakers().await.into_iter().collect();
+    let now = chrono::Utc::now();
+    let activity: BTreeMap<&String, Value> = stats
+        .upstreams
+        .keys()
+        .chain(breakers.keys())
+        .map(|id| {
+            let stats = stats.upstreams.get(id).cloned().unwrap_or_default();
+            let activity = Activity::of(breakers.get(id).cloned(), &stats, now);
+            (id, activity_view(activity))
+        })
+        .collect();
+    context.insert("activity", &activity);
     user.outcome(&mut context, "gateways.create", flash, error);
     state.console.page(status, "gateways.html", &context)
+}
+
+/// An upstream's activity as the gateways page shows it: breaker, calls, latency and a strip
+/// of 24 hours, each hour `none`, `ok`, `some` (failures) or `bad` (mostly failures).
+fn activity_view(activity: Activity) -> Value {
+    let ms = |value: Option<f64>| value.map_or("–".to_owned(), |ms| format!("≤ {ms} ms"));
+    let calls = &activity.calls;
+    let hours: Vec<Value> = activity
+        .hours
+        .iter()
+        .map(|hour| {
+            let level = match (hour.calls, hour.failures) {
+                (0, _) => "none",
+                (_, 0) => "ok",
+                (calls, failures) if failures * 2 > calls => "bad",
+                _ => "some",
+            };
+            json!({
+                "level": level,
+                "label": format!("{}: {} calls, {} failed", hour.start.format("%H:00 UTC"), hour.calls, hour.failures),
+            })
+        })
+        .collect();
+    json!({
+        "breaker": activity.breaker.as_ref().map(|b| b.state),
+        "consecutive_failures": activity.breaker.as_ref().map_or(0, |b| b.consecutive_failures),
+        "calls": calls.total,
+        "failures": calls.failures,
+        "p50": ms(calls.p50_ms),
+        "p95": ms(calls.p95_ms),
+        "hours": hours,
+    })
+}
+
+/// `POST /admin/gateways/{id}/test`: pings the upstream (no discovery).
+pub async fn test_gateway(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    id: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    user.check_csrf(form.csrf.as_deref())?;
+    let done = crate::service::gateways::test_connection(&state.services, &user.principal, &id)
+        .await
+        .and_then(|tested| match tested.error {
+            None => Ok((
+                StatusCode::OK,
+                format!("It answered in {:.1} ms.", tested.latency_ms),
+            )),
+            Some(error) => Err(crate::http::error::ApiError::BadGateway(format!(
+                "It did not answer: {error}"
+            ))),
+        });
+    Ok(gateway_outcome(&state, &user, done).await)
 }
 
 /// `GET /admin/gateways`.

@@ -4,6 +4,8 @@
 //! holds a database connection.
 
 mod access;
+mod account;
+mod audit;
 mod manage;
 mod pages;
 mod registry;
@@ -56,6 +58,11 @@ impl Console {
                 include_str!("../../../templates/gateways.html"),
             ),
             ("users.html", include_str!("../../../templates/users.html")),
+            ("audit.html", include_str!("../../../templates/audit.html")),
+            (
+                "account.html",
+                include_str!("../../../templates/account.html"),
+            ),
             ("teams.html", include_str!("../../../templates/teams.html")),
             (
                 "registry.html",
@@ -161,11 +168,24 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(manage::refresh_gateway)),
         )
         .service(
+            web::resource("/admin/gateways/{id}/test").route(web::post().to(manage::test_gateway)),
+        )
+        .service(
             web::resource("/admin/users")
                 .route(web::get().to(access::users))
                 .route(web::post().to(access::create_user)),
         )
         .service(web::resource("/admin/users/roles").route(web::post().to(access::assign_role)))
+        .service(
+            web::resource("/admin/users/{email}/{action:state|unlock|password|delete}")
+                .route(web::post().to(access::user_action)),
+        )
+        .service(
+            web::resource("/admin/account")
+                .route(web::get().to(account::page))
+                .route(web::post().to(account::change_password)),
+        )
+        .service(web::resource("/admin/audit").route(web::get().to(audit::page)))
         .service(
             web::resource("/admin/teams")
                 .route(web::get().to(access::teams))
@@ -276,7 +296,7 @@ impl FromRequest for ConsoleUser {
             .map(|cookie| cookie.value().to_owned())
             .filter(|token| !token.is_empty());
         let state = request.app_data::<web::Data<AppState>>().cloned();
-        let client = super::client_ip(request);
+        let origin = super::origin(request);
         let flash = request
             .cookie(FLASH_COOKIE)
             .and_then(|cookie| {
@@ -289,7 +309,7 @@ impl FromRequest for ConsoleUser {
             let (Some(token), Some(state)) = (token, state) else {
                 return Err(ConsoleRefusal::SignIn);
             };
-            match state.auth.authenticate(token, client).await {
+            match state.auth.authenticate(token, origin).await {
                 // An API token is never a console session, whatever cookie it is put in.
                 Ok(principal) if principal.is_api_token() => Err(ConsoleRefusal::SignIn),
                 Ok(principal) => Ok(ConsoleUser {
@@ -341,6 +361,7 @@ impl ConsoleUser {
                 "email": self.principal.email,
                 "is_admin": self.principal.permits("admin.system", crate::auth::On::Platform),
                 "manages_users": self.principal.permits("users.manage", crate::auth::On::Platform),
+                "reads_audit": self.principal.permits("audit.read", crate::auth::On::Platform),
             }),
         );
         context.insert("csrf", &self.csrf);
@@ -433,13 +454,31 @@ mod tests {
             (
                 "filters",
                 json!({"path": "servers", "q": "", "tag": "a", "team": "", "tags": ["a"],
-                       "teams": [{"id": "t", "name": "T"}], "active": true}),
+                       "teams": [{"id": "t", "name": "T"}], "active": true,
+                       "actor": "", "action": "", "target": "", "outcome": ""}),
             ),
             (
                 "pager",
                 json!({"page": 1, "pages": 2, "total": 30, "prev": null, "next": "/admin/x?page=2"}),
             ),
             ("federated", json!({"i": ["g-t"]})),
+            ("next", json!("/admin/audit?cursor=x")),
+            (
+                "activity",
+                json!({"g": {"breaker": "open", "consecutive_failures": 3, "calls": 4, "failures": 3,
+                             "p50": "≤ 5 ms", "p95": "–", "hours": [{"level": "bad", "label": "10:00 UTC: 4 calls, 3 failed"}]}}),
+            ),
+            (
+                "account",
+                json!({"email": "a@example.com", "full_name": "A", "is_admin": true, "password_changed_at": "never"}),
+            ),
+            ("errors", json!({"confirm_password": "does not match"})),
+            (
+                "entries",
+                json!([{"at": "2026-12-04 10:00:00 UTC", "at_iso": "2026-12-04T10:00:00Z", "actor": "a@example.com",
+                        "action": "tools.update", "kind": "tool", "target": "t", "outcome": "ok", "detail": "",
+                        "client_ip": "127.0.0.1", "request_id": "r", "changes": [{"field": "url", "before": "a", "after": "b"}]}]),
+            ),
             ("load_error", json!("The list could not be read")),
             ("title", json!("Things")),
             ("singular", json!("Thing")),
@@ -471,6 +510,8 @@ mod tests {
             "tokens.html",
             "users.html",
             "teams.html",
+            "audit.html",
+            "account.html",
         ];
         for page in pages {
             if let Err(error) = console.tera.render(page, &context) {

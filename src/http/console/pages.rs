@@ -36,6 +36,19 @@ pub(super) fn cookie(
         .finish()
 }
 
+/// The session cookie of a sign-in.
+pub(super) fn session_cookie(
+    session: crate::actors::auth::Session,
+    secure: bool,
+) -> actix_web::cookie::Cookie<'static> {
+    cookie(
+        SESSION_COOKIE,
+        session.access_token,
+        session.expires_in.as_secs() as i64,
+        secure,
+    )
+}
+
 fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to.to_owned()))
@@ -94,20 +107,13 @@ pub async fn login(
         _ => return Err(ConsoleRefusal::Csrf),
     }
     let secure = is_https(&request);
-    let client = crate::http::client_ip(&request);
-    match state
-        .auth
-        .login(form.email.clone(), form.password, client)
+    let origin = crate::http::origin(&request);
+    match crate::service::tokens::sign_in(&state.services, &form.email, form.password, &origin)
         .await
     {
         Ok(session) => {
             let mut response = redirect("/admin");
-            let _ = response.add_cookie(&cookie(
-                SESSION_COOKIE,
-                session.access_token,
-                session.expires_in.as_secs() as i64,
-                secure,
-            ));
+            let _ = response.add_cookie(&session_cookie(session, secure));
             Ok(response)
         }
         Err(error) => {

@@ -127,6 +127,9 @@ pub struct UserUpdate {
     /// Set a new password (the policy applies; also lifts a lock).
     #[serde(default)]
     pub password: Option<String>,
+    /// `true` lifts a lock after failed sign-ins.
+    #[serde(default)]
+    pub unlock: bool,
 }
 
 /// A page of users.

@@ -7,6 +7,7 @@ use crate::db::identity::{AssignRole, RoleRow, UnassignRole, UpdateUser, UserCha
 use crate::error::ApiError;
 use crate::registry::validate::{invalid, required_text};
 use crate::service::Services;
+use crate::service::audit::Entry;
 
 /// Who may assign `role` in `scope`: `users.manage` anywhere; a team's managers for
 /// team-scoped roles other than `platform_admin`.
@@ -86,6 +87,14 @@ pub async fn grant(
         .await
         .map_err(db_error("user", &email))?;
     invalidate(services, [email.clone()]).await;
+    services.audit(
+        principal,
+        Entry::new("roles.grant", "user").id(&email).detail(format!(
+            "{} {}",
+            input.role,
+            where_(&scope)
+        )),
+    );
     services
         .auth
         .scoping()
@@ -124,8 +133,22 @@ pub async fn revoke(
             "{email} has no {role} assignment there"
         )));
     }
-    invalidate(services, [email]).await;
+    invalidate(services, [email.clone()]).await;
+    services.audit(
+        principal,
+        Entry::new("roles.revoke", "user")
+            .id(&email)
+            .detail(format!("{role} {}", where_(&scope))),
+    );
     Ok(())
+}
+
+/// Where a role applies, in words.
+fn where_(scope: &RoleScope) -> String {
+    match scope {
+        RoleScope::Global => "globally".to_owned(),
+        RoleScope::Team(team) => format!("in team {team}"),
+    }
 }
 
 /// What `email` may do, from their grants.

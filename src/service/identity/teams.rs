@@ -12,6 +12,7 @@ use crate::db::identity::{
 use crate::error::ApiError;
 use crate::registry::validate::{invalid, optional_text, required_text};
 use crate::service::Services;
+use crate::service::audit::Entry;
 
 /// Every team for a platform admin, the principal's teams otherwise.
 pub async fn list(services: &Services, principal: &Principal) -> Result<Vec<TeamView>, ApiError> {
@@ -63,7 +64,12 @@ pub async fn create(
         role: "owner".into(),
         joined_at: created.created_at,
     };
-    Ok(team_view((created, vec![owner])))
+    let view = team_view((created, vec![owner]));
+    services.audit(
+        principal,
+        Entry::new("teams.create", "team").id(&view.id).after(&view),
+    );
+    Ok(view)
 }
 
 async fn visible_team(
@@ -98,7 +104,7 @@ pub async fn get(
 /// Deletes a team: by its owners or a platform admin.
 pub async fn delete(services: &Services, principal: &Principal, id: &str) -> Result<(), ApiError> {
     let id = id.to_owned();
-    visible_team(services, principal, &id).await?;
+    let before = team_view(visible_team(services, principal, &id).await?);
     if !principal.permits("teams.manage_members", On::Team(&id)) {
         return Err(forbidden(AuthError::Forbidden(
             "only the team's owners or a platform admin may delete it".into(),
@@ -111,6 +117,10 @@ pub async fn delete(services: &Services, principal: &Principal, id: &str) -> Res
         .map_err(db_error("team", &id))?
         .ok_or_else(|| ApiError::NotFound(format!("no team with id {id:?}")))?;
     invalidate(services, members).await;
+    services.audit(
+        principal,
+        Entry::new("teams.delete", "team").id(&id).before(&before),
+    );
     Ok(())
 }
 
@@ -146,9 +156,16 @@ pub async fn join(
         })
         .await
         .map_err(db_error("team", &id))?;
-    invalidate(services, [email]).await;
-    let team = visible_team(services, principal, &id).await?;
-    Ok(team_view(team))
+    invalidate(services, [email.clone()]).await;
+    let team = team_view(visible_team(services, principal, &id).await?);
+    services.audit(
+        principal,
+        Entry::new("teams.add_member", "team")
+            .id(&id)
+            .name(&team.name)
+            .detail(format!("{email} added as {role}")),
+    );
+    Ok(team)
 }
 
 /// Removes a member (by the team's managers, or the member leaving).
@@ -159,7 +176,7 @@ pub async fn remove(
     email: &str,
 ) -> Result<(), ApiError> {
     let id = id.to_owned();
-    visible_team(services, principal, &id).await?;
+    let (team, _) = visible_team(services, principal, &id).await?;
     let email = email.trim().to_ascii_lowercase();
     if email != principal.email && !principal.permits("teams.manage_members", On::Team(&id)) {
         return Err(forbidden(AuthError::Forbidden(
@@ -177,6 +194,13 @@ pub async fn remove(
     if !removed {
         return Err(ApiError::NotFound(format!("{email} is not a member")));
     }
-    invalidate(services, [email]).await;
+    invalidate(services, [email.clone()]).await;
+    services.audit(
+        principal,
+        Entry::new("teams.remove_member", "team")
+            .id(&id)
+            .name(team.name)
+            .detail(format!("{email} removed")),
+    );
     Ok(())
 }

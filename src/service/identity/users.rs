@@ -10,6 +10,7 @@ use crate::db::identity::{DeleteUser, InsertUser, ListUsers, UpdateUser, UserCha
 use crate::error::ApiError;
 use crate::registry::validate::{invalid, optional_text};
 use crate::service::Services;
+use crate::service::audit::Entry;
 
 /// The caller changes their own password (the current one is checked as a sign-in is).
 pub async fn change_password(
@@ -46,6 +47,12 @@ pub async fn change_password(
         })
         .await
         .map_err(db_error("user", &principal.email))?;
+    services.audit(
+        principal,
+        Entry::new("users.change_password", "user")
+            .id(&principal.email)
+            .detail("their own password"),
+    );
     Ok(())
 }
 
@@ -123,7 +130,11 @@ pub async fn create(
         .await
         .map_err(db_error("user", &email))?;
     // A cached "no such account" from before must not outlive the new account.
-    invalidate(services, [email]).await;
+    invalidate(services, [email.clone()]).await;
+    services.audit(
+        principal,
+        Entry::new("users.create", "user").id(email).after(&view),
+    );
     Ok(view)
 }
 
@@ -159,8 +170,10 @@ pub async fn update(
     input: UserUpdate,
 ) -> Result<UserView, ApiError> {
     let email = email.to_ascii_lowercase();
-    let only_name =
-        input.is_active.is_none() && input.is_admin.is_none() && input.password.is_none();
+    let only_name = input.is_active.is_none()
+        && input.is_admin.is_none()
+        && input.password.is_none()
+        && !input.unlock;
     if !(email == principal.email && only_name) {
         require(principal, "users.manage")?;
     }
@@ -181,11 +194,14 @@ pub async fn update(
         }
         None => None,
     };
+    let before = UserView::from(find(services, &email).await?);
+    let password_changed = password_hash.is_some();
     let changes = UserChanges {
         full_name,
         is_active: input.is_active,
         is_admin: input.is_admin,
         password_hash,
+        unlock: input.unlock,
     };
     let updated = services
         .db
@@ -196,8 +212,19 @@ pub async fn update(
         .await
         .map_err(db_error("user", &email))?
         .ok_or_else(|| ApiError::NotFound(format!("no user with email {email:?}")))?;
-    invalidate(services, [email]).await;
-    Ok(UserView::from(updated))
+    invalidate(services, [email.clone()]).await;
+    let after = UserView::from(updated);
+    let mut entry = Entry::new("users.update", "user")
+        .id(email)
+        .before(&before)
+        .after(&after);
+    match (password_changed, input.unlock) {
+        (true, _) => entry = entry.detail("password reset"),
+        (false, true) => entry = entry.detail("unlocked"),
+        (false, false) => {}
+    }
+    services.audit(principal, entry);
+    Ok(after)
 }
 
 /// Deletes a user (`users.manage`; not yourself).
@@ -211,6 +238,7 @@ pub async fn delete(
     if email == principal.email {
         return Err(ApiError::Conflict("you cannot delete yourself".into()));
     }
+    let before = UserView::from(find(services, &email).await?);
     let deleted = services
         .db
         .run(DeleteUser {
@@ -221,6 +249,10 @@ pub async fn delete(
     if !deleted {
         return Err(ApiError::NotFound(format!("no user with email {email:?}")));
     }
-    invalidate(services, [email]).await;
+    invalidate(services, [email.clone()]).await;
+    services.audit(
+        principal,
+        Entry::new("users.delete", "user").id(email).before(&before),
+    );
     Ok(())
 }

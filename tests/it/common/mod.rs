@@ -535,6 +535,32 @@ pub async fn reply(response: reqwest::Response) -> Reply {
 /// The password test users get.
 pub const USER_PASSWORD: &str = "correct horse battery staple";
 
+/// The `/metrics` text, as an admin scrapes it.
+pub async fn metrics_text(server: &TestServer) -> String {
+    server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(&server.admin_token)
+        .send()
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("a text body")
+}
+
+/// `POST /auth/login` with an email and a password.
+pub async fn login(server: &TestServer, email: &str, password: &str) -> Reply {
+    server
+        .send(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(serde_json::json!({"email": email, "password": password})),
+        )
+        .await
+}
+
 /// Creates a user with a global `role` through the admin API; returns a token for them.
 pub async fn create_user(server: &TestServer, email: &str, role: &str) -> String {
     server

@@ -27,7 +27,7 @@ mod listing;
 use self::forms::*;
 pub use self::kinds::Kind;
 use self::listing::*;
-pub use self::listing::{ListQuery, list_into, team_names};
+pub use self::listing::{ListQuery, flash_redirect, list_into, team_names};
 
 /// Items per page of a console list.
 pub const PAGE_SIZE: usize = 25;
