@@ -35,6 +35,10 @@ try {
         if (await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)) seen.phone_overflow.push(name);
         await page.screenshot({ path: `${artifacts}/${name}-${label}.png`, fullPage: true });
       }
+      await page.goto(`${base}/admin/servers`);
+      await page.getByRole('link', { name: /^Connect a client to/ }).first().click();
+      if (await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)) seen.phone_overflow.push('connect');
+      await page.screenshot({ path: `${artifacts}/connect-${label}.png`, fullPage: true });
     }
     if (label === 'desktop') {
       await page.getByRole('link', { name: 'Tools' }).click();
@@ -79,6 +83,17 @@ try {
       seen.server_flash = await page.locator('.flash').textContent();
       seen.server_tools = await page.getByRole('row', { name: /Browser desk/ }).getByRole('cell').nth(1).textContent();
       await page.screenshot({ path: `${artifacts}/servers-${label}.png`, fullPage: true });
+      // Its connect panel: full URLs, a token for it made in place, configurations carrying it.
+      await page.getByRole('link', { name: 'Connect a client to Browser desk' }).click();
+      seen.connect_url = await page.locator('#url-mcp').inputValue();
+      await page.getByText('Create a token for this server').click();
+      await page.getByRole('button', { name: 'Create token' }).click();
+      await page.waitForSelector('#server-token');
+      const serverToken = await page.locator('#server-token').inputValue();
+      seen.connect_config_has_token = (await page.locator('#client-vscode').inputValue()).includes(serverToken);
+      await page.locator('[data-copy="#client-vscode"]').click();
+      seen.connect_copied = await page.locator('[data-copy="#client-vscode"]').textContent();
+      await page.screenshot({ path: `${artifacts}/connect-${label}.png`, fullPage: true });
       // A resource: created, then edited.
       await page.getByRole('link', { name: 'Resources' }).click();
       await page.getByLabel('URI', { exact: true }).fill('docs://browser');

@@ -25,7 +25,7 @@ fn e2e_dir() -> String {
     format!("{}/tests/e2e", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn setup() {
+pub(crate) fn setup() {
     static DONE: OnceLock<()> = OnceLock::new();
     common::sdk::install(
         &DONE,
@@ -192,9 +192,20 @@ async fn in_the_browser(backend: Backend) {
         "{seen}"
     );
     assert_eq!(seen["account_invalid"], "true", "{seen}");
+    assert!(
+        seen["connect_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/servers/", server.base)),
+        "{seen}"
+    );
+    assert_eq!(seen["connect_config_has_token"], true, "{seen}");
+    assert_eq!(seen["connect_copied"], "Copied", "{seen}");
     for page in [
         "audit-desktop",
         "account-desktop",
+        "connect-desktop",
+        "connect-phone",
         "audit-phone",
         "account-phone",
         "users-phone",

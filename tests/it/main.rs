@@ -11,6 +11,7 @@ mod apps;
 mod audit;
 mod cli;
 mod conformance;
+mod connect;
 mod console;
 mod federation;
 mod health;

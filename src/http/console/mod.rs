@@ -6,6 +6,7 @@
 mod access;
 mod account;
 mod audit;
+mod connect;
 mod manage;
 mod pages;
 mod registry;
@@ -62,6 +63,10 @@ impl Console {
             (
                 "account.html",
                 include_str!("../../../templates/account.html"),
+            ),
+            (
+                "connect.html",
+                include_str!("../../../templates/connect.html"),
             ),
             ("teams.html", include_str!("../../../templates/teams.html")),
             (
@@ -186,6 +191,11 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(account::change_password)),
         )
         .service(web::resource("/admin/audit").route(web::get().to(audit::page)))
+        .service(
+            web::resource("/admin/servers/{id}/connect")
+                .route(web::get().to(connect::page))
+                .route(web::post().to(connect::create_token)),
+        )
         .service(
             web::resource("/admin/teams")
                 .route(web::get().to(access::teams))
@@ -474,6 +484,16 @@ mod tests {
             ),
             ("errors", json!({"confirm_password": "does not match"})),
             (
+                "server",
+                json!({"id": "s", "name": "S", "mcp": "http://x/servers/s/mcp", "sse": "http://x/servers/s/sse"}),
+            ),
+            ("token", json!("tok")),
+            ("may_create_token", json!(true)),
+            (
+                "clients",
+                json!([{"id": "vscode", "title": "VS Code", "hint": "h", "text": "{}", "rows": 2}]),
+            ),
+            (
                 "entries",
                 json!([{"at": "2026-12-04 10:00:00 UTC", "at_iso": "2026-12-04T10:00:00Z", "actor": "a@example.com",
                         "action": "tools.update", "kind": "tool", "target": "t", "outcome": "ok", "detail": "",
@@ -512,6 +532,7 @@ mod tests {
             "teams.html",
             "audit.html",
             "account.html",
+            "connect.html",
         ];
         for page in pages {
             if let Err(error) = console.tera.render(page, &context) {
