@@ -96,10 +96,17 @@ fn spawn_session_sweeper(sessions: Arc<SessionStore>) {
     });
 }
 
+/// When the process started its first server (the console's footer shows the uptime).
+pub fn started() -> std::time::Instant {
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
+}
+
 /// Starts the database actor (migrating), bootstraps secrets and the admin, and binds the HTTP
 /// server. Must run inside an actix system. Process signals are left to the caller (the binary
 /// installs its handlers before starting, so no signal can arrive unhandled).
 pub async fn start(settings: Settings) -> Result<RunningServer, String> {
+    started();
     let settings = Arc::new(settings);
     let db = db::start(&settings.database).await?;
     let resolved = bootstrap::secrets(&db, &settings.auth).await?;

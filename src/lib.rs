@@ -23,6 +23,7 @@ pub mod egress;
 pub mod error;
 pub mod federation;
 pub mod http;
+pub mod logs;
 pub mod mcp;
 pub mod prompt_render;
 pub mod protocol;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mcpgate::app;
-use mcpgate::config::{LogFormat, Settings};
+use mcpgate::config::Settings;
 
 /// mcpgate: a Model Context Protocol gateway. Settings come from the environment and `.env`.
 #[derive(Parser)]
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&settings);
+    mcpgate::logs::install(&settings.log);
     let outcome = actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings).await,
@@ -160,19 +160,4 @@ async fn token(settings: Settings, email: String, exp_minutes: u64) -> Result<()
     )?;
     println!("{token}");
     Ok(())
-}
-
-fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    // Colour codes only where a terminal shows them, never into a file or a log collector.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match settings.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
 }

@@ -11,6 +11,8 @@
       document.querySelectorAll("[data-figure]").forEach(function (node) {
         const value = node.getAttribute("data-figure").split(".").reduce(function (v, k) { return v == null ? v : v[k]; }, figures);
         if (value != null) node.textContent = value;
+        // An upstream's health: green online, red otherwise.
+        if (value != null && node.hasAttribute("data-health")) node.className = String(value).startsWith("online") ? "ok" : "bad";
       });
       document.querySelectorAll("[data-chart]").forEach(function (svg) {
         const key = svg.getAttribute("data-chart");

@@ -199,6 +199,16 @@ pub fn routes(config: &mut ServiceConfig) {
 /// Unknown paths get a JSON 404; a documented path with another method gets 405 with `Allow`
 /// (the MCP and console resources answer 405 themselves).
 pub async fn not_found(request: HttpRequest) -> HttpResponse {
+    // A browser lost in the console gets a page, not JSON.
+    let wants_page = request.path().starts_with("/admin/")
+        && request
+            .headers()
+            .get(actix_web::http::header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    if wants_page && let Some(state) = request.app_data::<web::Data<AppState>>() {
+        return state.console.not_found(request.path());
+    }
     let allowed = openapi::allowed_methods(request.path());
     if !allowed.is_empty() {
         let allow = allowed

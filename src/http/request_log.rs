@@ -1,5 +1,6 @@
 //! One log line per request: method, path (without the query string, which may carry
-//! secrets), status, duration and a request id echoed in `X-Request-Id`.
+//! secrets), status, duration and a request id echoed in `X-Request-Id`; every line logged
+//! while the request is handled carries the id too (a span around the handler).
 
 use std::time::Instant;
 
@@ -36,7 +37,9 @@ pub async fn log_requests(
     actix_web::HttpMessage::extensions_mut(&request).insert(RequestId(request_id.clone()));
     let method = request.method().clone();
     let path = request.path().to_owned();
-    let outcome = next.call(request).await;
+    // Every line logged while the request is handled carries its id.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let outcome = tracing::Instrument::instrument(next.call(request), span).await;
     let status = match &outcome {
         Ok(response) => response.status().as_u16(),
         Err(error) => error.as_response_error().status_code().as_u16(),

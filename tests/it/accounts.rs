@@ -15,17 +15,10 @@ use common::{Backend, TestDb, TestServer, USER_PASSWORD, create_user};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::console::{browser_like, page, sign_in};
+use crate::console::{browser_like, field, page, sign_in};
 
 const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 const NEW_ADMIN_PASSWORD: &str = "a brand new passphrase 42";
-
-/// The session's CSRF token, read from a page's forms.
-fn csrf(html: &str) -> String {
-    let marker = r#"name="csrf" value=""#;
-    let start = html.find(marker).expect("a form with a CSRF token") + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
 
 async fn post(
     client: &reqwest::Client,
@@ -77,7 +70,7 @@ async fn own_password(backend: Backend) {
         html.contains(r#"href="/admin/account""#),
         "the header links the page"
     );
-    let token = csrf(&html);
+    let token = field(&html, "csrf");
 
     let (status, html) = post(
         &client,
@@ -206,7 +199,7 @@ async fn user_actions(backend: Backend) {
         html.contains("Your account"),
         "your own row links your account page"
     );
-    let token = csrf(&html);
+    let token = field(&html, "csrf");
 
     // Disable, then enable.
     let (status, _) = post(
@@ -279,7 +272,7 @@ async fn user_actions(backend: Backend) {
     // A developer may not act on users.
     let developer = browser_like();
     sign_in(&server, &developer, email, "the reset passphrase 77").await;
-    let their_csrf = csrf(&page(&developer, &server, "/admin/account").await);
+    let their_csrf = field(&page(&developer, &server, "/admin/account").await, "csrf");
     let (status, _) = post(
         &developer,
         &server,

@@ -16,7 +16,7 @@ use common::{Backend, TestDb, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::console::{browser_like, page, sign_in};
+use crate::console::{browser_like, field, page, sign_in};
 
 /// Text as it was before the templates escaped it into HTML.
 fn unescaped(html: &str) -> String {
@@ -135,11 +135,7 @@ async fn configurations_work_as_pasted(backend: Backend) {
     assert!(config(&html, "vscode").contains("YOUR_TOKEN"));
 
     // A token for this server, made in place and shown once.
-    let csrf = {
-        let marker = r#"name="csrf" value=""#;
-        let start = html.find(marker).unwrap() + marker.len();
-        html[start..].split('"').next().unwrap().to_owned()
-    };
+    let csrf = field(&html, "csrf");
     let made = client
         .post(format!("{}/admin/servers/{id}/connect", server.base))
         .form(&[

@@ -232,7 +232,8 @@ pub(crate) fn browser_like() -> reqwest::Client {
         .unwrap()
 }
 
-fn field(html: &str, name: &str) -> String {
+/// The value of the first `name` field of a page's forms (`csrf`: the session's token).
+pub(crate) fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker).expect("the field is in the page") + marker.len();
     html[start..].split('"').next().unwrap().to_owned()

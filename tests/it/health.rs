@@ -140,6 +140,66 @@ async fn failed_calls_mark_an_upstream_offline_at_once(backend: Backend) {
     upstream.stop().await;
 }
 
+/// The stale-health scenario in a real browser: the dashboard is open while the upstream is
+/// taken away; within 10 s it shows it red with the reason, and green again once it answers
+/// — over the live feed, without a reload (health checks every second, no calls needed).
+async fn the_dashboard_turns_red_and_green_live(backend: Backend) {
+    use tokio::io::AsyncBufReadExt;
+    crate::console::setup();
+    let upstream = World::new(backend).await;
+    let proxy = common::proxy::Proxy::before(&upstream).await;
+    let db = TestDb::new(backend).await;
+    let gateway = TestServer::start(&db, &[("HEALTH_CHECK_INTERVAL", "1")]).await;
+    register(&gateway, &upstream, "Desk", Some(proxy.port)).await;
+    let e2e = format!("{}/tests/e2e", env!("CARGO_MANIFEST_DIR"));
+    let artifacts = format!("{e2e}/artifacts/{backend:?}").to_lowercase();
+    std::fs::create_dir_all(&artifacts).expect("artifact dir");
+    let mut driver = tokio::process::Command::new("node")
+        .arg(format!("{e2e}/.deps/health.mjs"))
+        .args([
+            &gateway.base,
+            "admin@example.com",
+            "admin-password-for-tests",
+            &artifacts,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut lines = tokio::io::BufReader::new(driver.stdout.take().unwrap()).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the driver goes on")
+            .expect("its output reads")
+    };
+    assert_eq!(next_line().await.as_deref(), Some("ready"));
+    proxy.cut();
+    let offline = next_line().await;
+    proxy.restore();
+    let last = next_line().await;
+    let output = driver.wait_with_output().await.expect("the driver ends");
+    assert_eq!(
+        offline.as_deref(),
+        Some("offline"),
+        "the dashboard did not turn red within 10 s: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(&last.unwrap_or_default())
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(seen["before"], "online", "{seen}");
+    assert_eq!(seen["offline_class"], "bad", "{seen}");
+    let text = seen["offline_text"].as_str().unwrap();
+    assert!(
+        text.starts_with("offline: ") && text.len() > "offline: ".len() + 5,
+        "the reason is shown: {seen}"
+    );
+    assert_eq!(seen["online_class"], "ok", "{seen}");
+    gateway.stop().await;
+    upstream.stop().await;
+}
+
 /// `text` as the console's templates write it into HTML.
 fn tera_escaped(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -151,3 +211,4 @@ fn tera_escaped(text: &str) -> String {
 }
 
 both_backends!(failed_calls_mark_an_upstream_offline_at_once);
+once_on_sqlite!(the_dashboard_turns_red_and_green_live);

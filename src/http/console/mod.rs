@@ -7,6 +7,8 @@ mod access;
 mod account;
 mod audit;
 mod connect;
+mod gateways;
+mod logs;
 mod manage;
 mod pages;
 mod registry;
@@ -68,6 +70,11 @@ impl Console {
                 "connect.html",
                 include_str!("../../../templates/connect.html"),
             ),
+            ("logs.html", include_str!("../../../templates/logs.html")),
+            (
+                "not_found.html",
+                include_str!("../../../templates/not_found.html"),
+            ),
             ("teams.html", include_str!("../../../templates/teams.html")),
             (
                 "registry.html",
@@ -96,6 +103,21 @@ impl Console {
         Ok(Console { tera, keys })
     }
 
+    /// The console's 404 page (a path under `/admin` that is no page).
+    pub fn not_found(&self, path: &str) -> HttpResponse {
+        let mut context = tera::Context::new();
+        context.insert("user", &serde_json::Value::Null);
+        context.insert("page", "not-found");
+        context.insert("path", path);
+        context.insert("flash", &serde_json::Value::Null);
+        context.insert("error", &serde_json::Value::Null);
+        self.page(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "not_found.html",
+            &context,
+        )
+    }
+
     /// The CSRF token of a session: an HMAC of its token id under a server-side key, which
     /// neither another site nor the session's own holder can compute.
     fn csrf_of(&self, token_id: &str) -> String {
@@ -109,6 +131,17 @@ impl Console {
         name: &str,
         context: &tera::Context,
     ) -> HttpResponse {
+        // Signed-in pages show the version and uptime in the footer (not told to strangers).
+        let signed_in = context.get("user").is_some_and(tera::Value::is_map);
+        let footed;
+        let context = if signed_in {
+            let mut with_footer = context.clone();
+            footer(&mut with_footer);
+            footed = with_footer;
+            &footed
+        } else {
+            context
+        };
         match self.tera.render(name, context) {
             Ok(html) => HttpResponse::build(status)
                 .content_type("text/html; charset=utf-8")
@@ -165,15 +198,16 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/admin/tokens/{id}/revoke").route(web::post().to(manage::revoke)))
         .service(
             web::resource("/admin/gateways")
-                .route(web::get().to(manage::gateways))
-                .route(web::post().to(manage::register_gateway)),
+                .route(web::get().to(gateways::gateways))
+                .route(web::post().to(gateways::register_gateway)),
         )
         .service(
             web::resource("/admin/gateways/{id}/refresh")
-                .route(web::post().to(manage::refresh_gateway)),
+                .route(web::post().to(gateways::refresh_gateway)),
         )
         .service(
-            web::resource("/admin/gateways/{id}/test").route(web::post().to(manage::test_gateway)),
+            web::resource("/admin/gateways/{id}/test")
+                .route(web::post().to(gateways::test_gateway)),
         )
         .service(
             web::resource("/admin/users")
@@ -191,6 +225,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(account::change_password)),
         )
         .service(web::resource("/admin/audit").route(web::get().to(audit::page)))
+        .service(web::resource("/admin/logs").route(web::get().to(logs::page)))
         .service(
             web::resource("/admin/servers/{id}/connect")
                 .route(web::get().to(connect::page))
@@ -239,6 +274,24 @@ fn asset(content_type: &str, body: &'static str) -> HttpResponse {
         .content_type(content_type)
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .body(body)
+}
+
+/// What every page's footer shows: the version and how long the process has run.
+fn footer(context: &mut tera::Context) {
+    context.insert("version", env!("CARGO_PKG_VERSION"));
+    context.insert("uptime", &uptime(crate::app::started().elapsed()));
+}
+
+/// A duration in the largest two units that matter (`3 d 4 h`, `5 min`, `12 s`).
+fn uptime(elapsed: std::time::Duration) -> String {
+    let seconds = elapsed.as_secs();
+    let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{seconds} s"),
+        (0, 0, minutes) => format!("{minutes} min"),
+        (0, hours, minutes) => format!("{hours} h {minutes} min"),
+        (days, hours, _) => format!("{days} d {hours} h"),
+    }
 }
 
 /// Constant-time comparison of two tokens.
@@ -383,161 +436,4 @@ impl ConsoleUser {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every page renders with the data its handler gives it (an empty list where it has none).
-    #[test]
-    fn pages_render() {
-        let console = Console::new(crate::secrets::SecretBox::new("test-secret")).unwrap();
-        let mut context = tera::Context::new();
-        context.insert(
-            "user",
-            &json!({"email": "a@example.com", "is_admin": true, "manages_users": true}),
-        );
-        for (key, value) in [
-            ("csrf", json!("x")),
-            ("page", json!("users")),
-            ("flash", json!(null)),
-            ("error", json!("something")),
-            (
-                "users",
-                json!([{"email": "a@example.com", "full_name": "", "is_admin": true, "is_active": true, "locked": false}]),
-            ),
-            ("roles", json!(["viewer"])),
-            ("default_role", json!("viewer")),
-            (
-                "teams",
-                json!([{"id": "t", "name": "T", "is_personal": false, "manageable": true, "description": null, "members": [{"email": "a@example.com", "role": "owner"}]}]),
-            ),
-            ("may_create", json!(true)),
-            ("email", json!("a@example.com")),
-            (
-                "counts",
-                json!([{"key": "tools", "label": "Tools", "value": 1}]),
-            ),
-            (
-                "calls",
-                json!({"per_minute": "0.0", "total": 0, "error_rate": "–", "latency": "–"}),
-            ),
-            (
-                "pool",
-                json!({"backend": "sqlite", "in_use": 0, "idle": 1, "waiting": 0, "checkout_timeouts": 0, "retries": 0, "breaker": "closed"}),
-            ),
-            (
-                "upstreams",
-                json!([{"name": "u", "url": "http://u", "reachable": true, "last_seen": "never"}]),
-            ),
-            (
-                "tools",
-                json!([{"id": "1", "name": "t", "kind": "REST", "description": "", "visibility": "public"}]),
-            ),
-            ("q", json!("")),
-            (
-                "form",
-                json!({"name": "", "url": "", "request_type": "GET", "description": "", "input_schema": ""}),
-            ),
-            ("methods", json!(["GET"])),
-            ("tool", json!({"name": "t", "description": ""})),
-            (
-                "fields",
-                json!([{"name": "a", "kind": "string", "required": true, "description": "", "value": "", "label": "A", "options": null},
-                              {"name": "m", "kind": "members", "label": "M", "required": false, "value": "", "options": [{"value": "t", "label": "T", "checked": true}]},
-                              {"name": "v", "kind": "choice", "label": "V", "required": false, "value": "team", "options": ["public", "team"]},
-                              {"name": "t", "kind": "team", "label": "T", "required": false, "value": "", "options": [{"value": "t", "label": "T"}]},
-                              {"name": "j", "kind": "json", "label": "J", "required": false, "value": "{}", "options": null},
-                              {"name": "b", "kind": "boolean", "required": false, "description": "", "value": "", "label": "B", "options": null},
-                              {"name": "c", "kind": "integer", "required": false, "description": "", "value": "", "label": "C", "options": null},
-                              {"name": "d", "kind": "object", "required": false, "description": "", "value": "", "label": "D", "options": null}]),
-            ),
-            ("result", json!("{}")),
-            ("is_error", json!(false)),
-            ("elapsed_ms", json!("1.0")),
-            ("servers", json!([{"id": "s", "name": "S"}])),
-            (
-                "items",
-                json!([{"id": "i", "name": "I", "enabled": false, "tags": ["a"], "visibility": "team",
-                        "description": null, "uri": "docs://x", "gateway_id": "g", "url": "http://g",
-                        "transport": "sse", "reachable": true, "last_seen_at": null,
-                        "tool_ids": ["t"], "resource_ids": [], "prompt_ids": []}]),
-            ),
-            (
-                "filters",
-                json!({"path": "servers", "q": "", "tag": "a", "team": "", "tags": ["a"],
-                       "teams": [{"id": "t", "name": "T"}], "active": true,
-                       "actor": "", "action": "", "target": "", "outcome": ""}),
-            ),
-            (
-                "pager",
-                json!({"page": 1, "pages": 2, "total": 30, "prev": null, "next": "/admin/x?page=2"}),
-            ),
-            ("federated", json!({"i": ["g-t"]})),
-            ("next", json!("/admin/audit?cursor=x")),
-            (
-                "activity",
-                json!({"g": {"breaker": "open", "consecutive_failures": 3, "calls": 4, "failures": 3,
-                             "p50": "≤ 5 ms", "p95": "–", "hours": [{"level": "bad", "label": "10:00 UTC: 4 calls, 3 failed"}]}}),
-            ),
-            (
-                "account",
-                json!({"email": "a@example.com", "full_name": "A", "is_admin": true, "password_changed_at": "never"}),
-            ),
-            ("errors", json!({"confirm_password": "does not match"})),
-            (
-                "server",
-                json!({"id": "s", "name": "S", "mcp": "http://x/servers/s/mcp", "sse": "http://x/servers/s/sse"}),
-            ),
-            ("token", json!("tok")),
-            ("may_create_token", json!(true)),
-            (
-                "clients",
-                json!([{"id": "vscode", "title": "VS Code", "hint": "h", "text": "{}", "rows": 2}]),
-            ),
-            (
-                "entries",
-                json!([{"at": "2026-12-04 10:00:00 UTC", "at_iso": "2026-12-04T10:00:00Z", "actor": "a@example.com",
-                        "action": "tools.update", "kind": "tool", "target": "t", "outcome": "ok", "detail": "",
-                        "client_ip": "127.0.0.1", "request_id": "r", "changes": [{"field": "url", "before": "a", "after": "b"}]}]),
-            ),
-            ("load_error", json!("The list could not be read")),
-            ("title", json!("Things")),
-            ("singular", json!("Thing")),
-            ("path", json!("servers")),
-            ("name", json!("I")),
-            ("action", json!("/admin/servers/i/edit")),
-            ("back", json!("/admin/servers")),
-            (
-                "tokens",
-                json!([{"id": "k", "name": "ci", "server": "any", "expires_at": "2027-01-01", "revoked": false}]),
-            ),
-            ("created", json!({"name": "ci", "access_token": "secret"})),
-            (
-                "gateways",
-                json!([{"id": "g", "name": "G", "url": "http://g", "transport": "sse", "reachable": false, "last_seen": "never", "tools": ["g-t"]}]),
-            ),
-        ] {
-            context.insert(key, &value);
-        }
-        let pages = [
-            "gateways.html",
-            "login.html",
-            "dashboard.html",
-            "tools.html",
-            "run.html",
-            "registry.html",
-            "edit.html",
-            "problem.html",
-            "tokens.html",
-            "users.html",
-            "teams.html",
-            "audit.html",
-            "account.html",
-            "connect.html",
-        ];
-        for page in pages {
-            if let Err(error) = console.tera.render(page, &context) {
-                panic!("{page}: {error:?}");
-            }
-        }
-    }
-}
+mod tests;

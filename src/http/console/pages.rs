@@ -164,6 +164,24 @@ struct Figures {
     counts: serde_json::Map<String, Value>,
     calls: Value,
     pool: Option<Value>,
+    /// Each upstream's health, by id, as the dashboard writes it.
+    upstreams: serde_json::Map<String, Value>,
+}
+
+/// An upstream's health in words: `online`, or `offline` with why and since when.
+fn health_text(gateway: &crate::registry::gateways::GatewayView) -> String {
+    let at = |at: Option<chrono::DateTime<chrono::Utc>>| {
+        at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+    };
+    if gateway.reachable {
+        "online".into()
+    } else {
+        match (&gateway.last_error, at(gateway.last_error_at)) {
+            (Some(error), Some(at)) => format!("offline: {error} ({at})"),
+            (Some(error), None) => format!("offline: {error}"),
+            _ => "offline".into(),
+        }
+    }
 }
 
 /// Call totals and latency percentiles (from the histogram buckets) of every tool.
@@ -200,7 +218,23 @@ fn call_figures(metrics: &MetricsSnapshot, per_minute: f64) -> Value {
     })
 }
 
-async fn figures(state: &AppState, principal: &Principal, per_minute: f64) -> (Figures, u64) {
+async fn figures(
+    state: &AppState,
+    principal: &Principal,
+    per_minute: f64,
+) -> (Figures, u64, Vec<crate::registry::gateways::GatewayView>) {
+    let gateways: Vec<crate::registry::gateways::GatewayView> =
+        crate::service::registry::visible_views::<crate::registry::gateways::Gateways>(
+            &state.services,
+            principal,
+            super::VISIBLE_MAX,
+        )
+        .await
+        .unwrap_or_default();
+    let upstreams = gateways
+        .iter()
+        .map(|gateway| (gateway.id.clone(), json!(health_text(gateway))))
+        .collect();
     let catalog = state.catalog.current();
     let scope = Scope::All;
     let mut counts = serde_json::Map::new();
@@ -252,22 +286,16 @@ async fn figures(state: &AppState, principal: &Principal, per_minute: f64) -> (F
             counts,
             calls: call_figures(&metrics, per_minute),
             pool,
+            upstreams,
         },
         total,
+        gateways,
     )
 }
 
 /// `GET /admin`: the dashboard.
 pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
-    let (figures, _) = figures(&state, &user.principal, 0.0).await;
-    let upstreams: Vec<crate::registry::gateways::GatewayView> =
-        crate::service::registry::visible_views::<crate::registry::gateways::Gateways>(
-            &state.services,
-            &user.principal,
-            super::VISIBLE_MAX,
-        )
-        .await
-        .unwrap_or_default();
+    let (figures, _, upstreams) = figures(&state, &user.principal, 0.0).await;
     let mut context = user.context("dashboard");
     let labels = [
         ("servers", "Virtual servers"),
@@ -293,12 +321,12 @@ pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpRes
         .into_iter()
         .map(|gateway| {
             json!({
+                "id": gateway.id,
                 "name": gateway.name,
                 "url": gateway.url,
                 "reachable": gateway.reachable,
+                "health": health_text(&gateway),
                 "last_seen": gateway.last_seen_at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "never".into()),
-                "last_error": gateway.last_error,
-                "last_error_at": gateway.last_error_at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
             })
         })
         .collect();
@@ -341,7 +369,7 @@ pub async fn events(state: web::Data<AppState>, user: ConsoleUser) -> HttpRespon
                 }
                 _ => 0.0,
             };
-            let (figures, total) = figures(&state, &principal, per_minute).await;
+            let (figures, total, _) = figures(&state, &principal, per_minute).await;
             last = Some((std::time::Instant::now(), total));
             let data = serde_json::to_value(&figures).unwrap_or_default();
             if sender.send(SseEvent::Named("figures", data)).await.is_err() {

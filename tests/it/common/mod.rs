@@ -384,9 +384,10 @@ impl TestServer {
 
     /// Starts a server on a given `DATABASE_URL`.
     pub async fn start_on_url(database_url: &str, overrides: &[(&str, &str)]) -> Self {
-        let running = app::start(settings(database_url, overrides))
-            .await
-            .expect("the server starts");
+        let settings = settings(database_url, overrides);
+        // The binary's logging (the console's log page reads what it keeps); once a process.
+        mcpgate::logs::install(&settings.log);
+        let running = app::start(settings).await.expect("the server starts");
         TestServer {
             base: format!("http://{}", running.addr),
             client: reqwest::Client::builder()

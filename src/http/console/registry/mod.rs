@@ -43,9 +43,12 @@ pub async fn action<K: Kind>(
     user.check_csrf(csrf_of_form(&form))?;
     let (id, action) = path.into_inner();
     let outcome = if action == "delete" {
-        K::remove(&state, &user, &id)
-            .await
-            .map(|view| format!("{} {} deleted.", K::SINGULAR, plain(&view["name"])))
+        match confirmed::<K>(&state, &user, &id, &form).await {
+            Ok(()) => K::remove(&state, &user, &id)
+                .await
+                .map(|view| format!("{} {} deleted.", K::SINGULAR, plain(&view["name"]))),
+            Err(refused) => Err(refused),
+        }
     } else {
         K::flip(&state, &user, &id).await.map(|view| {
             let now = if view["enabled"] == true {
@@ -60,6 +63,28 @@ pub async fn action<K: Kind>(
         Ok(message) => flash_redirect(&format!("/admin/{}", K::PATH), &message),
         Err(error) => problem(&state, &user, K::PATH, &error),
     })
+}
+
+/// A gateway is deleted only with its name typed again (its federated tools, resources and
+/// prompts go with it); other items need no more than the form.
+async fn confirmed<K: Kind>(
+    state: &AppState,
+    user: &ConsoleUser,
+    id: &str,
+    form: &Pairs,
+) -> Result<(), ApiError> {
+    if K::PATH != "gateways" {
+        return Ok(());
+    }
+    let view = K::read(state, user, id).await?;
+    let name = plain(&view["name"]);
+    match submitted(form, "confirm").next() {
+        Some(typed) if typed.trim() == name => Ok(()),
+        _ => Err(ApiError::InvalidField {
+            field: "confirm".into(),
+            message: format!("type {name} to confirm the deletion"),
+        }),
+    }
 }
 
 async fn edit_page<K: Kind>(

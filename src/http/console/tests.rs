@@ -1,0 +1,180 @@
+//! The console's templates render with what their handlers give them.
+
+use super::*;
+
+#[test]
+fn uptime_reads_in_two_units() {
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(uptime(secs(12)), "12 s");
+    assert_eq!(uptime(secs(5 * 60 + 3)), "5 min");
+    assert_eq!(uptime(secs(2 * 3600 + 7 * 60)), "2 h 7 min");
+    assert_eq!(uptime(secs(3 * 86_400 + 4 * 3600 + 59)), "3 d 4 h");
+}
+
+/// Every page renders with the data its handler gives it (an empty list where it has none).
+#[test]
+fn pages_render() {
+    let console = Console::new(crate::secrets::SecretBox::new("test-secret")).unwrap();
+    let mut context = tera::Context::new();
+    context.insert(
+        "user",
+        &json!({"email": "a@example.com", "is_admin": true, "manages_users": true}),
+    );
+    for (key, value) in [
+        ("csrf", json!("x")),
+        ("page", json!("users")),
+        ("flash", json!(null)),
+        ("error", json!("something")),
+        (
+            "users",
+            json!([{"email": "a@example.com", "full_name": "", "is_admin": true, "is_active": true, "locked": false}]),
+        ),
+        ("roles", json!(["viewer"])),
+        ("default_role", json!("viewer")),
+        (
+            "teams",
+            json!([{"id": "t", "name": "T", "is_personal": false, "manageable": true, "description": null, "members": [{"email": "a@example.com", "role": "owner"}]}]),
+        ),
+        ("may_create", json!(true)),
+        ("email", json!("a@example.com")),
+        (
+            "counts",
+            json!([{"key": "tools", "label": "Tools", "value": 1}]),
+        ),
+        (
+            "calls",
+            json!({"per_minute": "0.0", "total": 0, "error_rate": "–", "latency": "–"}),
+        ),
+        (
+            "pool",
+            json!({"backend": "sqlite", "in_use": 0, "idle": 1, "waiting": 0, "checkout_timeouts": 0, "retries": 0, "breaker": "closed"}),
+        ),
+        (
+            "upstreams",
+            json!([{"id": "g", "name": "u", "url": "http://u", "reachable": true, "health": "online", "last_seen": "never"}]),
+        ),
+        (
+            "tools",
+            json!([{"id": "1", "name": "t", "kind": "REST", "description": "", "visibility": "public"}]),
+        ),
+        ("q", json!("")),
+        (
+            "form",
+            json!({"name": "", "url": "", "request_type": "GET", "description": "", "input_schema": ""}),
+        ),
+        ("methods", json!(["GET"])),
+        ("tool", json!({"name": "t", "description": ""})),
+        (
+            "fields",
+            json!([{"name": "a", "kind": "string", "required": true, "description": "", "value": "", "label": "A", "options": null},
+                          {"name": "m", "kind": "members", "label": "M", "required": false, "value": "", "options": [{"value": "t", "label": "T", "checked": true}]},
+                          {"name": "v", "kind": "choice", "label": "V", "required": false, "value": "team", "options": ["public", "team"]},
+                          {"name": "t", "kind": "team", "label": "T", "required": false, "value": "", "options": [{"value": "t", "label": "T"}]},
+                          {"name": "j", "kind": "json", "label": "J", "required": false, "value": "{}", "options": null},
+                          {"name": "b", "kind": "boolean", "required": false, "description": "", "value": "", "label": "B", "options": null},
+                          {"name": "c", "kind": "integer", "required": false, "description": "", "value": "", "label": "C", "options": null},
+                          {"name": "d", "kind": "object", "required": false, "description": "", "value": "", "label": "D", "options": null}]),
+        ),
+        ("result", json!("{}")),
+        ("is_error", json!(false)),
+        ("elapsed_ms", json!("1.0")),
+        ("servers", json!([{"id": "s", "name": "S"}])),
+        (
+            "items",
+            json!([{"id": "i", "name": "I", "enabled": false, "tags": ["a"], "visibility": "team",
+                    "description": null, "uri": "docs://x", "gateway_id": "g", "url": "http://g",
+                    "transport": "sse", "reachable": true, "last_seen_at": null,
+                    "tool_ids": ["t"], "resource_ids": [], "prompt_ids": []}]),
+        ),
+        (
+            "filters",
+            json!({"path": "servers", "q": "", "tag": "a", "team": "", "tags": ["a"],
+                   "teams": [{"id": "t", "name": "T"}], "active": true,
+                   "actor": "", "action": "", "target": "", "outcome": "",
+                   "request_id": "", "level": "", "upstream": ""}),
+        ),
+        (
+            "pager",
+            json!({"page": 1, "pages": 2, "total": 30, "prev": null, "next": "/admin/x?page=2"}),
+        ),
+        ("federated", json!({"i": ["g-t"]})),
+        ("next", json!("/admin/audit?cursor=x")),
+        (
+            "activity",
+            json!({"g": {"breaker": "open", "consecutive_failures": 3, "calls": 4, "failures": 3,
+                         "p50": "≤ 5 ms", "p95": "–", "hours": [{"level": "bad", "label": "10:00 UTC: 4 calls, 3 failed"}]}}),
+        ),
+        (
+            "account",
+            json!({"email": "a@example.com", "full_name": "A", "is_admin": true, "password_changed_at": "never"}),
+        ),
+        ("errors", json!({"confirm_password": "does not match"})),
+        (
+            "server",
+            json!({"id": "s", "name": "S", "mcp": "http://x/servers/s/mcp", "sse": "http://x/servers/s/sse"}),
+        ),
+        ("token", json!("tok")),
+        ("levels", json!(["error", "info"])),
+        ("version", json!("0.1.0")),
+        ("uptime", json!("5 min")),
+        ("capacity", json!(5000)),
+        ("total", json!(1)),
+        (
+            "lines",
+            json!([{"at": "2026-12-04 10:00:00.000 UTC", "level": "WARN", "target": "mcpgate::x", "message": "m",
+                    "fields": "a=1", "request_id": "r", "upstream": "g"}]),
+        ),
+        ("may_create_token", json!(true)),
+        (
+            "clients",
+            json!([{"id": "vscode", "title": "VS Code", "hint": "h", "text": "{}", "rows": 2}]),
+        ),
+        (
+            "entries",
+            json!([{"at": "2026-12-04 10:00:00 UTC", "at_iso": "2026-12-04T10:00:00Z", "actor": "a@example.com",
+                    "action": "tools.update", "kind": "tool", "target": "t", "outcome": "ok", "detail": "",
+                    "client_ip": "127.0.0.1", "request_id": "r", "changes": [{"field": "url", "before": "a", "after": "b"}]}]),
+        ),
+        ("load_error", json!("The list could not be read")),
+        ("title", json!("Things")),
+        ("singular", json!("Thing")),
+        ("path", json!("servers")),
+        ("name", json!("I")),
+        ("action", json!("/admin/servers/i/edit")),
+        ("back", json!("/admin/servers")),
+        (
+            "tokens",
+            json!([{"id": "k", "name": "ci", "server": "any", "expires_at": "2027-01-01", "revoked": false}]),
+        ),
+        ("created", json!({"name": "ci", "access_token": "secret"})),
+        (
+            "gateways",
+            json!([{"id": "g", "name": "G", "url": "http://g", "transport": "sse", "reachable": false, "last_seen": "never", "tools": ["g-t"]}]),
+        ),
+    ] {
+        context.insert(key, &value);
+    }
+    let pages = [
+        "gateways.html",
+        "login.html",
+        "dashboard.html",
+        "tools.html",
+        "run.html",
+        "registry.html",
+        "edit.html",
+        "problem.html",
+        "tokens.html",
+        "users.html",
+        "teams.html",
+        "audit.html",
+        "account.html",
+        "connect.html",
+        "logs.html",
+        "not_found.html",
+    ];
+    for page in pages {
+        if let Err(error) = console.tera.render(page, &context) {
+            panic!("{page}: {error:?}");
+        }
+    }
+}

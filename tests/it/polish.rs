@@ -1,0 +1,165 @@
+//! The console at the REST API's parity and with its safety catches, over plain HTTP against
+//! the real server, on SQLite and PostgreSQL: an upstream registered from the form with header
+//! credentials, tags, a team, a visibility and no name prefix; a gateway deleted only with its
+//! name typed again; a page for paths that are no page; the version and uptime in the footer.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests are the gateway's clients, with clients of their own"
+)]
+
+use crate::common;
+
+use common::{Backend, TestDb, TestServer, empty_upstream};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::console::{browser_like, field, page, sign_in};
+
+async fn the_upstream_form_and_its_deletion(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[]).await;
+    let (_upstream_db, upstream) = empty_upstream().await;
+    let team = server
+        .admin(Method::POST, "/teams", Some(json!({"name": "Platform"})))
+        .await;
+    let team_id = team.expect(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = browser_like();
+    sign_in(
+        &server,
+        &client,
+        "admin@example.com",
+        "admin-password-for-tests",
+    )
+    .await;
+    let html = page(&client, &server, "/admin/gateways").await;
+    assert!(
+        html.contains(&format!("mcpgate {}", env!("CARGO_PKG_VERSION"))),
+        "the footer"
+    );
+    assert!(html.contains(" · up "), "the uptime in the footer");
+    let token = field(&html, "csrf");
+
+    // Header credentials (the upstream's bearer token sent as a plain header), tags, a team,
+    // a visibility, no prefix.
+    let authorization = format!("Authorization: Bearer {}", upstream.admin_token);
+    let registered = client
+        .post(format!("{}/admin/gateways", server.base))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("name", "Formed"),
+            ("url", &format!("{}/mcp", upstream.base)),
+            ("transport", "streamablehttp"),
+            ("description", "registered from the form"),
+            ("auth_type", "headers"),
+            ("headers", &format!("{authorization}\nX-Trace: console")),
+            ("tags", "alpha, beta"),
+            ("visibility", "team"),
+            ("team_id", &team_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = registered.status();
+    let html = registered.text().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{html}");
+    let listed = server.admin(Method::GET, "/gateways", None).await;
+    let gateway = listed.expect(StatusCode::OK)["items"][0].clone();
+    assert_eq!(gateway["name"], "Formed");
+    assert_eq!(gateway["auth_type"], "headers");
+    assert_eq!(gateway["tags"], json!(["alpha", "beta"]));
+    assert_eq!(gateway["visibility"], "team");
+    assert_eq!(gateway["team_id"], team_id.as_str());
+    assert_eq!(gateway["prefix_tool_names"], false);
+    assert_eq!(gateway["description"], "registered from the form");
+    assert!(
+        !gateway.to_string().contains(&upstream.admin_token),
+        "never shown again"
+    );
+    let id = gateway["id"].as_str().unwrap().to_owned();
+
+    // A malformed header line is named.
+    let refused = client
+        .post(format!("{}/admin/gateways", server.base))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("name", "Bad headers"),
+            ("url", &format!("{}/mcp", upstream.base)),
+            ("auth_type", "headers"),
+            ("headers", "no colon here"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("is not `Name: value`")
+    );
+
+    // Deleting a gateway needs its name typed again, and says what goes with it.
+    let html = page(&client, &server, "/admin/gateways").await;
+    assert!(html.contains("Its federated tools, resources and prompts are removed with it"));
+    assert!(html.contains("Type Formed to confirm"), "{html}");
+    for typed in [None, Some("formed"), Some("Other")] {
+        let mut form = vec![("csrf", token.clone())];
+        if let Some(typed) = typed {
+            form.push(("confirm", typed.to_owned()));
+        }
+        let response = client
+            .post(format!("{}/admin/gateways/{id}/delete", server.base))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{typed:?}"
+        );
+        let still = server
+            .admin(Method::GET, &format!("/gateways/{id}"), None)
+            .await;
+        assert_eq!(still.status, StatusCode::OK, "not deleted with {typed:?}");
+    }
+    let deleted = client
+        .post(format!("{}/admin/gateways/{id}/delete", server.base))
+        .form(&[("csrf", token.as_str()), ("confirm", "Formed")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    let gone = server
+        .admin(Method::GET, &format!("/gateways/{id}"), None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+
+    // A path that is no page: a page for a browser, JSON for anyone else.
+    let missing = client
+        .get(format!("{}/admin/no-such-page", server.base))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(
+        missing
+            .text()
+            .await
+            .unwrap()
+            .contains("There is no page here")
+    );
+    let api = server.admin(Method::GET, "/admin/no-such-page", None).await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.code(), "not-found");
+    server.stop().await;
+    upstream.stop().await;
+}
+
+both_backends!(the_upstream_form_and_its_deletion);
