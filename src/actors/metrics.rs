@@ -39,9 +39,23 @@ pub struct ToolStats {
     pub buckets: [u64; BUCKETS.len()],
     /// Sum of durations, seconds.
     pub duration_sum: f64,
+    /// When the last call started.
+    pub last_call_at: Option<chrono::NaiveDateTime>,
+    /// The last failure: when, and why.
+    pub last_error: Option<(chrono::NaiveDateTime, String)>,
 }
 
 impl ToolStats {
+    /// Counts one call, and notes when it was and why it failed.
+    fn count(&mut self, row: &ToolMetricRow) {
+        self.add(row.success, row.duration_ms / 1000.0);
+        self.last_call_at = self.last_call_at.max(Some(row.started_at));
+        if !row.success {
+            let why = row.error.clone().unwrap_or_else(|| "failed".into());
+            self.last_error = Some((row.started_at, why));
+        }
+    }
+
     /// Counts one call.
     fn add(&mut self, success: bool, seconds: f64) {
         if success {
@@ -77,83 +91,90 @@ impl ToolStats {
 /// Hours of per-upstream history kept (the console's 24-hour strip).
 pub const HOURS_KEPT: usize = 24;
 
-/// One hour of an upstream's calls.
+/// Minutes of history kept for the metrics page's chart.
+pub const MINUTES_KEPT: usize = 60;
+
+/// One interval (an hour, a minute) of calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HourStats {
-    /// The hour, as hours since the Unix epoch.
-    pub hour: i64,
+pub struct Slot {
+    /// The interval, counted from the Unix epoch in its own unit (hours, minutes).
+    pub index: i64,
     /// Calls started in it.
     pub calls: u64,
     /// Of which failed.
     pub failures: u64,
 }
 
-/// What calls through one upstream showed (since the process started).
+/// Calls per interval: the last few intervals that had calls, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    slots: VecDeque<Slot>,
+}
+
+impl Series {
+    /// Counts a call in interval `index`, keeping the newest `kept` intervals.
+    fn add(&mut self, index: i64, success: bool, kept: usize) {
+        let failure = u64::from(!success);
+        // A record from an interval already passed (queued late) counts in its own.
+        match self.slots.iter_mut().rev().find(|slot| slot.index == index) {
+            Some(slot) => {
+                slot.calls += 1;
+                slot.failures += failure;
+            }
+            None => {
+                self.slots.push_back(Slot {
+                    index,
+                    calls: 1,
+                    failures: failure,
+                });
+                self.slots.make_contiguous().sort_by_key(|slot| slot.index);
+                while self.slots.len() > kept {
+                    self.slots.pop_front();
+                }
+            }
+        }
+    }
+
+    /// The `kept` intervals up to `current`, one entry each (zeros where there were no calls),
+    /// oldest first.
+    pub fn window(&self, current: i64, kept: usize) -> Vec<Slot> {
+        (0..kept as i64)
+            .rev()
+            .map(|ago| {
+                let index = current - ago;
+                self.slots
+                    .iter()
+                    .find(|slot| slot.index == index)
+                    .copied()
+                    .unwrap_or(Slot {
+                        index,
+                        ..Slot::default()
+                    })
+            })
+            .collect()
+    }
+}
+
+/// What calls through one upstream (or one virtual server) showed since the process started.
 #[derive(Debug, Clone, Default)]
 pub struct UpstreamStats {
-    /// Counts and latency.
+    /// Counts, latency, the last call and the last failure.
     pub calls: ToolStats,
-    /// When the last call started.
-    pub last_call_at: Option<chrono::NaiveDateTime>,
-    /// The last failure: when, and why.
-    pub last_error: Option<(chrono::NaiveDateTime, String)>,
-    /// The last [`HOURS_KEPT`] hours that had calls, oldest first.
-    pub hours: VecDeque<HourStats>,
+    /// Calls per hour.
+    pub hours: Series,
 }
 
 impl UpstreamStats {
     fn add(&mut self, row: &ToolMetricRow) {
-        self.calls.add(row.success, row.duration_ms / 1000.0);
-        self.last_call_at = self.last_call_at.max(Some(row.started_at));
-        if !row.success {
-            let why = row.error.clone().unwrap_or_else(|| "failed".into());
-            self.last_error = Some((row.started_at, why));
-        }
+        self.calls.count(row);
         let hour = row.started_at.and_utc().timestamp().div_euclid(3600);
-        match self.hours.back_mut() {
-            Some(last) if last.hour == hour => {
-                last.calls += 1;
-                last.failures += u64::from(!row.success);
-            }
-            // A record from an hour already passed (queued late) counts in its own hour.
-            _ => match self.hours.iter_mut().find(|kept| kept.hour == hour) {
-                Some(kept) => {
-                    kept.calls += 1;
-                    kept.failures += u64::from(!row.success);
-                }
-                None => {
-                    self.hours.push_back(HourStats {
-                        hour,
-                        calls: 1,
-                        failures: u64::from(!row.success),
-                    });
-                    self.hours.make_contiguous().sort_by_key(|kept| kept.hour);
-                    while self.hours.len() > HOURS_KEPT {
-                        self.hours.pop_front();
-                    }
-                }
-            },
-        }
+        self.hours.add(hour, row.success, HOURS_KEPT);
     }
 
-    /// The last 24 hours up to `now`, one entry per hour (zeros where there were no calls),
-    /// oldest first.
-    pub fn strip(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<HourStats> {
-        let current = now.timestamp().div_euclid(3600);
-        (0..HOURS_KEPT as i64)
-            .rev()
-            .map(|ago| {
-                let hour = current - ago;
-                self.hours
-                    .iter()
-                    .find(|kept| kept.hour == hour)
-                    .copied()
-                    .unwrap_or(HourStats {
-                        hour,
-                        ..HourStats::default()
-                    })
-            })
-            .collect()
+    /// The last 24 hours up to `now`, one entry per hour, oldest first.
+    pub fn strip(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<Slot> {
+        self.hours
+            .window(now.timestamp().div_euclid(3600), HOURS_KEPT)
     }
 }
 
@@ -164,6 +185,10 @@ pub struct MetricsSnapshot {
     pub tools: BTreeMap<String, ToolStats>,
     /// Per upstream (gateway id), for federated calls.
     pub upstreams: BTreeMap<String, UpstreamStats>,
+    /// Per virtual server (id), for calls on a server's endpoint.
+    pub servers: BTreeMap<String, UpstreamStats>,
+    /// Every call, per minute.
+    pub minutes: Series,
     /// Records waiting to be written.
     pub buffered: usize,
     /// Records written so far.
@@ -175,11 +200,13 @@ pub struct MetricsSnapshot {
 /// The actor.
 pub struct MetricsActor {
     db: Db,
-    queue: crossbeam_channel::Receiver<ToolMetricRow>,
+    queue: crossbeam_channel::Receiver<Queued>,
     /// Records the full queue refused (counted where they were refused).
     refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
     tools: BTreeMap<String, ToolStats>,
     upstreams: BTreeMap<String, UpstreamStats>,
+    servers: BTreeMap<String, UpstreamStats>,
+    minutes: Series,
     buffer: VecDeque<ToolMetricRow>,
     flushing: bool,
     written: u64,
@@ -208,6 +235,8 @@ pub struct CallRecord {
     pub tool_name: String,
     /// The upstream it ran on, if federated.
     pub gateway_id: Option<String>,
+    /// The virtual server whose endpoint it was called on, if any.
+    pub server_id: Option<String>,
     /// When it started.
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// How long it took.
@@ -221,19 +250,24 @@ pub struct CallRecord {
 impl MetricsActor {
     /// Takes every queued record into the aggregates and the write buffer.
     fn drain(&mut self) {
-        while let Ok(row) = self.queue.try_recv() {
-            self.count(row);
+        while let Ok(queued) = self.queue.try_recv() {
+            self.count(queued);
         }
     }
 
-    fn count(&mut self, row: ToolMetricRow) {
+    fn count(&mut self, Queued { row, server_id }: Queued) {
         self.tools
             .entry(row.tool_name.clone())
             .or_default()
-            .add(row.success, row.duration_ms / 1000.0);
+            .count(&row);
         if let Some(gateway) = &row.gateway_id {
             self.upstreams.entry(gateway.clone()).or_default().add(&row);
         }
+        if let Some(server) = server_id {
+            self.servers.entry(server).or_default().add(&row);
+        }
+        let minute = row.started_at.and_utc().timestamp().div_euclid(60);
+        self.minutes.add(minute, row.success, MINUTES_KEPT);
         if self.buffer.len() >= MAX_BUFFERED {
             self.buffer.pop_front();
             self.dropped += 1;
@@ -255,6 +289,8 @@ impl Handler<GetMetrics> for MetricsActor {
         MessageResult(MetricsSnapshot {
             tools: self.tools.clone(),
             upstreams: self.upstreams.clone(),
+            servers: self.servers.clone(),
+            minutes: self.minutes.clone(),
             buffered: self.buffer.len(),
             written: self.written,
             dropped: self.dropped + self.refused.load(std::sync::atomic::Ordering::Relaxed),
@@ -298,8 +334,14 @@ impl MetricsActor {
 #[derive(Clone)]
 pub struct Metrics {
     addr: Addr<MetricsActor>,
-    queue: crossbeam_channel::Sender<ToolMetricRow>,
+    queue: crossbeam_channel::Sender<Queued>,
     refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A record on its way to the actor, with what is counted but not stored.
+pub struct Queued {
+    row: ToolMetricRow,
+    server_id: Option<String>,
 }
 
 impl Metrics {
@@ -313,6 +355,8 @@ impl Metrics {
             refused: refused.clone(),
             tools: BTreeMap::new(),
             upstreams: BTreeMap::new(),
+            servers: BTreeMap::new(),
+            minutes: Series::default(),
             buffer: VecDeque::new(),
             flushing: false,
             written: 0,
@@ -337,7 +381,11 @@ impl Metrics {
             success: call.success,
             error: call.error,
         };
-        if self.queue.try_send(row).is_err() {
+        let queued = Queued {
+            row,
+            server_id: call.server_id,
+        };
+        if self.queue.try_send(queued).is_err() {
             self.refused
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::debug!("metrics queue full; a call record was dropped");
@@ -390,7 +438,10 @@ mod tests {
         // Late: an earlier hour still counts in its own.
         stats.add(&row("2026-12-04 10:30:00", 3.0, true));
         assert_eq!(stats.calls.successes, 3);
-        assert_eq!(stats.last_error.as_ref().unwrap().1, "connection refused");
+        assert_eq!(
+            stats.calls.last_error.as_ref().unwrap().1,
+            "connection refused"
+        );
         let now = chrono::DateTime::parse_from_rfc3339("2026-12-04T12:30:00Z")
             .unwrap()
             .to_utc();
@@ -409,6 +460,6 @@ mod tests {
                 true,
             ));
         }
-        assert!(stats.hours.len() <= HOURS_KEPT);
+        assert!(stats.hours.slots.len() <= HOURS_KEPT);
     }
 }

@@ -287,13 +287,13 @@ impl Activity {
                 p50_ms: ms(0.5),
                 p95_ms: ms(0.95),
                 p99_ms: ms(0.99),
-                last_call_at: stats.last_call_at.map(|at| at.and_utc()),
+                last_call_at: stats.calls.last_call_at.map(|at| at.and_utc()),
             },
             hours: stats
                 .strip(now)
                 .into_iter()
                 .map(|hour| HourView {
-                    start: chrono::DateTime::from_timestamp(hour.hour * 3600, 0)
+                    start: chrono::DateTime::from_timestamp(hour.index * 3600, 0)
                         .unwrap_or_default(),
                     calls: hour.calls,
                     failures: hour.failures,

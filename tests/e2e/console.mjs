@@ -30,7 +30,7 @@ try {
     if (label === 'phone') {
       // Every page fits 390 px without scrolling sideways.
       seen.phone_overflow = [];
-      for (const name of ['tools', 'resources', 'prompts', 'servers', 'gateways', 'tokens', 'teams', 'users', 'audit', 'account']) {
+      for (const name of ['tools', 'resources', 'prompts', 'servers', 'gateways', 'tokens', 'teams', 'users', 'audit', 'account', 'logs', 'metrics']) {
         await page.goto(`${base}/admin/${name}`);
         if (await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)) seen.phone_overflow.push(name);
         await page.screenshot({ path: `${artifacts}/${name}-${label}.png`, fullPage: true });

@@ -89,6 +89,11 @@ async fn failed_calls_mark_an_upstream_offline_at_once(backend: Backend) {
     ] {
         assert!(metrics.contains(&line), "{line} in {metrics}");
     }
+    let tools = crate::console::admin_page(&gateway, "/admin/tools").await;
+    assert!(
+        tools.contains(r#"from <a href="/admin/gateways">Desk</a>"#),
+        "a federated tool names its upstream: {tools}"
+    );
     let page = crate::console::admin_page(&gateway, "/admin/gateways").await;
     assert!(
         page.contains("Test connection") && page.contains("Failures in a row"),

@@ -21,6 +21,7 @@ mod interop;
 mod loadtest;
 mod logs;
 mod mcp;
+mod metrics_page;
 mod modern;
 mod polish;
 mod registry;

@@ -162,4 +162,75 @@ async fn the_upstream_form_and_its_deletion(backend: Backend) {
     upstream.stop().await;
 }
 
-both_backends!(the_upstream_form_and_its_deletion);
+/// A list offers only the actions its viewer may take: a developer sees Edit and Delete on
+/// their own tool, not on the admin's (which they may see and call).
+async fn only_allowed_actions_are_offered(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[]).await;
+    let developer = common::create_user(&server, "dev@example.com", "developer").await;
+    let fresh = crate::console::admin_page(&server, "/admin").await;
+    assert!(
+        fresh.contains("Getting started"),
+        "an empty gateway says what to do: {fresh}"
+    );
+    let tool = |name: &str| json!({"name": name, "url": "http://127.0.0.1:9/x", "request_type": "GET", "visibility": "public"});
+    let mut annotated = tool("admins_tool");
+    annotated["annotations"] =
+        json!({"readOnlyHint": true, "destructiveHint": false, "openWorldHint": true});
+    server
+        .admin(Method::POST, "/tools", Some(annotated))
+        .await
+        .expect(StatusCode::CREATED);
+    server
+        .send(
+            Method::POST,
+            "/tools",
+            Some(&developer),
+            Some(tool("devs_tool")),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let client = browser_like();
+    sign_in(&server, &client, "dev@example.com", common::USER_PASSWORD).await;
+    let html = page(&client, &server, "/admin/tools").await;
+    assert!(
+        html.contains("admins_tool") && html.contains("devs_tool"),
+        "{html}"
+    );
+    for action in ["Edit", "Delete"] {
+        assert!(
+            html.contains(&format!(r#"aria-label="{action} devs_tool"#)),
+            "{action}: {html}"
+        );
+        assert!(
+            !html.contains(&format!(r#"aria-label="{action} admins_tool"#)),
+            "{action}: {html}"
+        );
+    }
+    // The annotations as badges (hints only).
+    assert!(
+        html.contains(r#"<span class="badge">read-only</span>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<span class="badge">open world</span>"#),
+        "{html}"
+    );
+    assert!(!html.contains(">destructive</span>"), "{html}");
+    let admin = crate::console::admin_page(&server, "/admin/tools").await;
+    assert!(admin.contains(r#"aria-label="Edit admins_tool""#));
+    assert!(admin.contains(r#"aria-label="Edit devs_tool""#));
+    // Once there are tools and a virtual server, the checklist is gone.
+    server
+        .admin(Method::POST, "/servers", Some(json!({"name": "Desk"})))
+        .await
+        .expect(StatusCode::CREATED);
+    let set_up = crate::console::admin_page(&server, "/admin").await;
+    assert!(!set_up.contains("Getting started"), "{set_up}");
+    server.stop().await;
+}
+
+both_backends!(
+    the_upstream_form_and_its_deletion,
+    only_allowed_actions_are_offered
+);

@@ -28,7 +28,14 @@ async fn gateways_page(
     let mut context = user.context("gateways");
     let views = Gateways::views(state, user).await;
     let teams = team_names(state, user).await;
-    list_into(&mut context, &teams, "gateways", query, views);
+    list_into(
+        &mut context,
+        &user.principal,
+        &teams,
+        "gateways",
+        query,
+        views,
+    );
     // The tools each upstream contributes, as MCP clients see them.
     let mut federated: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for tool in state.catalog.current().tools(&Scope::All, &user.principal) {

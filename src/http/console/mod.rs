@@ -10,6 +10,7 @@ mod connect;
 mod gateways;
 mod logs;
 mod manage;
+mod metrics;
 mod pages;
 mod registry;
 
@@ -71,6 +72,10 @@ impl Console {
                 include_str!("../../../templates/connect.html"),
             ),
             ("logs.html", include_str!("../../../templates/logs.html")),
+            (
+                "metrics.html",
+                include_str!("../../../templates/metrics.html"),
+            ),
             (
                 "not_found.html",
                 include_str!("../../../templates/not_found.html"),
@@ -226,6 +231,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(web::resource("/admin/audit").route(web::get().to(audit::page)))
         .service(web::resource("/admin/logs").route(web::get().to(logs::page)))
+        .service(web::resource("/admin/metrics").route(web::get().to(metrics::page)))
         .service(
             web::resource("/admin/servers/{id}/connect")
                 .route(web::get().to(connect::page))

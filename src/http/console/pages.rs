@@ -315,6 +315,19 @@ pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpRes
         })
         .collect();
     context.insert("counts", &counts);
+    // An empty gateway shows what to do first.
+    let count = |key: &str| figures.counts.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let has_tools = count("tools") > 0;
+    let has_servers = count("servers") > 0;
+    context.insert(
+        "setup",
+        &json!({
+            "show": !(has_tools && has_servers),
+            "has_tools": has_tools,
+            "has_servers": has_servers,
+            "may_register": user.principal.permits("gateways.create", On::Anywhere),
+        }),
+    );
     context.insert("calls", &figures.calls);
     context.insert("pool", &figures.pool);
     let upstreams: Vec<Value> = upstreams
@@ -418,7 +431,16 @@ async fn tools_page(
     // From the registry, so that disabled tools are listed too (the catalog serves enabled ones).
     let views = Tools::views(state, user).await;
     let teams = team_names(state, user).await;
-    list_into(&mut context, &teams, "tools", query, views);
+    list_into(&mut context, &user.principal, &teams, "tools", query, views);
+    // Where each federated tool comes from, by name.
+    let upstreams: serde_json::Map<String, Value> = state
+        .catalog
+        .current()
+        .gateways()
+        .iter()
+        .map(|gateway| (gateway.id.clone(), json!(gateway.name)))
+        .collect();
+    context.insert("upstream_names", &upstreams);
     context.insert("form", form);
     context.insert("methods", &["GET", "POST", "PUT", "PATCH", "DELETE"]);
     user.outcome(&mut context, "tools.create", flash, error);

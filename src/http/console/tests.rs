@@ -84,7 +84,8 @@ fn pages_render() {
             json!([{"id": "i", "name": "I", "enabled": false, "tags": ["a"], "visibility": "team",
                     "description": null, "uri": "docs://x", "gateway_id": "g", "url": "http://g",
                     "transport": "sse", "reachable": true, "last_seen_at": null,
-                    "tool_ids": ["t"], "resource_ids": [], "prompt_ids": []}]),
+                    "tool_ids": ["t"], "resource_ids": [], "prompt_ids": [],
+                    "may_update": true, "may_delete": true, "annotations": {"readOnlyHint": true}}]),
         ),
         (
             "filters",
@@ -116,6 +117,21 @@ fn pages_render() {
         ("token", json!("tok")),
         ("levels", json!(["error", "info"])),
         ("version", json!("0.1.0")),
+        ("upstream_names", json!({"g": "G"})),
+        (
+            "setup",
+            json!({"show": true, "has_tools": false, "has_servers": false, "may_register": true}),
+        ),
+        (
+            "tables",
+            json!([{"id": "tools", "title": "Per tool", "rows": [{"name": "t", "calls": 3, "failures": 1, "error_rate": "33.3 %",
+                    "p50": "≤ 5 ms", "p95": "≤ 5 ms", "p99": "≤ 5 ms", "last_call": "2026-12-04 10:00:00 UTC", "last_error": "boom"}]}]),
+        ),
+        (
+            "chart",
+            json!({"bars": [{"x": "0", "width": "9", "y": "10", "height": "150", "failed_y": "150", "failed_height": "10", "title": "t"}],
+                   "top": 3, "middle": 1.5, "start": "10:00", "half": "10:30", "end": "11:00", "total": 3, "failed": 1}),
+        ),
         ("uptime", json!("5 min")),
         ("capacity", json!(5000)),
         ("total", json!(1)),
@@ -170,6 +186,7 @@ fn pages_render() {
         "account.html",
         "connect.html",
         "logs.html",
+        "metrics.html",
         "not_found.html",
     ];
     for page in pages {

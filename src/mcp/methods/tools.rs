@@ -54,6 +54,10 @@ pub async fn call(ctx: &Ctx, mut params: Object) -> Result<Reply, McpError> {
             ToolTarget::Upstream { gateway_id, .. } => Some(gateway_id.clone()),
             ToolTarget::Rest { .. } => None,
         },
+        server_id: match &ctx.scope {
+            crate::catalog::Scope::Server(id) => Some(id.clone()),
+            crate::catalog::Scope::All => None,
+        },
         started_at,
         duration: clock.elapsed(),
         success: !failed,

@@ -111,6 +111,7 @@ pub async fn team_names(state: &AppState, user: &ConsoleUser) -> Vec<(String, St
 /// empty list). `teams` are the user's teams, offered by the team filter.
 pub fn list_into(
     context: &mut tera::Context,
+    viewer: &crate::auth::Principal,
     teams: &[(String, String)],
     path: &str,
     query: &ListQuery,
@@ -124,10 +125,31 @@ pub fn list_into(
         ),
     };
     context.insert("load_error", &load_error);
-    let listing = query.apply(path, views, teams);
+    let mut listing = query.apply(path, views, teams);
+    // Only the actions the viewer may take are offered.
+    for item in &mut listing.items {
+        let ownership = ownership_of(item);
+        for (flag, action) in [("may_update", "update"), ("may_delete", "delete")] {
+            let may = viewer.permits(
+                &format!("{path}.{action}"),
+                crate::auth::On::Item(&ownership),
+            );
+            item[flag] = Value::Bool(may);
+        }
+    }
     context.insert("items", &listing.items);
     context.insert("filters", &listing.filters);
     context.insert("pager", &listing.pager);
+}
+
+/// Who owns a listed item and who may see it, from its view.
+fn ownership_of(item: &Value) -> crate::auth::rbac::Ownership {
+    let text = |key: &str| item.get(key).and_then(Value::as_str).map(str::to_owned);
+    crate::auth::rbac::Ownership {
+        owner_email: text("owner_email"),
+        team_id: text("team_id"),
+        visibility: serde_json::from_value(item["visibility"].clone()).unwrap_or_default(),
+    }
 }
 
 /// A redirect to `location` that shows `message` once on the next page (the flash cookie).

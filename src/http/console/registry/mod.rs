@@ -182,7 +182,7 @@ async fn kind_page<K: Kind>(
     let mut context = user.context(K::PATH);
     let views = K::views(state, user).await;
     let teams = team_names(state, user).await;
-    list_into(&mut context, &teams, K::PATH, query, views);
+    list_into(&mut context, &user.principal, &teams, K::PATH, query, views);
     context.insert("title", K::TITLE);
     context.insert("singular", K::SINGULAR);
     context.insert("path", K::PATH);
