@@ -124,18 +124,30 @@ fn row(
     AuditRow {
         id: uuid::Uuid::now_v7().simple().to_string(),
         at: crate::db::now(),
-        actor: actor.to_owned(),
+        // A refused sign-in's "email" is whatever was typed: bounded.
+        actor: bounded(actor, MAX_TEXT_CHARS),
         token_id,
         client_ip: origin.client.map(|ip| ip.to_string()),
         request_id: origin.request_id.clone(),
         action: entry.action,
         target_kind: entry.kind.to_owned(),
         target_id: entry.id,
-        target_name: name,
+        target_name: name.map(|name| bounded(&name, MAX_TEXT_CHARS)),
         outcome: outcome.to_owned(),
-        detail: entry.detail,
+        detail: entry.detail.map(|detail| bounded(&detail, MAX_TEXT_CHARS)),
         before_json: entry.before.map(|value| value.to_string()),
         after_json: entry.after.map(|value| value.to_string()),
+    }
+}
+
+/// The longest actor, target name or detail kept, in characters.
+const MAX_TEXT_CHARS: usize = 500;
+
+/// `text` cut at `max` characters (marked with `…`).
+fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 
@@ -385,6 +397,16 @@ mod tests {
         assert_eq!(value["auth"]["kind"], "bearer");
         assert_eq!(value["nested"][1]["token_id"], "kept");
         assert!(value["empty_password"].is_null());
+    }
+
+    #[test]
+    fn typed_text_is_bounded() {
+        let long = "x".repeat(10_000);
+        let entry = Entry::new("auth.sign_in", "user").detail(long.clone());
+        let row = row(&long, None, &Origin::default(), "refused", entry);
+        assert_eq!(row.actor.chars().count(), MAX_TEXT_CHARS + 1);
+        assert!(row.detail.unwrap().ends_with('…'));
+        assert_eq!(bounded("short", 10), "short");
     }
 
     #[test]

@@ -230,7 +230,71 @@ async fn only_allowed_actions_are_offered(backend: Backend) {
     server.stop().await;
 }
 
+/// The token form at the API's parity: a permission subset and a daily window, listed with
+/// the token's creation time; a malformed window is refused naming the field.
+async fn tokens_limited_from_the_console(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[]).await;
+    let client = browser_like();
+    sign_in(
+        &server,
+        &client,
+        "admin@example.com",
+        "admin-password-for-tests",
+    )
+    .await;
+    let token = field(&page(&client, &server, "/admin/tokens").await, "csrf");
+    let made = client
+        .post(format!("{}/admin/tokens", server.base))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("name", "office hours"),
+            ("expires_in_days", "7"),
+            ("permissions", "tools.read, tools.execute"),
+            ("start_time", "09:00"),
+            ("end_time", "17:00"),
+            ("days", "mon, tue"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let html = made.text().await.unwrap();
+    assert!(
+        html.contains("only tools.read, tools.execute; 09:00–17:00 UTC, mon, tue"),
+        "{html}"
+    );
+    // The admin's own token list, through the REST API (signed in, not with an API token).
+    let session = common::login(&server, "admin@example.com", "admin-password-for-tests").await;
+    let session = session.expect(StatusCode::OK)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = server
+        .send(Method::GET, "/tokens", Some(&session), None)
+        .await;
+    let scope = listed.expect(StatusCode::OK)["items"][0]["scope"].clone();
+    assert_eq!(scope["permissions"], json!(["tools.read", "tools.execute"]));
+    assert_eq!(scope["time_restrictions"]["start_time"], "09:00");
+    assert_eq!(scope["time_restrictions"]["days"], json!(["mon", "tue"]));
+    let refused = client
+        .post(format!("{}/admin/tokens", server.base))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("name", "bad window"),
+            ("start_time", "25:99"),
+            ("end_time", "17:00"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await.unwrap().contains("time_restrictions"));
+    server.stop().await;
+}
+
 both_backends!(
     the_upstream_form_and_its_deletion,
-    only_allowed_actions_are_offered
+    only_allowed_actions_are_offered,
+    tokens_limited_from_the_console
 );

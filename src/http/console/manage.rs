@@ -224,6 +224,33 @@ async fn visible_servers(
     .unwrap_or_default()
 }
 
+/// A token's restrictions in words (besides its server).
+fn limits(scope: &crate::auth::scope::TokenScope) -> String {
+    let mut limits = Vec::new();
+    if let Some(permissions) = &scope.permissions {
+        limits.push(format!("only {}", permissions.join(", ")));
+    }
+    if !scope.ip_restrictions.is_empty() {
+        limits.push(format!("from {}", scope.ip_restrictions.join(", ")));
+    }
+    if let Some(window) = &scope.time_restrictions {
+        let days = if window.days.is_empty() {
+            "every day".to_owned()
+        } else {
+            window.days.join(", ")
+        };
+        limits.push(format!(
+            "{}–{} UTC, {days}",
+            window.start_time, window.end_time
+        ));
+    }
+    if limits.is_empty() {
+        "none".to_owned()
+    } else {
+        limits.join("; ")
+    }
+}
+
 async fn tokens_page(
     state: &AppState,
     user: &ConsoleUser,
@@ -241,8 +268,10 @@ async fn tokens_page(
             json!({
                 "id": token.id,
                 "name": token.name,
-                "server": token.scope.server_id.unwrap_or_else(|| "any".into()),
+                "server": token.scope.server_id.clone().unwrap_or_else(|| "any".into()),
                 "expires_at": token.expires_at.map(|at| at.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+                "created_at": token.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                "limits": limits(&token.scope),
                 "revoked": token.revoked_at.is_some(),
             })
         })
@@ -272,7 +301,26 @@ pub struct TokenForm {
     expires_in_days: Option<String>,
     server_id: Option<String>,
     ip_restrictions: Option<String>,
+    /// Comma-separated permissions to keep (empty: all of yours).
+    permissions: Option<String>,
+    /// `HH:MM` a daily window starts (with `end_time`).
+    start_time: Option<String>,
+    /// `HH:MM` it ends.
+    end_time: Option<String>,
+    /// Comma-separated days (`mon` … `sun`; empty: every day).
+    days: Option<String>,
     csrf: Option<String>,
+}
+
+/// A comma-separated form field as a list (empty entries left out).
+fn listed(field: Option<&str>) -> Vec<String> {
+    field
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `POST /admin/tokens`: creates a token and shows it once.
@@ -283,14 +331,17 @@ pub async fn create_token(
 ) -> Result<HttpResponse, ConsoleRefusal> {
     let form = form.into_inner();
     user.check_csrf(form.csrf.as_deref())?;
-    let ips: Vec<String> = form
-        .ip_restrictions
-        .unwrap_or_default()
-        .split(',')
+    let ips = listed(form.ip_restrictions.as_deref());
+    let permissions = listed(form.permissions.as_deref());
+    let start = form
+        .start_time
+        .as_deref()
         .map(str::trim)
-        .filter(|ip| !ip.is_empty())
-        .map(str::to_owned)
-        .collect();
+        .unwrap_or_default();
+    let end = form.end_time.as_deref().map(str::trim).unwrap_or_default();
+    let window = (!start.is_empty() || !end.is_empty()).then(
+        || json!({"start_time": start, "end_time": end, "days": listed(form.days.as_deref())}),
+    );
     let days = match form
         .expires_in_days
         .as_deref()
@@ -319,6 +370,8 @@ pub async fn create_token(
         "scope": {
             "server_id": form.server_id.filter(|id| !id.is_empty()),
             "ip_restrictions": ips,
+            "permissions": (!permissions.is_empty()).then_some(permissions),
+            "time_restrictions": window,
         },
     }));
     let input = match input {

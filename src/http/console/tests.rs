@@ -160,7 +160,8 @@ fn pages_render() {
         ("back", json!("/admin/servers")),
         (
             "tokens",
-            json!([{"id": "k", "name": "ci", "server": "any", "expires_at": "2027-01-01", "revoked": false}]),
+            json!([{"id": "k", "name": "ci", "server": "any", "expires_at": "2027-01-01", "revoked": false,
+                    "created_at": "2026-12-04 10:00 UTC", "limits": "none"}]),
         ),
         ("created", json!({"name": "ci", "access_token": "secret"})),
         (
