@@ -13,6 +13,7 @@ use std::sync::{Mutex, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
@@ -133,8 +134,8 @@ pub fn ring() -> &'static LogRing {
     RING.get_or_init(|| LogRing::new(RING_CAPACITY))
 }
 
-/// Installs the process's subscriber: `settings.level` filters, lines go to stderr as text or
-/// JSON (colour only on a terminal), and every event is kept in [`ring`]. A second call (a
+/// Installs the process's subscriber: `settings.level` filters the lines that go to stderr as
+/// text or JSON (colour only on a terminal); [`ring`] keeps those and every info event. A second call (a
 /// test process starting several servers) leaves the first subscriber in place.
 pub fn install(settings: &LogSettings) {
     use std::io::IsTerminal;
@@ -147,10 +148,14 @@ pub fn install(settings: &LogSettings) {
         LogFormat::Json => lines.json().flatten_event(true).boxed(),
         LogFormat::Text => lines.boxed(),
     };
+    // The ring keeps info and above even when stderr gets less (the console's page is where
+    // an operator looks first), and more when the filter asks for more.
+    let kept = filter
+        .max_level_hint()
+        .map_or(LevelFilter::INFO, |hint| hint.max(LevelFilter::INFO));
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(lines)
-        .with(RingLayer)
+        .with(lines.with_filter(filter))
+        .with(RingLayer.with_filter(kept))
         .try_init();
 }
 
