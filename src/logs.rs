@@ -13,7 +13,6 @@ use std::sync::{Mutex, OnceLock};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
@@ -135,7 +134,8 @@ pub fn ring() -> &'static LogRing {
 }
 
 /// Installs the process's subscriber: `settings.level` filters the lines that go to stderr as
-/// text or JSON (colour only on a terminal); [`ring`] keeps those and every info event. A second call (a
+/// text or JSON (colour only on a terminal); `settings.ring_level` (by default the same)
+/// what [`ring`] keeps. A second call (a
 /// test process starting several servers) leaves the first subscriber in place.
 pub fn install(settings: &LogSettings) {
     use std::io::IsTerminal;
@@ -148,11 +148,16 @@ pub fn install(settings: &LogSettings) {
         LogFormat::Json => lines.json().flatten_event(true).boxed(),
         LogFormat::Text => lines.boxed(),
     };
-    // The ring keeps info and above even when stderr gets less (the console's page is where
-    // an operator looks first), and more when the filter asks for more.
-    let kept = filter
-        .max_level_hint()
-        .map_or(LevelFilter::INFO, |hint| hint.max(LevelFilter::INFO));
+    // The ring keeps what LOG_RING_LEVEL asks for, LOG_LEVEL's by default: an event no layer
+    // wants costs nothing (the per-request line at `warn`, say).
+    let kept = settings
+        .ring_level
+        .as_deref()
+        .and_then(|level| tracing_subscriber::EnvFilter::try_new(level).ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::EnvFilter::try_new(&settings.level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+        });
     let _ = tracing_subscriber::registry()
         .with(lines.with_filter(filter))
         .with(RingLayer.with_filter(kept))

@@ -6,6 +6,10 @@ pub struct LogSettings {
     /// A level (error, warn, info, debug, trace) or a full filter (info,mcpgate=debug).
     #[arg(id = "LOG_LEVEL", long = "log-level", env = "LOG_LEVEL", default_value = "info", value_parser = level)]
     pub level: String,
+    /// What the console's logs page keeps in memory: a level or filter like LOG_LEVEL (default:
+    /// LOG_LEVEL's).
+    #[arg(id = "LOG_RING_LEVEL", long = "log-ring-level", env = "LOG_RING_LEVEL", value_parser = level)]
+    pub ring_level: Option<String>,
     /// text or json (one object per line).
     #[arg(id = "LOG_FORMAT", long = "log-format", env = "LOG_FORMAT", default_value = "text", value_parser = format)]
     pub format: LogFormat,

@@ -16,8 +16,8 @@ use crate::console::{admin_page, browser_like, sign_in};
 
 async fn lines_carry_their_request(backend: Backend) {
     let db = TestDb::new(backend).await;
-    // Tests log warnings to stderr; the ring keeps info lines whatever that level (and the
-    // first server of a test process installs the logging, whichever test it is).
+    // Tests log warnings to stderr and keep info lines in the ring (LOG_RING_LEVEL, set for
+    // every test server: the first of a process installs the logging, whichever test it is).
     let server = TestServer::start(&db, &[]).await;
     let (_upstream_db, upstream) = empty_upstream().await;
     // Registering an upstream logs inside the request ("upstream registered"), which names

@@ -322,6 +322,8 @@ pub fn settings(database_url: &str, overrides: &[(&str, &str)]) -> Settings {
         ("AUTH_ENCRYPTION_SECRET", ENCRYPTION_SECRET),
         ("PLATFORM_ADMIN_PASSWORD", "admin-password-for-tests"),
         ("LOG_LEVEL", "warn"),
+        // The console's logs page keeps info lines (the first server of a process installs it).
+        ("LOG_RING_LEVEL", "info"),
         ("DB_POOL_SIZE", "5"),
         // Every upstream and REST service a test starts is on loopback; the security tests
         // turn this off to prove the egress policy.
