@@ -25,6 +25,8 @@ pub struct RunningServer {
     pub generated_admin: Option<GeneratedAdmin>,
     stopper: Stopper,
     db: Db,
+    /// Written before the database stops, so no recorded change is lost at a graceful stop.
+    audit: crate::actors::audit::Audit,
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -40,6 +42,7 @@ impl RunningServer {
             .server
             .await
             .map_err(|error| std::io::Error::other(error.to_string()))?;
+        self.audit.settle().await;
         self.db.shutdown();
         result
     }
@@ -54,6 +57,7 @@ impl RunningServer {
     pub async fn stop(self) {
         self.stopper.stop().await;
         let _ = self.server.await;
+        self.audit.settle().await;
         self.db.shutdown();
     }
 }
@@ -185,6 +189,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         .clone()
         .spawn_maintenance(changed_gateways, health_reports, shutdown.clone());
     let metrics = crate::actors::metrics::Metrics::start(db.clone());
+    let audit = crate::actors::audit::Audit::start(db.clone(), settings.audit_retention_days);
     let services = crate::service::Services {
         db: db.clone(),
         auth: auth.clone(),
@@ -192,7 +197,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         secrets: secrets.clone(),
         federation: federation.clone(),
         settings: settings.clone(),
-        audit: crate::actors::audit::Audit::start(db.clone(), settings.audit_retention_days),
+        audit: audit.clone(),
         metrics: metrics.clone(),
     };
     let state = web::Data::new(AppState {
@@ -280,6 +285,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
             parked,
         },
         db,
+        audit,
         server,
     })
 }

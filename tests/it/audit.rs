@@ -444,6 +444,11 @@ async fn retention(backend: Backend) {
         .await
         .expect(StatusCode::CREATED);
     assert_eq!(trail(&server, "action=teams.create").await.len(), 1);
+    // A change just before a graceful stop is written before the database stops.
+    server
+        .admin(Method::POST, "/teams", Some(json!({"name": "Last"})))
+        .await
+        .expect(StatusCode::CREATED);
     server.stop().await;
     common::sql_execute(
         &db,
@@ -467,8 +472,8 @@ async fn retention(backend: Backend) {
     .await;
     assert_eq!(
         trail(&server, "action=teams.create").await.len(),
-        1,
-        "recent entries stay"
+        2,
+        "recent entries stay, the last one before the stop too"
     );
     server.stop().await;
 }
