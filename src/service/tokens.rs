@@ -122,10 +122,18 @@ pub async fn issue(
             }
         }
     }
-    if let Some(server) = &scope.server_id
-        && services.catalog.current().server(server).is_none()
-    {
-        return Err(invalid("scope.server_id", "no enabled virtual server with this id").into());
+    if let Some(server) = &scope.server_id {
+        // A server the caller may not see is answered exactly like one that does not exist.
+        let visible = crate::service::registry::get::<crate::registry::servers::Servers>(
+            services, principal, server,
+        )
+        .await
+        .is_ok();
+        if !visible || services.catalog.current().server(server).is_none() {
+            return Err(
+                invalid("scope.server_id", "no enabled virtual server with this id").into(),
+            );
+        }
     }
     let id = crate::registry::new_id();
     let jti = uuid::Uuid::new_v4().simple().to_string();

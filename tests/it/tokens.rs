@@ -223,6 +223,15 @@ async fn token_requests_are_validated(backend: Backend) {
     let server = &setup.server;
     let viewer = create_user(server, "vic@example.com", "viewer").await;
     let dev = create_user(server, "dev@example.com", "developer").await;
+    // A server only its owner may see is answered like one that does not exist.
+    let private = server
+        .admin(
+            Method::POST,
+            "/servers",
+            Some(json!({"name": "Private", "visibility": "private"})),
+        )
+        .await;
+    let private = private.expect(StatusCode::CREATED)["id"].clone();
     let refused = create_token(server, &viewer, json!({"name": "mine"})).await;
     assert_eq!(
         refused.status,
@@ -245,6 +254,10 @@ async fn token_requests_are_validated(backend: Backend) {
         ),
         (
             json!({"name": "a", "scope": {"server_id": "nope"}}),
+            "scope.server_id",
+        ),
+        (
+            json!({"name": "a", "scope": {"server_id": private}}),
             "scope.server_id",
         ),
         (
