@@ -35,6 +35,8 @@ pub const PERMISSIONS: &[&str] = &[
     "users.manage",
     "admin.system",
     "audit.read",
+    "config.export",
+    "config.import",
 ];
 
 /// The built-in roles.

@@ -192,6 +192,14 @@ impl Federation {
         Ok((gateway, synced.counts))
     }
 
+    /// The credentials an upstream is called with, opened (a configuration export).
+    pub fn credentials(
+        &self,
+        row: &GatewayRow,
+    ) -> Result<BTreeMap<String, String>, FederationError> {
+        self.stored_headers(row)
+    }
+
     fn stored_headers(
         &self,
         row: &GatewayRow,

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod registry;
 pub mod request_log;
 pub mod tokens;
+pub mod transfer;
 
 use std::sync::Arc;
 
@@ -183,6 +184,7 @@ pub fn routes(config: &mut ServiceConfig) {
     identity::routes(config);
     tokens::routes(config);
     audit::routes(config);
+    transfer::routes(config);
     oauth::routes(config);
     registry::routes(config);
     config.map(|config| {

@@ -9,6 +9,7 @@ pub mod gateways;
 pub mod identity;
 pub mod registry;
 pub mod tokens;
+pub mod transfer;
 
 use std::sync::Arc;
 

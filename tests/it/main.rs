@@ -28,4 +28,5 @@ mod registry;
 mod resilience;
 mod security;
 mod tokens;
+mod transfer;
 mod visibility;

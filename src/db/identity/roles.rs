@@ -45,3 +45,19 @@ unit_of_work! {
         Ok(deleted == 1)
     }
 }
+
+unit_of_work! {
+    /// Every role assignment, by email (for a configuration export).
+    ListRoleAssignments {} -> Vec<RoleRow>,
+    "roles.list", Read, transactional = false,
+    |_this, conn| {
+        let rows = crate::on_backend!(conn, c => {
+            role_assignments::table
+                .select(RoleRow::as_select())
+                .order((role_assignments::email.asc(), role_assignments::role.asc()))
+                .load(c)
+                .await
+        })?;
+        Ok(rows)
+    }
+}

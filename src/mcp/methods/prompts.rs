@@ -60,9 +60,9 @@ pub async fn get(ctx: &Ctx, params: &Object) -> Result<Reply, McpError> {
                     declared.name
                 )));
             }
-            Some(Value::Null) | None => {
-                context.insert(declared.name.clone(), String::new());
-            }
+            // Left undefined (printed as nothing): `default(...)` and `is defined` work as
+            // they do in Jinja2, so templates written for it render the same here.
+            Some(Value::Null) | None => {}
             Some(_) => {
                 return Err(McpError::InvalidParams(format!(
                     "argument {:?} must be a string",
