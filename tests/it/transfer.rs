@@ -690,6 +690,138 @@ async fn the_peer_format_is_imported(backend: Backend) {
     fixture.stop().await;
 }
 
+/// The console's page exports a download and imports a pasted file: a dry run shows the plan,
+/// a broken file its first problem at the field, and only then is anything stored.
+async fn the_console_exports_and_imports(backend: Backend) {
+    use crate::console::{browser_like, field, page, sign_in};
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[]).await;
+    server
+        .admin(Method::POST, "/prompts", Some(json!({"name": "hello", "template": "Hello {{ name }}", "arguments": [{"name": "name"}]})))
+        .await
+        .expect(StatusCode::CREATED);
+    let browser = browser_like();
+    sign_in(
+        &server,
+        &browser,
+        "admin@example.com",
+        "admin-password-for-tests",
+    )
+    .await;
+    let html = page(&browser, &server, "/admin/transfer").await;
+    assert!(
+        html.contains("Download the export") && html.contains("Dry run"),
+        "{html}"
+    );
+    let csrf = field(&html, "csrf");
+    let post = |path: &str, form: Vec<(&str, String)>| {
+        browser
+            .post(format!("{}{path}", server.base))
+            .form(&form)
+            .send()
+    };
+    let download = post(
+        "/admin/export",
+        vec![("csrf", csrf.clone()), ("secrets", "omit".into())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(download.status(), StatusCode::OK);
+    assert!(
+        download.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let mut document: Value = download.json().await.unwrap();
+    assert_eq!(document["prompts"][0]["name"], "hello");
+    let short = post(
+        "/admin/export",
+        vec![
+            ("csrf", csrf.clone()),
+            ("secrets", "encrypt".into()),
+            ("passphrase", "short".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        short
+            .text()
+            .await
+            .unwrap()
+            .contains("id=\"export-passphrase-error\"")
+    );
+
+    document["prompts"][0]["name"] = json!("hello_again");
+    let dry = post(
+        "/admin/import",
+        vec![
+            ("csrf", csrf.clone()),
+            ("document", document.to_string()),
+            ("conflict", "skip".into()),
+            ("dry_run", "1".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(dry.status(), StatusCode::OK);
+    let dry = dry.text().await.unwrap();
+    assert!(
+        dry.contains("What the import would do") && dry.contains("hello_again"),
+        "{dry}"
+    );
+    document["prompts"][0]["template"] = json!("{% for %}");
+    let broken = post(
+        "/admin/import",
+        vec![
+            ("csrf", csrf.clone()),
+            ("document", document.to_string()),
+            ("conflict", "skip".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(broken.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let broken = broken.text().await.unwrap();
+    assert!(
+        broken.contains("id=\"import-document-error\"") && broken.contains("prompts[0].template"),
+        "{broken}"
+    );
+    let prompts = server.admin(Method::GET, "/prompts", None).await;
+    assert_eq!(
+        prompts.expect(StatusCode::OK)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "nothing stored yet"
+    );
+    document["prompts"][0]["template"] = json!("Hello again {{ name }}");
+    let done = post(
+        "/admin/import",
+        vec![
+            ("csrf", csrf),
+            ("document", document.to_string()),
+            ("conflict", "skip".into()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(done.text().await.unwrap().contains("What the import did"));
+    let prompts = server.admin(Method::GET, "/prompts", None).await;
+    assert_eq!(
+        prompts.expect(StatusCode::OK)["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    server.stop().await;
+}
+
 /// A value sealed the way the peer gateway seals credentials: AES-256-GCM keyed by SHA-256 of
 /// its secret, base64url (no padding) of nonce ‖ ciphertext, over compact JSON.
 fn peer_seal(secret: &str, headers: &Value) -> String {
@@ -714,4 +846,5 @@ both_backends!(
     export_then_import_on_the_other_backend,
     bad_documents_change_nothing,
     the_peer_format_is_imported,
+    the_console_exports_and_imports,
 );

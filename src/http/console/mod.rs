@@ -13,6 +13,7 @@ mod manage;
 mod metrics;
 mod pages;
 mod registry;
+mod transfer;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -72,6 +73,10 @@ impl Console {
                 include_str!("../../../templates/connect.html"),
             ),
             ("logs.html", include_str!("../../../templates/logs.html")),
+            (
+                "transfer.html",
+                include_str!("../../../templates/transfer.html"),
+            ),
             (
                 "metrics.html",
                 include_str!("../../../templates/metrics.html"),
@@ -232,6 +237,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/admin/audit").route(web::get().to(audit::page)))
         .service(web::resource("/admin/logs").route(web::get().to(logs::page)))
         .service(web::resource("/admin/metrics").route(web::get().to(metrics::page)))
+        .service(web::resource("/admin/transfer").route(web::get().to(transfer::page)))
+        .service(web::resource("/admin/export").route(web::post().to(transfer::export)))
+        .service(
+            // A document is larger than a form usually is.
+            web::resource("/admin/import")
+                .app_data(web::FormConfig::default().limit(transfer::FORM_LIMIT))
+                .route(web::post().to(transfer::import)),
+        )
         .service(
             web::resource("/admin/servers/{id}/connect")
                 .route(web::get().to(connect::page))

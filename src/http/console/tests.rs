@@ -152,6 +152,20 @@ fn pages_render() {
                     "client_ip": "127.0.0.1", "request_id": "r", "changes": [{"field": "url", "before": "a", "after": "b"}]}]),
         ),
         ("load_error", json!("The list could not be read")),
+        ("may_export", json!(true)),
+        ("may_import", json!(true)),
+        (
+            "transfer_form",
+            json!({"conflict": "rename", "dry_run": true, "document": "{}"}),
+        ),
+        (
+            "report",
+            json!({"dry_run": true, "source_format": "mcpgate", "summary": {"create": 1},
+                   "items": [{"kind": "tool", "name": "t", "action": "rename", "new_name": "t-2"},
+                             {"kind": "gateway", "name": "g", "action": "failed", "message": "unreachable"}],
+                   "secrets_missing": [{"kind": "tool", "name": "t", "field": "headers.X"}],
+                   "warnings": ["roots are not imported"]}),
+        ),
         ("title", json!("Things")),
         ("singular", json!("Thing")),
         ("path", json!("servers")),
@@ -189,6 +203,7 @@ fn pages_render() {
         "logs.html",
         "metrics.html",
         "not_found.html",
+        "transfer.html",
     ];
     for page in pages {
         if let Err(error) = console.tera.render(page, &context) {
