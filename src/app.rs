@@ -44,6 +44,8 @@ impl RunningServer {
             .map_err(|error| std::io::Error::other(error.to_string()))?;
         self.audit.settle().await;
         self.db.shutdown();
+        // The spans of the last requests reach the collector.
+        let _ = tokio::task::spawn_blocking(crate::telemetry::flush).await;
         result
     }
 

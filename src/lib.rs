@@ -31,5 +31,6 @@ pub mod quota;
 pub mod registry;
 pub mod secrets;
 pub mod service;
+pub mod telemetry;
 pub mod upstream;
 pub mod uri_template;

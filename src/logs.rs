@@ -159,6 +159,7 @@ pub fn install(settings: &LogSettings) {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
         });
     let _ = tracing_subscriber::registry()
+        .with(crate::telemetry::layer())
         .with(lines.with_filter(filter))
         .with(RingLayer.with_filter(kept))
         .try_init();

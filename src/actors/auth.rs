@@ -405,6 +405,15 @@ impl Auth {
         bearer: String,
         origin: crate::auth::Origin,
     ) -> Result<Principal, AuthError> {
+        let span = crate::otel_span!("authorize", otel.name = "authorize");
+        tracing::Instrument::instrument(self.verify(bearer, origin), span).await
+    }
+
+    async fn verify(
+        &self,
+        bearer: String,
+        origin: crate::auth::Origin,
+    ) -> Result<Principal, AuthError> {
         let client = origin.client;
         if !self.revocations_known.load(Ordering::Acquire) {
             // No token is checked before the revocation list is known.

@@ -38,7 +38,21 @@ pub async fn log_requests(
     let method = request.method().clone();
     let path = request.path().to_owned();
     // Every line logged while the request is handled carries its id.
-    let span = tracing::info_span!("request", request_id = %request_id);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        http.request.method = tracing::field::Empty,
+        url.path = tracing::field::Empty,
+    );
+    if crate::telemetry::enabled() {
+        span.record("otel.name", format!("{method} {path}"));
+        span.record("otel.kind", "server");
+        span.record("http.request.method", method.as_str());
+        span.record("url.path", path.as_str());
+        crate::telemetry::accept(&span, request.headers());
+    }
     let outcome = tracing::Instrument::instrument(next.call(request), span).await;
     let status = match &outcome {
         Ok(response) => response.status().as_u16(),

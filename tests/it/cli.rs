@@ -46,11 +46,21 @@ fn key_file(database_url: &str, workdir: &std::path::Path) -> std::path::PathBuf
 
 /// Starts `mcpgate serve`, returns the child, its base URL and everything it printed first.
 async fn serve(database_url: &str, workdir: &std::path::Path) -> (Child, String, String) {
+    serve_with(database_url, workdir, &[]).await
+}
+
+/// [`serve`] with more environment variables.
+pub(crate) async fn serve_with(
+    database_url: &str,
+    workdir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Child, String, String) {
     // Its log goes to a file, as under a service manager (`serve.log` in `workdir`).
     let log = std::fs::File::create(workdir.join("serve.log")).expect("a log file");
     let mut child = command(database_url, workdir)
         .arg("serve")
         .env("LOG_LEVEL", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -73,7 +83,7 @@ async fn serve(database_url: &str, workdir: &std::path::Path) -> (Child, String,
     (child, base, printed)
 }
 
-async fn stop(mut child: Child) {
+pub(crate) async fn stop(mut child: Child) {
     let pid = child.id().expect("running") as i32;
     // SIGTERM: graceful shutdown.
     let status = std::process::Command::new("kill")

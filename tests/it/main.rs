@@ -27,6 +27,7 @@ mod polish;
 mod registry;
 mod resilience;
 mod security;
+mod telemetry;
 mod tokens;
 mod transfer;
 mod visibility;

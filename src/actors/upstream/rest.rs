@@ -48,7 +48,7 @@ pub(super) async fn call(
     let timeout = call.timeout;
     tokio::select! {
         _ = cancel.cancelled() => Err(UpstreamError::Cancelled),
-        outcome = tokio::time::timeout(timeout, send(client, call)) => {
+        outcome = tokio::time::timeout(timeout, traced(client, call)) => {
             outcome.unwrap_or(Err(UpstreamError::Timeout(timeout)))
         }
     }
@@ -67,6 +67,22 @@ fn redirect_target(
         })?;
     from.join(location)
         .map_err(|error| UpstreamError::Unreachable(format!("bad redirect {location:?}: {error}")))
+}
+
+/// [`send`] in a client span (while traces are exported), whose context goes upstream in
+/// `traceparent`.
+async fn traced(
+    client: crate::egress::HttpClient,
+    call: CallHttp,
+) -> Result<HttpReply, UpstreamError> {
+    let span = crate::otel_span!(
+        "upstream",
+        otel.name = %call.method,
+        otel.kind = "client",
+        http.request.method = %call.method,
+        url.full = %call.url,
+    );
+    tracing::Instrument::instrument(send(client, call), span).await
 }
 
 /// Sends a REST tool call. A redirect is followed once at most: its destination must pass the
@@ -98,6 +114,7 @@ async fn send(
         if let Some(body) = &body {
             request = request.json(body);
         }
+        let request = crate::telemetry::inject(request);
         let response = request.send().await.map_err(|error| {
             if error.is_builder() {
                 UpstreamError::InvalidRequest(error.to_string())

@@ -21,8 +21,73 @@ use crate::protocol::{Encoded, Era, Reply, meta};
 /// A JSON object.
 pub type Object = Map<String, Value>;
 
-/// Runs one request method.
+/// Runs one request method (in a span named by the MCP semantic conventions, `tools/call
+/// get_weather`, while traces are exported).
 pub async fn dispatch(ctx: &Ctx, method: &str, params: Object) -> Result<Reply, McpError> {
+    if !crate::telemetry::enabled() {
+        return run(ctx, method, params).await;
+    }
+    let text = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
+    let empty = tracing::field::Empty;
+    let span = tracing::info_span!(
+        "mcp",
+        otel.name = empty,
+        otel.kind = "server",
+        otel.status_code = empty,
+        mcp.method.name = method,
+        mcp.protocol.version = ctx.era.version(),
+        gen_ai.tool.name = empty,
+        gen_ai.operation.name = empty,
+        gen_ai.prompt.name = empty,
+        mcp.resource.uri = empty,
+        rpc.response.status_code = empty,
+        error.type = empty,
+    );
+    let target = match method {
+        "tools/call" => text("name").inspect(|name| {
+            span.record("gen_ai.tool.name", name.as_str());
+            span.record("gen_ai.operation.name", "execute_tool");
+        }),
+        "prompts/get" => {
+            text("name").inspect(|name| _ = span.record("gen_ai.prompt.name", name.as_str()))
+        }
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            text("uri").inspect(|uri| _ = span.record("mcp.resource.uri", uri.as_str()))
+        }
+        _ => None,
+    };
+    span.record(
+        "otel.name",
+        match &target {
+            Some(target) => format!("{method} {target}"),
+            None => method.to_owned(),
+        },
+    );
+    let outcome = tracing::Instrument::instrument(run(ctx, method, params), span.clone()).await;
+    let failed = match &outcome {
+        Err(error) => Some((error.code(ctx.era), error.to_string())),
+        Ok(reply) if reply.is_true("isError") => Some((0, "the tool reported an error".to_owned())),
+        Ok(_) => None,
+    };
+    if let Some((code, message)) = failed {
+        span.record("otel.status_code", "ERROR");
+        span.record(
+            "error.type",
+            if code == 0 {
+                "tool_error".to_owned()
+            } else {
+                code.to_string()
+            },
+        );
+        if code != 0 {
+            span.record("rpc.response.status_code", code);
+        }
+        tracing::debug!(parent: &span, error = %message, "MCP request failed");
+    }
+    outcome
+}
+
+async fn run(ctx: &Ctx, method: &str, params: Object) -> Result<Reply, McpError> {
     if method == "tools/call" {
         // Its arguments are moved on to the tool, not copied.
         return tools::call(ctx, params).await;

@@ -37,9 +37,10 @@ pub async fn call(ctx: &Ctx, mut params: Object) -> Result<Reply, McpError> {
         }
         None => return Err(McpError::InvalidParams("params.name is required".into())),
     };
-    let tool = ctx
-        .catalog
-        .tool(&ctx.scope, &ctx.principal, &name)
+    let lookup =
+        crate::otel_span!("catalog", otel.name = "catalog lookup", gen_ai.tool.name = %name);
+    let tool = lookup
+        .in_scope(|| ctx.catalog.tool(&ctx.scope, &ctx.principal, &name))
         .ok_or_else(|| McpError::InvalidParams(format!("unknown tool {name:?}")))?;
     let started_at = chrono::Utc::now();
     let clock = std::time::Instant::now();

@@ -405,8 +405,15 @@ pub(super) async fn post_json(
     for (name, value) in extra {
         request = request.header(*name, value);
     }
-    request
-        .send()
+    let span = crate::otel_span!(
+        "upstream",
+        otel.name = %format!("{} {}", body["method"].as_str().unwrap_or("POST"), url.host_str().unwrap_or_default()),
+        otel.kind = "client",
+        mcp.method.name = body["method"].as_str().unwrap_or_default(),
+        url.full = %url,
+    );
+    let request = span.in_scope(|| crate::telemetry::inject(request));
+    tracing::Instrument::instrument(request.send(), span)
         .await
         .map_err(|error| CallError::Transport(describe(&error)))
 }

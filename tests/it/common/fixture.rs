@@ -92,6 +92,15 @@ async fn headers(request: actix_web::HttpRequest) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "headers": names, "authorization": authorization }))
 }
 
+/// The W3C trace context the caller sent.
+async fn traceparent(request: actix_web::HttpRequest) -> HttpResponse {
+    let value = request
+        .headers()
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok());
+    HttpResponse::Ok().json(json!({ "traceparent": value }))
+}
+
 async fn text() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain")
@@ -113,6 +122,7 @@ impl RestFixture {
                 .route("/text", web::get().to(text))
                 .route("/nap", web::get().to(nap))
                 .route("/headers", web::get().to(headers))
+                .route("/traceparent", web::get().to(traceparent))
         })
         .workers(2)
         .disable_signals()
