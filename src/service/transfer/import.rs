@@ -64,6 +64,20 @@ pub async fn import(
     }
     plan.apply(services, principal, &document, &mut report)
         .await;
+    let summary: Vec<String> = report
+        .summary
+        .iter()
+        .map(|(action, count)| format!("{count} {action}"))
+        .collect();
+    services.audit(
+        principal,
+        crate::service::audit::Entry::new("config.import", "configuration").detail(format!(
+            "from {source_format} (exported {} by {}): {}",
+            document.exported_at.format("%Y-%m-%d %H:%M UTC"),
+            document.exported_by,
+            summary.join(", ")
+        )),
+    );
     Ok(report)
 }
 

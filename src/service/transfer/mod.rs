@@ -176,6 +176,19 @@ pub async fn export(
     if let Some(sealer) = &sealer {
         document.secrets.salt = Some(sealer.salt());
     }
+    services.audit(
+        principal,
+        super::audit::Entry::new("config.export", "configuration").detail(format!(
+            "{} upstreams, {} tools, {} resources, {} prompts, {} servers, {} teams; credentials {}",
+            document.gateways.len(),
+            document.tools.len(),
+            document.resources.len(),
+            document.prompts.len(),
+            document.servers.len(),
+            document.teams.len(),
+            document.secrets.mode,
+        )),
+    );
     Ok(document)
 }
 

@@ -68,6 +68,9 @@ impl Plan {
             }
         }
         let steps = std::mem::take(&mut self.steps);
+        // What servers refer to, read once (servers never refer to servers), after every item
+        // before them was applied.
+        let mut members: Option<Members> = None;
         for mut step in steps {
             if matches!(step.kind, Kind::Team | Kind::Role) {
                 continue;
@@ -82,7 +85,13 @@ impl Plan {
                 Kind::Resource => apply_item::<Resources>(services, principal, &step).await,
                 Kind::Prompt => apply_item::<Prompts>(services, principal, &step).await,
                 Kind::Server => {
-                    let warnings = self.resolve_members(services, principal, &mut step).await;
+                    if members.is_none() {
+                        members = Some(Members::read(services, principal).await);
+                    }
+                    let warnings = match &members {
+                        Some(found) => self.resolve_members(&found.0, &mut step),
+                        None => Vec::new(),
+                    };
                     let outcome = apply_item::<Servers>(services, principal, &step).await;
                     match (warnings.is_empty(), outcome.message.is_some()) {
                         (false, false) => outcome.because(warnings.join("; ")),
@@ -118,21 +127,12 @@ impl Plan {
 
     /// Turns a server's member names into ids (as they are after the items before it were
     /// applied); names that do not resolve are left out and reported.
-    async fn resolve_members(
+    fn resolve_members(
         &self,
-        services: &Services,
-        principal: &Principal,
+        lookups: &[HashMap<String, String>; 3],
         step: &mut Step,
     ) -> Vec<String> {
         let mut warnings = Vec::new();
-        let lookups = [
-            keys::<Tools>(services, principal, |row| Some(row.name.clone())).await,
-            keys::<Resources>(services, principal, |row| {
-                row.uri.clone().or(row.uri_template.clone())
-            })
-            .await,
-            keys::<Prompts>(services, principal, |row| Some(row.name.clone())).await,
-        ];
         for (slot, ((field, kind), lookup)) in [
             ("tool_ids", Kind::Tool),
             ("resource_ids", Kind::Resource),
@@ -142,7 +142,6 @@ impl Plan {
         .zip(lookups)
         .enumerate()
         {
-            let lookup = lookup.unwrap_or_default();
             let renamed = self.renamed.get(&kind);
             let by_slug: HashMap<String, &String> =
                 lookup.iter().map(|(key, id)| (slugify(key), id)).collect();
@@ -163,6 +162,27 @@ impl Plan {
             step.body.insert(field.into(), Value::Array(ids));
         }
         warnings
+    }
+}
+
+/// Key → id of the tools, resources and prompts a server may hold.
+struct Members([HashMap<String, String>; 3]);
+
+impl Members {
+    async fn read(services: &Services, principal: &Principal) -> Self {
+        Members([
+            keys::<Tools>(services, principal, |row| Some(row.name.clone()))
+                .await
+                .unwrap_or_default(),
+            keys::<Resources>(services, principal, |row| {
+                row.uri.clone().or(row.uri_template.clone())
+            })
+            .await
+            .unwrap_or_default(),
+            keys::<Prompts>(services, principal, |row| Some(row.name.clone()))
+                .await
+                .unwrap_or_default(),
+        ])
     }
 }
 
