@@ -27,6 +27,7 @@ pub struct RunningServer {
     db: Db,
     /// Written before the database stops, so no recorded change is lost at a graceful stop.
     audit: crate::actors::audit::Audit,
+    metrics: crate::actors::metrics::Metrics,
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -43,6 +44,7 @@ impl RunningServer {
             .await
             .map_err(|error| std::io::Error::other(error.to_string()))?;
         self.audit.settle().await;
+        self.metrics.settle().await;
         self.db.shutdown();
         // The spans of the last requests reach the collector.
         let _ = tokio::task::spawn_blocking(crate::telemetry::flush).await;
@@ -60,6 +62,7 @@ impl RunningServer {
         self.stopper.stop().await;
         let _ = self.server.await;
         self.audit.settle().await;
+        self.metrics.settle().await;
         self.db.shutdown();
     }
 }
@@ -190,7 +193,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     federation
         .clone()
         .spawn_maintenance(changed_gateways, health_reports, shutdown.clone());
-    let metrics = crate::actors::metrics::Metrics::start(db.clone());
+    let metrics =
+        crate::actors::metrics::Metrics::start(db.clone(), settings.metrics_retention_days);
     let audit = crate::actors::audit::Audit::start(db.clone(), settings.audit_retention_days);
     let services = crate::service::Services {
         db: db.clone(),
@@ -226,7 +230,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         settings: settings.clone(),
         shutdown: shutdown.clone(),
         federation: federation.clone(),
-        metrics,
+        metrics: metrics.clone(),
     });
     let body_limit = settings.max_request_body_bytes;
     let mut server = HttpServer::new(move || {
@@ -288,6 +292,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         },
         db,
         audit,
+        metrics,
         server,
     })
 }

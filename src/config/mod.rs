@@ -40,6 +40,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `AUDIT_RETENTION_DAYS`: how long audit entries are kept (default 90; 0 keeps them).
     pub audit_retention_days: u32,
+    /// `METRICS_RETENTION_DAYS`: how long per-call records are kept (default 7; 0 keeps them).
+    pub metrics_retention_days: u32,
     /// Database connection and resilience settings.
     pub database: DatabaseSettings,
     /// MCP endpoint settings.
@@ -121,6 +123,10 @@ struct ServerVariables {
     /// Days audit entries are kept before they are purged (0 keeps them for ever).
     #[arg(id = "AUDIT_RETENTION_DAYS", long = "audit-retention-days", env = "AUDIT_RETENTION_DAYS", default_value = "90", value_parser = parse::whole::<u32>(0, 36_500))]
     audit_retention_days: u32,
+    /// Days per-call records (`tool_metrics`) are kept before they are purged (0 keeps them for
+    /// ever). The metrics page's history is kept apart: a day per tool, a week in all.
+    #[arg(id = "METRICS_RETENTION_DAYS", long = "metrics-retention-days", env = "METRICS_RETENTION_DAYS", default_value = "7", value_parser = parse::whole::<u32>(0, 36_500))]
+    metrics_retention_days: u32,
 }
 
 /// Value parsers the settings groups share; each error says what would be accepted.
@@ -248,6 +254,7 @@ impl Settings {
             metrics_public: server.metrics_public,
             trusted_proxies: server.trusted_proxies.unwrap_or_default(),
             audit_retention_days: server.audit_retention_days,
+            metrics_retention_days: server.metrics_retention_days,
             database,
             mcp,
             federation,

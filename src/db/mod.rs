@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod catalog;
 pub mod federation;
 pub mod identity;
+pub mod metrics;
 pub mod registry;
 pub mod schema;
 pub mod stored;

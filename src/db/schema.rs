@@ -113,6 +113,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Per-process call tallies per interval (see the `metric_rollups` migration).
+    metric_rollups (instance, width, bucket, scope, key) {
+        instance -> Text,
+        width -> Integer,
+        bucket -> BigInt,
+        scope -> Text,
+        key -> Text,
+        calls -> BigInt,
+        failures -> BigInt,
+        duration_ms_sum -> Double,
+        latency -> Nullable<Text>,
+        last_call_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     audit_log (id) {
         id -> Text,
         at -> Timestamp,
@@ -279,4 +297,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     server_prompts,
     tool_metrics,
     audit_log,
+    metric_rollups,
 );

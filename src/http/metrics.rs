@@ -17,13 +17,37 @@ use prometheus_client::registry::Registry;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::Admin;
+use super::extract::{Admin, Authenticated};
 use crate::actors::db::PoolStats;
-use crate::actors::metrics::{BUCKETS, MetricsSnapshot, ToolStats};
+use crate::actors::metrics::{BUCKETS, HistoryView, MetricsSnapshot, ToolStats};
 use crate::breaker::{BreakerSnapshot, BreakerState};
+use crate::service::metrics::HistoryQuery;
 
 /// The OpenMetrics text format's content type.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `GET /metrics/calls`: the call history as the console's metrics page shows it.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "call_history",
+    summary = "Calls over a range (the chart) and per tool, virtual server and upstream over the last 24 hours: calls, failures, mean and p50/p95/p99 latency, the last call and error (admin.system)",
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "the history; it survives a restart", body = HistoryView),
+        (status = 400, description = "a query parameter is malformed (an unknown range)", body = ErrorBody),
+        (status = 403, description = "your roles do not grant admin.system", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/metrics/calls")]
+pub async fn calls(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let view = crate::service::metrics::history(&state.services, &principal, query.range).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
 
 /// `GET /metrics`.
 #[utoipa::path(

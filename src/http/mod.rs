@@ -176,6 +176,7 @@ pub fn routes(config: &mut ServiceConfig) {
             mcp::routes(config);
             config.service(web::resource("/openapi.json").get(openapi::openapi_json))
         })
+        .service(metrics::calls)
         .service(metrics::prometheus)
         .service(gateways::refresh)
         .service(gateways::health)

@@ -267,13 +267,7 @@ impl Activity {
         stats: &crate::actors::metrics::UpstreamStats,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Self {
-        let ms = |q: f64| {
-            stats
-                .calls
-                .quantile(q)
-                .filter(|bound| bound.is_finite())
-                .map(|bound| bound * 1000.0)
-        };
+        let ms = |q: f64| stats.calls.quantile_ms(q);
         Activity {
             breaker: breaker.map(|snapshot| BreakerView {
                 state: snapshot.state.as_str(),

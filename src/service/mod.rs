@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod gateways;
 pub mod identity;
+pub mod metrics;
 pub mod registry;
 pub mod tokens;
 pub mod transfer;

@@ -72,7 +72,7 @@ async fn calls_are_counted_per_tool_and_server(backend: Backend) {
         weather.contains(">2</td>") && weather.contains("0.0 %"),
         "{weather}"
     );
-    assert!(weather.contains("≤ "), "latency shown: {weather}");
+    assert!(weather.contains(" ms</td>"), "latency shown: {weather}");
     let broken = row("broken_tool");
     assert!(
         broken.contains(">1</td>") && broken.contains("100.0 %"),
@@ -91,6 +91,36 @@ async fn calls_are_counted_per_tool_and_server(backend: Backend) {
     // Kept in memory: a reload shows the same.
     let again = admin_page(&server, "/admin/metrics").await;
     assert!(again.contains("3 calls, 1 failed."));
+    // The same over REST, with quantiles in milliseconds.
+    let history = server
+        .admin(Method::GET, "/metrics/calls?range=24h", None)
+        .await;
+    let history = history.expect(StatusCode::OK).clone();
+    assert_eq!(history["step_seconds"], 900, "{history}");
+    assert_eq!(history["points"].as_array().map(Vec::len), Some(96));
+    let weather = history["tools"]
+        .as_array()
+        .and_then(|tools| tools.iter().find(|tool| tool["key"] == "get_weather"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{history}"));
+    assert_eq!(weather["calls"], 2);
+    assert!(
+        weather["p50_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{weather}"
+    );
+    assert_eq!(history["servers"][0]["name"], "Metrics desk", "{history}");
+    let unknown = server
+        .admin(Method::GET, "/metrics/calls?range=forever", None)
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.body);
+    assert!(
+        unknown
+            .body
+            .to_string()
+            .contains("expected one of `1h`, `6h`, `24h`, `7d`"),
+        "{}",
+        unknown.body
+    );
 
     create_user(&server, "dev@example.com", "developer").await;
     let browser = browser_like();
@@ -102,6 +132,66 @@ async fn calls_are_counted_per_tool_and_server(backend: Backend) {
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert!(!refused.text().await.unwrap().contains("broken_tool"));
+    let refused = server
+        .send(
+            Method::GET,
+            "/metrics/calls",
+            Some(&common::token("dev@example.com", false)),
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    // The history survives a restart: a new process reads what the first one stored.
+    server.stop().await;
+    let server = TestServer::start(&db, &[]).await;
+    let page = admin_page(&server, "/admin/metrics?range=7d").await;
+    assert!(
+        page.contains("3 calls, 1 failed.") && page.contains(">get_weather</td>"),
+        "{page}"
+    );
+    assert!(page.contains("Calls per hour"), "{page}");
+    let browser = browser_like();
+    sign_in(
+        &server,
+        &browser,
+        "admin@example.com",
+        "admin-password-for-tests",
+    )
+    .await;
+    let unknown = browser
+        .get(format!("{}/admin/metrics?range=forever", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        unknown
+            .text()
+            .await
+            .unwrap()
+            .contains("choose 1h, 6h, 24h or 7d")
+    );
+    // A call after the restart adds to what was read, not replacing it.
+    let client = McpClient::new(&server, &format!("/servers/{desk}/mcp"));
+    let reply = client
+        .modern(
+            "tools/call",
+            json!({"name": "get_weather", "arguments": {"city": "Oslo"}}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let history = server
+        .admin(Method::GET, "/metrics/calls?range=1h", None)
+        .await;
+    let history = history.expect(StatusCode::OK).clone();
+    let calls: u64 = history["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|point| point["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(calls, 4, "{history}");
     server.stop().await;
     fixture.stop().await;
 }

@@ -406,6 +406,34 @@ async fn export_then_import_on_the_other_backend(backend: Backend) {
         "{team_permissions}"
     );
 
+    // Both are in the audit trail, with their actor; refused and dry runs are not changes.
+    let exports = source
+        .admin(Method::GET, "/audit?action=config.export", None)
+        .await;
+    let exports = exports.expect(StatusCode::OK)["entries"].clone();
+    assert_eq!(
+        exports.as_array().map(Vec::len),
+        Some(2),
+        "the plain and the sealed export: {exports}"
+    );
+    assert_eq!(exports[0]["actor"], "admin@example.com", "{exports}");
+    let imports = target
+        .admin(Method::GET, "/audit?action=config.import", None)
+        .await;
+    let imports = imports.expect(StatusCode::OK)["entries"].clone();
+    assert_eq!(
+        imports.as_array().map(Vec::len),
+        Some(1),
+        "only the applied import: {imports}"
+    );
+    assert!(
+        imports[0]["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.starts_with("from mcpgate")),
+        "{imports}"
+    );
+    assert!(!imports.to_string().contains("s3cret") && !exports.to_string().contains("s3cret"));
+
     // Again, with each conflict strategy.
     let skipped = import(&target, "", Some(PASSPHRASE), &document).await;
     let skipped = skipped.expect(StatusCode::OK).clone();

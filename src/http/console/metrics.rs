@@ -1,150 +1,173 @@
-//! The console's metrics page (`admin.system`): calls per minute over the last hour as a chart
-//! with axes, and per tool, per virtual server and per upstream: calls, error rate, latency
-//! p50/p95/p99, the last call and the last error. The numbers are the MetricsActor's, kept in
-//! memory since the process started (so they survive a reload of the page).
+//! The console's metrics page (`admin.system`): calls over a chosen range (the last hour, 6
+//! hours, day or week) as a chart with axes, and per tool, per virtual server and per upstream
+//! over the last 24 hours: calls, error rate, latency p50/p95/p99 (within 1 %), the last call
+//! and the last error. The history is the MetricsActor's, written to the database with each
+//! batch and read back at start, so it survives a reload and a restart.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ConsoleUser;
-use crate::actors::metrics::{MINUTES_KEPT, Slot, ToolStats};
-use crate::auth::On;
+use crate::actors::metrics::{Point, Range, Summary};
 use crate::http::AppState;
 
 /// The chart's drawing area, in SVG units.
 const WIDTH: f64 = 600.0;
 const HEIGHT: f64 = 160.0;
 
-/// `GET /admin/metrics`.
-pub async fn page(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
+/// The page's query.
+#[derive(Debug, Deserialize)]
+pub struct PageQuery {
+    range: Option<String>,
+}
+
+/// `GET /admin/metrics?range=1h|6h|24h|7d`.
+pub async fn page(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    query: web::Query<PageQuery>,
+) -> HttpResponse {
     let mut context = user.context("metrics");
-    if let Err(denied) = user.principal.authorize("admin.system", On::Platform) {
-        context.insert(
-            "error",
-            &format!("The metrics need the admin.system permission: {denied}."),
+    let asked = query.range.as_deref().unwrap_or("1h");
+    let range = Range::EVERY
+        .into_iter()
+        .find(|range| range.as_str() == asked);
+    let ranges: Vec<Value> = Range::EVERY
+        .iter()
+        .map(|each| json!({"value": each.as_str(), "current": Some(*each) == range}))
+        .collect();
+    context.insert("ranges", &ranges);
+    let Some(range) = range else {
+        return empty(
+            &state,
+            context,
+            StatusCode::BAD_REQUEST,
+            format!("There is no range “{asked}”: choose 1h, 6h, 24h or 7d."),
         );
-        context.insert("chart", &Value::Null);
-        context.insert("tables", &Vec::<Value>::new());
-        return state
-            .console
-            .page(StatusCode::FORBIDDEN, "metrics.html", &context);
-    }
-    let snapshot = state.services.metrics.snapshot().await;
-    let catalog = state.catalog.current();
-    let now = chrono::Utc::now();
-    context.insert(
-        "chart",
-        &chart(
-            &snapshot
-                .minutes
-                .window(now.timestamp().div_euclid(60), MINUTES_KEPT),
-        ),
-    );
-    let tools: Vec<Value> = snapshot
-        .tools
-        .iter()
-        .map(|(name, stats)| row(name, stats))
-        .collect();
-    let gateways = catalog.gateways();
-    let upstreams: Vec<Value> = snapshot
-        .upstreams
-        .iter()
-        .map(|(id, stats)| {
-            let name = gateways
-                .iter()
-                .find(|gateway| &gateway.id == id)
-                .map_or(id.as_str(), |gateway| gateway.name.as_str());
-            row(name, &stats.calls)
-        })
-        .collect();
-    let servers: Vec<Value> = snapshot
-        .servers
-        .iter()
-        .map(|(id, stats)| {
-            let name = catalog
-                .server(id)
-                .map_or(id.as_str(), |server| server.name.as_str());
-            row(name, &stats.calls)
-        })
-        .collect();
+    };
+    let view = match crate::service::metrics::history(&state.services, &user.principal, range).await
+    {
+        Ok(view) => view,
+        Err(error) => {
+            use actix_web::ResponseError;
+            let status = error.status_code();
+            return empty(
+                &state,
+                context,
+                status,
+                format!("The metrics need the admin.system permission: {error}."),
+            );
+        }
+    };
+    context.insert("chart", &chart(&view.points, view.step_seconds));
+    let rows = |summaries: &[Summary]| summaries.iter().map(row).collect::<Vec<Value>>();
     context.insert(
         "tables",
         &json!([
-            {"id": "tools", "title": "Per tool", "rows": tools},
-            {"id": "servers", "title": "Per virtual server", "rows": servers},
-            {"id": "upstreams", "title": "Per upstream", "rows": upstreams},
+            {"id": "tools", "title": "Per tool", "rows": rows(&view.tools)},
+            {"id": "servers", "title": "Per virtual server", "rows": rows(&view.servers)},
+            {"id": "upstreams", "title": "Per upstream", "rows": rows(&view.upstreams)},
         ]),
     );
     state.console.page(StatusCode::OK, "metrics.html", &context)
 }
 
-/// One table row: calls, error rate, latency quantiles, the last call and the last error.
-fn row(name: &str, stats: &ToolStats) -> Value {
-    let total = stats.successes + stats.failures;
-    let ms = |q: f64| match stats.quantile(q) {
+/// The page without figures, with `error`.
+fn empty(
+    state: &AppState,
+    mut context: tera::Context,
+    status: StatusCode,
+    error: String,
+) -> HttpResponse {
+    context.insert("error", &error);
+    context.insert("chart", &Value::Null);
+    context.insert("tables", &Vec::<Value>::new());
+    state.console.page(status, "metrics.html", &context)
+}
+
+/// A duration in milliseconds as people read it.
+fn duration(ms: Option<f64>) -> String {
+    match ms {
         None => "–".to_owned(),
-        Some(bound) if bound.is_infinite() => "> 30 s".to_owned(),
-        Some(bound) => format!("≤ {} ms", bound * 1000.0),
-    };
-    let at = |at: &chrono::NaiveDateTime| at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+        Some(ms) if ms >= 1000.0 => format!("{:.2} s", ms / 1000.0),
+        Some(ms) if ms >= 10.0 => format!("{ms:.0} ms"),
+        Some(ms) => format!("{ms:.1} ms"),
+    }
+}
+
+/// One table row.
+fn row(summary: &Summary) -> Value {
+    let at = |at: &chrono::DateTime<chrono::Utc>| super::when(at.naive_utc());
     json!({
-        "name": name,
-        "calls": total,
-        "failures": stats.failures,
-        "error_rate": if total == 0 { "–".to_owned() } else {
-            format!("{:.1} %", stats.failures as f64 * 100.0 / total as f64)
+        "name": summary.name,
+        "calls": summary.calls,
+        "failures": summary.failures,
+        "error_rate": if summary.calls == 0 { "–".to_owned() } else {
+            format!("{:.1} %", summary.failures as f64 * 100.0 / summary.calls as f64)
         },
-        "p50": ms(0.5),
-        "p95": ms(0.95),
-        "p99": ms(0.99),
-        "last_call": stats.last_call_at.as_ref().map(at).unwrap_or_else(|| "–".into()),
-        "last_error": stats.last_error.as_ref().map(|(when, why)| format!("{why} ({})", at(when))),
+        "p50": duration(summary.p50_ms),
+        "p95": duration(summary.p95_ms),
+        "p99": duration(summary.p99_ms),
+        "last_call": summary.last_call_at.as_ref().map(at),
+        "last_error": summary.last_error,
+        "last_error_at": summary.last_error_at.as_ref().map(at),
     })
 }
 
-/// The last hour as bars (calls, and the failed part of them) with the axes' labels.
-fn chart(minutes: &[Slot]) -> Value {
-    let top = minutes
+/// The range as bars (calls, and the failed part of them) with the axes' labels.
+fn chart(points: &[Point], step_seconds: i64) -> Value {
+    let top = points
         .iter()
-        .map(|slot| slot.calls)
+        .map(|point| point.calls)
         .max()
         .unwrap_or(0)
         .max(1);
-    let width = WIDTH / minutes.len().max(1) as f64;
+    let width = WIDTH / points.len().max(1) as f64;
     let height = |count: u64| count as f64 / top as f64 * HEIGHT;
-    let bars: Vec<Value> = minutes
+    // Days are named on the week's axis; times otherwise.
+    let label_format = if step_seconds >= 3600 {
+        "%m-%d %H:%M"
+    } else {
+        "%H:%M"
+    };
+    let label = |point: Option<&Point>| {
+        point
+            .map(|point| point.start.format(label_format).to_string())
+            .unwrap_or_default()
+    };
+    let per = match step_seconds {
+        60 => "minute".to_owned(),
+        3600 => "hour".to_owned(),
+        seconds => format!("{} minutes", seconds / 60),
+    };
+    let bars: Vec<Value> = points
         .iter()
         .enumerate()
-        .map(|(index, slot)| {
+        .map(|(index, point)| {
             let x = index as f64 * width;
-            let label = chrono::DateTime::from_timestamp(slot.index * 60, 0)
-                .map(|at| at.format("%H:%M").to_string())
-                .unwrap_or_default();
             json!({
                 "x": format!("{x:.1}"),
                 "width": format!("{:.1}", (width - 1.0).max(0.5)),
-                "y": format!("{:.1}", HEIGHT - height(slot.calls)),
-                "height": format!("{:.1}", height(slot.calls)),
-                "failed_y": format!("{:.1}", HEIGHT - height(slot.failures)),
-                "failed_height": format!("{:.1}", height(slot.failures)),
-                "title": format!("{label} UTC: {} calls, {} failed", slot.calls, slot.failures),
+                "y": format!("{:.1}", HEIGHT - height(point.calls)),
+                "height": format!("{:.1}", height(point.calls)),
+                "failed_y": format!("{:.1}", HEIGHT - height(point.failures)),
+                "failed_height": format!("{:.1}", height(point.failures)),
+                "title": format!("{} UTC: {} calls, {} failed",
+                    point.start.format("%Y-%m-%d %H:%M"), point.calls, point.failures),
             })
         })
         .collect();
-    let time = |slot: Option<&Slot>| {
-        slot.and_then(|slot| chrono::DateTime::from_timestamp(slot.index * 60, 0))
-            .map(|at| at.format("%H:%M").to_string())
-            .unwrap_or_default()
-    };
     json!({
         "bars": bars,
+        "per": per,
         "top": top,
         "middle": top as f64 / 2.0,
-        "start": time(minutes.first()),
-        "half": time(minutes.get(minutes.len() / 2)),
-        "end": time(minutes.last()),
-        "total": minutes.iter().map(|slot| slot.calls).sum::<u64>(),
-        "failed": minutes.iter().map(|slot| slot.failures).sum::<u64>(),
+        "start": label(points.first()),
+        "half": label(points.get(points.len() / 2)),
+        "end": label(points.last()),
+        "total": points.iter().map(|point| point.calls).sum::<u64>(),
+        "failed": points.iter().map(|point| point.failures).sum::<u64>(),
     })
 }

@@ -454,5 +454,27 @@ impl ConsoleUser {
     }
 }
 
+/// A moment as every console page shows it: `2026-12-04 10:00:00 UTC`, with how long ago
+/// (`3 min ago`) and the machine-readable form for a `<time>` element.
+pub fn when(at: chrono::NaiveDateTime) -> serde_json::Value {
+    when_from(at, chrono::Utc::now().naive_utc())
+}
+
+fn when_from(at: chrono::NaiveDateTime, now: chrono::NaiveDateTime) -> serde_json::Value {
+    let seconds = (now - at).num_seconds();
+    let ago = match seconds {
+        ..-60 => "in the future".to_owned(),
+        -60..60 => "just now".to_owned(),
+        60..3600 => format!("{} min ago", seconds / 60),
+        3600..86_400 => format!("{} h ago", seconds / 3600),
+        _ => format!("{} days ago", seconds / 86_400),
+    };
+    json!({
+        "text": at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        "iso": format!("{}Z", at.format("%Y-%m-%dT%H:%M:%S")),
+        "ago": ago,
+    })
+}
+
 #[cfg(test)]
 mod tests;

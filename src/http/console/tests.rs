@@ -13,6 +13,28 @@ fn uptime_reads_in_two_units() {
 
 /// Every page renders with the data its handler gives it (an empty list where it has none).
 #[test]
+fn moments_read_the_same_everywhere() {
+    let at = |text: &str| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap();
+    let now = at("2026-12-04 12:00:00");
+    let shown = super::when_from(at("2026-12-04 11:57:10"), now);
+    assert_eq!(shown["text"], "2026-12-04 11:57:10 UTC");
+    assert_eq!(shown["iso"], "2026-12-04T11:57:10Z");
+    assert_eq!(shown["ago"], "2 min ago");
+    assert_eq!(
+        super::when_from(at("2026-12-04 11:59:30"), now)["ago"],
+        "just now"
+    );
+    assert_eq!(
+        super::when_from(at("2026-12-04 09:00:00"), now)["ago"],
+        "3 h ago"
+    );
+    assert_eq!(
+        super::when_from(at("2026-12-01 12:00:00"), now)["ago"],
+        "3 days ago"
+    );
+}
+
+#[test]
 fn pages_render() {
     let console = Console::new(crate::secrets::SecretBox::new("test-secret")).unwrap();
     let mut context = tera::Context::new();
@@ -125,12 +147,19 @@ fn pages_render() {
         (
             "tables",
             json!([{"id": "tools", "title": "Per tool", "rows": [{"name": "t", "calls": 3, "failures": 1, "error_rate": "33.3 %",
-                    "p50": "≤ 5 ms", "p95": "≤ 5 ms", "p99": "≤ 5 ms", "last_call": "2026-12-04 10:00:00 UTC", "last_error": "boom"}]}]),
+                    "p50": "4.1 ms", "p95": "5.0 ms", "p99": "5.0 ms",
+                    "last_call": {"text": "2026-12-04 10:00:00 UTC", "iso": "2026-12-04T10:00:00Z", "ago": "just now"},
+                    "last_error": "boom",
+                    "last_error_at": {"text": "2026-12-04 10:00:00 UTC", "iso": "2026-12-04T10:00:00Z", "ago": "just now"}}]}]),
         ),
         (
             "chart",
             json!({"bars": [{"x": "0", "width": "9", "y": "10", "height": "150", "failed_y": "150", "failed_height": "10", "title": "t"}],
-                   "top": 3, "middle": 1.5, "start": "10:00", "half": "10:30", "end": "11:00", "total": 3, "failed": 1}),
+                   "per": "minute", "top": 3, "middle": 1.5, "start": "10:00", "half": "10:30", "end": "11:00", "total": 3, "failed": 1}),
+        ),
+        (
+            "ranges",
+            json!([{"value": "1h", "current": true}, {"value": "7d", "current": false}]),
         ),
         ("uptime", json!("5 min")),
         ("capacity", json!(5000)),

@@ -5,6 +5,11 @@
 //! A call hands its record to a bounded lock-free queue on its own thread (no message, no
 //! wake-up of another thread); the actor drains the queue a few times a second and before
 //! answering a snapshot, so the per-call cost is one atomic enqueue.
+//!
+//! Beside the counters since the process started, the actor keeps the [`history`] of the last
+//! day and week, written with each batch and read back when the process starts.
+
+pub mod history;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -12,7 +17,9 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use crate::actors::db::Db;
-use crate::db::federation::{InsertToolMetrics, ToolMetricRow};
+use crate::db::metrics::{InsertToolMetrics, LoadRollups, PurgeMetrics, ToolMetricRow};
+
+pub use history::{History, HistoryView, Point, Range, Scope, Summary};
 
 /// Upper bounds of the latency histogram, in seconds.
 pub const BUCKETS: [f64; 12] = [
@@ -39,6 +46,8 @@ pub struct ToolStats {
     pub buckets: [u64; BUCKETS.len()],
     /// Sum of durations, seconds.
     pub duration_sum: f64,
+    /// Durations in milliseconds, for quantiles within 1 %.
+    pub latency: Option<history::Latency>,
     /// When the last call started.
     pub last_call_at: Option<chrono::NaiveDateTime>,
     /// The last failure: when, and why.
@@ -67,37 +76,21 @@ impl ToolStats {
         if let Some(index) = BUCKETS.iter().position(|bound| seconds <= *bound) {
             self.buckets[index] += 1;
         }
+        self.latency
+            .get_or_insert_with(history::Latency::default)
+            .add(seconds * 1000.0);
     }
 
-    /// The bound of the histogram bucket holding the `q`-quantile (0–1) of durations, in
-    /// seconds; `None` without calls, infinity past the last bound.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
-        let total = self.successes + self.failures;
-        if total == 0 {
-            return None;
-        }
-        let rank = (q * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (bound, count) in BUCKETS.iter().zip(self.buckets) {
-            seen += count;
-            if seen >= rank {
-                return Some(*bound);
-            }
-        }
-        Some(f64::INFINITY)
+    /// The `q`-quantile (0–1) of durations in milliseconds, within 1 %; `None` without calls.
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        self.latency.as_ref()?.quantile(q)
     }
 }
 
-/// Hours of per-upstream history kept (the console's 24-hour strip).
-pub const HOURS_KEPT: usize = 24;
-
-/// Minutes of history kept for the metrics page's chart.
-pub const MINUTES_KEPT: usize = 60;
-
-/// One interval (an hour, a minute) of calls.
+/// One hour of calls.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Slot {
-    /// The interval, counted from the Unix epoch in its own unit (hours, minutes).
+    /// The hour, counted from the Unix epoch.
     pub index: i64,
     /// Calls started in it.
     pub calls: u64,
@@ -105,44 +98,23 @@ pub struct Slot {
     pub failures: u64,
 }
 
-/// Calls per interval: the last few intervals that had calls, oldest first.
+/// What calls through one upstream (or one virtual server) showed.
 #[derive(Debug, Clone, Default)]
-pub struct Series {
-    slots: VecDeque<Slot>,
+pub struct UpstreamStats {
+    /// Counts, latency, the last call and the last failure since the process started.
+    pub calls: ToolStats,
+    /// The last 24 hours (upstreams only), one entry per hour, oldest first, zeros where there
+    /// were no calls; from the history, so it survives a restart.
+    pub hours: Vec<Slot>,
 }
 
-impl Series {
-    /// Counts a call in interval `index`, keeping the newest `kept` intervals.
-    fn add(&mut self, index: i64, success: bool, kept: usize) {
-        let failure = u64::from(!success);
-        // A record from an interval already passed (queued late) counts in its own.
-        match self.slots.iter_mut().rev().find(|slot| slot.index == index) {
-            Some(slot) => {
-                slot.calls += 1;
-                slot.failures += failure;
-            }
-            None => {
-                self.slots.push_back(Slot {
-                    index,
-                    calls: 1,
-                    failures: failure,
-                });
-                self.slots.make_contiguous().sort_by_key(|slot| slot.index);
-                while self.slots.len() > kept {
-                    self.slots.pop_front();
-                }
-            }
-        }
-    }
-
-    /// The `kept` intervals up to `current`, one entry each (zeros where there were no calls),
-    /// oldest first.
-    pub fn window(&self, current: i64, kept: usize) -> Vec<Slot> {
-        (0..kept as i64)
-            .rev()
-            .map(|ago| {
-                let index = current - ago;
-                self.slots
+impl UpstreamStats {
+    /// The 24-hour strip, one entry per hour up to `now`.
+    pub fn strip(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<Slot> {
+        let current = now.timestamp().div_euclid(3600);
+        (current - history::KEYED_HOURS_KEPT + 1..=current)
+            .map(|index| {
+                self.hours
                     .iter()
                     .find(|slot| slot.index == index)
                     .copied()
@@ -155,29 +127,6 @@ impl Series {
     }
 }
 
-/// What calls through one upstream (or one virtual server) showed since the process started.
-#[derive(Debug, Clone, Default)]
-pub struct UpstreamStats {
-    /// Counts, latency, the last call and the last failure.
-    pub calls: ToolStats,
-    /// Calls per hour.
-    pub hours: Series,
-}
-
-impl UpstreamStats {
-    fn add(&mut self, row: &ToolMetricRow) {
-        self.calls.count(row);
-        let hour = row.started_at.and_utc().timestamp().div_euclid(3600);
-        self.hours.add(hour, row.success, HOURS_KEPT);
-    }
-
-    /// The last 24 hours up to `now`, one entry per hour, oldest first.
-    pub fn strip(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<Slot> {
-        self.hours
-            .window(now.timestamp().div_euclid(3600), HOURS_KEPT)
-    }
-}
-
 /// A snapshot for `/metrics`.
 #[derive(Debug, Clone, Default)]
 pub struct MetricsSnapshot {
@@ -186,9 +135,7 @@ pub struct MetricsSnapshot {
     /// Per upstream (gateway id), for federated calls.
     pub upstreams: BTreeMap<String, UpstreamStats>,
     /// Per virtual server (id), for calls on a server's endpoint.
-    pub servers: BTreeMap<String, UpstreamStats>,
-    /// Every call, per minute.
-    pub minutes: Series,
+    pub servers: BTreeMap<String, ToolStats>,
     /// Records waiting to be written.
     pub buffered: usize,
     /// Records written so far.
@@ -197,6 +144,9 @@ pub struct MetricsSnapshot {
     pub dropped: u64,
 }
 
+/// How often call records and rollups past keeping are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+
 /// The actor.
 pub struct MetricsActor {
     db: Db,
@@ -204,11 +154,12 @@ pub struct MetricsActor {
     /// Records the full queue refused (counted where they were refused).
     refused: std::sync::Arc<std::sync::atomic::AtomicU64>,
     tools: BTreeMap<String, ToolStats>,
-    upstreams: BTreeMap<String, UpstreamStats>,
-    servers: BTreeMap<String, UpstreamStats>,
-    minutes: Series,
+    upstreams: BTreeMap<String, ToolStats>,
+    servers: BTreeMap<String, ToolStats>,
+    history: History,
     buffer: VecDeque<ToolMetricRow>,
-    flushing: bool,
+    /// Days call records are kept (0: for ever).
+    retention_days: u32,
     written: u64,
     dropped: u64,
 }
@@ -218,6 +169,7 @@ impl Actor for MetricsActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(65_536);
+        self.load(ctx);
         ctx.run_interval(FLUSH_EVERY, |actor, ctx| actor.flush(ctx));
         ctx.run_interval(DRAIN_EVERY, |actor, ctx| {
             actor.drain();
@@ -225,6 +177,7 @@ impl Actor for MetricsActor {
                 actor.flush(ctx);
             }
         });
+        ctx.run_interval(PURGE_EVERY, |actor, ctx| actor.purge(ctx));
     }
 }
 
@@ -256,23 +209,99 @@ impl MetricsActor {
     }
 
     fn count(&mut self, Queued { row, server_id }: Queued) {
+        self.history.count(&row, server_id.as_deref());
         self.tools
             .entry(row.tool_name.clone())
             .or_default()
             .count(&row);
         if let Some(gateway) = &row.gateway_id {
-            self.upstreams.entry(gateway.clone()).or_default().add(&row);
+            self.upstreams
+                .entry(gateway.clone())
+                .or_default()
+                .count(&row);
         }
         if let Some(server) = server_id {
-            self.servers.entry(server).or_default().add(&row);
+            self.servers.entry(server).or_default().count(&row);
         }
-        let minute = row.started_at.and_utc().timestamp().div_euclid(60);
-        self.minutes.add(minute, row.success, MINUTES_KEPT);
         if self.buffer.len() >= MAX_BUFFERED {
             self.buffer.pop_front();
             self.dropped += 1;
         }
         self.buffer.push_back(row);
+    }
+
+    /// Reads what earlier runs and other replicas stored, holding the mailbox until it is in
+    /// (a snapshot taken at start already shows it).
+    fn load(&mut self, ctx: &mut Context<Self>) {
+        let load = LoadRollups {
+            other_than: self.history.instance().to_owned(),
+            window: History::window(chrono::Utc::now()),
+        };
+        let db = self.db.clone();
+        ctx.wait(
+            async move { db.run(load).await }
+                .into_actor(self)
+                .map(|outcome, actor, _ctx| match outcome {
+                    Ok(rows) => actor.history.load(&rows),
+                    Err(error) => {
+                        tracing::warn!(%error, "reading the stored call history failed; the metrics page starts empty");
+                    }
+                }),
+        );
+    }
+
+    /// Writes the buffer and the changed rollups in one unit of work, holding the mailbox until
+    /// it is done; on failure the records go back to the front and the rollups are written
+    /// with the next batch.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        self.drain();
+        let rollups = self.history.take_dirty();
+        if self.buffer.is_empty() && rollups.is_empty() {
+            return;
+        }
+        let rows: Vec<ToolMetricRow> = self.buffer.drain(..).collect();
+        let db = self.db.clone();
+        let work = async move {
+            let batch = InsertToolMetrics { rows, rollups };
+            let outcome = db.run(batch.clone()).await;
+            (batch, outcome)
+        };
+        ctx.wait(work.into_actor(self).map(|(batch, outcome), actor, _ctx| {
+            match outcome {
+                Ok(written) => actor.written += written as u64,
+                Err(error) => {
+                    tracing::warn!(%error, records = batch.rows.len(), "writing call metrics failed; keeping them for the next flush");
+                    actor.history.unwritten(&batch.rollups);
+                    for row in batch.rows.into_iter().rev() {
+                        if actor.buffer.len() >= MAX_BUFFERED {
+                            actor.dropped += 1;
+                            continue;
+                        }
+                        actor.buffer.push_front(row);
+                    }
+                }
+            }
+        }));
+    }
+
+    fn purge(&mut self, ctx: &mut Context<Self>) {
+        let now = chrono::Utc::now();
+        let purge = PurgeMetrics {
+            records_before: (self.retention_days > 0)
+                .then(|| now.naive_utc() - chrono::Duration::days(i64::from(self.retention_days))),
+            window: History::window(now),
+        };
+        let db = self.db.clone();
+        ctx.spawn(
+            async move {
+                match db.run(purge).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "call metrics past keeping purged"),
+                    Err(error) => tracing::warn!(%error, "purging old call metrics failed"),
+                }
+            }
+            .into_actor(self),
+        );
     }
 }
 
@@ -286,11 +315,35 @@ impl Handler<GetMetrics> for MetricsActor {
 
     fn handle(&mut self, _message: GetMetrics, _ctx: &mut Context<Self>) -> Self::Result {
         self.drain();
+        let now = chrono::Utc::now();
+        let mut upstreams: BTreeMap<String, UpstreamStats> = self
+            .upstreams
+            .iter()
+            .map(|(id, calls)| {
+                let stats = UpstreamStats {
+                    calls: calls.clone(),
+                    hours: Vec::new(),
+                };
+                (id.clone(), stats)
+            })
+            .collect();
+        for id in self.history.keys(Scope::Upstream) {
+            let hours = self
+                .history
+                .hours(Scope::Upstream, id, now)
+                .into_iter()
+                .map(|(index, tally)| Slot {
+                    index,
+                    calls: tally.calls,
+                    failures: tally.failures,
+                })
+                .collect();
+            upstreams.entry(id.to_owned()).or_default().hours = hours;
+        }
         MessageResult(MetricsSnapshot {
             tools: self.tools.clone(),
-            upstreams: self.upstreams.clone(),
+            upstreams,
             servers: self.servers.clone(),
-            minutes: self.minutes.clone(),
             buffered: self.buffer.len(),
             written: self.written,
             dropped: self.dropped + self.refused.load(std::sync::atomic::Ordering::Relaxed),
@@ -298,35 +351,30 @@ impl Handler<GetMetrics> for MetricsActor {
     }
 }
 
-impl MetricsActor {
-    /// Writes the buffer in one unit of work; on failure the records go back to the front.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || self.buffer.is_empty() {
-            return;
-        }
-        self.flushing = true;
-        let rows: Vec<ToolMetricRow> = self.buffer.drain(..).collect();
-        let db = self.db.clone();
-        let work = async move {
-            let outcome = db.run(InsertToolMetrics { rows: rows.clone() }).await;
-            (rows, outcome)
-        };
-        ctx.spawn(work.into_actor(self).map(|(rows, outcome), actor, _ctx| {
-            actor.flushing = false;
-            match outcome {
-                Ok(written) => actor.written += written as u64,
-                Err(error) => {
-                    tracing::warn!(%error, records = rows.len(), "writing call metrics failed; keeping them for the next flush");
-                    for row in rows.into_iter().rev() {
-                        if actor.buffer.len() >= MAX_BUFFERED {
-                            actor.dropped += 1;
-                            continue;
-                        }
-                        actor.buffer.push_front(row);
-                    }
-                }
-            }
-        }));
+/// The history: the chart over a range and the tables of the last day.
+#[derive(Message)]
+#[rtype(result = "HistoryView")]
+pub struct GetHistory(pub Range);
+
+impl Handler<GetHistory> for MetricsActor {
+    type Result = MessageResult<GetHistory>;
+
+    fn handle(&mut self, GetHistory(range): GetHistory, _ctx: &mut Context<Self>) -> Self::Result {
+        self.drain();
+        MessageResult(self.history.view(range, chrono::Utc::now()))
+    }
+}
+
+/// Writes what is buffered; answered once it is written.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Settle;
+
+impl Handler<Settle> for MetricsActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: Settle, ctx: &mut Context<Self>) {
+        self.flush(ctx);
     }
 }
 
@@ -345,8 +393,8 @@ pub struct Queued {
 }
 
 impl Metrics {
-    /// Starts the actor.
-    pub fn start(db: Db) -> Self {
+    /// Starts the actor; call records are kept `retention_days` (0: for ever).
+    pub fn start(db: Db, retention_days: u32) -> Self {
         let (queue, receiver) = crossbeam_channel::bounded(MAX_BUFFERED);
         let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let addr = MetricsActor {
@@ -356,9 +404,9 @@ impl Metrics {
             tools: BTreeMap::new(),
             upstreams: BTreeMap::new(),
             servers: BTreeMap::new(),
-            minutes: Series::default(),
+            history: History::new(crate::registry::new_id()),
             buffer: VecDeque::new(),
-            flushing: false,
+            retention_days,
             written: 0,
             dropped: 0,
         }
@@ -396,70 +444,53 @@ impl Metrics {
     pub async fn snapshot(&self) -> MetricsSnapshot {
         self.addr.send(GetMetrics).await.unwrap_or_default()
     }
+
+    /// The history over `range`.
+    pub async fn history(&self, range: Range) -> Option<HistoryView> {
+        self.addr.send(GetHistory(range)).await.ok()
+    }
+
+    /// Writes what was recorded so far (at shutdown, so a restart shows it).
+    pub async fn settle(&self) {
+        let _ = self.addr.send(Settle).await;
+        let _ = self.addr.send(GetMetrics).await;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row(at: &str, ms: f64, success: bool) -> ToolMetricRow {
-        ToolMetricRow {
-            id: "x".into(),
-            tool_name: "t".into(),
-            gateway_id: Some("g".into()),
-            started_at: chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S").unwrap(),
-            duration_ms: ms,
-            success,
-            error: (!success).then(|| "connection refused".into()),
-        }
-    }
-
     #[test]
-    fn quantiles_are_bucket_bounds() {
+    fn quantiles_come_from_the_sketch_and_buckets_stay_for_prometheus() {
         let mut stats = ToolStats::default();
-        assert_eq!(stats.quantile(0.5), None);
+        assert_eq!(stats.quantile_ms(0.5), None);
         for _ in 0..9 {
             stats.add(true, 0.004);
         }
         stats.add(false, 0.3);
-        assert_eq!(stats.quantile(0.5), Some(0.005));
-        assert_eq!(stats.quantile(0.9), Some(0.005));
-        assert_eq!(stats.quantile(0.99), Some(0.5));
-        stats.add(true, 99.0);
-        assert_eq!(stats.quantile(1.0), Some(f64::INFINITY));
+        let p50 = stats.quantile_ms(0.5).unwrap();
+        assert!((p50 - 4.0).abs() < 0.05, "{p50}");
+        let max = stats.quantile_ms(1.0).unwrap();
+        assert!((max - 300.0).abs() < 3.0, "{max}");
+        assert_eq!(stats.buckets[0], 9);
+        assert_eq!(stats.buckets[6], 1, "0.3 s is under the 0.5 s bound");
     }
 
     #[test]
-    fn an_upstream_keeps_a_day_of_hours() {
-        let mut stats = UpstreamStats::default();
-        stats.add(&row("2026-12-04 10:05:00", 3.0, true));
-        stats.add(&row("2026-12-04 10:59:00", 3.0, false));
-        stats.add(&row("2026-12-04 12:00:00", 3.0, true));
-        // Late: an earlier hour still counts in its own.
-        stats.add(&row("2026-12-04 10:30:00", 3.0, true));
-        assert_eq!(stats.calls.successes, 3);
-        assert_eq!(
-            stats.calls.last_error.as_ref().unwrap().1,
-            "connection refused"
-        );
-        let now = chrono::DateTime::parse_from_rfc3339("2026-12-04T12:30:00Z")
-            .unwrap()
-            .to_utc();
+    fn the_strip_has_a_slot_per_hour() {
+        let stats = UpstreamStats {
+            calls: ToolStats::default(),
+            hours: vec![Slot {
+                index: 492_730,
+                calls: 3,
+                failures: 1,
+            }],
+        };
+        let now = chrono::DateTime::from_timestamp(492_731 * 3600 + 60, 0).unwrap();
         let strip = stats.strip(now);
-        assert_eq!(strip.len(), HOURS_KEPT);
-        let last = strip[HOURS_KEPT - 1];
-        assert_eq!((last.calls, last.failures), (1, 0));
-        assert_eq!((strip[HOURS_KEPT - 2].calls), 0);
-        let ten = strip[HOURS_KEPT - 3];
-        assert_eq!((ten.calls, ten.failures), (3, 1));
-        // Two days later only the new hour is kept in the strip's window.
-        for day in 0..30 {
-            stats.add(&row(
-                &format!("2026-12-{:02} 00:00:00", 5 + day % 20),
-                1.0,
-                true,
-            ));
-        }
-        assert!(stats.hours.slots.len() <= HOURS_KEPT);
+        assert_eq!(strip.len(), 24);
+        assert_eq!(strip[22].calls, 3);
+        assert_eq!(strip[23].calls, 0);
     }
 }
