@@ -30,7 +30,7 @@ try {
     if (label === 'phone') {
       // Every page fits 390 px without scrolling sideways.
       seen.phone_overflow = [];
-      for (const name of ['tools', 'resources', 'prompts', 'servers', 'gateways', 'tokens', 'teams', 'users', 'audit', 'account', 'logs', 'metrics']) {
+      for (const name of ['tools', 'resources', 'prompts', 'servers', 'gateways', 'tokens', 'teams', 'users', 'audit', 'account', 'logs', 'metrics', 'transfer']) {
         await page.goto(`${base}/admin/${name}`);
         if (await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth)) seen.phone_overflow.push(name);
         await page.screenshot({ path: `${artifacts}/${name}-${label}.png`, fullPage: true });
@@ -71,8 +71,12 @@ try {
       await page.getByLabel('city').fill('Oslo');
       await page.getByRole('button', { name: 'Run' }).click();
       await page.waitForSelector('pre.result');
-      seen.run_result = await page.locator('pre.result').textContent();
+      seen.run_result = await page.locator('details pre.result').textContent();
+      seen.run_text = await page.locator('pre.result').first().textContent();
       seen.run_elapsed = await page.locator('[data-elapsed]').textContent();
+      // The same call as a curl command, with the arguments entered.
+      await page.getByText('Copy as curl').click();
+      seen.run_curl = await page.locator('#run-curl').inputValue();
       await page.screenshot({ path: `${artifacts}/run-${label}.png`, fullPage: true });
       // A virtual server with it.
       await page.getByRole('link', { name: 'Servers' }).click();
@@ -122,6 +126,14 @@ try {
       await page.screenshot({ path: `${artifacts}/prompts-${label}.png`, fullPage: true });
       await page.getByRole('link', { name: 'Gateways' }).click();
       await page.screenshot({ path: `${artifacts}/gateways-${label}.png`, fullPage: true });
+      // Metrics over a day, and export/import.
+      await page.goto(`${base}/admin/metrics`);
+      await page.getByRole('link', { name: '24h' }).click();
+      seen.metrics_chart = await page.locator('#chart-h').textContent();
+      await page.screenshot({ path: `${artifacts}/metrics-${label}.png`, fullPage: true });
+      await page.goto(`${base}/admin/transfer`);
+      seen.transfer_heading = await page.getByRole('heading', { level: 1 }).textContent();
+      await page.screenshot({ path: `${artifacts}/transfer-${label}.png`, fullPage: true });
       // A token for that server: shown once, then revoked.
       await page.getByRole('link', { name: 'Tokens' }).click();
       await page.getByLabel('Name', { exact: true }).fill('ci');

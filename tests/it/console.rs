@@ -106,6 +106,24 @@ async fn in_the_browser(backend: Backend) {
         seen["run_elapsed"].as_str().unwrap().ends_with("ms"),
         "{seen}"
     );
+    assert!(
+        seen["run_text"]
+            .as_str()
+            .is_some_and(|text| text.contains("Oslo")),
+        "the text content on its own: {seen}"
+    );
+    let curl = seen["run_curl"].as_str().unwrap_or_default();
+    assert!(
+        curl.contains("Mcp-Method: tools/call") && curl.contains("\"city\":\"Oslo\""),
+        "{curl}"
+    );
+    assert_eq!(seen["metrics_chart"], "Calls per 15 minutes", "{seen}");
+    assert!(
+        seen["transfer_heading"]
+            .as_str()
+            .is_some_and(|heading| heading.contains("xport")),
+        "{seen}"
+    );
     assert_eq!(
         seen["server_flash"], "Virtual server Browser desk created.",
         "{seen}"

@@ -159,14 +159,6 @@ pub fn clients(label: &str, url: &str, token: &str) -> Vec<Value> {
         client["rows"] = json!(rows.clamp(2, 24));
         client
     };
-    let list_tools = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/list",
-        "params": {"_meta": {
-            "io.modelcontextprotocol/protocolVersion": MODERN,
-            "io.modelcontextprotocol/clientInfo": {"name": "curl", "version": "1"},
-            "io.modelcontextprotocol/clientCapabilities": {},
-        }},
-    });
     [
         json!({
             "id": "claude-code",
@@ -214,9 +206,7 @@ pub fn clients(label: &str, url: &str, token: &str) -> Vec<Value> {
             "id": "curl",
             "title": "curl",
             "hint": "One stateless 2026-07-28 request: the tools this server offers.",
-            "text": format!(
-                "curl -sS '{url}' \\\n  -H 'Authorization: {bearer}' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Accept: application/json, text/event-stream' \\\n  -H 'MCP-Protocol-Version: {MODERN}' \\\n  -H 'Mcp-Method: tools/list' \\\n  -d '{list_tools}'"
-            ),
+            "text": curl(url, &bearer, &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),
         }),
     ]
     .into_iter()
@@ -224,9 +214,76 @@ pub fn clients(label: &str, url: &str, token: &str) -> Vec<Value> {
     .collect()
 }
 
+/// A word quoted for a POSIX shell.
+fn quoted(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// `body` (a JSON-RPC request without `_meta`) as one stateless 2026-07-28 request to `url`
+/// with curl: the `_meta` and the headers that revision requires added.
+pub fn curl(url: &str, bearer: &str, body: &Value) -> String {
+    let mut body = body.clone();
+    body["params"]["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientInfo": {"name": "curl", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    let method = body["method"].as_str().unwrap_or_default().to_owned();
+    let mut headers = vec![
+        format!("Authorization: {bearer}"),
+        "Content-Type: application/json".to_owned(),
+        "Accept: application/json, text/event-stream".to_owned(),
+        format!("MCP-Protocol-Version: {MODERN}"),
+        format!("Mcp-Method: {method}"),
+    ];
+    let name = match method.as_str() {
+        "tools/call" | "prompts/get" => body["params"]["name"].as_str(),
+        "resources/read" => body["params"]["uri"].as_str(),
+        _ => None,
+    };
+    if let Some(name) = name {
+        // A name that is not plain ASCII travels in the spec's Base64 form.
+        let value = crate::protocol::encode_header(name);
+        headers.push(format!("Mcp-Name: {value}"));
+    }
+    let mut command = format!("curl -sS {}", quoted(url));
+    for header in headers {
+        command.push_str(&format!(" \\\n  -H {}", quoted(&header)));
+    }
+    command.push_str(&format!(" \\\n  -d {}", quoted(&body.to_string())));
+    command
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_curl_command_survives_the_shell() {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                          "params": {"name": "météo", "arguments": {"city": "it's $HOME `x`"}}});
+        let command = curl("http://127.0.0.1:1/mcp", "Bearer t", &body);
+        // The shell hands curl exactly these words: print them instead.
+        let printed = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command.replacen("curl -sS", "printf '%s\\n'", 1))
+            .output()
+            .unwrap();
+        let words = String::from_utf8(printed.stdout).unwrap();
+        let words: Vec<&str> = words.lines().collect();
+        assert_eq!(words[0], "http://127.0.0.1:1/mcp");
+        assert!(words.contains(&"Mcp-Method: tools/call"), "{words:?}");
+        assert!(
+            words.contains(&"Mcp-Name: =?base64?bcOpdMOpbw==?="),
+            "{words:?}"
+        );
+        let sent: Value = serde_json::from_str(words.last().unwrap()).unwrap();
+        assert_eq!(sent["params"]["arguments"]["city"], "it's $HOME `x`");
+        assert_eq!(
+            sent["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+            MODERN
+        );
+    }
 
     #[test]
     fn the_json_configurations_parse_and_carry_the_url_and_token() {

@@ -13,6 +13,7 @@ mod manage;
 mod metrics;
 mod pages;
 mod registry;
+mod run;
 mod transfer;
 
 use std::future::Future;
@@ -159,7 +160,7 @@ impl Console {
                 .insert_header(("X-Frame-Options", "DENY"))
                 .insert_header((
                     "Content-Security-Policy",
-                    "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+                    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
                 ))
                 // A confirmation carried across a redirect is shown once.
                 .cookie(
@@ -197,8 +198,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(
             web::resource("/admin/tools/{name}/run")
-                .route(web::get().to(manage::run_form))
-                .route(web::post().to(manage::run)),
+                .route(web::get().to(run::run_form))
+                .route(web::post().to(run::run)),
         )
         .service(
             web::resource("/admin/tokens")
