@@ -56,7 +56,12 @@ pub struct AuthActor {
     verifying: Arc<tokio::sync::Semaphore>,
     /// Password verifications done (for `/metrics`).
     verifications: Arc<AtomicU64>,
+    /// When API tokens were used, to be written.
+    usage: Arc<crate::auth::usage::TokenUse>,
 }
+
+/// How often the uses of API tokens are written.
+const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(5);
 
 impl Actor for AuthActor {
     type Context = Context<Self>;
@@ -70,6 +75,27 @@ impl Actor for AuthActor {
                 ctx.spawn(actor.load_revocations());
             }
         });
+        ctx.run_interval(USAGE_FLUSH_EVERY, |actor, ctx| actor.write_usage(ctx));
+    }
+}
+
+impl AuthActor {
+    /// Writes when API tokens were last used; a failed write is let go (the next use notes it
+    /// again within a minute).
+    fn write_usage(&mut self, ctx: &mut Context<Self>) {
+        let uses = self.usage.take(chrono::Utc::now());
+        if uses.is_empty() {
+            return;
+        }
+        let db = self.db.clone();
+        ctx.spawn(
+            async move {
+                if let Err(error) = db.run(crate::db::tokens::TouchTokens { uses }).await {
+                    tracing::debug!(%error, "noting when API tokens were used failed");
+                }
+            }
+            .into_actor(self),
+        );
     }
 }
 
@@ -354,6 +380,8 @@ pub struct Auth {
     revocations_known: Arc<std::sync::atomic::AtomicBool>,
     /// Signatures verified in the last seconds (revocation and grants are still checked).
     verified: Arc<crate::auth::verified::VerifiedTokens>,
+    /// When API tokens were used, noted here and written by the actor.
+    usage: Arc<crate::auth::usage::TokenUse>,
 }
 
 impl Auth {
@@ -368,6 +396,8 @@ impl Auth {
         let revocations_known = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let actor_known = revocations_known.clone();
         let actor_keys = keys.clone();
+        let usage = Arc::new(crate::auth::usage::TokenUse::default());
+        let actor_usage = usage.clone();
         let addr = Supervisor::start(move |_| AuthActor {
             keys: actor_keys.clone(),
             scoping: actor_scoping,
@@ -381,6 +411,7 @@ impl Auth {
             in_flight: HashSet::new(),
             verifying: Arc::new(tokio::sync::Semaphore::new(login_concurrency)),
             verifications: actor_verifications.clone(),
+            usage: actor_usage.clone(),
         });
         Auth {
             addr,
@@ -390,6 +421,7 @@ impl Auth {
             revoked,
             revocations_known,
             verified: Arc::default(),
+            usage,
         }
     }
 
@@ -451,6 +483,9 @@ impl Auth {
                 claims.token_use.is_none(),
             )
             .map_err(AuthError::InvalidToken)?;
+        if claims.token_use.as_deref() == Some("api") {
+            self.usage.touch(&claims.jti, now);
+        }
         let mut principal = Principal::new(
             claims.sub,
             claims.jti,

@@ -11,6 +11,7 @@ pub mod jwt;
 pub mod password;
 pub mod rbac;
 pub mod scope;
+pub mod usage;
 pub mod verified;
 
 use std::sync::Arc;

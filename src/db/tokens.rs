@@ -29,6 +29,28 @@ pub struct ApiTokenRow {
     pub expires_at: Option<chrono::NaiveDateTime>,
     pub created_at: chrono::NaiveDateTime,
     pub revoked_at: Option<chrono::NaiveDateTime>,
+    /// When it was last used, to the minute (written in batches).
+    pub last_used_at: Option<chrono::NaiveDateTime>,
+}
+
+unit_of_work! {
+    /// Notes when tokens were used: each `(jti, at)` moves `last_used_at` forward, never back.
+    TouchTokens { uses: Vec<(String, chrono::NaiveDateTime)> } -> usize,
+    "tokens.touch", Write, transactional = true,
+    |this, conn| {
+        let mut conn = conn;
+        let mut touched = 0;
+        for (jti, at) in &this.uses {
+            let touch = diesel::update(
+                api_tokens::table
+                    .filter(api_tokens::jti.eq(jti))
+                    .filter(api_tokens::last_used_at.is_null().or(api_tokens::last_used_at.lt(*at))),
+            )
+            .set(api_tokens::last_used_at.eq(Some(*at)));
+            touched += crate::on_backend!(conn.reborrow(), c => touch.execute(c).await)?;
+        }
+        Ok(touched)
+    }
 }
 
 unit_of_work! {

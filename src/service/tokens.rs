@@ -47,6 +47,8 @@ pub struct TokenView {
     pub created_at: chrono::NaiveDateTime,
     /// When it was revoked, if it was.
     pub revoked_at: Option<chrono::NaiveDateTime>,
+    /// When it was last used (to the minute; written within seconds), if ever.
+    pub last_used_at: Option<chrono::NaiveDateTime>,
 }
 
 /// A new token: the only time `access_token` is shown.
@@ -78,6 +80,7 @@ fn view(row: ApiTokenRow) -> TokenView {
         expires_at: row.expires_at,
         created_at: row.created_at,
         revoked_at: row.revoked_at,
+        last_used_at: row.last_used_at,
     }
 }
 
@@ -162,6 +165,7 @@ pub async fn issue(
         expires_at: Some(crate::db::now_from(expires_at)),
         created_at: crate::db::now(),
         revoked_at: None,
+        last_used_at: None,
     };
     services
         .db

@@ -583,7 +583,60 @@ async fn client_tokens_stay_at_the_gateway(backend: Backend) {
     setup.fixture.stop().await;
 }
 
+/// A token as `GET /tokens` lists it.
+async fn listed(server: &TestServer, id: &str) -> Value {
+    let tokens = server.admin(Method::GET, "/tokens", None).await;
+    let tokens = tokens.expect(StatusCode::OK).clone();
+    tokens["items"]
+        .as_array()
+        .and_then(|tokens| tokens.iter().find(|token| token["id"] == id))
+        .cloned()
+        .unwrap_or_else(|| panic!("{tokens}"))
+}
+
+/// A token's last use is noted (to the minute, written within seconds) and listed, over REST
+/// and in the console; an unused token says so.
+async fn last_use_is_listed(backend: Backend) {
+    let setup = setup(backend, &[]).await;
+    let server = &setup.server;
+    let (used_id, used) = new_token(server, &server.admin_token, json!({"name": "used"})).await;
+    let (idle_id, _idle) = new_token(server, &server.admin_token, json!({"name": "idle"})).await;
+    assert!(listed(server, &used_id).await["last_used_at"].is_null());
+    let before = chrono::Utc::now().naive_utc() - chrono::Duration::minutes(1);
+    call(server, &format!("/servers/{}/mcp", setup.server_id), &used)
+        .await
+        .expect(StatusCode::OK);
+    let used_id = &used_id;
+    let last_used = eventually(
+        "the use is written",
+        std::time::Duration::from_secs(20),
+        move || async move {
+            listed(server, used_id).await["last_used_at"]
+                .as_str()
+                .map(str::to_owned)
+        },
+    )
+    .await;
+    let last_used = chrono::NaiveDateTime::parse_from_str(&last_used, "%Y-%m-%dT%H:%M:%S%.f")
+        .unwrap_or_else(|error| panic!("{last_used}: {error}"));
+    assert!(last_used >= before, "{last_used} after {before}");
+    assert!(listed(server, &idle_id).await["last_used_at"].is_null());
+    let page = crate::console::admin_page(server, "/admin/tokens").await;
+    let row = &page[page.find(">used</td>").unwrap_or_else(|| panic!("{page}"))..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.contains(r#"data-label="Last used"><time datetime=""#),
+        "{row}"
+    );
+    assert!(row.contains(">Desk<") || row.contains(">any<"), "{row}");
+    let idle = &page[page.find(">idle</td>").unwrap()..];
+    assert!(idle[..idle.find("</tr>").unwrap()].contains(">never</td>"));
+    setup.server.stop().await;
+    setup.fixture.stop().await;
+}
+
 both_backends!(
+    last_use_is_listed,
     client_tokens_stay_at_the_gateway,
     protected_resource_metadata,
     scopes_are_enforced,

@@ -61,23 +61,30 @@ async fn tokens_page(
     let listed = tokens::of(&state.services, &user.principal.email)
         .await
         .unwrap_or_default();
+    let visible = visible_servers(state, user).await;
+    let server_name = |id: &str| {
+        visible
+            .iter()
+            .find(|server| server.id == id)
+            .map_or_else(|| id.to_owned(), |server| server.name.clone())
+    };
     let tokens: Vec<Value> = listed
         .into_iter()
         .map(|token| {
             json!({
                 "id": token.id,
                 "name": token.name,
-                "server": token.scope.server_id.clone().unwrap_or_else(|| "any".into()),
-                "expires_at": token.expires_at.map(|at| at.format("%Y-%m-%d").to_string()).unwrap_or_default(),
-                "created_at": token.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                "server": token.scope.server_id.as_deref().map_or_else(|| "any".to_owned(), server_name),
+                "expires_at": token.expires_at.map(super::when),
+                "created_at": super::when(token.created_at),
+                "last_used_at": token.last_used_at.map(super::when),
                 "limits": limits(&token.scope),
                 "revoked": token.revoked_at.is_some(),
             })
         })
         .collect();
-    let servers: Vec<Value> = visible_servers(state, user)
-        .await
-        .into_iter()
+    let servers: Vec<Value> = visible
+        .iter()
         .map(|server| json!({"id": server.id, "name": server.name}))
         .collect();
     let mut context = user.context("tokens");

@@ -212,8 +212,13 @@ fn pages_render() {
         ("back", json!("/admin/servers")),
         (
             "tokens",
-            json!([{"id": "k", "name": "ci", "server": "any", "expires_at": "2027-01-01", "revoked": false,
-                    "created_at": "2026-12-04 10:00 UTC", "limits": "none"}]),
+            json!([{"id": "k", "name": "ci", "server": "any", "revoked": false, "limits": "none",
+                    "expires_at": {"text": "2027-01-01 00:00:00 UTC", "iso": "2027-01-01T00:00:00Z", "ago": "in the future"},
+                    "created_at": {"text": "2026-12-04 10:00:00 UTC", "iso": "2026-12-04T10:00:00Z", "ago": "just now"},
+                    "last_used_at": {"text": "2026-12-04 10:00:00 UTC", "iso": "2026-12-04T10:00:00Z", "ago": "just now"}},
+                   {"id": "l", "name": "old", "server": "S", "revoked": true, "limits": "none", "expires_at": null,
+                    "created_at": {"text": "2026-12-04 10:00:00 UTC", "iso": "2026-12-04T10:00:00Z", "ago": "just now"},
+                    "last_used_at": null}]),
         ),
         ("created", json!({"name": "ci", "access_token": "secret"})),
         (
