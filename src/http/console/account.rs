@@ -27,12 +27,10 @@ async fn account_page(
                 "email": view.email,
                 "full_name": view.full_name.unwrap_or_default(),
                 "is_admin": view.is_admin,
-                "password_changed_at": view.password_changed_at
-                    .map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string())
-                    .unwrap_or_else(|| "never".into()),
+                "password_changed_at": view.password_changed_at,
             }),
             Err(_) => json!({"email": user.principal.email, "full_name": "", "is_admin": false,
-                             "password_changed_at": "unknown"}),
+                             "password_changed_at": null}),
         },
     );
     if let Some(general) = errors.get("_").and_then(Value::as_str) {

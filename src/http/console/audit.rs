@@ -60,8 +60,7 @@ pub async fn page(
 fn entry(view: AuditView) -> Value {
     let changes = changes(view.before.as_ref(), view.after.as_ref());
     json!({
-        "at": view.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        "at_iso": format!("{}Z", view.at.format("%Y-%m-%dT%H:%M:%S")),
+        "at": view.at,
         "actor": view.actor,
         "action": view.action,
         "kind": view.target_kind,

@@ -75,9 +75,9 @@ async fn tokens_page(
                 "id": token.id,
                 "name": token.name,
                 "server": token.scope.server_id.as_deref().map_or_else(|| "any".to_owned(), server_name),
-                "expires_at": token.expires_at.map(super::when),
-                "created_at": super::when(token.created_at),
-                "last_used_at": token.last_used_at.map(super::when),
+                "expires_at": token.expires_at,
+                "created_at": token.created_at,
+                "last_used_at": token.last_used_at,
                 "limits": limits(&token.scope),
                 "revoked": token.revoked_at.is_some(),
             })

@@ -99,7 +99,6 @@ fn duration(ms: Option<f64>) -> String {
 
 /// One table row.
 fn row(summary: &Summary) -> Value {
-    let at = |at: &chrono::DateTime<chrono::Utc>| super::when(at.naive_utc());
     json!({
         "name": summary.name,
         "calls": summary.calls,
@@ -110,9 +109,9 @@ fn row(summary: &Summary) -> Value {
         "p50": duration(summary.p50_ms),
         "p95": duration(summary.p95_ms),
         "p99": duration(summary.p99_ms),
-        "last_call": summary.last_call_at.as_ref().map(at),
+        "last_call": summary.last_call_at,
         "last_error": summary.last_error,
-        "last_error_at": summary.last_error_at.as_ref().map(at),
+        "last_error_at": summary.last_error_at,
     })
 }
 

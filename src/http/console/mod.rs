@@ -46,6 +46,7 @@ impl Console {
     /// Compiles the templates shipped in `templates/`; CSRF tokens are MACs under `keys`.
     pub fn new(keys: crate::secrets::SecretBox) -> Result<Self, String> {
         let mut tera = tera::Tera::default();
+        tera.register_filter("when", When);
         tera.add_raw_templates([
             ("base.html", include_str!("../../../templates/base.html")),
             ("login.html", include_str!("../../../templates/login.html")),
@@ -455,26 +456,51 @@ impl ConsoleUser {
     }
 }
 
-/// A moment as every console page shows it: `2026-12-04 10:00:00 UTC`, with how long ago
-/// (`3 min ago`) and the machine-readable form for a `<time>` element.
-pub fn when(at: chrono::NaiveDateTime) -> serde_json::Value {
-    when_from(at, chrono::Utc::now().naive_utc())
+/// The `when` filter: a stored moment (`2026-12-04T10:00:00.123456`, with or without `Z`) as
+/// every console page shows it: `2026-12-04 10:00:00 UTC` in a `<time>` element, then how long
+/// ago (`3 min ago`).
+struct When;
+
+impl tera::Filter<String, String> for When {
+    fn call(&self, value: String, _kwargs: tera::Kwargs, _state: &tera::State) -> String {
+        when_html(&value, chrono::Utc::now().naive_utc())
+    }
+
+    fn is_safe(&self) -> bool {
+        true
+    }
 }
 
-fn when_from(at: chrono::NaiveDateTime, now: chrono::NaiveDateTime) -> serde_json::Value {
+fn when_html(value: &str, now: chrono::NaiveDateTime) -> String {
+    let trimmed = value.trim_end_matches('Z');
+    let parsed = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(trimmed, format).ok());
+    let Some(at) = parsed else {
+        // Not a moment: shown as it is, escaped (the filter's output is trusted as HTML).
+        return value
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;");
+    };
     let seconds = (now - at).num_seconds();
     let ago = match seconds {
-        ..-60 => "in the future".to_owned(),
+        ..-60 => match -seconds {
+            60..3600 => format!("in {} min", -seconds / 60),
+            3600..86_400 => format!("in {} h", -seconds / 3600),
+            _ => format!("in {} days", -seconds / 86_400),
+        },
         -60..60 => "just now".to_owned(),
         60..3600 => format!("{} min ago", seconds / 60),
         3600..86_400 => format!("{} h ago", seconds / 3600),
         _ => format!("{} days ago", seconds / 86_400),
     };
-    json!({
-        "text": at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        "iso": format!("{}Z", at.format("%Y-%m-%dT%H:%M:%S")),
-        "ago": ago,
-    })
+    format!(
+        r#"<time datetime="{}Z">{}</time> <small class="ago">{ago}</small>"#,
+        at.format("%Y-%m-%dT%H:%M:%S"),
+        at.format("%Y-%m-%d %H:%M:%S UTC"),
+    )
 }
 
 #[cfg(test)]

@@ -339,7 +339,7 @@ pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpRes
                 "url": gateway.url,
                 "reachable": gateway.reachable,
                 "health": health_text(&gateway),
-                "last_seen": gateway.last_seen_at.map(|at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_else(|| "never".into()),
+                "last_seen": gateway.last_seen_at,
             })
         })
         .collect();

@@ -16,21 +16,22 @@ fn uptime_reads_in_two_units() {
 fn moments_read_the_same_everywhere() {
     let at = |text: &str| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap();
     let now = at("2026-12-04 12:00:00");
-    let shown = super::when_from(at("2026-12-04 11:57:10"), now);
-    assert_eq!(shown["text"], "2026-12-04 11:57:10 UTC");
-    assert_eq!(shown["iso"], "2026-12-04T11:57:10Z");
-    assert_eq!(shown["ago"], "2 min ago");
     assert_eq!(
-        super::when_from(at("2026-12-04 11:59:30"), now)["ago"],
-        "just now"
+        super::when_html("2026-12-04T11:57:10.123456", now),
+        r#"<time datetime="2026-12-04T11:57:10Z">2026-12-04 11:57:10 UTC</time> <small class="ago">2 min ago</small>"#
     );
+    let ago = |value: &str| {
+        let html = super::when_html(value, now);
+        html[html.find("\"ago\">").unwrap() + 6..html.len() - 8].to_owned()
+    };
+    assert_eq!(ago("2026-12-04T11:59:30Z"), "just now");
+    assert_eq!(ago("2026-12-04 09:00:00"), "3 h ago");
+    assert_eq!(ago("2026-12-01T12:00:00"), "3 days ago");
+    assert_eq!(ago("2027-01-03T12:00:00"), "in 30 days");
+    // Anything else is shown as it is, escaped.
     assert_eq!(
-        super::when_from(at("2026-12-04 09:00:00"), now)["ago"],
-        "3 h ago"
-    );
-    assert_eq!(
-        super::when_from(at("2026-12-01 12:00:00"), now)["ago"],
-        "3 days ago"
+        super::when_html("<b>never</b>", now),
+        "&lt;b&gt;never&lt;/b&gt;"
     );
 }
 
@@ -73,7 +74,7 @@ fn pages_render() {
         ),
         (
             "upstreams",
-            json!([{"id": "g", "name": "u", "url": "http://u", "reachable": true, "health": "online", "last_seen": "never"}]),
+            json!([{"id": "g", "name": "u", "url": "http://u", "reachable": true, "health": "online", "last_seen": "2026-12-04T10:00:00.123"}]),
         ),
         (
             "tools",
@@ -114,7 +115,7 @@ fn pages_render() {
             "items",
             json!([{"id": "i", "name": "I", "enabled": false, "tags": ["a"], "visibility": "team",
                     "description": null, "uri": "docs://x", "gateway_id": "g", "url": "http://g",
-                    "transport": "sse", "reachable": true, "last_seen_at": null,
+                    "transport": "sse", "reachable": true, "last_seen_at": "2026-12-04T10:00:00.5",
                     "tool_ids": ["t"], "resource_ids": [], "prompt_ids": [],
                     "may_update": true, "may_delete": true, "annotations": {"readOnlyHint": true}}]),
         ),
@@ -138,7 +139,7 @@ fn pages_render() {
         ),
         (
             "account",
-            json!({"email": "a@example.com", "full_name": "A", "is_admin": true, "password_changed_at": "never"}),
+            json!({"email": "a@example.com", "full_name": "A", "is_admin": true, "password_changed_at": "2026-12-04T10:00:00"}),
         ),
         ("errors", json!({"confirm_password": "does not match"})),
         (
@@ -157,9 +158,9 @@ fn pages_render() {
             "tables",
             json!([{"id": "tools", "title": "Per tool", "rows": [{"name": "t", "calls": 3, "failures": 1, "error_rate": "33.3 %",
                     "p50": "4.1 ms", "p95": "5.0 ms", "p99": "5.0 ms",
-                    "last_call": {"text": "2026-12-04 10:00:00 UTC", "iso": "2026-12-04T10:00:00Z", "ago": "just now"},
+                    "last_call": "2026-12-04T10:00:00",
                     "last_error": "boom",
-                    "last_error_at": {"text": "2026-12-04 10:00:00 UTC", "iso": "2026-12-04T10:00:00Z", "ago": "just now"}}]}]),
+                    "last_error_at": "2026-12-04T10:00:00"}]}]),
         ),
         (
             "chart",
@@ -185,7 +186,7 @@ fn pages_render() {
         ),
         (
             "entries",
-            json!([{"at": "2026-12-04 10:00:00 UTC", "at_iso": "2026-12-04T10:00:00Z", "actor": "a@example.com",
+            json!([{"at": "2026-12-04T10:00:00", "actor": "a@example.com",
                     "action": "tools.update", "kind": "tool", "target": "t", "outcome": "ok", "detail": "",
                     "client_ip": "127.0.0.1", "request_id": "r", "changes": [{"field": "url", "before": "a", "after": "b"}]}]),
         ),
@@ -213,11 +214,11 @@ fn pages_render() {
         (
             "tokens",
             json!([{"id": "k", "name": "ci", "server": "any", "revoked": false, "limits": "none",
-                    "expires_at": {"text": "2027-01-01 00:00:00 UTC", "iso": "2027-01-01T00:00:00Z", "ago": "in the future"},
-                    "created_at": {"text": "2026-12-04 10:00:00 UTC", "iso": "2026-12-04T10:00:00Z", "ago": "just now"},
-                    "last_used_at": {"text": "2026-12-04 10:00:00 UTC", "iso": "2026-12-04T10:00:00Z", "ago": "just now"}},
+                    "expires_at": "2027-01-01T00:00:00",
+                    "created_at": "2026-12-04T10:00:00",
+                    "last_used_at": "2026-12-04T10:00:00"},
                    {"id": "l", "name": "old", "server": "S", "revoked": true, "limits": "none", "expires_at": null,
-                    "created_at": {"text": "2026-12-04 10:00:00 UTC", "iso": "2026-12-04T10:00:00Z", "ago": "just now"},
+                    "created_at": "2026-12-04T10:00:00",
                     "last_used_at": null}]),
         ),
         ("created", json!({"name": "ci", "access_token": "secret"})),
