@@ -136,6 +136,9 @@ try {
       await page.screenshot({ path: `${artifacts}/transfer-${label}.png`, fullPage: true });
       // A token for that server: shown once, then revoked.
       await page.getByRole('link', { name: 'Tokens' }).click();
+      // With tokens listed, the create panel starts folded.
+      seen.token_panel_folded = !(await page.locator('details.create').evaluate((d) => d.open));
+      await page.locator('details.create summary').click();
       await page.getByLabel('Name', { exact: true }).fill('ci');
       await page.getByLabel('Only for virtual server').selectOption({ label: 'Browser desk' });
       await page.getByRole('button', { name: 'Create token' }).click();
@@ -149,7 +152,8 @@ try {
       seen.token_still_shown = await page.locator('#new-token').count();
       // Access: a user, a team with that user in it.
       await page.getByRole('link', { name: 'Users' }).click();
-      const newUser = page.getByRole('region', { name: 'New user' });
+      const newUser = page.locator('details.create');
+      await newUser.locator('summary').click();
       await newUser.getByLabel('Email').fill('dev@example.com');
       await newUser.getByLabel('Full name').fill('Dev Eloper');
       await newUser.getByLabel('Password').fill('correct horse battery staple');
@@ -159,6 +163,7 @@ try {
       seen.user_flash = await page.locator('.flash').textContent();
       await page.screenshot({ path: `${artifacts}/users-${label}.png`, fullPage: true });
       await page.getByRole('link', { name: 'Teams' }).click();
+      await page.locator('details.create').evaluate((d) => { d.open = true; });
       await page.getByLabel('Name', { exact: true }).fill('Ops');
       await page.getByRole('button', { name: 'Create team' }).click();
       await page.waitForSelector('.flash');

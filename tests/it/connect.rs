@@ -16,7 +16,7 @@ use common::{Backend, TestDb, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::console::{browser_like, field, page, sign_in};
+use crate::console::{field, page};
 
 /// Text as it was before the templates escaped it into HTML.
 fn unescaped(html: &str) -> String {
@@ -112,14 +112,7 @@ async fn configurations_work_as_pasted(backend: Backend) {
         .unwrap()
         .to_owned();
 
-    let client = browser_like();
-    sign_in(
-        &server,
-        &client,
-        "admin@example.com",
-        "admin-password-for-tests",
-    )
-    .await;
+    let client = crate::console::admin_browser(&server).await;
     let list = page(&client, &server, "/admin/servers").await;
     assert!(
         list.contains(&format!("/admin/servers/{id}/connect")),

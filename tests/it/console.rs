@@ -112,6 +112,7 @@ async fn in_the_browser(backend: Backend) {
             .is_some_and(|text| text.contains("Oslo")),
         "the text content on its own: {seen}"
     );
+    assert_eq!(seen["token_panel_folded"], true, "{seen}");
     let curl = seen["run_curl"].as_str().unwrap_or_default();
     assert!(
         curl.contains("Mcp-Method: tools/call") && curl.contains("\"city\":\"Oslo\""),
@@ -284,6 +285,12 @@ pub(crate) async fn sign_in(
 
 /// A console page at `path` as the platform admin sees it (signed in for this one page).
 pub(crate) async fn admin_page(server: &TestServer, path: &str) -> String {
+    let browser = admin_browser(server).await;
+    page(&browser, server, path).await
+}
+
+/// A browser signed in as the platform admin.
+pub(crate) async fn admin_browser(server: &TestServer) -> reqwest::Client {
     let browser = browser_like();
     sign_in(
         server,
@@ -292,7 +299,7 @@ pub(crate) async fn admin_page(server: &TestServer, path: &str) -> String {
         "admin-password-for-tests",
     )
     .await;
-    page(&browser, server, path).await
+    browser
 }
 
 /// A console page at `path`, which must answer 200.
@@ -796,14 +803,7 @@ async fn outage_is_shown_not_hidden() {
         &[("DB_MAX_RETRIES", "0"), ("DB_POOL_TIMEOUT", "1")],
     )
     .await;
-    let admin = browser_like();
-    sign_in(
-        &server,
-        &admin,
-        "admin@example.com",
-        "admin-password-for-tests",
-    )
-    .await;
+    let admin = crate::console::admin_browser(&server).await;
     proxy.cut();
     let page = admin
         .get(format!("{}/admin/resources", server.base))

@@ -151,14 +151,7 @@ async fn calls_are_counted_per_tool_and_server(backend: Backend) {
         "{page}"
     );
     assert!(page.contains("Calls per hour"), "{page}");
-    let browser = browser_like();
-    sign_in(
-        &server,
-        &browser,
-        "admin@example.com",
-        "admin-password-for-tests",
-    )
-    .await;
+    let browser = crate::console::admin_browser(&server).await;
     let unknown = browser
         .get(format!("{}/admin/metrics?range=forever", server.base))
         .send()

@@ -27,14 +27,7 @@ async fn the_upstream_form_and_its_deletion(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let client = browser_like();
-    sign_in(
-        &server,
-        &client,
-        "admin@example.com",
-        "admin-password-for-tests",
-    )
-    .await;
+    let client = crate::console::admin_browser(&server).await;
     let html = page(&client, &server, "/admin/gateways").await;
     assert!(
         html.contains(&format!("mcpgate {}", env!("CARGO_PKG_VERSION"))),
@@ -235,14 +228,7 @@ async fn only_allowed_actions_are_offered(backend: Backend) {
 async fn tokens_limited_from_the_console(backend: Backend) {
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db, &[]).await;
-    let client = browser_like();
-    sign_in(
-        &server,
-        &client,
-        "admin@example.com",
-        "admin-password-for-tests",
-    )
-    .await;
+    let client = crate::console::admin_browser(&server).await;
     let token = field(&page(&client, &server, "/admin/tokens").await, "csrf");
     let made = client
         .post(format!("{}/admin/tokens", server.base))
@@ -293,7 +279,92 @@ async fn tokens_limited_from_the_console(backend: Backend) {
     server.stop().await;
 }
 
+/// A refused form says what is wrong beside the field it concerns (and marks it invalid),
+/// keeps what was typed, and says it at the top too; create panels fold once a list has items.
+async fn problems_are_shown_at_their_field(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[]).await;
+    let client = crate::console::admin_browser(&server).await;
+    let html = page(&client, &server, "/admin/prompts").await;
+    assert!(
+        html.contains(r#"<details class="card create" open>"#),
+        "an empty list opens its create panel"
+    );
+    let token = field(&html, "csrf");
+    let post = |path: &'static str, form: Vec<(&'static str, String)>| {
+        let client = client.clone();
+        let url = format!("{}{path}", server.base);
+        async move {
+            let reply = client.post(url).form(&form).send().await.unwrap();
+            (reply.status(), reply.text().await.unwrap())
+        }
+    };
+    // A prompt whose arguments are not JSON: the error is at the arguments field.
+    let (status, html) = post(
+        "/admin/prompts",
+        vec![
+            ("csrf", token.clone()),
+            ("name", "summary".into()),
+            ("template", "Summarise {{ text }}".into()),
+            ("arguments", "[not json".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(
+        html.contains(r#"aria-invalid="true" aria-describedby="f-arguments-error""#),
+        "{html}"
+    );
+    assert!(html.contains(r#"<p class="field-error" id="f-arguments-error">not valid JSON"#));
+    assert!(
+        html.contains("Summarise {{ text }}"),
+        "what was typed is kept"
+    );
+    // The service's own check names its field: a resource with neither URI nor template.
+    let (status, html) = post(
+        "/admin/resources",
+        vec![("csrf", token.clone()), ("name", "Guide".into())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(
+        html.contains(r#"class="field-error" id="f-uri-error""#),
+        "{html}"
+    );
+    // The REST tool form: a schema that is not JSON, at the schema.
+    let (status, html) = post(
+        "/admin/tools",
+        vec![
+            ("csrf", token.clone()),
+            ("name", "t1".into()),
+            ("url", "http://127.0.0.1:9/x".into()),
+            ("request_type", "GET".into()),
+            ("description", String::new()),
+            ("input_schema", "{oops".into()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    assert!(
+        html.contains(r#"<p class="field-error" id="input_schema-error">not valid JSON"#),
+        "{html}"
+    );
+    // Once there are items, the create panel starts folded.
+    server
+        .admin(
+            Method::POST,
+            "/prompts",
+            Some(json!({"name": "kept", "template": "Hi"})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let html = page(&client, &server, "/admin/prompts").await;
+    assert!(html.contains(r#"<details class="card create" >"#), "{html}");
+    server.stop().await;
+}
+
 both_backends!(
+    problems_are_shown_at_their_field,
     the_upstream_form_and_its_deletion,
     only_allowed_actions_are_offered,
     tokens_limited_from_the_console

@@ -721,21 +721,14 @@ async fn the_peer_format_is_imported(backend: Backend) {
 /// The console's page exports a download and imports a pasted file: a dry run shows the plan,
 /// a broken file its first problem at the field, and only then is anything stored.
 async fn the_console_exports_and_imports(backend: Backend) {
-    use crate::console::{browser_like, field, page, sign_in};
+    use crate::console::{field, page};
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db, &[]).await;
     server
         .admin(Method::POST, "/prompts", Some(json!({"name": "hello", "template": "Hello {{ name }}", "arguments": [{"name": "name"}]})))
         .await
         .expect(StatusCode::CREATED);
-    let browser = browser_like();
-    sign_in(
-        &server,
-        &browser,
-        "admin@example.com",
-        "admin-password-for-tests",
-    )
-    .await;
+    let browser = crate::console::admin_browser(&server).await;
     let html = page(&browser, &server, "/admin/transfer").await;
     assert!(
         html.contains("Download the export") && html.contains("Dry run"),

@@ -425,9 +425,21 @@ async fn tools_page(
     query: &ListQuery,
     form: &ToolForm,
     flash: Option<&str>,
-    error: Option<&str>,
+    refused: Option<&super::registry::Refused>,
 ) -> HttpResponse {
     let mut context = user.context("tools");
+    // A problem with one field is also shown beside it.
+    let mut errors = serde_json::Map::new();
+    if let Some(super::registry::Refused {
+        field: Some(field),
+        message,
+        ..
+    }) = refused
+    {
+        errors.insert(field.clone(), json!(message));
+    }
+    context.insert("errors", &errors);
+    let error = refused.map(super::registry::Refused::summary);
     // From the registry, so that disabled tools are listed too (the catalog serves enabled ones).
     let views = Tools::views(state, user).await;
     let teams = team_names(state, user).await;
@@ -443,7 +455,7 @@ async fn tools_page(
     context.insert("upstream_names", &upstreams);
     context.insert("form", form);
     context.insert("methods", &["GET", "POST", "PUT", "PATCH", "DELETE"]);
-    user.outcome(&mut context, "tools.create", flash, error);
+    user.outcome(&mut context, "tools.create", flash, error.as_deref());
     state.console.page(status, "tools.html", &context)
 }
 
@@ -469,32 +481,38 @@ pub async fn create_tool(
 ) -> Result<HttpResponse, ConsoleRefusal> {
     let form = form.into_inner();
     user.check_csrf(form.csrf.as_deref())?;
-    let outcome: Result<String, String> = async {
+    use super::registry::Refused;
+    let outcome: Result<String, Refused> = async {
         user.principal
             .authorize("tools.create", On::Anywhere)
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| Refused::from(crate::http::ApiError::from_auth(error.into())))?;
         let input_schema = if form.input_schema.trim().is_empty() {
             None
         } else {
             Some(
-                serde_json::from_str::<Value>(&form.input_schema)
-                    .map_err(|error| format!("input schema: not valid JSON ({error})"))?,
+                serde_json::from_str::<Value>(&form.input_schema).map_err(|error| {
+                    Refused::field("input_schema", format!("not valid JSON ({error})"))
+                })?,
             )
         };
         let request_type: RequestType =
-            serde_json::from_value(json!(form.request_type.to_uppercase()))
-                .map_err(|_| "method: use GET, POST, PUT, PATCH or DELETE".to_owned())?;
-        let input = serde_json::from_value::<ToolCreate>(json!({
+            serde_json::from_value(json!(form.request_type.to_uppercase())).map_err(|_| {
+                Refused::field("request_type", "use GET, POST, PUT, PATCH or DELETE")
+            })?;
+        let input: ToolCreate = serde_path_to_error::deserialize(json!({
             "name": form.name.trim(),
             "url": form.url.trim(),
             "request_type": request_type,
             "description": (!form.description.trim().is_empty()).then(|| form.description.trim()),
             "input_schema": input_schema,
         }))
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| {
+            let field = error.path().to_string();
+            Refused::field(&field, error.into_inner().to_string())
+        })?;
         let created = Tools::add(&state, &user, input)
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(Refused::from)?;
         Ok(created["name"].as_str().unwrap_or_default().to_owned())
     }
     .await;
@@ -516,10 +534,10 @@ pub async fn create_tool(
             )
             .await
         }
-        Err(message) => {
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
+        Err(refused) => {
             let query = ListQuery::default();
-            tools_page(&state, &user, status, &query, &form, None, Some(&message)).await
+            let status = refused.status;
+            tools_page(&state, &user, status, &query, &form, None, Some(&refused)).await
         }
     })
 }

@@ -75,13 +75,76 @@ pub(super) fn csrf_of_form(pairs: &Pairs) -> Option<&str> {
     submitted(pairs, "csrf").next()
 }
 
+/// What is wrong with a submitted form, and the field it concerns when there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refused {
+    pub status: actix_web::http::StatusCode,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl Refused {
+    /// A problem with one field (422).
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Refused {
+            status: actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            field: Some(field.to_owned()),
+            message: message.into(),
+        }
+    }
+
+    /// What the top of the page says.
+    pub fn summary(&self) -> String {
+        match &self.field {
+            Some(field) => format!("{field}: {}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
+impl From<crate::http::error::ApiError> for Refused {
+    fn from(error: crate::http::error::ApiError) -> Self {
+        let status = actix_web::ResponseError::status_code(&error);
+        match error {
+            crate::http::error::ApiError::InvalidField { field, message } => Refused {
+                status,
+                field: Some(field),
+                message,
+            },
+            other => Refused {
+                status,
+                field: None,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Marks the drawn field a problem concerns with its message.
+pub(super) fn mark(fields: &mut [Value], refused: Option<&Refused>) {
+    let Some(Refused {
+        field: Some(name),
+        message,
+        ..
+    }) = refused
+    else {
+        return;
+    };
+    for field in fields
+        .iter_mut()
+        .filter(|field| field["name"] == name.as_str())
+    {
+        field["error"] = json!(message);
+    }
+}
+
 /// Builds the REST body from a form: an empty field is `null` (on an update: a clearable
 /// field is cleared, another is left as it is), JSON fields are parsed, tags split.
 pub(super) fn body_from(
     fields: &[Field],
     pairs: &Pairs,
     creating: bool,
-) -> Result<Map<String, Value>, String> {
+) -> Result<Map<String, Value>, Refused> {
     let mut body = Map::new();
     for field in fields {
         let text = submitted(pairs, field.name)
@@ -98,12 +161,12 @@ pub(super) fn body_from(
             ),
             _ if text.is_empty() => {
                 if field.required {
-                    return Err(format!("{}: this field is required", field.name));
+                    return Err(Refused::field(field.name, "this field is required"));
                 }
                 Value::Null
             }
             Input::Json => serde_json::from_str(text)
-                .map_err(|error| format!("{}: not valid JSON ({error})", field.name))?,
+                .map_err(|error| Refused::field(field.name, format!("not valid JSON ({error})")))?,
             _ => json!(text),
         };
         if creating && value.is_null() {
@@ -119,11 +182,13 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(
     fields: &[Field],
     pairs: &Pairs,
     creating: bool,
-) -> Result<T, String> {
+) -> Result<T, Refused> {
     let body = body_from(fields, pairs, creating)?;
     serde_path_to_error::deserialize(Value::Object(body)).map_err(|error| {
         let path = error.path().to_string();
-        format!("{path}: {}", error.into_inner())
+        // `tags[0]` or `annotations.title`: the form's field is the first step.
+        let field = path.split(['.', '[']).next().unwrap_or_default().to_owned();
+        Refused::field(&field, error.into_inner().to_string())
     })
 }
 

@@ -24,6 +24,7 @@ mod forms;
 mod kinds;
 mod listing;
 
+pub use self::forms::Refused;
 use self::forms::*;
 pub use self::kinds::Kind;
 use self::listing::*;
@@ -90,13 +91,15 @@ async fn confirmed<K: Kind>(
 async fn edit_page<K: Kind>(
     state: &AppState,
     user: &ConsoleUser,
-    status: StatusCode,
     id: &str,
     values: &Value,
-    error: Option<&str>,
+    refused: Option<&Refused>,
 ) -> HttpResponse {
     let teams = team_names(state, user).await;
-    let fields = form_fields(state, user, &teams, &K::fields(), values).await;
+    let mut fields = form_fields(state, user, &teams, &K::fields(), values).await;
+    mark(&mut fields, refused);
+    let status = refused.map_or(StatusCode::OK, |refused| refused.status);
+    let error = refused.map(Refused::summary);
     let mut context = user.context(K::PATH);
     context.insert("title", &format!("Edit {}", K::SINGULAR.to_lowercase()));
     context.insert("name", &plain(&values["name"]));
@@ -114,7 +117,7 @@ pub async fn edit_form<K: Kind>(
     id: web::Path<String>,
 ) -> HttpResponse {
     match K::read(&state, &user, &id).await {
-        Ok(view) => edit_page::<K>(&state, &user, StatusCode::OK, &id, &view, None).await,
+        Ok(view) => edit_page::<K>(&state, &user, &id, &view, None).await,
         Err(error) => problem(&state, &user, K::PATH, &error),
     }
 }
@@ -135,32 +138,21 @@ pub async fn edit<K: Kind>(
     .await;
     Ok(match outcome {
         Ok(view) => done::<K>(&view, "saved"),
-        Err((status, message)) => {
+        Err(refused) => {
             let values = values_of(&fields, &form);
-            edit_page::<K>(&state, &user, status, &id, &values, Some(&message)).await
+            edit_page::<K>(&state, &user, &id, &values, Some(&refused)).await
         }
     })
 }
 
 /// Runs `operation` on a parsed form; a parse failure is 422, an operation's error keeps its
-/// status, both with a message for the page.
-async fn submit<T, F, Fut>(
-    parsed: Result<T, String>,
-    operation: F,
-) -> Result<Value, (StatusCode, String)>
+/// status, both with a message for the page and the field it concerns.
+async fn submit<T, F, Fut>(parsed: Result<T, Refused>, operation: F) -> Result<Value, Refused>
 where
     F: FnOnce(T) -> Fut,
     Fut: std::future::Future<Output = Result<Value, ApiError>>,
 {
-    match parsed {
-        Ok(input) => operation(input).await.map_err(|error| {
-            (
-                actix_web::ResponseError::status_code(&error),
-                error.to_string(),
-            )
-        }),
-        Err(message) => Err((StatusCode::UNPROCESSABLE_ENTITY, message)),
-    }
+    operation(parsed?).await.map_err(Refused::from)
 }
 
 /// Back to the kind's list, confirming what was `done` to the item.
@@ -174,11 +166,11 @@ fn done<K: Kind>(view: &Value, what: &str) -> HttpResponse {
 async fn kind_page<K: Kind>(
     state: &AppState,
     user: &ConsoleUser,
-    status: StatusCode,
     query: &ListQuery,
     values: &Value,
-    error: Option<&str>,
+    refused: Option<&Refused>,
 ) -> HttpResponse {
+    let status = refused.map_or(StatusCode::OK, |refused| refused.status);
     let mut context = user.context(K::PATH);
     let views = K::views(state, user).await;
     let teams = team_names(state, user).await;
@@ -186,9 +178,16 @@ async fn kind_page<K: Kind>(
     context.insert("title", K::TITLE);
     context.insert("singular", K::SINGULAR);
     context.insert("path", K::PATH);
-    let fields = form_fields(state, user, &teams, &K::fields(), values).await;
+    let mut fields = form_fields(state, user, &teams, &K::fields(), values).await;
+    mark(&mut fields, refused);
     context.insert("fields", &fields);
-    user.outcome(&mut context, &format!("{}.create", K::PATH), None, error);
+    let error = refused.map(Refused::summary);
+    user.outcome(
+        &mut context,
+        &format!("{}.create", K::PATH),
+        None,
+        error.as_deref(),
+    );
     state.console.page(status, "registry.html", &context)
 }
 
@@ -199,7 +198,7 @@ pub async fn list<K: Kind>(
     query: web::Query<ListQuery>,
 ) -> HttpResponse {
     let defaults = json!({"visibility": "public"});
-    kind_page::<K>(&state, &user, StatusCode::OK, &query, &defaults, None).await
+    kind_page::<K>(&state, &user, &query, &defaults, None).await
 }
 
 /// `POST /admin/resources` and `/admin/prompts`: creates through the REST API's checks.
@@ -216,10 +215,10 @@ pub async fn create<K: Kind>(
     .await;
     Ok(match outcome {
         Ok(view) => done::<K>(&view, "created"),
-        Err((status, message)) => {
+        Err(refused) => {
             let values = values_of(&fields, &form);
             let query = ListQuery::default();
-            kind_page::<K>(&state, &user, status, &query, &values, Some(&message)).await
+            kind_page::<K>(&state, &user, &query, &values, Some(&refused)).await
         }
     })
 }
