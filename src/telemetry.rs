@@ -95,6 +95,28 @@ pub fn accept(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap
     let _ = span.set_parent(parent);
 }
 
+/// Makes the `traceparent` (and `tracestate`) an MCP request carries in its `_meta` the parent
+/// of `span`.
+pub fn accept_meta(span: &tracing::Span, meta: &serde_json::Value) {
+    if !enabled() || meta.get("traceparent").is_none() {
+        return;
+    }
+    struct Meta<'a>(&'a serde_json::Value);
+    impl Extractor for Meta<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(serde_json::Value::as_str)
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0
+                .as_object()
+                .map(|object| object.keys().map(String::as_str).collect())
+                .unwrap_or_default()
+        }
+    }
+    let parent = TraceContextPropagator::new().extract(&Meta(meta));
+    let _ = span.set_parent(parent);
+}
+
 /// Adds the current span's `traceparent` to an outgoing request.
 pub fn inject(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     if !enabled() {

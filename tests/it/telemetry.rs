@@ -222,6 +222,12 @@ async fn spans_of_one_tool_call(_backend: Backend) {
     assert_eq!(mcp.attribute("mcp.method.name"), Some("tools/call"));
     assert_eq!(mcp.attribute("gen_ai.tool.name"), Some("trace_seen"));
     assert_eq!(mcp.attribute("gen_ai.operation.name"), Some("execute_tool"));
+    assert_eq!(mcp.attribute("jsonrpc.request.id"), Some("7"));
+    assert_eq!(
+        mcp.attribute("mcp.session.id"),
+        None,
+        "a stateless request has no session"
+    );
     let authorize = named("authorize");
     assert_eq!(authorize.parent_span_id, request.span_id);
     let lookup = named("catalog lookup");
@@ -242,6 +248,49 @@ async fn spans_of_one_tool_call(_backend: Backend) {
     // No span carries a credential.
     let everything = format!("{found:?}");
     assert!(!everything.contains(&token) && !everything.contains(&password));
+
+    // A client that puts its context in the request's `_meta` (no header): the MCP span is its
+    // child.
+    let meta_trace = uuid::Uuid::new_v4().simple().to_string();
+    let meta_span = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+    let mut body = body.clone();
+    body["id"] = json!("meta-call");
+    body["params"]["_meta"]["traceparent"] = json!(format!("00-{meta_trace}-{meta_span}-01"));
+    let answered = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "trace_seen")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), reqwest::StatusCode::OK);
+    let in_meta_trace = common::eventually(
+        "the span of the _meta call",
+        Duration::from_secs(20),
+        || {
+            let spans = spans.clone();
+            let meta_trace = meta_trace.clone();
+            async move {
+                let spans = spans.lock().unwrap();
+                spans
+                    .iter()
+                    .find(|span| {
+                        span.trace_id == meta_trace && span.name == "tools/call trace_seen"
+                    })
+                    .cloned()
+            }
+        },
+    )
+    .await;
+    assert_eq!(in_meta_trace.parent_span_id, meta_span);
+    assert_eq!(
+        in_meta_trace.attribute("jsonrpc.request.id"),
+        Some("meta-call")
+    );
 
     crate::cli::stop(child).await;
     receiver_handle.stop(true).await;

@@ -89,7 +89,7 @@ async fn run(
     if let Some(session) = &ctx.session {
         session.track(id, ctx.cancel.clone());
     }
-    let outcome = dispatch(ctx, method, params).await;
+    let outcome = dispatch(ctx, Some(id), method, params).await;
     if let Some(session) = &ctx.session {
         session.untrack(id);
     }

@@ -240,7 +240,7 @@ fn serve(
     });
     actix_web::rt::spawn(async move {
         session.track(&id, ctx.cancel.clone());
-        let outcome = crate::mcp::methods::dispatch(&ctx, &method, params).await;
+        let outcome = crate::mcp::methods::dispatch(&ctx, Some(&id), &method, params).await;
         session.untrack(&id);
         if ctx.cancel.is_cancelled() {
             return;

@@ -98,7 +98,7 @@ pub(crate) async fn call_tool(
         log_level: None,
     };
     let ctx = exchange::context(state, &request, &params, None);
-    crate::mcp::methods::dispatch(&ctx, "tools/call", params)
+    crate::mcp::methods::dispatch(&ctx, None, "tools/call", params)
         .await
         .map(crate::protocol::Reply::into_object)
 }

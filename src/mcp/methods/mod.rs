@@ -21,9 +21,15 @@ use crate::protocol::{Encoded, Era, Reply, meta};
 /// A JSON object.
 pub type Object = Map<String, Value>;
 
-/// Runs one request method (in a span named by the MCP semantic conventions, `tools/call
-/// get_weather`, while traces are exported).
-pub async fn dispatch(ctx: &Ctx, method: &str, params: Object) -> Result<Reply, McpError> {
+/// Runs one request method (request `id`, when it has one) in a span named by the MCP semantic
+/// conventions (`tools/call get_weather`) while traces are exported. A `traceparent` in the
+/// request's `_meta` is the span's parent (the client's context for this very request).
+pub async fn dispatch(
+    ctx: &Ctx,
+    id: Option<&Value>,
+    method: &str,
+    params: Object,
+) -> Result<Reply, McpError> {
     if !crate::telemetry::enabled() {
         return run(ctx, method, params).await;
     }
@@ -36,6 +42,8 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: Object) -> Result<Reply, 
         otel.status_code = empty,
         mcp.method.name = method,
         mcp.protocol.version = ctx.era.version(),
+        mcp.session.id = empty,
+        jsonrpc.request.id = empty,
         gen_ai.tool.name = empty,
         gen_ai.operation.name = empty,
         gen_ai.prompt.name = empty,
@@ -43,6 +51,19 @@ pub async fn dispatch(ctx: &Ctx, method: &str, params: Object) -> Result<Reply, 
         rpc.response.status_code = empty,
         error.type = empty,
     );
+    if let Some(id) = id {
+        let id = match id {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        span.record("jsonrpc.request.id", id);
+    }
+    if let Some(session) = &ctx.session {
+        span.record("mcp.session.id", session.id.as_str());
+    }
+    if let Some(meta) = params.get("_meta") {
+        crate::telemetry::accept_meta(&span, meta);
+    }
     let target = match method {
         "tools/call" => text("name").inspect(|name| {
             span.record("gen_ai.tool.name", name.as_str());
