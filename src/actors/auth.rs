@@ -486,6 +486,7 @@ impl Auth {
         if claims.token_use.as_deref() == Some("api") {
             self.usage.touch(&claims.jti, now);
         }
+        let resource = claims.resource.clone();
         let mut principal = Principal::new(
             claims.sub,
             claims.jti,
@@ -494,6 +495,7 @@ impl Auth {
             claims.scope.map(Arc::new),
         );
         principal.origin = origin;
+        principal.resource = resource;
         Ok(principal)
     }
 
@@ -535,6 +537,14 @@ impl Auth {
             .timeout(REPLY_TIMEOUT)
             .await
             .map_err(|_| AuthError::Unavailable)?
+    }
+
+    /// Signs an OAuth access token (no database work: the grant is stored by the caller).
+    pub fn sign_oauth(&self, grant: crate::auth::jwt::OAuthGrant<'_>) -> Result<String, AuthError> {
+        self.keys.issue_oauth(grant).map_err(|error| {
+            tracing::error!(%error, "cannot sign a token");
+            AuthError::Unavailable
+        })
     }
 
     /// Refuses a token id from now on (on this replica; others learn it from the database).

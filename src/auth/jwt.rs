@@ -40,6 +40,26 @@ pub struct Claims {
     /// The account's immutable id: a token never works for another account of the same email.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    /// An OAuth access token's resource (RFC 8707): the one MCP endpoint it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The OAuth client it was issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// What an OAuth access token is issued for.
+#[derive(Clone, Copy, Debug)]
+pub struct OAuthGrant<'a> {
+    pub email: &'a str,
+    pub uid: Option<&'a str>,
+    pub jti: &'a str,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub client_id: &'a str,
+    /// The MCP endpoint's URL.
+    pub resource: &'a str,
+    /// The virtual server of that endpoint, if it is one's.
+    pub server_id: Option<&'a str>,
 }
 
 /// Signing and verification keys with the expected issuer and audience.
@@ -157,6 +177,8 @@ impl JwtKeys {
             token_use: None,
             scope: None,
             uid: uid.map(str::to_owned),
+            resource: None,
+            client_id: None,
         };
         self.sign(&claims)
     }
@@ -182,6 +204,33 @@ impl JwtKeys {
             token_use: Some("api".into()),
             scope: Some(scope),
             uid: uid.map(str::to_owned),
+            resource: None,
+            client_id: None,
+        };
+        self.sign(&claims)
+    }
+
+    /// Issues an OAuth access token with id `jti` to `client_id` for the MCP endpoint
+    /// `resource` (and, for a virtual server's endpoint, restricted to that server).
+    pub fn issue_oauth(&self, grant: OAuthGrant<'_>) -> Result<String, String> {
+        let now = chrono::Utc::now();
+        let claims = Claims {
+            sub: grant.email.to_owned(),
+            exp: grant.expires_at.timestamp(),
+            iat: now.timestamp(),
+            iat_ms: Some(now.timestamp_millis()),
+            jti: grant.jti.to_owned(),
+            aud: self.audience.clone(),
+            iss: self.issuer.clone(),
+            is_admin: false,
+            token_use: Some("oauth".into()),
+            scope: Some(super::scope::TokenScope {
+                server_id: grant.server_id.map(str::to_owned),
+                ..super::scope::TokenScope::default()
+            }),
+            uid: grant.uid.map(str::to_owned),
+            resource: Some(grant.resource.to_owned()),
+            client_id: Some(grant.client_id.to_owned()),
         };
         self.sign(&claims)
     }

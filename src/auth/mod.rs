@@ -31,6 +31,8 @@ pub struct Principal {
     scope: Option<Arc<scope::TokenScope>>,
     /// Where the request came from (for the audit trail).
     pub origin: Origin,
+    /// For an OAuth access token, the one MCP endpoint (URL) it is for (RFC 8707).
+    pub resource: Option<String>,
 }
 
 /// Where a request came from: the client's address (as the trusted proxies report it) and the
@@ -136,6 +138,7 @@ impl Principal {
             grants,
             scope,
             origin: Origin::default(),
+            resource: None,
         }
     }
 

@@ -69,6 +69,10 @@ pub struct AuthSettings {
     /// metadata names (default: this gateway).
     #[arg(id = "MCP_AUTHORIZATION_SERVERS", long = "mcp-authorization-servers", env = "MCP_AUTHORIZATION_SERVERS", default_value = "", value_parser = parse::list(authorization_server))]
     pub authorization_servers: std::vec::Vec<String>,
+    /// Whether the built-in authorization server accepts dynamic client registration (RFC
+    /// 7591) at `/register`; client ID metadata documents work either way.
+    #[arg(id = "OAUTH_DYNAMIC_REGISTRATION", long = "oauth-dynamic-registration", env = "OAUTH_DYNAMIC_REGISTRATION", default_value = "true", value_parser = parse::boolean(), action = clap::ArgAction::Set)]
+    pub oauth_dynamic_registration: bool,
 }
 
 /// `JWT_ALGORITHM` and the PEM files of RS256/ES256.
@@ -175,6 +179,10 @@ impl fmt::Debug for AuthSettings {
             .field("secrets_file", &self.secrets_file)
             .field("jwt_key_pair", &self.jwt_key_pair)
             .field("authorization_servers", &self.authorization_servers)
+            .field(
+                "oauth_dynamic_registration",
+                &self.oauth_dynamic_registration,
+            )
             .field("identity", &self.identity)
             .finish()
     }

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod federation;
 pub mod identity;
 pub mod metrics;
+pub mod oauth;
 pub mod registry;
 pub mod schema;
 pub mod stored;

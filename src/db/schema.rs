@@ -132,6 +132,70 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Clients of the built-in authorization server.
+    oauth_clients (client_id) {
+        client_id -> Text,
+        client_name -> Nullable<Text>,
+        redirect_uris -> Text,
+        metadata -> Text,
+        source -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Which clients each user consented to.
+    oauth_consents (user_email, client_id) {
+        user_email -> Text,
+        client_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Authorization codes (hashed, single use).
+    oauth_codes (code_hash) {
+        code_hash -> Text,
+        client_id -> Text,
+        user_email -> Text,
+        redirect_uri -> Text,
+        code_challenge -> Text,
+        resource -> Text,
+        scope -> Nullable<Text>,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        grant_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Grants: one per authorization, with its current refresh token and access token id.
+    oauth_grants (id) {
+        id -> Text,
+        client_id -> Text,
+        user_email -> Text,
+        resource -> Text,
+        scope -> Nullable<Text>,
+        refresh_hash -> Text,
+        access_jti -> Text,
+        created_at -> Timestamp,
+        refreshed_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Refresh tokens already exchanged (a second use revokes the grant).
+    oauth_used_refresh (refresh_hash) {
+        refresh_hash -> Text,
+        grant_id -> Text,
+        used_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     audit_log (id) {
         id -> Text,
         at -> Timestamp,
@@ -299,4 +363,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     tool_metrics,
     audit_log,
     metric_rollups,
+    oauth_clients,
+    oauth_consents,
+    oauth_codes,
+    oauth_grants,
+    oauth_used_refresh,
 );

@@ -146,6 +146,11 @@ impl FromRequest for Authenticated {
         let principal = principal_of(request);
         Box::pin(async move {
             let principal = principal.await?;
+            if let Some(resource) = &principal.resource {
+                return Err(ApiError::Forbidden(format!(
+                    "this OAuth access token is for the MCP endpoint {resource} only"
+                )));
+            }
             if let Some(server) = principal.server_restriction() {
                 return Err(ApiError::from_auth(
                     crate::auth::Denied::ServerToken {
@@ -173,19 +178,36 @@ impl FromRequest for McpAuthenticated {
             "{scheme}://{host}/.well-known/oauth-protected-resource{}",
             request.path()
         );
+        let endpoint = format!("{scheme}://{host}{}", endpoint_path(request.path()));
         Box::pin(async move {
-            principal
-                .await
-                .map(McpAuthenticated)
-                .map_err(|error| match error {
-                    ApiError::Unauthorized(message) => ApiError::McpUnauthorized {
-                        message,
-                        resource_metadata,
-                    },
-                    other => other,
-                })
+            let unauthorized = |message| ApiError::McpUnauthorized {
+                message,
+                resource_metadata: resource_metadata.clone(),
+            };
+            let principal = principal.await.map_err(|error| match error {
+                ApiError::Unauthorized(message) => unauthorized(message),
+                other => other,
+            })?;
+            // RFC 8707: an OAuth access token works on the endpoint it was issued for only.
+            match &principal.resource {
+                Some(resource) if *resource != endpoint => Err(unauthorized(format!(
+                    "invalid token: it was issued for {resource}, not {endpoint} (ask for a token with resource={endpoint})"
+                ))),
+                _ => Ok(McpAuthenticated(principal)),
+            }
         })
     }
+}
+
+/// The Streamable HTTP endpoint a request's path belongs to: a legacy SSE stream or message
+/// path (`/servers/x/sse`, `/message`, `/rpc`) is its server's `…/mcp`.
+pub fn endpoint_path(path: &str) -> String {
+    for legacy in ["/sse", "/message", "/rpc"] {
+        if let Some(base) = path.strip_suffix(legacy) {
+            return format!("{base}/mcp");
+        }
+    }
+    path.to_owned()
 }
 
 /// A principal allowed `admin.system` on the platform (a platform admin's sign-in, or an API

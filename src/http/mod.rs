@@ -189,6 +189,7 @@ pub fn routes(config: &mut ServiceConfig) {
     oauth::routes(config);
     registry::routes(config);
     config.map(|config| {
+        oauth::server_routes(config);
         console::routes(config);
         // A browser pointed at the gateway finds its console.
         config.service(web::resource("/").get(|| async {

@@ -71,3 +71,75 @@ async fn document(state: web::Data<AppState>, request: HttpRequest) -> HttpRespo
         resource_documentation: format!("{base}/openapi.json"),
     })
 }
+
+/// The built-in authorization server's endpoints (the consent page is the console's).
+pub fn server_routes(config: &mut actix_web::web::ServiceConfig) {
+    config
+        .service(
+            web::resource("/.well-known/oauth-authorization-server")
+                .route(web::get().to(authorization_server)),
+        )
+        .service(web::resource("/oauth/register").route(web::post().to(register)))
+        .service(web::resource("/oauth/token").route(web::post().to(token)));
+}
+
+/// An OAuth JSON answer: never cached.
+fn oauth_json(status: u16, body: &serde_json::Value) -> HttpResponse {
+    HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
+    )
+    .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+    .json(body)
+}
+
+fn refused(error: &crate::service::oauth::OAuthError) -> HttpResponse {
+    oauth_json(error.status, &error.body())
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+async fn authorization_server(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let (scheme, host) = super::public_origin(&request);
+    let registration = state.settings.auth.oauth_dynamic_registration;
+    HttpResponse::Ok().json(crate::service::oauth::metadata(
+        &format!("{scheme}://{host}"),
+        registration,
+    ))
+}
+
+/// `POST /oauth/register` (RFC 7591).
+async fn register(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    let request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return oauth_json(
+                400,
+                &serde_json::json!({"error": "invalid_client_metadata",
+                    "error_description": format!("the registration is not JSON ({error})")}),
+            );
+        }
+    };
+    match crate::service::oauth::register(&state.services, request).await {
+        Ok(client) => oauth_json(201, &client),
+        Err(error) => refused(&error),
+    }
+}
+
+/// `POST /oauth/token` (form-encoded, RFC 6749 §4.1.3 and §6).
+async fn token(state: web::Data<AppState>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let form: crate::service::oauth::TokenRequest = match serde_urlencoded::from_bytes(&body) {
+        Ok(form) => form,
+        Err(error) => {
+            return oauth_json(
+                400,
+                &serde_json::json!({"error": "invalid_request",
+                    "error_description": format!("send the request as application/x-www-form-urlencoded ({error})")}),
+            );
+        }
+    };
+    let (scheme, host) = super::public_origin(&request);
+    match crate::service::oauth::token(&state.services, &format!("{scheme}://{host}"), form).await {
+        Ok(tokens) => oauth_json(200, &tokens),
+        Err(error) => refused(&error),
+    }
+}

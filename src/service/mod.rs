@@ -8,6 +8,7 @@ pub mod audit;
 pub mod gateways;
 pub mod identity;
 pub mod metrics;
+pub mod oauth;
 pub mod registry;
 pub mod tokens;
 pub mod transfer;

@@ -23,6 +23,7 @@ mod logs;
 mod mcp;
 mod metrics_page;
 mod modern;
+mod oauth;
 mod polish;
 mod registry;
 mod resilience;

@@ -37,12 +37,47 @@ async fn account_page(
         context.insert("error", general);
     }
     context.insert("errors", &errors);
+    context.insert(
+        "apps",
+        &crate::service::oauth::connected(&state.services, &user.principal).await,
+    );
     state.console.page(status, "account.html", &context)
 }
 
 /// `GET /admin/account`.
 pub async fn page(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
     account_page(&state, &user, StatusCode::OK, json!({})).await
+}
+
+/// A form carrying only its CSRF token.
+#[derive(Deserialize)]
+pub struct DisconnectForm {
+    csrf: Option<String>,
+}
+
+/// `POST /admin/account/apps/{client_id}/disconnect`: the app's tokens stop working.
+pub async fn disconnect(
+    state: web::Data<AppState>,
+    user: ConsoleUser,
+    client_id: web::Path<String>,
+    form: web::Form<DisconnectForm>,
+) -> Result<HttpResponse, ConsoleRefusal> {
+    user.check_csrf(form.csrf.as_deref())?;
+    Ok(
+        match crate::service::oauth::disconnect(&state.services, &user.principal, &client_id).await
+        {
+            Ok(_) => super::registry::flash_redirect("/admin/account", "The app is disconnected."),
+            Err(error) => {
+                account_page(
+                    &state,
+                    &user,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"_": error.description}),
+                )
+                .await
+            }
+        },
+    )
 }
 
 /// The change-password form.

@@ -11,6 +11,7 @@ mod gateways;
 mod logs;
 mod manage;
 mod metrics;
+mod oauth;
 mod pages;
 mod registry;
 mod run;
@@ -75,6 +76,10 @@ impl Console {
                 include_str!("../../../templates/connect.html"),
             ),
             ("logs.html", include_str!("../../../templates/logs.html")),
+            (
+                "consent.html",
+                include_str!("../../../templates/consent.html"),
+            ),
             (
                 "transfer.html",
                 include_str!("../../../templates/transfer.html"),
@@ -240,6 +245,15 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(web::resource("/admin/logs").route(web::get().to(logs::page)))
         .service(web::resource("/admin/metrics").route(web::get().to(metrics::page)))
         .service(web::resource("/admin/transfer").route(web::get().to(transfer::page)))
+        .service(
+            web::resource("/admin/account/apps/{client_id}/disconnect")
+                .route(web::post().to(account::disconnect)),
+        )
+        .service(
+            web::resource("/admin/oauth/authorize")
+                .route(web::get().to(oauth::authorize_form))
+                .route(web::post().to(oauth::authorize)),
+        )
         .service(web::resource("/admin/export").route(web::post().to(transfer::export)))
         .service(
             // A document is larger than a form usually is.

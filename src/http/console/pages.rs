@@ -61,6 +61,27 @@ pub struct LoginForm {
     email: String,
     password: String,
     csrf: Option<String>,
+    next: Option<String>,
+}
+
+/// `GET /admin/login`'s query: where to go once signed in.
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+/// A place to go after signing in: a console path only (never another site).
+fn next_page(next: Option<&str>) -> &str {
+    match next {
+        Some(path)
+            if path.starts_with("/admin")
+                && !path.starts_with("//")
+                && !path.contains(['\\', '\r', '\n']) =>
+        {
+            path
+        }
+        _ => "/admin",
+    }
 }
 
 fn login_page(
@@ -69,6 +90,7 @@ fn login_page(
     email: &str,
     error: Option<&str>,
     secure: bool,
+    next: Option<&str>,
 ) -> HttpResponse {
     let token = crate::auth::password::generate(32);
     let mut context = tera::Context::new();
@@ -78,6 +100,7 @@ fn login_page(
     context.insert("email", email);
     context.insert("flash", &Value::Null);
     context.insert("error", &error);
+    context.insert("next", next_page(next));
     let mut response = state.console.page(status, "login.html", &context);
     let _ = response.add_cookie(&cookie(LOGIN_CSRF_COOKIE, token, 3600, secure));
     response
@@ -88,8 +111,13 @@ fn is_https(request: &HttpRequest) -> bool {
 }
 
 /// `GET /admin/login`.
-pub async fn login_form(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
-    login_page(&state, StatusCode::OK, "", None, is_https(&request))
+pub async fn login_form(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: web::Query<LoginQuery>,
+) -> HttpResponse {
+    let next = query.next.as_deref();
+    login_page(&state, StatusCode::OK, "", None, is_https(&request), next)
 }
 
 /// `POST /admin/login`: the identity sign-in; the session cookie on success.
@@ -112,7 +140,7 @@ pub async fn login(
         .await
     {
         Ok(session) => {
-            let mut response = redirect("/admin");
+            let mut response = redirect(next_page(form.next.as_deref()));
             let _ = response.add_cookie(&session_cookie(session, secure));
             Ok(response)
         }
@@ -130,6 +158,7 @@ pub async fn login(
                 &form.email,
                 Some(&message),
                 secure,
+                form.next.as_deref(),
             ))
         }
     }

@@ -108,6 +108,18 @@ fn pages_render() {
                    {"kind": "link", "uri": "https://a", "href": "https://a", "name": "a"}, {"kind": "note", "text": "n"}]),
         ),
         ("structured", json!("{}")),
+        ("next", json!("/admin/oauth/authorize?client_id=x")),
+        (
+            "apps",
+            json!([{"client_id": "c", "client_name": "App", "resource": "http://h/mcp",
+                    "connected_at": "2026-12-04T10:00:00", "refreshed_at": "2026-12-04T10:00:00"}]),
+        ),
+        (
+            "request",
+            json!({"client_name": "App", "client_id": "c", "resource": "http://h/mcp", "redirect_host": "127.0.0.1",
+                   "response_type": "code", "redirect_uri": "http://127.0.0.1/cb", "code_challenge": "x",
+                   "code_challenge_method": "S256", "state": "s", "resource_param": null, "scope": null}),
+        ),
         ("is_error", json!(false)),
         ("elapsed_ms", json!("1.0")),
         ("servers", json!([{"id": "s", "name": "S"}])),
@@ -248,6 +260,7 @@ fn pages_render() {
         "metrics.html",
         "not_found.html",
         "transfer.html",
+        "consent.html",
     ];
     for page in pages {
         if let Err(error) = console.tera.render(page, &context) {
