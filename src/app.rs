@@ -205,6 +205,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         settings: settings.clone(),
         audit: audit.clone(),
         metrics: metrics.clone(),
+        registrations: Arc::default(),
     };
     let state = web::Data::new(AppState {
         db: db.clone(),

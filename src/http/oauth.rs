@@ -108,9 +108,13 @@ async fn authorization_server(state: web::Data<AppState>, request: HttpRequest) 
 }
 
 /// `POST /oauth/register` (RFC 7591).
-async fn register(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    let request = match serde_json::from_slice(&body) {
-        Ok(request) => request,
+async fn register(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let registration = match serde_json::from_slice(&body) {
+        Ok(registration) => registration,
         Err(error) => {
             return oauth_json(
                 400,
@@ -119,7 +123,8 @@ async fn register(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse 
             );
         }
     };
-    match crate::service::oauth::register(&state.services, request).await {
+    let address = super::origin(&request).client;
+    match crate::service::oauth::register(&state.services, address, registration).await {
         Ok(client) => oauth_json(201, &client),
         Err(error) => refused(&error),
     }

@@ -43,6 +43,8 @@ pub struct Services {
     pub audit: crate::actors::audit::Audit,
     /// Call counters and latency (per tool and per upstream).
     pub metrics: crate::actors::metrics::Metrics,
+    /// Dynamic client registrations per address in the current hour.
+    pub registrations: Arc<oauth::Registrations>,
 }
 
 /// The result of a service operation.

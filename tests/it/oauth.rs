@@ -512,6 +512,27 @@ async fn the_code_flow(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(again.status(), StatusCode::OK, "the consent page again");
+
+    // Registration is anonymous, so one address may register only so many clients an hour.
+    let mut statuses = Vec::new();
+    for _ in 0..mcpgate::service::oauth::REGISTRATIONS_PER_HOUR {
+        let (status, body) = register(json!({"redirect_uris": [REDIRECT]})).await;
+        statuses.push(status);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(
+                body["error_description"]
+                    .as_str()
+                    .is_some_and(|why| why.contains("in an hour")),
+                "{body}"
+            );
+            break;
+        }
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
     server.stop().await;
 }
 

@@ -26,6 +26,36 @@ pub use self::token::{TokenRequest, token};
 
 /// How long an access token works.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// Dynamic registrations one address may make in an hour (registration is anonymous, so this
+/// is what keeps one caller from filling the clients table).
+pub const REGISTRATIONS_PER_HOUR: u32 = 20;
+
+/// Registrations per client address in the current hour.
+#[derive(Debug, Default)]
+pub struct Registrations {
+    counts: dashmap::DashMap<Option<std::net::IpAddr>, (i64, u32)>,
+}
+
+impl Registrations {
+    /// Counts one registration from `address`; `false` when its hour's allowance is used up.
+    fn admit(&self, address: Option<std::net::IpAddr>, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let hour = now.timestamp().div_euclid(3600);
+        // Last hour's addresses are forgotten, so the map holds this hour's callers only.
+        if self.counts.len() > 10_000 {
+            self.counts.retain(|_, (seen, _)| *seen == hour);
+        }
+        let mut entry = self.counts.entry(address).or_insert((hour, 0));
+        if entry.0 != hour {
+            *entry = (hour, 0);
+        }
+        if entry.1 >= REGISTRATIONS_PER_HOUR {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+}
+
 /// Redirect URIs a client may register.
 const MAX_REDIRECT_URIS: usize = 10;
 
@@ -150,8 +180,12 @@ fn redirect_matches(registered: &str, given: &str) -> bool {
     registered == given
 }
 
-/// `POST /oauth/register` (RFC 7591): a public client that uses PKCE.
-pub async fn register(services: &Services, request: Value) -> Result<Value, OAuthError> {
+/// `POST /oauth/register` (RFC 7591) from `address`: a public client that uses PKCE.
+pub async fn register(
+    services: &Services,
+    address: Option<std::net::IpAddr>,
+    request: Value,
+) -> Result<Value, OAuthError> {
     let metadata_error =
         |description: String| OAuthError::new(400, "invalid_client_metadata", description);
     if !services.settings.auth.oauth_dynamic_registration {
@@ -159,6 +193,15 @@ pub async fn register(services: &Services, request: Value) -> Result<Value, OAut
             403,
             "access_denied",
             "dynamic client registration is switched off on this gateway (OAUTH_DYNAMIC_REGISTRATION=false)",
+        ));
+    }
+    if !services.registrations.admit(address, chrono::Utc::now()) {
+        return Err(OAuthError::new(
+            429,
+            "temporarily_unavailable",
+            format!(
+                "at most {REGISTRATIONS_PER_HOUR} clients may be registered from one address in an hour; try again later"
+            ),
         ));
     }
     let Value::Object(request) = request else {
@@ -320,6 +363,22 @@ pub async fn disconnect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registrations_are_bounded_per_address_and_hour() {
+        let limit = Registrations::default();
+        let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        let one = Some("203.0.113.7".parse().unwrap());
+        for _ in 0..REGISTRATIONS_PER_HOUR {
+            assert!(limit.admit(one, at("2026-12-05T10:00:00Z")));
+        }
+        assert!(!limit.admit(one, at("2026-12-05T10:59:59Z")));
+        assert!(limit.admit(
+            Some("203.0.113.8".parse().unwrap()),
+            at("2026-12-05T10:59:59Z")
+        ));
+        assert!(limit.admit(one, at("2026-12-05T11:00:00Z")), "a new hour");
+    }
 
     #[test]
     fn redirect_uris_follow_rfc_8252() {
