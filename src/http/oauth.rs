@@ -131,7 +131,7 @@ async fn register(
 }
 
 /// `POST /oauth/token` (form-encoded, RFC 6749 §4.1.3 and §6).
-async fn token(state: web::Data<AppState>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+async fn token(state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
     let form: crate::service::oauth::TokenRequest = match serde_urlencoded::from_bytes(&body) {
         Ok(form) => form,
         Err(error) => {
@@ -142,8 +142,7 @@ async fn token(state: web::Data<AppState>, request: HttpRequest, body: web::Byte
             );
         }
     };
-    let (scheme, host) = super::public_origin(&request);
-    match crate::service::oauth::token(&state.services, &format!("{scheme}://{host}"), form).await {
+    match crate::service::oauth::token(&state.services, form).await {
         Ok(tokens) => oauth_json(200, &tokens),
         Err(error) => refused(&error),
     }

@@ -222,6 +222,26 @@ async fn the_code_flow(backend: Backend) {
             (reply.status(), reply.json::<Value>().await.unwrap())
         }
     };
+    let not_json = http
+        .post(as_metadata["registration_endpoint"].as_str().unwrap())
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
+    let not_json: Value = not_json.json().await.unwrap();
+    assert_eq!(not_json["error"], "invalid_client_metadata", "{not_json}");
+    let (status, refused) = register(json!({"redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "client_secret_basic"}))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("public"),
+        "{refused}"
+    );
     let (status, refused) = register(json!({"redirect_uris": ["http://evil.example/cb"]})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(refused["error"], "invalid_redirect_uri", "{refused}");
@@ -260,6 +280,49 @@ async fn the_code_flow(backend: Backend) {
     assert_eq!(param(&back, "state").as_deref(), Some("xyz-state"));
     assert_eq!(param(&back, "iss").as_deref(), Some(issuer.as_str()));
     let code = param(&back, "code").expect("a code");
+
+    // Malformed token requests say what is missing.
+    for (form, error) in [
+        (vec![("grant_type", "authorization_code")], "invalid_client"),
+        (vec![("client_id", client_id.as_str())], "invalid_request"),
+        (
+            vec![
+                ("grant_type", "password"),
+                ("client_id", client_id.as_str()),
+            ],
+            "unsupported_grant_type",
+        ),
+        (
+            vec![
+                ("grant_type", "authorization_code"),
+                ("client_id", client_id.as_str()),
+            ],
+            "invalid_request",
+        ),
+        (
+            vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", client_id.as_str()),
+                ("refresh_token", "nope"),
+            ],
+            "invalid_grant",
+        ),
+    ] {
+        let (status, body) = token(&server, &form).await;
+        assert!(status.is_client_error(), "{form:?}: {status}");
+        assert_eq!(body["error"], error, "{form:?}: {body}");
+        assert!(body["error_description"].is_string(), "{body}");
+    }
+    let garbled = reqwest::Client::new()
+        .post(format!("{}/oauth/token", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=a&grant_type=b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbled.status(), StatusCode::BAD_REQUEST, "a field twice");
+    let garbled: Value = garbled.json().await.unwrap();
+    assert_eq!(garbled["error"], "invalid_request", "{garbled}");
 
     // A wrong verifier is refused (and spends the code).
     let (wrong_verifier, _) = pkce();

@@ -26,18 +26,8 @@ fn base_of(request: &HttpRequest) -> String {
 }
 
 /// A refusal the user reads (nothing is sent to an unverified redirect URI).
-fn refusal_page(state: &AppState, user: Option<&ConsoleUser>, message: &str) -> HttpResponse {
-    let mut context = match user {
-        Some(user) => user.context("oauth"),
-        None => {
-            let mut context = tera::Context::new();
-            context.insert("user", &serde_json::Value::Null);
-            context.insert("csrf", "");
-            context.insert("page", "oauth");
-            context.insert("flash", &serde_json::Value::Null);
-            context
-        }
-    };
+fn refusal_page(state: &AppState, user: &ConsoleUser, message: &str) -> HttpResponse {
+    let mut context = user.context("oauth");
     context.insert("error", message);
     context.insert("request", &serde_json::Value::Null);
     state
@@ -47,7 +37,7 @@ fn refusal_page(state: &AppState, user: Option<&ConsoleUser>, message: &str) -> 
 
 fn refused(state: &AppState, user: &ConsoleUser, refusal: AuthorizeRefusal) -> HttpResponse {
     match refusal {
-        AuthorizeRefusal::Page(message) => refusal_page(state, Some(user), &message),
+        AuthorizeRefusal::Page(message) => refusal_page(state, user, &message),
         AuthorizeRefusal::Redirect(location) => see_other(&location),
     }
 }
@@ -90,7 +80,7 @@ pub async fn authorize_form(
         .await
         {
             Ok(location) => see_other(&location),
-            Err(error) => refusal_page(&state, Some(&user), &error.description),
+            Err(error) => refusal_page(&state, &user, &error.description),
         };
     }
     consent_page(&state, &user, &query, &authorization)
@@ -179,7 +169,7 @@ pub async fn authorize(
         .await
         {
             Ok(location) => see_other(&location),
-            Err(error) => refusal_page(&state, Some(&user), &error.description),
+            Err(error) => refusal_page(&state, &user, &error.description),
         },
     )
 }

@@ -33,11 +33,7 @@ fn challenge_of(verifier: &str) -> String {
 
 /// `POST /oauth/token`: an authorization code (with its PKCE verifier) or a refresh token for
 /// an access token and a new refresh token.
-pub async fn token(
-    services: &Services,
-    base: &str,
-    request: TokenRequest,
-) -> Result<Value, OAuthError> {
+pub async fn token(services: &Services, request: TokenRequest) -> Result<Value, OAuthError> {
     let client_id = request.client_id.clone().ok_or_else(|| {
         OAuthError::new(
             401,
@@ -46,8 +42,8 @@ pub async fn token(
         )
     })?;
     match request.grant_type.as_deref() {
-        Some("authorization_code") => by_code(services, base, client_id, request).await,
-        Some("refresh_token") => by_refresh(services, base, client_id, request).await,
+        Some("authorization_code") => by_code(services, client_id, request).await,
+        Some("refresh_token") => by_refresh(services, client_id, request).await,
         Some(other) => Err(OAuthError::new(
             400,
             "unsupported_grant_type",
@@ -61,7 +57,6 @@ pub async fn token(
 
 async fn by_code(
     services: &Services,
-    _base: &str,
     client_id: String,
     request: TokenRequest,
 ) -> Result<Value, OAuthError> {
@@ -125,7 +120,6 @@ async fn by_code(
 
 async fn by_refresh(
     services: &Services,
-    _base: &str,
     client_id: String,
     request: TokenRequest,
 ) -> Result<Value, OAuthError> {
