@@ -13,6 +13,8 @@
 
 use crate::common;
 
+mod clients;
+
 use base64::Engine;
 use common::mcp::McpClient;
 use common::{Backend, TestDb, TestServer};
