@@ -123,7 +123,17 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let generated_admin = bootstrap::platform_admin(&db, &settings.auth).await?;
     let scoping =
         crate::actors::scoping::Scoping::start(db.clone(), settings.auth.identity.cache_ttl);
-    let auth = Auth::start(keys, scoping, db.clone(), settings.auth.identity.clone());
+    let idps = crate::actors::idp::IdentityProviders::start(
+        &settings.auth.oidc,
+        &settings.federation.egress,
+    )?;
+    let auth = Auth::start(
+        keys,
+        scoping,
+        db.clone(),
+        settings.auth.identity.clone(),
+        idps,
+    );
     let secrets = resolved.secret_box();
     bootstrap::reseal(&db, &secrets).await?;
     let catalog =

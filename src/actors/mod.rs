@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod db;
+pub mod idp;
 pub mod metrics;
 pub mod scoping;
 pub mod upstream;

@@ -240,7 +240,13 @@ impl JwtKeys {
             .map_err(|error| format!("cannot sign the token: {error}"))
     }
 
-    /// Verifies signature, expiry, issuer and audience; returns the claims.
+    /// The `iss` of the tokens this gateway signs.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Verifies signature, expiry, issuer and audience of a token this gateway signed; returns
+    /// the claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         let mut decoded = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation);
         if let (Err(error), Some(previous)) = (&decoded, &self.previous)

@@ -8,6 +8,7 @@
 //! private to this module.
 
 pub mod jwt;
+pub mod oidc;
 pub mod password;
 pub mod rbac;
 pub mod scope;

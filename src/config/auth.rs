@@ -73,6 +73,9 @@ pub struct AuthSettings {
     /// 7591) at `/register`; client ID metadata documents work either way.
     #[arg(id = "OAUTH_DYNAMIC_REGISTRATION", long = "oauth-dynamic-registration", env = "OAUTH_DYNAMIC_REGISTRATION", default_value = "true", value_parser = parse::boolean(), action = clap::ArgAction::Set)]
     pub oauth_dynamic_registration: bool,
+    /// External OpenID Connect providers.
+    #[command(flatten)]
+    pub oidc: super::OidcSettings,
 }
 
 /// `JWT_ALGORITHM` and the PEM files of RS256/ES256.
@@ -184,6 +187,7 @@ impl fmt::Debug for AuthSettings {
                 &self.oauth_dynamic_registration,
             )
             .field("identity", &self.identity)
+            .field("oidc", &self.oidc)
             .finish()
     }
 }

@@ -12,6 +12,7 @@ mod database;
 mod federation;
 mod log;
 mod mcp;
+mod oidc;
 
 use std::net::IpAddr;
 
@@ -20,6 +21,7 @@ pub use self::database::{DatabaseSettings, DatabaseUrl};
 pub use self::federation::{DiscoveryLimits, FederationSettings};
 pub use self::log::{LogFormat, LogSettings};
 pub use self::mcp::{HostRule, McpSettings};
+pub use self::oidc::{OidcSettings, ProviderSettings, Providers};
 
 /// All settings of one gateway process.
 #[derive(Clone, Debug)]

@@ -1,6 +1,6 @@
 //! Liveness, readiness and pool statistics.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::Serialize;
 
 use super::AppState;
@@ -14,7 +14,9 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(health)
         .service(ready)
         .service(pool_stats)
-        .service(mcp_stats);
+        .service(mcp_stats)
+        .service(identity_providers)
+        .service(refresh_identity_providers);
 }
 
 /// `GET /health`: the process is up. Touches no database.
@@ -162,4 +164,87 @@ pub async fn mcp_stats(state: web::Data<AppState>, _admin: Admin) -> HttpRespons
         max_sessions: state.mcp_settings.max_sessions,
         parked_calls: state.parked.len(),
     })
+}
+
+/// One external identity provider as the gateway sees it now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProviderStatus {
+    /// Its issuer.
+    pub issuer: String,
+    /// Its sign-in button's label.
+    pub name: String,
+    /// The audiences accepted from it.
+    pub audiences: Vec<String>,
+    /// The ids of its published signing keys the gateway holds.
+    pub key_ids: Vec<String>,
+    /// Seconds since its keys were fetched (null: never).
+    pub fetched_seconds_ago: Option<u64>,
+    /// Why the last fetch failed, if it did.
+    pub error: Option<String>,
+    /// Whether unknown emails get an account.
+    pub provision: bool,
+    /// Whether the console offers sign-in through it.
+    pub single_sign_on: bool,
+}
+
+/// `GET /admin/identity-providers`: the external providers of `OIDC_ISSUERS` and their keys.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "identity_providers",
+    summary = "External identity providers and their signing keys (admins)",
+    responses(
+        (status = 200, description = "the providers", body = [ProviderStatus]),
+        (status = 403, description = "not an admin", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/admin/identity-providers")]
+pub async fn identity_providers(state: web::Data<AppState>, _admin: Admin) -> HttpResponse {
+    HttpResponse::Ok().json(provider_statuses(&state))
+}
+
+/// `POST /admin/identity-providers/refresh`: fetch every provider's keys now (after a key was
+/// withdrawn at the provider, say), whatever the minimum interval; answers the providers.
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "refresh_identity_providers",
+    summary = "Fetch the external identity providers' signing keys now (admins)",
+    responses(
+        (status = 200, description = "the providers, fetched again (a failure is in its error)", body = [ProviderStatus]),
+        (status = 403, description = "not an admin", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/admin/identity-providers/refresh")]
+pub async fn refresh_identity_providers(state: web::Data<AppState>, admin: Admin) -> HttpResponse {
+    let providers = state.auth.identity_providers();
+    for index in 0..providers.all().len() {
+        // A failure is reported in the provider's status.
+        let _ = providers.refresh_now(index).await;
+    }
+    tracing::info!(by = %admin.0.email, "identity provider keys fetched on request");
+    HttpResponse::Ok().json(provider_statuses(&state))
+}
+
+fn provider_statuses(state: &AppState) -> Vec<ProviderStatus> {
+    state
+        .auth
+        .identity_providers()
+        .all()
+        .iter()
+        .map(|provider| {
+            let published = provider.current();
+            let settings = &provider.settings;
+            ProviderStatus {
+                issuer: settings.issuer.clone(),
+                name: settings.label(),
+                audiences: settings.audiences.clone(),
+                key_ids: published.key_ids(),
+                fetched_seconds_ago: published.fetched_at.map(|at| at.elapsed().as_secs()),
+                error: published.error.clone(),
+                provision: settings.provision,
+                single_sign_on: settings.client_id.is_some(),
+            }
+        })
+        .collect()
 }

@@ -58,8 +58,15 @@ async fn document(state: web::Data<AppState>, request: HttpRequest) -> HttpRespo
         .filter(|endpoint| !endpoint.is_empty())
         .map(|endpoint| format!("/{}", endpoint.trim_start_matches('/')))
         .unwrap_or_else(|| "/mcp".to_owned());
+    // Default: the external providers an operator advertises, then the built-in server.
     let authorization_servers = if state.settings.auth.authorization_servers.is_empty() {
-        vec![base.clone()]
+        let providers = &state.settings.auth.oidc.issuers.0;
+        providers
+            .iter()
+            .filter(|provider| provider.advertise)
+            .map(|provider| provider.issuer.clone())
+            .chain([base.clone()])
+            .collect()
     } else {
         state.settings.auth.authorization_servers.clone()
     };

@@ -179,3 +179,44 @@ unit_of_work! {
         Ok(Some(members))
     }
 }
+
+unit_of_work! {
+    /// Makes `email` a member of the teams whose slugs are in `wanted`, and of none of the
+    /// other teams in `managed` (an external provider's groups mapped to teams). Teams not in
+    /// `managed` are left alone, and so is an owner's membership.
+    SyncTeams { email: String, wanted: Vec<String>, managed: Vec<String> } -> (),
+    "teams.sync_members", Write, transactional = true,
+    |this, conn| {
+        let mut conn = conn;
+        let teams: Vec<(String, String)> = crate::on_backend!(conn.reborrow(), c => {
+            teams::table
+                .filter(teams::slug.eq_any(&this.managed))
+                .select((teams::id, teams::slug))
+                .load(c)
+                .await
+        })?;
+        let at = now();
+        for (id, slug) in teams {
+            if this.wanted.contains(&slug) {
+                let join = diesel::insert_into(team_members::table)
+                    .values(MemberRow {
+                        team_id: id,
+                        email: this.email.clone(),
+                        role: "member".into(),
+                        joined_at: at,
+                    })
+                    .on_conflict_do_nothing();
+                crate::on_backend!(conn.reborrow(), c => join.execute(c).await)?;
+            } else {
+                let leave = diesel::delete(
+                    team_members::table
+                        .filter(team_members::team_id.eq(id))
+                        .filter(team_members::email.eq(&this.email))
+                        .filter(team_members::role.eq("member")),
+                );
+                crate::on_backend!(conn.reborrow(), c => leave.execute(c).await)?;
+            }
+        }
+        Ok(())
+    }
+}

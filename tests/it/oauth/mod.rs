@@ -14,6 +14,7 @@
 use crate::common;
 
 mod clients;
+mod idp;
 
 use base64::Engine;
 use common::mcp::McpClient;

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+mod external;
+
 use super::db::Db;
 use super::scoping::Scoping;
 use crate::auth::jwt::JwtKeys;
@@ -382,11 +384,21 @@ pub struct Auth {
     verified: Arc<crate::auth::verified::VerifiedTokens>,
     /// When API tokens were used, noted here and written by the actor.
     usage: Arc<crate::auth::usage::TokenUse>,
+    /// The external identity providers whose tokens are accepted.
+    idps: super::idp::IdentityProviders,
+    /// The groups each externally signed-in user's teams were last made to follow.
+    synced: Arc<dashmap::DashMap<String, Vec<String>>>,
 }
 
 impl Auth {
     /// Starts the supervised actor with these keys.
-    pub fn start(keys: Arc<JwtKeys>, scoping: Scoping, db: Db, identity: IdentitySettings) -> Self {
+    pub fn start(
+        keys: Arc<JwtKeys>,
+        scoping: Scoping,
+        db: Db,
+        identity: IdentitySettings,
+        idps: super::idp::IdentityProviders,
+    ) -> Self {
         let actor_scoping = scoping.clone();
         let login_concurrency = identity.login_concurrency;
         let verifications = Arc::new(AtomicU64::new(0));
@@ -422,6 +434,8 @@ impl Auth {
             revocations_known,
             verified: Arc::default(),
             usage,
+            idps,
+            synced: Arc::default(),
         }
     }
 
@@ -456,12 +470,12 @@ impl Auth {
                 .map_err(|_| AuthError::Unavailable)?;
         }
         let now = chrono::Utc::now();
-        let claims = match self.verified.get(&bearer, now.timestamp()) {
-            Some(claims) => claims,
+        let (claims, external) = match self.verified.get(&bearer, now.timestamp()) {
+            Some(claims) => (claims, None),
             None => {
-                let claims = self.keys.verify(&bearer)?;
+                let (claims, external) = self.verify_signature(&bearer).await?;
                 self.verified.insert(&bearer, &claims, now.timestamp());
-                claims
+                (claims, external)
             }
         };
         if self.revoked.contains(&claims.jti) {
@@ -471,18 +485,25 @@ impl Auth {
         if let Some(scope) = &claims.scope {
             scope.admits(client, now).map_err(AuthError::Forbidden)?;
         }
-        let grants = self.scoping.grants(&claims.sub).await?.ok_or_else(|| {
+        let mut grants = self.scoping.grants(&claims.sub).await?;
+        if let Some(external) = &external {
+            grants = self.admit_external(&claims.sub, external, grants).await?;
+        }
+        let grants = grants.ok_or_else(|| {
             AuthError::InvalidToken("the account is disabled or no longer exists".into())
         })?;
-        grants
-            .account
-            .admits(
-                claims.uid.as_deref(),
-                claims.iat,
-                claims.iat_ms,
-                claims.token_use.is_none(),
-            )
-            .map_err(AuthError::InvalidToken)?;
+        // An external provider's token is for whoever has its email now.
+        if claims.token_use.as_deref() != Some("external") {
+            grants
+                .account
+                .admits(
+                    claims.uid.as_deref(),
+                    claims.iat,
+                    claims.iat_ms,
+                    claims.token_use.is_none(),
+                )
+                .map_err(AuthError::InvalidToken)?;
+        }
         if claims.token_use.as_deref() == Some("api") {
             self.usage.touch(&claims.jti, now);
         }
@@ -550,6 +571,11 @@ impl Auth {
     /// Refuses a token id from now on (on this replica; others learn it from the database).
     pub async fn revoked(&self, jti: String) {
         let _ = self.addr.send(Revoked(jti)).await;
+    }
+
+    /// The external identity providers.
+    pub fn identity_providers(&self) -> &super::idp::IdentityProviders {
+        &self.idps
     }
 
     /// The ScopingActor this one asks (for invalidation after changes).

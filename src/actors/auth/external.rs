@@ -1,0 +1,151 @@
+//! Tokens of external identity providers: whose keys verify them, and the account they
+//! name — created just in time when the provider allows it, its teams following the user's
+//! groups.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::{Auth, AuthActor, REPLY_TIMEOUT};
+use crate::auth::AuthError;
+use crate::auth::jwt::Claims;
+use crate::auth::oidc::ExternalIdentity;
+use crate::auth::rbac::Grants;
+
+impl Auth {
+    /// Verifies a token's signature with this gateway's keys or, when its issuer is an external
+    /// provider's, with that provider's (then with what provisioning needs).
+    pub(super) async fn verify_signature(
+        &self,
+        bearer: &str,
+    ) -> Result<(Claims, Option<ExternalIdentity>), AuthError> {
+        match crate::auth::oidc::issuer_of(bearer) {
+            Some(issuer) if issuer != self.keys.issuer() => {
+                let index = self.idps.find(&issuer).ok_or_else(|| {
+                    AuthError::InvalidToken(format!(
+                        "tokens from the issuer {issuer:?} are not accepted here"
+                    ))
+                })?;
+                let (claims, identity) = self.idps.verify(index, bearer).await?;
+                Ok((claims, Some(identity)))
+            }
+            _ => Ok((self.keys.verify(bearer)?, None)),
+        }
+    }
+
+    /// The account of an external provider's user: created when the provider provisions
+    /// accounts and there is none; its teams made to follow the user's groups when they
+    /// changed since the last time (a database write only then).
+    pub(super) async fn admit_external(
+        &self,
+        email: &str,
+        external: &ExternalIdentity,
+        grants: Option<Arc<Grants>>,
+    ) -> Result<Option<Arc<Grants>>, AuthError> {
+        let provider = &self.idps.provider(external.provider).settings;
+        let create = grants.is_none() && provider.provision;
+        let sync = !provider.teams.is_empty()
+            && self
+                .synced
+                .get(email)
+                .is_none_or(|groups| *groups != external.groups);
+        if grants.is_none() && !provider.provision {
+            return Err(AuthError::InvalidToken(format!(
+                "{} signed in {email}, who has no account here; an admin creates accounts (just-in-time provisioning is off for this provider)",
+                provider.issuer
+            )));
+        }
+        if !create && !sync {
+            return Ok(grants);
+        }
+        let wanted = external
+            .groups
+            .iter()
+            .filter_map(|group| provider.teams.get(group).cloned())
+            .collect();
+        self.addr
+            .send(Provision {
+                email: email.to_owned(),
+                name: external.name.clone(),
+                create,
+                wanted,
+                managed: provider.teams.values().cloned().collect(),
+            })
+            .timeout(REPLY_TIMEOUT)
+            .await
+            .map_err(|_| AuthError::Unavailable)??;
+        if self.synced.len() > 100_000 {
+            self.synced.clear();
+        }
+        self.synced
+            .insert(email.to_owned(), external.groups.clone());
+        self.scoping.grants(email).await
+    }
+}
+
+/// Creates the account of an externally signed-in user (`create`) and makes their teams
+/// follow their groups.
+pub struct Provision {
+    /// The account's email.
+    pub email: String,
+    /// The user's name, for a new account.
+    pub name: Option<String>,
+    /// Whether to create the account if there is none.
+    pub create: bool,
+    /// The slugs of the teams the user's groups map to.
+    pub wanted: Vec<String>,
+    /// The slugs of every team the provider's groups map to.
+    pub managed: Vec<String>,
+}
+
+impl Message for Provision {
+    type Result = Result<(), AuthError>;
+}
+
+impl Handler<Provision> for AuthActor {
+    type Result = ResponseFuture<Result<(), AuthError>>;
+
+    fn handle(&mut self, message: Provision, _ctx: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        let scoping = self.scoping.clone();
+        let role = self.identity.default_role.clone();
+        Box::pin(async move {
+            let unavailable = |error: crate::actors::db::DbError| {
+                tracing::warn!(%error, "an external sign-in could not update the account");
+                AuthError::Unavailable
+            };
+            if message.create {
+                // No password: the account signs in through its provider (or after a reset).
+                let (user, personal_team) = crate::db::identity::new_user(
+                    &message.email,
+                    "!external".into(),
+                    message.name.clone(),
+                    false,
+                );
+                let created = db
+                    .run(crate::db::identity::InsertUser {
+                        user,
+                        personal_team,
+                        role,
+                        if_absent: true,
+                    })
+                    .await
+                    .map_err(unavailable)?;
+                if created {
+                    tracing::info!(email = %message.email, "account created for an external sign-in");
+                }
+            }
+            if !message.managed.is_empty() {
+                db.run(crate::db::identity::SyncTeams {
+                    email: message.email.clone(),
+                    wanted: message.wanted,
+                    managed: message.managed,
+                })
+                .await
+                .map_err(unavailable)?;
+            }
+            scoping.invalidate(Some(message.email)).await;
+            Ok(())
+        })
+    }
+}

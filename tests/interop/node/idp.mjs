@@ -1,0 +1,82 @@
+// An OpenID Provider for the gateway's external identity tests: `oidc-provider` (a certified
+// OpenID Provider implementation) on loopback, with its development sign-in pages (any login
+// name signs in; the account's email is the login name).
+//
+// env: PORT            the port to listen on (prints {"port": N} once it listens)
+//      KEY_DIR         a folder of signing keys, kept across restarts (a key rotation restarts
+//                      the provider with another KIDS)
+//      KIDS            comma-separated key ids published in the JWKS, the first signs; a missing
+//                      key is generated (RSA 2048) and saved in KEY_DIR
+//      CLIENTS         JSON array of client metadata (client_id, client_secret, redirect_uris…)
+//      GROUPS          JSON object: login name -> groups claim
+//
+// Access tokens asked for with a resource indicator are JWTs for that resource (aud), carrying
+// the account's email and groups.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import Provider from "oidc-provider";
+
+// stdout carries the one announcement line (its reader stops there): the provider's own
+// notices go to stderr.
+console.log = console.info = console.error;
+
+const port = Number(process.env.PORT);
+const keyDir = process.env.KEY_DIR;
+const kids = process.env.KIDS.split(",");
+const clients = JSON.parse(process.env.CLIENTS ?? "[]");
+const groups = JSON.parse(process.env.GROUPS ?? "{}");
+
+fs.mkdirSync(keyDir, { recursive: true });
+const keys = kids.map((kid) => {
+  const file = path.join(keyDir, `${kid}.json`);
+  if (!fs.existsSync(file)) {
+    const { privateKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const jwk = { ...privateKey.export({ format: "jwk" }), kid, alg: "RS256", use: "sig" };
+    fs.writeFileSync(file, JSON.stringify(jwk));
+  }
+  return JSON.parse(fs.readFileSync(file, "utf8"));
+});
+
+const claimsOf = (login) => ({
+  sub: login,
+  email: login,
+  email_verified: true,
+  name: `Test ${login.split("@")[0]}`,
+  groups: groups[login] ?? [],
+});
+
+const issuer = `http://127.0.0.1:${port}`;
+const provider = new Provider(issuer, {
+  clients,
+  jwks: { keys },
+  claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["name"], groups: ["groups"] },
+  scopes: ["openid", "email", "profile", "groups", "offline_access", "mcp"],
+  findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => claimsOf(sub) }),
+  pkce: { required: () => true },
+  features: {
+    devInteractions: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async (_ctx, _client, oneOf) => oneOf,
+      useGrantedResource: async () => true,
+      getResourceServerInfo: async (_ctx, resource) => ({
+        scope: "mcp",
+        audience: resource,
+        accessTokenFormat: "jwt",
+        accessTokenTTL: 600,
+        jwt: { sign: { alg: "RS256" } },
+      }),
+    },
+  },
+  extraTokenClaims: async (_ctx, token) => {
+    if (!token.accountId) return undefined;
+    const { email, groups: member } = claimsOf(token.accountId);
+    return { email, groups: member };
+  },
+});
+provider.proxy = false;
+const server = provider.listen(port, "127.0.0.1", () => {
+  process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
+});
+process.on("SIGTERM", () => server.close(() => process.exit(0)));
