@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::auth::AuthError;
 use crate::auth::jwt::Claims;
-use crate::auth::oidc::{self, Discovery, ExternalIdentity, Outcome, Provider, Published};
+use crate::auth::oidc::{self, Discovery, Expect, ExternalIdentity, Outcome, Provider, Published};
 use crate::config::OidcSettings;
 use crate::egress::{AllowEntry, EgressPolicy, HttpClient};
 
@@ -118,10 +118,28 @@ impl Handler<Refresh> for IdpActor {
     }
 }
 
+/// A response's body, refused past [`MAX_DOCUMENT_BYTES`].
+async fn bounded(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| format!("{url}: {}", crate::upstream::transport::describe(&error)))?
+    {
+        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+            return Err(format!(
+                "{url} answered more than {MAX_DOCUMENT_BYTES} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Reads a JSON document of at most [`MAX_DOCUMENT_BYTES`].
 async fn document(http: &HttpClient, url: &str) -> Result<Value, String> {
     let request = http.get(url).map_err(|denied| denied.to_string())?;
-    let mut response = request
+    let response = request
         .timeout(FETCH_TIMEOUT)
         .header("accept", "application/json")
         .send()
@@ -130,17 +148,7 @@ async fn document(http: &HttpClient, url: &str) -> Result<Value, String> {
     if !response.status().is_success() {
         return Err(format!("{url} answered {}", response.status()));
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|error| format!("{url}: {}", crate::upstream::transport::describe(&error)))?
-    {
-        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-            return Err(format!("{url} is larger than {MAX_DOCUMENT_BYTES} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = bounded(response, url).await?;
     serde_json::from_slice(&body).map_err(|error| format!("{url} is not JSON: {error}"))
 }
 
@@ -177,6 +185,8 @@ async fn fetch(http: &HttpClient, issuer: &str) -> Result<Published, String> {
 pub struct IdentityProviders {
     providers: Arc<Vec<Provider>>,
     addr: Option<Addr<IdpActor>>,
+    /// For console sign-in's code exchange (the actor's client: the issuers' hosts allowed).
+    http: Option<HttpClient>,
 }
 
 impl IdentityProviders {
@@ -196,6 +206,7 @@ impl IdentityProviders {
             return Ok(IdentityProviders {
                 providers,
                 addr: None,
+                http: None,
             });
         }
         let mut policy = egress.clone();
@@ -208,6 +219,7 @@ impl IdentityProviders {
             }
         }
         let http = HttpClient::new(policy)?;
+        let handle_http = http.clone();
         let min_refresh = settings.jwks_min_refresh;
         let refresh_every = settings.jwks_refresh;
         let actor_providers = providers.clone();
@@ -221,6 +233,7 @@ impl IdentityProviders {
         Ok(IdentityProviders {
             providers,
             addr: Some(addr),
+            http: Some(handle_http),
         })
     }
 
@@ -267,11 +280,18 @@ impl IdentityProviders {
         &self,
         index: usize,
         token: &str,
+        expect: Expect<'_>,
     ) -> Result<(Claims, ExternalIdentity), AuthError> {
         let provider = self.provider(index);
         let mut fetched_error = None;
         for attempt in 0..2 {
-            match oidc::verify(index, &provider.settings, &provider.current(), token)? {
+            match oidc::verify(
+                index,
+                &provider.settings,
+                &provider.current(),
+                token,
+                expect,
+            )? {
                 Outcome::Verified(claims, identity) => return Ok((*claims, identity)),
                 Outcome::UnknownKey(kid) if attempt == 1 => {
                     return Err(AuthError::InvalidToken(match fetched_error {
@@ -289,5 +309,128 @@ impl IdentityProviders {
             }
         }
         unreachable!("the loop returns on its second attempt")
+    }
+}
+
+/// A console sign-in's request to a provider: where the browser goes and what it must bring
+/// back.
+pub struct SignInRequest<'a> {
+    /// The gateway's callback URL.
+    pub redirect_uri: &'a str,
+    /// The CSRF check of the callback.
+    pub state: &'a str,
+    /// The ID token's replay check.
+    pub nonce: &'a str,
+    /// The PKCE challenge (S256) of the verifier the exchange sends.
+    pub challenge: &'a str,
+}
+
+impl IdentityProviders {
+    /// The discovery document of provider `index`, fetched now if it never was.
+    async fn discovery(&self, index: usize) -> Result<Discovery, String> {
+        if let Some(discovery) = self.provider(index).current().discovery.clone() {
+            return Ok(discovery);
+        }
+        self.refresh(index).await?;
+        let published = self.provider(index).current();
+        published.discovery.clone().ok_or_else(|| {
+            format!(
+                "its discovery document could not be fetched{}",
+                published
+                    .error
+                    .as_ref()
+                    .map(|error| format!(": {error}"))
+                    .unwrap_or_default()
+            )
+        })
+    }
+
+    /// Where to send the browser to sign in through provider `index` (code flow with PKCE).
+    pub async fn authorization_url(
+        &self,
+        index: usize,
+        request: SignInRequest<'_>,
+    ) -> Result<String, String> {
+        let settings = &self.provider(index).settings;
+        let client_id = settings
+            .client_id
+            .as_deref()
+            .ok_or("this provider has no client_id for console sign-in")?;
+        let discovery = self.discovery(index).await?;
+        let endpoint = discovery
+            .authorization_endpoint
+            .ok_or("the provider publishes no authorization_endpoint")?;
+        let mut url = url::Url::parse(&endpoint)
+            .map_err(|error| format!("its authorization_endpoint is not a URL: {error}"))?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", request.redirect_uri)
+            .append_pair("scope", "openid email profile")
+            .append_pair("state", request.state)
+            .append_pair("nonce", request.nonce)
+            .append_pair("code_challenge", request.challenge)
+            .append_pair("code_challenge_method", "S256");
+        Ok(url.into())
+    }
+
+    /// Exchanges a console sign-in's code at provider `index`; answers the ID token.
+    pub async fn exchange_code(
+        &self,
+        index: usize,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<String, String> {
+        let settings = &self.provider(index).settings;
+        let (Some(http), Some(client_id)) = (&self.http, settings.client_id.as_deref()) else {
+            return Err("this provider has no client_id for console sign-in".into());
+        };
+        let endpoint = self
+            .discovery(index)
+            .await?
+            .token_endpoint
+            .ok_or("the provider publishes no token_endpoint")?;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+            ("client_id", client_id),
+        ];
+        if let Some(secret) = settings.client_secret.as_deref() {
+            form.push(("client_secret", secret));
+        }
+        let body = serde_urlencoded::to_string(&form).map_err(|error| error.to_string())?;
+        let response = http
+            .post(&endpoint)
+            .map_err(|denied| denied.to_string())?
+            .timeout(FETCH_TIMEOUT)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| {
+                format!(
+                    "{endpoint}: {}",
+                    crate::upstream::transport::describe(&error)
+                )
+            })?;
+        let status = response.status();
+        let bytes = bounded(response, &endpoint).await?;
+        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            // The provider's own OAuth error, never the code or the secret.
+            return Err(format!(
+                "the provider refused the code ({status}: {} {})",
+                answer["error"].as_str().unwrap_or("no error code"),
+                answer["error_description"].as_str().unwrap_or_default()
+            ));
+        }
+        answer["id_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "the provider answered no id_token".to_owned())
     }
 }

@@ -167,12 +167,27 @@ fn invalid(reason: impl Into<String>) -> AuthError {
     AuthError::InvalidToken(reason.into())
 }
 
+/// What kind of token is expected.
+#[derive(Clone, Copy, Debug)]
+pub enum Expect<'a> {
+    /// An access token for this gateway (its audience checked against the provider's).
+    Access,
+    /// The ID token of a console sign-in: for the gateway's client, with the sign-in's nonce.
+    IdToken {
+        /// The gateway's client id at the provider.
+        client_id: &'a str,
+        /// The nonce the sign-in sent.
+        nonce: &'a str,
+    },
+}
+
 /// Verifies `token` from provider `index` against `published`.
 pub fn verify(
     index: usize,
     provider: &ProviderSettings,
     published: &Published,
     token: &str,
+    expect: Expect<'_>,
 ) -> Result<Outcome, AuthError> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| {
         invalid("the token's header is malformed or names an algorithm that is not accepted (never \"none\")")
@@ -201,7 +216,7 @@ pub fn verify(
             &candidate.key,
             &validation,
         ) {
-            Ok(data) => return claims(index, provider, data.claims, token),
+            Ok(data) => return claims(index, provider, data.claims, token, expect),
             Err(error) => last = Some(error),
         }
     }
@@ -246,6 +261,7 @@ fn claims(
     provider: &ProviderSettings,
     mut claims: serde_json::Map<String, Value>,
     token: &str,
+    expect: Expect<'_>,
 ) -> Result<Outcome, AuthError> {
     let audiences: Vec<String> = match claims.remove("aud") {
         Some(Value::String(one)) => vec![one],
@@ -255,7 +271,27 @@ fn claims(
             .collect(),
         _ => Vec::new(),
     };
-    let resource = if audiences.iter().any(|aud| provider.audiences.contains(aud)) {
+    let resource = if let Expect::IdToken { client_id, nonce } = expect {
+        let azp = claims.get("azp").and_then(Value::as_str);
+        if !audiences.iter().any(|aud| aud == client_id)
+            || (audiences.len() > 1 && azp != Some(client_id))
+        {
+            return Err(invalid(format!(
+                "the ID token is for {audiences:?}, not this gateway's client {client_id:?}"
+            )));
+        }
+        let sent = claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            sent.as_bytes(),
+            nonce.as_bytes(),
+        )) {
+            return Err(invalid("the ID token's nonce is not this sign-in's"));
+        }
+        None
+    } else if audiences.iter().any(|aud| provider.audiences.contains(aud)) {
         None
     } else if let [aud] = audiences.as_slice()
         && mcp_endpoint(aud)

@@ -154,6 +154,10 @@ pub struct IdentitySettings {
     /// replica stops working here within this time.
     #[arg(id = "TOKEN_REVOCATION_REFRESH_SECONDS", long = "token-revocation-refresh-seconds", env = "TOKEN_REVOCATION_REFRESH_SECONDS", default_value = "5", value_parser = parse::seconds(3600.0))]
     pub revocation_refresh: Duration,
+    /// Whether accounts may sign in with a password (console and POST /auth/login). Off, they
+    /// sign in through the providers of OIDC_ISSUERS that have a client_id.
+    #[arg(id = "PASSWORD_SIGN_IN", long = "password-sign-in", env = "PASSWORD_SIGN_IN", default_value = "true", value_parser = parse::boolean(), action = clap::ArgAction::Set)]
+    pub password_sign_in: bool,
 }
 
 impl fmt::Debug for AuthSettings {
@@ -253,6 +257,19 @@ impl AuthSettings {
     /// SQLite database, and the RS256/ES256 key pair, checked to load and to match, so a bad
     /// key stops the start with the variable named.
     pub(super) fn settle(mut self, database: &DatabaseUrl) -> Result<Self, ConfigError> {
+        if !self.identity.password_sign_in
+            && !self
+                .oidc
+                .issuers
+                .0
+                .iter()
+                .any(|provider| provider.client_id.is_some())
+        {
+            return Err(invalid(
+                "PASSWORD_SIGN_IN",
+                "false needs another way in: a provider in OIDC_ISSUERS with a client_id (console single sign-on)",
+            ));
+        }
         if self.secrets_file.is_none()
             && let DatabaseUrl::Sqlite(path) = database
         {

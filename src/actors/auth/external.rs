@@ -6,13 +6,47 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::{Auth, AuthActor, REPLY_TIMEOUT};
+use super::{Auth, AuthActor, REPLY_TIMEOUT, Session};
 use crate::auth::AuthError;
 use crate::auth::jwt::Claims;
-use crate::auth::oidc::ExternalIdentity;
+use crate::auth::oidc::{Expect, ExternalIdentity};
 use crate::auth::rbac::Grants;
 
 impl Auth {
+    /// Signs in through provider `index` with the ID token of a console sign-in that sent
+    /// `nonce`: the token verified, the account admitted (created, its teams synced), a session
+    /// token signed.
+    pub async fn sign_in_external(
+        &self,
+        index: usize,
+        id_token: &str,
+        nonce: &str,
+    ) -> Result<Session, AuthError> {
+        let provider = &self.idps.provider(index).settings;
+        let client_id = provider.client_id.as_deref().ok_or_else(|| {
+            AuthError::Forbidden(format!("{} is not set up for sign-in", provider.issuer))
+        })?;
+        let (claims, identity) = self
+            .idps
+            .verify(index, id_token, Expect::IdToken { client_id, nonce })
+            .await?;
+        let grants = self.scoping.grants(&claims.sub).await?;
+        if self
+            .admit_external(&claims.sub, &identity, grants)
+            .await?
+            .is_none()
+        {
+            return Err(AuthError::Forbidden(
+                "the account is disabled or no longer exists".into(),
+            ));
+        }
+        self.addr
+            .send(SignInExternal { email: claims.sub })
+            .timeout(REPLY_TIMEOUT)
+            .await
+            .map_err(|_| AuthError::Unavailable)?
+    }
+
     /// Verifies a token's signature with this gateway's keys or, when its issuer is an external
     /// provider's, with that provider's (then with what provisioning needs).
     pub(super) async fn verify_signature(
@@ -26,7 +60,7 @@ impl Auth {
                         "tokens from the issuer {issuer:?} are not accepted here"
                     ))
                 })?;
-                let (claims, identity) = self.idps.verify(index, bearer).await?;
+                let (claims, identity) = self.idps.verify(index, bearer, Expect::Access).await?;
                 Ok((claims, Some(identity)))
             }
             _ => Ok((self.keys.verify(bearer)?, None)),
@@ -146,6 +180,52 @@ impl Handler<Provision> for AuthActor {
             }
             scoping.invalidate(Some(message.email)).await;
             Ok(())
+        })
+    }
+}
+
+/// A session for an account a provider signed in (its ID token verified by the caller).
+struct SignInExternal {
+    email: String,
+}
+
+impl Message for SignInExternal {
+    type Result = Result<Session, AuthError>;
+}
+
+impl Handler<SignInExternal> for AuthActor {
+    type Result = ResponseFuture<Result<Session, AuthError>>;
+
+    fn handle(&mut self, message: SignInExternal, _ctx: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        let keys = self.keys.clone();
+        let expiry = self.identity.token_expiry;
+        Box::pin(async move {
+            let user = db
+                .run(crate::db::bootstrap::FindUser {
+                    email: message.email.clone(),
+                })
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, "an external sign-in could not read the account");
+                    AuthError::Unavailable
+                })?
+                .filter(|user| user.is_active)
+                .ok_or_else(|| {
+                    AuthError::Forbidden("the account is disabled or no longer exists".into())
+                })?;
+            let access_token = keys
+                .issue_for(&user.email, user.id.as_deref(), user.is_admin, expiry)
+                .map_err(|error| {
+                    tracing::error!(%error, "cannot sign a token");
+                    AuthError::Unavailable
+                })?;
+            tracing::info!(email = %user.email, "signed in through an identity provider");
+            Ok(Session {
+                access_token,
+                expires_in: expiry,
+                user,
+            })
         })
     }
 }

@@ -220,6 +220,11 @@ impl Handler<Login> for AuthActor {
     type Result = ResponseActFuture<Self, Result<Session, AuthError>>;
 
     fn handle(&mut self, message: Login, _ctx: &mut Context<Self>) -> Self::Result {
+        if !self.identity.password_sign_in {
+            return Box::pin(actix::fut::ready(Err(AuthError::Forbidden(
+                "password sign-in is switched off on this gateway: sign in through your identity provider".into(),
+            ))));
+        }
         let email = message.email.trim().to_ascii_lowercase();
         let admitted = self.admit_attempt(message.client).and_then(|()| {
             // One check at a time per account: concurrent guesses wait for none.

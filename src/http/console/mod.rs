@@ -15,6 +15,7 @@ mod oauth;
 mod pages;
 mod registry;
 mod run;
+mod sso;
 mod transfer;
 
 use std::future::Future;
@@ -51,6 +52,10 @@ impl Console {
         tera.add_raw_templates([
             ("base.html", include_str!("../../../templates/base.html")),
             ("login.html", include_str!("../../../templates/login.html")),
+            (
+                "signed_in.html",
+                include_str!("../../../templates/signed_in.html"),
+            ),
             (
                 "dashboard.html",
                 include_str!("../../../templates/dashboard.html"),
@@ -195,6 +200,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(pages::login)),
         )
         .service(web::resource("/admin/logout").route(web::post().to(pages::logout)))
+        .service(web::resource("/admin/sso/callback").route(web::get().to(sso::callback)))
+        .service(web::resource("/admin/sso/{provider}").route(web::get().to(sso::start)))
         .service(web::resource("/admin").route(web::get().to(pages::dashboard)))
         .service(web::resource("/admin/events").route(web::get().to(pages::events)))
         .service(

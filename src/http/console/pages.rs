@@ -67,11 +67,11 @@ pub struct LoginForm {
 /// `GET /admin/login`'s query: where to go once signed in.
 #[derive(Deserialize)]
 pub struct LoginQuery {
-    next: Option<String>,
+    pub(super) next: Option<String>,
 }
 
 /// A place to go after signing in: a console path only (never another site).
-fn next_page(next: Option<&str>) -> &str {
+pub(super) fn next_page(next: Option<&str>) -> &str {
     match next {
         Some(path)
             if path.starts_with("/admin")
@@ -84,7 +84,7 @@ fn next_page(next: Option<&str>) -> &str {
     }
 }
 
-fn login_page(
+pub(super) fn login_page(
     state: &AppState,
     status: StatusCode,
     email: &str,
@@ -101,12 +101,14 @@ fn login_page(
     context.insert("flash", &Value::Null);
     context.insert("error", &error);
     context.insert("next", next_page(next));
+    context.insert("passwords", &state.settings.auth.identity.password_sign_in);
+    context.insert("providers", &super::sso::buttons(state, next_page(next)));
     let mut response = state.console.page(status, "login.html", &context);
     let _ = response.add_cookie(&cookie(LOGIN_CSRF_COOKIE, token, 3600, secure));
     response
 }
 
-fn is_https(request: &HttpRequest) -> bool {
+pub(super) fn is_https(request: &HttpRequest) -> bool {
     crate::http::public_origin(request).0 == "https"
 }
 

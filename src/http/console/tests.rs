@@ -59,6 +59,11 @@ fn pages_render() {
             json!([{"id": "t", "name": "T", "is_personal": false, "manageable": true, "description": null, "members": [{"email": "a@example.com", "role": "owner"}]}]),
         ),
         ("may_create", json!(true)),
+        ("passwords", json!(true)),
+        (
+            "providers",
+            json!([{"href": "/admin/sso/0?next=%2Fadmin", "label": "Example IdP"}]),
+        ),
         ("email", json!("a@example.com")),
         (
             "counts",
@@ -261,6 +266,7 @@ fn pages_render() {
         "not_found.html",
         "transfer.html",
         "consent.html",
+        "signed_in.html",
     ];
     for page in pages {
         if let Err(error) = console.tera.render(page, &context) {

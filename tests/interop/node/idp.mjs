@@ -54,6 +54,8 @@ const provider = new Provider(issuer, {
   scopes: ["openid", "email", "profile", "groups", "offline_access", "mcp"],
   findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => claimsOf(sub) }),
   pkce: { required: () => true },
+  // The ID token carries the claims its scopes ask for (email, name), as most providers do.
+  conformIdTokenClaims: false,
   features: {
     devInteractions: { enabled: true },
     resourceIndicators: {

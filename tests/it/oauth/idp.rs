@@ -23,33 +23,49 @@ const AUDIENCE: &str = "urn:mcpgate:test";
 const REDIRECT: &str = "http://127.0.0.1:9/idp-callback";
 const SECRET: &str = "test-app-secret-0123456789";
 
-/// The provider on `port`, publishing keys `kids` (the first signs), kept in `keys`.
-fn start_idp(port: u16, keys: &std::path::Path, kids: &str) -> Upstream {
+/// The provider on `port`, publishing keys `kids` (the first signs), kept in `keys`; its
+/// clients are the test's own and, given the gateway's callback, the gateway's console.
+pub(super) fn start_idp(
+    port: u16,
+    keys: &std::path::Path,
+    kids: &str,
+    console_callback: Option<&str>,
+) -> Upstream {
     setup();
+    let mut clients = vec![json!({
+        "client_id": "test-app",
+        "client_secret": SECRET,
+        "redirect_uris": [REDIRECT],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "client_secret_post",
+    })];
+    if let Some(callback) = console_callback {
+        clients.push(json!({
+            "client_id": CONSOLE_CLIENT,
+            "client_secret": SECRET,
+            "redirect_uris": [callback],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "client_secret_post",
+        }));
+    }
     let mut command = Command::new("node");
     command
         .arg(format!("{}/node/idp.mjs", deps_dir()))
         .env("PORT", port.to_string())
         .env("KEY_DIR", keys)
         .env("KIDS", kids)
-        .env(
-            "CLIENTS",
-            json!([{
-                "client_id": "test-app",
-                "client_secret": SECRET,
-                "redirect_uris": [REDIRECT],
-                "grant_types": ["authorization_code", "refresh_token"],
-                "response_types": ["code"],
-                "token_endpoint_auth_method": "client_secret_post",
-            }])
-            .to_string(),
-        )
+        .env("CLIENTS", Value::Array(clients).to_string())
         .env(
             "GROUPS",
             json!({"dev@idp.example": ["eng", "other"]}).to_string(),
         );
     spawn_announcing(command)
 }
+
+/// The gateway's client id at the provider (console sign-in).
+pub(super) const CONSOLE_CLIENT: &str = "mcpgate-console";
 
 fn absolute(base: &str, location: &str) -> String {
     url::Url::parse(base)
@@ -58,36 +74,21 @@ fn absolute(base: &str, location: &str) -> String {
         .to_string()
 }
 
-/// An access token of the provider for `login`, asked for `resource`: the code flow with
-/// PKCE, the test playing the browser on the provider's sign-in and consent pages.
-async fn idp_token(issuer: &str, login: &str, resource: &str) -> String {
-    let browser = crate::console::browser_like();
-    let (verifier, challenge) = super::pkce();
-    let query: String = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("client_id", "test-app"),
-            ("response_type", "code"),
-            ("redirect_uri", REDIRECT),
-            ("scope", "openid email"),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-            ("state", "s1"),
-            ("resource", resource),
-        ])
-        .finish();
-    let mut at = format!("{issuer}/auth?{query}");
+/// Goes through the provider's pages from `start` as `login` (signs in, consents) until the
+/// provider sends the browser to a URL starting with `stop_at`; answers that URL.
+pub(super) async fn through_provider(
+    browser: &reqwest::Client,
+    start: &str,
+    login: &str,
+    stop_at: &str,
+) -> String {
+    let mut at = start.to_owned();
     let mut reply = browser.get(&at).send().await.unwrap();
-    let mut code = None;
     for _ in 0..12 {
         if reply.status().is_redirection() {
             let next = absolute(&at, reply.headers()["location"].to_str().unwrap());
-            if next.starts_with(REDIRECT) {
-                code = url::Url::parse(&next)
-                    .unwrap()
-                    .query_pairs()
-                    .find(|(key, _)| key == "code")
-                    .map(|(_, value)| value.into_owned());
-                break;
+            if next.starts_with(stop_at) {
+                return next;
             }
             reply = browser.get(&next).send().await.unwrap();
             at = next;
@@ -110,6 +111,32 @@ async fn idp_token(issuer: &str, login: &str, resource: &str) -> String {
         reply = browser.post(&target).form(&form).send().await.unwrap();
         at = target;
     }
+    panic!("the provider never sent the browser to {stop_at}")
+}
+
+/// An access token of the provider for `login`, asked for `resource`: the code flow with
+/// PKCE, the test playing the browser on the provider's sign-in and consent pages.
+async fn idp_token(issuer: &str, login: &str, resource: &str) -> String {
+    let browser = crate::console::browser_like();
+    let (verifier, challenge) = super::pkce();
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", "test-app"),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid email"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("state", "s1"),
+            ("resource", resource),
+        ])
+        .finish();
+    let back = through_provider(&browser, &format!("{issuer}/auth?{query}"), login, REDIRECT).await;
+    let code = url::Url::parse(&back)
+        .unwrap()
+        .query_pairs()
+        .find(|(key, _)| key == "code")
+        .map(|(_, value)| value.into_owned());
     let code = code.expect("the provider sent the browser back with a code");
     let tokens: Value = browser
         .post(format!("{issuer}/token"))
@@ -214,7 +241,7 @@ async fn external_provider_tokens(backend: Backend) {
 
     // The provider starts after the gateway: its keys are fetched when a token needs them.
     let keys = tempfile::tempdir().unwrap();
-    let idp = start_idp(port, keys.path(), "k1");
+    let idp = start_idp(port, keys.path(), "k1", None);
 
     // A token for the gateway's audience: the REST API and every MCP endpoint; the unknown
     // email gets an account whose teams follow its groups ("eng" -> engineering).
@@ -329,7 +356,7 @@ async fn external_provider_tokens(backend: Backend) {
     // the gateway has not seen: it fetches the keys again and accepts it.
     let spare = idp_token(&issuer, "dev@idp.example", AUDIENCE).await;
     drop(idp);
-    let idp = start_idp(port, keys.path(), "k2,k1");
+    let idp = start_idp(port, keys.path(), "k2,k1", None);
     let rotated = idp_token(&issuer, "dev@idp.example", AUDIENCE).await;
     let header: Value = serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -345,7 +372,7 @@ async fn external_provider_tokens(backend: Backend) {
     // k1 withdrawn at the provider: once the gateway fetches the keys again (hourly, or now
     // when an admin asks), a k1 token is refused.
     drop(idp);
-    let _idp = start_idp(port, keys.path(), "k2");
+    let _idp = start_idp(port, keys.path(), "k2", None);
     let status = server
         .admin(Method::GET, "/admin/identity-providers", None)
         .await;

@@ -15,6 +15,7 @@ use crate::common;
 
 mod clients;
 mod idp;
+mod sso;
 
 use base64::Engine;
 use common::mcp::McpClient;
