@@ -216,6 +216,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         audit: audit.clone(),
         metrics: metrics.clone(),
         registrations: Arc::default(),
+        client_documents: Arc::default(),
+        http: crate::egress::HttpClient::new(settings.federation.egress.clone())?,
     };
     let state = web::Data::new(AppState {
         db: db.clone(),

@@ -396,6 +396,23 @@ fn build(policy: Arc<EgressPolicy>) -> Result<reqwest::Client, String> {
         .map_err(|error| format!("cannot build the HTTP client: {error}"))
 }
 
+/// A response's body, refused once it passes `limit` bytes (what an untrusted server sends is
+/// never read whole first).
+pub async fn body_within(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| crate::upstream::transport::describe(&error))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("the answer is larger than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Whether two URLs have the same origin (scheme, host and port).
 pub fn same_origin(a: &url::Url, b: &url::Url) -> bool {
     a.scheme() == b.scheme()

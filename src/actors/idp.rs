@@ -118,24 +118,6 @@ impl Handler<Refresh> for IdpActor {
     }
 }
 
-/// A response's body, refused past [`MAX_DOCUMENT_BYTES`].
-async fn bounded(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|error| format!("{url}: {}", crate::upstream::transport::describe(&error)))?
-    {
-        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-            return Err(format!(
-                "{url} answered more than {MAX_DOCUMENT_BYTES} bytes"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 /// Reads a JSON document of at most [`MAX_DOCUMENT_BYTES`].
 async fn document(http: &HttpClient, url: &str) -> Result<Value, String> {
     let request = http.get(url).map_err(|denied| denied.to_string())?;
@@ -148,7 +130,9 @@ async fn document(http: &HttpClient, url: &str) -> Result<Value, String> {
     if !response.status().is_success() {
         return Err(format!("{url} answered {}", response.status()));
     }
-    let body = bounded(response, url).await?;
+    let body = crate::egress::body_within(response, MAX_DOCUMENT_BYTES)
+        .await
+        .map_err(|why| format!("{url}: {why}"))?;
     serde_json::from_slice(&body).map_err(|error| format!("{url} is not JSON: {error}"))
 }
 
@@ -418,7 +402,9 @@ impl IdentityProviders {
                 )
             })?;
         let status = response.status();
-        let bytes = bounded(response, &endpoint).await?;
+        let bytes = crate::egress::body_within(response, MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|why| format!("{endpoint}: {why}"))?;
         let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if !status.is_success() {
             // The provider's own OAuth error, never the code or the secret.

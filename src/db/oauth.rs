@@ -9,6 +9,7 @@ use diesel_async::RunQueryDsl;
 
 use super::schema::{
     oauth_clients, oauth_codes, oauth_consents, oauth_grants, oauth_used_refresh, revoked_tokens,
+    users,
 };
 use super::{DbConn, WorkResult};
 use crate::unit_of_work;
@@ -103,6 +104,26 @@ unit_of_work! {
     |this, conn| {
         let insert = diesel::insert_into(oauth_clients::table).values(&this.row);
         crate::on_backend!(conn, c => insert.execute(c).await)?;
+        Ok(())
+    }
+}
+
+unit_of_work! {
+    /// Stores (or replaces) the record of a client whose id is its metadata document's URL.
+    StoreDocumentClient { row: ClientRow } -> (),
+    "oauth.store_document_client", Write, transactional = true,
+    |this, conn| {
+        let upsert = diesel::insert_into(oauth_clients::table)
+            .values(&this.row)
+            .on_conflict(oauth_clients::client_id)
+            .do_update()
+            .set((
+                oauth_clients::client_name.eq(this.row.client_name.clone()),
+                oauth_clients::redirect_uris.eq(this.row.redirect_uris.clone()),
+                oauth_clients::metadata.eq(this.row.metadata.clone()),
+                oauth_clients::source.eq(this.row.source.clone()),
+            ));
+        crate::on_backend!(conn, c => upsert.execute(c).await)?;
         Ok(())
     }
 }
@@ -343,6 +364,24 @@ unit_of_work! {
         if grant.revoked_at.is_some() || grant.expires_at <= now {
             return Ok(Refreshed::Ended);
         }
+        // Like a sign-in, a grant ends with its account: deleted, disabled, or its password
+        // changed since the user consented.
+        let account = crate::on_backend!(conn.reborrow(), c => {
+            users::table
+                .find(&grant.user_email)
+                .select((users::is_active, users::tokens_valid_after))
+                .first::<(bool, Option<NaiveDateTime>)>(c)
+                .await
+                .optional()
+        })?;
+        let ended = account.is_none_or(|(active, valid_after)| {
+            !active || valid_after.is_some_and(|after| after > grant.created_at)
+        });
+        if ended {
+            let reason = "the account was disabled or deleted, or its password changed";
+            revoke_grant(conn, &grant, reason, now).await?;
+            return Ok(Refreshed::Ended);
+        }
         let keep = diesel::insert_into(oauth_used_refresh::table).values((
             oauth_used_refresh::refresh_hash.eq(&this.refresh_hash),
             oauth_used_refresh::grant_id.eq(&grant.id),
@@ -408,5 +447,40 @@ unit_of_work! {
         );
         crate::on_backend!(conn, c => forget.execute(c).await)?;
         Ok(grants.into_iter().map(|grant| grant.access_jti).collect())
+    }
+}
+
+unit_of_work! {
+    /// Drops what the authorization server no longer needs: codes expired before `codes_before`
+    /// (a replay of one is then merely unknown), and grants that ended (revoked or expired)
+    /// before `grants_before`, with the refresh tokens they used. Answers how many rows went.
+    PurgeOAuth { codes_before: NaiveDateTime, grants_before: NaiveDateTime } -> usize,
+    "oauth.purge", Write, transactional = true,
+    |this, conn| {
+        let mut conn = conn;
+        let codes = diesel::delete(
+            oauth_codes::table.filter(oauth_codes::expires_at.lt(this.codes_before)),
+        );
+        let mut purged = crate::on_backend!(conn.reborrow(), c => codes.execute(c).await)?;
+        let ended = oauth_grants::table
+            .filter(
+                oauth_grants::revoked_at
+                    .lt(this.grants_before)
+                    .or(oauth_grants::expires_at.lt(this.grants_before)),
+            )
+            .select(oauth_grants::id);
+        let used = diesel::delete(
+            oauth_used_refresh::table.filter(oauth_used_refresh::grant_id.eq_any(ended)),
+        );
+        purged += crate::on_backend!(conn.reborrow(), c => used.execute(c).await)?;
+        let grants = diesel::delete(
+            oauth_grants::table.filter(
+                oauth_grants::revoked_at
+                    .lt(this.grants_before)
+                    .or(oauth_grants::expires_at.lt(this.grants_before)),
+            ),
+        );
+        purged += crate::on_backend!(conn, c => grants.execute(c).await)?;
+        Ok(purged)
     }
 }

@@ -14,9 +14,27 @@ pub fn routes(config: &mut ServiceConfig) {
     config.service(metadata).map(|config| {
         config.service(
             web::resource("/.well-known/oauth-protected-resource/{endpoint:.*}")
+                .wrap(public_cors())
                 .route(web::get().to(document)),
         )
     });
+}
+
+/// CORS for what a browser-based MCP client reads and posts cross-origin on its way to a
+/// token: the metadata documents, registration and the token endpoint. Any origin, never with
+/// credentials (none of them reads a cookie).
+pub fn public_cors() -> actix_cors::Cors {
+    use actix_web::http::header;
+    actix_cors::Cors::default()
+        .allow_any_origin()
+        .send_wildcard()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .max_age(86_400)
 }
 
 /// The metadata document.
@@ -43,7 +61,7 @@ pub struct ResourceMetadata {
         (status = 200, description = "the metadata", body = ResourceMetadata),
     ),
 )]
-#[get("/.well-known/oauth-protected-resource")]
+#[get("/.well-known/oauth-protected-resource", wrap = "public_cors()")]
 pub async fn metadata(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
     document(state, request).await
 }
@@ -84,10 +102,19 @@ pub fn server_routes(config: &mut actix_web::web::ServiceConfig) {
     config
         .service(
             web::resource("/.well-known/oauth-authorization-server")
+                .wrap(public_cors())
                 .route(web::get().to(authorization_server)),
         )
-        .service(web::resource("/oauth/register").route(web::post().to(register)))
-        .service(web::resource("/oauth/token").route(web::post().to(token)));
+        .service(
+            web::resource("/oauth/register")
+                .wrap(public_cors())
+                .route(web::post().to(register)),
+        )
+        .service(
+            web::resource("/oauth/token")
+                .wrap(public_cors())
+                .route(web::post().to(token)),
+        );
 }
 
 /// An OAuth JSON answer: never cached.

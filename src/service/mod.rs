@@ -45,6 +45,11 @@ pub struct Services {
     pub metrics: crate::actors::metrics::Metrics,
     /// Dynamic client registrations per address in the current hour.
     pub registrations: Arc<oauth::Registrations>,
+    /// When each client ID metadata document was last fetched.
+    pub client_documents: Arc<oauth::Fetched>,
+    /// The services' own outbound client (client ID metadata documents), under the egress
+    /// policy.
+    pub http: crate::egress::HttpClient,
 }
 
 /// The result of a service operation.

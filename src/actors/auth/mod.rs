@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 mod external;
+mod upkeep;
+
+use self::upkeep::{OAUTH_PURGE_EVERY, USAGE_FLUSH_EVERY};
 
 use super::db::Db;
 use super::scoping::Scoping;
@@ -62,9 +65,6 @@ pub struct AuthActor {
     usage: Arc<crate::auth::usage::TokenUse>,
 }
 
-/// How often the uses of API tokens are written.
-const USAGE_FLUSH_EVERY: Duration = Duration::from_secs(5);
-
 impl Actor for AuthActor {
     type Context = Context<Self>;
 
@@ -78,26 +78,7 @@ impl Actor for AuthActor {
             }
         });
         ctx.run_interval(USAGE_FLUSH_EVERY, |actor, ctx| actor.write_usage(ctx));
-    }
-}
-
-impl AuthActor {
-    /// Writes when API tokens were last used; a failed write is let go (the next use notes it
-    /// again within a minute).
-    fn write_usage(&mut self, ctx: &mut Context<Self>) {
-        let uses = self.usage.take(chrono::Utc::now());
-        if uses.is_empty() {
-            return;
-        }
-        let db = self.db.clone();
-        ctx.spawn(
-            async move {
-                if let Err(error) = db.run(crate::db::tokens::TouchTokens { uses }).await {
-                    tracing::debug!(%error, "noting when API tokens were used failed");
-                }
-            }
-            .into_actor(self),
-        );
+        ctx.run_interval(OAUTH_PURGE_EVERY, |actor, ctx| actor.purge_oauth(ctx));
     }
 }
 
@@ -505,7 +486,8 @@ impl Auth {
                     claims.uid.as_deref(),
                     claims.iat,
                     claims.iat_ms,
-                    claims.token_use.is_none(),
+                    // A password change or a disable ends sign-ins and OAuth grants alike.
+                    matches!(claims.token_use.as_deref(), None | Some("oauth")),
                 )
                 .map_err(AuthError::InvalidToken)?;
         }

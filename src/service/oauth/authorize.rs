@@ -103,20 +103,26 @@ pub async fn check(
         .client_id
         .as_deref()
         .ok_or_else(|| AuthorizeRefusal::Page("The request names no client (client_id).".into()))?;
-    let client = services
-        .db
-        .run(GetClient {
-            client_id: client_id.to_owned(),
-        })
-        .await
-        .map_err(|_| {
-            AuthorizeRefusal::Page("The gateway cannot reach its database; try again.".into())
-        })?
-        .ok_or_else(|| {
-            AuthorizeRefusal::Page(format!(
-                "The client {client_id:?} is not registered with this gateway."
-            ))
-        })?;
+    let client = if super::documents::is_document_url(client_id) {
+        super::documents::resolve(services, client_id)
+            .await
+            .map_err(|refusal| AuthorizeRefusal::Page(refusal.description))?
+    } else {
+        services
+            .db
+            .run(GetClient {
+                client_id: client_id.to_owned(),
+            })
+            .await
+            .map_err(|_| {
+                AuthorizeRefusal::Page("The gateway cannot reach its database; try again.".into())
+            })?
+            .ok_or_else(|| {
+                AuthorizeRefusal::Page(format!(
+                    "The client {client_id:?} is not registered with this gateway."
+                ))
+            })?
+    };
     let registered: Vec<String> = serde_json::from_str(&client.redirect_uris).unwrap_or_default();
     let redirect_uri = match query.redirect_uri.as_deref() {
         Some(given) if registered.iter().any(|uri| redirect_matches(uri, given)) => {
@@ -180,7 +186,18 @@ pub async fn check(
     }
     Ok(Authorization {
         client_id: client.client_id.clone(),
-        client_name: client.client_name.clone().unwrap_or(client.client_id),
+        // A metadata document names itself: the user sees where it is published too.
+        client_name: match (&client.client_name, client.source.as_str()) {
+            (Some(name), "metadata_document") => {
+                let host = url::Url::parse(&client.client_id)
+                    .ok()
+                    .and_then(|url| url.host_str().map(str::to_owned))
+                    .unwrap_or_default();
+                format!("{name} (from {host})")
+            }
+            (Some(name), _) => name.clone(),
+            (None, _) => client.client_id.clone(),
+        },
         redirect_uri,
         code_challenge: challenge.to_owned(),
         resource,

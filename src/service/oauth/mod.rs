@@ -17,11 +17,13 @@ use crate::auth::Principal;
 use crate::db::oauth::{ClientRow, Disconnect, ListGrants, RegisterClient};
 
 mod authorize;
+mod documents;
 mod token;
 
 pub use self::authorize::{
     Authorization, AuthorizeQuery, AuthorizeRefusal, approve, check, consented, declined,
 };
+pub use self::documents::Fetched;
 pub use self::token::{TokenRequest, token};
 
 /// How long an access token works.
@@ -126,6 +128,7 @@ pub fn metadata(base: &str, registration: bool) -> Value {
         "token_endpoint_auth_methods_supported": ["none"],
         "scopes_supported": ["mcp"],
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
         "service_documentation": format!("{base}/openapi.json"),
     });
     if registration {
@@ -209,6 +212,42 @@ pub async fn register(
             "the registration must be a JSON object".into(),
         ));
     };
+    let (uris, name) = client_metadata(&request)?;
+    let client_id = format!("mcpgate-{}", secret());
+    let issued = crate::db::now();
+    let answer = json!({
+        "client_id": client_id,
+        "client_id_issued_at": issued.and_utc().timestamp(),
+        "client_name": name,
+        "redirect_uris": uris,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    });
+    let row = ClientRow {
+        client_id: client_id.clone(),
+        client_name: name,
+        redirect_uris: json!(uris).to_string(),
+        metadata: answer.to_string(),
+        source: "dynamic".into(),
+        created_at: issued,
+    };
+    services
+        .db
+        .run(RegisterClient { row })
+        .await
+        .map_err(|_| OAuthError::unavailable())?;
+    Ok(answer)
+}
+
+/// The redirect URIs and name of a client's metadata (a registration or a client ID metadata
+/// document), checked: public clients only (PKCE), the code flow and refresh tokens only,
+/// acceptable redirect URIs.
+fn client_metadata(
+    request: &serde_json::Map<String, Value>,
+) -> Result<(Vec<String>, Option<String>), OAuthError> {
+    let metadata_error =
+        |description: String| OAuthError::new(400, "invalid_client_metadata", description);
     let uris: Vec<String> = match request.get("redirect_uris") {
         Some(Value::Array(uris)) if !uris.is_empty() && uris.len() <= MAX_REDIRECT_URIS => uris
             .iter()
@@ -269,31 +308,7 @@ pub async fn register(
         .get("client_name")
         .and_then(Value::as_str)
         .map(|name| name.chars().take(200).collect::<String>());
-    let client_id = format!("mcpgate-{}", secret());
-    let issued = crate::db::now();
-    let answer = json!({
-        "client_id": client_id,
-        "client_id_issued_at": issued.and_utc().timestamp(),
-        "client_name": name,
-        "redirect_uris": uris,
-        "grant_types": ["authorization_code", "refresh_token"],
-        "response_types": ["code"],
-        "token_endpoint_auth_method": "none",
-    });
-    let row = ClientRow {
-        client_id: client_id.clone(),
-        client_name: name,
-        redirect_uris: json!(uris).to_string(),
-        metadata: answer.to_string(),
-        source: "dynamic".into(),
-        created_at: issued,
-    };
-    services
-        .db
-        .run(RegisterClient { row })
-        .await
-        .map_err(|_| OAuthError::unavailable())?;
-    Ok(answer)
+    Ok((uris, name))
 }
 
 /// A connected app as its user sees it.

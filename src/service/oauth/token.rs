@@ -143,7 +143,7 @@ async fn by_refresh(
             "the refresh token is not valid for this client",
         )),
         Refreshed::Ended => Err(OAuthError::grant(
-            "the grant has ended (revoked or expired); authorize again",
+            "the grant has ended (revoked, expired, or the account was disabled or its password changed); authorize again",
         )),
         Refreshed::Reused(jti) => {
             services.auth.revoked(jti).await;

@@ -107,6 +107,28 @@ async fn text() -> HttpResponse {
         .body("plain text answer")
 }
 
+/// A client ID metadata document served at its own URL (`/client/{kind}`): `good`, or one
+/// that names another `client_id`, carries a secret, or registers a redirect off loopback.
+async fn client_document(request: actix_web::HttpRequest, kind: web::Path<String>) -> HttpResponse {
+    let own = format!("http://{}/client/{kind}", request.connection_info().host());
+    let mut document = json!({
+        "client_id": own,
+        "client_name": "Doc client",
+        "redirect_uris": ["http://127.0.0.1/callback"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    });
+    match kind.as_str() {
+        "good" => {}
+        "other-id" => document["client_id"] = json!("https://elsewhere.example/client"),
+        "secret" => document["client_secret"] = json!("s3cret"),
+        "evil-redirect" => document["redirect_uris"] = json!(["http://evil.example/cb"]),
+        _ => return HttpResponse::NotFound().finish(),
+    }
+    HttpResponse::Ok().json(document)
+}
+
 impl RestFixture {
     /// Starts the fixture on 127.0.0.1 with an ephemeral port.
     pub async fn start() -> Self {
@@ -123,6 +145,7 @@ impl RestFixture {
                 .route("/nap", web::get().to(nap))
                 .route("/headers", web::get().to(headers))
                 .route("/traceparent", web::get().to(traceparent))
+                .route("/client/{kind}", web::get().to(client_document))
         })
         .workers(2)
         .disable_signals()

@@ -118,7 +118,7 @@ pub(super) async fn through_provider(
 /// PKCE, the test playing the browser on the provider's sign-in and consent pages.
 async fn idp_token(issuer: &str, login: &str, resource: &str) -> String {
     let browser = crate::console::browser_like();
-    let (verifier, challenge) = super::pkce();
+    let (verifier, challenge) = super::flow::pkce();
     let query: String = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
             ("client_id", "test-app"),
