@@ -205,6 +205,7 @@ pub fn verify(
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[&provider.issuer]);
     validation.validate_aud = false;
+    validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "iss"]);
     let mut last = None;
     for candidate in candidates {

@@ -14,7 +14,7 @@ use super::parse;
 #[derive(clap::Args, Clone, Debug)]
 pub struct OidcSettings {
     /// A JSON array of trusted OpenID Connect providers, each {"issuer", "audiences",
-    /// "algorithms", "email_claim", "groups_claim", "teams", "provision", "name",
+    /// "algorithms", "email_claim", "groups_claim", "teams", "roles", "provision", "name",
     /// "client_id", "client_secret", "advertise"} (docs: README, external identity providers).
     #[arg(id = "OIDC_ISSUERS", long = "oidc-issuers", env = "OIDC_ISSUERS", hide_env_values = true, default_value = "[]", value_parser = providers)]
     pub issuers: Providers,
@@ -58,6 +58,10 @@ pub struct ProviderSettings {
     /// group stops being one (only teams named here are touched).
     #[serde(default)]
     pub teams: BTreeMap<String, String>,
+    /// Group -> global role: a user in the group has the role; one who left the group loses
+    /// it (only roles given this way are taken away; never platform_admin).
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
     /// Create an account (with `DEFAULT_USER_ROLE`) the first time an unknown email signs in;
     /// otherwise an admin creates accounts (default false).
     #[serde(default)]
@@ -167,6 +171,20 @@ fn providers(value: &str) -> Result<Providers, String> {
                 provider.issuer
             ));
         }
+        if provider.roles.values().any(|role| role == "platform_admin") {
+            return Err(format!(
+                "issuer {:?} maps a group to platform_admin, which only an admin gives",
+                provider.issuer
+            ));
+        }
+        if (!provider.teams.is_empty() || !provider.roles.is_empty())
+            && provider.groups_claim.is_none()
+        {
+            return Err(format!(
+                "issuer {:?} maps groups to teams or roles but names no groups_claim",
+                provider.issuer
+            ));
+        }
         if provider.client_secret.is_some() && provider.client_id.is_none() {
             return Err(format!(
                 "issuer {:?} has a client_secret without a client_id",
@@ -184,7 +202,7 @@ mod tests {
     #[test]
     fn providers_are_checked() {
         let good = providers(
-            r#"[{"issuer": "https://idp.example.com", "audiences": ["mcpgate"],
+            r#"[{"issuer": "https://idp.example.com", "audiences": ["mcpgate"], "groups_claim": "groups",
                  "teams": {"eng": "engineering"}, "client_id": "gw", "client_secret": "s"}]"#,
         )
         .unwrap();

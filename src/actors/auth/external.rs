@@ -78,7 +78,7 @@ impl Auth {
     ) -> Result<Option<Arc<Grants>>, AuthError> {
         let provider = &self.idps.provider(external.provider).settings;
         let create = grants.is_none() && provider.provision;
-        let sync = !provider.teams.is_empty()
+        let sync = (!provider.teams.is_empty() || !provider.roles.is_empty())
             && self
                 .synced
                 .get(email)
@@ -92,11 +92,15 @@ impl Auth {
         if !create && !sync {
             return Ok(grants);
         }
-        let wanted = external
-            .groups
-            .iter()
-            .filter_map(|group| provider.teams.get(group).cloned())
-            .collect();
+        let mapped = |map: &std::collections::BTreeMap<String, String>| -> Vec<String> {
+            external
+                .groups
+                .iter()
+                .filter_map(|group| map.get(group).cloned())
+                .collect()
+        };
+        let wanted = mapped(&provider.teams);
+        let wanted_roles = mapped(&provider.roles);
         self.addr
             .send(Provision {
                 email: email.to_owned(),
@@ -104,6 +108,9 @@ impl Auth {
                 create,
                 wanted,
                 managed: provider.teams.values().cloned().collect(),
+                wanted_roles,
+                managed_roles: provider.roles.values().cloned().collect(),
+                granted_by: format!("oidc:{}", provider.issuer),
             })
             .timeout(REPLY_TIMEOUT)
             .await
@@ -117,8 +124,8 @@ impl Auth {
     }
 }
 
-/// Creates the account of an externally signed-in user (`create`) and makes their teams
-/// follow their groups.
+/// Creates the account of an externally signed-in user (`create`) and makes their teams and
+/// roles follow their groups.
 pub struct Provision {
     /// The account's email.
     pub email: String,
@@ -130,6 +137,12 @@ pub struct Provision {
     pub wanted: Vec<String>,
     /// The slugs of every team the provider's groups map to.
     pub managed: Vec<String>,
+    /// The global roles the user's groups map to.
+    pub wanted_roles: Vec<String>,
+    /// Every role the provider's groups map to.
+    pub managed_roles: Vec<String>,
+    /// Who gives those roles (`oidc:<issuer>`).
+    pub granted_by: String,
 }
 
 impl Message for Provision {
@@ -174,6 +187,16 @@ impl Handler<Provision> for AuthActor {
                     email: message.email.clone(),
                     wanted: message.wanted,
                     managed: message.managed,
+                })
+                .await
+                .map_err(unavailable)?;
+            }
+            if !message.managed_roles.is_empty() {
+                db.run(crate::db::identity::SyncGrantedRoles {
+                    email: message.email.clone(),
+                    wanted: message.wanted_roles,
+                    managed: message.managed_roles,
+                    granted_by: message.granted_by,
                 })
                 .await
                 .map_err(unavailable)?;

@@ -61,3 +61,41 @@ unit_of_work! {
         Ok(rows)
     }
 }
+
+unit_of_work! {
+    /// Gives `email` the global roles in `wanted` and takes away those of `managed` not in it —
+    /// only assignments `granted_by` made (an external provider's groups mapped to roles), so
+    /// a role an admin assigned by hand stays.
+    SyncGrantedRoles { email: String, wanted: Vec<String>, managed: Vec<String>, granted_by: String } -> (),
+    "roles.sync_granted", Write, transactional = true,
+    |this, conn| {
+        let mut conn = conn;
+        let gone: Vec<&String> = this
+            .managed
+            .iter()
+            .filter(|role| !this.wanted.contains(role))
+            .collect();
+        let take = diesel::delete(
+            role_assignments::table
+                .filter(role_assignments::email.eq(&this.email))
+                .filter(role_assignments::scope.eq("*"))
+                .filter(role_assignments::granted_by.eq(&this.granted_by))
+                .filter(role_assignments::role.eq_any(gone)),
+        );
+        crate::on_backend!(conn.reborrow(), c => take.execute(c).await)?;
+        let at = now();
+        for role in &this.wanted {
+            let give = diesel::insert_into(role_assignments::table)
+                .values(RoleRow {
+                    email: this.email.clone(),
+                    role: role.clone(),
+                    scope: "*".into(),
+                    granted_by: Some(this.granted_by.clone()),
+                    created_at: at,
+                })
+                .on_conflict_do_nothing();
+            crate::on_backend!(conn.reborrow(), c => give.execute(c).await)?;
+        }
+        Ok(())
+    }
+}

@@ -2,10 +2,11 @@
 //! implementation) on loopback, started after the gateway (keys are fetched when first
 //! needed). Its users' access tokens, got by the code flow the test drives as the browser, are
 //! accepted for a configured audience everywhere and for one MCP endpoint's URL there only;
-//! an unknown email gets an account (just-in-time) whose teams follow its groups. Refused,
-//! each with its reason and no account made: another audience, an unknown issuer, `alg:
-//! none`, a shared-secret algorithm with the provider's key id, a key the provider stopped
-//! publishing; a rotated signing key is picked up.
+//! an unknown email gets an account (just-in-time) whose teams and roles follow its groups. Refused,
+//! each with its reason and no account made: expired, not valid yet, an unverified or missing
+//! email (signed with the provider's key), another audience, an unknown issuer, `alg: none`, a
+//! shared-secret algorithm with the provider's key id, a key the provider stopped publishing;
+//! a rotated signing key is picked up.
 
 use crate::common;
 
@@ -23,12 +24,14 @@ const AUDIENCE: &str = "urn:mcpgate:test";
 const REDIRECT: &str = "http://127.0.0.1:9/idp-callback";
 const SECRET: &str = "test-app-secret-0123456789";
 
-/// The provider on `port`, publishing keys `kids` (the first signs), kept in `keys`; its
-/// clients are the test's own and, given the gateway's callback, the gateway's console.
+/// The provider on `port`, publishing keys `kids` (the first signs), kept in `keys`, its
+/// users in `groups` (login -> groups); its clients are the test's own and, given the
+/// gateway's callback, the gateway's console.
 pub(super) fn start_idp(
     port: u16,
     keys: &std::path::Path,
     kids: &str,
+    groups: &Value,
     console_callback: Option<&str>,
 ) -> Upstream {
     setup();
@@ -57,10 +60,7 @@ pub(super) fn start_idp(
         .env("KEY_DIR", keys)
         .env("KIDS", kids)
         .env("CLIENTS", Value::Array(clients).to_string())
-        .env(
-            "GROUPS",
-            json!({"dev@idp.example": ["eng", "other"]}).to_string(),
-        );
+        .env("GROUPS", groups.to_string());
     spawn_announcing(command)
 }
 
@@ -192,6 +192,7 @@ async fn external_provider_tokens(backend: Backend) {
         "audiences": [AUDIENCE],
         "groups_claim": "groups",
         "teams": {"eng": "engineering"},
+        "roles": {"leads": "team_admin"},
         "provision": true,
     }]);
     let server = TestServer::start(
@@ -241,7 +242,13 @@ async fn external_provider_tokens(backend: Backend) {
 
     // The provider starts after the gateway: its keys are fetched when a token needs them.
     let keys = tempfile::tempdir().unwrap();
-    let idp = start_idp(port, keys.path(), "k1", None);
+    let idp = start_idp(
+        port,
+        keys.path(),
+        "k1",
+        &json!({"dev@idp.example": ["eng", "leads"]}),
+        None,
+    );
 
     // A token for the gateway's audience: the REST API and every MCP endpoint; the unknown
     // email gets an account whose teams follow its groups ("eng" -> engineering).
@@ -266,6 +273,22 @@ async fn external_provider_tokens(backend: Backend) {
         teams.body.to_string().contains("\"engineering\""),
         "a member of the mapped team: {}",
         teams.body
+    );
+    // ...and whose roles follow them too ("leads" -> team_admin, beside the default role).
+    let permissions = |token: String| {
+        let server = &server;
+        async move {
+            let mine = server
+                .send(Method::GET, "/rbac/my/permissions", Some(&token), None)
+                .await;
+            assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+            mine.body["permissions"].to_string()
+        }
+    };
+    assert!(
+        permissions(general.clone())
+            .await
+            .contains("teams.manage_members")
     );
     let mut anywhere = McpClient::new(&server, &format!("/servers/{}/mcp", servers[1]));
     anywhere.token = general.clone();
@@ -312,7 +335,38 @@ async fn external_provider_tokens(backend: Backend) {
         &claims,
         &public_key,
     );
+    // Signed with the provider's own key, yet not acceptable: expired, not valid yet, an
+    // unverified email, no email.
+    let signed = |claims: Value| {
+        let mut command = Command::new("node");
+        command
+            .arg(format!("{}/node/sign-jwt.mjs", deps_dir()))
+            .arg(keys.path().join("k1.json"))
+            .arg(claims.to_string());
+        let output = command.output().expect("node signs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let with = |changes: Value| {
+        let mut claims = claims.clone();
+        for (key, value) in changes.as_object().unwrap() {
+            if value.is_null() {
+                claims.as_object_mut().unwrap().remove(key);
+            } else {
+                claims[key] = value.clone();
+            }
+        }
+        signed(claims)
+    };
+    let expired = with(json!({"iat": now - 7200, "exp": now - 3600}));
+    let early = with(json!({"nbf": now + 3600}));
+    let unverified = with(json!({"email_verified": false}));
+    let no_email = with(json!({"email": null}));
     for (token, why) in [
+        (expired.as_str(), "expired"),
+        (early.as_str(), "not valid yet"),
+        (unverified.as_str(), "not verified"),
+        (no_email.as_str(), "no email"),
         (elsewhere.as_str(), "audience"),
         (
             &forged(json!({"alg": "HS256"}), &unknown_issuer, b"whatever"),
@@ -356,7 +410,13 @@ async fn external_provider_tokens(backend: Backend) {
     // the gateway has not seen: it fetches the keys again and accepts it.
     let spare = idp_token(&issuer, "dev@idp.example", AUDIENCE).await;
     drop(idp);
-    let idp = start_idp(port, keys.path(), "k2,k1", None);
+    let idp = start_idp(
+        port,
+        keys.path(),
+        "k2,k1",
+        &json!({"dev@idp.example": ["eng"]}),
+        None,
+    );
     let rotated = idp_token(&issuer, "dev@idp.example", AUDIENCE).await;
     let header: Value = serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -369,10 +429,20 @@ async fn external_provider_tokens(backend: Backend) {
         .send(Method::GET, "/tools", Some(&rotated), None)
         .await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
+    // The user left "leads" meanwhile: the role it gave is gone, the default role stays.
+    let now_permissions = permissions(rotated.clone()).await;
+    assert!(
+        !now_permissions.contains("teams.manage_members"),
+        "{now_permissions}"
+    );
+    assert!(
+        now_permissions.contains("tools.create"),
+        "{now_permissions}"
+    );
     // k1 withdrawn at the provider: once the gateway fetches the keys again (hourly, or now
     // when an admin asks), a k1 token is refused.
     drop(idp);
-    let _idp = start_idp(port, keys.path(), "k2", None);
+    let _idp = start_idp(port, keys.path(), "k2", &json!({}), None);
     let status = server
         .admin(Method::GET, "/admin/identity-providers", None)
         .await;

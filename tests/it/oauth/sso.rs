@@ -54,7 +54,7 @@ async fn console_single_sign_on(backend: Backend) {
     .await;
     let callback = format!("{}/admin/sso/callback", server.base);
     let keys = tempfile::tempdir().unwrap();
-    let _idp = start_idp(port, keys.path(), "k1", Some(&callback));
+    let _idp = start_idp(port, keys.path(), "k1", &json!({}), Some(&callback));
 
     // Passwords are switched off: the page offers the provider only; both sign-ins refuse.
     let browser = crate::console::browser_like();
