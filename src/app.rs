@@ -217,7 +217,11 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         metrics: metrics.clone(),
         registrations: Arc::default(),
         client_documents: Arc::default(),
-        http: crate::egress::HttpClient::new(settings.federation.egress.clone())?,
+        // Client sites, never internal upstreams: the policy without its allow list.
+        http: crate::egress::HttpClient::new(crate::egress::EgressPolicy {
+            allow: Vec::new(),
+            ..settings.federation.egress.clone()
+        })?,
     };
     let state = web::Data::new(AppState {
         db: db.clone(),

@@ -161,6 +161,8 @@ pub struct ExternalIdentity {
     pub name: Option<String>,
     /// The user's groups (the provider's `groups_claim`), sorted.
     pub groups: Vec<String>,
+    /// When the token saying so was issued (seconds since the epoch).
+    pub issued_at: i64,
 }
 
 fn invalid(reason: impl Into<String>) -> AuthError {
@@ -198,10 +200,15 @@ pub fn verify(
             header.alg, provider.issuer, provider.algorithms
         )));
     }
+    // A token that names no key is tried with every published key.
     let kid = header.kid.clone().unwrap_or_default();
-    let Some(candidates) = published.keys.get(&kid) else {
-        return Ok(Outcome::UnknownKey(kid));
+    let candidates: Vec<&Key> = match &header.kid {
+        Some(kid) => published.keys.get(kid).into_iter().flatten().collect(),
+        None => published.keys.values().flatten().collect(),
     };
+    if candidates.is_empty() {
+        return Ok(Outcome::UnknownKey(kid));
+    }
     let mut validation = Validation::new(header.alg);
     validation.set_issuer(&[&provider.issuer]);
     validation.validate_aud = false;
@@ -242,18 +249,18 @@ pub fn verify(
     })
 }
 
-/// Whether `aud` names one of this gateway's MCP endpoints (`…/mcp` or `…/servers/{id}/mcp`):
-/// a token for it is bound to that endpoint.
-fn mcp_endpoint(aud: &str) -> bool {
-    url::Url::parse(aud).is_ok_and(|url| {
-        matches!(url.scheme(), "http" | "https")
-            && url.query().is_none()
-            && url.fragment().is_none()
-            && {
-                let segments: Vec<&str> = url.path().trim_start_matches('/').split('/').collect();
-                matches!(segments.as_slice(), ["mcp"] | ["servers", _, "mcp"])
-            }
-    })
+/// The origin of `aud` when it names an MCP endpoint (`…/mcp` or `…/servers/{id}/mcp`): a
+/// token for it is bound to that endpoint, and accepted only when that origin is one of the
+/// provider's audiences (this gateway's public origin, as the operator gave it — never one
+/// taken from a request).
+fn mcp_endpoint_origin(aud: &str) -> Option<String> {
+    let url = url::Url::parse(aud).ok()?;
+    let segments: Vec<&str> = url.path().trim_start_matches('/').split('/').collect();
+    (matches!(url.scheme(), "http" | "https")
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && matches!(segments.as_slice(), ["mcp"] | ["servers", _, "mcp"]))
+    .then(|| url.origin().ascii_serialization())
 }
 
 /// The verified claims, checked for audience and mapped to the gateway's.
@@ -295,12 +302,12 @@ fn claims(
     } else if audiences.iter().any(|aud| provider.audiences.contains(aud)) {
         None
     } else if let [aud] = audiences.as_slice()
-        && mcp_endpoint(aud)
+        && mcp_endpoint_origin(aud).is_some_and(|origin| provider.audiences.contains(&origin))
     {
         Some(aud.clone())
     } else {
         return Err(invalid(format!(
-            "the token is for audience {audiences:?}, which this gateway does not accept from {} (accepted: {:?}, or one of its MCP endpoint URLs)",
+            "the token is for audience {audiences:?}, which this gateway does not accept from {} (accepted: {:?}, or an MCP endpoint URL under one of them)",
             provider.issuer, provider.audiences
         )));
     };
@@ -315,10 +322,30 @@ fn claims(
                 provider.email_claim
             ))
         })?;
-    if claims.get("email_verified") == Some(&Value::Bool(false)) {
+    match claims.get("email_verified") {
+        Some(Value::Bool(true)) => {}
+        Some(Value::String(verified)) if verified == "true" => {}
+        None if !provider.require_verified_email => {}
+        None => {
+            return Err(invalid(format!(
+                "the token does not say that {email} is verified (email_verified), so it names no account here"
+            )));
+        }
+        Some(_) => {
+            return Err(invalid(format!(
+                "{} says the email {email} is not verified",
+                provider.issuer
+            )));
+        }
+    }
+    if !provider.email_domains.is_empty()
+        && !email
+            .rsplit_once('@')
+            .is_some_and(|(_, domain)| provider.email_domains.iter().any(|d| d == domain))
+    {
         return Err(invalid(format!(
-            "{} says the email {email} is not verified",
-            provider.issuer
+            "{email} is not in a domain {} may sign in for ({:?})",
+            provider.issuer, provider.email_domains
         )));
     }
     let mut groups: Vec<String> = provider
@@ -372,6 +399,7 @@ fn claims(
             .and_then(Value::as_str)
             .map(str::to_owned),
         groups,
+        issued_at: mapped.iat,
     };
     Ok(Outcome::Verified(Box::new(mapped), identity))
 }
@@ -382,12 +410,19 @@ mod tests {
 
     #[test]
     fn mcp_endpoints_are_recognised() {
-        assert!(mcp_endpoint("https://gw.example/mcp"));
-        assert!(mcp_endpoint("http://127.0.0.1:4444/servers/abc/mcp"));
-        assert!(!mcp_endpoint("https://gw.example/tools"));
-        assert!(!mcp_endpoint("https://gw.example/servers/abc/sse"));
-        assert!(!mcp_endpoint("urn:mcpgate"));
-        assert!(!mcp_endpoint("https://gw.example/mcp?x=1"));
+        let origin = mcp_endpoint_origin;
+        assert_eq!(
+            origin("https://gw.example/mcp").as_deref(),
+            Some("https://gw.example")
+        );
+        assert_eq!(
+            origin("http://127.0.0.1:4444/servers/abc/mcp").as_deref(),
+            Some("http://127.0.0.1:4444")
+        );
+        assert_eq!(origin("https://gw.example/tools"), None);
+        assert_eq!(origin("https://gw.example/servers/abc/sse"), None);
+        assert_eq!(origin("urn:mcpgate"), None);
+        assert_eq!(origin("https://gw.example/mcp?x=1"), None);
     }
 
     #[test]

@@ -263,11 +263,11 @@ impl AuthSettings {
                 .issuers
                 .0
                 .iter()
-                .any(|provider| provider.client_id.is_some())
+                .any(|provider| provider.client_id.is_some() && provider.allow_admins)
         {
             return Err(invalid(
                 "PASSWORD_SIGN_IN",
-                "false needs another way in: a provider in OIDC_ISSUERS with a client_id (console single sign-on)",
+                "false needs another way in for admins: a provider in OIDC_ISSUERS with a client_id (console single sign-on) and allow_admins",
             ));
         }
         if self.secrets_file.is_none()

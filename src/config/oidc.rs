@@ -41,8 +41,9 @@ pub struct ProviderSettings {
     /// What the sign-in page's button says (default: the issuer's host).
     #[serde(default)]
     pub name: Option<String>,
-    /// The `aud` values accepted: a token for one of these works on every endpoint. A token
-    /// whose `aud` is one of this gateway's MCP endpoint URLs works on that endpoint only.
+    /// The `aud` values accepted: a token for one of these works on every endpoint. When one
+    /// of them is this gateway's public origin (`https://gw.example`), a token whose `aud` is
+    /// one of its MCP endpoint URLs is accepted too, on that endpoint only.
     #[serde(default)]
     pub audiences: Vec<String>,
     /// The signature algorithms accepted (asymmetric only; default RS256, PS256, ES256).
@@ -51,6 +52,17 @@ pub struct ProviderSettings {
     /// The claim holding the account's email (default `email`).
     #[serde(default = "default_email_claim")]
     pub email_claim: String,
+    /// Refuse a token that does not say `email_verified: true` (default true; turn off only
+    /// for a provider that verifies every email and does not send the claim).
+    #[serde(default = "yes")]
+    pub require_verified_email: bool,
+    /// The email domains it may sign in for (default: any).
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// Whether it may sign in platform admins' accounts (default false: an admin's email at
+    /// the provider does not make its holder an admin here).
+    #[serde(default)]
+    pub allow_admins: bool,
     /// The claim holding the user's groups, if the provider sends them.
     #[serde(default)]
     pub groups_claim: Option<String>,

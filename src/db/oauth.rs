@@ -369,13 +369,16 @@ unit_of_work! {
         let account = crate::on_backend!(conn.reborrow(), c => {
             users::table
                 .find(&grant.user_email)
-                .select((users::is_active, users::tokens_valid_after))
-                .first::<(bool, Option<NaiveDateTime>)>(c)
+                .select((users::is_active, users::tokens_valid_after, users::created_at))
+                .first::<(bool, Option<NaiveDateTime>, NaiveDateTime)>(c)
                 .await
                 .optional()
         })?;
-        let ended = account.is_none_or(|(active, valid_after)| {
-            !active || valid_after.is_some_and(|after| after > grant.created_at)
+        // An account made again with the same email is another person's.
+        let ended = account.is_none_or(|(active, valid_after, created)| {
+            !active
+                || created > grant.created_at
+                || valid_after.is_some_and(|after| after > grant.created_at)
         });
         if ended {
             let reason = "the account was disabled or deleted, or its password changed";
@@ -452,8 +455,10 @@ unit_of_work! {
 
 unit_of_work! {
     /// Drops what the authorization server no longer needs: codes expired before `codes_before`
-    /// (a replay of one is then merely unknown), and grants that ended (revoked or expired)
-    /// before `grants_before`, with the refresh tokens they used. Answers how many rows went.
+    /// (a replay of one is then merely unknown), grants that ended (revoked or expired) before
+    /// `grants_before` with the refresh tokens they used, and clients from metadata documents
+    /// first fetched before then that no consent, grant or code uses. Answers how many rows
+    /// went.
     PurgeOAuth { codes_before: NaiveDateTime, grants_before: NaiveDateTime } -> usize,
     "oauth.purge", Write, transactional = true,
     |this, conn| {
@@ -480,7 +485,17 @@ unit_of_work! {
                     .or(oauth_grants::expires_at.lt(this.grants_before)),
             ),
         );
-        purged += crate::on_backend!(conn, c => grants.execute(c).await)?;
+        purged += crate::on_backend!(conn.reborrow(), c => grants.execute(c).await)?;
+        // Clients whose metadata documents nobody uses any more (fetched again when asked for).
+        let unused = diesel::delete(
+            oauth_clients::table
+                .filter(oauth_clients::source.eq("metadata_document"))
+                .filter(oauth_clients::created_at.lt(this.grants_before))
+                .filter(oauth_clients::client_id.ne_all(oauth_grants::table.select(oauth_grants::client_id)))
+                .filter(oauth_clients::client_id.ne_all(oauth_consents::table.select(oauth_consents::client_id)))
+                .filter(oauth_clients::client_id.ne_all(oauth_codes::table.select(oauth_codes::client_id))),
+        );
+        purged += crate::on_backend!(conn, c => unused.execute(c).await)?;
         Ok(purged)
     }
 }

@@ -48,7 +48,7 @@ pub struct Services {
     /// When each client ID metadata document was last fetched.
     pub client_documents: Arc<oauth::Fetched>,
     /// The services' own outbound client (client ID metadata documents), under the egress
-    /// policy.
+    /// policy without its allow list.
     pub http: crate::egress::HttpClient,
 }
 

@@ -67,9 +67,10 @@ impl Auth {
         }
     }
 
-    /// The account of an external provider's user: created when the provider provisions
-    /// accounts and there is none; its teams made to follow the user's groups when they
-    /// changed since the last time (a database write only then).
+    /// The account of an external provider's user: refused if it is a platform admin's and
+    /// the provider may not sign admins in; created when the provider provisions accounts and
+    /// there is none; its teams and roles made to follow the user's groups when a token newer
+    /// than the last one says they changed (a database write only then).
     pub(super) async fn admit_external(
         &self,
         email: &str,
@@ -77,12 +78,20 @@ impl Auth {
         grants: Option<Arc<Grants>>,
     ) -> Result<Option<Arc<Grants>>, AuthError> {
         let provider = &self.idps.provider(external.provider).settings;
+        if grants.as_ref().is_some_and(|grants| grants.is_admin) && !provider.allow_admins {
+            return Err(AuthError::Forbidden(format!(
+                "{email} is a platform admin here, and {} may not sign in platform admins (allow_admins is off)",
+                provider.issuer
+            )));
+        }
         let create = grants.is_none() && provider.provision;
+        // Groups as the newest token says: an older token still in use does not undo a change.
+        let key = (external.provider, email.to_owned());
         let sync = (!provider.teams.is_empty() || !provider.roles.is_empty())
-            && self
-                .synced
-                .get(email)
-                .is_none_or(|groups| *groups != external.groups);
+            && self.synced.get(&key).is_none_or(|synced| {
+                let (issued_at, groups) = &*synced;
+                external.issued_at >= *issued_at && *groups != external.groups
+            });
         if grants.is_none() && !provider.provision {
             return Err(AuthError::InvalidToken(format!(
                 "{} signed in {email}, who has no account here; an admin creates accounts (just-in-time provisioning is off for this provider)",
@@ -119,7 +128,7 @@ impl Auth {
             self.synced.clear();
         }
         self.synced
-            .insert(email.to_owned(), external.groups.clone());
+            .insert(key, (external.issued_at, external.groups.clone()));
         self.scoping.grants(email).await
     }
 }

@@ -373,7 +373,8 @@ pub struct Auth {
     /// The external identity providers whose tokens are accepted.
     idps: super::idp::IdentityProviders,
     /// The groups each externally signed-in user's teams were last made to follow.
-    synced: Arc<dashmap::DashMap<String, Vec<String>>>,
+    /// Keyed by (provider, email); with the issue time of the token that said so.
+    synced: Arc<dashmap::DashMap<(usize, String), (i64, Vec<String>)>>,
 }
 
 impl Auth {

@@ -150,6 +150,8 @@ pub async fn start(
 pub struct Callback {
     code: Option<String>,
     state: Option<String>,
+    /// RFC 9207: the provider that answered (checked when given).
+    iss: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -193,8 +195,17 @@ pub async fn callback(
         return failed(&state, &request, StatusCode::BAD_REQUEST, why);
     };
     let providers = state.auth.identity_providers();
-    if pending.provider >= providers.all().len() {
+    let Some(provider) = providers.all().get(pending.provider) else {
         let why = "there is no such sign-in provider";
+        return failed(&state, &request, StatusCode::BAD_REQUEST, why);
+    };
+    if query
+        .iss
+        .as_deref()
+        .is_some_and(|iss| iss != provider.settings.issuer)
+    {
+        let why =
+            "the answer comes from another provider than the sign-in was sent to: start again";
         return failed(&state, &request, StatusCode::BAD_REQUEST, why);
     }
     let id_token = match providers

@@ -104,7 +104,7 @@ pub async fn check(
         .as_deref()
         .ok_or_else(|| AuthorizeRefusal::Page("The request names no client (client_id).".into()))?;
     let client = if super::documents::is_document_url(client_id) {
-        super::documents::resolve(services, client_id)
+        super::documents::resolve(services, client_id, principal.origin.client)
             .await
             .map_err(|refusal| AuthorizeRefusal::Page(refusal.description))?
     } else {

@@ -6,7 +6,10 @@
 //! (so consents and grants refer to it), fetched again after [`FRESH_FOR`].
 //!
 //! A document is fetched only for a signed-in user's authorization request (the token
-//! endpoint uses the stored record), so an anonymous caller cannot make the gateway fetch.
+//! endpoint uses the stored record), so an anonymous caller cannot make the gateway fetch, and
+//! a signed-in one only so often. The fetch follows the egress policy without its allow list
+//! (which names internal upstreams, not clients' sites); documents no consent or grant uses
+//! are purged after 30 days.
 
 use std::time::{Duration, Instant};
 
@@ -90,8 +93,7 @@ async fn fetch(services: &Services, url: &url::Url) -> Result<ClientRow, String>
     };
     if document.get("client_id").and_then(Value::as_str) != Some(client_id) {
         return Err(format!(
-            "the document at {client_id} names another client_id ({})",
-            document.get("client_id").unwrap_or(&Value::Null)
+            "the document at {client_id} names another client_id than its own URL"
         ));
     }
     if document.contains_key("client_secret") || document.contains_key("client_secret_expires_at") {
@@ -110,9 +112,14 @@ async fn fetch(services: &Services, url: &url::Url) -> Result<ClientRow, String>
     })
 }
 
-/// The client `client_id` (a metadata document URL) for an authorization request: the stored
-/// record while fresh, else the document fetched, checked and stored again.
-pub async fn resolve(services: &Services, client_id: &str) -> Result<ClientRow, OAuthError> {
+/// The client `client_id` (a metadata document URL) for an authorization request from
+/// `address`: the stored record while fresh, else the document fetched (counted against the
+/// address's hourly allowance, shared with dynamic registration), checked and stored again.
+pub async fn resolve(
+    services: &Services,
+    client_id: &str,
+    address: Option<std::net::IpAddr>,
+) -> Result<ClientRow, OAuthError> {
     let refused = |why: String| OAuthError::new(400, "invalid_client", why);
     let url = check_url(client_id).map_err(refused)?;
     let fresh = services
@@ -130,6 +137,16 @@ pub async fn resolve(services: &Services, client_id: &str) -> Result<ClientRow, 
             .map_err(|_| OAuthError::unavailable())?
     {
         return Ok(row);
+    }
+    if !services.registrations.admit(address, chrono::Utc::now()) {
+        return Err(OAuthError::new(
+            429,
+            "temporarily_unavailable",
+            format!(
+                "at most {} clients may be registered or fetched from one address in an hour; try again later",
+                super::REGISTRATIONS_PER_HOUR
+            ),
+        ));
     }
     let row = fetch(services, &url).await.map_err(refused)?;
     services

@@ -73,8 +73,8 @@ const provider = new Provider(issuer, {
   },
   extraTokenClaims: async (_ctx, token) => {
     if (!token.accountId) return undefined;
-    const { email, groups: member } = claimsOf(token.accountId);
-    return { email, groups: member };
+    const { email, email_verified, groups: member } = claimsOf(token.accountId);
+    return { email, email_verified, groups: member };
   },
 });
 provider.proxy = false;

@@ -2,11 +2,12 @@
 //! implementation) on loopback, started after the gateway (keys are fetched when first
 //! needed). Its users' access tokens, got by the code flow the test drives as the browser, are
 //! accepted for a configured audience everywhere and for one MCP endpoint's URL there only;
-//! an unknown email gets an account (just-in-time) whose teams and roles follow its groups. Refused,
-//! each with its reason and no account made: expired, not valid yet, an unverified or missing
-//! email (signed with the provider's key), another audience, an unknown issuer, `alg: none`, a
-//! shared-secret algorithm with the provider's key id, a key the provider stopped publishing;
-//! a rotated signing key is picked up.
+//! an unknown email gets an account (just-in-time) whose teams and roles follow its groups.
+//! Refused, each with its reason and no account made: expired, not valid yet, an unverified,
+//! unsaid or missing email (signed with the provider's key), another audience or another
+//! service's MCP endpoint, the admin's email (the provider may not sign admins in), an unknown
+//! issuer, `alg: none`, a shared-secret algorithm with the provider's key id, a key the
+//! provider stopped publishing; a rotated signing key is picked up.
 
 use crate::common;
 
@@ -186,10 +187,13 @@ async fn external_provider_tokens(backend: Backend) {
     let db = TestDb::new(backend).await;
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
+    // The gateway's public origin is configured, so a token for one of its MCP endpoint URLs
+    // is accepted there (and a token for another service's is not).
+    let gateway_port = free_port().to_string();
     let providers = json!([{
         "issuer": issuer,
         "name": "Test IdP",
-        "audiences": [AUDIENCE],
+        "audiences": [AUDIENCE, format!("http://127.0.0.1:{gateway_port}")],
         "groups_claim": "groups",
         "teams": {"eng": "engineering"},
         "roles": {"leads": "team_admin"},
@@ -200,6 +204,7 @@ async fn external_provider_tokens(backend: Backend) {
         &[
             ("OIDC_ISSUERS", &providers.to_string()),
             ("OIDC_JWKS_MIN_REFRESH_SECONDS", "0.1"),
+            ("PORT", &gateway_port),
         ],
     )
     .await;
@@ -274,6 +279,18 @@ async fn external_provider_tokens(backend: Backend) {
         "a member of the mapped team: {}",
         teams.body
     );
+    // The provider may not sign in the gateway's platform admin (allow_admins is off), even
+    // with the admin's email.
+    let as_admin = idp_token(&issuer, "admin@example.com", AUDIENCE).await;
+    let refused = server
+        .send(Method::GET, "/tools", Some(&as_admin), None)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(
+        reason(&refused).contains("allow_admins"),
+        "{}",
+        refused.body
+    );
     // ...and whose roles follow them too ("leads" -> team_admin, beside the default role).
     let permissions = |token: String| {
         let server = &server;
@@ -316,8 +333,15 @@ async fn external_provider_tokens(backend: Backend) {
         "https://elsewhere.example/api",
     )
     .await;
+    // Another service's MCP endpoint: a token a provider gave that service is not for us.
+    let other_service = idp_token(
+        &issuer,
+        "mallory@idp.example",
+        "https://other-service.example/mcp",
+    )
+    .await;
     let now = chrono::Utc::now().timestamp();
-    let claims = json!({"iss": issuer, "sub": "mallory@idp.example", "email": "mallory@idp.example",
+    let claims = json!({"iss": issuer, "sub": "mallory@idp.example", "email": "mallory@idp.example", "email_verified": true,
         "aud": AUDIENCE, "iat": now, "exp": now + 600});
     let mut unknown_issuer = claims.clone();
     unknown_issuer["iss"] = json!("https://unknown-issuer.example");
@@ -361,13 +385,16 @@ async fn external_provider_tokens(backend: Backend) {
     let expired = with(json!({"iat": now - 7200, "exp": now - 3600}));
     let early = with(json!({"nbf": now + 3600}));
     let unverified = with(json!({"email_verified": false}));
+    let unsaid = with(json!({"email_verified": null}));
     let no_email = with(json!({"email": null}));
     for (token, why) in [
         (expired.as_str(), "expired"),
         (early.as_str(), "not valid yet"),
         (unverified.as_str(), "not verified"),
+        (unsaid.as_str(), "does not say"),
         (no_email.as_str(), "no email"),
         (elsewhere.as_str(), "audience"),
+        (other_service.as_str(), "audience"),
         (
             &forged(json!({"alg": "HS256"}), &unknown_issuer, b"whatever"),
             "unknown-issuer.example\\\" are not accepted",

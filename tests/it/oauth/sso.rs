@@ -41,6 +41,7 @@ async fn console_single_sign_on(backend: Backend) {
         "client_id": CONSOLE_CLIENT,
         "client_secret": "test-app-secret-0123456789",
         "provision": true,
+        "allow_admins": true,
     }]);
     let server = TestServer::start(
         &db,
