@@ -357,6 +357,10 @@ impl Handler<IssueApiToken> for AuthActor {
     }
 }
 
+/// The groups an external user's teams and roles last followed, and when the token that said
+/// so was issued.
+type SyncedGroups = (i64, Vec<String>);
+
 /// A handle to the AuthActor.
 #[derive(Clone)]
 pub struct Auth {
@@ -374,7 +378,7 @@ pub struct Auth {
     idps: super::idp::IdentityProviders,
     /// The groups each externally signed-in user's teams were last made to follow.
     /// Keyed by (provider, email); with the issue time of the token that said so.
-    synced: Arc<dashmap::DashMap<(usize, String), (i64, Vec<String>)>>,
+    synced: Arc<dashmap::DashMap<(usize, String), SyncedGroups>>,
 }
 
 impl Auth {
