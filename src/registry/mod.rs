@@ -5,6 +5,7 @@
 //! HTTP layer is generic over `Entity`, so every entity gets the same endpoints and errors.
 
 pub mod gateways;
+pub mod openapi;
 pub mod prompts;
 pub mod resources;
 pub mod servers;

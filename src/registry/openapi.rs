@@ -1,0 +1,481 @@
+//! OpenAPI 3.0 / 3.1 documents turned into REST tools: every operation (or a chosen subset)
+//! becomes a tool named after its `operationId`, described by its summary and description,
+//! calling `<base URL><path>` with its method; its input schema merges the path and query
+//! parameters and the properties of a JSON object request body (`$ref`s resolved inline), its
+//! output schema is the JSON object schema of its success response. Path parameters fill the
+//! URL template's `{name}`, query parameters its `{?a,b}`; what remains of the arguments is the
+//! JSON body. An operation that cannot be called this way (a header or cookie parameter that is
+//! required, a body that is not a JSON object, a name clash, an external `$ref`) is skipped
+//! with the reason.
+
+use serde_json::{Map, Value, json};
+
+/// The methods an operation may have, as OpenAPI spells them.
+const METHODS: &[&str] = &["get", "put", "post", "delete", "patch"];
+/// How deep `$ref`s are followed inline (a recursive schema stops here as `{}`).
+const MAX_REF_DEPTH: usize = 24;
+
+/// One operation, as a tool.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Operation {
+    /// Its `operationId` (or, without one, `<method>_<path>`).
+    pub operation_id: String,
+    /// The tool's name.
+    pub name: String,
+    /// Summary and description.
+    pub description: Option<String>,
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The URL template.
+    pub url: String,
+    /// The arguments' schema.
+    pub input_schema: Value,
+    /// The JSON object result's schema, if the success response declares one.
+    pub output_schema: Option<Value>,
+}
+
+/// What a document gives.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Imported {
+    /// The operations that become tools.
+    pub operations: Vec<Operation>,
+    /// Operations left out, with why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Reads `document`; `base_url` is where its paths are served (no trailing `/` needed);
+/// `only`: the operation ids to import (all when `None`). The error names what is wrong with
+/// the document as a whole.
+pub fn read(document: &Value, base_url: &str, only: Option<&[String]>) -> Result<Imported, String> {
+    let version = document
+        .get("openapi")
+        .and_then(Value::as_str)
+        .ok_or("the document has no \"openapi\" version (OpenAPI 3.0 or 3.1 is expected)")?;
+    if !(version.starts_with("3.0") || version.starts_with("3.1")) {
+        return Err(format!(
+            "the document is OpenAPI {version}; 3.0 and 3.1 are read"
+        ));
+    }
+    let paths = document
+        .get("paths")
+        .and_then(Value::as_object)
+        .ok_or("the document has no \"paths\" object")?;
+    let base = base_url.trim_end_matches('/');
+    let mut imported = Imported::default();
+    let mut names = std::collections::HashSet::new();
+    for (path, item) in paths {
+        let Some(item) = item.as_object() else {
+            return Err(format!("paths.{path} is not an object"));
+        };
+        let shared = item.get("parameters");
+        for method in METHODS {
+            let Some(operation) = item.get(*method) else {
+                continue;
+            };
+            let id = operation
+                .get("operationId")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{method}_{path}"));
+            if only.is_some_and(|only| !only.contains(&id)) {
+                continue;
+            }
+            match one(document, base, path, method, &id, operation, shared) {
+                Ok(operation) if !names.insert(operation.name.clone()) => imported.skipped.push((
+                    id,
+                    format!("another operation gives the tool name {:?}", operation.name),
+                )),
+                Ok(operation) => imported.operations.push(operation),
+                Err(reason) => imported.skipped.push((id, reason)),
+            }
+        }
+    }
+    if let Some(only) = only {
+        for wanted in only {
+            let found = imported
+                .operations
+                .iter()
+                .any(|op| &op.operation_id == wanted)
+                || imported.skipped.iter().any(|(id, _)| id == wanted);
+            if !found {
+                return Err(format!("the document has no operation {wanted:?}"));
+            }
+        }
+    }
+    Ok(imported)
+}
+
+/// A tool name from an operation id: `A-Z a-z 0-9 _ - .`, at most 128.
+fn tool_name(id: &str) -> String {
+    let name: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = name.trim_matches('_');
+    name.chars().take(128).collect()
+}
+
+fn one(
+    document: &Value,
+    base: &str,
+    path: &str,
+    method: &str,
+    id: &str,
+    operation: &Value,
+    shared: Option<&Value>,
+) -> Result<Operation, String> {
+    let name = tool_name(id);
+    if name.is_empty() {
+        return Err("its operationId has no letter or digit to name a tool with".into());
+    }
+    let mut properties = Map::new();
+    let mut required: Vec<Value> = Vec::new();
+    let mut query = Vec::new();
+    // Operation parameters override path-level ones of the same name and place.
+    let mut parameters: Vec<Value> = Vec::new();
+    for list in [shared, operation.get("parameters")].into_iter().flatten() {
+        let list = list.as_array().ok_or("its parameters are not a list")?;
+        for parameter in list {
+            let parameter = resolve(document, parameter, 0)?;
+            let key = |p: &Value| (p["name"].clone(), p["in"].clone());
+            parameters.retain(|known| key(known) != key(&parameter));
+            parameters.push(parameter);
+        }
+    }
+    for parameter in &parameters {
+        let name = parameter["name"]
+            .as_str()
+            .ok_or("a parameter has no name")?;
+        let place = parameter["in"].as_str().unwrap_or_default();
+        let needed = parameter["required"].as_bool().unwrap_or(place == "path");
+        match place {
+            "path" => {}
+            "query" => query.push(name.to_owned()),
+            "header" | "cookie" if needed => {
+                return Err(format!(
+                    "it needs the {place} parameter {name:?}, which a tool's arguments cannot set"
+                ));
+            }
+            "header" | "cookie" => continue,
+            other => return Err(format!("parameter {name:?} is in {other:?}")),
+        }
+        let mut schema = match parameter.get("schema") {
+            Some(schema) => inline(document, schema, 0)?,
+            None => json!({"type": "string"}),
+        };
+        if let (Some(text), Value::Object(fields)) = (parameter.get("description"), &mut schema) {
+            fields.entry("description").or_insert_with(|| text.clone());
+        }
+        properties.insert(name.to_owned(), schema);
+        if needed {
+            required.push(json!(name));
+        }
+    }
+    if let Some(body) = operation.get("requestBody") {
+        let body = resolve(document, body, 0)?;
+        let schema = body["content"]
+            .as_object()
+            .and_then(|content| {
+                content.iter().find(|(kind, _)| {
+                    kind.starts_with("application/json") || kind.ends_with("+json")
+                })
+            })
+            .map(|(_, media)| media.get("schema").cloned().unwrap_or(json!({})));
+        match schema {
+            Some(schema) => {
+                let schema = inline(document, &schema, 0)?;
+                let object = schema.get("type").is_none_or(|kind| kind == "object")
+                    && schema.get("properties").is_some_and(Value::is_object);
+                if !object {
+                    return Err("its request body is not a JSON object with properties".into());
+                }
+                for (field, field_schema) in schema["properties"].as_object().into_iter().flatten()
+                {
+                    if properties.contains_key(field) {
+                        return Err(format!(
+                            "its body field {field:?} has the name of a parameter"
+                        ));
+                    }
+                    properties.insert(field.clone(), field_schema.clone());
+                }
+                if body["required"].as_bool().unwrap_or(false) {
+                    required.extend(schema["required"].as_array().into_iter().flatten().cloned());
+                }
+            }
+            None if body["required"].as_bool().unwrap_or(false) => {
+                return Err("its request body is not JSON".into());
+            }
+            None => {}
+        }
+    }
+    let mut url = format!("{base}{path}");
+    if !query.is_empty() {
+        url.push_str(&format!("{{?{}}}", query.join(",")));
+    }
+    crate::uri_template::UriTemplate::parse(&url)
+        .map_err(|why| format!("its URL {url:?} {why}"))?;
+    let mut input_schema = json!({"type": "object", "properties": properties});
+    if !required.is_empty() {
+        input_schema["required"] = Value::Array(required);
+    }
+    let text = |key: &str| operation.get(key).and_then(Value::as_str).map(str::trim);
+    let description = match (text("summary"), text("description")) {
+        (Some(summary), Some(more)) if !more.is_empty() && more != summary => {
+            Some(format!("{summary}\n\n{more}"))
+        }
+        (Some(summary), _) if !summary.is_empty() => Some(summary.to_owned()),
+        (_, Some(more)) if !more.is_empty() => Some(more.to_owned()),
+        _ => None,
+    };
+    Ok(Operation {
+        operation_id: id.to_owned(),
+        name,
+        description,
+        method: method.to_ascii_uppercase(),
+        url,
+        input_schema,
+        output_schema: output_schema(document, operation),
+    })
+}
+
+/// The JSON object schema of the first 2xx response, if it has one.
+fn output_schema(document: &Value, operation: &Value) -> Option<Value> {
+    let responses = operation.get("responses")?.as_object()?;
+    let (_, response) = responses
+        .iter()
+        .filter(|(status, _)| status.starts_with('2'))
+        .min_by_key(|(status, _)| status.as_str())?;
+    let response = resolve(document, response, 0).ok()?;
+    let schema = response["content"]
+        .as_object()?
+        .iter()
+        .find(|(kind, _)| kind.starts_with("application/json"))?
+        .1
+        .get("schema")?;
+    let schema = inline(document, schema, 0).ok()?;
+    (schema.get("type") == Some(&json!("object"))).then_some(schema)
+}
+
+/// `value` itself, or what its `$ref` points to in `document`.
+fn resolve(document: &Value, value: &Value, depth: usize) -> Result<Value, String> {
+    let Some(reference) = value.get("$ref").and_then(Value::as_str) else {
+        return Ok(value.clone());
+    };
+    if depth > MAX_REF_DEPTH {
+        return Ok(json!({}));
+    }
+    let pointer = reference
+        .strip_prefix('#')
+        .ok_or_else(|| format!("it refers to {reference:?} outside the document"))?;
+    let target = document
+        .pointer(pointer)
+        .ok_or_else(|| format!("its $ref {reference:?} points to nothing"))?;
+    resolve(document, target, depth + 1)
+}
+
+/// A schema with every `$ref` replaced by what it points to (recursion stops at
+/// [`MAX_REF_DEPTH`]); OpenAPI 3.0's `nullable` becomes a JSON Schema type list, and its
+/// keywords that are no JSON Schema (`example`, `xml`, `discriminator`) are dropped. Only
+/// keywords that hold schemas are followed (an `enum` or `default` value is kept as it is).
+fn inline(document: &Value, schema: &Value, depth: usize) -> Result<Value, String> {
+    if depth > MAX_REF_DEPTH {
+        return Ok(json!({}));
+    }
+    if schema.get("$ref").is_some() {
+        let target = resolve(document, schema, 0)?;
+        return inline(document, &target, depth + 1);
+    }
+    let Value::Object(fields) = schema else {
+        return Ok(schema.clone());
+    };
+    let one = |value: &Value| inline(document, value, depth + 1);
+    let mut out = Map::new();
+    for (key, value) in fields {
+        let value = match key.as_str() {
+            "nullable" | "example" | "xml" | "discriminator" => continue,
+            "items"
+            | "additionalProperties"
+            | "not"
+            | "if"
+            | "then"
+            | "else"
+            | "contains"
+            | "propertyNames"
+            | "unevaluatedProperties"
+            | "unevaluatedItems" => one(value)?,
+            "allOf" | "anyOf" | "oneOf" | "prefixItems" => match value {
+                Value::Array(schemas) => {
+                    Value::Array(schemas.iter().map(one).collect::<Result<_, _>>()?)
+                }
+                other => one(other)?,
+            },
+            "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
+                match value {
+                    Value::Object(named) => Value::Object(
+                        named
+                            .iter()
+                            .map(|(name, schema)| Ok((name.clone(), one(schema)?)))
+                            .collect::<Result<_, String>>()?,
+                    ),
+                    other => other.clone(),
+                }
+            }
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), value);
+    }
+    if fields.get("nullable") == Some(&Value::Bool(true))
+        && let Some(Value::String(kind)) = out.get("type").cloned()
+    {
+        out.insert("type".into(), json!([kind, "null"]));
+    }
+    Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn petstore() -> Value {
+        json!({
+            "openapi": "3.0.3",
+            "info": {"title": "Pets", "version": "1"},
+            "paths": {
+                "/pets/{petId}": {
+                    "parameters": [{"name": "petId", "in": "path", "required": true,
+                                    "schema": {"type": "integer"}}],
+                    "get": {
+                        "operationId": "showPet",
+                        "summary": "One pet",
+                        "parameters": [{"name": "fields", "in": "query",
+                                        "schema": {"type": "string"}, "description": "which"}],
+                        "responses": {"200": {"description": "ok", "content": {"application/json":
+                            {"schema": {"$ref": "#/components/schemas/Pet"}}}}}
+                    },
+                    "put": {
+                        "operationId": "update pet!",
+                        "requestBody": {"required": true, "content": {"application/json":
+                            {"schema": {"$ref": "#/components/schemas/Pet"}}}},
+                        "responses": {"204": {"description": "done"}}
+                    }
+                },
+                "/pets": {
+                    "post": {
+                        "operationId": "addPets",
+                        "requestBody": {"content": {"application/json":
+                            {"schema": {"type": "array", "items": {}}}}},
+                        "responses": {}
+                    },
+                    "get": {
+                        "operationId": "listPets",
+                        "parameters": [{"name": "X-Trace", "in": "header", "required": true}],
+                        "responses": {}
+                    }
+                }
+            },
+            "components": {"schemas": {
+                "Pet": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string", "example": "Rex"},
+                    "example": {"type": "string", "enum": [{"$ref": "kept"}]},
+                    "tag": {"type": "string", "nullable": true},
+                    "parent": {"$ref": "#/components/schemas/Pet"}
+                }}
+            }}
+        })
+    }
+
+    #[test]
+    fn operations_become_tools() {
+        let imported = read(&petstore(), "https://api.example/v1/", None).unwrap();
+        let show = &imported.operations[0];
+        assert_eq!(show.name, "showPet");
+        assert_eq!(show.method, "GET");
+        assert_eq!(show.url, "https://api.example/v1/pets/{petId}{?fields}");
+        assert_eq!(show.description.as_deref(), Some("One pet"));
+        assert_eq!(show.input_schema["required"], json!(["petId"]));
+        assert_eq!(
+            show.input_schema["properties"]["fields"]["description"],
+            "which"
+        );
+        let output = show.output_schema.as_ref().unwrap();
+        assert_eq!(
+            output["properties"]["tag"]["type"],
+            json!(["string", "null"])
+        );
+        assert_eq!(output["properties"]["name"], json!({"type": "string"}));
+        assert_eq!(
+            output["properties"]["example"]["enum"],
+            json!([{"$ref": "kept"}])
+        );
+        let update = &imported.operations[1];
+        assert_eq!(update.name, "update_pet");
+        assert_eq!(update.input_schema["required"], json!(["petId", "name"]));
+        assert!(update.input_schema["properties"]["parent"].is_object());
+        let skipped: Vec<&str> = imported.skipped.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(skipped, ["listPets", "addPets"], "{:?}", imported.skipped);
+        assert!(imported.skipped[0].1.contains("X-Trace"));
+        assert!(imported.skipped[1].1.contains("not a JSON object"));
+    }
+
+    #[test]
+    fn a_subset_and_broken_documents() {
+        let only = vec!["showPet".to_owned()];
+        let imported = read(&petstore(), "https://api.example", Some(&only)).unwrap();
+        assert_eq!(imported.operations.len(), 1);
+        let missing = vec!["nope".to_owned()];
+        assert!(
+            read(&petstore(), "https://x", Some(&missing))
+                .unwrap_err()
+                .contains("nope")
+        );
+        assert!(
+            read(&json!({"swagger": "2.0"}), "https://x", None)
+                .unwrap_err()
+                .contains("openapi")
+        );
+        assert!(
+            read(&json!({"openapi": "3.1.0"}), "https://x", None)
+                .unwrap_err()
+                .contains("paths")
+        );
+        let dangling = json!({"openapi": "3.1.0", "paths": {"/a": {"get": {"operationId": "a",
+            "parameters": [{"$ref": "#/components/parameters/gone"}]}}}});
+        let imported = read(&dangling, "https://x", None).unwrap();
+        assert!(imported.skipped[0].1.contains("points to nothing"));
+    }
+
+    #[test]
+    fn the_gateways_own_document_imports() {
+        let own = serde_json::to_value(crate::http::openapi::document()).unwrap();
+        let imported = read(&own, "http://127.0.0.1:4444", None).unwrap();
+        let list = imported
+            .operations
+            .iter()
+            .find(|op| op.operation_id == "list_tools")
+            .expect("list_tools");
+        assert_eq!(list.method, "GET");
+        assert!(
+            list.url.starts_with("http://127.0.0.1:4444/tools{?"),
+            "{}",
+            list.url
+        );
+        let create = imported
+            .operations
+            .iter()
+            .find(|op| op.operation_id == "create_tool")
+            .expect("create_tool");
+        assert_eq!(create.method, "POST");
+        assert!(create.input_schema["properties"]["name"].is_object());
+        assert!(
+            imported.operations.len() > 40,
+            "most operations import: {:?}",
+            imported.skipped
+        );
+    }
+}
