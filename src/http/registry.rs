@@ -5,7 +5,7 @@
 //! from the routes ([`super::openapi`]).
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, post, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -63,12 +63,38 @@ pub fn routes(config: &mut ServiceConfig) {
         .service(resources::create)
         .service(prompts::create)
         .service(super::gateways::register)
-        .service(servers::create);
+        .service(servers::create)
+        .service(import_openapi);
     tools::routes(config);
     resources::routes(config);
     prompts::routes(config);
     gateways::routes(config);
     servers::routes(config);
+}
+
+/// `POST /tools/import/openapi`: an OpenAPI document's operations as REST tools.
+#[utoipa::path(
+    tag = "tools",
+    operation_id = "import_openapi",
+    summary = "Import an OpenAPI 3.0/3.1 document as REST tools (again: the tools follow it)",
+    request_body = crate::service::openapi::OpenApiImport,
+    responses(
+        (status = 200, description = "what was created, updated and skipped (with why)", body = crate::service::openapi::ImportReport),
+        (status = 400, description = "malformed JSON", body = ErrorBody),
+        (status = 403, description = "you may not create tools", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 422, description = "the document (or its URL, or base_url) is not usable: nothing was stored", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/tools/import/openapi")]
+pub async fn import_openapi(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    ApiJson(input): ApiJson<crate::service::openapi::OpenApiImport>,
+) -> Result<HttpResponse, ApiError> {
+    let report = crate::service::openapi::import(&state.services, &principal, input).await?;
+    Ok(HttpResponse::Ok().json(report))
 }
 
 /// One entity's operations as concrete handlers over the generic ones below, each with its own

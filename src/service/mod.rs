@@ -9,6 +9,7 @@ pub mod gateways;
 pub mod identity;
 pub mod metrics;
 pub mod oauth;
+pub mod openapi;
 pub mod registry;
 pub mod tokens;
 pub mod transfer;

@@ -24,6 +24,7 @@ mod mcp;
 mod metrics_page;
 mod modern;
 mod oauth;
+mod openapi_import;
 mod polish;
 mod registry;
 mod resilience;
