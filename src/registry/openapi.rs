@@ -14,6 +14,9 @@ use serde_json::{Map, Value, json};
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch"];
 /// How deep `$ref`s are followed inline (a recursive schema stops here as `{}`).
 const MAX_REF_DEPTH: usize = 24;
+/// How many schema nodes one operation's schemas may have once inlined (`$ref`s that fan out
+/// would otherwise grow without bound: an operation past it is skipped).
+const MAX_INLINED_NODES: usize = 20_000;
 
 /// One operation, as a tool.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,6 +137,7 @@ fn one(
     if name.is_empty() {
         return Err("its operationId has no letter or digit to name a tool with".into());
     }
+    let inliner = Inliner::new(document);
     let mut properties = Map::new();
     let mut required: Vec<Value> = Vec::new();
     let mut query = Vec::new();
@@ -166,7 +170,7 @@ fn one(
             other => return Err(format!("parameter {name:?} is in {other:?}")),
         }
         let mut schema = match parameter.get("schema") {
-            Some(schema) => inline(document, schema, 0)?,
+            Some(schema) => inliner.inline(schema, 0)?,
             None => json!({"type": "string"}),
         };
         if let (Some(text), Value::Object(fields)) = (parameter.get("description"), &mut schema) {
@@ -189,7 +193,7 @@ fn one(
             .map(|(_, media)| media.get("schema").cloned().unwrap_or(json!({})));
         match schema {
             Some(schema) => {
-                let schema = inline(document, &schema, 0)?;
+                let schema = inliner.inline(&schema, 0)?;
                 let object = schema.get("type").is_none_or(|kind| kind == "object")
                     && schema.get("properties").is_some_and(Value::is_object);
                 if !object {
@@ -258,7 +262,7 @@ fn output_schema(document: &Value, operation: &Value) -> Option<Value> {
         .find(|(kind, _)| kind.starts_with("application/json"))?
         .1
         .get("schema")?;
-    let schema = inline(document, schema, 0).ok()?;
+    let schema = Inliner::new(document).inline(schema, 0).ok()?;
     (schema.get("type") == Some(&json!("object"))).then_some(schema)
 }
 
@@ -279,44 +283,65 @@ fn resolve(document: &Value, value: &Value, depth: usize) -> Result<Value, Strin
     resolve(document, target, depth + 1)
 }
 
-/// A schema with every `$ref` replaced by what it points to (recursion stops at
-/// [`MAX_REF_DEPTH`]); OpenAPI 3.0's `nullable` becomes a JSON Schema type list, and its
-/// keywords that are no JSON Schema (`example`, `xml`, `discriminator`) are dropped. Only
-/// keywords that hold schemas are followed (an `enum` or `default` value is kept as it is).
-fn inline(document: &Value, schema: &Value, depth: usize) -> Result<Value, String> {
-    if depth > MAX_REF_DEPTH {
-        return Ok(json!({}));
+/// Inlines the `$ref`s of one operation's schemas, within [`MAX_INLINED_NODES`].
+struct Inliner<'a> {
+    document: &'a Value,
+    budget: std::cell::Cell<usize>,
+}
+
+impl<'a> Inliner<'a> {
+    fn new(document: &'a Value) -> Self {
+        Inliner {
+            document,
+            budget: std::cell::Cell::new(MAX_INLINED_NODES),
+        }
     }
-    if schema.get("$ref").is_some() {
-        let target = resolve(document, schema, 0)?;
-        return inline(document, &target, depth + 1);
-    }
-    let Value::Object(fields) = schema else {
-        return Ok(schema.clone());
-    };
-    let one = |value: &Value| inline(document, value, depth + 1);
-    let mut out = Map::new();
-    for (key, value) in fields {
-        let value = match key.as_str() {
-            "nullable" | "example" | "xml" | "discriminator" => continue,
-            "items"
-            | "additionalProperties"
-            | "not"
-            | "if"
-            | "then"
-            | "else"
-            | "contains"
-            | "propertyNames"
-            | "unevaluatedProperties"
-            | "unevaluatedItems" => one(value)?,
-            "allOf" | "anyOf" | "oneOf" | "prefixItems" => match value {
-                Value::Array(schemas) => {
-                    Value::Array(schemas.iter().map(one).collect::<Result<_, _>>()?)
-                }
-                other => one(other)?,
-            },
-            "properties" | "patternProperties" | "$defs" | "definitions" | "dependentSchemas" => {
-                match value {
+
+    /// A schema with every `$ref` replaced by what it points to (recursion stops at
+    /// [`MAX_REF_DEPTH`]); OpenAPI 3.0's `nullable` becomes a JSON Schema type list, and its
+    /// keywords that are no JSON Schema (`example`, `xml`, `discriminator`) are dropped. Only
+    /// keywords that hold schemas are followed (an `enum` or `default` value is kept as it is).
+    fn inline(&self, schema: &Value, depth: usize) -> Result<Value, String> {
+        if depth > MAX_REF_DEPTH {
+            return Ok(json!({}));
+        }
+        let left = self.budget.get();
+        if left == 0 {
+            return Err(format!(
+                "its schemas are larger than {MAX_INLINED_NODES} nodes once their $refs are inlined"
+            ));
+        }
+        self.budget.set(left - 1);
+        if schema.get("$ref").is_some() {
+            let target = resolve(self.document, schema, 0)?;
+            return self.inline(&target, depth + 1);
+        }
+        let Value::Object(fields) = schema else {
+            return Ok(schema.clone());
+        };
+        let one = |value: &Value| self.inline(value, depth + 1);
+        let mut out = Map::new();
+        for (key, value) in fields {
+            let value = match key.as_str() {
+                "nullable" | "example" | "xml" | "discriminator" => continue,
+                "items"
+                | "additionalProperties"
+                | "not"
+                | "if"
+                | "then"
+                | "else"
+                | "contains"
+                | "propertyNames"
+                | "unevaluatedProperties"
+                | "unevaluatedItems" => one(value)?,
+                "allOf" | "anyOf" | "oneOf" | "prefixItems" => match value {
+                    Value::Array(schemas) => {
+                        Value::Array(schemas.iter().map(one).collect::<Result<_, _>>()?)
+                    }
+                    other => one(other)?,
+                },
+                "properties" | "patternProperties" | "$defs" | "definitions"
+                | "dependentSchemas" => match value {
                     Value::Object(named) => Value::Object(
                         named
                             .iter()
@@ -324,18 +349,18 @@ fn inline(document: &Value, schema: &Value, depth: usize) -> Result<Value, Strin
                             .collect::<Result<_, String>>()?,
                     ),
                     other => other.clone(),
-                }
-            }
-            _ => value.clone(),
-        };
-        out.insert(key.clone(), value);
+                },
+                _ => value.clone(),
+            };
+            out.insert(key.clone(), value);
+        }
+        if fields.get("nullable") == Some(&Value::Bool(true))
+            && let Some(Value::String(kind)) = out.get("type").cloned()
+        {
+            out.insert("type".into(), json!([kind, "null"]));
+        }
+        Ok(Value::Object(out))
     }
-    if fields.get("nullable") == Some(&Value::Bool(true))
-        && let Some(Value::String(kind)) = out.get("type").cloned()
-    {
-        out.insert("type".into(), json!([kind, "null"]));
-    }
-    Ok(Value::Object(out))
 }
 
 #[cfg(test)]
@@ -475,6 +500,33 @@ mod tests {
         assert!(
             imported.operations.len() > 40,
             "most operations import: {:?}",
+            imported.skipped
+        );
+    }
+
+    #[test]
+    fn refs_that_fan_out_are_bounded() {
+        // Each level refers to the next four times: 4^30 nodes if inlined naively, and still
+        // millions within the depth limit alone.
+        let mut schemas = Map::new();
+        for level in 0..30 {
+            let next = json!({"$ref": format!("#/components/schemas/L{}", level + 1)});
+            schemas.insert(
+                format!("L{level}"),
+                json!({"type": "object", "properties":
+                    {"a": next, "b": next, "c": next, "d": next}}),
+            );
+        }
+        schemas.insert("L30".into(), json!({"type": "string"}));
+        let document = json!({"openapi": "3.1.0", "paths": {"/x": {"post": {
+            "operationId": "bomb",
+            "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/L0"}}}}
+        }}}, "components": {"schemas": schemas}});
+        let imported = read(&document, "https://x", None).unwrap();
+        assert!(imported.operations.is_empty());
+        assert!(
+            imported.skipped[0].1.contains("nodes"),
+            "{:?}",
             imported.skipped
         );
     }

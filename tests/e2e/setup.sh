@@ -27,4 +27,4 @@ if [ ! -f "$stamp" ]; then
   (cd "$deps" && npm ci --silent --no-audit --no-fund)
   touch "$stamp"
 fi
-cp "$here/console.mjs" "$here/health.mjs" "$deps/"
+cp "$here/console.mjs" "$here/health.mjs" "$here/sso.mjs" "$deps/"

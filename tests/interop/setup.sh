@@ -9,14 +9,6 @@ mkdir -p "$deps"
 exec 9>"$deps/.lock"
 flock 9
 
-# The console single sign-on test drives Debian's Chromium (headless).
-if ! command -v chromium >/dev/null 2>&1; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
-fi
-
 for line in "mcp1 requirements-mcp1.txt" "mcp2 requirements-mcp2.txt" "api requirements-api.txt"; do
   set -- $line
   name=$1 requirements="$here/$2"
@@ -38,7 +30,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 # The driver script runs beside its node_modules (ES modules resolve from the script's folder).
-cp "$here/node/client.mjs" "$here/node/affinity.mjs" "$here/node/oauth.mjs" "$here/node/idp.mjs" "$here/node/sso-browser.mjs" "$here/node/sign-jwt.mjs" "$deps/node/"
+cp "$here/node/client.mjs" "$here/node/affinity.mjs" "$here/node/oauth.mjs" "$here/node/idp.mjs" "$here/node/sign-jwt.mjs" "$deps/node/"
 # The conformance run's fixture upstream and the conformance CLI's preload, likewise.
 mkdir -p "$deps/node/conformance"
 cp "$here/../conformance/"*.mjs "$deps/node/conformance/"

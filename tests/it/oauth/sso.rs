@@ -1,5 +1,6 @@
 //! Console single sign-on through an external provider (`oidc-provider` on loopback) on a
-//! gateway whose password sign-in is switched off: a person in headless Chromium signs in
+//! gateway whose password sign-in is switched off: a person in headless Chromium
+//! (`tests/e2e/sso.mjs`) signs in
 //! through the provider's pages and lands on the dashboard with a new account (just in
 //! time); an existing account (the admin) signs in the same way, played by a cookie-keeping
 //! client; a callback with another state, or with no sign-in started, is refused with the
@@ -9,7 +10,7 @@ use crate::common;
 
 use std::process::Command;
 
-use common::sdk::{deps_dir, free_port, run_json};
+use common::sdk::{free_port, run_json};
 use common::{Backend, TestDb, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -88,9 +89,13 @@ async fn console_single_sign_on(backend: Backend) {
     );
 
     // A person in Chromium: a new account, made at the first sign-in.
+    crate::console::setup();
     let mut command = Command::new("node");
     command
-        .arg(format!("{}/node/sso-browser.mjs", deps_dir()))
+        .arg(format!(
+            "{}/tests/e2e/.deps/sso.mjs",
+            env!("CARGO_MANIFEST_DIR")
+        ))
         .args([
             format!("{}/admin/login", server.base),
             "sso@idp.example".to_owned(),

@@ -1,14 +1,15 @@
 // Signs in to the gateway's console through an external identity provider in headless
 // Chromium (Debian's, driven by playwright-core), as a person would: the sign-in page's
 // provider button, the provider's own sign-in and consent pages, back to the console.
-// usage: node sso-browser.mjs LOGIN_PAGE_URL LOGIN_NAME
+// usage: node sso.mjs LOGIN_PAGE_URL LOGIN_NAME
 // Prints {"url", "title", "signed_in_as"} once the console's dashboard shows.
 import { chromium } from "playwright-core";
 
 const [start, login] = process.argv.slice(2);
 const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox"],
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const page = await browser.newPage();
 try {
