@@ -267,32 +267,31 @@ impl IdentityProviders {
         expect: Expect<'_>,
     ) -> Result<(Claims, ExternalIdentity), AuthError> {
         let provider = self.provider(index);
-        let mut fetched_error = None;
-        for attempt in 0..2 {
-            match oidc::verify(
+        let attempt = || {
+            oidc::verify(
                 index,
                 &provider.settings,
                 &provider.current(),
                 token,
                 expect,
-            )? {
-                Outcome::Verified(claims, identity) => return Ok((*claims, identity)),
-                Outcome::UnknownKey(kid) if attempt == 1 => {
-                    return Err(AuthError::InvalidToken(match fetched_error {
-                        Some(error) => format!(
-                            "the signing keys of {} cannot be fetched right now ({error})",
-                            provider.settings.issuer
-                        ),
-                        None => format!(
-                            "the signing key {kid:?} is not (or no longer) published by {}",
-                            provider.settings.issuer
-                        ),
-                    }));
-                }
-                Outcome::UnknownKey(_) => fetched_error = self.refresh(index).await.err(),
-            }
+            )
+        };
+        if let Outcome::Verified(claims, identity) = attempt()? {
+            return Ok((*claims, identity));
         }
-        unreachable!("the loop returns on its second attempt")
+        // A key not seen yet (a rotation): fetch the keys again, once, then decide.
+        let fetched = self.refresh(index).await;
+        match (attempt()?, fetched) {
+            (Outcome::Verified(claims, identity), _) => Ok((*claims, identity)),
+            (Outcome::UnknownKey(_), Err(error)) => Err(AuthError::InvalidToken(format!(
+                "the signing keys of {} cannot be fetched right now ({error})",
+                provider.settings.issuer
+            ))),
+            (Outcome::UnknownKey(kid), Ok(())) => Err(AuthError::InvalidToken(format!(
+                "the signing key {kid:?} is not (or no longer) published by {}",
+                provider.settings.issuer
+            ))),
+        }
     }
 }
 

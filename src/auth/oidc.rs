@@ -143,7 +143,8 @@ pub fn issuer_of(token: &str) -> Option<String> {
         .and_then(|peek| peek.iss)
 }
 
-/// Why a token's key was not found (the caller fetches the keys again once, then refuses).
+/// What verifying a token with the keys at hand gave: its claims, or no key to check it with
+/// (the caller fetches the keys again once, then refuses).
 #[derive(Debug)]
 pub enum Outcome {
     /// Verified: the claims mapped to the gateway's, with what provisioning needs.
