@@ -28,6 +28,8 @@ pub struct RunningServer {
     /// Written before the database stops, so no recorded change is lost at a graceful stop.
     audit: crate::actors::audit::Audit,
     metrics: crate::actors::metrics::Metrics,
+    /// Its stdio upstreams' processes are stopped after the server.
+    upstream: Upstream,
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -43,6 +45,7 @@ impl RunningServer {
             .server
             .await
             .map_err(|error| std::io::Error::other(error.to_string()))?;
+        self.upstream.stop_processes().await;
         self.audit.settle().await;
         self.metrics.settle().await;
         self.db.shutdown();
@@ -61,6 +64,7 @@ impl RunningServer {
     pub async fn stop(self) {
         self.stopper.stop().await;
         let _ = self.server.await;
+        self.upstream.stop_processes().await;
         self.audit.settle().await;
         self.metrics.settle().await;
         self.db.shutdown();
@@ -227,7 +231,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         db: db.clone(),
         auth,
         catalog,
-        upstream,
+        upstream: upstream.clone(),
         sessions: sessions.clone(),
         parked: parked.clone(),
         prompts: crate::prompt_render::PromptRenderer::new(settings.mcp.prompt_render.clone())?,
@@ -297,6 +301,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let server = server.run();
     let handle = server.handle();
     let server = actix_web::rt::spawn(server);
+    // Stdio upstreams that run from the start are started now (each under its own backoff).
+    actix_web::rt::spawn(async move { federation.start_processes().await });
     tracing::info!(%addr, database = settings.database.url.backend_name(), "mcpgate listening");
     Ok(RunningServer {
         addr,
@@ -310,6 +316,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         db,
         audit,
         metrics,
+        upstream,
         server,
     })
 }

@@ -12,7 +12,7 @@ use crate::db::registry::{GatewayRow, PromptRow, ResourceRow, ServerRecord, Tool
 use crate::db::stored::{IntegrationType, RequestType, Transport};
 use crate::registry::prompts::PromptArgument;
 use crate::secrets::SecretBox;
-use crate::upstream::{Target, TransportKind};
+use crate::upstream::TransportKind;
 
 pub(super) fn parse_json(column: &str, text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|error| {
@@ -179,6 +179,7 @@ impl From<Transport> for TransportKind {
         match transport {
             Transport::Streamablehttp => TransportKind::StreamableHttp,
             Transport::Sse => TransportKind::Sse,
+            Transport::Stdio => TransportKind::Stdio,
         }
     }
 }
@@ -198,12 +199,12 @@ pub(super) fn gateway(row: GatewayRow, secrets: &SecretBox) -> Option<Gateway> {
             }
         },
     };
+    let Some(target) = crate::federation::target_of(&row, headers) else {
+        tracing::error!(gateway = %row.name, "its stored command cannot be read; the gateway is not served");
+        return None;
+    };
     Some(Gateway {
-        target: std::sync::Arc::new(Target {
-            url: row.url,
-            transport: row.transport.into(),
-            headers,
-        }),
+        target: std::sync::Arc::new(target),
         id: row.id,
         name: row.name,
         access,

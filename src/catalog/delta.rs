@@ -285,6 +285,7 @@ mod tests {
             degraded_reason: None,
             last_error: None,
             last_error_at: None,
+            command: None,
         }
     }
 

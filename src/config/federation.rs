@@ -35,6 +35,43 @@ pub struct FederationSettings {
     /// What a discovery may bring, and how strictly it is checked.
     #[command(flatten)]
     pub discovery: DiscoveryLimits,
+    /// Which local programs may run as stdio upstreams, and how they are stopped.
+    #[command(flatten)]
+    pub stdio: StdioSettings,
+}
+
+/// Local programs run as stdio upstreams. Running a command is running code on the gateway's
+/// machine: only platform admins may register one, and only a command the operator listed.
+#[derive(clap::Args, Clone, Debug)]
+pub struct StdioSettings {
+    /// Comma-separated commands stdio upstreams may run, each as it will be given (a name
+    /// looked up in PATH, like `npx`, or an absolute path). Empty (the default): no stdio
+    /// upstreams.
+    #[arg(id = "STDIO_COMMANDS", long = "stdio-commands", env = "STDIO_COMMANDS", default_value = "", value_parser = parse::list(command))]
+    pub commands: std::vec::Vec<String>,
+    /// Seconds a stopped process has between SIGTERM and SIGKILL.
+    #[arg(id = "STDIO_STOP_GRACE_SECONDS", long = "stdio-stop-grace-seconds", env = "STDIO_STOP_GRACE_SECONDS", default_value = "5", value_parser = parse::seconds(300.0))]
+    pub stop_grace: Duration,
+    /// Processes of stdio upstreams running at once, all upstreams and clients together.
+    #[arg(id = "STDIO_MAX_PROCESSES", long = "stdio-max-processes", env = "STDIO_MAX_PROCESSES", default_value = "64", value_parser = parse::whole::<usize>(1, 10_000))]
+    pub max_processes: usize,
+}
+
+impl StdioSettings {
+    /// Whether `program` is one of the allowed commands.
+    pub fn allows(&self, program: &str) -> bool {
+        self.commands.iter().any(|allowed| allowed == program)
+    }
+}
+
+/// One `STDIO_COMMANDS` entry: a bare name or an absolute path.
+fn command(entry: &str) -> Result<String, String> {
+    if entry.contains('/') && !entry.starts_with('/') {
+        return Err(format!(
+            "{entry:?}: give a command name (looked up in PATH) or an absolute path"
+        ));
+    }
+    Ok(entry.to_owned())
 }
 
 /// Bounds on what one upstream's discovery may bring (everything an upstream sends is

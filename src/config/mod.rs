@@ -18,7 +18,7 @@ use std::net::IpAddr;
 
 pub use self::auth::{AuthSettings, IdentitySettings, JwtKeyPair};
 pub use self::database::{DatabaseSettings, DatabaseUrl};
-pub use self::federation::{DiscoveryLimits, FederationSettings};
+pub use self::federation::{DiscoveryLimits, FederationSettings, StdioSettings};
 pub use self::log::{LogFormat, LogSettings};
 pub use self::mcp::{HostRule, McpSettings};
 pub use self::oidc::{OidcSettings, ProviderSettings, Providers};

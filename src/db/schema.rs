@@ -110,6 +110,7 @@ diesel::table! {
         degraded_reason -> Nullable<Text>,
         last_error -> Nullable<Text>,
         last_error_at -> Nullable<Timestamp>,
+        command -> Nullable<Text>,
     }
 }
 

@@ -87,11 +87,15 @@ pub enum Transport {
     /// The legacy HTTP+SSE transport.
     #[serde(alias = "SSE")]
     Sse,
+    /// A local program the gateway runs, spoken to over its stdin and stdout.
+    #[serde(alias = "STDIO")]
+    Stdio,
 }
 
 stored_as_text!(Transport {
     Streamablehttp => "streamablehttp",
     Sse => "sse",
+    Stdio => "stdio",
 });
 
 /// How a tool is carried out (`tools.integration_type`).

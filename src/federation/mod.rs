@@ -66,6 +66,32 @@ pub enum FederationError {
     Db(#[from] DbError),
 }
 
+/// Where an upstream is, from its record and its opened secrets: the headers sent to an HTTP
+/// upstream, or a stdio upstream's environment variables. `None` when a stdio upstream's
+/// stored command cannot be read.
+pub fn target_of(row: &GatewayRow, secrets: BTreeMap<String, String>) -> Option<Target> {
+    if row.transport != crate::db::stored::Transport::Stdio {
+        return Some(Target {
+            url: row.url.clone(),
+            transport: row.transport.into(),
+            headers: secrets,
+            command: None,
+        });
+    }
+    let stored = serde_json::from_str(row.command.as_deref()?).ok()?;
+    Some(Target {
+        url: row.url.clone(),
+        transport: crate::upstream::TransportKind::Stdio,
+        headers: BTreeMap::new(),
+        command: Some(Arc::new(crate::upstream::process::StdioCommand {
+            gateway_id: row.id.clone(),
+            label: row.name.clone(),
+            stored,
+            env: secrets,
+        })),
+    })
+}
+
 /// The federation service.
 #[derive(Clone)]
 pub struct Federation {
@@ -106,9 +132,47 @@ impl Federation {
         row: GatewayRow,
         headers: BTreeMap<String, String>,
     ) -> Result<(GatewayRow, SyncCounts), FederationError> {
-        self.check_address(&row.url).await?;
-        let discovery = self.discover(&row, headers).await?;
-        self.store(row, &discovery, true).await
+        if row.transport != crate::db::stored::Transport::Stdio {
+            self.check_address(&row.url).await?;
+        }
+        let id = row.id.clone();
+        let registered = async {
+            let discovery = self.discover(&row, headers).await?;
+            self.store(row, &discovery, true).await
+        };
+        let registered = registered.await;
+        if registered.is_err() {
+            // A stdio upstream's process started for the discovery ends with the registration.
+            self.upstream.forget(&id).await;
+        }
+        registered
+    }
+
+    /// Ends what the gateway holds open for an upstream that is no longer served (deleted or
+    /// disabled): its shared connection and its processes.
+    pub async fn release(&self, gateway_id: &str) {
+        if self.catalog.current().gateway(gateway_id).is_none() {
+            self.upstream.forget(gateway_id).await;
+        }
+    }
+
+    /// The processes running for a stdio upstream.
+    pub fn processes(&self, gateway_id: &str) -> Vec<crate::upstream::process::ProcessView> {
+        self.upstream.processes(gateway_id)
+    }
+
+    /// Starts the shared process of every stdio upstream that asks to run from the start.
+    pub async fn start_processes(&self) {
+        for gateway in self.catalog.current().gateways() {
+            let at_launch = gateway
+                .target
+                .command
+                .as_ref()
+                .is_some_and(|command| command.stored.process.start_at_launch);
+            if at_launch && let Err(error) = self.ping(&gateway).await {
+                tracing::warn!(gateway = %gateway.name, %error, "a stdio upstream could not be started");
+            }
+        }
     }
 
     /// The egress policy, checked at registration for a clear refusal (every connection is
@@ -132,7 +196,9 @@ impl Federation {
             .run(GetRecord::<GatewayRow>::new(gateway_id))
             .await?;
         // The address was checked at registration; check again, as DNS may have moved it.
-        self.check_address(&row.url).await?;
+        if row.transport != crate::db::stored::Transport::Stdio {
+            self.check_address(&row.url).await?;
+        }
         let headers = self.stored_headers(&row)?;
         let discovery = match self.discover(&row, headers).await {
             Ok(discovery) => discovery,
@@ -220,11 +286,10 @@ impl Federation {
         row: &GatewayRow,
         headers: BTreeMap<String, String>,
     ) -> Result<Discovery, FederationError> {
-        let target = Target {
+        let target = target_of(row, headers).ok_or_else(|| FederationError::Unreachable {
             url: row.url.clone(),
-            transport: row.transport.into(),
-            headers,
-        };
+            cause: CallError::Transport("its stored command cannot be read".into()),
+        })?;
         let limits = &self.settings.federation.discovery;
         let budget = Budget {
             max_items: limits.max_items,
@@ -296,6 +361,11 @@ impl Federation {
 
     /// Whether the upstream answers (any JSON-RPC answer, even an error, counts); why not.
     async fn ping(&self, gateway: &Gateway) -> Result<(), String> {
+        // A stdio upstream's process that is resting (not used yet, stopped as idle) is not
+        // started by a health check: it starts when used. One that died is started again.
+        if gateway.target.command.is_some() && self.upstream.resting(&gateway.id) {
+            return Ok(());
+        }
         let outcome = self
             .upstream
             .forward(Forward {

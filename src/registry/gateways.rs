@@ -14,6 +14,7 @@ use super::{
     to_json_text, update_meta,
 };
 use crate::db::registry::GatewayRow;
+use crate::upstream::process::{ProcessOptions, StoredCommand};
 
 pub use crate::db::stored::Transport;
 
@@ -85,11 +86,29 @@ impl GatewayAuth {
 pub struct GatewayCreate {
     /// A unique name; its slug prefixes federated tool names.
     pub name: String,
-    /// The upstream's MCP endpoint.
-    pub url: String,
-    /// `streamablehttp` (default) or `sse`.
+    /// The upstream's MCP endpoint (not for `stdio`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `streamablehttp` (default), `sse`, or `stdio` (a local program the gateway runs:
+    /// platform admins only, a command in `STDIO_COMMANDS`).
     #[serde(default)]
     pub transport: Option<Transport>,
+    /// `stdio`: the program (a name looked up in PATH, or an absolute path).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// `stdio`: its arguments.
+    #[serde(default)]
+    pub args: Option<Vec<String>>,
+    /// `stdio`: its environment variables (besides PATH, HOME, LANG, LC_ALL, TZ, TMPDIR and
+    /// USER, it gets no other); stored encrypted, their names shown.
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
+    /// `stdio`: its working directory (an absolute path).
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// `stdio`: when the process runs and what it may use.
+    #[serde(default)]
+    pub process: Option<ProcessOptions>,
     /// What the upstream offers.
     #[serde(default)]
     pub description: Option<String>,
@@ -150,10 +169,25 @@ pub struct GatewayView {
     pub name: String,
     /// The prefix of its federated tool names.
     pub slug: String,
-    /// The upstream's MCP endpoint.
+    /// The upstream's MCP endpoint (`stdio:` and the command line, for a stdio upstream).
     pub url: String,
     /// The transport.
     pub transport: Transport,
+    /// A stdio upstream's program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// Its working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// The names of its environment variables (their values are never shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_names: Option<Vec<String>>,
+    /// How its process runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessOptions>,
     /// Its description.
     pub description: Option<String>,
     /// Whether federated names carry the slug.
@@ -199,6 +233,124 @@ pub fn slugify(name: &str) -> String {
     slug.trim_end_matches('-').to_owned()
 }
 
+/// Arguments, environment variables and their sizes a stdio upstream may have.
+const MAX_ARGS: usize = 64;
+const MAX_ENV: usize = 64;
+
+/// A stdio upstream's command, checked (whether it may run is the service's decision).
+fn stdio_command(input: &GatewayCreate) -> Result<StoredCommand, Invalid> {
+    let no_nul = |field: &str, value: &str| {
+        if value.contains('\0') {
+            Err(invalid(field, "must not contain NUL"))
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(url) = &input.url
+        && !url.starts_with("stdio:")
+    {
+        return Err(invalid(
+            "url",
+            "a stdio upstream has no URL: give command (and args)",
+        ));
+    }
+    let command = required_text(
+        "command",
+        input.command.as_deref().unwrap_or_default(),
+        1024,
+    )?;
+    no_nul("command", &command)?;
+    if command.contains('/') && !command.starts_with('/') {
+        return Err(invalid(
+            "command",
+            "give a name looked up in PATH or an absolute path",
+        ));
+    }
+    let args = input.args.clone().unwrap_or_default();
+    if args.len() > MAX_ARGS {
+        return Err(invalid("args", format!("at most {MAX_ARGS} arguments")));
+    }
+    for (at, arg) in args.iter().enumerate() {
+        no_nul(&format!("args[{at}]"), arg)?;
+        if arg.len() > 4096 {
+            return Err(invalid(format!("args[{at}]"), "at most 4096 bytes"));
+        }
+    }
+    let env = input.env.clone().unwrap_or_default();
+    if env.len() > MAX_ENV {
+        return Err(invalid("env", format!("at most {MAX_ENV} variables")));
+    }
+    for (name, value) in &env {
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && name.len() <= 128;
+        if !valid {
+            return Err(invalid(
+                format!("env.{name}"),
+                "a variable name is letters, digits and _, not starting with a digit",
+            ));
+        }
+        no_nul(&format!("env.{name}"), value)?;
+        if value.len() > 8192 {
+            return Err(invalid(format!("env.{name}"), "at most 8192 bytes"));
+        }
+    }
+    let cwd = optional_text("cwd", input.cwd.as_deref(), 4096)?;
+    if let Some(cwd) = &cwd {
+        no_nul("cwd", cwd)?;
+        if !cwd.starts_with('/') {
+            return Err(invalid("cwd", "must be an absolute path"));
+        }
+    }
+    let process = input.process.clone().unwrap_or_default();
+    if process
+        .max_memory_mb
+        .is_some_and(|mb| !(16..=1_048_576).contains(&mb))
+    {
+        return Err(invalid("process.max_memory_mb", "must be 16 to 1048576"));
+    }
+    if process
+        .max_open_files
+        .is_some_and(|files| !(16..=1_048_576).contains(&files))
+    {
+        return Err(invalid("process.max_open_files", "must be 16 to 1048576"));
+    }
+    if process
+        .idle_stop_seconds
+        .is_some_and(|seconds| !(1..=7 * 86_400).contains(&seconds))
+    {
+        return Err(invalid("process.idle_stop_seconds", "must be 1 to 604800"));
+    }
+    Ok(StoredCommand {
+        command,
+        args,
+        cwd,
+        env: env.keys().cloned().collect(),
+        process,
+    })
+}
+
+/// How a stdio upstream is shown where a URL would be: `stdio:` and its command line.
+fn command_line(command: &StoredCommand) -> String {
+    let mut line = format!("stdio:{}", command.command);
+    for arg in &command.args {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    if line.len() > 2048 {
+        let mut cut = 2045;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push_str("...");
+    }
+    line
+}
+
 fn name_and_slug(value: &str) -> Result<(String, String), Invalid> {
     let name = required_text("name", value, 128)?;
     let slug = slugify(&name);
@@ -222,12 +374,38 @@ impl Entity for Gateways {
 
     fn create(input: GatewayCreate, change: &Change<'_>) -> Result<GatewayRow, Invalid> {
         let (name, slug) = name_and_slug(&input.name)?;
+        let transport = input.transport.unwrap_or(Transport::Streamablehttp);
+        let (url, command) = match transport {
+            Transport::Stdio => {
+                let command = stdio_command(&input)?;
+                (command_line(&command), Some(to_json_text(&command)))
+            }
+            _ => {
+                if input.command.is_some()
+                    || input.args.is_some()
+                    || input.env.is_some()
+                    || input.cwd.is_some()
+                    || input.process.is_some()
+                {
+                    return Err(invalid(
+                        "command",
+                        "command, args, env, cwd and process are for \"transport\": \"stdio\"",
+                    ));
+                }
+                let url = input
+                    .url
+                    .as_deref()
+                    .ok_or_else(|| invalid("url", "is required"))?;
+                (http_url("url", url)?, None)
+            }
+        };
         Ok(GatewayRow {
             id: new_id(),
             name,
             slug,
-            url: http_url("url", &input.url)?,
-            transport: input.transport.unwrap_or(Transport::Streamablehttp),
+            url,
+            command,
+            transport,
             description: optional_text("description", input.description.as_deref(), 8192)?,
             tags: to_json_text(&tags(input.tags.as_deref())?),
             enabled: true,
@@ -262,7 +440,8 @@ impl Entity for Gateways {
         // Where an upstream is cannot change in place: a new address must pass the SSRF guard
         // and discovery, which registration does.
         if let Some(value) = &input.url
-            && http_url("url", value)? != row.url
+            && value.trim() != row.url
+            && (row.transport == Transport::Stdio || http_url("url", value)? != row.url)
         {
             return Err(invalid(
                 "url",
@@ -296,7 +475,26 @@ impl Entity for Gateways {
     }
 
     fn view(row: GatewayRow) -> GatewayView {
+        let command: Option<StoredCommand> = row
+            .command
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok());
+        let (program, args, cwd, env_names, process) = match command {
+            Some(command) => (
+                Some(command.command),
+                Some(command.args),
+                command.cwd,
+                Some(command.env),
+                Some(command.process),
+            ),
+            None => (None, None, None, None, None),
+        };
         GatewayView {
+            command: program,
+            args,
+            cwd,
+            env_names,
+            process,
             meta: item_meta!(row, "gateways"),
             transport: row.transport,
             id: row.id,

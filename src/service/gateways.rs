@@ -13,8 +13,9 @@ pub use crate::db::federation::SyncCounts;
 use crate::db::now;
 use crate::error::ApiError;
 use crate::federation::FederationError;
-use crate::registry::gateways::{GatewayCreate, GatewayView, Gateways};
+use crate::registry::gateways::{GatewayCreate, GatewayView, Gateways, Transport};
 use crate::registry::{Change, Entity};
+use crate::upstream::process::StoredCommand;
 
 /// The answer to a registration or refresh.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -34,6 +35,7 @@ pub async fn register(
 ) -> Result<GatewayDiscovered, ApiError> {
     allowed::<Gateways>(principal, "create")?;
     let auth = input.auth.clone();
+    let env = input.env.clone().unwrap_or_default();
     let change = Change {
         actor_email: &principal.email,
         now: now(),
@@ -41,14 +43,25 @@ pub async fn register(
     };
     let mut row = Gateways::create(input, &change)?;
     may_create::<Gateways>(principal, &row)?;
-    let headers = match &auth {
-        Some(auth) => auth.headers()?,
-        None => BTreeMap::new(),
+    let secrets = if row.transport == Transport::Stdio {
+        may_run(services, principal, &row, auth.is_some())?;
+        env
+    } else {
+        match &auth {
+            Some(auth) => auth.headers()?,
+            None => BTreeMap::new(),
+        }
     };
     if let Some(auth) = &auth {
         row.auth_type = Some(auth.kind().to_owned());
-        row.auth_secret = Some(services.federation.seal(&headers));
     }
+    if row.transport == Transport::Stdio && !secrets.is_empty() {
+        row.auth_type = Some("env".to_owned());
+    }
+    if row.auth_type.is_some() {
+        row.auth_secret = Some(services.federation.seal(&secrets));
+    }
+    let headers = secrets;
     let (gateway, counts) = services
         .federation
         .register(row, headers)
@@ -67,6 +80,48 @@ pub async fn register(
         gateway: view,
         discovered: counts,
     })
+}
+
+/// Whether `principal` may have the gateway run a stdio upstream's command: running a command
+/// is running code on the gateway's machine, so only a platform admin may (`admin.system`, which
+/// no other role has and a scoped token must carry), and only a command the operator listed in
+/// `STDIO_COMMANDS`. Its secrets are its environment, not `auth`.
+fn may_run(
+    services: &Services,
+    principal: &crate::auth::Principal,
+    row: &crate::db::registry::GatewayRow,
+    has_auth: bool,
+) -> Result<(), ApiError> {
+    principal
+        .authorize("admin.system", crate::auth::On::Platform)
+        .map_err(|denied| ApiError::from_auth(denied.into()))?;
+    if has_auth {
+        return Err(ApiError::InvalidField {
+            field: "auth".into(),
+            message: "a stdio upstream takes its secrets as env, not auth".into(),
+        });
+    }
+    let command = row
+        .command
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<StoredCommand>(text).ok())
+        .map(|command| command.command)
+        .unwrap_or_default();
+    let stdio = &services.settings.federation.stdio;
+    if !stdio.allows(&command) {
+        let allowed = if stdio.commands.is_empty() {
+            "none: stdio upstreams are off".to_owned()
+        } else {
+            stdio.commands.join(", ")
+        };
+        return Err(ApiError::InvalidField {
+            field: "command".into(),
+            message: format!(
+                "{command:?} is not a command stdio upstreams may run (STDIO_COMMANDS allows {allowed})"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Discovers an upstream again for `principal` (the REST API and the console).
@@ -154,6 +209,8 @@ pub struct GatewayHealth {
     pub calls: CallSummary,
     /// The last 24 hours, one entry per hour, oldest first.
     pub hours: Vec<HourView>,
+    /// A stdio upstream's running processes (its shared one, its clients' own).
+    pub processes: Vec<crate::upstream::process::ProcessView>,
 }
 
 /// An upstream's circuit breaker.
@@ -214,7 +271,9 @@ pub async fn health(
         .upstreams
         .remove(id)
         .unwrap_or_default();
-    Ok(health_of(view, breaker, &stats, chrono::Utc::now()))
+    let mut health = health_of(view, breaker, &stats, chrono::Utc::now());
+    health.processes = services.federation.processes(id);
+    Ok(health)
 }
 
 /// Puts the pieces together.
@@ -235,6 +294,7 @@ pub fn health_of(
     };
     let activity = Activity::of(breaker, stats, now);
     GatewayHealth {
+        processes: Vec::new(),
         state,
         reachable: view.reachable,
         last_seen_at: view.last_seen_at,

@@ -371,7 +371,19 @@ async fn stored<E: Entity, T>(
 ) -> Outcome<T> {
     let stored = change.await.map_err(|error| map_db::<E>(error, id))?;
     match reach(&stored) {
-        Reach::Delta(delta) => services.catalog.apply(*delta).await,
+        Reach::Delta(delta) => {
+            // An upstream deleted or disabled: what the gateway holds open for it (a session,
+            // a stdio process) ends once the catalog no longer serves it.
+            let released = match delta.as_ref() {
+                CatalogDelta::Deleted(id) if E::PATH == Gateways::PATH => Some(id.clone()),
+                CatalogDelta::Gateway(row) => Some(row.id.clone()),
+                _ => None,
+            };
+            services.catalog.apply(*delta).await;
+            if let Some(gateway_id) = released {
+                services.federation.release(&gateway_id).await;
+            }
+        }
         Reach::Upstream(gateway_id) => {
             match services.db.run(LoadCatalog::upstream(&gateway_id)).await {
                 Ok(rows) => services.catalog.apply_all(rows.into_deltas()).await,

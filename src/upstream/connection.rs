@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::process::{Exit, Processes, Role};
 use super::transport::legacy_sse::LegacySse;
+use super::transport::stdio::Stdio;
 use super::transport::streamable::StreamableHttp;
 use super::transport::{Notifications, OnChange, Transport};
 use super::{CallError, Target, TransportKind};
@@ -102,15 +104,24 @@ pub struct Connection {
 impl Connection {
     /// Connects: Streamable HTTP tries 2026-07-28 first (`server/discover`) and falls back to
     /// `initialize`; the legacy SSE transport opens its stream and initializes over it.
+    /// A stdio upstream's process is started in `role`.
     pub async fn connect(
         http: crate::egress::HttpClient,
+        processes: &std::sync::Arc<Processes>,
         target: Target,
+        role: Role,
     ) -> Result<Connection, CallError> {
         let connecting = async {
             let kind = target.transport;
             let transport: Box<dyn Transport> = match kind {
                 TransportKind::StreamableHttp => Box::new(StreamableHttp::new(http, target)),
                 TransportKind::Sse => Box::new(LegacySse::open(http, target).await?),
+                TransportKind::Stdio => {
+                    let command = target.command.as_ref().ok_or_else(|| {
+                        CallError::Transport("a stdio upstream without a command".into())
+                    })?;
+                    Box::new(Stdio::start(processes, command, role)?)
+                }
             };
             let mut connection = Connection {
                 transport,
@@ -395,7 +406,18 @@ impl Connection {
         self.transport.dedicate(client);
     }
 
-    /// Ends a session-era upstream session (best effort).
+    /// How the connection ended, once it can carry no more requests (see
+    /// [`Transport::ended`]).
+    pub fn ended(&self) -> Option<Exit> {
+        self.transport.ended()
+    }
+
+    /// For a stdio upstream: ends when its process has exited, telling how.
+    pub fn exited(&self) -> Option<futures_util::future::BoxFuture<'static, Exit>> {
+        self.transport.exited()
+    }
+
+    /// Ends a session-era upstream session, or stops a stdio upstream's process (best effort).
     pub async fn close(&self) {
         self.transport.close().await;
     }

@@ -1,8 +1,10 @@
 //! The gateway as an MCP *client* of upstream servers, in both eras: Streamable HTTP (probing
 //! 2026-07-28 with `server/discover`, else `initialize` and a session) and the legacy HTTP+SSE
-//! transport. Used only by the UpstreamActor, through its one HTTP client (a pool per thread).
+//! transport, and local processes over stdio. Used only by the UpstreamActor, through its one
+//! HTTP client (a pool per thread) and its table of processes.
 
 mod connection;
+pub mod process;
 pub mod sse;
 pub mod transport;
 
@@ -22,6 +24,8 @@ pub enum TransportKind {
     StreamableHttp,
     /// The legacy HTTP+SSE transport.
     Sse,
+    /// A local process's stdin and stdout.
+    Stdio,
 }
 
 /// How to reach an upstream.
@@ -33,6 +37,8 @@ pub struct Target {
     pub transport: TransportKind,
     /// Headers sent with every request (authentication).
     pub headers: BTreeMap<String, String>,
+    /// A stdio upstream's command (its `url` is then only a description).
+    pub command: Option<std::sync::Arc<process::StdioCommand>>,
 }
 
 /// Why a request to an upstream failed.

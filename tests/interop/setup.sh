@@ -9,7 +9,7 @@ mkdir -p "$deps"
 exec 9>"$deps/.lock"
 flock 9
 
-for line in "mcp1 requirements-mcp1.txt" "mcp2 requirements-mcp2.txt" "api requirements-api.txt"; do
+for line in "mcp1 requirements-mcp1.txt" "mcp2 requirements-mcp2.txt" "api requirements-api.txt" "stdio requirements-stdio.txt"; do
   set -- $line
   name=$1 requirements="$here/$2"
   stamp="$deps/$name/.installed-$(sha256sum "$requirements" | cut -c1-16)"

@@ -9,8 +9,8 @@ use std::process::Command;
 
 use common::mcp::{McpClient, assert_schema};
 use common::sdk::{
-    ConformanceFixture, Upstream, deps_dir, free_port, run_client, run_client_with,
-    spawn_listening, start_mrtr_server,
+    ConformanceFixture, Upstream, deps_dir, everything_through_every_sdk, free_port, run_client,
+    run_client_with, spawn_listening, start_mrtr_server,
 };
 use common::world::World;
 use common::{Backend, TestDb, TestServer, eventually};
@@ -127,69 +127,11 @@ async fn server_everything_through_the_gateway(backend: Backend) {
             registered.body
         );
         assert!(registered.body["discovered"]["tools"].as_u64().unwrap() >= 2);
-        for sdk in ["python-1", "python-2", "typescript"] {
-            let echo = run_client_with(
-                sdk,
-                &endpoint,
-                "streamable",
-                &[
-                    "everything-echo".into(),
-                    json!({"message": "through the gateway"}).to_string(),
-                ],
-            )
-            .await;
-            assert_eq!(echo["is_error"], false, "{sdk}: {echo}");
-            assert!(
-                echo["text"][0]
-                    .as_str()
-                    .unwrap()
-                    .contains("through the gateway"),
-                "{sdk}: {echo}"
-            );
-            let sum = run_client_with(
-                sdk,
-                &endpoint,
-                "streamable",
-                &[
-                    "everything-get-sum".into(),
-                    json!({"a": 2, "b": 3}).to_string(),
-                ],
-            )
-            .await;
-            assert!(
-                sum["text"][0].as_str().unwrap().contains('5'),
-                "{sdk} over {transport}: {sum}"
-            );
-        }
         // The upstream asks the client for an LLM completion mid-call (on the call's stream,
         // or on the old transport's one SSE stream); the gateway relays the request to a
         // client that declared sampling (on its session, or through input_required) and the
         // answer back.
-        for sdk in ["python-1", "python-2"] {
-            let sampled = run_client_with(
-                sdk,
-                &endpoint,
-                "streamable",
-                &[
-                    "sample".into(),
-                    "everything-trigger-sampling-request".into(),
-                    json!({"prompt": "say hello"}).to_string(),
-                ],
-            )
-            .await;
-            assert_eq!(
-                sampled["is_error"], false,
-                "{sdk} over {transport}: {sampled}"
-            );
-            assert_eq!(sampled["asked"], json!(["sampling"]), "{sdk}: {sampled}");
-            assert!(
-                sampled["text"][0]
-                    .as_str()
-                    .unwrap()
-                    .contains("canned reply from the client"),
-                "{sdk} over {transport}: {sampled}"
-            );
-        }
+        everything_through_every_sdk(&endpoint, transport).await;
         let id = registered.body["id"].as_str().unwrap();
         gateway
             .admin(reqwest::Method::DELETE, &format!("/gateways/{id}"), None)

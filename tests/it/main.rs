@@ -29,6 +29,7 @@ mod polish;
 mod registry;
 mod resilience;
 mod security;
+mod stdio;
 mod telemetry;
 mod tokens;
 mod transfer;

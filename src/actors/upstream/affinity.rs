@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, json};
 
-use super::federation::Link;
+use super::link::Link;
 use crate::protocol::LogLevel;
 use crate::quota::{Permit, Quota};
 use crate::upstream::{CallError, ClientEnd, Connection, Notifications, Target};
@@ -67,6 +67,7 @@ impl Affinity {
         let mut own = slot.lock().await;
         if let Some(own) = own.as_ref()
             && (Arc::ptr_eq(&own.target, target) || own.target == *target)
+            && own.connection.ended().is_none()
         {
             return Ok(Some(own.connection.clone()));
         }

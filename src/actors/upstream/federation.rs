@@ -1,7 +1,7 @@
 //! Upstream MCP servers: discovery, and requests forwarded over each upstream's pooled
 //! connection with its breaker and concurrency limit.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -9,10 +9,12 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::affinity::Affinity;
+use super::link::Link;
 use super::{Upstream, UpstreamActor};
-use crate::breaker::{Breaker, BreakerSnapshot};
+use crate::breaker::BreakerSnapshot;
 use crate::protocol::RawObject;
-use crate::upstream::{Budget, CallError, ClientEnd, Connection, Notifications, Target};
+use crate::upstream::process::{ProcessView, Role};
+use crate::upstream::{Budget, CallError, Connection, Notifications, Target};
 
 /// What an upstream offers, read at registration or refresh.
 #[derive(Debug, Clone)]
@@ -50,8 +52,18 @@ impl Handler<Discover> for UpstreamActor {
 
     fn handle(&mut self, message: Discover, _ctx: &mut Context<Self>) -> Self::Result {
         let client = self.client.clone();
+        let links = self.links.clone();
         Box::pin(async move {
-            let connection = Connection::connect(client, message.target).await?;
+            // A stdio upstream is discovered over its shared process (made now, if it is not
+            // running), so what is listed is what calls will meet.
+            if let Some(command) = message.target.command.clone() {
+                let link = links.link(&command.gateway_id, &command.label);
+                let connection = link.connection(&client, &Arc::new(message.target)).await?;
+                return discover(&connection, message.budget).await;
+            }
+            let connection =
+                Connection::connect(client, &links.processes, message.target, Role::Discovery)
+                    .await?;
             let outcome = discover(&connection, message.budget).await;
             connection.close().await;
             outcome
@@ -149,9 +161,6 @@ pub struct Forward {
     pub affinity: Option<Arc<Affinity>>,
 }
 
-/// The longest a new connection waits for its upstream's notification stream to open.
-const STREAM_OPENING: Duration = Duration::from_secs(2);
-
 /// What calls tell about an upstream's health: it went down (its calls failed
 /// `UNHEALTHY_THRESHOLD` times in a row; the error of the last) or answered again.
 #[derive(Debug, Clone)]
@@ -162,154 +171,6 @@ pub struct HealthReport {
     pub reachable: bool,
     /// Why not.
     pub error: Option<String>,
-}
-
-/// One upstream's pooled connection, breaker and concurrency limit.
-pub(super) struct Link {
-    gateway_id: String,
-    changes: Option<tokio::sync::mpsc::Sender<String>>,
-    health: Option<tokio::sync::mpsc::Sender<HealthReport>>,
-    /// Whether its calls reported it down (and no answer since).
-    down: std::sync::atomic::AtomicBool,
-    unhealthy_threshold: u32,
-    connection: tokio::sync::Mutex<Option<(Arc<Target>, Arc<Connection>)>>,
-    breaker: Mutex<Breaker>,
-    limit: tokio::sync::Semaphore,
-}
-
-impl Link {
-    /// The live connection, reconnecting when there is none or the target changed. A new
-    /// connection follows the upstream's change notifications.
-    async fn connection(
-        &self,
-        client: &crate::egress::HttpClient,
-        target: &Arc<Target>,
-    ) -> Result<Arc<Connection>, CallError> {
-        let mut slot = self.connection.lock().await;
-        if let Some((known, connection)) = slot.as_ref()
-            && (Arc::ptr_eq(known, target) || known == target)
-        {
-            return Ok(connection.clone());
-        }
-        let connection = Arc::new(self.open(client, target, None).await?);
-        *slot = Some((target.clone(), connection.clone()));
-        Ok(connection)
-    }
-
-    /// A new connection to the upstream (for `client` alone, when given), following the
-    /// upstream's change notifications.
-    pub(super) async fn open(
-        &self,
-        client: &crate::egress::HttpClient,
-        target: &Arc<Target>,
-        owner: Option<Arc<dyn ClientEnd>>,
-    ) -> Result<Connection, CallError> {
-        let mut connection = Connection::connect(client.clone(), Target::clone(target)).await?;
-        if let Some(owner) = owner {
-            connection.dedicate(owner);
-        }
-        if let Some(changes) = &self.changes {
-            let changes = changes.clone();
-            let gateway_id = self.gateway_id.clone();
-            let opened = connection.watch(Arc::new(move || {
-                let _ = changes.try_send(gateway_id.clone());
-            }));
-            // What a session-era upstream says on its GET stream about the first call must not
-            // be lost to a stream still opening (bounded: a slow stream delays one call only).
-            let _ = tokio::time::timeout(STREAM_OPENING, opened).await;
-        }
-        Ok(connection)
-    }
-
-    /// The upstream's id.
-    pub(super) fn gateway_id(&self) -> &str {
-        &self.gateway_id
-    }
-
-    /// Forgets the connection if it is still `stale` (so the next call reconnects).
-    async fn reset(&self, stale: &Arc<Connection>) {
-        let mut slot = self.connection.lock().await;
-        if slot
-            .as_ref()
-            .is_some_and(|(_, current)| Arc::ptr_eq(current, stale))
-        {
-            *slot = None;
-        }
-    }
-
-    /// Tells the federation service when calls show the upstream went down or came back
-    /// (only transitions: a call that agrees with what was last told tells nothing).
-    fn report(&self, reachable: bool, error: Option<String>) {
-        let changed = self
-            .down
-            .swap(!reachable, std::sync::atomic::Ordering::AcqRel)
-            == reachable;
-        if let (true, Some(health)) = (changed, &self.health) {
-            let _ = health.try_send(HealthReport {
-                gateway_id: self.gateway_id.clone(),
-                reachable,
-                error,
-            });
-        }
-    }
-
-    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
-        self.breaker
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Every upstream's link, shared by the actor (which reports their breakers) and the
-/// [`Upstream`] handles that forward calls on their own threads.
-pub(super) struct Links {
-    settings: crate::config::FederationSettings,
-    changes: Option<tokio::sync::mpsc::Sender<String>>,
-    health: Option<tokio::sync::mpsc::Sender<HealthReport>>,
-    links: dashmap::DashMap<String, Arc<Link>>,
-}
-
-impl Links {
-    pub(super) fn new(
-        settings: crate::config::FederationSettings,
-        changes: Option<tokio::sync::mpsc::Sender<String>>,
-        health: Option<tokio::sync::mpsc::Sender<HealthReport>>,
-    ) -> Self {
-        Links {
-            settings,
-            changes,
-            health,
-            links: dashmap::DashMap::new(),
-        }
-    }
-
-    /// The link of an upstream, made on first use.
-    fn link(&self, gateway_id: &str, name: &str) -> Arc<Link> {
-        if let Some(link) = self.links.get(gateway_id) {
-            return link.value().clone();
-        }
-        let settings = &self.settings;
-        self.links
-            .entry(gateway_id.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Link {
-                    gateway_id: gateway_id.to_owned(),
-                    changes: self.changes.clone(),
-                    health: self.health.clone(),
-                    down: std::sync::atomic::AtomicBool::new(false),
-                    unhealthy_threshold: settings.unhealthy_threshold,
-                    connection: tokio::sync::Mutex::new(None),
-                    breaker: Mutex::new(Breaker::new(
-                        format!("upstream {name}"),
-                        true,
-                        settings.circuit_failure_threshold,
-                        settings.circuit_reset,
-                    )),
-                    limit: tokio::sync::Semaphore::new(settings.max_concurrency),
-                })
-            })
-            .clone()
-    }
 }
 
 /// Forwards one request over the upstream's link: breaker, concurrency limit, the pooled
@@ -491,6 +352,29 @@ impl Upstream {
     pub async fn forward(&self, forward: Forward) -> Result<RawObject, ForwardError> {
         let link = self.links.link(&forward.gateway_id, &forward.gateway_name);
         self::forward(link, &self.client, forward).await
+    }
+
+    /// Whether a stdio upstream's shared process is resting: never started, or stopped by the
+    /// gateway (idle) rather than dead.
+    pub fn resting(&self, gateway_id: &str) -> bool {
+        self.links.resting(gateway_id)
+    }
+
+    /// Ends what the gateway holds open for a deleted or disabled upstream: its shared
+    /// connection, and every process it runs for it.
+    pub async fn forget(&self, gateway_id: &str) {
+        self.links.forget(gateway_id).await;
+    }
+
+    /// The processes running for a stdio upstream.
+    pub fn processes(&self, gateway_id: &str) -> Vec<ProcessView> {
+        self.links.processes.of(gateway_id)
+    }
+
+    /// Stops every stdio upstream's process (at shutdown) and waits until they have exited;
+    /// none is started after.
+    pub async fn stop_processes(&self) {
+        self.links.processes.stop(None).await;
     }
 
     /// Breaker states of the upstreams used so far.

@@ -10,6 +10,7 @@
 
 mod affinity;
 mod federation;
+mod link;
 mod rest;
 
 use std::sync::Arc;
@@ -18,10 +19,10 @@ use std::time::Duration;
 use actix::prelude::*;
 
 pub use self::affinity::Affinity;
-use self::federation::Links;
 pub use self::federation::{
     Discover, Discovery, Forward, ForwardError, GetUpstreamBreakers, HealthReport,
 };
+use self::link::Links;
 pub use self::rest::{CallHttp, HttpReply};
 use crate::config::FederationSettings;
 

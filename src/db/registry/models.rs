@@ -114,6 +114,8 @@ pub struct GatewayRow {
     pub last_error: Option<String>,
     /// When.
     pub last_error_at: Option<NaiveDateTime>,
+    /// A stdio upstream's command (JSON, see [`crate::upstream::process::StoredCommand`]).
+    pub command: Option<String>,
 }
 
 /// A virtual server's own columns; its members live in the `server_*` tables.

@@ -5,6 +5,8 @@
 //! protocol above them (handshake, `_meta`, ids, paging) is [`super::Connection`]'s.
 
 pub mod legacy_sse;
+mod routes;
+pub mod stdio;
 pub mod streamable;
 
 use std::collections::HashMap;
@@ -54,6 +56,18 @@ pub trait Transport: Send + Sync {
     /// Gives the session to one client: what the upstream sends that names no call of that
     /// client's in flight goes to `client`, instead of being declined or dropped.
     fn dedicate(&self, client: Arc<dyn ClientEnd>);
+
+    /// How the transport ended, once it can carry no more requests (a stdio upstream's process
+    /// exited); a connection that ended is made again before the next call.
+    fn ended(&self) -> Option<crate::upstream::process::Exit> {
+        None
+    }
+
+    /// For a transport that is a process of the gateway's: ends when the process has exited,
+    /// telling how.
+    fn exited(&self) -> Option<BoxFuture<'static, crate::upstream::process::Exit>> {
+        None
+    }
 }
 
 /// The one client an upstream session is dedicated to.

@@ -244,3 +244,67 @@ pub async fn run_json(mut command: Command, what: &str) -> serde_json::Value {
     serde_json::from_str(stdout.lines().last().unwrap_or_default())
         .unwrap_or_else(|error| panic!("{what} prints JSON ({error}): {stdout}"))
 }
+
+/// `@modelcontextprotocol/server-everything`, registered as "Everything" behind the gateway's
+/// `endpoint`, as every official SDK client sees it: its `echo` and `get-sum` tools called by
+/// each, and its sampling request (asked mid-call) answered by the Python clients' callbacks.
+/// `how` names the upstream's transport in failure messages.
+pub async fn everything_through_every_sdk(endpoint: &str, how: &str) {
+    use serde_json::json;
+    for sdk in ["python-1", "python-2", "typescript"] {
+        let echo = run_client_with(
+            sdk,
+            endpoint,
+            "streamable",
+            &[
+                "everything-echo".into(),
+                json!({"message": "through the gateway"}).to_string(),
+            ],
+        )
+        .await;
+        assert_eq!(echo["is_error"], false, "{sdk} over {how}: {echo}");
+        assert!(
+            echo["text"][0]
+                .as_str()
+                .unwrap()
+                .contains("through the gateway"),
+            "{sdk} over {how}: {echo}"
+        );
+        let sum = run_client_with(
+            sdk,
+            endpoint,
+            "streamable",
+            &[
+                "everything-get-sum".into(),
+                json!({"a": 2, "b": 3}).to_string(),
+            ],
+        )
+        .await;
+        assert!(
+            sum["text"][0].as_str().unwrap().contains('5'),
+            "{sdk} over {how}: {sum}"
+        );
+    }
+    for sdk in ["python-1", "python-2"] {
+        let sampled = run_client_with(
+            sdk,
+            endpoint,
+            "streamable",
+            &[
+                "sample".into(),
+                "everything-trigger-sampling-request".into(),
+                json!({"prompt": "say hello"}).to_string(),
+            ],
+        )
+        .await;
+        assert_eq!(sampled["is_error"], false, "{sdk} over {how}: {sampled}");
+        assert_eq!(sampled["asked"], json!(["sampling"]), "{sdk}: {sampled}");
+        assert!(
+            sampled["text"][0]
+                .as_str()
+                .unwrap()
+                .contains("canned reply from the client"),
+            "{sdk} over {how}: {sampled}"
+        );
+    }
+}
