@@ -169,7 +169,7 @@ impl Federation {
                 .command
                 .as_ref()
                 .is_some_and(|command| command.stored.process.start_at_launch);
-            if at_launch && let Err(error) = self.ping(&gateway).await {
+            if at_launch && let Err(error) = self.ping_now(&gateway).await {
                 tracing::warn!(gateway = %gateway.name, %error, "a stdio upstream could not be started");
             }
         }
@@ -366,6 +366,11 @@ impl Federation {
         if gateway.target.command.is_some() && self.upstream.resting(&gateway.id) {
             return Ok(());
         }
+        self.ping_now(gateway).await
+    }
+
+    /// Pings an upstream over its shared connection (making it, or starting its process).
+    async fn ping_now(&self, gateway: &Gateway) -> Result<(), String> {
         let outcome = self
             .upstream
             .forward(Forward {

@@ -470,3 +470,88 @@ async fn who_may_run_what(backend: Backend) {
 
 crate::both_backends!(official_servers_over_stdio, more_servers_over_stdio);
 once_on_sqlite!(who_may_run_what);
+
+/// A process's life as its options say: stopped when idle and started again by the next call
+/// (not by health checks), started with the gateway when asked, stopped when its upstream is
+/// disabled.
+async fn processes_follow_their_options(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let fast_checks = [("HEALTH_CHECK_INTERVAL", "1")];
+    let server = gateway(&db, &fast_checks).await;
+    let client = McpClient::new(&server, "/mcp");
+    let idle = register(
+        &server,
+        json!({"name": "Idle", "transport": "stdio", "command": "node", "args": [package("server-memory")],
+               "env": {"MEMORY_FILE_PATH": "/dev/null"}, "process": {"idle_stop_seconds": 1}}),
+    )
+    .await;
+    let idle_id = idle["id"].as_str().unwrap();
+    let first = pids(&server, idle_id).await;
+    assert_eq!(first.len(), 1);
+    eventually(
+        "the idle process stops",
+        Duration::from_secs(15),
+        || async { pids(&server, idle_id).await.is_empty().then_some(()) },
+    )
+    .await;
+    assert!(!exists(first[0]));
+    // Health checks (every second here) leave it resting, and report it healthy.
+    let health = server
+        .admin(Method::GET, &format!("/gateways/{idle_id}/health"), None)
+        .await;
+    assert_eq!(
+        health.expect(StatusCode::OK)["state"],
+        "online",
+        "{}",
+        health.body
+    );
+    let graph = call(&client, "idle-read_graph", json!({})).await;
+    assert_ne!(graph["isError"], true, "{graph}");
+    assert_eq!(
+        pids(&server, idle_id).await.len(),
+        1,
+        "started again by the call"
+    );
+
+    let eager = register(
+        &server,
+        json!({"name": "Eager", "transport": "stdio", "command": time_server(), "process": {"start_at_launch": true}}),
+    )
+    .await;
+    let eager_id = eager["id"].as_str().unwrap().to_owned();
+    server.stop().await;
+
+    // A new start of the gateway starts it without any call.
+    let server = gateway(&db, &fast_checks).await;
+    let started = eventually(
+        "started with the gateway",
+        Duration::from_secs(15),
+        || async {
+            let now = pids(&server, &eager_id).await;
+            (now.len() == 1).then_some(now)
+        },
+    )
+    .await;
+    assert!(
+        pids(&server, idle_id).await.is_empty(),
+        "the other waits for a call"
+    );
+    // Disabled: its process stops.
+    server
+        .admin(
+            Method::POST,
+            &format!("/gateways/{eager_id}/toggle?activate=false"),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    eventually(
+        "the disabled upstream's process stops",
+        Duration::from_secs(10),
+        || async { (!exists(started[0])).then_some(()) },
+    )
+    .await;
+    server.stop().await;
+}
+
+once_on_sqlite!(processes_follow_their_options);
