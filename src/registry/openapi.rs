@@ -46,6 +46,29 @@ pub struct Imported {
     pub skipped: Vec<(String, String)>,
 }
 
+/// A document as text: JSON, or YAML (as most published API descriptions are). YAML is read
+/// within the parser's budget (anchors and aliases cannot blow it up), into the same tree.
+pub fn parse(text: &[u8]) -> Result<Value, String> {
+    if let Ok(document) = serde_json::from_slice(text) {
+        return Ok(document);
+    }
+    let text =
+        std::str::from_utf8(text).map_err(|_| "is neither JSON nor YAML (not UTF-8)".to_owned())?;
+    match serde_saphyr::from_str::<Value>(text) {
+        Ok(document @ Value::Object(_)) => Ok(document),
+        Ok(_) => Err("is not an OpenAPI document (not a JSON or YAML object)".to_owned()),
+        Err(error) => Err(format!(
+            "is neither JSON nor YAML ({})",
+            first_line(&error.to_string())
+        )),
+    }
+}
+
+/// The first line of a parser's message (YAML errors draw the source below it).
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or(message)
+}
+
 /// Reads `document`; `base_url` is where its paths are served (no trailing `/` needed);
 /// `only`: the operation ids to import (all when `None`). The error names what is wrong with
 /// the document as a whole.
@@ -212,10 +235,20 @@ fn one(
                     required.extend(schema["required"].as_array().into_iter().flatten().cloned());
                 }
             }
-            None if body["required"].as_bool().unwrap_or(false) => {
-                return Err("its request body is not JSON".into());
+            // A body only in another form (a form, a file) cannot be sent by a JSON tool, even
+            // an optional one: the tool would silently lack what the operation is for.
+            None => {
+                let kinds: Vec<&str> = body["content"]
+                    .as_object()
+                    .map(|content| content.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                if !kinds.is_empty() {
+                    return Err(format!(
+                        "its request body is {}, not JSON",
+                        kinds.join(" or ")
+                    ));
+                }
             }
-            None => {}
         }
     }
     let mut url = format!("{base}{path}");
@@ -529,5 +562,39 @@ mod tests {
             "{:?}",
             imported.skipped
         );
+    }
+
+    /// YAML documents read into the same tree as JSON; an alias bomb and garbage are refused
+    /// with the reason.
+    #[test]
+    fn yaml_documents() {
+        let yaml = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /pets/{id}:\n    get:\n      operationId: getPet\n      parameters:\n        - &id {name: id, in: path, required: true, schema: {type: integer}}\n      responses: {'200': {description: ok}}\n";
+        let document = parse(yaml.as_bytes()).unwrap();
+        let imported = read(&document, "https://api.example", None).unwrap();
+        assert_eq!(imported.operations.len(), 1);
+        assert_eq!(imported.operations[0].name, "getPet");
+        assert_eq!(
+            parse(br#"{"openapi": "3.1.0"}"#).unwrap()["openapi"],
+            "3.1.0"
+        );
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..12 {
+            let previous = (b'a' + level - 1) as char;
+            let name = (b'a' + level) as char;
+            bomb.push_str(&format!("{name}: &{name} [*{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}, *{previous}]\n"));
+        }
+        let refused = parse(bomb.as_bytes()).unwrap_err();
+        assert!(refused.contains("neither JSON nor YAML"), "{refused}");
+        assert!(
+            parse(b"- just\n- a list\n")
+                .unwrap_err()
+                .contains("not an OpenAPI document")
+        );
+        assert!(
+            parse(b"{unclosed: [")
+                .unwrap_err()
+                .contains("neither JSON nor YAML")
+        );
+        assert!(parse(&[0xff, 0xfe]).unwrap_err().contains("not UTF-8"));
     }
 }

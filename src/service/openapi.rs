@@ -26,7 +26,7 @@ const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenApiImport {
-    /// The OpenAPI 3.0 or 3.1 document (JSON), or:
+    /// The OpenAPI 3.0 or 3.1 document: a JSON object, or its text (YAML or JSON); or:
     #[serde(default)]
     pub document: Option<Value>,
     /// Where to fetch it (through the egress policy, without its allow list).
@@ -84,6 +84,10 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 /// The document, given or fetched.
 async fn document(services: &Services, input: &OpenApiImport) -> Outcome<Value> {
     match (&input.document, &input.url) {
+        // A document given as text (YAML, or JSON in a string) is read like a fetched one.
+        (Some(Value::String(text)), None) => {
+            openapi::parse(text.as_bytes()).map_err(|why| invalid("document", why))
+        }
         (Some(document), None) => Ok(document.clone()),
         (None, Some(url)) => {
             let request = services
@@ -92,7 +96,10 @@ async fn document(services: &Services, input: &OpenApiImport) -> Outcome<Value> 
                 .map_err(|denied| invalid("url", denied.to_string()))?;
             let response = request
                 .timeout(FETCH_TIMEOUT)
-                .header("accept", "application/json")
+                .header(
+                    "accept",
+                    "application/json, application/yaml;q=0.9, text/yaml;q=0.9, */*;q=0.1",
+                )
                 .send()
                 .await
                 .map_err(|error| {
@@ -113,8 +120,7 @@ async fn document(services: &Services, input: &OpenApiImport) -> Outcome<Value> 
             let body = crate::egress::body_within(response, MAX_DOCUMENT_BYTES)
                 .await
                 .map_err(|why| invalid("url", format!("{url}: {why}")))?;
-            serde_json::from_slice(&body)
-                .map_err(|error| invalid("url", format!("{url} is not a JSON document ({error})")))
+            openapi::parse(&body).map_err(|why| invalid("url", format!("{url} {why}")))
         }
         _ => Err(invalid(
             "document",

@@ -2,8 +2,9 @@
 //! PostgreSQL: the gateway's own `/openapi.json` (fetched by URL) becomes tools, and an MCP
 //! client lists the registry's tools by calling the generated `list_tools`; a second import
 //! updates the same tools; a small document given inline for the REST fixture gives a tool an
-//! MCP client calls with a path parameter; broken documents are refused with the problem and
-//! nothing stored.
+//! MCP client calls with a path parameter; a published description (the Swagger Petstore, YAML)
+//! fetched from a stand-in that answers its operations; broken documents are refused with the
+//! problem and nothing stored.
 
 #![allow(
     clippy::disallowed_methods,
@@ -162,6 +163,10 @@ async fn openapi_documents_become_tools(backend: Backend) {
             json!({"url": format!("{}/missing.json", fixture.base), "base_url": fixture.base}),
             "answered 404",
         ),
+        (
+            json!({"document": "openapi: [3.1", "base_url": fixture.base}),
+            "neither JSON nor YAML",
+        ),
     ] {
         let refused = server
             .admin(Method::POST, "/tools/import/openapi", Some(body.clone()))
@@ -183,4 +188,142 @@ async fn openapi_documents_become_tools(backend: Backend) {
     fixture.stop().await;
 }
 
-both_backends!(openapi_documents_become_tools);
+/// A published API description, the Swagger Petstore as shipped in `@readme/oas-examples`
+/// (YAML), fetched by URL from a local stand-in that answers its operations: the operations a
+/// tool can call become tools (the rest reported skipped with why), and an MCP client calls
+/// them with path, query and body arguments and the imported credential header.
+async fn a_published_description_becomes_tools(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(&db, &[]).await;
+    common::sdk::setup();
+    let mut command = std::process::Command::new("node");
+    command.arg(format!("{}/node/petstore.mjs", common::sdk::deps_dir()));
+    let petstore = common::sdk::spawn_announcing(command);
+    let base = petstore.url.trim_end_matches("/mcp").to_owned();
+
+    let report = server
+        .admin(
+            Method::POST,
+            "/tools/import/openapi",
+            Some(json!({
+                "url": format!("{base}/openapi.yaml"),
+                "base_url": format!("{base}/v2"),
+                "headers": {"api_key": "special-key"},
+                "prefix": "petstore_",
+            })),
+        )
+        .await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    let created: Vec<&str> = report.body["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for name in [
+        "petstore_addPet",
+        "petstore_getPetById",
+        "petstore_findPetsByStatus",
+        "petstore_deletePet",
+        "petstore_getInventory",
+        "petstore_placeOrder",
+        "petstore_getOrderById",
+        "petstore_loginUser",
+    ] {
+        assert!(created.contains(&name), "{name} in {}", report.body);
+    }
+    // What a JSON tool cannot send is skipped with the reason: a form body, a file upload, an
+    // array body.
+    let skipped = report.body["skipped"].to_string();
+    for operation in [
+        "updatePetWithForm",
+        "uploadFile",
+        "createUsersWithArrayInput",
+    ] {
+        assert!(skipped.contains(operation), "{operation} in {skipped}");
+    }
+
+    let added = call(
+        &server,
+        "petstore_addPet",
+        json!({"id": 7, "name": "Rex", "photoUrls": ["https://img.example/rex.jpg"], "status": "available"}),
+    )
+    .await;
+    assert_eq!(added["isError"], false, "{added}");
+    let fetched = call(&server, "petstore_getPetById", json!({"petId": 7})).await;
+    assert_eq!(fetched["structuredContent"]["name"], "Rex", "{fetched}");
+    let found = call(
+        &server,
+        "petstore_findPetsByStatus",
+        json!({"status": ["available"]}),
+    )
+    .await;
+    assert!(found.to_string().contains("Rex"), "{found}");
+    let inventory = call(&server, "petstore_getInventory", json!({})).await;
+    assert!(inventory.to_string().contains("available"), "{inventory}");
+    let order = call(
+        &server,
+        "petstore_placeOrder",
+        json!({"id": 3, "petId": 7, "quantity": 1}),
+    )
+    .await;
+    assert_eq!(order["isError"], false, "{order}");
+    let again = call(&server, "petstore_getOrderById", json!({"orderId": 3})).await;
+    assert!(again.to_string().contains("placed"), "{again}");
+    let login = call(
+        &server,
+        "petstore_loginUser",
+        json!({"username": "ana", "password": "secret"}),
+    )
+    .await;
+    assert!(
+        login.to_string().contains("logged in user session:ana"),
+        "{login}"
+    );
+    // The stand-in got what the document describes: the body, the path and query values, and
+    // the imported header.
+    let seen: Value = reqwest::get(format!("{base}/_seen"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let requests: Vec<String> = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|request| {
+            format!(
+                "{} {}{}",
+                request["method"].as_str().unwrap(),
+                request["path"].as_str().unwrap(),
+                request["query"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "POST /v2/pet",
+        "GET /v2/pet/7",
+        "GET /v2/pet/findByStatus?status=available",
+        "GET /v2/user/login?username=ana&password=secret",
+    ] {
+        assert!(
+            requests.iter().any(|request| request == expected),
+            "{expected} in {requests:?}"
+        );
+    }
+    assert!(
+        seen.as_array()
+            .unwrap()
+            .iter()
+            .filter(|request| request["path"] != "/openapi.yaml")
+            .all(|request| request["api_key"] == "special-key"),
+        "{seen}"
+    );
+    server.stop().await;
+}
+
+both_backends!(
+    openapi_documents_become_tools,
+    a_published_description_becomes_tools
+);
