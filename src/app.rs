@@ -148,6 +148,8 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         settings.federation.clone(),
         Some(upstream_changes),
         Some(health_sender),
+        db.clone(),
+        secrets.clone(),
     )?;
     let sessions = Arc::new(SessionStore::new(
         settings.mcp.session_ttl,

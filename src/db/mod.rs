@@ -18,6 +18,7 @@ pub mod stored;
 #[doc(hidden)]
 pub mod testing;
 pub mod tokens;
+pub mod upstream_tokens;
 
 use diesel::SqliteConnection;
 use diesel_async::AsyncPgConnection;

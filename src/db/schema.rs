@@ -345,6 +345,16 @@ diesel::joinable!(server_resources -> resources (resource_id));
 diesel::joinable!(server_prompts -> servers (server_id));
 diesel::joinable!(server_prompts -> prompts (prompt_id));
 
+diesel::table! {
+    /// Users' own sealed tokens for upstreams that authenticate each user with OAuth.
+    upstream_tokens (gateway_id, user_email) {
+        gateway_id -> Text,
+        user_email -> Text,
+        sealed -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     bootstrap_secrets,
     users,
@@ -369,4 +379,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     oauth_codes,
     oauth_grants,
     oauth_used_refresh,
+    upstream_tokens,
 );

@@ -66,16 +66,37 @@ pub enum FederationError {
     Db(#[from] DbError),
 }
 
+/// The member of an OAuth-protected upstream's sealed secrets that holds its OAuth
+/// configuration (JSON).
+pub const OAUTH_SECRET: &str = "oauth";
+
 /// Where an upstream is, from its record and its opened secrets: the headers sent to an HTTP
 /// upstream, or a stdio upstream's environment variables. `None` when a stdio upstream's
 /// stored command cannot be read.
 pub fn target_of(row: &GatewayRow, secrets: BTreeMap<String, String>) -> Option<Target> {
     if row.transport != crate::db::stored::Transport::Stdio {
+        // An OAuth-protected upstream's secret is its OAuth configuration (the tokens are
+        // fetched when calls need them).
+        if row
+            .auth_type
+            .as_deref()
+            .is_some_and(|kind| kind.starts_with("oauth2"))
+        {
+            let config = serde_json::from_str(secrets.get(OAUTH_SECRET)?).ok()?;
+            return Some(Target {
+                url: row.url.clone(),
+                transport: row.transport.into(),
+                headers: BTreeMap::new(),
+                command: None,
+                oauth: Some(Arc::new(config)),
+            });
+        }
         return Some(Target {
             url: row.url.clone(),
             transport: row.transport.into(),
             headers: secrets,
             command: None,
+            oauth: None,
         });
     }
     let stored = serde_json::from_str(row.command.as_deref()?).ok()?;
@@ -83,6 +104,7 @@ pub fn target_of(row: &GatewayRow, secrets: BTreeMap<String, String>) -> Option<
         url: row.url.clone(),
         transport: crate::upstream::TransportKind::Stdio,
         headers: BTreeMap::new(),
+        oauth: None,
         command: Some(Arc::new(crate::upstream::process::StdioCommand {
             gateway_id: row.id.clone(),
             label: row.name.clone(),
@@ -137,7 +159,13 @@ impl Federation {
         }
         let id = row.id.clone();
         let registered = async {
-            let discovery = self.discover(&row, headers).await?;
+            // An upstream that authenticates each user is discovered once its owner has
+            // connected their account (the connection's callback refreshes it).
+            let discovery = if row.auth_type.as_deref() == Some("oauth2_user") {
+                Discovery::awaiting_connection()
+            } else {
+                self.discover(&row, headers).await?
+            };
             self.store(row, &discovery, true).await
         };
         let registered = registered.await;
@@ -146,6 +174,16 @@ impl Federation {
             self.upstream.forget(&id).await;
         }
         registered
+    }
+
+    /// Tokens for OAuth-protected upstreams.
+    pub fn oauth_tokens(&self) -> &Arc<crate::actors::upstream::Credentials> {
+        self.upstream.credentials()
+    }
+
+    /// A stored upstream's record.
+    pub async fn row(&self, gateway_id: &str) -> Result<GatewayRow, DbError> {
+        self.db.run(GetRecord::<GatewayRow>::new(gateway_id)).await
     }
 
     /// Ends what the gateway holds open for an upstream that is no longer served (deleted or
@@ -286,10 +324,23 @@ impl Federation {
         row: &GatewayRow,
         headers: BTreeMap<String, String>,
     ) -> Result<Discovery, FederationError> {
-        let target = target_of(row, headers).ok_or_else(|| FederationError::Unreachable {
+        let mut target = target_of(row, headers).ok_or_else(|| FederationError::Unreachable {
             url: row.url.clone(),
-            cause: CallError::Transport("its stored command cannot be read".into()),
+            cause: CallError::Transport("its stored configuration cannot be read".into()),
         })?;
+        if let Some(config) = target.oauth.clone() {
+            // The gateway's own token, or (each user presents their own) its owner's.
+            let bearer = self
+                .upstream
+                .credentials()
+                .bearer(&row.id, &row.name, &config, row.owner_email.as_deref())
+                .await
+                .map_err(|error| FederationError::Unreachable {
+                    url: row.url.clone(),
+                    cause: CallError::Transport(error.to_string()),
+                })?;
+            target = target.with_bearer(&bearer);
+        }
         let limits = &self.settings.federation.discovery;
         let budget = Budget {
             max_items: limits.max_items,
@@ -366,6 +417,11 @@ impl Federation {
         if gateway.target.command.is_some() && self.upstream.resting(&gateway.id) {
             return Ok(());
         }
+        // An upstream that authenticates each user has no token of the gateway's to be pinged
+        // with: its users' calls tell its health.
+        if gateway.target.per_user() {
+            return Ok(());
+        }
         self.ping_now(gateway).await
     }
 
@@ -383,6 +439,7 @@ impl Federation {
                 cancel: CancellationToken::new(),
                 timeout: HEALTH_CHECK_TIMEOUT,
                 affinity: None,
+                user: None,
             })
             .await;
         match outcome {

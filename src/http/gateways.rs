@@ -30,10 +30,13 @@ use crate::service::gateways::{self, GatewayDiscovered};
 #[post("/gateways")]
 pub async fn register(
     state: web::Data<AppState>,
+    request: actix_web::HttpRequest,
     Authenticated(principal): Authenticated,
     ApiJson(input): ApiJson<GatewayCreate>,
 ) -> Result<HttpResponse, ApiError> {
-    let registered = gateways::register(&state.services, &principal, input).await?;
+    let (scheme, host) = super::public_origin(&request);
+    let origin = format!("{scheme}://{host}");
+    let registered = gateways::register(&state.services, &principal, input, Some(&origin)).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,

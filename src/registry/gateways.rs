@@ -39,6 +39,50 @@ pub enum GatewayAuth {
         /// Header names and values.
         headers: BTreeMap<String, String>,
     },
+    /// OAuth 2.1 with the gateway's own client (the client credentials grant): one token for
+    /// every caller, fetched and renewed before it expires. Without `token_url`, the
+    /// authorization server is discovered from the upstream's 401.
+    #[serde(rename = "oauth2_client_credentials")]
+    OAuthClientCredentials {
+        /// The token endpoint.
+        #[serde(default)]
+        token_url: Option<String>,
+        /// The gateway's client id.
+        client_id: String,
+        /// Its secret.
+        client_secret: String,
+        /// The scope to ask for.
+        #[serde(default)]
+        scope: Option<String>,
+        /// The resource indicator (default: what the upstream says it is, else its URL).
+        #[serde(default)]
+        resource: Option<String>,
+    },
+    /// OAuth 2.1 per user: each user connects their account once in the console (the
+    /// authorization code flow with PKCE) and their calls carry their own token. Endpoints not
+    /// given are discovered from the upstream's 401; without `client_id` the gateway registers
+    /// itself (RFC 7591). Until its owner connects, nothing is discovered.
+    #[serde(rename = "oauth2_user")]
+    OAuthUser {
+        /// The authorization endpoint.
+        #[serde(default)]
+        authorization_url: Option<String>,
+        /// The token endpoint.
+        #[serde(default)]
+        token_url: Option<String>,
+        /// The gateway's client id there.
+        #[serde(default)]
+        client_id: Option<String>,
+        /// Its secret.
+        #[serde(default)]
+        client_secret: Option<String>,
+        /// The scope to ask for (`offline_access` keeps users connected past their token).
+        #[serde(default)]
+        scope: Option<String>,
+        /// The resource indicator (default: what the upstream says it is, else its URL).
+        #[serde(default)]
+        resource: Option<String>,
+    },
 }
 
 impl GatewayAuth {
@@ -48,6 +92,8 @@ impl GatewayAuth {
             GatewayAuth::Bearer { .. } => "bearer",
             GatewayAuth::Basic { .. } => "basic",
             GatewayAuth::Headers { .. } => "headers",
+            GatewayAuth::OAuthClientCredentials { .. } => "oauth2_client_credentials",
+            GatewayAuth::OAuthUser { .. } => "oauth2_user",
         }
     }
 
@@ -75,6 +121,8 @@ impl GatewayAuth {
                 }
                 headers = validate_headers("auth.headers", given)?;
             }
+            // Tokens, not headers: fetched when calls need them.
+            GatewayAuth::OAuthClientCredentials { .. } | GatewayAuth::OAuthUser { .. } => {}
         }
         Ok(headers)
     }

@@ -13,7 +13,7 @@ pub use crate::db::federation::SyncCounts;
 use crate::db::now;
 use crate::error::ApiError;
 use crate::federation::FederationError;
-use crate::registry::gateways::{GatewayCreate, GatewayView, Gateways, Transport};
+use crate::registry::gateways::{GatewayAuth, GatewayCreate, GatewayView, Gateways, Transport};
 use crate::registry::{Change, Entity};
 use crate::upstream::process::StoredCommand;
 
@@ -28,10 +28,13 @@ pub struct GatewayDiscovered {
 }
 
 /// Registers an upstream for `principal` (the REST API and the console).
+/// `origin` is where users reach the gateway (its console's OAuth callback, registered with an
+/// upstream's authorization server when the gateway registers itself there).
 pub async fn register(
     services: &Services,
     principal: &crate::auth::Principal,
     input: GatewayCreate,
+    origin: Option<&str>,
 ) -> Result<GatewayDiscovered, ApiError> {
     allowed::<Gateways>(principal, "create")?;
     let auth = input.auth.clone();
@@ -48,6 +51,16 @@ pub async fn register(
         env
     } else {
         match &auth {
+            Some(
+                auth @ (GatewayAuth::OAuthClientCredentials { .. } | GatewayAuth::OAuthUser { .. }),
+            ) => {
+                let config =
+                    super::upstream_oauth::configure(services, &row.url, auth, origin).await?;
+                BTreeMap::from([(
+                    crate::federation::OAUTH_SECRET.to_owned(),
+                    serde_json::to_string(&config).unwrap_or_default(),
+                )])
+            }
             Some(auth) => auth.headers()?,
             None => BTreeMap::new(),
         }

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod registry;
 pub mod tokens;
 pub mod transfer;
+pub mod upstream_oauth;
 
 use std::sync::Arc;
 

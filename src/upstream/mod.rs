@@ -4,6 +4,7 @@
 //! HTTP client (a pool per thread) and its table of processes.
 
 mod connection;
+pub mod oauth;
 pub mod process;
 pub mod sse;
 pub mod transport;
@@ -39,6 +40,27 @@ pub struct Target {
     pub headers: BTreeMap<String, String>,
     /// A stdio upstream's command (its `url` is then only a description).
     pub command: Option<std::sync::Arc<process::StdioCommand>>,
+    /// How tokens for an OAuth-protected upstream are obtained (each call presents one as
+    /// `Authorization: Bearer`).
+    pub oauth: Option<std::sync::Arc<oauth::OAuthConfig>>,
+}
+
+impl Target {
+    /// The same upstream, reached with `token` as its bearer.
+    pub fn with_bearer(&self, token: &str) -> Target {
+        let mut target = self.clone();
+        target
+            .headers
+            .insert("Authorization".to_owned(), format!("Bearer {token}"));
+        target
+    }
+
+    /// Whether each user presents their own token (the connection is theirs alone).
+    pub fn per_user(&self) -> bool {
+        self.oauth
+            .as_ref()
+            .is_some_and(|config| config.flow == oauth::Flow::User)
+    }
 }
 
 /// Why a request to an upstream failed.
@@ -69,6 +91,9 @@ pub enum CallError {
     /// What the upstream sent breaks a bound the gateway keeps (the message names it).
     #[error("{0}")]
     Bound(String),
+    /// No token could be presented to the upstream (the message says what the caller can do).
+    #[error("{0}")]
+    NotAuthorized(String),
 }
 
 impl From<crate::egress::EgressDenied> for CallError {

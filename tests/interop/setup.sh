@@ -30,7 +30,7 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 # The driver script runs beside its node_modules (ES modules resolve from the script's folder).
-cp "$here/node/client.mjs" "$here/node/affinity.mjs" "$here/node/oauth.mjs" "$here/node/idp.mjs" "$here/node/sign-jwt.mjs" "$here/node/petstore.mjs" "$deps/node/"
+cp "$here/node/client.mjs" "$here/node/affinity.mjs" "$here/node/oauth.mjs" "$here/node/idp.mjs" "$here/node/sign-jwt.mjs" "$here/node/petstore.mjs" "$here/node/protected-mcp.mjs" "$deps/node/"
 # The conformance run's fixture upstream and the conformance CLI's preload, likewise.
 mkdir -p "$deps/node/conformance"
 cp "$here/../conformance/"*.mjs "$deps/node/conformance/"

@@ -368,6 +368,53 @@ async fn more_servers_over_stdio(backend: Backend) {
     .await;
     assert!(text(&now).contains("Europe/Paris"), "{now}");
 
+    // An export carries a stdio upstream as `POST /gateways` takes it, its environment sealed
+    // with the passphrase; a dry-run import of it reads back.
+    let passphrase = "a passphrase of some length";
+    let exported: Value = server
+        .client
+        .get(format!("{}/export?secrets=encrypt", server.base))
+        .bearer_auth(&server.admin_token)
+        .header("x-export-passphrase", passphrase)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = exported["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|gateway| gateway["name"] == "Memory")
+        .unwrap()
+        .clone();
+    assert_eq!(entry["transport"], "stdio", "{entry}");
+    assert_eq!(entry["command"], "node");
+    assert_eq!(entry["process"]["max_open_files"], 256);
+    let sealed = entry["env"]["MEMORY_FILE_PATH"].as_str().unwrap();
+    assert!(!sealed.contains("memory.jsonl"), "sealed: {sealed}");
+    let checked = server
+        .client
+        .post(format!(
+            "{}/import?dry_run=true&conflict=rename",
+            server.base
+        ))
+        .bearer_auth(&server.admin_token)
+        .header("x-import-passphrase", passphrase)
+        .json(&exported)
+        .send()
+        .await
+        .unwrap();
+    let status = checked.status();
+    let report: Value = checked.json().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report["summary"]["failed"].as_u64().unwrap_or(0),
+        0,
+        "{report}"
+    );
+
     // Stopping the gateway stops every process.
     let mut running = Vec::new();
     for view in [&memory, &filesystem, &time] {

@@ -35,6 +35,21 @@ pub struct Discovery {
     pub prompts: Vec<Value>,
 }
 
+impl Discovery {
+    /// What is known of an upstream not discovered yet (it waits for its owner to connect).
+    pub fn awaiting_connection() -> Self {
+        Discovery {
+            protocol_version: "(awaiting connection)".to_owned(),
+            capabilities: serde_json::json!({}),
+            server_info: serde_json::json!({}),
+            tools: Vec::new(),
+            resources: Vec::new(),
+            templates: Vec::new(),
+            prompts: Vec::new(),
+        }
+    }
+}
+
 /// Connect to an upstream and list everything it offers (every page), within a budget.
 pub struct Discover {
     /// Where it is.
@@ -159,6 +174,8 @@ pub struct Forward {
     pub timeout: Duration,
     /// The client's own upstream sessions, when it needs them.
     pub affinity: Option<Arc<Affinity>>,
+    /// Who calls (an upstream that authenticates each user gets their own token).
+    pub user: Option<String>,
 }
 
 /// What calls tell about an upstream's health: it went down (its calls failed
@@ -178,6 +195,7 @@ pub struct HealthReport {
 async fn forward(
     link: Arc<Link>,
     client: &crate::egress::HttpClient,
+    credentials: &super::Credentials,
     mut message: Forward,
 ) -> Result<RawObject, ForwardError> {
     let name = message.gateway_name.clone();
@@ -185,6 +203,26 @@ async fn forward(
         name: name.clone(),
         error,
     };
+    // An OAuth-protected upstream is called with a token: the gateway's own, or the user's
+    // (over a connection of that user's alone). Not having one is the caller's state, not the
+    // upstream's: it counts nowhere.
+    let mut target = message.target.clone();
+    let mut per_user = None;
+    if let Some(config) = target.oauth.clone() {
+        let bearer = credentials
+            .bearer(
+                &message.gateway_id,
+                &message.gateway_name,
+                &config,
+                message.user.as_deref(),
+            )
+            .await
+            .map_err(|error| fail(CallError::NotAuthorized(error.to_string())))?;
+        target = Arc::new(target.with_bearer(&bearer));
+        if target.per_user() {
+            per_user = message.user.clone();
+        }
+    }
     let admission = link
         .breaker()
         .admit(std::time::Instant::now())
@@ -202,21 +240,24 @@ async fn forward(
         };
         for attempt in 0..2 {
             let own = match &message.affinity {
-                Some(affinity) => affinity.connection(&link, client, &message.target).await?,
+                Some(affinity) => affinity.connection(&link, client, &target).await?,
                 None => None,
             };
             let dedicated = own.is_some();
-            let connection = match own {
-                Some(own) => own,
-                None => link.connection(client, &message.target).await?,
+            let connection = match (own, &per_user) {
+                (Some(own), _) => own,
+                (None, Some(user)) => link.user_connection(client, &target, user).await?,
+                (None, None) => link.connection(client, &target).await?,
             };
             let forget = |connection: Arc<Connection>| {
                 let link = link.clone();
                 let affinity = message.affinity.clone();
+                let user = per_user.clone();
                 async move {
-                    match affinity.filter(|_| dedicated) {
-                        Some(affinity) => affinity.reset(link.gateway_id(), &connection).await,
-                        None => link.reset(&connection).await,
+                    match (affinity.filter(|_| dedicated), user) {
+                        (Some(affinity), _) => affinity.reset(link.gateway_id(), &connection).await,
+                        (None, Some(user)) => link.reset_user(&user, &connection).await,
+                        (None, None) => link.reset(&connection).await,
                     }
                 }
             };
@@ -267,7 +308,9 @@ async fn forward(
             link.breaker().record_success(admission);
             link.report(true, None);
         }
-        Err(CallError::Cancelled) => link.breaker().record_neutral(admission),
+        Err(CallError::Cancelled | CallError::NotAuthorized(_)) => {
+            link.breaker().record_neutral(admission)
+        }
         Err(
             error @ (CallError::Transport(_) | CallError::Timeout(_) | CallError::SessionExpired),
         ) => {
@@ -351,7 +394,7 @@ impl Upstream {
     /// HTTP worker.
     pub async fn forward(&self, forward: Forward) -> Result<RawObject, ForwardError> {
         let link = self.links.link(&forward.gateway_id, &forward.gateway_name);
-        self::forward(link, &self.client, forward).await
+        self::forward(link, &self.client, &self.credentials, forward).await
     }
 
     /// Whether a stdio upstream's shared process is resting: never started, or stopped by the
@@ -364,6 +407,7 @@ impl Upstream {
     /// connection, and every process it runs for it.
     pub async fn forget(&self, gateway_id: &str) {
         self.links.forget(gateway_id).await;
+        self.credentials.reset(gateway_id);
     }
 
     /// The processes running for a stdio upstream.

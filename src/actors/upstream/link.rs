@@ -49,6 +49,13 @@ impl Restarts {
     }
 }
 
+/// Users' own connections kept per upstream at most; past it, another's is let go (it is made
+/// again when that user calls).
+const USER_CONNECTIONS: usize = 256;
+
+/// One user's connection with an upstream.
+type UserSlot = Arc<tokio::sync::Mutex<Option<(Arc<Target>, Arc<Connection>)>>>;
+
 /// One upstream's pooled connection, breaker and concurrency limit.
 pub(super) struct Link {
     gateway_id: String,
@@ -61,6 +68,8 @@ pub(super) struct Link {
     forgotten: AtomicBool,
     pub(super) unhealthy_threshold: u32,
     connection: tokio::sync::Mutex<Option<(Arc<Target>, Arc<Connection>)>>,
+    /// Users' own connections, for an upstream that authenticates each user (by email).
+    users: dashmap::DashMap<String, UserSlot>,
     restarts: Mutex<Restarts>,
     breaker: Mutex<Breaker>,
     pub(super) limit: tokio::sync::Semaphore,
@@ -104,6 +113,53 @@ impl Link {
         }
         *slot = Some((target.clone(), connection.clone()));
         Ok(connection)
+    }
+
+    /// A user's own connection (an upstream that authenticates each user: their token on a
+    /// session of theirs), made again when their token changed.
+    pub(super) async fn user_connection(
+        &self,
+        client: &crate::egress::HttpClient,
+        target: &Arc<Target>,
+        user: &str,
+    ) -> Result<Arc<Connection>, CallError> {
+        let slot = match self.users.get(user) {
+            Some(slot) => slot.clone(),
+            None => {
+                if self.users.len() >= USER_CONNECTIONS
+                    && let Some(other) = self.users.iter().next().map(|entry| entry.key().clone())
+                {
+                    self.users.remove(&other);
+                }
+                self.users.entry(user.to_owned()).or_default().clone()
+            }
+        };
+        let mut held = slot.lock().await;
+        if let Some((known, connection)) = held.as_ref()
+            && known == target
+        {
+            return Ok(connection.clone());
+        }
+        if let Some((_, old)) = held.take() {
+            old.close().await;
+        }
+        let connection = Arc::new(self.open(client, target, None).await?);
+        *held = Some((target.clone(), connection.clone()));
+        Ok(connection)
+    }
+
+    /// Forgets a user's connection if it is still `stale`.
+    pub(super) async fn reset_user(&self, user: &str, stale: &Arc<Connection>) {
+        let Some(slot) = self.users.get(user).map(|slot| slot.clone()) else {
+            return;
+        };
+        let mut held = slot.lock().await;
+        if held
+            .as_ref()
+            .is_some_and(|(_, current)| Arc::ptr_eq(current, stale))
+        {
+            *held = None;
+        }
     }
 
     /// Starts the shared process again (after its backoff) when it dies, unless it keeps dying.
@@ -256,6 +312,7 @@ impl Links {
                     forgotten: AtomicBool::new(false),
                     unhealthy_threshold: settings.unhealthy_threshold,
                     connection: tokio::sync::Mutex::new(None),
+                    users: dashmap::DashMap::new(),
                     restarts: Mutex::default(),
                     breaker: Mutex::new(Breaker::new(
                         format!("upstream {name}"),

@@ -9,6 +9,7 @@
 //! thread. The actor runs discovery and reports the breakers.
 
 mod affinity;
+mod credentials;
 mod federation;
 mod link;
 mod rest;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 pub use self::affinity::Affinity;
+pub use self::credentials::{CredentialError, Credentials};
 pub use self::federation::{
     Discover, Discovery, Forward, ForwardError, GetUpstreamBreakers, HealthReport,
 };
@@ -77,16 +79,21 @@ pub struct Upstream {
     addr: Addr<UpstreamActor>,
     client: crate::egress::HttpClient,
     links: Arc<Links>,
+    credentials: Arc<Credentials>,
 }
 
 impl Upstream {
     /// Starts the actor with the one shared client.
+    /// `db` and `secrets` keep users' upstream tokens.
     pub fn start(
         federation: FederationSettings,
         changes: Option<tokio::sync::mpsc::Sender<String>>,
         health: Option<tokio::sync::mpsc::Sender<HealthReport>>,
+        db: crate::actors::db::Db,
+        secrets: crate::secrets::SecretBox,
     ) -> Result<Self, String> {
         let client = crate::egress::HttpClient::new(federation.egress.clone())?;
+        let credentials = Arc::new(Credentials::new(client.clone(), db, secrets));
         let links = Arc::new(Links::new(federation, changes, health));
         let arbiter = Arbiter::new();
         let (actor_client, actor_links) = (client.clone(), links.clone());
@@ -101,7 +108,13 @@ impl Upstream {
             addr,
             client,
             links,
+            credentials,
         })
+    }
+
+    /// Tokens for OAuth-protected upstreams.
+    pub fn credentials(&self) -> &Arc<Credentials> {
+        &self.credentials
     }
 
     /// Calls an HTTP endpoint (a REST tool), on the caller's thread with the shared client.

@@ -208,9 +208,12 @@ impl GatewayForm {
 /// `POST /admin/gateways`: registers an upstream (discovering what it offers).
 pub async fn register_gateway(
     state: web::Data<AppState>,
+    request: actix_web::HttpRequest,
     user: ConsoleUser,
     form: web::Form<GatewayForm>,
 ) -> Result<HttpResponse, ConsoleRefusal> {
+    let (scheme, host) = crate::http::public_origin(&request);
+    let origin = format!("{scheme}://{host}");
     let form = form.into_inner();
     user.check_csrf(form.csrf.as_deref())?;
     let result = match form.auth() {
@@ -239,8 +242,13 @@ pub async fn register_gateway(
             }));
             match input {
                 Ok(input) => {
-                    crate::service::gateways::register(&state.services, &user.principal, input)
-                        .await
+                    crate::service::gateways::register(
+                        &state.services,
+                        &user.principal,
+                        input,
+                        Some(&origin),
+                    )
+                    .await
                 }
                 Err(error) => Err(crate::http::error::ApiError::BadRequest {
                     code: "invalid-form",

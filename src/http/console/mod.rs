@@ -17,6 +17,7 @@ mod registry;
 mod run;
 mod sso;
 mod transfer;
+mod upstream_oauth;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -201,6 +202,18 @@ pub fn routes(config: &mut web::ServiceConfig) {
         )
         .service(web::resource("/admin/logout").route(web::post().to(pages::logout)))
         .service(web::resource("/admin/sso/callback").route(web::get().to(sso::callback)))
+        .service(
+            web::resource(crate::service::upstream_oauth::CALLBACK_PATH)
+                .route(web::get().to(upstream_oauth::callback)),
+        )
+        .service(
+            web::resource("/admin/upstreams/{id}/connect")
+                .route(web::get().to(upstream_oauth::connect)),
+        )
+        .service(
+            web::resource("/admin/upstreams/{id}/disconnect")
+                .route(web::post().to(upstream_oauth::disconnect)),
+        )
         .service(web::resource("/admin/sso/{provider}").route(web::get().to(sso::start)))
         .service(web::resource("/admin").route(web::get().to(pages::dashboard)))
         .service(web::resource("/admin/events").route(web::get().to(pages::events)))

@@ -101,8 +101,8 @@ pub async fn export(
                 "prompts": of(prompts.iter().map(|p| (&p.gateway_id, &p.name)).collect()),
             }),
         );
-        if let Some(auth) = out.gateway_auth(services, gateway) {
-            item.insert("auth".into(), auth);
+        if let Some((field, secrets)) = out.gateway_auth(services, gateway) {
+            item.insert(field.into(), secrets);
         }
         document.gateways.push(Value::Object(item));
     }
@@ -232,6 +232,7 @@ const LOCAL_FIELDS: &[&str] = &[
     "resource_ids",
     "prompt_ids",
     "headers",
+    "env_names",
 ];
 
 struct Exporter<'a> {
@@ -314,12 +315,13 @@ impl Exporter<'_> {
         Value::Object(headers)
     }
 
-    /// An upstream's credentials in the form `POST /gateways` takes.
+    /// An upstream's credentials in the form `POST /gateways` takes, and the field they go in
+    /// (`auth`; a stdio upstream's `env`).
     fn gateway_auth(
         &mut self,
         services: &Services,
         gateway: &crate::db::registry::GatewayRow,
-    ) -> Option<Value> {
+    ) -> Option<(&'static str, Value)> {
         let kind = gateway.auth_type.clone()?;
         let headers = services.federation.credentials(gateway).ok();
         let readable = self.sealer.is_some() && self.may_read_secrets::<Gateways>(gateway);
@@ -331,6 +333,44 @@ impl Exporter<'_> {
             });
             return None;
         };
+        let field = |name: &str| format!("auth.{name}");
+        match kind.as_str() {
+            "env" => {
+                let mut sealed = Map::new();
+                for (name, value) in &headers {
+                    let value =
+                        self.secret("gateway", &gateway.name, &format!("env.{name}"), value)?;
+                    sealed.insert(name.clone(), value);
+                }
+                return Some(("env", Value::Object(sealed)));
+            }
+            "oauth2_client_credentials" | "oauth2_user" => {
+                let config: crate::upstream::oauth::OAuthConfig =
+                    serde_json::from_str(headers.get(crate::federation::OAUTH_SECRET)?).ok()?;
+                let mut auth = Map::new();
+                auth.insert("type".into(), kind.clone().into());
+                auth.insert("token_url".into(), config.token_endpoint.into());
+                auth.insert("client_id".into(), config.client_id.into());
+                if let Some(endpoint) = config
+                    .authorization_endpoint
+                    .filter(|_| config.flow == crate::upstream::oauth::Flow::User)
+                {
+                    auth.insert("authorization_url".into(), endpoint.into());
+                }
+                for (name, value) in [("scope", config.scope), ("resource", config.resource)] {
+                    if let Some(value) = value {
+                        auth.insert(name.into(), value.into());
+                    }
+                }
+                if let Some(secret) = &config.client_secret {
+                    let sealed =
+                        self.secret("gateway", &gateway.name, &field("client_secret"), secret)?;
+                    auth.insert("client_secret".into(), sealed);
+                }
+                return Some(("auth", Value::Object(auth)));
+            }
+            _ => {}
+        }
         let authorization = headers.get("Authorization").cloned().unwrap_or_default();
         let (kind, plain): (&str, Vec<(&str, String)>) = match kind.as_str() {
             "bearer" => (
@@ -372,7 +412,7 @@ impl Exporter<'_> {
                         self.secret("gateway", &gateway.name, &field, value)?,
                     );
                 }
-                return Some(json!({"type": "headers", "headers": sealed}));
+                return Some(("auth", json!({"type": "headers", "headers": sealed})));
             }
         };
         let mut auth = Map::new();
@@ -381,6 +421,6 @@ impl Exporter<'_> {
             let value = self.secret("gateway", &gateway.name, &format!("auth.{field}"), &value)?;
             auth.insert(field.into(), value);
         }
-        Some(Value::Object(auth))
+        Some(("auth", Value::Object(auth)))
     }
 }

@@ -9,6 +9,8 @@
 //                      key is generated (RSA 2048) and saved in KEY_DIR
 //      CLIENTS         JSON array of client metadata (client_id, client_secret, redirect_uris…)
 //      GROUPS          JSON object: login name -> groups claim
+//      ACCESS_TOKEN_TTL  seconds a resource's access token lives (default 600)
+//      REGISTRATION    "1": clients may register themselves (RFC 7591)
 //
 // Access tokens asked for with a resource indicator are JWTs for that resource (aud), carrying
 // the account's email and groups.
@@ -26,6 +28,7 @@ const keyDir = process.env.KEY_DIR;
 const kids = process.env.KIDS.split(",");
 const clients = JSON.parse(process.env.CLIENTS ?? "[]");
 const groups = JSON.parse(process.env.GROUPS ?? "{}");
+const accessTokenTTL = Number(process.env.ACCESS_TOKEN_TTL ?? "600");
 
 fs.mkdirSync(keyDir, { recursive: true });
 const keys = kids.map((kid) => {
@@ -58,6 +61,8 @@ const provider = new Provider(issuer, {
   conformIdTokenClaims: false,
   features: {
     devInteractions: { enabled: true },
+    clientCredentials: { enabled: true },
+    registration: { enabled: process.env.REGISTRATION === "1" },
     resourceIndicators: {
       enabled: true,
       defaultResource: async (_ctx, _client, oneOf) => oneOf,
@@ -66,11 +71,15 @@ const provider = new Provider(issuer, {
         scope: "mcp",
         audience: resource,
         accessTokenFormat: "jwt",
-        accessTokenTTL: 600,
+        accessTokenTTL,
         jwt: { sign: { alg: "RS256" } },
       }),
     },
   },
+  // Refresh tokens for whoever asked for offline_access, rotated at each use.
+  issueRefreshToken: async (_ctx, client, code) =>
+    client.grantTypeAllowed("refresh_token") && code.scopes.has("offline_access"),
+  rotateRefreshToken: true,
   extraTokenClaims: async (_ctx, token) => {
     if (!token.accountId) return undefined;
     const { email, email_verified, groups: member } = claimsOf(token.accountId);

@@ -54,6 +54,19 @@ pub(super) fn start_idp(
             "token_endpoint_auth_method": "client_secret_post",
         }));
     }
+    start_idp_with(port, keys, kids, groups, clients, &[])
+}
+
+/// The provider with these `clients` and extra `env` (see `tests/interop/node/idp.mjs`).
+pub(super) fn start_idp_with(
+    port: u16,
+    keys: &std::path::Path,
+    kids: &str,
+    groups: &Value,
+    clients: Vec<Value>,
+    env: &[(&str, &str)],
+) -> Upstream {
+    setup();
     let mut command = Command::new("node");
     command
         .arg(format!("{}/node/idp.mjs", deps_dir()))
@@ -61,7 +74,8 @@ pub(super) fn start_idp(
         .env("KEY_DIR", keys)
         .env("KIDS", kids)
         .env("CLIENTS", Value::Array(clients).to_string())
-        .env("GROUPS", groups.to_string());
+        .env("GROUPS", groups.to_string())
+        .envs(env.iter().copied());
     spawn_announcing(command)
 }
 

@@ -18,6 +18,7 @@ mod documents;
 mod flow;
 mod idp;
 mod sso;
+mod upstream;
 
 use common::mcp::McpClient;
 use common::{Backend, TestDb, TestServer};

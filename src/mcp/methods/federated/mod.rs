@@ -158,6 +158,7 @@ fn call(
         timeout: ctx.settings.tool_timeout,
         // A session-era client that can be asked, or keeps state upstream, has its own.
         affinity: ctx.session.as_ref().and_then(|session| session.affinity()),
+        user: Some(ctx.principal.email.clone()),
     }
 }
 

@@ -223,7 +223,7 @@ async fn apply_gateway(services: &Services, principal: &Principal, step: &Step) 
         Ok(input) => input,
         Err(error) => return failed(outcome, &error),
     };
-    match crate::service::gateways::register(services, principal, input).await {
+    match crate::service::gateways::register(services, principal, input, None).await {
         Ok(registered) => {
             if !step.enabled
                 && let Err(error) = registry::set_enabled::<Gateways>(
