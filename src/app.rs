@@ -132,7 +132,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         &settings.federation.egress,
     )?;
     let auth = Auth::start(
-        keys,
+        keys.clone(),
         scoping,
         db.clone(),
         settings.auth.identity.clone(),
@@ -148,6 +148,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         settings.federation.clone(),
         Some(upstream_changes),
         Some(health_sender),
+        keys.clone(),
         db.clone(),
         secrets.clone(),
     )?;

@@ -235,6 +235,40 @@ impl JwtKeys {
         self.sign(&claims)
     }
 
+    /// Issues an assertion of `email`'s identity for another party (`audience`: an
+    /// authorization server that trusts this gateway's keys), valid for `lifetime`: the
+    /// subject token of an RFC 8693 exchange. Its audience is not this gateway's, so the
+    /// gateway itself never accepts it.
+    pub fn issue_assertion(
+        &self,
+        email: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Result<String, String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: email.to_owned(),
+            exp: now + lifetime.as_secs() as i64,
+            iat: now,
+            iat_ms: None,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            aud: audience.to_owned(),
+            iss: self.issuer.clone(),
+            is_admin: false,
+            token_use: Some("assertion".into()),
+            scope: None,
+            uid: None,
+            resource: None,
+            client_id: None,
+        };
+        self.sign(&claims)
+    }
+
+    /// Whether tokens are signed with a key pair (others can verify them with the public key).
+    pub fn is_asymmetric(&self) -> bool {
+        self.algorithm != Algorithm::HS256
+    }
+
     fn sign(&self, claims: &Claims) -> Result<String, String> {
         jsonwebtoken::encode(&Header::new(self.algorithm), claims, &self.encoding)
             .map_err(|error| format!("cannot sign the token: {error}"))

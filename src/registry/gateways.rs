@@ -58,6 +58,29 @@ pub enum GatewayAuth {
         #[serde(default)]
         resource: Option<String>,
     },
+    /// OAuth 2.1 token exchange (RFC 8693): each user's calls carry a token the upstream's
+    /// authorization server exchanged for the gateway's signed assertion of who they are; the
+    /// server must trust the gateway's public key (an asymmetric `JWT_ALGORITHM`).
+    #[serde(rename = "oauth2_token_exchange")]
+    OAuthTokenExchange {
+        /// The token endpoint.
+        #[serde(default)]
+        token_url: Option<String>,
+        /// The gateway's client id.
+        client_id: String,
+        /// Its secret.
+        #[serde(default)]
+        client_secret: Option<String>,
+        /// Who the assertions are for (default: the authorization server's issuer).
+        #[serde(default)]
+        audience: Option<String>,
+        /// The scope to ask for.
+        #[serde(default)]
+        scope: Option<String>,
+        /// The resource indicator (default: what the upstream says it is, else its URL).
+        #[serde(default)]
+        resource: Option<String>,
+    },
     /// OAuth 2.1 per user: each user connects their account once in the console (the
     /// authorization code flow with PKCE) and their calls carry their own token. Endpoints not
     /// given are discovered from the upstream's 401; without `client_id` the gateway registers
@@ -94,6 +117,7 @@ impl GatewayAuth {
             GatewayAuth::Headers { .. } => "headers",
             GatewayAuth::OAuthClientCredentials { .. } => "oauth2_client_credentials",
             GatewayAuth::OAuthUser { .. } => "oauth2_user",
+            GatewayAuth::OAuthTokenExchange { .. } => "oauth2_token_exchange",
         }
     }
 
@@ -122,7 +146,9 @@ impl GatewayAuth {
                 headers = validate_headers("auth.headers", given)?;
             }
             // Tokens, not headers: fetched when calls need them.
-            GatewayAuth::OAuthClientCredentials { .. } | GatewayAuth::OAuthUser { .. } => {}
+            GatewayAuth::OAuthClientCredentials { .. }
+            | GatewayAuth::OAuthUser { .. }
+            | GatewayAuth::OAuthTokenExchange { .. } => {}
         }
         Ok(headers)
     }

@@ -52,7 +52,9 @@ pub async fn register(
     } else {
         match &auth {
             Some(
-                auth @ (GatewayAuth::OAuthClientCredentials { .. } | GatewayAuth::OAuthUser { .. }),
+                auth @ (GatewayAuth::OAuthClientCredentials { .. }
+                | GatewayAuth::OAuthUser { .. }
+                | GatewayAuth::OAuthTokenExchange { .. }),
             ) => {
                 let config =
                     super::upstream_oauth::configure(services, &row.url, auth, origin).await?;

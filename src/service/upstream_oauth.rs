@@ -78,14 +78,39 @@ pub async fn configure(
             scope.clone(),
             resource.clone(),
         ),
+        GatewayAuth::OAuthTokenExchange {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+            resource,
+            ..
+        } => (
+            Flow::TokenExchange,
+            None,
+            given_url("auth.token_url", token_url.as_ref())?,
+            Some(client_id.trim().to_owned()).filter(|id| !id.is_empty()),
+            client_secret.clone(),
+            scope.clone(),
+            resource.clone(),
+        ),
         _ => return Err(invalid("auth.type", "not an OAuth method")),
     };
-    if flow == Flow::ClientCredentials && client_id.is_none() {
+    if flow != Flow::User && client_id.is_none() {
         return Err(invalid("auth.client_id", "is required"));
     }
+    if flow == Flow::TokenExchange && !services.federation.oauth_tokens().can_assert() {
+        return Err(invalid(
+            "auth.type",
+            "token exchange needs JWT_ALGORITHM RS256 or ES256: the authorization server verifies the gateway's assertions with its public key",
+        ));
+    }
+    let audience = match auth {
+        GatewayAuth::OAuthTokenExchange { audience, .. } => audience.clone(),
+        _ => None,
+    };
     let complete = token_url.is_some()
-        && (flow == Flow::ClientCredentials
-            || (authorization_url.is_some() && client_id.is_some()));
+        && (flow != Flow::User || (authorization_url.is_some() && client_id.is_some()));
     let discovered = if complete {
         oauth::Discovered::default()
     } else {
@@ -143,6 +168,7 @@ pub async fn configure(
         resource: resource
             .or(discovered.resource)
             .or_else(|| Some(url.to_owned())),
+        audience,
     })
 }
 

@@ -59,7 +59,7 @@ impl Target {
     pub fn per_user(&self) -> bool {
         self.oauth
             .as_ref()
-            .is_some_and(|config| config.flow == oauth::Flow::User)
+            .is_some_and(|config| config.flow != oauth::Flow::ClientCredentials)
     }
 }
 

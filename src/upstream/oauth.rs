@@ -23,6 +23,9 @@ pub enum Flow {
     ClientCredentials,
     /// Each user's own (the authorization code flow, once, in the console).
     User,
+    /// Each user's own, exchanged (RFC 8693) for the gateway's assertion of who they are, at
+    /// an authorization server that trusts the gateway's keys.
+    TokenExchange,
 }
 
 /// How an upstream's tokens are obtained (stored sealed: it holds the client secret).
@@ -49,6 +52,10 @@ pub struct OAuthConfig {
     /// The resource the tokens are for (RFC 8707): the upstream's own identifier.
     #[serde(default)]
     pub resource: Option<String>,
+    /// Token exchange: who the gateway's assertions are for (the authorization server's
+    /// issuer, by default).
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 /// What a token endpoint answered.
@@ -270,6 +277,30 @@ pub async fn exchange_code(
         ("code", code.to_owned()),
         ("code_verifier", verifier.to_owned()),
         ("redirect_uri", redirect_uri.to_owned()),
+    ];
+    token_request(http, config, form).await
+}
+
+/// A token for a user, exchanged for the gateway's `assertion` of who they are (RFC 8693).
+pub async fn exchange_assertion(
+    http: &HttpClient,
+    config: &OAuthConfig,
+    assertion: &str,
+) -> Result<Tokens, OAuthError> {
+    let form = vec![
+        (
+            "grant_type",
+            "urn:ietf:params:oauth:grant-type:token-exchange".to_owned(),
+        ),
+        ("subject_token", assertion.to_owned()),
+        (
+            "subject_token_type",
+            "urn:ietf:params:oauth:token-type:jwt".to_owned(),
+        ),
+        (
+            "requested_token_type",
+            "urn:ietf:params:oauth:token-type:access_token".to_owned(),
+        ),
     ];
     token_request(http, config, form).await
 }

@@ -594,7 +594,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 }
 
 /// A fresh key pair as PEM files: ES256 (P-256) or RS256 (RSA 2048).
-fn key_files(dir: &std::path::Path, algorithm: &str) -> (String, String) {
+pub(crate) fn key_files(dir: &std::path::Path, algorithm: &str) -> (String, String) {
     use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
     use aws_lc_rs::signature::KeyPair;
     let (private_der, public_der): (Vec<u8>, Vec<u8>) = match algorithm {

@@ -13,6 +13,9 @@ use crate::db::upstream_tokens::{DeleteUpstreamToken, GetUpstreamToken, PutUpstr
 use crate::secrets::SecretBox;
 use crate::upstream::oauth::{self, Flow, OAuthConfig, OAuthError, Tokens};
 
+/// How long an assertion of a user's identity is valid (it is spent at once).
+const ASSERTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Users' tokens kept in memory at most (the database holds them all).
 const CACHED_USERS: usize = 10_000;
 
@@ -48,6 +51,8 @@ pub enum CredentialError {
 /// Tokens for OAuth-protected upstreams.
 pub struct Credentials {
     http: crate::egress::HttpClient,
+    /// Signs the gateway's assertions of who a user is (token exchange).
+    keys: Arc<crate::auth::jwt::JwtKeys>,
     db: Db,
     secrets: SecretBox,
     own: DashMap<String, Slot>,
@@ -56,9 +61,15 @@ pub struct Credentials {
 
 impl Credentials {
     /// Nothing fetched yet.
-    pub fn new(http: crate::egress::HttpClient, db: Db, secrets: SecretBox) -> Self {
+    pub fn new(
+        http: crate::egress::HttpClient,
+        keys: Arc<crate::auth::jwt::JwtKeys>,
+        db: Db,
+        secrets: SecretBox,
+    ) -> Self {
         Credentials {
             http,
+            keys,
             db,
             secrets,
             own: DashMap::new(),
@@ -88,6 +99,33 @@ impl Credentials {
                     return Ok(tokens.access_token.clone());
                 }
                 let tokens = oauth::client_credentials(&self.http, config)
+                    .await
+                    .map_err(server)?;
+                let token = tokens.access_token.clone();
+                *held = Some(tokens);
+                Ok(token)
+            }
+            Flow::TokenExchange => {
+                let user = user.ok_or_else(|| CredentialError::NotConnected {
+                    upstream: upstream.to_owned(),
+                    gateway_id: gateway_id.to_owned(),
+                    why: " (calls without a user cannot be exchanged)".into(),
+                })?;
+                let slot = self.user_slot(gateway_id, user);
+                let mut held = slot.lock().await;
+                if let Some(tokens) = held.as_ref().filter(|tokens| !tokens.due(now)) {
+                    return Ok(tokens.access_token.clone());
+                }
+                let audience = config
+                    .audience
+                    .as_deref()
+                    .or(config.issuer.as_deref())
+                    .unwrap_or(&config.token_endpoint);
+                let assertion = self
+                    .keys
+                    .issue_assertion(user, audience, ASSERTION_LIFETIME)
+                    .map_err(|why| server(OAuthError::Failed(why)))?;
+                let tokens = oauth::exchange_assertion(&self.http, config, &assertion)
                     .await
                     .map_err(server)?;
                 let token = tokens.access_token.clone();
@@ -209,6 +247,12 @@ impl Credentials {
             })
             .await
             .unwrap_or(false)
+    }
+
+    /// Whether the gateway can assert who a user is to another party (its tokens are signed
+    /// with a key pair).
+    pub fn can_assert(&self) -> bool {
+        self.keys.is_asymmetric()
     }
 
     /// The HTTP client (the egress policy) the authorization servers are reached with.

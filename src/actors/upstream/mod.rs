@@ -84,16 +84,18 @@ pub struct Upstream {
 
 impl Upstream {
     /// Starts the actor with the one shared client.
-    /// `db` and `secrets` keep users' upstream tokens.
+    /// `keys` sign the gateway's assertions for token exchange; `db` and `secrets` keep users'
+    /// upstream tokens.
     pub fn start(
         federation: FederationSettings,
         changes: Option<tokio::sync::mpsc::Sender<String>>,
         health: Option<tokio::sync::mpsc::Sender<HealthReport>>,
+        keys: Arc<crate::auth::jwt::JwtKeys>,
         db: crate::actors::db::Db,
         secrets: crate::secrets::SecretBox,
     ) -> Result<Self, String> {
         let client = crate::egress::HttpClient::new(federation.egress.clone())?;
-        let credentials = Arc::new(Credentials::new(client.clone(), db, secrets));
+        let credentials = Arc::new(Credentials::new(client.clone(), keys, db, secrets));
         let links = Arc::new(Links::new(federation, changes, health));
         let arbiter = Arbiter::new();
         let (actor_client, actor_links) = (client.clone(), links.clone());

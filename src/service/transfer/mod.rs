@@ -344,7 +344,7 @@ impl Exporter<'_> {
                 }
                 return Some(("env", Value::Object(sealed)));
             }
-            "oauth2_client_credentials" | "oauth2_user" => {
+            "oauth2_client_credentials" | "oauth2_user" | "oauth2_token_exchange" => {
                 let config: crate::upstream::oauth::OAuthConfig =
                     serde_json::from_str(headers.get(crate::federation::OAUTH_SECRET)?).ok()?;
                 let mut auth = Map::new();
@@ -357,7 +357,11 @@ impl Exporter<'_> {
                 {
                     auth.insert("authorization_url".into(), endpoint.into());
                 }
-                for (name, value) in [("scope", config.scope), ("resource", config.resource)] {
+                for (name, value) in [
+                    ("scope", config.scope),
+                    ("resource", config.resource),
+                    ("audience", config.audience),
+                ] {
                     if let Some(value) = value {
                         auth.insert(name.into(), value.into());
                     }

@@ -11,12 +11,16 @@
 //      GROUPS          JSON object: login name -> groups claim
 //      ACCESS_TOKEN_TTL  seconds a resource's access token lives (default 600)
 //      REGISTRATION    "1": clients may register themselves (RFC 7591)
+//      TRUSTED_ISSUER, TRUSTED_KEY  token exchange (RFC 8693): a JWT of this issuer, signed with
+//                      the key of this PEM file (RS256) and meant for this provider, is exchanged
+//                      for an access token of its subject
 //
 // Access tokens asked for with a resource indicator are JWTs for that resource (aud), carrying
 // the account's email and groups.
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
+import { importSPKI, jwtVerify } from "jose";
 import Provider from "oidc-provider";
 
 // stdout carries the one announcement line (its reader stops there): the provider's own
@@ -87,6 +91,54 @@ const provider = new Provider(issuer, {
   },
 });
 provider.proxy = false;
+
+if (process.env.TRUSTED_ISSUER) {
+  const trusted = await importSPKI(fs.readFileSync(process.env.TRUSTED_KEY, "utf8"), "RS256");
+  const refuse = (ctx, error, description) => {
+    ctx.status = 400;
+    ctx.body = { error, error_description: description };
+  };
+  provider.registerGrantType(
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+    async (ctx) => {
+      const { subject_token, subject_token_type, resource } = ctx.oidc.params;
+      if (subject_token_type !== "urn:ietf:params:oauth:token-type:jwt") {
+        return refuse(ctx, "invalid_request", "subject_token_type must be a JWT");
+      }
+      let subject;
+      try {
+        ({ payload: subject } = await jwtVerify(subject_token, trusted, {
+          issuer: process.env.TRUSTED_ISSUER,
+          audience: issuer,
+          algorithms: ["RS256"],
+        }));
+      } catch (error) {
+        return refuse(ctx, "invalid_grant", `the subject token is not accepted: ${error.code ?? error.message}`);
+      }
+      const { client } = ctx.oidc;
+      const grant = new provider.Grant({ accountId: subject.sub, clientId: client.clientId });
+      grant.addResourceScope(resource, "mcp");
+      const grantId = await grant.save();
+      const token = new provider.AccessToken({ accountId: subject.sub, client, grantId, scope: "mcp", gty: "token_exchange" });
+      token.resourceServer = new provider.ResourceServer(resource, {
+        scope: "mcp",
+        audience: resource,
+        accessTokenTTL,
+        accessTokenFormat: "jwt",
+        jwt: { sign: { alg: "RS256" } },
+      });
+      const value = await token.save();
+      ctx.body = {
+        access_token: value,
+        issued_token_type: "urn:ietf:params:oauth:token-type:access_token",
+        token_type: "Bearer",
+        expires_in: token.expiration,
+      };
+    },
+    ["subject_token", "subject_token_type", "resource", "audience", "scope", "requested_token_type"],
+    ["resource", "audience"],
+  );
+}
 const server = provider.listen(port, "127.0.0.1", () => {
   process.stdout.write(`${JSON.stringify({ port: server.address().port })}\n`);
 });

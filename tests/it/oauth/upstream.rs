@@ -269,3 +269,127 @@ async fn upstreams_behind_oauth(backend: Backend) {
 }
 
 crate::both_backends!(upstreams_behind_oauth);
+
+/// Token exchange (RFC 8693): the authorization server trusts the gateway's public key (the
+/// gateway signs with RS256); each user's calls carry a token it exchanged for the gateway's
+/// assertion of who they are, with no connecting step. A gateway signing with a shared secret
+/// cannot offer this and says why.
+async fn token_exchange(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (private, public) = crate::identity::key_files(dir.path(), "RS256");
+    let idp_port = free_port();
+    let issuer = format!("http://127.0.0.1:{idp_port}");
+    let _idp = start_idp_with(
+        idp_port,
+        &dir.path().join("idp-keys"),
+        "k1",
+        &json!({}),
+        vec![json!({
+            "client_id": "mcpgate-exchange",
+            "client_secret": SECRET,
+            "redirect_uris": [],
+            "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+            "response_types": [],
+            "token_endpoint_auth_method": "client_secret_post",
+        })],
+        &[
+            ("TRUSTED_ISSUER", "mcpgate"),
+            ("TRUSTED_KEY", public.as_str()),
+        ],
+    );
+    let mut command = Command::new("node");
+    command
+        .arg(format!("{}/node/protected-mcp.mjs", deps_dir()))
+        .env("ISSUER", &issuer);
+    let protected = spawn_announcing(command);
+    let db = TestDb::new(backend).await;
+    let server = TestServer::start(
+        &db,
+        &[
+            ("SSRF_ALLOW_LOCALHOST", "true"),
+            ("JWT_ALGORITHM", "RS256"),
+            ("JWT_PRIVATE_KEY_PATH", private.as_str()),
+            ("JWT_PUBLIC_KEY_PATH", public.as_str()),
+        ],
+    )
+    .await;
+    let signed_in = |email: &'static str, password: &'static str| {
+        let server = &server;
+        async move {
+            let reply = common::login(server, email, password).await;
+            reply.expect(StatusCode::OK)["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let admin = signed_in("admin@example.com", "admin-password-for-tests").await;
+    let body = json!({"name": "Exchanged", "url": protected.url,
+        "auth": {"type": "oauth2_token_exchange", "client_id": "mcpgate-exchange", "client_secret": SECRET}});
+    let registered = server
+        .send(Method::POST, "/gateways", Some(&admin), Some(body.clone()))
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.body
+    );
+    assert_eq!(
+        registered.body["discovered"]["tools"], 1,
+        "discovered with the owner's exchanged token: {}",
+        registered.body
+    );
+    let mine = whoami(&server, &admin, "exchanged-whoami").await.unwrap();
+    assert_eq!(mine["sub"], "admin@example.com", "{mine}");
+    assert_eq!(mine["client_id"], "mcpgate-exchange", "{mine}");
+    server
+        .send(
+            Method::POST,
+            "/users",
+            Some(&admin),
+            Some(json!({"email": "dev@example.com", "password": common::USER_PASSWORD, "role": "developer"})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let dev = signed_in("dev@example.com", common::USER_PASSWORD).await;
+    let theirs = whoami(&server, &dev, "exchanged-whoami").await.unwrap();
+    assert_eq!(theirs["sub"], "dev@example.com", "{theirs}");
+    // An assertion like the gateway's (its key, for the authorization server) is no key to the
+    // gateway itself.
+    let now = chrono::Utc::now().timestamp();
+    let assertion = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &json!({"iss": "mcpgate", "sub": "admin@example.com", "aud": issuer, "iat": now, "exp": now + 60,
+                "jti": "x", "is_admin": true, "token_use": "assertion"}),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&std::fs::read(&private).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let refused = server
+        .send(Method::GET, "/tools", Some(&assertion), None)
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    server.stop().await;
+
+    // Signing with a shared secret, the gateway has nothing the server could verify.
+    let db = TestDb::new(backend).await;
+    let hs256 = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
+    let refused = hs256.admin(Method::POST, "/gateways", Some(body)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("JWT_ALGORITHM"),
+        "{}",
+        refused.body
+    );
+    hs256.stop().await;
+}
+
+crate::both_backends!(token_exchange);
