@@ -43,6 +43,15 @@ async fn whoami(server: &TestServer, token: &str, tool: &str) -> Result<Value, S
     Ok(serde_json::from_str(&text).unwrap_or_else(|_| panic!("{result}")))
 }
 
+/// The protected MCP server, trusting `issuer`'s tokens.
+fn start_protected(issuer: &str) -> common::sdk::Upstream {
+    let mut command = Command::new("node");
+    command
+        .arg(format!("{}/node/protected-mcp.mjs", deps_dir()))
+        .env("ISSUER", issuer);
+    spawn_announcing(command)
+}
+
 async fn upstreams_behind_oauth(backend: Backend) {
     let keys = tempfile::tempdir().unwrap();
     let idp_port = free_port();
@@ -62,11 +71,7 @@ async fn upstreams_behind_oauth(backend: Backend) {
         })],
         &[("ACCESS_TOKEN_TTL", "5"), ("REGISTRATION", "1")],
     );
-    let mut command = Command::new("node");
-    command
-        .arg(format!("{}/node/protected-mcp.mjs", deps_dir()))
-        .env("ISSUER", &issuer);
-    let protected = spawn_announcing(command);
+    let protected = start_protected(&issuer);
 
     let db = TestDb::new(backend).await;
     let server = TestServer::start(&db, &[("SSRF_ALLOW_LOCALHOST", "true")]).await;
@@ -297,11 +302,7 @@ async fn token_exchange(backend: Backend) {
             ("TRUSTED_KEY", public.as_str()),
         ],
     );
-    let mut command = Command::new("node");
-    command
-        .arg(format!("{}/node/protected-mcp.mjs", deps_dir()))
-        .env("ISSUER", &issuer);
-    let protected = spawn_announcing(command);
+    let protected = start_protected(&issuer);
     let db = TestDb::new(backend).await;
     let server = TestServer::start(
         &db,
