@@ -305,7 +305,22 @@ impl JwtKeys {
             };
             AuthError::InvalidToken(reason.into())
         })?;
+        // Only the kinds of token the gateway issues for itself: an assertion it signed for
+        // another party (token exchange) is never a key to the gateway.
+        if !matches!(
+            data.claims.token_use.as_deref(),
+            None | Some("api" | "oauth")
+        ) {
+            return Err(AuthError::InvalidToken(
+                "the token is not for this gateway".into(),
+            ));
+        }
         Ok(data.claims)
+    }
+
+    /// The `aud` of the tokens this gateway signs for itself.
+    pub fn audience(&self) -> &str {
+        &self.audience
     }
 }
 

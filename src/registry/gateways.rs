@@ -367,6 +367,12 @@ fn stdio_command(input: &GatewayCreate) -> Result<StoredCommand, Invalid> {
                 "a variable name is letters, digits and _, not starting with a digit",
             ));
         }
+        if steers_the_runtime(name) {
+            return Err(invalid(
+                format!("env.{name}"),
+                "may not be set: it changes what the allowed command runs (PATH, loader and interpreter options)",
+            ));
+        }
         no_nul(&format!("env.{name}"), value)?;
         if value.len() > 8192 {
             return Err(invalid(format!("env.{name}"), "at most 8192 bytes"));
@@ -405,6 +411,34 @@ fn stdio_command(input: &GatewayCreate) -> Result<StoredCommand, Invalid> {
         env: env.keys().cloned().collect(),
         process,
     })
+}
+
+/// Whether an environment variable would change what runs rather than configure it: where
+/// programs are found, what the dynamic loader injects, what an interpreter loads first. The
+/// allow list names commands; these would get past it.
+fn steers_the_runtime(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    name.starts_with("LD_")
+        || name.starts_with("DYLD_")
+        || matches!(
+            name.as_str(),
+            "PATH"
+                | "NODE_OPTIONS"
+                | "NODE_PATH"
+                | "PYTHONPATH"
+                | "PYTHONHOME"
+                | "PYTHONSTARTUP"
+                | "PYTHONINSPECT"
+                | "BASH_ENV"
+                | "ENV"
+                | "PERL5OPT"
+                | "PERL5LIB"
+                | "RUBYOPT"
+                | "RUBYLIB"
+                | "JAVA_TOOL_OPTIONS"
+                | "_JAVA_OPTIONS"
+                | "JDK_JAVA_OPTIONS"
+        )
 }
 
 /// How a stdio upstream is shown where a URL would be: `stdio:` and its command line.

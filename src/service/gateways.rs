@@ -57,7 +57,8 @@ pub async fn register(
                 | GatewayAuth::OAuthTokenExchange { .. }),
             ) => {
                 let config =
-                    super::upstream_oauth::configure(services, &row.url, auth, origin).await?;
+                    super::upstream_oauth::configure(services, principal, &row.url, auth, origin)
+                        .await?;
                 BTreeMap::from([(
                     crate::federation::OAUTH_SECRET.to_owned(),
                     serde_json::to_string(&config).unwrap_or_default(),

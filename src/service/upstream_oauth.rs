@@ -37,6 +37,7 @@ fn given_url(field: &str, value: Option<&String>) -> Result<Option<String>, ApiE
 /// the gateway registered as a client with `origin`'s callback.
 pub async fn configure(
     services: &Services,
+    principal: &Principal,
     url: &str,
     auth: &GatewayAuth,
     origin: Option<&str>,
@@ -96,6 +97,12 @@ pub async fn configure(
         ),
         _ => return Err(invalid("auth.type", "not an OAuth method")),
     };
+    // The gateway asserting its users' identities to another party is a platform decision.
+    if flow == Flow::TokenExchange {
+        principal
+            .authorize("admin.system", crate::auth::On::Platform)
+            .map_err(|denied| ApiError::from_auth(denied.into()))?;
+    }
     if flow != Flow::User && client_id.is_none() {
         return Err(invalid("auth.client_id", "is required"));
     }
@@ -157,6 +164,29 @@ pub async fn configure(
                 })?
         }
     };
+    // Users' tokens are for this upstream only: the resource names it (RFC 9728 §3.3), and
+    // one authorization server both authorizes and issues (no mix-up of endpoints).
+    let resource = resource
+        .or(discovered.resource)
+        .unwrap_or_else(|| url.to_owned());
+    if !same_origin(&resource, url) {
+        return Err(invalid(
+            "auth.resource",
+            format!("{resource} is not the upstream's own ({url})"),
+        ));
+    }
+    if let Some(authorization) = &authorization_endpoint
+        && !same_origin(authorization, &token_endpoint)
+    {
+        return Err(invalid(
+            "auth.token_url",
+            "the authorization and token endpoints must be on one origin (one authorization server)",
+        ));
+    }
+    http_url("auth.token_url", &token_endpoint)?;
+    if let Some(authorization) = &authorization_endpoint {
+        http_url("auth.authorization_url", authorization)?;
+    }
     Ok(OAuthConfig {
         flow,
         issuer: discovered.issuer,
@@ -165,11 +195,17 @@ pub async fn configure(
         client_id,
         client_secret,
         scope,
-        resource: resource
-            .or(discovered.resource)
-            .or_else(|| Some(url.to_owned())),
+        resource: Some(resource),
         audience,
     })
+}
+
+/// Whether two URLs share scheme, host and port.
+fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => crate::egress::same_origin(&a, &b),
+        _ => false,
+    }
 }
 
 /// A connection under way: what the callback needs back (kept by the console in a cookie).
@@ -241,9 +277,20 @@ pub async fn complete(
     principal: &Principal,
     pending: &Pending,
     code: &str,
+    iss: Option<&str>,
     redirect_uri: &str,
 ) -> Result<String, ApiError> {
     let (name, config) = per_user_config(services, principal, &pending.gateway_id).await?;
+    // RFC 9207: the answer comes from the server this upstream sends users to, not another
+    // that shares the callback (a mix-up).
+    if let (Some(said), Some(expected)) = (iss, config.issuer.as_deref())
+        && said.trim_end_matches('/') != expected.trim_end_matches('/')
+    {
+        return Err(ApiError::InvalidField {
+            field: "iss".into(),
+            message: format!("the answer came from {said}, not {name}'s authorization server"),
+        });
+    }
     let credentials = services.federation.oauth_tokens();
     let tokens = oauth::exchange_code(
         credentials.http(),

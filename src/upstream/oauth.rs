@@ -28,8 +28,9 @@ pub enum Flow {
     TokenExchange,
 }
 
-/// How an upstream's tokens are obtained (stored sealed: it holds the client secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How an upstream's tokens are obtained (stored sealed: it holds the client secret, which its
+/// `Debug` leaves out).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuthConfig {
     /// Whose token.
     pub flow: Flow,
@@ -58,8 +59,8 @@ pub struct OAuthConfig {
     pub audience: Option<String>,
 }
 
-/// What a token endpoint answered.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What a token endpoint answered (its `Debug` shows no token).
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Tokens {
     /// The access token.
     pub access_token: String,
@@ -72,6 +73,28 @@ pub struct Tokens {
     /// When it was issued (Unix seconds).
     #[serde(default)]
     pub issued_at: i64,
+}
+
+impl std::fmt::Debug for OAuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthConfig")
+            .field("flow", &self.flow)
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "(redacted)"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tokens {
@@ -173,6 +196,16 @@ pub async fn discover(http: &HttpClient, url: &str) -> Result<Discovered, OAuthE
             "{server} publishes no authorization server metadata"
         ))
     })?;
+    // RFC 8414 §3.3: the metadata is the named server's own, not another's.
+    let named = metadata["issuer"]
+        .as_str()
+        .map(|issuer| issuer.trim_end_matches('/'));
+    if named != Some(server.as_str()) {
+        return Err(OAuthError::Failed(format!(
+            "{server}'s metadata names another issuer ({})",
+            named.unwrap_or("none")
+        )));
+    }
     let text = |name: &str| metadata[name].as_str().map(str::to_owned);
     Ok(Discovered {
         issuer: text("issuer"),

@@ -225,16 +225,26 @@ impl Processes {
                 stored.command
             )));
         }
-        if lock(&self.running).len() >= self.settings.max_processes {
+        // Counted and entered under one lock; clients' own processes may take only three
+        // quarters of the places, so shared processes can always start again.
+        let mut running = lock(&self.running);
+        let limit = match role {
+            Role::Client => self.settings.max_processes * 3 / 4,
+            Role::Shared | Role::Discovery => self.settings.max_processes,
+        };
+        if running.len() >= limit {
             return Err(CallError::Transport(format!(
-                "{} stdio processes run already (STDIO_MAX_PROCESSES)",
+                "{} stdio processes run already (STDIO_MAX_PROCESSES = {})",
+                running.len(),
                 self.settings.max_processes
             )));
         }
         let mut child = build(stored, &command.env).spawn().map_err(|error| {
             CallError::Transport(format!("could not start {:?}: {error}", stored.command))
         })?;
-        let pid = child.id().unwrap_or_default();
+        let Some(pid) = child.id().filter(|pid| *pid > 0) else {
+            return Err(CallError::Transport("the process has no id".into()));
+        };
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -244,7 +254,7 @@ impl Processes {
         let stop = CancellationToken::new();
         let (told, exited) = watch::channel(None);
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
-        lock(&self.running).insert(
+        running.insert(
             serial,
             Entry {
                 gateway_id: command.gateway_id.clone(),
@@ -257,6 +267,7 @@ impl Processes {
                 exited: exited.clone(),
             },
         );
+        drop(running);
         let last_words: LastWords = Arc::default();
         let logging = tokio::spawn(log_stderr(
             stderr,
@@ -268,21 +279,17 @@ impl Processes {
         let label = command.label.clone();
         let stopping = stop.clone();
         tokio::spawn(async move {
-            let mut exit = supervise(child, pid, stopping, processes.settings.stop_grace).await;
-            if let Exit::Died(how) = &mut exit {
-                // What it last wrote to stderr says why, more often than not.
-                let _ = tokio::time::timeout(Duration::from_millis(500), logging).await;
-                if let Some(last) = telling(&lock(&last_words)) {
-                    how.push_str(": ");
-                    how.push_str(last);
-                }
-            }
+            let exit = supervise(child, pid, stopping, processes.settings.stop_grace).await;
             match &exit {
                 Exit::Stopped => {
                     tracing::info!(upstream = %label, pid, "stdio upstream process stopped")
                 }
                 Exit::Died(how) => {
-                    tracing::warn!(upstream = %label, pid, how, "stdio upstream process exited")
+                    // What it last wrote to stderr says why, more often than not; it goes to
+                    // the log only (callers see how it ended: stderr may hold secrets).
+                    let _ = tokio::time::timeout(Duration::from_millis(500), logging).await;
+                    let said = telling(&lock(&last_words)).unwrap_or_default().to_owned();
+                    tracing::warn!(upstream = %label, pid, how, said, "stdio upstream process exited")
                 }
             }
             lock(&processes.running).remove(&serial);
@@ -378,19 +385,27 @@ async fn supervise(mut child: Child, pid: u32, stop: CancellationToken, grace: D
     let signal = |signal| {
         let _ = nix::sys::signal::killpg(group, signal);
     };
+    // Waits for the leader to exit without reaping it: while it is a zombie its id (the
+    // group's) cannot be taken by another process, so its group can still be signalled safely.
+    let mut leader = tokio::task::spawn_blocking(move || {
+        use nix::sys::wait::{Id, WaitPidFlag, waitid};
+        let _ = waitid(Id::Pid(group), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT);
+    });
     let exit = tokio::select! {
-        status = child.wait() => Exit::Died(describe(status)),
+        _ = &mut leader => None,
         _ = stop.cancelled() => {
             signal(nix::sys::signal::Signal::SIGTERM);
-            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+            if tokio::time::timeout(grace, &mut leader).await.is_err() {
                 signal(nix::sys::signal::Signal::SIGKILL);
-                let _ = child.wait().await;
+                let _ = (&mut leader).await;
             }
-            Exit::Stopped
+            Some(Exit::Stopped)
         }
     };
+    // Whatever is left of its group goes with it, then the leader is reaped.
     signal(nix::sys::signal::Signal::SIGKILL);
-    exit
+    let status = child.wait().await;
+    exit.unwrap_or_else(|| Exit::Died(describe(status)))
 }
 
 /// How a process ended, in words.

@@ -1,7 +1,8 @@
 """Drives an MCP server with the official Python SDK (1.x or 2.x) and prints what it saw as JSON.
 
 usage: client.py URL TOKEN streamable|sse                  (the standard exercise)
-       client.py URL TOKEN streamable|sse TOOL ARGS        (call one tool with JSON arguments)
+       client.py URL TOKEN streamable|sse TOOL ARGS        (call one tool with JSON arguments,
+           following its progress: the progress values received are printed with the result)
        client.py URL TOKEN streamable|sse sample TOOL ARGS (declare sampling and elicitation and
            answer them with canned callbacks, then call one tool: a session-era client is asked
            on its session, a 2026-07-28 client through input_required)
@@ -32,8 +33,14 @@ def text_of(content):
 
 async def call_one(session, protocol):
     name, arguments = CALL[0], json.loads(CALL[1])
-    call = await session.call_tool(name, arguments)
+    progress = []
+
+    async def on_progress(done, total, message):
+        progress.append(int(done) if float(done).is_integer() else done)
+
+    call = await session.call_tool(name, arguments, progress_callback=on_progress)
     return {
+        "progress": progress,
         "sdk": importlib.metadata.version("mcp"),
         "protocol": protocol,
         "is_error": field(call, "isError", "is_error"),

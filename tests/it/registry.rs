@@ -764,7 +764,10 @@ async fn the_api_answers_generated_requests_without_server_errors(backend: Backe
             &format!("Authorization: Bearer {}", server.admin_token),
         ])
         .args(["--checks", "not_a_server_error"])
-        .args(["--max-examples", "15", "--workers", "2", "--seed", "1"])
+        // One worker: with two, hypothesis parses source in two threads at once and Python
+        // 3.11's AST constructor (whose recursion counter is shared) can fail with "AST
+        // constructor recursion depth mismatch" — a tool error, not a finding, seen once in CI.
+        .args(["--max-examples", "15", "--workers", "1", "--seed", "1"])
         .args([
             "--exclude-path",
             "/auth/logout",

@@ -465,6 +465,14 @@ async fn who_may_run_what(backend: Backend) {
             "env",
         ),
         (
+            json!({"name": "D2", "transport": "stdio", "command": "node", "env": {"NODE_OPTIONS": "--require /tmp/x.js"}}),
+            "NODE_OPTIONS",
+        ),
+        (
+            json!({"name": "D3", "transport": "stdio", "command": "node", "env": {"PATH": "/tmp"}}),
+            "PATH",
+        ),
+        (
             json!({"name": "E", "transport": "stdio", "command": "node", "process": {"max_open_files": 1}}),
             "max_open_files",
         ),
@@ -490,9 +498,9 @@ async fn who_may_run_what(backend: Backend) {
         missing.to_string().contains("exited with status 1"),
         "{missing}"
     );
-    // With the last thing it wrote to stderr.
+    // What it wrote to stderr goes to the log, not to callers (it may hold secrets).
     assert!(
-        missing.to_string().contains("Cannot find module"),
+        !missing.to_string().contains("Cannot find module"),
         "{missing}"
     );
     // A developer may register HTTP upstreams, never a command.

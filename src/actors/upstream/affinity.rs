@@ -78,7 +78,16 @@ impl Affinity {
                 return Ok(None);
             }
         };
-        let connection = Arc::new(link.open(http, target, Some(self.client.clone())).await?);
+        let connection = match link.open(http, target, Some(self.client.clone())).await {
+            Ok(connection) => Arc::new(connection),
+            // A process of its own cannot be started (the places are taken): the shared one
+            // serves, as past the quota.
+            Err(error) if target.command.is_some() => {
+                tracing::warn!(principal = %self.principal, %error, "no stdio process of its own: the shared one serves");
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
         if let Some(level) = self.client.log_level() {
             set_level(&connection, level).await;
         }

@@ -121,6 +121,12 @@ impl Credentials {
                     .as_deref()
                     .or(config.issuer.as_deref())
                     .unwrap_or(&config.token_endpoint);
+                // Never an audience the gateway itself answers to.
+                if audience == self.keys.audience() || audience == self.keys.issuer() {
+                    return Err(server(OAuthError::Failed(
+                        "the assertion's audience is the gateway's own".into(),
+                    )));
+                }
                 let assertion = self
                     .keys
                     .issue_assertion(user, audience, ASSERTION_LIFETIME)
@@ -197,8 +203,9 @@ impl Credentials {
             return slot.clone();
         }
         if self.users.len() >= CACHED_USERS {
-            // A cache: the database has them all.
-            self.users.clear();
+            // A cache: the database has them all. Entries being renewed stay (their lock is
+            // held), so no two renewals of one refresh token race.
+            self.users.retain(|_, slot| slot.try_lock().is_err());
         }
         self.users.entry(key).or_default().clone()
     }
@@ -247,6 +254,12 @@ impl Credentials {
             })
             .await
             .unwrap_or(false)
+    }
+
+    /// Forgets every cached token of a user (their account was deleted or disabled: a new
+    /// account of the same email inherits nothing).
+    pub fn forget_user(&self, user: &str) {
+        self.users.retain(|(_, email), _| email != user);
     }
 
     /// Whether the gateway can assert who a user is to another party (its tokens are signed

@@ -72,6 +72,8 @@ pub async fn connect(
 pub struct Callback {
     code: Option<String>,
     state: Option<String>,
+    /// RFC 9207: the authorization server that answered (checked when given).
+    iss: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -106,6 +108,7 @@ pub async fn callback(
                 &user.principal,
                 &pending,
                 code,
+                query.iss.as_deref(),
                 &callback_url(&request),
             )
             .await

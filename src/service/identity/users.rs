@@ -250,6 +250,8 @@ pub async fn delete(
         return Err(ApiError::NotFound(format!("no user with email {email:?}")));
     }
     invalidate(services, [email.clone()]).await;
+    // Their upstream tokens went with the account; none stays cached for a new one.
+    services.federation.oauth_tokens().forget_user(&email);
     services.audit(
         principal,
         Entry::new("users.delete", "user").id(email).before(&before),

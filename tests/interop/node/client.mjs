@@ -44,7 +44,10 @@ if (answer) {
 }
 await client.connect(transport);
 if (oneTool) {
-  const result = await client.callTool({ name: oneTool, arguments: JSON.parse(oneArguments) });
+  const progress = [];
+  const result = await client.callTool({ name: oneTool, arguments: JSON.parse(oneArguments) }, undefined, {
+    onprogress: (update) => progress.push(update.progress),
+  });
   console.log(
     JSON.stringify({
       sdk: "typescript",
@@ -53,6 +56,7 @@ if (oneTool) {
       text: result.content.map((c) => c.text ?? null),
       structured: result.structuredContent ?? null,
       asked,
+      progress,
     }),
   );
   await client.close();

@@ -247,7 +247,8 @@ pub async fn run_json(mut command: Command, what: &str) -> serde_json::Value {
 
 /// `@modelcontextprotocol/server-everything`, registered as "Everything" behind the gateway's
 /// `endpoint`, as every official SDK client sees it: its `echo` and `get-sum` tools called by
-/// each, and its sampling request (asked mid-call) answered by the Python clients' callbacks.
+/// each, its progress notifications followed by each, and its sampling request (asked
+/// mid-call) answered by the Python clients' callbacks.
 /// `how` names the upstream's transport in failure messages.
 pub async fn everything_through_every_sdk(endpoint: &str, how: &str) {
     use serde_json::json;
@@ -283,6 +284,25 @@ pub async fn everything_through_every_sdk(endpoint: &str, how: &str) {
         assert!(
             sum["text"][0].as_str().unwrap().contains('5'),
             "{sdk} over {how}: {sum}"
+        );
+    }
+    // Its progress notifications reach each SDK's callback.
+    for sdk in ["python-1", "python-2", "typescript"] {
+        let followed = run_client_with(
+            sdk,
+            endpoint,
+            "streamable",
+            &[
+                "everything-trigger-long-running-operation".into(),
+                json!({"duration": 0.3, "steps": 3}).to_string(),
+            ],
+        )
+        .await;
+        assert_eq!(followed["is_error"], false, "{sdk} over {how}: {followed}");
+        assert_eq!(
+            followed["progress"],
+            json!([1, 2, 3]),
+            "{sdk} over {how}: {followed}"
         );
     }
     for sdk in ["python-1", "python-2"] {

@@ -94,6 +94,27 @@ async fn upstreams_behind_oauth(backend: Backend) {
         !shared.body.to_string().contains(SECRET),
         "the secret is never shown"
     );
+    // Tokens for another resource than the upstream's own are refused (they would go there).
+    let elsewhere = server
+        .admin(
+            Method::POST,
+            "/gateways",
+            Some(json!({"name": "Elsewhere", "url": protected.url,
+                "auth": {"type": "oauth2_client_credentials", "client_id": "mcpgate-upstream",
+                         "client_secret": SECRET, "resource": "https://elsewhere.example/mcp"}})),
+        )
+        .await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        elsewhere.body
+    );
+    assert_eq!(
+        elsewhere.body["field"], "auth.resource",
+        "{}",
+        elsewhere.body
+    );
     let first = whoami(&server, &admin, "shared-whoami").await.unwrap();
     assert_eq!(first["client_id"], "mcpgate-upstream", "{first}");
     // Renewed before it expires: a new token comes, and no call failed meanwhile.
@@ -356,12 +377,12 @@ async fn token_exchange(backend: Backend) {
     let dev = signed_in("dev@example.com", common::USER_PASSWORD).await;
     let theirs = whoami(&server, &dev, "exchanged-whoami").await.unwrap();
     assert_eq!(theirs["sub"], "dev@example.com", "{theirs}");
-    // An assertion like the gateway's (its key, for the authorization server) is no key to the
+    // An assertion like the gateway's (its key, even for its own audience) is no key to the
     // gateway itself.
     let now = chrono::Utc::now().timestamp();
     let assertion = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
-        &json!({"iss": "mcpgate", "sub": "admin@example.com", "aud": issuer, "iat": now, "exp": now + 60,
+        &json!({"iss": "mcpgate", "sub": "admin@example.com", "aud": "mcpgate-api", "iat": now, "exp": now + 60,
                 "jti": "x", "is_admin": true, "token_use": "assertion"}),
         &jsonwebtoken::EncodingKey::from_rsa_pem(&std::fs::read(&private).unwrap()).unwrap(),
     )
