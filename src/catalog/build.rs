@@ -73,6 +73,8 @@ pub(super) fn tool(row: ToolRow, secrets: &SecretBox) -> Option<Tool> {
                 }
                 headers
             },
+            header_arguments: crate::registry::tools::header_arguments(&input_schema)
+                .unwrap_or_default(),
         },
         _ => ToolTarget::Upstream {
             gateway_id: row.gateway_id.unwrap_or_default(),

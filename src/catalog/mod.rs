@@ -36,6 +36,8 @@ pub enum ToolTarget {
         url: String,
         /// Headers sent with each call.
         headers: BTreeMap<String, String>,
+        /// Arguments sent as headers instead: (argument, header).
+        header_arguments: Vec<(String, String)>,
     },
     /// A tool of an upstream MCP server (federation).
     Upstream {

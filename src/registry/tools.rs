@@ -162,6 +162,57 @@ pub struct ToolView {
 /// The tool entity.
 pub struct Tools;
 
+/// The keyword of a REST tool's input property that is sent as a request header (its value the
+/// header's name) instead of in the URL or the body.
+pub const HEADER_KEYWORD: &str = "x-mcpgate-header";
+
+/// Headers no argument may set: the connection's own, and what the gateway decides.
+pub fn header_argument_allowed(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !lower.is_empty()
+        && lower
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && !lower.starts_with("proxy-")
+        && !matches!(
+            lower.as_str(),
+            "host"
+                | "content-length"
+                | "content-type"
+                | "transfer-encoding"
+                | "connection"
+                | "keep-alive"
+                | "te"
+                | "trailer"
+                | "upgrade"
+                | "cookie"
+                | "traceparent"
+                | "tracestate"
+        )
+}
+
+/// The arguments of a REST tool sent as headers: (argument, header), checked.
+pub fn header_arguments(schema: &Value) -> Result<Vec<(String, String)>, Invalid> {
+    let mut found = Vec::new();
+    for (argument, property) in schema["properties"].as_object().into_iter().flatten() {
+        let Some(header) = property.get(HEADER_KEYWORD) else {
+            continue;
+        };
+        let field = format!("input_schema.properties.{argument}.{HEADER_KEYWORD}");
+        let header = header
+            .as_str()
+            .filter(|name| header_argument_allowed(name))
+            .ok_or_else(|| {
+                invalid(
+                    &field,
+                    "must name a header an argument may set (not Host, Content-Length, Cookie, Proxy-…)",
+                )
+            })?;
+        found.push((argument.clone(), header.to_owned()));
+    }
+    Ok(found)
+}
+
 fn default_input_schema() -> Value {
     json!({"type": "object", "properties": {}})
 }
@@ -208,6 +259,7 @@ impl Entity for Tools {
         }
         let input_schema = input.input_schema.unwrap_or_else(default_input_schema);
         object_schema("input_schema", &input_schema)?;
+        header_arguments(&input_schema)?;
         if let Some(schema) = &input.output_schema {
             object_schema("output_schema", schema)?;
         }
@@ -315,6 +367,7 @@ impl Entity for Tools {
         }
         if let Some(schema) = &input.input_schema {
             object_schema("input_schema", schema)?;
+            header_arguments(schema)?;
             row.input_schema = to_json_text(schema);
         }
         if let Some(schema) = &input.output_schema {

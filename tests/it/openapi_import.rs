@@ -136,6 +136,57 @@ async fn openapi_documents_become_tools(backend: Backend) {
     .await;
     assert_eq!(answer["structuredContent"]["city"], "Paris", "{answer}");
 
+    // Header parameters become arguments sent as headers; a header no argument may set (Host)
+    // keeps its operation out, with the reason.
+    let with_headers = json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Headers", "version": "1"},
+        "paths": {
+            "/headers": {"get": {
+                "operationId": "seeHeaders",
+                "parameters": [
+                    {"name": "X-Tenant", "in": "header", "required": true, "schema": {"type": "string"}},
+                    {"name": "Authorization", "in": "header", "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "ok"}}
+            }},
+            "/text": {"get": {
+                "operationId": "hostBound",
+                "parameters": [{"name": "Host", "in": "header", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "ok"}}
+            }}
+        }
+    });
+    let report = server
+        .admin(
+            Method::POST,
+            "/tools/import/openapi",
+            Some(json!({"document": with_headers, "base_url": fixture.base})),
+        )
+        .await;
+    assert_eq!(
+        report.body["created"],
+        json!(["seeHeaders"]),
+        "{}",
+        report.body
+    );
+    assert!(
+        report.body["skipped"].to_string().contains("Host"),
+        "{}",
+        report.body
+    );
+    let seen = call(
+        &server,
+        "seeHeaders",
+        json!({"X-Tenant": "blue", "Authorization": "Bearer from-the-argument"}),
+    )
+    .await;
+    assert_eq!(
+        seen["structuredContent"]["authorization"], "Bearer from-the-argument",
+        "{seen}"
+    );
+    assert!(seen.to_string().contains("x-tenant"), "{seen}");
+
     // Broken documents: the problem named, nothing stored.
     let before = tool_count(&server).await;
     for (body, why) in [

@@ -96,9 +96,17 @@ async fn run(ctx: &Ctx, tool: &Tool, name: &str, mut params: Object) -> Result<R
             method,
             url,
             headers,
-        } => call_rest(ctx, tool, method, url, headers, arguments)
-            .await
-            .map(Reply::from),
+            header_arguments,
+        } => call_rest(
+            ctx,
+            tool,
+            method,
+            url,
+            (headers, header_arguments),
+            arguments,
+        )
+        .await
+        .map(Reply::from),
         ToolTarget::Upstream {
             gateway_id,
             original_name,
@@ -155,9 +163,13 @@ async fn call_rest(
     tool: &Tool,
     method: &RequestType,
     url: &str,
-    headers: &std::collections::BTreeMap<String, String>,
+    (configured, header_arguments): (
+        &std::collections::BTreeMap<String, String>,
+        &[(String, String)],
+    ),
     mut arguments: Map<String, Value>,
 ) -> Result<Object, McpError> {
+    let headers = headers_from(configured, header_arguments, &mut arguments)?;
     let url = fill_placeholders(url, &mut arguments)?;
     let (query, body) = if matches!(method, RequestType::Get | RequestType::Delete) {
         let query = arguments
@@ -183,7 +195,7 @@ async fn call_rest(
         .call_http(CallHttp {
             method: method.as_str().to_owned(),
             url,
-            headers: headers.clone(),
+            headers,
             query,
             body,
             timeout: ctx.settings.tool_timeout,
@@ -213,6 +225,38 @@ async fn call_rest(
             Ok(error_result(format!("the tool's endpoint failed: {error}")))
         }
     }
+}
+
+/// The headers of a call: the tool's configured ones (credentials; they win), and the arguments
+/// its schema sends as headers, taken out of the arguments.
+fn headers_from(
+    configured: &std::collections::BTreeMap<String, String>,
+    header_arguments: &[(String, String)],
+    arguments: &mut Map<String, Value>,
+) -> Result<std::collections::BTreeMap<String, String>, McpError> {
+    let mut headers = configured.clone();
+    for (argument, header) in header_arguments {
+        let Some(value) = arguments.remove(argument) else {
+            continue;
+        };
+        let text = match value {
+            Value::Null => continue,
+            Value::String(text) => text,
+            other => other.to_string(),
+        };
+        if reqwest::header::HeaderValue::from_str(&text).is_err() {
+            return Err(McpError::InvalidParams(format!(
+                "argument {argument:?} cannot be sent as the header {header:?} (control characters)"
+            )));
+        }
+        if !configured
+            .keys()
+            .any(|name| name.eq_ignore_ascii_case(header))
+        {
+            headers.insert(header.clone(), text);
+        }
+    }
+    Ok(headers)
 }
 
 /// Expands the tool's URL template (RFC 6570) from the arguments, removing those it used.
