@@ -58,6 +58,10 @@ impl Console {
                 include_str!("../../../templates/signed_in.html"),
             ),
             (
+                "moving_on.html",
+                include_str!("../../../templates/moving_on.html"),
+            ),
+            (
                 "dashboard.html",
                 include_str!("../../../templates/dashboard.html"),
             ),
@@ -205,6 +209,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .service(
             web::resource(crate::service::upstream_oauth::CALLBACK_PATH)
                 .route(web::get().to(upstream_oauth::callback)),
+        )
+        .service(
+            web::resource(upstream_oauth::FINISH_PATH).route(web::get().to(upstream_oauth::finish)),
         )
         .service(
             web::resource("/admin/upstreams/{id}/connect")

@@ -267,6 +267,7 @@ fn pages_render() {
         "transfer.html",
         "consent.html",
         "signed_in.html",
+        "moving_on.html",
     ];
     for page in pages {
         if let Err(error) = console.tera.render(page, &context) {

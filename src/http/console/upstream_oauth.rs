@@ -1,8 +1,9 @@
 //! A user connecting their own account for an upstream that authenticates each user:
 //! `GET /admin/upstreams/{id}/connect` sends the browser to the upstream's authorization server
 //! (the authorization code flow with S256 PKCE; state and verifier in a short-lived Lax cookie
-//! scoped to the callback), `GET /admin/upstream-oauth/callback` exchanges the code for the
-//! signed-in user's tokens, and `POST /admin/upstreams/{id}/disconnect` forgets them. The work is
+//! scoped to the callback), `GET /admin/upstream-oauth/callback` moves on (from this site, so
+//! the Strict console session comes along) to `/admin/upstream-oauth/finish`, which exchanges
+//! the code for the signed-in user's tokens, and `POST /admin/upstreams/{id}/disconnect` forgets them. The work is
 //! [`crate::service::upstream_oauth`]'s.
 
 use actix_web::http::header;
@@ -18,6 +19,8 @@ use crate::service::upstream_oauth::{self, CALLBACK_PATH, Pending};
 
 /// The cookie carrying a connection under way to its callback.
 const COOKIE: &str = "mcpgate_upstream_oauth";
+/// Where the cookie goes: the callback and where it moves on to.
+const COOKIE_PATH: &str = "/admin/upstream-oauth";
 /// How long the user may take at the authorization server.
 const SECONDS: i64 = 600;
 /// Where the user lands afterwards.
@@ -31,7 +34,7 @@ fn callback_url(request: &HttpRequest) -> String {
 fn pending_cookie(value: String, max_age: i64, secure: bool) -> actix_web::cookie::Cookie<'static> {
     // Lax: the callback is a top-level navigation from the authorization server's site.
     actix_web::cookie::Cookie::build(COOKIE, value)
-        .path(CALLBACK_PATH)
+        .path(COOKIE_PATH)
         .http_only(true)
         .same_site(actix_web::cookie::SameSite::Lax)
         .secure(secure)
@@ -67,8 +70,11 @@ pub async fn connect(
     })
 }
 
+/// Where the callback moves on to, on this site (see [`callback`]).
+pub const FINISH_PATH: &str = "/admin/upstream-oauth/finish";
+
 /// What the authorization server sends back.
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 pub struct Callback {
     code: Option<String>,
     state: Option<String>,
@@ -78,8 +84,24 @@ pub struct Callback {
     error_description: Option<String>,
 }
 
-/// `GET /admin/upstream-oauth/callback`.
-pub async fn callback(
+/// `GET /admin/upstream-oauth/callback`: the authorization server's navigation carries no
+/// Strict console session cookie, so this page moves on, from this site, to [`finish`] with
+/// the same answer (a redirect would still count as the server's navigation).
+pub async fn callback(state: web::Data<AppState>, query: web::Query<Callback>) -> HttpResponse {
+    let next = format!(
+        "{FINISH_PATH}?{}",
+        serde_urlencoded::to_string(&*query).unwrap_or_default()
+    );
+    let mut context = tera::Context::new();
+    context.insert("next", &next);
+    context.insert("title", "Back from the authorization server.");
+    state
+        .console
+        .page(actix_web::http::StatusCode::OK, "moving_on.html", &context)
+}
+
+/// `GET /admin/upstream-oauth/finish`: the code exchanged for the signed-in user's tokens.
+pub async fn finish(
     state: web::Data<AppState>,
     request: HttpRequest,
     user: ConsoleUser,

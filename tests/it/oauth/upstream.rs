@@ -163,7 +163,24 @@ async fn upstreams_behind_oauth(backend: Backend) {
             );
             let callback = format!("{}/admin/upstream-oauth/callback", server.base);
             let back = through_provider(&browser, &at, login, &callback).await;
-            let landed = browser.get(&back).send().await.unwrap();
+            // The callback moves on from this site (so a browser sends the Strict session
+            // cookie along), to where the code is exchanged.
+            let page = browser.get(&back).send().await.unwrap();
+            assert_eq!(page.status(), StatusCode::OK);
+            let html = page.text().await.unwrap();
+            let next = html
+                .split("url=")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("a page that moves on: {html}"))
+                .replace("&#x2F;", "/")
+                .replace("&amp;", "&");
+            assert!(next.starts_with("/admin/upstream-oauth/finish?"), "{next}");
+            let landed = browser
+                .get(format!("{}{next}", server.base))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(landed.status(), StatusCode::SEE_OTHER);
             let page = crate::console::page(&browser, server, "/admin/gateways").await;
             assert!(
