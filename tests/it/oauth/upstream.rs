@@ -145,6 +145,16 @@ async fn upstreams_behind_oauth(backend: Backend) {
     let id = personal.body["id"].as_str().unwrap().to_owned();
     assert_eq!(personal.body["discovered"]["tools"], 0, "{}", personal.body);
     let browser = crate::console::admin_browser(&server).await;
+    // The gateways page offers each user to connect (and disconnect) their own account.
+    let listed = crate::console::page(&browser, &server, "/admin/gateways").await;
+    assert!(
+        listed.contains(&format!("href=\"/admin/upstreams/{id}/connect\"")),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("action=\"/admin/upstreams/{id}/disconnect\"")),
+        "{listed}"
+    );
     let connect = |browser: reqwest::Client, login: &'static str| {
         let server = &server;
         let id = id.clone();
