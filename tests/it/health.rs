@@ -154,7 +154,16 @@ async fn the_dashboard_turns_red_and_green_live(backend: Backend) {
     let upstream = World::new(backend).await;
     let proxy = common::proxy::Proxy::before(&upstream).await;
     let db = TestDb::new(backend).await;
-    let gateway = TestServer::start(&db, &[("HEALTH_CHECK_INTERVAL", "1")]).await;
+    // The breaker opens after 5 failed checks; reset after a second, so green comes back within
+    // the driver's wait however long red lasted (under load, more than 5 checks may fail).
+    let gateway = TestServer::start(
+        &db,
+        &[
+            ("HEALTH_CHECK_INTERVAL", "1"),
+            ("UPSTREAM_CIRCUIT_RESET_SECONDS", "1"),
+        ],
+    )
+    .await;
     register(&gateway, &upstream, "Desk", Some(proxy.port)).await;
     let e2e = format!("{}/tests/e2e", env!("CARGO_MANIFEST_DIR"));
     let artifacts = format!("{e2e}/artifacts/{backend:?}").to_lowercase();
