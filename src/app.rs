@@ -125,8 +125,12 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let resolved = bootstrap::secrets(&db, &settings.auth).await?;
     let keys = resolved.jwt_keys(&settings.auth)?;
     let generated_admin = bootstrap::platform_admin(&db, &settings.auth).await?;
-    let scoping =
-        crate::actors::scoping::Scoping::start(db.clone(), settings.auth.identity.cache_ttl);
+    let cluster = crate::cluster::Cluster::start(&settings.cluster, &settings.database.url);
+    let scoping = crate::actors::scoping::Scoping::start(
+        db.clone(),
+        settings.auth.identity.cache_ttl,
+        cluster.clone(),
+    );
     let idps = crate::actors::idp::IdentityProviders::start(
         &settings.auth.oidc,
         &settings.federation.egress,
@@ -137,11 +141,17 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         db.clone(),
         settings.auth.identity.clone(),
         idps,
+        cluster.clone(),
     );
     let secrets = resolved.secret_box();
     bootstrap::reseal(&db, &secrets).await?;
-    let catalog =
-        Catalogs::start(db.clone(), secrets.clone(), settings.mcp.catalog_refresh).await?;
+    let catalog = Catalogs::start(
+        db.clone(),
+        secrets.clone(),
+        settings.mcp.catalog_refresh,
+        cluster.clone(),
+    )
+    .await?;
     let (upstream_changes, changed_gateways) = tokio::sync::mpsc::channel(256);
     let (health_sender, health_reports) = tokio::sync::mpsc::channel(256);
     let upstream = Upstream::start(
@@ -210,6 +220,15 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     federation
         .clone()
         .spawn_maintenance(changed_gateways, health_reports, shutdown.clone());
+    crate::replicas::spawn(
+        &cluster,
+        crate::replicas::Appliers {
+            catalog: catalog.clone(),
+            auth: auth.clone(),
+            federation: federation.clone(),
+        },
+        shutdown.clone(),
+    );
     let metrics =
         crate::actors::metrics::Metrics::start(db.clone(), settings.metrics_retention_days);
     let audit = crate::actors::audit::Audit::start(db.clone(), settings.audit_retention_days);
@@ -224,6 +243,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         metrics: metrics.clone(),
         registrations: Arc::default(),
         client_documents: Arc::default(),
+        cluster: cluster.clone(),
         // Client sites, never internal upstreams: the policy without its allow list.
         http: crate::egress::HttpClient::new(crate::egress::EgressPolicy {
             allow: Vec::new(),

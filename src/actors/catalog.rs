@@ -9,6 +9,9 @@
 //! applied again on top of the reloaded snapshot, which may predate it. Each publish that
 //! changes something is broadcast as a [`CatalogChange`] for list_changed and resource update
 //! notifications.
+//!
+//! Other replicas learn of a write from the replica bus ([`crate::cluster`]): the writer
+//! publishes the ids it applied, the others read those rows back and apply them the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +21,8 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::actors::db::{Db, DbError};
 use crate::catalog::{Catalog, CatalogChange, CatalogDelta};
-use crate::db::catalog::LoadCatalog;
+use crate::cluster::{Cluster, Event, ItemKind};
+use crate::db::catalog::{LoadCatalog, LoadCatalogItems};
 use crate::secrets::SecretBox;
 
 /// How long a registry write waits for the catalog to include it.
@@ -30,6 +34,8 @@ pub struct Catalogs {
     addr: Addr<CatalogActor>,
     snapshot: watch::Receiver<Arc<Catalog>>,
     changes: broadcast::Sender<CatalogChange>,
+    db: Db,
+    cluster: Cluster,
 }
 
 impl Catalogs {
@@ -39,6 +45,7 @@ impl Catalogs {
         db: Db,
         secrets: SecretBox,
         refresh_every: Duration,
+        cluster: Cluster,
     ) -> Result<Self, String> {
         let rows = db
             .run(LoadCatalog::all())
@@ -51,7 +58,7 @@ impl Catalogs {
         let (publish, snapshot) = watch::channel(Arc::new(first));
         let (changes, _) = broadcast::channel(256);
         let actor = CatalogActor {
-            db,
+            db: db.clone(),
             secrets,
             publish,
             changes: changes.clone(),
@@ -67,6 +74,8 @@ impl Catalogs {
             addr,
             snapshot,
             changes,
+            db,
+            cluster,
         })
     }
 
@@ -87,8 +96,62 @@ impl Catalogs {
     }
 
     /// Applies several registry writes in order, published as one snapshot (a gateway's sync),
-    /// and waits (bounded) until it is.
+    /// and waits (bounded) until it is. Other replicas are told which items changed.
     pub async fn apply_all(&self, deltas: Vec<CatalogDelta>) {
+        self.cluster.publish(Event::Catalog {
+            items: deltas.iter().map(named).collect(),
+        });
+        self.apply_here(deltas).await;
+    }
+
+    /// Applies what another replica changed: reads the items it names back from the database
+    /// (an absent one was deleted or disabled) and applies them in the order it did. When they
+    /// cannot be read, the whole catalog is reloaded.
+    pub async fn apply_remote(&self, items: Vec<(ItemKind, String)>) {
+        let mut unit = LoadCatalogItems::default();
+        for (kind, id) in &items {
+            let ids = match kind {
+                ItemKind::Tool => &mut unit.tools,
+                ItemKind::Resource => &mut unit.resources,
+                ItemKind::Prompt => &mut unit.prompts,
+                ItemKind::Server => &mut unit.servers,
+                ItemKind::Gateway => &mut unit.gateways,
+                ItemKind::Deleted => continue,
+            };
+            ids.push(id.clone());
+        }
+        let rows = match self.db.run(unit).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read another replica's change; reloading the catalog");
+                self.reload().await;
+                return;
+            }
+        };
+        let tools = by_id(rows.tools, |row| &row.id);
+        let resources = by_id(rows.resources, |row| &row.id);
+        let prompts = by_id(rows.prompts, |row| &row.id);
+        let servers = by_id(rows.servers, |record| &record.row.id);
+        let gateways = by_id(rows.gateways, |row| &row.id);
+        let deltas = items
+            .into_iter()
+            .map(|(kind, id)| {
+                let found = match kind {
+                    ItemKind::Tool => tools.get(&id).cloned().map(CatalogDelta::Tool),
+                    ItemKind::Resource => resources.get(&id).cloned().map(CatalogDelta::Resource),
+                    ItemKind::Prompt => prompts.get(&id).cloned().map(CatalogDelta::Prompt),
+                    ItemKind::Server => servers.get(&id).cloned().map(CatalogDelta::Server),
+                    ItemKind::Gateway => gateways.get(&id).cloned().map(CatalogDelta::Gateway),
+                    ItemKind::Deleted => None,
+                };
+                found.unwrap_or(CatalogDelta::Deleted(id))
+            })
+            .collect();
+        self.apply_here(deltas).await;
+    }
+
+    /// Applies writes on this replica only.
+    async fn apply_here(&self, deltas: Vec<CatalogDelta>) {
         let (done, wait) = oneshot::channel();
         if self.addr.try_send(Apply { deltas, done }).is_err() {
             tracing::warn!("catalog change not queued; the periodic refresh will catch up");
@@ -99,10 +162,17 @@ impl Catalogs {
         }
     }
 
+    /// Reloads here and on every other replica (after a write that cannot be named item by
+    /// item).
+    pub async fn refresh(&self) {
+        self.cluster.publish(Event::CatalogReload);
+        self.reload().await;
+    }
+
     /// Asks for a reload and waits (bounded) until a snapshot taken after this call is
     /// published. A failed or slow reload is logged, not returned: the write it follows has
     /// already been stored, and the periodic refresh catches up.
-    pub async fn refresh(&self) {
+    pub async fn reload(&self) {
         let (done, wait) = oneshot::channel();
         if self.addr.try_send(Refresh { done: Some(done) }).is_err() {
             tracing::warn!("catalog refresh not queued; the periodic refresh will catch up");
@@ -111,6 +181,25 @@ impl Catalogs {
         if tokio::time::timeout(REFRESH_WAIT, wait).await.is_err() {
             tracing::warn!("catalog refresh is slow; serving the previous snapshot meanwhile");
         }
+    }
+}
+
+/// Rows by their id.
+fn by_id<R>(rows: Vec<R>, id: impl Fn(&R) -> &String) -> std::collections::HashMap<String, R> {
+    rows.into_iter()
+        .map(|row| (id(&row).clone(), row))
+        .collect()
+}
+
+/// The item a write names, as other replicas are told of it.
+fn named(delta: &CatalogDelta) -> (ItemKind, String) {
+    match delta {
+        CatalogDelta::Tool(row) => (ItemKind::Tool, row.id.clone()),
+        CatalogDelta::Resource(row) => (ItemKind::Resource, row.id.clone()),
+        CatalogDelta::Prompt(row) => (ItemKind::Prompt, row.id.clone()),
+        CatalogDelta::Server(record) => (ItemKind::Server, record.row.id.clone()),
+        CatalogDelta::Gateway(row) => (ItemKind::Gateway, row.id.clone()),
+        CatalogDelta::Deleted(id) => (ItemKind::Deleted, id.clone()),
     }
 }
 

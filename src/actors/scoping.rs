@@ -220,11 +220,13 @@ pub struct Scoping {
     addr: Addr<ScopingActor>,
     published: Arc<Published>,
     ttl: Duration,
+    /// Other replicas, told whose grants changed.
+    cluster: crate::cluster::Cluster,
 }
 
 impl Scoping {
     /// Starts the supervised actor; cached grants live for `ttl`.
-    pub fn start(db: Db, ttl: Duration) -> Self {
+    pub fn start(db: Db, ttl: Duration, cluster: crate::cluster::Cluster) -> Self {
         let published = Arc::new(Published::default());
         let cache = published.clone();
         let addr = Supervisor::start(move |_| ScopingActor {
@@ -239,6 +241,7 @@ impl Scoping {
             addr,
             published,
             ttl,
+            cluster,
         }
     }
 
@@ -258,8 +261,17 @@ impl Scoping {
             .map_err(|_| AuthError::Unavailable)?
     }
 
-    /// Forgets a user's cached grants (`None`: everyone's) after a change made here.
+    /// Forgets a user's cached grants (`None`: everyone's) after a change made here, here and
+    /// on every other replica.
     pub async fn invalidate(&self, email: Option<String>) {
+        self.cluster.publish(crate::cluster::Event::Grants {
+            email: email.clone(),
+        });
+        self.invalidate_here(email).await;
+    }
+
+    /// Forgets cached grants on this replica only (another replica changed them).
+    pub async fn invalidate_here(&self, email: Option<String>) {
         let _ = self.addr.send(Invalidate(email)).await;
     }
 

@@ -144,14 +144,16 @@ pub struct IdentitySettings {
     #[arg(id = "LOGIN_CONCURRENCY", long = "login-concurrency", env = "LOGIN_CONCURRENCY", default_value = "4", value_parser = parse::whole::<usize>(1, 256))]
     pub login_concurrency: usize,
     /// Seconds a user's roles and teams are served from the cache before they are read again
-    /// (changes made on this replica apply at once).
+    /// (changes made on this replica apply at once, on others as soon as the replica bus
+    /// carries them: see CLUSTER_BUS).
     #[arg(id = "AUTH_CACHE_TTL_SECONDS", long = "auth-cache-ttl-seconds", env = "AUTH_CACHE_TTL_SECONDS", default_value = "30", value_parser = parse::seconds(3600.0))]
     pub cache_ttl: Duration,
     /// The global role a new user gets unless one is given.
     #[arg(id = "DEFAULT_USER_ROLE", long = "default-user-role", env = "DEFAULT_USER_ROLE", default_value = "developer", value_parser = role)]
     pub default_role: String,
-    /// How often, in seconds, the revocation list is read again: a token revoked on another
-    /// replica stops working here within this time.
+    /// How often, in seconds, the revocation list is read again: the backstop for a token
+    /// revoked on another replica whose event this one missed (the replica bus carries it at
+    /// once).
     #[arg(id = "TOKEN_REVOCATION_REFRESH_SECONDS", long = "token-revocation-refresh-seconds", env = "TOKEN_REVOCATION_REFRESH_SECONDS", default_value = "5", value_parser = parse::seconds(3600.0))]
     pub revocation_refresh: Duration,
     /// Whether accounts may sign in with a password (console and POST /auth/login). Off, they

@@ -53,8 +53,8 @@ pub struct McpSettings {
     /// Seconds a REST tool call may take.
     #[arg(id = "TOOL_TIMEOUT", long = "tool-timeout", env = "TOOL_TIMEOUT", default_value = "60", value_parser = parse::seconds(3600.0))]
     pub tool_timeout: Duration,
-    /// How often, in seconds, the in-memory catalog is reloaded even without a local change,
-    /// so replicas converge.
+    /// How often, in seconds, the in-memory catalog is reloaded even without a local change:
+    /// the backstop for another replica's change whose event this one missed.
     #[arg(id = "CATALOG_REFRESH_SECONDS", long = "catalog-refresh-seconds", env = "CATALOG_REFRESH_SECONDS", default_value = "30", value_parser = parse::seconds(86400.0))]
     pub catalog_refresh: Duration,
     /// Comma-separated origins a browser may call the MCP endpoints from (* for any). Requests

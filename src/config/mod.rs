@@ -8,6 +8,7 @@
 //! configuration over.
 
 mod auth;
+mod cluster;
 mod database;
 mod federation;
 mod log;
@@ -17,6 +18,7 @@ mod oidc;
 use std::net::IpAddr;
 
 pub use self::auth::{AuthSettings, IdentitySettings, JwtKeyPair};
+pub use self::cluster::{Bus, ClusterSettings};
 pub use self::database::{DatabaseSettings, DatabaseUrl};
 pub use self::federation::{DiscoveryLimits, FederationSettings, StdioSettings};
 pub use self::log::{LogFormat, LogSettings};
@@ -54,6 +56,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Log settings.
     pub log: LogSettings,
+    /// How replicas share changes.
+    pub cluster: ClusterSettings,
 }
 
 /// A setting that could not be used, naming the variable.
@@ -92,6 +96,8 @@ struct Variables {
     auth: AuthSettings,
     #[command(flatten)]
     log: LogSettings,
+    #[command(flatten)]
+    cluster: ClusterSettings,
 }
 
 /// The HTTP server's own settings.
@@ -245,7 +251,9 @@ impl Settings {
             federation,
             auth,
             log,
+            cluster,
         } = variables;
+        let cluster = cluster.settle(&database.url)?;
         let mcp = mcp.settle(server.host.is_loopback());
         let auth = auth.settle(&database.url)?;
         Ok(Settings {
@@ -262,6 +270,7 @@ impl Settings {
             federation,
             auth,
             log,
+            cluster,
         })
     }
 

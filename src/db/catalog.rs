@@ -123,6 +123,70 @@ impl UnitOfWork for LoadCatalog {
     }
 }
 
+/// Load the enabled rows with these ids (one transaction): what another replica changed.
+/// An id that is absent was deleted or disabled.
+#[derive(Debug, Clone, Default)]
+pub struct LoadCatalogItems {
+    /// Tools.
+    pub tools: Vec<String>,
+    /// Resources and resource templates.
+    pub resources: Vec<String>,
+    /// Prompts.
+    pub prompts: Vec<String>,
+    /// Virtual servers.
+    pub servers: Vec<String>,
+    /// Upstreams.
+    pub gateways: Vec<String>,
+}
+
+impl super::sealed::Sealed for LoadCatalogItems {}
+
+impl UnitOfWork for LoadCatalogItems {
+    type Output = CatalogRows;
+    fn name(&self) -> &'static str {
+        "catalog.load_items"
+    }
+    fn access(&self) -> Access {
+        Access::Read
+    }
+    fn transactional(&self) -> bool {
+        true
+    }
+    fn run<'a>(&'a self, mut conn: DbConn<'a>) -> BoxFuture<'a, WorkResult<CatalogRows>> {
+        Box::pin(async move {
+            let tools: Vec<ToolRow> =
+                enabled_rows!(conn, tools, ToolRow, tools::id.eq_any(self.tools.clone()))?;
+            let resources: Vec<ResourceRow> = enabled_rows!(
+                conn,
+                resources,
+                ResourceRow,
+                resources::id.eq_any(self.resources.clone())
+            )?;
+            let prompts: Vec<PromptRow> = enabled_rows!(
+                conn,
+                prompts,
+                PromptRow,
+                prompts::id.eq_any(self.prompts.clone())
+            )?;
+            let gateways: Vec<GatewayRow> = enabled_rows!(
+                conn,
+                gateways,
+                GatewayRow,
+                gateways::id.eq_any(self.gateways.clone())
+            )?;
+            let servers =
+                crate::db::registry::load_enabled_servers(conn.reborrow(), &self.servers).await?;
+            Ok(CatalogRows {
+                tools,
+                resources,
+                prompts,
+                servers,
+                gateways,
+            })
+        })
+    }
+}
+
 impl CatalogRows {
     /// The rows as catalog writes, in an order that applies: upstreams first, then their items,
     /// then virtual servers.

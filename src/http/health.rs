@@ -15,6 +15,7 @@ pub fn routes(config: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(ready)
         .service(pool_stats)
         .service(mcp_stats)
+        .service(replica)
         .service(identity_providers)
         .service(refresh_identity_providers);
 }
@@ -163,6 +164,39 @@ pub async fn mcp_stats(state: web::Data<AppState>, _admin: Admin) -> HttpRespons
         sessions: state.sessions.len(),
         max_sessions: state.mcp_settings.max_sessions,
         parked_calls: state.parked.len(),
+    })
+}
+
+/// This replica and its bus to the others.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReplicaStatus {
+    /// This replica's id (random at each start; other replicas log it with its events).
+    pub replica: String,
+    /// What carries changes between replicas: `redis`, `postgres` or `none` (`CLUSTER_BUS`).
+    pub bus: &'static str,
+    /// Whether the bus is connected now (while it is not, other replicas' changes reach this
+    /// one only at its periodic refresh; it reloads what it caches when it connects again).
+    pub connected: bool,
+}
+
+/// `GET /admin/replica`: this replica and its bus (admins only).
+#[utoipa::path(
+    tag = "admin",
+    operation_id = "replica",
+    summary = "This replica and its bus to the others (admins)",
+    responses(
+        (status = 200, description = "the replica", body = ReplicaStatus),
+        (status = 403, description = "not an admin", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/admin/replica")]
+pub async fn replica(state: web::Data<AppState>, _admin: Admin) -> HttpResponse {
+    let cluster = &state.services.cluster;
+    HttpResponse::Ok().json(ReplicaStatus {
+        replica: cluster.replica().to_owned(),
+        bus: cluster.transport(),
+        connected: cluster.connected(),
     })
 }
 

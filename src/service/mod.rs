@@ -52,6 +52,8 @@ pub struct Services {
     /// The services' own outbound client (client ID metadata documents), under the egress
     /// policy without its allow list.
     pub http: crate::egress::HttpClient,
+    /// The other replicas (what changes here is published to them).
+    pub cluster: crate::cluster::Cluster,
 }
 
 /// The result of a service operation.

@@ -27,6 +27,7 @@ mod oauth;
 mod openapi_import;
 mod polish;
 mod registry;
+mod replicas;
 mod resilience;
 mod security;
 mod stdio;

@@ -125,6 +125,24 @@ impl Handler<Revoked> for AuthActor {
 
 impl Supervised for AuthActor {}
 
+/// Read the revocation list again (after the replica bus reconnected: some may have been
+/// missed).
+pub struct RefreshRevocations;
+
+impl Message for RefreshRevocations {
+    type Result = ();
+}
+
+impl Handler<RefreshRevocations> for AuthActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: RefreshRevocations, ctx: &mut Context<Self>) {
+        if !self.refreshing {
+            ctx.spawn(self.load_revocations());
+        }
+    }
+}
+
 /// Answered once the revocation list has been loaded (the actor handles no message before).
 pub struct RevocationsKnown;
 
@@ -379,6 +397,8 @@ pub struct Auth {
     /// The groups each externally signed-in user's teams were last made to follow.
     /// Keyed by (provider, email); with the issue time of the token that said so.
     synced: Arc<dashmap::DashMap<(usize, String), SyncedGroups>>,
+    /// Other replicas, told of revocations.
+    cluster: crate::cluster::Cluster,
 }
 
 impl Auth {
@@ -389,6 +409,7 @@ impl Auth {
         db: Db,
         identity: IdentitySettings,
         idps: super::idp::IdentityProviders,
+        cluster: crate::cluster::Cluster,
     ) -> Self {
         let actor_scoping = scoping.clone();
         let login_concurrency = identity.login_concurrency;
@@ -427,6 +448,7 @@ impl Auth {
             usage,
             idps,
             synced: Arc::default(),
+            cluster,
         }
     }
 
@@ -560,9 +582,22 @@ impl Auth {
         })
     }
 
-    /// Refuses a token id from now on (on this replica; others learn it from the database).
+    /// Refuses a token id from now on, here and (over the replica bus) on every other replica;
+    /// a replica that misses the event reads it from the database at its next refresh.
     pub async fn revoked(&self, jti: String) {
+        self.cluster
+            .publish(crate::cluster::Event::Revoked { jti: jti.clone() });
+        self.revoked_here(jti).await;
+    }
+
+    /// Refuses a token id from now on, on this replica (another replica revoked it).
+    pub async fn revoked_here(&self, jti: String) {
         let _ = self.addr.send(Revoked(jti)).await;
+    }
+
+    /// Reads the revocation list again.
+    pub async fn refresh_revocations(&self) {
+        let _ = self.addr.send(RefreshRevocations).await;
     }
 
     /// The external identity providers.

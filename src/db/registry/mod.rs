@@ -3,6 +3,7 @@
 
 mod models;
 mod servers;
+pub(crate) use self::servers::load_enabled_servers;
 
 use std::fmt;
 use std::marker::PhantomData;

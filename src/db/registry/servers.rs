@@ -119,6 +119,30 @@ async fn load_members(
     Ok(by_server)
 }
 
+/// The enabled servers among `ids`, with their members (what the catalog applies when another
+/// replica changed them).
+pub(crate) async fn load_enabled_servers(
+    mut conn: DbConn<'_>,
+    ids: &[String],
+) -> WorkResult<Vec<ServerRecord>> {
+    let rows: Vec<ServerRow> = on_backend!(conn.reborrow(), c => {
+        servers::table
+            .filter(servers::id.eq_any(ids.to_vec()).and(servers::enabled.eq(true)))
+            .select(ServerRow::as_select())
+            .load(c)
+            .await
+    })?;
+    let found: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+    let mut members = load_members(conn, &found).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let members = members.remove(&row.id).unwrap_or_default();
+            ServerRecord { row, members }
+        })
+        .collect())
+}
+
 async fn load_server(mut conn: DbConn<'_>, id: &str) -> WorkResult<ServerRecord> {
     let row: ServerRow = on_backend!(conn.reborrow(), c => {
         servers::table.find(id).select(ServerRow::as_select()).get_result(c).await

@@ -401,6 +401,19 @@ impl TestServer {
         }
     }
 
+    /// A gateway running elsewhere (another process) at `base`, as the admin.
+    pub fn remote(base: String) -> Self {
+        TestServer {
+            base,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+            admin_token: token("admin@example.com", true),
+            running: None,
+        }
+    }
+
     /// The running server (for tests that reach the DbActor directly).
     pub fn running(&self) -> &RunningServer {
         self.running.as_ref().expect("running")

@@ -1,0 +1,327 @@
+//! Replicas of one gateway: what one changes, the others apply at once.
+//!
+//! Every replica keeps in memory what the hot path reads (the catalog snapshot, the revoked
+//! token ids, accounts' grants), so a change stored by one replica must reach the others'
+//! memory. A change is published as an [`Event`] on a bus — Redis pub/sub when `REDIS_URL` is
+//! set, else PostgreSQL `LISTEN`/`NOTIFY` on the gateway's own database — and every other
+//! replica applies it (`crate::actors::cluster`). A message can be lost while a replica is
+//! disconnected from the bus: after every (re)connection a replica [`Received::Resync`]s
+//! (reloads what it caches), and the periodic refreshes stay as a backstop.
+//!
+//! Publishing never waits: an event goes to a bounded outbox the bus task drains, so a slow or
+//! absent bus never delays a request.
+
+mod postgres_bus;
+mod redis_bus;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::config::{Bus, ClusterSettings, DatabaseUrl};
+
+/// The PostgreSQL notification channel every replica listens on (in Redis, the channel is
+/// `REDIS_KEY_PREFIX` + `events`).
+const CHANNEL: &str = "mcpgate_events";
+
+/// Events waiting for the bus; more are dropped (and logged), the refresh catches up.
+const OUTBOX: usize = 4096;
+
+/// The largest encoded event: PostgreSQL refuses a notification payload of 8000 bytes or
+/// more. A catalog event naming more items becomes a reload.
+const MAX_EVENT_BYTES: usize = 7000;
+
+/// How long a bus waits before connecting again, at first and at most.
+const RECONNECT_FIRST: Duration = Duration::from_millis(250);
+const RECONNECT_MOST: Duration = Duration::from_secs(5);
+
+/// What kind of registry item a catalog event names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// A tool.
+    Tool,
+    /// A resource or resource template.
+    Resource,
+    /// A prompt.
+    Prompt,
+    /// A virtual server.
+    Server,
+    /// An upstream.
+    Gateway,
+    /// Something deleted (an upstream with its items).
+    Deleted,
+}
+
+/// A change one replica made that the others apply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// These registry items changed: read them back and apply them to the catalog.
+    Catalog {
+        /// The items, in the order they were applied.
+        items: Vec<(ItemKind, String)>,
+    },
+    /// Too much changed to name: reload the catalog.
+    CatalogReload,
+    /// A token id was revoked.
+    Revoked {
+        /// The token's `jti`.
+        jti: String,
+    },
+    /// An account's grants (roles, teams, active) changed; `None`: everyone's.
+    Grants {
+        /// The account's email.
+        email: Option<String>,
+    },
+}
+
+/// What the bus hands a replica.
+#[derive(Clone, Debug)]
+pub enum Received {
+    /// Another replica's change.
+    Event(Event),
+    /// The bus (re)connected: changes may have been missed, reload what is cached.
+    Resync,
+}
+
+/// An event on the wire: who sent it and what.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    from: String,
+    event: Event,
+}
+
+/// This replica's end of the bus.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    replica: String,
+    transport: &'static str,
+    outbox: Option<mpsc::Sender<String>>,
+    inbox: broadcast::Sender<Received>,
+    /// Subscribed at start, so nothing received before the applier starts is lost.
+    first: std::sync::Mutex<Option<broadcast::Receiver<Received>>>,
+    /// Whether the bus is connected now.
+    connected: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("replica", &self.inner.replica)
+            .field("transport", &self.inner.transport)
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// A replica alone: publishing goes nowhere.
+    pub fn single() -> Self {
+        let (inbox, _) = broadcast::channel(1);
+        Cluster {
+            inner: Arc::new(Inner {
+                replica: new_replica_id(),
+                transport: "none",
+                outbox: None,
+                inbox,
+                first: std::sync::Mutex::new(None),
+                connected: Arc::default(),
+            }),
+        }
+    }
+
+    /// Starts the bus the settings choose (its task connects, and connects again, on its own:
+    /// the gateway serves while the bus is away).
+    pub fn start(settings: &ClusterSettings, database: &DatabaseUrl) -> Self {
+        let transport = match settings.bus {
+            Bus::Redis => "redis",
+            Bus::Postgres => "postgres",
+            Bus::None | Bus::Auto => return Self::single(),
+        };
+        let (outbox, pending) = mpsc::channel(OUTBOX);
+        let (inbox, first) = broadcast::channel(1024);
+        let cluster = Cluster {
+            inner: Arc::new(Inner {
+                replica: new_replica_id(),
+                transport,
+                outbox: Some(outbox),
+                inbox,
+                first: std::sync::Mutex::new(Some(first)),
+                connected: Arc::default(),
+            }),
+        };
+        let link = Link {
+            replica: cluster.inner.replica.clone(),
+            inbox: cluster.inner.inbox.clone(),
+            connected: cluster.inner.connected.clone(),
+        };
+        match (settings.bus, &settings.redis_url, database) {
+            (Bus::Redis, Some(url), _) => {
+                let channel = format!("{}events", settings.redis_key_prefix);
+                tokio::spawn(redis_bus::run(url.clone(), channel, link, pending));
+            }
+            (_, _, DatabaseUrl::Postgres(url)) => {
+                tokio::spawn(postgres_bus::run(url.clone(), link, pending));
+            }
+            _ => tracing::error!("the cluster bus has nothing to connect to"),
+        }
+        tracing::info!(replica = %cluster.inner.replica, transport, "replica bus starting");
+        cluster
+    }
+
+    /// This replica's id (random at each start).
+    pub fn replica(&self) -> &str {
+        &self.inner.replica
+    }
+
+    /// What carries events: `redis`, `postgres` or `none`.
+    pub fn transport(&self) -> &'static str {
+        self.inner.transport
+    }
+
+    /// Whether the bus is connected (a replica alone: never).
+    pub fn connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Acquire)
+    }
+
+    /// Tells the other replicas (never waits; without a bus, nothing happens).
+    pub fn publish(&self, event: Event) {
+        let Some(outbox) = &self.inner.outbox else {
+            return;
+        };
+        let mut envelope = Envelope {
+            from: self.inner.replica.clone(),
+            event,
+        };
+        let mut encoded = serde_json::to_string(&envelope).unwrap_or_default();
+        if encoded.len() > MAX_EVENT_BYTES {
+            envelope.event = match envelope.event {
+                Event::Catalog { .. } => Event::CatalogReload,
+                Event::Grants { .. } => Event::Grants { email: None },
+                other => {
+                    tracing::warn!(?other, "replica event too large to send; dropped");
+                    return;
+                }
+            };
+            encoded = serde_json::to_string(&envelope).unwrap_or_default();
+        }
+        if outbox.try_send(encoded).is_err() {
+            tracing::warn!("replica bus outbox full; other replicas catch up at their refresh");
+        }
+    }
+
+    /// What other replicas publish: the first caller gets everything since the start, later
+    /// ones from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Received> {
+        let first = self
+            .inner
+            .first
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        first.unwrap_or_else(|| self.inner.inbox.subscribe())
+    }
+}
+
+fn new_replica_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
+}
+
+/// What a bus task needs: who it is (to skip its own events) and where events go.
+struct Link {
+    replica: String,
+    inbox: broadcast::Sender<Received>,
+    connected: Arc<AtomicBool>,
+}
+
+impl Link {
+    /// Hands on an event received from the bus, unless this replica sent it.
+    fn received(&self, payload: &str) {
+        match serde_json::from_str::<Envelope>(payload) {
+            Ok(envelope) if envelope.from == self.replica => {}
+            Ok(envelope) => {
+                let _ = self.inbox.send(Received::Event(envelope.event));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "unreadable replica event ignored (another version?)")
+            }
+        }
+    }
+
+    /// The bus is (again) connected.
+    fn connected(&self, transport: &str) {
+        tracing::info!(transport, "replica bus connected");
+        let _ = self.inbox.send(Received::Resync);
+        self.connected.store(true, Ordering::Release);
+    }
+
+    /// The bus connection was lost.
+    fn disconnected(&self) {
+        self.connected.store(false, Ordering::Release);
+    }
+}
+
+/// The delay before the next connection attempt: doubling up to a ceiling.
+fn next_delay(delay: Duration) -> Duration {
+    (delay * 2).min(RECONNECT_MOST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_and_large_catalog_events_become_a_reload() {
+        let event = Event::Catalog {
+            items: vec![
+                (ItemKind::Tool, "t1".into()),
+                (ItemKind::Deleted, "x".into()),
+            ],
+        };
+        let text = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), event);
+        let (outbox, mut pending) = mpsc::channel(4);
+        let (inbox, _) = broadcast::channel(4);
+        let cluster = Cluster {
+            inner: Arc::new(Inner {
+                replica: "r1".into(),
+                transport: "test",
+                outbox: Some(outbox),
+                inbox,
+                first: std::sync::Mutex::new(None),
+                connected: Arc::default(),
+            }),
+        };
+        let many = (0..500)
+            .map(|n| (ItemKind::Tool, format!("{n:032}")))
+            .collect();
+        cluster.publish(Event::Catalog { items: many });
+        let sent: Envelope = serde_json::from_str(&pending.try_recv().unwrap()).unwrap();
+        assert_eq!(sent.event, Event::CatalogReload);
+        // Its own events are not handed back.
+        let link = Link {
+            replica: "r1".into(),
+            inbox: cluster.inner.inbox.clone(),
+            connected: Arc::default(),
+        };
+        let mut received = cluster.subscribe();
+        link.received(&serde_json::to_string(&sent).unwrap());
+        assert!(received.try_recv().is_err());
+        let other = Envelope {
+            from: "r2".into(),
+            event: Event::Revoked { jti: "j".into() },
+        };
+        link.received(&serde_json::to_string(&other).unwrap());
+        assert!(matches!(
+            received.try_recv().unwrap(),
+            Received::Event(Event::Revoked { .. })
+        ));
+    }
+}

@@ -1,0 +1,254 @@
+//! Replicas: three gateway processes share one PostgreSQL database and tell each other of
+//! changes over Redis pub/sub, or over PostgreSQL LISTEN/NOTIFY without Redis. What one
+//! changes — a tool, a revoked token, an account — the others apply within a second. The
+//! periodic refreshes are set to an hour, so only the bus can explain it.
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests are the gateway's clients, with clients of their own"
+)]
+
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use tokio::process::Child;
+
+use crate::common::mcp::{LEGACY, McpClient, read_events};
+use crate::common::{self, Backend, TestDb, TestServer};
+
+/// What the replicas promise: another replica's change applied within a second.
+const AT_ONCE: Duration = Duration::from_secs(1);
+
+/// The Redis every machine runs.
+const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+#[derive(Clone, Copy)]
+enum Bus {
+    Redis,
+    Postgres,
+}
+
+/// Three `mcpgate serve` processes on one database.
+struct Replicas {
+    children: Vec<Child>,
+    servers: Vec<TestServer>,
+    _workdirs: Vec<tempfile::TempDir>,
+    _db: TestDb,
+}
+
+impl Replicas {
+    async fn start(bus: Bus) -> Self {
+        let db = TestDb::new(Backend::Postgres).await;
+        // Tests share the machine's Redis: each keeps to its own channel.
+        let prefix = format!("mcpgate-test-{}:", uuid::Uuid::new_v4().simple());
+        let mut env: Vec<(&str, &str)> = vec![
+            ("JWT_SECRET_KEY", common::JWT_SECRET),
+            ("AUTH_ENCRYPTION_SECRET", common::ENCRYPTION_SECRET),
+            ("PLATFORM_ADMIN_PASSWORD", "admin-password-for-tests"),
+            ("SSRF_ALLOW_LOCALHOST", "true"),
+            ("LOGIN_RATE_LIMIT_PER_MINUTE", "100000"),
+            ("DB_POOL_SIZE", "3"),
+            // The backstops wait an hour: only the bus can explain a change seen at once.
+            ("CATALOG_REFRESH_SECONDS", "3600"),
+            ("TOKEN_REVOCATION_REFRESH_SECONDS", "3600"),
+            ("AUTH_CACHE_TTL_SECONDS", "3600"),
+        ];
+        match bus {
+            Bus::Redis => {
+                env.push(("REDIS_URL", REDIS_URL));
+                env.push(("REDIS_KEY_PREFIX", &prefix));
+            }
+            Bus::Postgres => env.push(("CLUSTER_BUS", "postgres")),
+        }
+        let (mut children, mut servers, mut workdirs) = (Vec::new(), Vec::new(), Vec::new());
+        // One at a time: the first start bootstraps the database.
+        for _ in 0..3 {
+            let workdir = tempfile::tempdir().expect("a workdir");
+            let (child, base, _) = crate::cli::serve_with(&db.url(), workdir.path(), &env).await;
+            children.push(child);
+            servers.push(TestServer::remote(base));
+            workdirs.push(workdir);
+        }
+        let replicas = Replicas {
+            children,
+            servers,
+            _workdirs: workdirs,
+            _db: db,
+        };
+        // Each replica's bus is up before anything changes.
+        for server in &replicas.servers {
+            common::eventually(
+                "the replica bus connects",
+                Duration::from_secs(20),
+                || async {
+                    let status = server.admin(Method::GET, "/admin/replica", None).await;
+                    (status.expect(StatusCode::OK)["connected"] == true).then_some(())
+                },
+            )
+            .await;
+        }
+        replicas
+    }
+
+    async fn stop(self) {
+        for child in self.children {
+            crate::cli::stop(child).await;
+        }
+    }
+}
+
+/// Polls `check` until it holds, failing once `AT_ONCE` has passed since `since`.
+async fn at_once<F, Fut>(since: Instant, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(since.elapsed() < AT_ONCE, "not within {AT_ONCE:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn changes_reach_every_replica_at_once(bus: Bus) {
+    let replicas = Replicas::start(bus).await;
+    let [a, b, c] = &replicas.servers[..] else {
+        unreachable!("three replicas")
+    };
+
+    // A session-era client on A listens on its session's stream.
+    let on_a = McpClient::new(a, "/mcp");
+    let (session, _) = on_a.initialize(LEGACY).await;
+    let mut stream = on_a
+        .verb(
+            Method::GET,
+            &[
+                ("mcp-session-id", &session),
+                ("accept", "text/event-stream"),
+            ],
+        )
+        .await;
+    assert_eq!(stream.status(), StatusCode::OK);
+
+    // A tool created on B is listed on C, and A's client is told its list changed.
+    b.admin(
+        Method::POST,
+        "/tools",
+        Some(json!({"name": "made_on_b", "url": "http://127.0.0.1:9/text"})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let created = Instant::now();
+    let on_c = McpClient::new(c, "/mcp");
+    at_once(created, "C lists the tool created on B", || async {
+        let listed = on_c.modern("tools/list", json!({})).await;
+        listed.body["result"]["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.iter().any(|tool| tool["name"] == "made_on_b"))
+    })
+    .await;
+    let told = tokio::time::timeout(
+        AT_ONCE.saturating_sub(created.elapsed()),
+        read_events(&mut stream, 1),
+    )
+    .await
+    .expect("A's client is told within a second");
+    let told: serde_json::Value = serde_json::from_str(&told[0].1).unwrap();
+    assert_eq!(told["method"], "notifications/tools/list_changed", "{told}");
+
+    // Deleted on C: gone on A.
+    let id = b.admin(Method::GET, "/tools", None).await.body["items"][0]["id"]
+        .as_str()
+        .expect("the tool's id")
+        .to_owned();
+    c.admin(Method::DELETE, &format!("/tools/{id}"), None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let deleted = Instant::now();
+    at_once(
+        deleted,
+        "A no longer lists the tool deleted on C",
+        || async {
+            let listed = on_a.legacy(&session, "tools/list", json!({})).await;
+            listed.body["result"]["tools"]
+                .as_array()
+                .is_some_and(|tools| tools.iter().all(|tool| tool["name"] != "made_on_b"))
+        },
+    )
+    .await;
+
+    // A token revoked on A (its holder signs out) is refused on B and C. Both have verified it
+    // before, so nothing but the event can stop it.
+    let signed_in = common::login(a, "admin@example.com", "admin-password-for-tests").await;
+    let token = signed_in.expect(StatusCode::OK)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for server in [b, c] {
+        server
+            .send(Method::GET, "/tools", Some(&token), None)
+            .await
+            .expect(StatusCode::OK);
+    }
+    a.send(Method::POST, "/auth/logout", Some(&token), None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let revoked = Instant::now();
+    for (name, server) in [("B", b), ("C", c)] {
+        at_once(
+            revoked,
+            &format!("{name} refuses the token revoked on A"),
+            || async {
+                let reply = server.send(Method::GET, "/tools", Some(&token), None).await;
+                reply.status == StatusCode::UNAUTHORIZED
+            },
+        )
+        .await;
+    }
+
+    // An account disabled on B can do nothing on A or C (their cached grants are dropped).
+    let dev = common::create_user(b, "dev@example.com", "developer").await;
+    for server in [a, c] {
+        server
+            .send(Method::GET, "/tools", Some(&dev), None)
+            .await
+            .expect(StatusCode::OK);
+    }
+    b.admin(
+        Method::PUT,
+        "/users/dev@example.com",
+        Some(json!({"is_active": false})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let disabled = Instant::now();
+    for (name, server) in [("A", a), ("C", c)] {
+        at_once(
+            disabled,
+            &format!("{name} refuses the account disabled on B"),
+            || async {
+                let reply = server.send(Method::GET, "/tools", Some(&dev), None).await;
+                reply.status == StatusCode::UNAUTHORIZED
+            },
+        )
+        .await;
+    }
+    replicas.stop().await;
+}
+
+mod redis {
+    #[actix_rt::test]
+    async fn changes_reach_every_replica_at_once() {
+        super::changes_reach_every_replica_at_once(super::Bus::Redis).await;
+    }
+}
+
+mod postgres_notify {
+    #[actix_rt::test]
+    async fn changes_reach_every_replica_at_once() {
+        super::changes_reach_every_replica_at_once(super::Bus::Postgres).await;
+    }
+}
