@@ -267,6 +267,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
             ),
             ("MCP_MAX_TOOL_CALLS", settings.mcp.max_tool_calls),
         ),
+        rate_limits: crate::ratelimit::RateLimits::new(&settings.mcp, &settings.cluster),
         console: Arc::new(crate::http::console::Console::new(secrets.clone())?),
         services,
         secrets,

@@ -29,6 +29,7 @@ pub mod mcp;
 pub mod prompt_render;
 pub mod protocol;
 pub mod quota;
+pub mod ratelimit;
 pub mod registry;
 pub mod replicas;
 pub mod secrets;

@@ -246,6 +246,12 @@ impl Principal {
         self.grants.teams.keys().map(String::as_str)
     }
 
+    /// The teams the account shares with others (every team but its personal one).
+    pub fn shared_team_ids(&self) -> impl Iterator<Item = &str> {
+        let personal = self.grants.personal_team.as_deref();
+        self.team_ids().filter(move |team| Some(*team) != personal)
+    }
+
     /// The account's grants, for showing them (`GET /rbac/my/permissions`); decisions go
     /// through [`Principal::authorize`].
     pub fn grants_for_display(&self) -> &rbac::Grants {

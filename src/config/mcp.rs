@@ -29,6 +29,17 @@ pub struct McpSettings {
     /// Upstream calls one principal may keep waiting for their input_required answers.
     #[arg(id = "MCP_MAX_PARKED_CALLS_PER_PRINCIPAL", long = "mcp-max-parked-calls-per-principal", env = "MCP_MAX_PARKED_CALLS_PER_PRINCIPAL", default_value = "100", value_parser = parse::whole::<usize>(1, 1_000_000))]
     pub max_parked_calls_per_principal: usize,
+    /// MCP requests one principal may make per minute, on every replica together when
+    /// REDIS_URL is set (0: no limit). Bursts of up to a sixth of it (ten seconds' worth) pass.
+    #[arg(id = "RATE_LIMIT_PRINCIPAL_PER_MINUTE", long = "rate-limit-principal-per-minute", env = "RATE_LIMIT_PRINCIPAL_PER_MINUTE", default_value = "0", value_parser = parse::whole::<u32>(0, 60_000_000))]
+    pub rate_principal: u32,
+    /// MCP requests the members of one team may make per minute together, each request
+    /// counting for every team its principal shares with others (0: no limit).
+    #[arg(id = "RATE_LIMIT_TEAM_PER_MINUTE", long = "rate-limit-team-per-minute", env = "RATE_LIMIT_TEAM_PER_MINUTE", default_value = "0", value_parser = parse::whole::<u32>(0, 60_000_000))]
+    pub rate_team: u32,
+    /// Calls of one tool per minute, everyone together (0: no limit).
+    #[arg(id = "RATE_LIMIT_TOOL_PER_MINUTE", long = "rate-limit-tool-per-minute", env = "RATE_LIMIT_TOOL_PER_MINUTE", default_value = "0", value_parser = parse::whole::<u32>(0, 60_000_000))]
+    pub rate_tool: u32,
     /// Such parked calls in all.
     #[arg(id = "MCP_MAX_PARKED_CALLS", long = "mcp-max-parked-calls", env = "MCP_MAX_PARKED_CALLS", default_value = "10000", value_parser = parse::whole::<usize>(1, 10_000_000))]
     pub max_parked_calls: usize,

@@ -61,6 +61,8 @@ pub struct AppState {
     pub streams: std::sync::Arc<crate::quota::Quota>,
     /// Tool calls in flight, per principal and in all.
     pub tool_calls: std::sync::Arc<crate::quota::Quota>,
+    /// Request rates per principal, team and tool (shared through Redis when configured).
+    pub rate_limits: Arc<crate::ratelimit::RateLimits>,
     /// The settings the process started with.
     pub settings: Arc<Settings>,
     /// The MCP part of the settings.

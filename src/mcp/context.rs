@@ -47,6 +47,8 @@ pub struct Ctx {
     pub prompts: crate::prompt_render::PromptRenderer,
     /// Tool calls in flight, per principal and in all.
     pub tool_calls: Arc<crate::quota::Quota>,
+    /// Request rates per principal, team and tool.
+    pub rate_limits: Arc<crate::ratelimit::RateLimits>,
     /// A 2026-07-28 request's declared client capabilities (empty in the session era, where
     /// the session holds them).
     pub client_capabilities: serde_json::Map<String, Value>,

@@ -85,6 +85,15 @@ pub enum McpError {
     Internal,
 }
 
+impl From<crate::ratelimit::Limited> for McpError {
+    fn from(limited: crate::ratelimit::Limited) -> Self {
+        McpError::Quota {
+            message: limited.message,
+            retry_after: limited.retry_after,
+        }
+    }
+}
+
 impl From<crate::quota::QuotaExceeded> for McpError {
     fn from(exceeded: crate::quota::QuotaExceeded) -> Self {
         McpError::Quota {

@@ -26,6 +26,7 @@ mod modern;
 mod oauth;
 mod openapi_import;
 mod polish;
+mod rate_limits;
 mod registry;
 mod replicas;
 mod resilience;

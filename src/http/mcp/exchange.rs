@@ -67,6 +67,7 @@ pub fn context(
         parked: state.parked.clone(),
         prompts: state.prompts.clone(),
         tool_calls: state.tool_calls.clone(),
+        rate_limits: state.rate_limits.clone(),
         client_capabilities: match request.era {
             Era::Modern => params
                 .get("_meta")

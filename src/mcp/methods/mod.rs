@@ -17,6 +17,7 @@ use super::context::Ctx;
 use super::error::McpError;
 use super::protocol::server_info;
 use crate::protocol::{Encoded, Era, Reply, meta};
+use crate::ratelimit::Limit;
 
 /// A JSON object.
 pub type Object = Map<String, Value>;
@@ -109,6 +110,14 @@ pub async fn dispatch(
 }
 
 async fn run(ctx: &Ctx, method: &str, params: Object) -> Result<Reply, McpError> {
+    let limits = &ctx.rate_limits;
+    limits.check(Limit::Principal, &ctx.principal.email).await?;
+    if limits.limits(Limit::Team) {
+        // A personal team has one member: the principal's own limit covers it.
+        for team in ctx.principal.shared_team_ids() {
+            limits.check(Limit::Team, team).await?;
+        }
+    }
     if method == "tools/call" {
         // Its arguments are moved on to the tool, not copied.
         return tools::call(ctx, params).await;

@@ -42,6 +42,9 @@ pub async fn call(ctx: &Ctx, mut params: Object) -> Result<Reply, McpError> {
     let tool = lookup
         .in_scope(|| ctx.catalog.tool(&ctx.scope, &ctx.principal, &name))
         .ok_or_else(|| McpError::InvalidParams(format!("unknown tool {name:?}")))?;
+    ctx.rate_limits
+        .check(crate::ratelimit::Limit::Tool, &tool.name)
+        .await?;
     let started_at = chrono::Utc::now();
     let clock = std::time::Instant::now();
     let outcome = run(ctx, &tool, &name, params).await;
