@@ -126,6 +126,9 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let keys = resolved.jwt_keys(&settings.auth)?;
     let generated_admin = bootstrap::platform_admin(&db, &settings.auth).await?;
     let cluster = crate::cluster::Cluster::start(&settings.cluster, &settings.database.url);
+    cluster
+        .wait_connected(std::time::Duration::from_secs(3))
+        .await;
     let scoping = crate::actors::scoping::Scoping::start(
         db.clone(),
         settings.auth.identity.cache_ttl,
@@ -180,6 +183,11 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
             ),
             answer_timeout: settings.mcp.tool_timeout,
         },
+        crate::mcp::session::SessionIds {
+            secrets: resolved.secret_box(),
+            max_age: settings.mcp.session_max_age,
+            cluster: cluster.clone(),
+        },
     ));
     // Streams hold a descriptor each: keep them below the open-file limit with a reserve.
     let open_files = crate::quota::raise_open_files_limit();
@@ -223,6 +231,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     crate::replicas::spawn(
         &cluster,
         crate::replicas::Appliers {
+            sessions: sessions.clone(),
             catalog: catalog.clone(),
             auth: auth.clone(),
             federation: federation.clone(),

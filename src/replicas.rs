@@ -11,6 +11,8 @@ use crate::federation::Federation;
 
 /// What other replicas' changes are applied to.
 pub struct Appliers {
+    /// The session-era MCP sessions this replica serves.
+    pub sessions: std::sync::Arc<crate::mcp::session::SessionStore>,
     /// The catalog snapshot.
     pub catalog: Catalogs,
     /// Revocations and (through its scoping) cached grants.
@@ -61,6 +63,7 @@ impl Appliers {
                 }
             }
             Received::Event(Event::CatalogReload) => self.catalog.reload().await,
+            Received::Event(Event::Session { id, change }) => self.sessions.apply(&id, change),
             Received::Event(Event::Revoked { jti }) => self.auth.revoked_here(jti).await,
             Received::Event(Event::Grants { email }) => {
                 self.auth.scoping().invalidate_here(email).await;

@@ -6,7 +6,7 @@
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
@@ -128,12 +128,71 @@ impl SecretBox {
     }
 }
 
+impl SecretBox {
+    /// Seals `plain` as a token the gateway hands out and reads back later (a session id): the
+    /// `purpose` is authenticated with it (a token of one purpose never opens as another), the
+    /// text is URL-safe base64 (fit for a header and a query string).
+    pub fn seal_token(&self, purpose: &str, plain: &str) -> String {
+        let nonce_bytes: [u8; 12] = rand::rng().random();
+        let payload = aes_gcm::aead::Payload {
+            msg: plain.as_bytes(),
+            aad: purpose.as_bytes(),
+        };
+        let ciphertext = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce_bytes), payload)
+            .unwrap_or_default();
+        let mut token = nonce_bytes.to_vec();
+        token.extend_from_slice(&ciphertext);
+        URL_SAFE_NO_PAD.encode(token)
+    }
+
+    /// Opens a token sealed for `purpose` with the current or the previous secret.
+    pub fn open_token(&self, purpose: &str, token: &str) -> Option<String> {
+        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
+        if bytes.len() < 12 {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(12);
+        let open = |cipher: &Aes256Gcm| {
+            let payload = aes_gcm::aead::Payload {
+                msg: ciphertext,
+                aad: purpose.as_bytes(),
+            };
+            cipher.decrypt(Nonce::from_slice(nonce), payload).ok()
+        };
+        let plain = open(&self.cipher).or_else(|| self.previous.as_ref().and_then(open))?;
+        String::from_utf8(plain).ok()
+    }
+}
+
 /// The mark of a sealed REST tool header value.
 const SEALED_HEADER: &str = "sealed:v1:";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_bound_to_their_purpose() {
+        let secrets = SecretBox::new("one secret value");
+        let token = secrets.seal_token("session", "{\"o\":\"a\"}");
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_eq!(
+            secrets.open_token("session", &token).as_deref(),
+            Some("{\"o\":\"a\"}")
+        );
+        assert_eq!(secrets.open_token("other", &token), None);
+        assert_eq!(
+            SecretBox::new("another secret").open_token("session", &token),
+            None
+        );
+        assert_eq!(secrets.open_token("session", "not a token"), None);
+    }
 
     #[test]
     fn round_trip_and_wrong_key() {

@@ -15,7 +15,7 @@ mod postgres_bus;
 mod redis_bus;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -30,8 +30,9 @@ const CHANNEL: &str = "mcpgate_events";
 /// Events waiting for the bus; more are dropped (and logged), the refresh catches up.
 const OUTBOX: usize = 4096;
 
-/// The largest encoded event: PostgreSQL refuses a notification payload of 8000 bytes or
-/// more. A catalog event naming more items becomes a reload.
+/// The largest catalog or grants event: a longer one becomes a reload (PostgreSQL refuses a
+/// notification payload of 8000 bytes or more; its bus sends other events in parts of this
+/// size).
 const MAX_EVENT_BYTES: usize = 7000;
 
 /// How long a bus waits before connecting again, at first and at most.
@@ -77,6 +78,42 @@ pub enum Event {
         /// The account's email.
         email: Option<String>,
     },
+    /// Something about a session-era MCP session, which any replica may serve.
+    Session {
+        /// The session's id.
+        id: String,
+        /// What happened.
+        change: SessionChange,
+    },
+}
+
+/// What one replica tells the others about a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum SessionChange {
+    /// A message for the session's stream, from a replica that does not hold it.
+    Deliver(serde_json::Value),
+    /// The client's answer to a request the gateway sent it (to whichever replica waits).
+    Answer(serde_json::Value),
+    /// The client cancelled one of its requests (`notifications/cancelled`), by request id.
+    Cancel(serde_json::Value),
+    /// The client's capabilities (a legacy SSE session learns them after its id is made).
+    Capabilities(serde_json::Value),
+    /// `logging/setLevel`.
+    Level(String),
+    /// `resources/subscribe`.
+    Subscribe(String),
+    /// `resources/unsubscribe`.
+    Unsubscribe(String),
+    /// A replica opened (`true`) or lost (`false`) the session's stream.
+    Stream {
+        /// That replica.
+        holder: String,
+        /// Whether it holds it now.
+        open: bool,
+    },
+    /// The session ended (`DELETE`, its SSE stream closed).
+    Ended,
 }
 
 /// What the bus hands a replica.
@@ -110,6 +147,8 @@ struct Inner {
     first: std::sync::Mutex<Option<broadcast::Receiver<Received>>>,
     /// Whether the bus is connected now.
     connected: Arc<AtomicBool>,
+    /// Whether the first connection must resync too (it came after the start had loaded).
+    late: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -133,6 +172,7 @@ impl Cluster {
                 inbox,
                 first: std::sync::Mutex::new(None),
                 connected: Arc::default(),
+                late: Arc::default(),
             }),
         }
     }
@@ -155,12 +195,15 @@ impl Cluster {
                 inbox,
                 first: std::sync::Mutex::new(Some(first)),
                 connected: Arc::default(),
+                late: Arc::default(),
             }),
         };
         let link = Link {
             replica: cluster.inner.replica.clone(),
             inbox: cluster.inner.inbox.clone(),
             connected: cluster.inner.connected.clone(),
+            late: cluster.inner.late.clone(),
+            connections: AtomicU64::new(0),
         };
         match (settings.bus, &settings.redis_url, database) {
             (Bus::Redis, Some(url), _) => {
@@ -191,6 +234,26 @@ impl Cluster {
         self.inner.connected.load(Ordering::Acquire)
     }
 
+    /// Waits (at most `limit`) for the bus's first connection, so what the start loads next
+    /// cannot miss an event; connected later, the bus has the replica reload what it cached.
+    pub async fn wait_connected(&self, limit: Duration) {
+        if self.inner.outbox.is_none() {
+            return;
+        }
+        let started = tokio::time::Instant::now();
+        while !self.connected() {
+            if started.elapsed() >= limit {
+                tracing::warn!(
+                    ?limit,
+                    "the replica bus is not connected yet; starting without it"
+                );
+                self.inner.late.store(true, Ordering::Release);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Tells the other replicas (never waits; without a bus, nothing happens).
     pub fn publish(&self, event: Event) {
         let Some(outbox) = &self.inner.outbox else {
@@ -201,16 +264,18 @@ impl Cluster {
             event,
         };
         let mut encoded = serde_json::to_string(&envelope).unwrap_or_default();
+        // A long list of names is better sent as "everything"; other events go whole (the
+        // PostgreSQL bus sends a large one in parts).
         if encoded.len() > MAX_EVENT_BYTES {
-            envelope.event = match envelope.event {
-                Event::Catalog { .. } => Event::CatalogReload,
-                Event::Grants { .. } => Event::Grants { email: None },
-                other => {
-                    tracing::warn!(?other, "replica event too large to send; dropped");
-                    return;
-                }
+            let shorter = match &envelope.event {
+                Event::Catalog { .. } => Some(Event::CatalogReload),
+                Event::Grants { .. } => Some(Event::Grants { email: None }),
+                _ => None,
             };
-            encoded = serde_json::to_string(&envelope).unwrap_or_default();
+            if let Some(shorter) = shorter {
+                envelope.event = shorter;
+                encoded = serde_json::to_string(&envelope).unwrap_or_default();
+            }
         }
         if outbox.try_send(encoded).is_err() {
             tracing::warn!("replica bus outbox full; other replicas catch up at their refresh");
@@ -239,6 +304,8 @@ struct Link {
     replica: String,
     inbox: broadcast::Sender<Received>,
     connected: Arc<AtomicBool>,
+    late: Arc<AtomicBool>,
+    connections: AtomicU64,
 }
 
 impl Link {
@@ -256,9 +323,14 @@ impl Link {
     }
 
     /// The bus is (again) connected.
+    /// After a reconnection (or a first connection the start did not wait for) what is
+    /// cached is read again: events sent meanwhile were lost.
     fn connected(&self, transport: &str) {
         tracing::info!(transport, "replica bus connected");
-        let _ = self.inbox.send(Received::Resync);
+        let first = self.connections.fetch_add(1, Ordering::AcqRel) == 0;
+        if !first || self.late.load(Ordering::Acquire) {
+            let _ = self.inbox.send(Received::Resync);
+        }
         self.connected.store(true, Ordering::Release);
     }
 
@@ -297,6 +369,7 @@ mod tests {
                 inbox,
                 first: std::sync::Mutex::new(None),
                 connected: Arc::default(),
+                late: Arc::default(),
             }),
         };
         let many = (0..500)
@@ -310,6 +383,8 @@ mod tests {
             replica: "r1".into(),
             inbox: cluster.inner.inbox.clone(),
             connected: Arc::default(),
+            late: Arc::default(),
+            connections: AtomicU64::new(0),
         };
         let mut received = cluster.subscribe();
         link.received(&serde_json::to_string(&sent).unwrap());

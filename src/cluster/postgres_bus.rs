@@ -5,7 +5,14 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_postgres::AsyncMessage;
 
-use super::{CHANNEL, Link, RECONNECT_FIRST, next_delay};
+use super::{CHANNEL, Link, MAX_EVENT_BYTES, RECONNECT_FIRST, next_delay};
+
+/// The mark of one part of an event too large for one notification:
+/// `#<message>/<index>/<count>/<text>`.
+const PART: char = '#';
+
+/// Events being put together from their parts, at most.
+const MAX_PARTIAL: usize = 256;
 
 /// How long connecting (or one statement) may take before the connection counts as lost.
 const IO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -64,13 +71,16 @@ async fn session(
     .await?;
     // The connection is driven by a task of its own, so a statement this task awaits completes
     // while notifications keep arriving (unbounded: the driver must never wait on this task).
-    let (notes, mut notifications) = mpsc::unbounded_channel();
+    let (notes, mut notifications) = mpsc::unbounded_channel::<Result<(i32, String), String>>();
     let _driver = Driver(tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(note)) => {
-                    if notes.send(Ok(note.payload().to_owned())).is_err() {
+                    if notes
+                        .send(Ok((note.process_id(), note.payload().to_owned())))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -87,18 +97,27 @@ async fn session(
     *delay = RECONNECT_FIRST;
     link.connected("postgres");
     let mut ping = tokio::time::interval(PING_EVERY);
+    let mut partial = Partial::default();
+    let mut sent: u64 = 0;
     loop {
         if let Some(payload) = unsent.as_ref() {
-            timed(
-                "notify",
-                client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, payload]),
-            )
-            .await?;
+            sent += 1;
+            for part in parts(payload, sent) {
+                timed(
+                    "notify",
+                    client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &part]),
+                )
+                .await?;
+            }
             *unsent = None;
         }
         tokio::select! {
             note = notifications.recv() => match note {
-                Some(Ok(payload)) => link.received(&payload),
+                Some(Ok((sender, payload))) => {
+                    if let Some(whole) = partial.take(sender, payload) {
+                        link.received(&whole);
+                    }
+                }
                 Some(Err(error)) => return Err(error),
                 None => return Err("the connection closed".into()),
             },
@@ -110,5 +129,98 @@ async fn session(
                 timed("ping", client.batch_execute("SELECT 1")).await?;
             }
         }
+    }
+}
+
+/// An event as notifications: itself when it fits, else numbered parts (cut between
+/// characters), sent in order on one connection and so received in order.
+fn parts(payload: &str, message: u64) -> Vec<String> {
+    if payload.len() <= MAX_EVENT_BYTES && !payload.starts_with(PART) {
+        return vec![payload.to_owned()];
+    }
+    let mut pieces = Vec::new();
+    let mut rest = payload;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(MAX_EVENT_BYTES);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        pieces.push(&rest[..end]);
+        rest = &rest[end..];
+    }
+    let count = pieces.len();
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(index, piece)| format!("{PART}{message}/{index}/{count}/{piece}"))
+        .collect()
+}
+
+/// Parts received, by sending backend and message.
+#[derive(Default)]
+struct Partial {
+    pending: std::collections::HashMap<(i32, u64), Vec<String>>,
+}
+
+impl Partial {
+    /// The whole event once its last part arrives (a whole notification at once).
+    fn take(&mut self, sender: i32, payload: String) -> Option<String> {
+        let Some(rest) = payload.strip_prefix(PART) else {
+            return Some(payload);
+        };
+        let mut fields = rest.splitn(4, '/');
+        let (Some(message), Some(index), Some(count), Some(text)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return None;
+        };
+        let (Ok(message), Ok(index), Ok(count)) = (
+            message.parse::<u64>(),
+            index.parse::<usize>(),
+            count.parse::<usize>(),
+        ) else {
+            return None;
+        };
+        if self.pending.len() >= MAX_PARTIAL {
+            tracing::warn!("too many replica events in parts at once; dropping them");
+            self.pending.clear();
+        }
+        let pieces = self.pending.entry((sender, message)).or_default();
+        if pieces.len() != index {
+            // A part was lost (the connection was made again): the event is.
+            self.pending.remove(&(sender, message));
+            return None;
+        }
+        pieces.push(text.to_owned());
+        if pieces.len() < count {
+            return None;
+        }
+        self.pending
+            .remove(&(sender, message))
+            .map(|pieces| pieces.concat())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_event_goes_in_parts_and_comes_back_whole() {
+        let small = "{\"from\":\"a\"}";
+        assert_eq!(parts(small, 1), vec![small.to_owned()]);
+        let large = format!("{{\"text\":\"{}\"}}", "é".repeat(9000));
+        let sent = parts(&large, 7);
+        assert_eq!(sent.len(), 3);
+        assert!(sent.iter().all(|part| part.len() <= MAX_EVENT_BYTES + 20));
+        let mut partial = Partial::default();
+        let mut whole = None;
+        for part in sent {
+            assert!(whole.is_none());
+            whole = partial.take(42, part);
+        }
+        assert_eq!(whole.as_deref(), Some(large.as_str()));
+        assert_eq!(partial.take(1, small.to_owned()).as_deref(), Some(small));
+        assert!(partial.pending.is_empty());
     }
 }

@@ -10,6 +10,10 @@ pub struct McpSettings {
     /// Seconds a legacy (2025-11-25 and older) session may stay idle before it is ended.
     #[arg(id = "MCP_SESSION_TTL_SECONDS", long = "mcp-session-ttl-seconds", env = "MCP_SESSION_TTL_SECONDS", default_value = "3600", value_parser = parse::seconds(7.0 * 86400.0))]
     pub session_ttl: Duration,
+    /// Seconds a legacy session may live at most, however busy (its id carries the expiry, so
+    /// every replica agrees); the client starts a new one with initialize.
+    #[arg(id = "MCP_SESSION_MAX_AGE_SECONDS", long = "mcp-session-max-age-seconds", env = "MCP_SESSION_MAX_AGE_SECONDS", default_value = "86400", value_parser = parse::seconds(30.0 * 86400.0))]
+    pub session_max_age: Duration,
     /// The most legacy sessions held at once; initialize beyond it is refused with 503.
     #[arg(id = "MCP_MAX_SESSIONS", long = "mcp-max-sessions", env = "MCP_MAX_SESSIONS", default_value = "10000", value_parser = parse::whole::<usize>(1, 10_000_000))]
     pub max_sessions: usize,

@@ -59,7 +59,10 @@ fn open(
             );
         }
     };
-    let session = match state.sessions.create(scope, &principal.email, SSE_VERSION) {
+    let session = match state
+        .sessions
+        .create(scope, &principal.email, SSE_VERSION, Value::Null)
+    {
         Ok(session) => session,
         Err(error) => {
             return error_response(
@@ -215,7 +218,8 @@ fn serve(
     if method == "initialize" {
         let version =
             protocol::negotiate_legacy(params.get("protocolVersion").and_then(Value::as_str));
-        session.set_client_capabilities(params.get("capabilities").cloned().unwrap_or_default());
+        // The id was made before the client said what it can do: other replicas are told.
+        session.share_client_capabilities(params.get("capabilities").cloned().unwrap_or_default());
         let result = initialize_result(&state.catalog.current(), &scope, version);
         session.notify(jsonrpc::result(&id, result));
         return;

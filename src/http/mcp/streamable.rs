@@ -280,14 +280,15 @@ fn initialize(
 ) -> HttpResponse {
     let version = protocol::negotiate_legacy(params.get("protocolVersion").and_then(Value::as_str));
     let era = Era::Legacy { version };
-    let session = match state
-        .sessions
-        .create(scope.clone(), &principal.email, version)
-    {
+    let session = match state.sessions.create(
+        scope.clone(),
+        &principal.email,
+        version,
+        params.get("capabilities").cloned().unwrap_or_default(),
+    ) {
         Ok(session) => session,
         Err(error) => return error_response(Some(&id), &error, era),
     };
-    session.set_client_capabilities(params.get("capabilities").cloned().unwrap_or_default());
     tracing::debug!(mcp.session = %session.id, mcp.version = version, "session started");
     let body = jsonrpc::result(
         &id,
@@ -493,9 +494,11 @@ fn get(
     };
     let (sender, receiver) = mpsc::channel(64);
     session.attach_stream(sender.clone());
-    notify::follow_session(&state, session, sender);
+    notify::follow_session(&state, session.clone(), sender);
+    // Other replicas stop relaying to this replica once the client goes away.
+    let on_close = Box::new(move || session.stream_closed());
     sse::response(
-        SseBody::new(receiver, None, sse::LONG_LIVED_KEEP_ALIVE).holding(permit),
+        SseBody::new(receiver, Some(on_close), sse::LONG_LIVED_KEEP_ALIVE).holding(permit),
         &[],
     )
 }

@@ -1,20 +1,30 @@
 //! Legacy (2025-11-25 and older) sessions: created by `initialize`, named by `Mcp-Session-Id`,
-//! ended by `DELETE`, by idling past the TTL, or (legacy HTTP+SSE) when the stream closes.
-//! Bounded: at most `MCP_MAX_SESSIONS` at once.
+//! ended by `DELETE`, or (legacy HTTP+SSE) when the stream closes.
+//!
+//! Any replica serves any session: the id itself carries what a replica needs (sealed: see
+//! [`store`]), and each replica keeps a *view* of the sessions it serves. What one view learns
+//! that the others need — the client's log level and subscriptions, its stream opened or
+//! closed, the session's end — is told over the replica bus; a message for a stream another
+//! replica holds, and the client's answer to a request another replica waits on, travel the
+//! same way. A view idle past the TTL is let go here (the session ends on this replica).
+//! Bounded: at most `MCP_MAX_SESSIONS` views at once.
+
+mod store;
+
+pub use self::store::{SessionIds, SessionStore};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use rand::Rng;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::error::McpError;
 use crate::actors::upstream::Affinity;
 use crate::catalog::Scope;
+use crate::cluster::{Cluster, Event, SessionChange};
 use crate::protocol::LogLevel;
 use crate::quota::Quota;
 use crate::upstream::ClientEnd;
@@ -42,6 +52,8 @@ pub struct Session {
     affinity: OnceLock<Arc<Affinity>>,
     /// Where their places are counted, and how long the client has to answer.
     upstream: UpstreamSessions,
+    /// The other replicas, which may hold the stream or wait for an answer.
+    cluster: Cluster,
 }
 
 /// The quota a session's own upstream sessions count against, and how long a client has to
@@ -64,6 +76,10 @@ struct SessionState {
     subscriptions: HashSet<String>,
     stream: Option<mpsc::Sender<Value>>,
     in_flight: HashMap<String, CancellationToken>,
+    /// The replicas that hold the session's stream now (by their word).
+    streams_elsewhere: HashSet<String>,
+    /// Relays messages to the stream another replica holds, made on first use.
+    relay: Option<mpsc::Sender<Value>>,
 }
 
 impl Session {
@@ -80,9 +96,25 @@ impl Session {
         !streaming && state.last_seen.is_some_and(|seen| seen.elapsed() > ttl)
     }
 
-    /// Records the capabilities the client declared in `initialize`.
+    /// Records the capabilities the client declared in `initialize` (here only: a session made
+    /// by `initialize` carries them in its id).
     pub fn set_client_capabilities(&self, capabilities: Value) {
         lock(&self.state).client_capabilities = capabilities;
+    }
+
+    /// Records the capabilities and tells the other replicas (a legacy SSE session, whose id
+    /// was made before `initialize`).
+    pub fn share_client_capabilities(&self, capabilities: Value) {
+        self.set_client_capabilities(capabilities.clone());
+        self.share(SessionChange::Capabilities(capabilities));
+    }
+
+    /// Tells the other replicas.
+    fn share(&self, change: SessionChange) {
+        self.cluster.publish(Event::Session {
+            id: self.id.clone(),
+            change,
+        });
     }
 
     /// Whether the client declared a capability (`sampling`, `elicitation`, `roots`).
@@ -137,14 +169,21 @@ impl Session {
         }
     }
 
-    /// Routes a response the client POSTed to the request waiting for it.
+    /// Routes a response the client POSTed to the request waiting for it, here or (over the
+    /// bus) on the replica that sent the request.
     pub fn resolve(&self, response: Value) {
-        let Some(id) = response.get("id").and_then(Value::as_str) else {
-            return;
-        };
-        if let Some(waiter) = lock(&self.state).client_requests.remove(id) {
-            let _ = waiter.send(response);
+        if !self.resolve_here(&response) {
+            self.share(SessionChange::Answer(response));
         }
+    }
+
+    /// Routes a response to a request waiting here; whether one was.
+    fn resolve_here(&self, response: &Value) -> bool {
+        let Some(id) = response.get("id").and_then(Value::as_str) else {
+            return true;
+        };
+        let waiter = lock(&self.state).client_requests.remove(id);
+        waiter.is_some_and(|waiter| waiter.send(response.clone()).is_ok())
     }
 
     /// The level set with `logging/setLevel`.
@@ -152,8 +191,13 @@ impl Session {
         lock(&self.state).log_level
     }
 
-    /// Sets the log level (and tells the session's own upstream sessions).
+    /// Sets the log level (and tells the session's own upstream sessions, and other replicas).
     pub fn set_log_level(&self, level: LogLevel) {
+        self.set_log_level_here(level);
+        self.share(SessionChange::Level(level.as_str().to_owned()));
+    }
+
+    fn set_log_level_here(&self, level: LogLevel) {
         lock(&self.state).log_level = Some(level);
         if let Some(affinity) = self.affinity.get() {
             affinity.set_log_level(level);
@@ -192,22 +236,43 @@ impl Session {
         Some(affinity.clone())
     }
 
-    /// The session's stream, while it is open.
+    /// Where server-initiated messages go: the session's stream here while it is open, else a
+    /// relay to the replica that holds it (none: no stream anywhere).
     fn stream(&self) -> Option<mpsc::Sender<Value>> {
-        lock(&self.state)
-            .stream
-            .clone()
-            .filter(|stream| !stream.is_closed())
+        let mut state = lock(&self.state);
+        if let Some(stream) = state.stream.clone().filter(|stream| !stream.is_closed()) {
+            return Some(stream);
+        }
+        if state.streams_elsewhere.is_empty() {
+            return None;
+        }
+        if let Some(relay) = state.relay.clone().filter(|relay| !relay.is_closed()) {
+            return Some(relay);
+        }
+        let (relay, mut messages) = mpsc::channel::<Value>(64);
+        let (cluster, id) = (self.cluster.clone(), self.id.clone());
+        tokio::spawn(async move {
+            while let Some(message) = messages.recv().await {
+                cluster.publish(Event::Session {
+                    id: id.clone(),
+                    change: SessionChange::Deliver(message),
+                });
+            }
+        });
+        state.relay = Some(relay.clone());
+        Some(relay)
     }
 
     /// Subscribes to updates of a resource.
     pub fn subscribe(&self, uri: String) {
-        lock(&self.state).subscriptions.insert(uri);
+        lock(&self.state).subscriptions.insert(uri.clone());
+        self.share(SessionChange::Subscribe(uri));
     }
 
     /// Unsubscribes.
     pub fn unsubscribe(&self, uri: &str) {
         lock(&self.state).subscriptions.remove(uri);
+        self.share(SessionChange::Unsubscribe(uri.to_owned()));
     }
 
     /// Whether the session subscribed to this resource.
@@ -216,15 +281,78 @@ impl Session {
     }
 
     /// Attaches the stream server-initiated messages go to, replacing an earlier one (which
-    /// then ends).
+    /// then ends), here or on another replica.
     pub fn attach_stream(&self, stream: mpsc::Sender<Value>) {
         lock(&self.state).stream = Some(stream);
+        self.share(SessionChange::Stream {
+            holder: self.cluster.replica().to_owned(),
+            open: true,
+        });
     }
 
-    /// Sends a server-initiated message on the session's stream, if one is open.
+    /// The stream attached here closed (the client went away).
+    pub fn stream_closed(&self) {
+        let mut state = lock(&self.state);
+        if state
+            .stream
+            .as_ref()
+            .is_some_and(|stream| !stream.is_closed())
+        {
+            // A newer stream replaced it.
+            return;
+        }
+        state.stream = None;
+        drop(state);
+        self.share(SessionChange::Stream {
+            holder: self.cluster.replica().to_owned(),
+            open: false,
+        });
+    }
+
+    /// Sends a server-initiated message on the session's stream, wherever it is open.
     pub fn notify(&self, message: Value) {
-        if let Some(stream) = &lock(&self.state).stream {
+        if let Some(stream) = self.stream() {
             let _ = stream.try_send(message);
+        }
+    }
+
+    /// Applies what another replica told about this session.
+    fn apply(&self, change: SessionChange) {
+        match change {
+            SessionChange::Deliver(message) => {
+                let stream = lock(&self.state).stream.clone();
+                if let Some(stream) = stream {
+                    let _ = stream.try_send(message);
+                }
+            }
+            SessionChange::Answer(response) => {
+                self.resolve_here(&response);
+            }
+            SessionChange::Cancel(request_id) => self.cancel_here(&request_id),
+            SessionChange::Capabilities(capabilities) => self.set_client_capabilities(capabilities),
+            SessionChange::Level(level) => {
+                if let Some(level) = LogLevel::parse(&level) {
+                    self.set_log_level_here(level);
+                }
+            }
+            SessionChange::Subscribe(uri) => {
+                lock(&self.state).subscriptions.insert(uri);
+            }
+            SessionChange::Unsubscribe(uri) => {
+                lock(&self.state).subscriptions.remove(&uri);
+            }
+            SessionChange::Stream { holder, open } => {
+                let mut state = lock(&self.state);
+                if open {
+                    // The client opened a stream elsewhere: the one here is abandoned.
+                    state.stream = None;
+                    state.streams_elsewhere.insert(holder);
+                } else {
+                    state.streams_elsewhere.remove(&holder);
+                }
+            }
+            // The store ends the view.
+            SessionChange::Ended => {}
         }
     }
 
@@ -240,8 +368,16 @@ impl Session {
         lock(&self.state).in_flight.remove(&request_id.to_string());
     }
 
-    /// Cancels an in-flight request by id.
+    /// Cancels an in-flight request by id, here or on the replica that runs it.
     pub fn cancel(&self, request_id: &Value) {
+        let token = lock(&self.state).in_flight.remove(&request_id.to_string());
+        match token {
+            Some(token) => token.cancel(),
+            None => self.share(SessionChange::Cancel(request_id.clone())),
+        }
+    }
+
+    fn cancel_here(&self, request_id: &Value) {
         if let Some(token) = lock(&self.state).in_flight.remove(&request_id.to_string()) {
             token.cancel();
         }
@@ -250,6 +386,7 @@ impl Session {
     fn end(&self) {
         let mut state = lock(&self.state);
         state.stream = None;
+        state.relay = None;
         state.client_requests.clear();
         for (_, token) in state.in_flight.drain() {
             token.cancel();
@@ -367,217 +504,5 @@ impl ClientEnd for SessionEnd {
 
     fn log_level(&self) -> Option<LogLevel> {
         self.session.upgrade()?.log_level()
-    }
-}
-
-/// All sessions of this process.
-pub struct SessionStore {
-    sessions: Mutex<HashMap<String, Arc<Session>>>,
-    ttl: Duration,
-    max: usize,
-    per_principal: usize,
-    upstream: UpstreamSessions,
-}
-
-impl SessionStore {
-    /// An empty store.
-    pub fn new(
-        ttl: Duration,
-        max: usize,
-        per_principal: usize,
-        upstream: UpstreamSessions,
-    ) -> Self {
-        SessionStore {
-            sessions: Mutex::new(HashMap::new()),
-            ttl,
-            max,
-            per_principal,
-            upstream,
-        }
-    }
-
-    /// Creates a session, first dropping expired ones if the store is full.
-    pub fn create(
-        &self,
-        scope: Scope,
-        owner: &str,
-        version: &'static str,
-    ) -> Result<Arc<Session>, McpError> {
-        let mut sessions = lock(&self.sessions);
-        // One principal's share first: another principal still gets in.
-        let owned = |sessions: &HashMap<String, Arc<Session>>| {
-            sessions
-                .values()
-                .filter(|session| session.owner == owner)
-                .count()
-        };
-        if owned(&sessions) >= self.per_principal {
-            sessions.retain(|_, session| !session.expired(self.ttl));
-            let held = owned(&sessions);
-            if held >= self.per_principal {
-                return Err(McpError::Quota {
-                    message: format!(
-                        "quota exceeded: you hold {held} MCP sessions (the most per principal, \
-                         MCP_MAX_SESSIONS_PER_PRINCIPAL = {}); end one with DELETE first",
-                        self.per_principal
-                    ),
-                    retry_after: Duration::from_secs(5),
-                });
-            }
-        }
-        if sessions.len() >= self.max {
-            sessions.retain(|_, session| !session.expired(self.ttl));
-            if sessions.len() >= self.max {
-                tracing::warn!(
-                    sessions = sessions.len(),
-                    "session limit reached; refusing a new session"
-                );
-                return Err(McpError::Unavailable {
-                    retry_after: Duration::from_secs(5),
-                });
-            }
-        }
-        let id = format!("{:032x}", rand::rng().random::<u128>());
-        let session = Arc::new_cyclic(|me| Session {
-            id: id.clone(),
-            scope,
-            owner: owner.to_owned(),
-            version,
-            state: Mutex::new(SessionState::default()),
-            me: me.clone(),
-            affinity: OnceLock::new(),
-            upstream: self.upstream.clone(),
-        });
-        session.touch();
-        sessions.insert(id, session.clone());
-        Ok(session)
-    }
-
-    /// The live session with this id, if it belongs to `owner` and `scope`; touches it.
-    pub fn get(&self, id: &str, owner: &str, scope: &Scope) -> Option<Arc<Session>> {
-        let mut sessions = lock(&self.sessions);
-        let session = sessions.get(id)?.clone();
-        if session.expired(self.ttl) {
-            sessions.remove(id);
-            session.end();
-            return None;
-        }
-        // Another principal's (or another server's) session is "not found", not "forbidden".
-        if session.owner != owner || session.scope != *scope {
-            return None;
-        }
-        session.touch();
-        Some(session)
-    }
-
-    /// Ends a session.
-    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        let session = lock(&self.sessions).remove(id)?;
-        session.end();
-        Some(session)
-    }
-
-    /// Ends every expired session; returns how many.
-    pub fn sweep(&self) -> usize {
-        let mut sessions = lock(&self.sessions);
-        let before = sessions.len();
-        sessions.retain(|_, session| {
-            let expired = session.expired(self.ttl);
-            if expired {
-                session.end();
-            }
-            !expired
-        });
-        before - sessions.len()
-    }
-
-    /// Ends every session (at shutdown), closing their streams.
-    pub fn end_all(&self) {
-        for (_, session) in lock(&self.sessions).drain() {
-            session.end();
-        }
-    }
-
-    /// Live (not expired) sessions, for statistics.
-    pub fn len(&self) -> usize {
-        lock(&self.sessions)
-            .values()
-            .filter(|session| !session.expired(self.ttl))
-            .count()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Every live session (for fan-out of notifications).
-    pub fn all(&self) -> Vec<Arc<Session>> {
-        lock(&self.sessions).values().cloned().collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sessions_are_bounded_owned_and_expire() {
-        let upstream = UpstreamSessions {
-            quota: Quota::new("upstream sessions", ("PER", 1), ("ALL", 1)),
-            answer_timeout: Duration::from_secs(1),
-        };
-        let store = SessionStore::new(Duration::from_millis(0), 2, 100, upstream.clone());
-        let a = store
-            .create(Scope::All, "a@example.com", "2025-11-25")
-            .unwrap();
-        assert!(
-            store.get(&a.id, "b@example.com", &Scope::All).is_none(),
-            "owner checked"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-        assert!(
-            store.get(&a.id, "a@example.com", &Scope::All).is_none(),
-            "expired"
-        );
-        let store = SessionStore::new(Duration::from_secs(60), 1, 100, upstream);
-        store
-            .create(Scope::All, "a@example.com", "2025-11-25")
-            .unwrap();
-        assert!(
-            store
-                .create(Scope::All, "a@example.com", "2025-11-25")
-                .is_err(),
-            "bounded"
-        );
-    }
-
-    /// A session gets upstream sessions of its own only once it needs them: its client can be
-    /// asked something, or keeps a log level upstream.
-    #[test]
-    fn only_a_client_that_can_be_asked_or_keeps_state_gets_its_own_upstream_sessions() {
-        let upstream = UpstreamSessions {
-            quota: Quota::new("upstream sessions", ("PER", 1), ("ALL", 1)),
-            answer_timeout: Duration::from_secs(1),
-        };
-        let store = SessionStore::new(Duration::from_secs(60), 10, 10, upstream);
-        let plain = store
-            .create(Scope::All, "a@example.com", "2025-11-25")
-            .unwrap();
-        plain.set_client_capabilities(serde_json::json!({"sampling": null}));
-        assert!(plain.affinity().is_none());
-        plain.set_log_level(LogLevel::Debug);
-        assert!(plain.affinity().is_some(), "a log level kept upstream");
-        let asking = store
-            .create(Scope::All, "a@example.com", "2025-11-25")
-            .unwrap();
-        asking.set_client_capabilities(serde_json::json!({"elicitation": {}}));
-        let first = asking.affinity().unwrap();
-        assert!(
-            Arc::ptr_eq(&first, &asking.affinity().unwrap()),
-            "made once"
-        );
-        assert_eq!(capability_for("roots/list"), Some("roots"));
-        assert_eq!(capability_for("tools/call"), None);
     }
 }

@@ -1,0 +1,471 @@
+//! The sessions this replica serves, and their self-contained ids.
+//!
+//! A session id is the session's claims — principal, endpoint (all, or one virtual server),
+//! negotiated version, the client's capabilities, expiry — sealed with AES-256-GCM under the
+//! encryption secret every replica shares (`AUTH_ENCRYPTION_SECRET`; the purpose is
+//! authenticated with it). A replica that has never seen a session opens its id and serves it:
+//! no shared store is read on the request path, and a restart keeps sessions. Only the
+//! principal the id names may use it, on the endpoint it names, until it expires
+//! (`MCP_SESSION_MAX_AGE_SECONDS`) or ends: an end is told to every replica, which refuses
+//! the id from then on.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Session, SessionState, UpstreamSessions, lock};
+use crate::catalog::Scope;
+use crate::cluster::{Cluster, Event, SessionChange};
+use crate::mcp::error::McpError;
+use crate::secrets::SecretBox;
+
+/// What a session id is sealed for.
+const PURPOSE: &str = "mcpgate session id v1";
+
+/// What a session id holds.
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    /// The principal.
+    o: String,
+    /// The virtual server (none: everything).
+    s: Option<String>,
+    /// The negotiated protocol version.
+    v: String,
+    /// The client's capabilities.
+    c: Value,
+    /// Expiry, in seconds since the epoch.
+    e: i64,
+    /// Makes every id unique.
+    n: u64,
+}
+
+/// How session ids are made and read.
+pub struct SessionIds {
+    /// Seals and opens them (the encryption secret every replica shares).
+    pub secrets: SecretBox,
+    /// How long a session may live (`MCP_SESSION_MAX_AGE_SECONDS`).
+    pub max_age: Duration,
+    /// The other replicas.
+    pub cluster: Cluster,
+}
+
+impl SessionIds {
+    fn mint(&self, scope: &Scope, owner: &str, version: &str, capabilities: Value) -> String {
+        let expires = chrono::Utc::now()
+            + chrono::TimeDelta::from_std(self.max_age).unwrap_or(chrono::TimeDelta::days(1));
+        let claims = Claims {
+            o: owner.to_owned(),
+            s: match scope {
+                Scope::All => None,
+                Scope::Server(id) => Some(id.clone()),
+            },
+            v: version.to_owned(),
+            c: capabilities,
+            e: expires.timestamp(),
+            n: rand::rng().random(),
+        };
+        let plain = serde_json::to_string(&claims).unwrap_or_default();
+        self.secrets.seal_token(PURPOSE, &plain)
+    }
+
+    /// The claims of an id this gateway made, while it has not expired.
+    fn open(&self, id: &str) -> Option<Claims> {
+        // Sealed ids are a few hundred characters; anything much longer is not one.
+        if id.len() > 8192 {
+            return None;
+        }
+        let claims: Claims = serde_json::from_str(&self.secrets.open_token(PURPOSE, id)?).ok()?;
+        (claims.e > chrono::Utc::now().timestamp()).then_some(claims)
+    }
+}
+
+/// The sessions this replica serves.
+pub struct SessionStore {
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// Ended sessions, until they would have expired: refused here.
+    ended: Mutex<HashMap<String, i64>>,
+    ttl: Duration,
+    max: usize,
+    per_principal: usize,
+    upstream: UpstreamSessions,
+    ids: SessionIds,
+}
+
+impl SessionStore {
+    /// An empty store.
+    pub fn new(
+        ttl: Duration,
+        max: usize,
+        per_principal: usize,
+        upstream: UpstreamSessions,
+        ids: SessionIds,
+    ) -> Self {
+        SessionStore {
+            sessions: Mutex::new(HashMap::new()),
+            ended: Mutex::default(),
+            ttl,
+            max,
+            per_principal,
+            upstream,
+            ids,
+        }
+    }
+
+    /// Creates a session, first dropping expired ones if the store is full.
+    pub fn create(
+        &self,
+        scope: Scope,
+        owner: &str,
+        version: &'static str,
+        capabilities: Value,
+    ) -> Result<Arc<Session>, McpError> {
+        let mut sessions = lock(&self.sessions);
+        // One principal's share first: another principal still gets in.
+        let owned = |sessions: &HashMap<String, Arc<Session>>| {
+            sessions
+                .values()
+                .filter(|session| session.owner == owner)
+                .count()
+        };
+        if owned(&sessions) >= self.per_principal {
+            sessions.retain(|_, session| !session.expired(self.ttl));
+            let held = owned(&sessions);
+            if held >= self.per_principal {
+                return Err(McpError::Quota {
+                    message: format!(
+                        "quota exceeded: you hold {held} MCP sessions (the most per principal, \
+                         MCP_MAX_SESSIONS_PER_PRINCIPAL = {}); end one with DELETE first",
+                        self.per_principal
+                    ),
+                    retry_after: Duration::from_secs(5),
+                });
+            }
+        }
+        if sessions.len() >= self.max {
+            sessions.retain(|_, session| !session.expired(self.ttl));
+            if sessions.len() >= self.max {
+                tracing::warn!(
+                    sessions = sessions.len(),
+                    "session limit reached; refusing a new session"
+                );
+                return Err(McpError::Unavailable {
+                    retry_after: Duration::from_secs(5),
+                });
+            }
+        }
+        let id = self.ids.mint(&scope, owner, version, capabilities.clone());
+        let session = self.view(id.clone(), scope, owner, version, capabilities);
+        sessions.insert(id, session.clone());
+        Ok(session)
+    }
+
+    /// A view of a session, live from now.
+    fn view(
+        &self,
+        id: String,
+        scope: Scope,
+        owner: &str,
+        version: &'static str,
+        capabilities: Value,
+    ) -> Arc<Session> {
+        let session = Arc::new_cyclic(|me| Session {
+            id,
+            scope,
+            owner: owner.to_owned(),
+            version,
+            state: Mutex::new(SessionState {
+                client_capabilities: capabilities,
+                ..SessionState::default()
+            }),
+            me: me.clone(),
+            affinity: std::sync::OnceLock::new(),
+            upstream: self.upstream.clone(),
+            cluster: self.ids.cluster.clone(),
+        });
+        session.touch();
+        session
+    }
+
+    /// The view of a session this replica has not served yet, made from its id (none for an
+    /// id it did not make, one expired, ended, or of a version it no longer speaks).
+    fn open(&self, id: &str) -> Option<Arc<Session>> {
+        if lock(&self.ended).contains_key(id) {
+            return None;
+        }
+        let claims = self.ids.open(id)?;
+        let version = crate::protocol::legacy_version(&claims.v)?;
+        let scope = match claims.s {
+            None => Scope::All,
+            Some(server) => Scope::Server(server),
+        };
+        let mut sessions = lock(&self.sessions);
+        if let Some(session) = sessions.get(id) {
+            return Some(session.clone());
+        }
+        let session = self.view(id.to_owned(), scope, &claims.o, version, claims.c);
+        sessions.insert(id.to_owned(), session.clone());
+        Some(session)
+    }
+
+    /// The live session with this id, if it belongs to `owner` and `scope`; touches it.
+    pub fn get(&self, id: &str, owner: &str, scope: &Scope) -> Option<Arc<Session>> {
+        let known = lock(&self.sessions).get(id).cloned();
+        let session = match known {
+            Some(session) if session.expired(self.ttl) => {
+                self.forget(id);
+                return None;
+            }
+            Some(session) => session,
+            None => self.open(id)?,
+        };
+        // Another principal's (or another server's) session is "not found", not "forbidden".
+        if session.owner != owner || session.scope != *scope {
+            return None;
+        }
+        session.touch();
+        Some(session)
+    }
+
+    /// Ends a session here and on every other replica.
+    pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
+        let session = self.forget(id)?;
+        self.ids.cluster.publish(Event::Session {
+            id: id.to_owned(),
+            change: SessionChange::Ended,
+        });
+        Some(session)
+    }
+
+    /// Ends the view here and refuses the id from now on (on this replica).
+    fn forget(&self, id: &str) -> Option<Arc<Session>> {
+        if let Some(claims) = self.ids.open(id) {
+            lock(&self.ended).insert(id.to_owned(), claims.e);
+        }
+        let session = lock(&self.sessions).remove(id)?;
+        session.end();
+        Some(session)
+    }
+
+    /// Applies what another replica told about a session: an end, or a change to the view
+    /// (made from the id if this replica has none yet).
+    pub fn apply(&self, id: &str, change: SessionChange) {
+        if change == SessionChange::Ended {
+            self.forget(id);
+            return;
+        }
+        // Messages for a stream or a waiting request matter only where the view exists.
+        let only_if_known = matches!(
+            change,
+            SessionChange::Deliver(_) | SessionChange::Answer(_) | SessionChange::Cancel(_)
+        );
+        let known = lock(&self.sessions).get(id).cloned();
+        let session = match known {
+            Some(session) => session,
+            None if only_if_known => return,
+            None => match self.open(id) {
+                Some(session) => session,
+                None => return,
+            },
+        };
+        session.apply(change);
+    }
+
+    /// Ends every expired view (here only: an idle view says nothing of other replicas');
+    /// returns how many.
+    pub fn sweep(&self) -> usize {
+        let now = chrono::Utc::now().timestamp();
+        lock(&self.ended).retain(|_, expires| *expires > now);
+        let expired: Vec<String> = lock(&self.sessions)
+            .iter()
+            .filter(|(_, session)| session.expired(self.ttl))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            self.forget(id);
+        }
+        expired.len()
+    }
+
+    /// Ends every view (at shutdown), closing their streams. The sessions live on: another
+    /// replica, or this one started again, serves them.
+    pub fn end_all(&self) {
+        for (_, session) in lock(&self.sessions).drain() {
+            session.end();
+        }
+    }
+
+    /// Live (not expired) sessions, for statistics.
+    pub fn len(&self) -> usize {
+        lock(&self.sessions)
+            .values()
+            .filter(|session| !session.expired(self.ttl))
+            .count()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every live session (for fan-out of notifications).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        lock(&self.sessions).values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::session::capability_for;
+    use crate::protocol::LogLevel;
+    use crate::quota::Quota;
+
+    fn store(ttl: Duration, max: usize, secret: &str, max_age: Duration) -> SessionStore {
+        let upstream = UpstreamSessions {
+            quota: Quota::new("upstream sessions", ("PER", 1), ("ALL", 1)),
+            answer_timeout: Duration::from_secs(1),
+        };
+        let ids = SessionIds {
+            secrets: SecretBox::new(secret),
+            max_age,
+            cluster: Cluster::single(),
+        };
+        SessionStore::new(ttl, max, 100, upstream, ids)
+    }
+
+    const SECRET: &str = "a shared secret of sixteen+";
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[test]
+    fn sessions_are_bounded_owned_and_expire() {
+        let idle = store(Duration::from_millis(0), 2, SECRET, DAY);
+        let a = idle
+            .create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+            .unwrap();
+        assert!(
+            idle.get(&a.id, "b@example.com", &Scope::All).is_none(),
+            "owner checked"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(
+            idle.get(&a.id, "a@example.com", &Scope::All).is_none(),
+            "idle past the TTL: let go here, and not opened again"
+        );
+        let one = store(Duration::from_secs(60), 1, SECRET, DAY);
+        one.create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+            .unwrap();
+        assert!(
+            one.create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+                .is_err(),
+            "bounded"
+        );
+    }
+
+    /// Another replica (a store with the same secret) serves a session from its id alone:
+    /// principal, endpoint, version and capabilities; not with another secret, not once ended,
+    /// not past its age.
+    #[test]
+    fn any_replica_serves_a_session_from_its_id() {
+        let here = store(Duration::from_secs(60), 10, SECRET, DAY);
+        let scope = Scope::Server("srv".into());
+        let made = here
+            .create(
+                scope.clone(),
+                "a@example.com",
+                "2025-06-18",
+                serde_json::json!({"sampling": {}}),
+            )
+            .unwrap();
+        let there = store(Duration::from_secs(60), 10, SECRET, DAY);
+        assert!(there.get(&made.id, "b@example.com", &scope).is_none());
+        assert!(there.get(&made.id, "a@example.com", &Scope::All).is_none());
+        let served = there.get(&made.id, "a@example.com", &scope).unwrap();
+        assert_eq!(served.version, "2025-06-18");
+        assert!(served.client_supports("sampling"));
+        assert!(!served.client_supports("roots"));
+        let stranger = store(
+            Duration::from_secs(60),
+            10,
+            "another secret of sixteen",
+            DAY,
+        );
+        assert!(stranger.get(&made.id, "a@example.com", &scope).is_none());
+        assert!(
+            there
+                .get("0123456789abcdef", "a@example.com", &scope)
+                .is_none()
+        );
+        // Ended elsewhere: refused here from then on.
+        there.apply(&made.id, SessionChange::Ended);
+        assert!(there.get(&made.id, "a@example.com", &scope).is_none());
+        let aged = store(Duration::from_secs(60), 10, SECRET, Duration::ZERO);
+        let old = aged
+            .create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+            .unwrap();
+        assert!(
+            here.get(&old.id, "a@example.com", &Scope::All).is_none(),
+            "expired"
+        );
+    }
+
+    /// What another replica tells reaches the view here: made from the id when it is new.
+    #[test]
+    fn other_replicas_changes_reach_the_view() {
+        let here = store(Duration::from_secs(60), 10, SECRET, DAY);
+        let made = here
+            .create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+            .unwrap();
+        let there = store(Duration::from_secs(60), 10, SECRET, DAY);
+        there.apply(&made.id, SessionChange::Level("debug".into()));
+        there.apply(&made.id, SessionChange::Subscribe("docs://a".into()));
+        there.apply(
+            &made.id,
+            SessionChange::Capabilities(serde_json::json!({"roots": {}})),
+        );
+        let view = there.get(&made.id, "a@example.com", &Scope::All).unwrap();
+        assert_eq!(view.log_level(), Some(LogLevel::Debug));
+        assert!(view.is_subscribed("docs://a"));
+        assert!(view.client_supports("roots"));
+        // A message for a session a replica does not serve is nobody's business there.
+        let third = store(Duration::from_secs(60), 10, SECRET, DAY);
+        third.apply(&made.id, SessionChange::Deliver(serde_json::json!({})));
+        assert!(third.is_empty());
+    }
+
+    /// A session gets upstream sessions of its own only once it needs them: its client can be
+    /// asked something, or keeps a log level upstream.
+    #[test]
+    fn only_a_client_that_can_be_asked_or_keeps_state_gets_its_own_upstream_sessions() {
+        let store = store(Duration::from_secs(60), 10, SECRET, DAY);
+        let plain = store
+            .create(
+                Scope::All,
+                "a@example.com",
+                "2025-11-25",
+                serde_json::json!({"sampling": null}),
+            )
+            .unwrap();
+        assert!(plain.affinity().is_none());
+        plain.set_log_level(LogLevel::Debug);
+        assert!(plain.affinity().is_some(), "a log level kept upstream");
+        let asking = store
+            .create(
+                Scope::All,
+                "a@example.com",
+                "2025-11-25",
+                serde_json::json!({"elicitation": {}}),
+            )
+            .unwrap();
+        let first = asking.affinity().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &asking.affinity().unwrap()),
+            "made once"
+        );
+        assert_eq!(capability_for("roots/list"), Some("roots"));
+        assert_eq!(capability_for("tools/call"), None);
+    }
+}
