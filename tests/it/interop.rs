@@ -18,7 +18,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// The standard exercise's outcome, spoken in `protocol` (None: the SDK does not report it).
-fn assert_session(outcome: &Value, protocol: Option<&str>) {
+pub(crate) fn assert_session(outcome: &Value, protocol: Option<&str>) {
     if let Some(protocol) = protocol {
         assert_eq!(outcome["protocol"], protocol, "{outcome}");
     }

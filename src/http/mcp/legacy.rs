@@ -26,6 +26,9 @@ use crate::protocol::{self, Era, LEGACY_VERSIONS};
 /// The version a legacy SSE session reports until `initialize` negotiates one.
 const SSE_VERSION: &str = LEGACY_VERSIONS[3];
 
+/// How long a request's result waits for its notifications to be passed on before it.
+const RELAY_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub async fn sse_all(state: web::Data<AppState>, auth: McpAuthenticated) -> HttpResponse {
     open(state, auth.0, None)
 }
@@ -237,7 +240,7 @@ fn serve(
     let (notifier, mut notifications) = mpsc::channel::<Value>(64);
     let ctx = exchange::context(state, &request, &params, Some(notifier));
     let relay_session = session.clone();
-    actix_web::rt::spawn(async move {
+    let relay = actix_web::rt::spawn(async move {
         while let Some(message) = notifications.recv().await {
             relay_session.notify(message);
         }
@@ -256,6 +259,10 @@ fn serve(
             ),
             Err(error) => jsonrpc::error(Some(&id), &error, ctx.era),
         };
+        // The request's notifications go first (its last progress before its result), however
+        // far the stream is: the relay ends once the request's notifier is gone.
+        drop(ctx);
+        let _ = tokio::time::timeout(RELAY_DRAIN, relay).await;
         session.notify(response);
     });
 }

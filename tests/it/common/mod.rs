@@ -9,6 +9,7 @@
     reason = "tests are the gateway's clients and look at its database from outside"
 )]
 
+pub mod balancer;
 pub mod fixture;
 pub mod mcp;
 pub mod proxy;

@@ -21,50 +21,9 @@ impl World {
     pub async fn new(backend: Backend) -> Self {
         let db = TestDb::new(backend).await;
         let server = TestServer::start(&db, &[("MCP_PAGE_SIZE", "3")]).await;
-        let fixture = RestFixture::start().await;
-        let base = &fixture.base;
-        let tools = [
-            json!({"name": "get_weather", "description": "Weather for a city", "url": format!("{base}/weather/{{city}}"), "request_type": "GET",
-                   "input_schema": {"type": "object", "properties": {"city": {"type": "string"}, "units": {"type": "string", "enum": ["metric", "imperial"]}}, "required": ["city"]}}),
-            json!({"name": "echo", "url": format!("{base}/echo"), "request_type": "POST",
-                   "input_schema": {"type": "object", "properties": {"message": {"type": "string"}}}}),
-            json!({"name": "always_fails", "url": format!("{base}/fail"), "request_type": "GET"}),
-            json!({"name": "slow", "url": format!("{base}/slow"), "request_type": "GET"}),
-            json!({"name": "plain_text", "url": format!("{base}/text"), "request_type": "GET"}),
-        ];
-        let mut ids = Vec::new();
-        for tool in tools {
-            let created = server.admin(Method::POST, "/tools", Some(tool)).await;
-            assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-            ids.push(created.body["id"].clone());
-        }
-        let guide = server
-            .admin(Method::POST, "/resources", Some(json!({"uri": "docs://guide", "name": "Guide", "content": "Read the guide", "mime_type": "text/markdown"})))
-            .await;
-        let sections = server
-            .admin(Method::POST, "/resources", Some(json!({"uri_template": "docs://sections/{section}", "name": "Sections", "content": "Section {section}"})))
-            .await;
-        let prompt = server
-            .admin(Method::POST, "/prompts", Some(json!({
-                "name": "summarise", "description": "Summarise a text",
-                "template": "Summarise {{ text }} in {{ style }} style",
-                "arguments": [{"name": "text", "required": true}, {"name": "style", "values": ["formal", "friendly", "fun"]}]
-            })))
-            .await;
-        let virtual_server = server
-            .admin(Method::POST, "/servers", Some(json!({
-                "name": "Weather desk", "description": "Weather tools and docs",
-                "tool_ids": [ids[0], ids[1]], "resource_ids": [guide.body["id"], sections.body["id"]], "prompt_ids": [prompt.body["id"]]
-            })))
-            .await;
-        assert_eq!(
-            virtual_server.status,
-            StatusCode::CREATED,
-            "{}",
-            virtual_server.body
-        );
+        let (fixture, server_id) = populate(&server).await;
         World {
-            server_id: virtual_server.body["id"].as_str().unwrap().to_owned(),
+            server_id,
             server,
             fixture,
             _db: db,
@@ -81,4 +40,55 @@ impl World {
         self.server.stop().await;
         self.fixture.stop().await;
     }
+}
+
+/// Registers the world's registry on a running gateway: the REST fixture it calls and the id
+/// of the virtual server.
+pub async fn populate(server: &TestServer) -> (RestFixture, String) {
+    let fixture = RestFixture::start().await;
+    let base = &fixture.base;
+    let tools = [
+        json!({"name": "get_weather", "description": "Weather for a city", "url": format!("{base}/weather/{{city}}"), "request_type": "GET",
+               "input_schema": {"type": "object", "properties": {"city": {"type": "string"}, "units": {"type": "string", "enum": ["metric", "imperial"]}}, "required": ["city"]}}),
+        json!({"name": "echo", "url": format!("{base}/echo"), "request_type": "POST",
+               "input_schema": {"type": "object", "properties": {"message": {"type": "string"}}}}),
+        json!({"name": "always_fails", "url": format!("{base}/fail"), "request_type": "GET"}),
+        json!({"name": "slow", "url": format!("{base}/slow"), "request_type": "GET"}),
+        json!({"name": "plain_text", "url": format!("{base}/text"), "request_type": "GET"}),
+    ];
+    let mut ids = Vec::new();
+    for tool in tools {
+        let created = server.admin(Method::POST, "/tools", Some(tool)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        ids.push(created.body["id"].clone());
+    }
+    let guide = server
+        .admin(Method::POST, "/resources", Some(json!({"uri": "docs://guide", "name": "Guide", "content": "Read the guide", "mime_type": "text/markdown"})))
+        .await;
+    let sections = server
+        .admin(Method::POST, "/resources", Some(json!({"uri_template": "docs://sections/{section}", "name": "Sections", "content": "Section {section}"})))
+        .await;
+    let prompt = server
+        .admin(Method::POST, "/prompts", Some(json!({
+            "name": "summarise", "description": "Summarise a text",
+            "template": "Summarise {{ text }} in {{ style }} style",
+            "arguments": [{"name": "text", "required": true}, {"name": "style", "values": ["formal", "friendly", "fun"]}]
+        })))
+        .await;
+    let virtual_server = server
+        .admin(Method::POST, "/servers", Some(json!({
+            "name": "Weather desk", "description": "Weather tools and docs",
+            "tool_ids": [ids[0], ids[1]], "resource_ids": [guide.body["id"], sections.body["id"]], "prompt_ids": [prompt.body["id"]]
+        })))
+        .await;
+    assert_eq!(
+        virtual_server.status,
+        StatusCode::CREATED,
+        "{}",
+        virtual_server.body
+    );
+    (
+        fixture,
+        virtual_server.body["id"].as_str().unwrap().to_owned(),
+    )
 }
