@@ -8,6 +8,7 @@
     reason = "tests are the gateway's clients, with clients of their own"
 )]
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -92,6 +93,26 @@ impl Replicas {
             .await;
         }
         replicas
+    }
+
+    /// Waits until every replica lists these tools (registered on one of them).
+    async fn serve_tools(&self, names: &[&str]) {
+        for server in &self.servers {
+            let client = McpClient::new(server, "/mcp");
+            common::eventually(
+                "every replica serves the registry",
+                Duration::from_secs(10),
+                || async {
+                    let tools = client.modern("tools/list", json!({})).await.body;
+                    let listed = tools["result"]["tools"].as_array().cloned()?;
+                    names
+                        .iter()
+                        .all(|name| listed.iter().any(|tool| tool["name"] == *name))
+                        .then_some(())
+                },
+            )
+            .await;
+        }
     }
 
     async fn stop(self) {
@@ -253,20 +274,9 @@ async fn official_sdks_through_a_round_robin_balancer(bus: Bus) {
     let (fixture, server_id) = world::populate(a).await;
     let asking = ConformanceFixture::start();
     common::register_gateway(a, "Fixture", &asking.url).await;
-    for server in &replicas.servers {
-        let client = McpClient::new(server, "/mcp");
-        common::eventually(
-            "every replica serves the registry",
-            Duration::from_secs(10),
-            || async {
-                let tools = client.modern("tools/list", json!({})).await.body;
-                let names = tools["result"]["tools"].as_array().cloned()?;
-                let has = |name: &str| names.iter().any(|tool| tool["name"] == name);
-                (has("get_weather") && has("fixture-test_sampling")).then_some(())
-            },
-        )
+    replicas
+        .serve_tools(&["get_weather", "fixture-test_sampling"])
         .await;
-    }
     let balancer = Balancer::start(
         replicas
             .servers
@@ -341,6 +351,86 @@ async fn official_sdks_through_a_round_robin_balancer(bus: Bus) {
     replicas.stop().await;
 }
 
+/// Calls a REST tool on `server` until `stop`, each call answered; counts them in `calls`.
+async fn calling(server: &TestServer, stop: &AtomicBool, calls: &AtomicUsize) {
+    let client = McpClient::new(server, "/mcp");
+    while !stop.load(Ordering::SeqCst) {
+        let arguments = json!({"name": "echo", "arguments": {"message": "still here"}});
+        let reply = client.modern("tools/call", arguments).await;
+        let body = reply.expect(StatusCode::OK);
+        assert_eq!(body["result"]["isError"], false, "{body}");
+        calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A replica killed (SIGKILL) under load: the others keep answering every request; a session
+/// whose stream was on it opens its stream on another replica and goes on.
+async fn a_replica_killed_under_load(bus: Bus) {
+    let mut replicas = Replicas::start(bus).await;
+    let (fixture, _) = world::populate(&replicas.servers[0]).await;
+    replicas.serve_tools(&["echo"]).await;
+    let [a, b, c] = &replicas.servers[..] else {
+        unreachable!("three replicas")
+    };
+
+    // A session made on A whose stream is on B, the replica about to die.
+    let on_a = McpClient::new(a, "/mcp");
+    let (session, _) = on_a.initialize(LEGACY).await;
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("accept", "text/event-stream"),
+    ];
+    let on_b = McpClient::new(b, "/mcp");
+    let mut stream = on_b.verb(Method::GET, &headers).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+
+    // Calls on A and C all along, B killed once they are under way.
+    let stop = AtomicBool::new(false);
+    let calls = AtomicUsize::new(0);
+    let victim = replicas.children.remove(1);
+    let kill = async {
+        common::eventually("the load is under way", Duration::from_secs(20), || async {
+            (calls.load(Ordering::SeqCst) >= 20).then_some(())
+        })
+        .await;
+        let mut victim = victim;
+        victim.start_kill().expect("SIGKILL");
+        victim.wait().await.expect("the killed replica is reaped");
+        let before = calls.load(Ordering::SeqCst);
+        common::eventually("the load goes on", Duration::from_secs(20), || async {
+            (calls.load(Ordering::SeqCst) >= before + 50).then_some(())
+        })
+        .await;
+        stop.store(true, Ordering::SeqCst);
+    };
+    tokio::join!(calling(a, &stop, &calls), calling(c, &stop, &calls), kill);
+
+    // The stream on B ended with it; the client opens it again on C and the session goes on.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream on the killed replica ends");
+    let on_c = McpClient::new(c, "/mcp");
+    let mut stream = on_c.verb(Method::GET, &headers).await;
+    assert_eq!(stream.status(), StatusCode::OK);
+    let listed = on_a.legacy(&session, "tools/list", json!({})).await;
+    assert!(listed.expect(StatusCode::OK)["result"]["tools"].is_array());
+    a.admin(
+        Method::POST,
+        "/tools",
+        Some(json!({"name": "after_the_kill", "url": "http://127.0.0.1:9/text"})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let told = read_events(&mut stream, 1).await;
+    let told: serde_json::Value = serde_json::from_str(&told[0].1).unwrap();
+    assert_eq!(told["method"], "notifications/tools/list_changed", "{told}");
+    fixture.stop().await;
+    replicas.servers.remove(1);
+    replicas.stop().await;
+}
+
 mod redis {
     #[actix_rt::test]
     async fn changes_reach_every_replica_at_once() {
@@ -350,6 +440,11 @@ mod redis {
     #[actix_rt::test]
     async fn official_sdks_through_a_round_robin_balancer() {
         super::official_sdks_through_a_round_robin_balancer(super::Bus::Redis).await;
+    }
+
+    #[actix_rt::test]
+    async fn a_replica_killed_under_load() {
+        super::a_replica_killed_under_load(super::Bus::Redis).await;
     }
 }
 
@@ -362,5 +457,10 @@ mod postgres_notify {
     #[actix_rt::test]
     async fn official_sdks_through_a_round_robin_balancer() {
         super::official_sdks_through_a_round_robin_balancer(super::Bus::Postgres).await;
+    }
+
+    #[actix_rt::test]
+    async fn a_replica_killed_under_load() {
+        super::a_replica_killed_under_load(super::Bus::Postgres).await;
     }
 }

@@ -309,10 +309,19 @@ impl Session {
         });
     }
 
-    /// Sends a server-initiated message on the session's stream, wherever it is open.
+    /// Sends a server-initiated message on the session's stream, wherever it is open: here, or
+    /// over the bus to whichever replica holds it (told even before this replica has heard
+    /// that one does: a legacy SSE session's stream is opened before any of its requests).
     pub fn notify(&self, message: Value) {
-        if let Some(stream) = self.stream() {
-            let _ = stream.try_send(message);
+        let local = lock(&self.state)
+            .stream
+            .clone()
+            .filter(|stream| !stream.is_closed());
+        match local {
+            Some(stream) => {
+                let _ = stream.try_send(message);
+            }
+            None => self.share(SessionChange::Deliver(message)),
         }
     }
 

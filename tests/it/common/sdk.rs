@@ -226,13 +226,19 @@ pub async fn run_client_with(
     outcome
 }
 
+/// The longest a driver script may run.
+const DRIVER_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Runs `command` (a driver script) to its end off the test's thread; the JSON it printed last.
 /// Fails the test, with its output, if it exits unsuccessfully or prints no JSON.
-pub async fn run_json(mut command: Command, what: &str) -> serde_json::Value {
+pub async fn run_json(command: Command, what: &str) -> serde_json::Value {
     setup();
-    let output = tokio::task::spawn_blocking(move || command.output())
+    // A driver that hangs fails the test (and is killed) instead of holding the run.
+    let mut command = tokio::process::Command::from(command);
+    command.kill_on_drop(true);
+    let output = tokio::time::timeout(DRIVER_LIMIT, command.output())
         .await
-        .expect("the driver's task")
+        .unwrap_or_else(|_| panic!("{what}: no end within {DRIVER_LIMIT:?}"))
         .unwrap_or_else(|error| panic!("run {what}: {error}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
