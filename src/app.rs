@@ -224,6 +224,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         secrets.clone(),
         catalog.clone(),
         settings.clone(),
+        cluster.clone(),
     );
     federation
         .clone()

@@ -149,6 +149,28 @@ impl Breaker {
         }
     }
 
+    /// Opens now, whatever its count says (another replica saw the upstream go down): callers
+    /// are refused until the reset time, then one probe goes.
+    pub fn open_now(&mut self, now: Instant) {
+        if !self.enabled || self.state == BreakerState::Open {
+            return;
+        }
+        self.opened_at = Some(now);
+        self.probe_in_flight = false;
+        self.times_opened += 1;
+        self.transition(BreakerState::Open);
+    }
+
+    /// Closes now (another replica saw the upstream answer again).
+    pub fn close_now(&mut self) {
+        self.consecutive_failures = 0;
+        self.probe_in_flight = false;
+        if self.state != BreakerState::Closed {
+            self.opened_at = None;
+            self.transition(BreakerState::Closed);
+        }
+    }
+
     /// Books an attempt that ended without telling anything about the database (a panic in
     /// the unit's own code): a probe slot is released, nothing else changes.
     pub fn record_neutral(&mut self, admission: Admission) {

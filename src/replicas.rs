@@ -64,6 +64,10 @@ impl Appliers {
             }
             Received::Event(Event::CatalogReload) => self.catalog.reload().await,
             Received::Event(Event::Session { id, change }) => self.sessions.apply(&id, change),
+            Received::Event(Event::UpstreamHealth {
+                gateway_id,
+                reachable,
+            }) => self.federation.heard_health(&gateway_id, reachable),
             Received::Event(Event::Revoked { jti }) => self.auth.revoked_here(jti).await,
             Received::Event(Event::Grants { email }) => {
                 self.auth.scoping().invalidate_here(email).await;

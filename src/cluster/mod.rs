@@ -78,6 +78,13 @@ pub enum Event {
         /// The account's email.
         email: Option<String>,
     },
+    /// Calls or health checks showed an upstream went down or came back.
+    UpstreamHealth {
+        /// The upstream.
+        gateway_id: String,
+        /// Whether it answers.
+        reachable: bool,
+    },
     /// Something about a session-era MCP session, which any replica may serve.
     Session {
         /// The session's id.

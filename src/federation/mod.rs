@@ -122,6 +122,8 @@ pub struct Federation {
     secrets: SecretBox,
     catalog: Catalogs,
     settings: Arc<Settings>,
+    /// Other replicas, told when an upstream goes down or comes back.
+    cluster: crate::cluster::Cluster,
 }
 
 impl Federation {
@@ -132,6 +134,7 @@ impl Federation {
         secrets: SecretBox,
         catalog: Catalogs,
         settings: Arc<Settings>,
+        cluster: crate::cluster::Cluster,
     ) -> Self {
         Federation {
             db,
@@ -139,6 +142,24 @@ impl Federation {
             secrets,
             catalog,
             settings,
+            cluster,
+        }
+    }
+
+    /// Tells the other replicas that an upstream went down or came back.
+    fn announce_health(&self, gateway_id: &str, reachable: bool) {
+        self.cluster.publish(crate::cluster::Event::UpstreamHealth {
+            gateway_id: gateway_id.to_owned(),
+            reachable,
+        });
+    }
+
+    /// Applies another replica's news that an upstream went down or came back (its breaker
+    /// here opens or closes).
+    pub fn heard_health(&self, gateway_id: &str, reachable: bool) {
+        if let Some(gateway) = self.catalog.current().gateway(gateway_id) {
+            self.upstream
+                .heard_health(gateway_id, &gateway.name, reachable);
         }
     }
 
@@ -480,6 +501,7 @@ impl Federation {
                 } else {
                     tracing::warn!(gateway.id = %report.gateway_id, error = ?report.error, "upstream calls fail: marked offline");
                 }
+                recorder.announce_health(&report.gateway_id, report.reachable);
                 let seen_at = report.reachable.then(now);
                 if let Err(error) = recorder
                     .set_health(&report.gateway_id, report.reachable, seen_at, report.error)
@@ -548,6 +570,7 @@ impl Federation {
                         Ok(()) => {
                             if *count >= settings.unhealthy_threshold {
                                 tracing::info!(gateway = %gateway.name, "upstream back online");
+                                self.announce_health(&gateway.id, true);
                             }
                             *count = 0;
                             let _ = self.set_health(&gateway.id, true, Some(now()), None).await;
@@ -556,6 +579,7 @@ impl Federation {
                             *count += 1;
                             if *count == settings.unhealthy_threshold {
                                 tracing::warn!(gateway = %gateway.name, failures = *count, "upstream offline");
+                                self.announce_health(&gateway.id, false);
                                 let _ =
                                     self.set_health(&gateway.id, false, None, Some(error)).await;
                             }

@@ -57,6 +57,8 @@ impl Replicas {
             ("CATALOG_REFRESH_SECONDS", "3600"),
             ("TOKEN_REVOCATION_REFRESH_SECONDS", "3600"),
             ("AUTH_CACHE_TTL_SECONDS", "3600"),
+            // One failed call marks an upstream down.
+            ("UNHEALTHY_THRESHOLD", "1"),
         ];
         match bus {
             Bus::Redis => {
@@ -256,6 +258,38 @@ async fn changes_reach_every_replica_at_once(bus: Bus) {
             || async {
                 let reply = server.send(Method::GET, "/tools", Some(&dev), None).await;
                 reply.status == StatusCode::UNAUTHORIZED
+            },
+        )
+        .await;
+    }
+
+    // An upstream dies: a call on B shows it, and its breaker opens on A and C.
+    let upstream = ConformanceFixture::start();
+    common::register_gateway(a, "Fixture", &upstream.url).await;
+    replicas.serve_tools(&["fixture-test_simple_text"]).await;
+    let gateway_id = a.admin(Method::GET, "/gateways", None).await.body["items"][0]["id"]
+        .as_str()
+        .expect("the upstream's id")
+        .to_owned();
+    drop(upstream);
+    let on_b = McpClient::new(b, "/mcp");
+    let call = json!({"name": "fixture-test_simple_text", "arguments": {}});
+    let failed = on_b.modern("tools/call", call).await;
+    assert!(
+        failed.body["error"].is_object() || failed.body["result"]["isError"] == true,
+        "{}",
+        failed.body
+    );
+    let down = Instant::now();
+    for (name, server) in [("A", a), ("C", c)] {
+        at_once(
+            down,
+            &format!("{name} opens its breaker for the upstream B saw go down"),
+            || async {
+                let health = server
+                    .admin(Method::GET, &format!("/gateways/{gateway_id}/health"), None)
+                    .await;
+                health.body["breaker"]["state"] == "open"
             },
         )
         .await;

@@ -267,6 +267,19 @@ impl Link {
     pub(super) fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
         lock(&self.breaker)
     }
+
+    /// Another replica's calls showed the upstream went down (its breaker opens here: calls
+    /// fail at once until a probe after the reset time) or came back (it closes). Nothing is
+    /// reported again.
+    fn heard(&self, reachable: bool) {
+        self.down.store(!reachable, Ordering::Release);
+        let mut breaker = self.breaker();
+        if reachable {
+            breaker.close_now();
+        } else {
+            breaker.open_now(std::time::Instant::now());
+        }
+    }
 }
 
 /// Every upstream's link, shared by the actor (which reports their breakers) and the
@@ -324,6 +337,11 @@ impl Links {
                 })
             })
             .clone()
+    }
+
+    /// Applies another replica's news of an upstream's health (see [`Link::heard`]).
+    pub(super) fn heard(&self, gateway_id: &str, name: &str, reachable: bool) {
+        self.link(gateway_id, name).heard(reachable);
     }
 
     /// Whether an upstream's shared connection is resting (see [`Link::resting`]).

@@ -83,6 +83,12 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// Applies another replica's news that upstream `gateway_id` (named `name`) went down or
+    /// came back: its breaker here opens or closes.
+    pub fn heard_health(&self, gateway_id: &str, name: &str, reachable: bool) {
+        self.links.heard(gateway_id, name, reachable);
+    }
+
     /// Starts the actor with the one shared client.
     /// `keys` sign the gateway's assertions for token exchange; `db` and `secrets` keep users'
     /// upstream tokens.
