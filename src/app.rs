@@ -125,7 +125,11 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
     let resolved = bootstrap::secrets(&db, &settings.auth).await?;
     let keys = resolved.jwt_keys(&settings.auth)?;
     let generated_admin = bootstrap::platform_admin(&db, &settings.auth).await?;
-    let cluster = crate::cluster::Cluster::start(&settings.cluster, &settings.database.url);
+    let cluster = crate::cluster::Cluster::start(
+        &settings.cluster,
+        &settings.database.url,
+        resolved.secret_box(),
+    );
     cluster
         .wait_connected(std::time::Duration::from_secs(3))
         .await;

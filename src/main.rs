@@ -29,6 +29,14 @@ enum Command {
     Migrate,
     /// List every setting: its environment variable, its default and what it means.
     Settings,
+    /// Ask the gateway running with these settings whether it is up (`/health`), or ready to
+    /// serve (`--ready`: `/ready`, the database answers); exits 0 if so (a container's health
+    /// check: the image needs no other program).
+    Health {
+        /// Ask `/ready` instead of `/health`.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Print a signed JWT for `Authorization: Bearer …` for an existing, active user (what
     /// it may do is what the account's roles grant).
     Token {
@@ -73,13 +81,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Health { ready }) = cli.command {
+        return health(&settings, ready);
+    }
     mcpgate::logs::install(&settings.log);
     let outcome = actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(settings).await,
             Command::Migrate => migrate(settings).await,
             Command::Token { email, exp_minutes } => token(settings, email, exp_minutes).await,
-            Command::Settings => Ok(()),
+            Command::Settings | Command::Health { .. } => Ok(()),
         }
     });
     match outcome {
@@ -160,4 +171,44 @@ async fn token(settings: Settings, email: String, exp_minutes: u64) -> Result<()
     )?;
     println!("{token}");
     Ok(())
+}
+
+/// `mcpgate health`: one HTTP/1.0 request to this process's own port (on loopback when it
+/// listens on every address), at most three seconds; success is a 200.
+fn health(settings: &Settings, ready: bool) -> ExitCode {
+    use std::io::{Read, Write};
+    let host = if settings.host.is_unspecified() {
+        match settings.host {
+            std::net::IpAddr::V4(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+            std::net::IpAddr::V6(_) => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        }
+    } else {
+        settings.host
+    };
+    let address = std::net::SocketAddr::new(host, settings.port);
+    let path = if ready { "/ready" } else { "/health" };
+    let limit = std::time::Duration::from_secs(3);
+    let asked = (|| -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect_timeout(&address, limit)?;
+        stream.set_read_timeout(Some(limit))?;
+        stream.set_write_timeout(Some(limit))?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.take(4096).read_to_string(&mut answer)?;
+        Ok(answer)
+    })();
+    match asked {
+        Ok(answer) if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") => {
+            ExitCode::SUCCESS
+        }
+        Ok(answer) => {
+            let status = answer.lines().next().unwrap_or_default();
+            eprintln!("mcpgate: {address}{path} answered {status:?}");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("mcpgate: cannot ask {address}{path}: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::{Bus, ClusterSettings, DatabaseUrl};
+use crate::secrets::SecretBox;
 
 /// The PostgreSQL notification channel every replica listens on (in Redis, the channel is
 /// `REDIS_KEY_PREFIX` + `events`).
@@ -132,11 +133,34 @@ pub enum Received {
     Resync,
 }
 
-/// An event on the wire: who sent it and what.
+/// An event on the wire: who sent it and what. It travels as `<HMAC-SHA256 hex>.<JSON>`,
+/// the MAC keyed by the encryption secret every replica shares: whoever else can publish on the
+/// channel (another program with access to Redis or the database) cannot make a replica apply
+/// anything — a forged answer to a client's question, a message on its stream.
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     from: String,
     event: Event,
+}
+
+/// What the MAC of an event is for.
+const MAC_PURPOSE: &str = "mcpgate replica bus v1";
+
+/// The wire form of an envelope.
+fn seal(secrets: &SecretBox, envelope: &Envelope) -> String {
+    let encoded = serde_json::to_string(envelope).unwrap_or_default();
+    format!("{}.{encoded}", secrets.mac(MAC_PURPOSE, &encoded))
+}
+
+/// The envelope a wire form carries, if its MAC is right.
+fn open(secrets: &SecretBox, payload: &str) -> Result<Envelope, String> {
+    use subtle::ConstantTimeEq;
+    let (mac, encoded) = payload.split_once('.').ok_or_else(|| "no MAC".to_owned())?;
+    let expected = secrets.mac(MAC_PURPOSE, encoded);
+    if !bool::from(mac.as_bytes().ct_eq(expected.as_bytes())) {
+        return Err("a wrong MAC (another deployment on the same channel, or a forgery)".into());
+    }
+    serde_json::from_str(encoded).map_err(|error| error.to_string())
 }
 
 /// This replica's end of the bus.
@@ -150,6 +174,8 @@ struct Inner {
     transport: &'static str,
     outbox: Option<mpsc::Sender<String>>,
     inbox: broadcast::Sender<Received>,
+    /// Authenticates what is sent and received.
+    secrets: Option<SecretBox>,
     /// Subscribed at start, so nothing received before the applier starts is lost.
     first: std::sync::Mutex<Option<broadcast::Receiver<Received>>>,
     /// Whether the bus is connected now.
@@ -177,6 +203,7 @@ impl Cluster {
                 transport: "none",
                 outbox: None,
                 inbox,
+                secrets: None,
                 first: std::sync::Mutex::new(None),
                 connected: Arc::default(),
                 late: Arc::default(),
@@ -186,7 +213,7 @@ impl Cluster {
 
     /// Starts the bus the settings choose (its task connects, and connects again, on its own:
     /// the gateway serves while the bus is away).
-    pub fn start(settings: &ClusterSettings, database: &DatabaseUrl) -> Self {
+    pub fn start(settings: &ClusterSettings, database: &DatabaseUrl, secrets: SecretBox) -> Self {
         let transport = match settings.bus {
             Bus::Redis => "redis",
             Bus::Postgres => "postgres",
@@ -200,6 +227,7 @@ impl Cluster {
                 transport,
                 outbox: Some(outbox),
                 inbox,
+                secrets: Some(secrets.clone()),
                 first: std::sync::Mutex::new(Some(first)),
                 connected: Arc::default(),
                 late: Arc::default(),
@@ -207,6 +235,7 @@ impl Cluster {
         };
         let link = Link {
             replica: cluster.inner.replica.clone(),
+            secrets,
             inbox: cluster.inner.inbox.clone(),
             connected: cluster.inner.connected.clone(),
             late: cluster.inner.late.clone(),
@@ -263,14 +292,14 @@ impl Cluster {
 
     /// Tells the other replicas (never waits; without a bus, nothing happens).
     pub fn publish(&self, event: Event) {
-        let Some(outbox) = &self.inner.outbox else {
+        let (Some(outbox), Some(secrets)) = (&self.inner.outbox, &self.inner.secrets) else {
             return;
         };
         let mut envelope = Envelope {
             from: self.inner.replica.clone(),
             event,
         };
-        let mut encoded = serde_json::to_string(&envelope).unwrap_or_default();
+        let encoded = serde_json::to_string(&envelope).unwrap_or_default();
         // A long list of names is better sent as "everything"; other events go whole (the
         // PostgreSQL bus sends a large one in parts).
         if encoded.len() > MAX_EVENT_BYTES {
@@ -281,10 +310,9 @@ impl Cluster {
             };
             if let Some(shorter) = shorter {
                 envelope.event = shorter;
-                encoded = serde_json::to_string(&envelope).unwrap_or_default();
             }
         }
-        if outbox.try_send(encoded).is_err() {
+        if outbox.try_send(seal(secrets, &envelope)).is_err() {
             tracing::warn!("replica bus outbox full; other replicas catch up at their refresh");
         }
     }
@@ -309,6 +337,7 @@ fn new_replica_id() -> String {
 /// What a bus task needs: who it is (to skip its own events) and where events go.
 struct Link {
     replica: String,
+    secrets: SecretBox,
     inbox: broadcast::Sender<Received>,
     connected: Arc<AtomicBool>,
     late: Arc<AtomicBool>,
@@ -318,13 +347,13 @@ struct Link {
 impl Link {
     /// Hands on an event received from the bus, unless this replica sent it.
     fn received(&self, payload: &str) {
-        match serde_json::from_str::<Envelope>(payload) {
+        match open(&self.secrets, payload) {
             Ok(envelope) if envelope.from == self.replica => {}
             Ok(envelope) => {
                 let _ = self.inbox.send(Received::Event(envelope.event));
             }
             Err(error) => {
-                tracing::warn!(%error, "unreadable replica event ignored (another version?)")
+                tracing::warn!(%error, "replica event ignored")
             }
         }
     }
@@ -374,6 +403,7 @@ mod tests {
                 transport: "test",
                 outbox: Some(outbox),
                 inbox,
+                secrets: Some(SecretBox::new("the shared secret, 16+")),
                 first: std::sync::Mutex::new(None),
                 connected: Arc::default(),
                 late: Arc::default(),
@@ -383,24 +413,31 @@ mod tests {
             .map(|n| (ItemKind::Tool, format!("{n:032}")))
             .collect();
         cluster.publish(Event::Catalog { items: many });
-        let sent: Envelope = serde_json::from_str(&pending.try_recv().unwrap()).unwrap();
+        let secrets = SecretBox::new("the shared secret, 16+");
+        let wire = pending.try_recv().unwrap();
+        let sent = open(&secrets, &wire).unwrap();
         assert_eq!(sent.event, Event::CatalogReload);
         // Its own events are not handed back.
         let link = Link {
             replica: "r1".into(),
+            secrets: secrets.clone(),
             inbox: cluster.inner.inbox.clone(),
             connected: Arc::default(),
             late: Arc::default(),
             connections: AtomicU64::new(0),
         };
         let mut received = cluster.subscribe();
-        link.received(&serde_json::to_string(&sent).unwrap());
+        link.received(&wire);
         assert!(received.try_recv().is_err());
         let other = Envelope {
             from: "r2".into(),
             event: Event::Revoked { jti: "j".into() },
         };
+        // Unsigned, or signed with another secret: ignored.
         link.received(&serde_json::to_string(&other).unwrap());
+        link.received(&seal(&SecretBox::new("another secret, 16+"), &other));
+        assert!(received.try_recv().is_err());
+        link.received(&seal(&secrets, &other));
         assert!(matches!(
             received.try_recv().unwrap(),
             Received::Event(Event::Revoked { .. })

@@ -273,6 +273,35 @@ async fn first_start_bootstrap_and_token(backend: Backend) {
 
 both_backends!(first_start_bootstrap_and_token);
 
+/// `mcpgate health` (the container's health check) asks the running gateway on its own port:
+/// 0 while it is up (and ready, with `--ready`), 1 once it is gone.
+#[actix_rt::test]
+async fn the_health_command_asks_the_running_gateway() {
+    let workdir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", workdir.path().join("mcpgate.db").display());
+    let (child, base, _) = serve(&url, workdir.path()).await;
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let health = |ready: bool| {
+        let mut health = command(&url, workdir.path());
+        health
+            .env("PORT", &port)
+            .env("HOST", "0.0.0.0")
+            .arg("health");
+        if ready {
+            health.arg("--ready");
+        }
+        health.output()
+    };
+    for ready in [false, true] {
+        let output = health(ready).await.unwrap();
+        assert!(output.status.success(), "{output:?}");
+    }
+    stop(child).await;
+    let gone = health(false).await.unwrap();
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("/health"));
+}
+
 #[actix_rt::test]
 async fn invalid_settings_fail_fast_naming_the_variable() {
     let workdir = tempfile::tempdir().unwrap();

@@ -13,6 +13,7 @@ mod cli;
 mod conformance;
 mod connect;
 mod console;
+mod deployment;
 mod federation;
 mod health;
 mod hostile;

@@ -25,6 +25,9 @@ use crate::db::{DbConn, SqliteConn};
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
+/// The PostgreSQL advisory lock replicas take in turn to migrate ("mcpgate" in ASCII).
+const MIGRATION_LOCK: i64 = 0x006d_6370_6761_7465;
+
 /// How long SQLite waits on a locked database before reporting it busy.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
 
@@ -222,7 +225,19 @@ pub(super) fn migrate_blocking(url: &DatabaseUrl) -> Result<Vec<String>, String>
                 AsyncPgConnection,
             > as Connection>::establish(url)
             .map_err(|error| format!("cannot connect to PostgreSQL: {error}"))?;
-            apply(&mut conn, POSTGRES_MIGRATIONS)
+            // Replicas starting together take turns: the first applies, the others find
+            // nothing pending (the lock ends with the session if this process dies).
+            diesel::connection::SimpleConnection::batch_execute(
+                &mut conn,
+                &format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"),
+            )
+            .map_err(|error| format!("cannot take the migration lock: {error}"))?;
+            let applied = apply(&mut conn, POSTGRES_MIGRATIONS);
+            let _ = diesel::connection::SimpleConnection::batch_execute(
+                &mut conn,
+                &format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"),
+            );
+            applied
         }
         DatabaseUrl::Sqlite(path) => {
             if let Some(parent) = path.parent()
