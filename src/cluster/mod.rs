@@ -36,6 +36,13 @@ const OUTBOX: usize = 4096;
 /// size).
 const MAX_EVENT_BYTES: usize = 7000;
 
+/// The largest event on the bus (a result for a stream another replica holds, say); larger
+/// ones are dropped and logged.
+const MAX_BUS_BYTES: usize = 4 * 1024 * 1024;
+
+/// How old (or how far ahead, clocks differ) an event may be: an older one is a replay.
+const MAX_EVENT_AGE_MS: i64 = 60_000;
+
 /// How long a bus waits before connecting again, at first and at most.
 const RECONNECT_FIRST: Duration = Duration::from_millis(250);
 const RECONNECT_MOST: Duration = Duration::from_secs(5);
@@ -140,6 +147,8 @@ pub enum Received {
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     from: String,
+    /// When it was sent (milliseconds since the epoch).
+    at: i64,
     event: Event,
 }
 
@@ -160,7 +169,14 @@ fn open(secrets: &SecretBox, payload: &str) -> Result<Envelope, String> {
     if !bool::from(mac.as_bytes().ct_eq(expected.as_bytes())) {
         return Err("a wrong MAC (another deployment on the same channel, or a forgery)".into());
     }
-    serde_json::from_str(encoded).map_err(|error| error.to_string())
+    let envelope: Envelope = serde_json::from_str(encoded).map_err(|error| error.to_string())?;
+    let age = chrono::Utc::now().timestamp_millis() - envelope.at;
+    if age.abs() > MAX_EVENT_AGE_MS {
+        return Err(format!(
+            "sent {age} ms ago (a replay, or clocks too far apart)"
+        ));
+    }
+    Ok(envelope)
 }
 
 /// This replica's end of the bus.
@@ -297,6 +313,7 @@ impl Cluster {
         };
         let mut envelope = Envelope {
             from: self.inner.replica.clone(),
+            at: chrono::Utc::now().timestamp_millis(),
             event,
         };
         let encoded = serde_json::to_string(&envelope).unwrap_or_default();
@@ -312,7 +329,15 @@ impl Cluster {
                 envelope.event = shorter;
             }
         }
-        if outbox.try_send(seal(secrets, &envelope)).is_err() {
+        let sealed = seal(secrets, &envelope);
+        if sealed.len() > MAX_BUS_BYTES {
+            tracing::warn!(
+                bytes = sealed.len(),
+                "replica event too large for the bus; dropped"
+            );
+            return;
+        }
+        if outbox.try_send(sealed).is_err() {
             tracing::warn!("replica bus outbox full; other replicas catch up at their refresh");
         }
     }
@@ -431,8 +456,16 @@ mod tests {
         assert!(received.try_recv().is_err());
         let other = Envelope {
             from: "r2".into(),
+            at: chrono::Utc::now().timestamp_millis(),
             event: Event::Revoked { jti: "j".into() },
         };
+        // Signed, but sent two minutes ago: a replay.
+        let replayed = Envelope {
+            from: "r2".into(),
+            at: other.at - 120_000,
+            event: Event::Revoked { jti: "old".into() },
+        };
+        link.received(&seal(&secrets, &replayed));
         // Unsigned, or signed with another secret: ignored.
         link.received(&serde_json::to_string(&other).unwrap());
         link.received(&seal(&SecretBox::new("another secret, 16+"), &other));

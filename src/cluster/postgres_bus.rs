@@ -181,6 +181,10 @@ impl Partial {
         ) else {
             return None;
         };
+        // No event is larger than the bus carries (checked again, with the MAC, once whole).
+        if count > super::MAX_BUS_BYTES / MAX_EVENT_BYTES + 1 || index >= count {
+            return None;
+        }
         if self.pending.len() >= MAX_PARTIAL {
             tracing::warn!("too many replica events in parts at once; dropping them");
             self.pending.clear();

@@ -7,7 +7,8 @@ use super::parse;
 /// How the MCP endpoints behave.
 #[derive(clap::Args, Clone, Debug)]
 pub struct McpSettings {
-    /// Seconds a legacy (2025-11-25 and older) session may stay idle before it is ended.
+    /// Seconds a legacy (2025-11-25 and older) session may stay idle before a replica lets it
+    /// go (its own upstream sessions end; the next request opens it again from its id).
     #[arg(id = "MCP_SESSION_TTL_SECONDS", long = "mcp-session-ttl-seconds", env = "MCP_SESSION_TTL_SECONDS", default_value = "3600", value_parser = parse::seconds(7.0 * 86400.0))]
     pub session_ttl: Duration,
     /// Seconds a legacy session may live at most, however busy (its id carries the expiry, so

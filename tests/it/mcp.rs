@@ -1091,10 +1091,27 @@ async fn sessions_expire_and_are_bounded(backend: Backend) {
         },
     )
     .await;
+    // Its view went; the id opens it again (any replica could).
     assert_eq!(
         client.legacy(&first, "ping", json!({})).await.status,
-        StatusCode::NOT_FOUND
+        StatusCode::OK
     );
+    server.stop().await;
+
+    // Past its age it is gone for good.
+    let aged = common::TestServer::start(&db, &[("MCP_SESSION_MAX_AGE_SECONDS", "1")]).await;
+    let client = McpClient::new(&aged, "/mcp");
+    let (old, _) = client.initialize(LEGACY).await;
+    eventually(
+        "a session past its age ends",
+        std::time::Duration::from_secs(10),
+        || async {
+            let status = client.legacy(&old, "ping", json!({})).await.status;
+            (status == StatusCode::NOT_FOUND).then_some(())
+        },
+    )
+    .await;
+    aged.stop().await;
 
     let long = common::TestServer::start(&db, &[("MCP_MAX_SESSIONS", "2")]).await;
     let client = McpClient::new(&long, "/mcp");
@@ -1113,7 +1130,6 @@ async fn sessions_expire_and_are_bounded(backend: Backend) {
     let (c, again) = client.initialize(LEGACY).await;
     assert_eq!(again.status, StatusCode::OK, "a freed slot can be used");
     assert_ne!(c, b);
-    server.stop().await;
     long.stop().await;
 }
 

@@ -6,7 +6,9 @@
 //! that the others need — the client's log level and subscriptions, its stream opened or
 //! closed, the session's end — is told over the replica bus; a message for a stream another
 //! replica holds, and the client's answer to a request another replica waits on, travel the
-//! same way. A view idle past the TTL is let go here (the session ends on this replica).
+//! same way. A view idle past the TTL is let go here unless it keeps a log level or
+//! subscriptions (the id opens it again); a session ends by `DELETE`, its SSE stream closing, or
+//! its age.
 //! Bounded: at most `MCP_MAX_SESSIONS` views at once.
 
 mod store;
@@ -28,6 +30,9 @@ use crate::cluster::{Cluster, Event, SessionChange};
 use crate::protocol::LogLevel;
 use crate::quota::Quota;
 use crate::upstream::ClientEnd;
+
+/// The longest request id a cancellation is passed on to other replicas for.
+const MAX_REQUEST_ID_BYTES: usize = 256;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -54,6 +59,8 @@ pub struct Session {
     upstream: UpstreamSessions,
     /// The other replicas, which may hold the stream or wait for an answer.
     cluster: Cluster,
+    /// When it ends at the latest (seconds since the epoch; its id says so).
+    expires_at: i64,
 }
 
 /// The quota a session's own upstream sessions count against, and how long a client has to
@@ -87,13 +94,26 @@ impl Session {
         lock(&self.state).last_seen = Some(Instant::now());
     }
 
+    /// Whether this replica may let the view go: idle past `ttl`, no stream open here, and
+    /// nothing kept that the id cannot give back (a log level, subscriptions: a few bytes) —
+    /// or past its age. The next request opens it again from its id (its own upstream
+    /// sessions, ended with the view, are made again when needed).
     fn expired(&self, ttl: Duration) -> bool {
+        if self.past_max_age() {
+            return true;
+        }
         let state = lock(&self.state);
         let streaming = state
             .stream
             .as_ref()
             .is_some_and(|stream| !stream.is_closed());
-        !streaming && state.last_seen.is_some_and(|seen| seen.elapsed() > ttl)
+        let keeps_state = state.log_level.is_some() || !state.subscriptions.is_empty();
+        !streaming && !keeps_state && state.last_seen.is_some_and(|seen| seen.elapsed() > ttl)
+    }
+
+    /// Whether it has lived as long as its id allows.
+    fn past_max_age(&self) -> bool {
+        chrono::Utc::now().timestamp() >= self.expires_at
     }
 
     /// Records the capabilities the client declared in `initialize` (here only: a session made
@@ -140,7 +160,13 @@ impl Session {
         let id = {
             let mut state = lock(&self.state);
             state.next_client_request += 1;
-            let id = format!("mcpgate-{}", state.next_client_request);
+            // Named by this replica (random at each start): an answer that lands on another
+            // replica is passed to this one alone, never to another's question.
+            let id = format!(
+                "mcpgate-{}-{}",
+                self.cluster.replica(),
+                state.next_client_request
+            );
             state.client_requests.insert(id.clone(), sender);
             id
         };
@@ -172,7 +198,17 @@ impl Session {
     /// Routes a response the client POSTed to the request waiting for it, here or (over the
     /// bus) on the replica that sent the request.
     pub fn resolve(&self, response: Value) {
-        if !self.resolve_here(&response) {
+        if self.resolve_here(&response) {
+            return;
+        }
+        // Passed on only when its id names another replica's question.
+        let elsewhere = response
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| id.strip_prefix("mcpgate-"))
+            .and_then(|rest| rest.split_once('-'))
+            .is_some_and(|(replica, _)| replica != self.cluster.replica());
+        if elsewhere {
             self.share(SessionChange::Answer(response));
         }
     }
@@ -382,7 +418,13 @@ impl Session {
         let token = lock(&self.state).in_flight.remove(&request_id.to_string());
         match token {
             Some(token) => token.cancel(),
-            None => self.share(SessionChange::Cancel(request_id.clone())),
+            // A request id is a string or a number; anything else names no request.
+            None if (request_id.is_string() || request_id.is_number())
+                && request_id.to_string().len() <= MAX_REQUEST_ID_BYTES =>
+            {
+                self.share(SessionChange::Cancel(request_id.clone()));
+            }
+            None => {}
         }
     }
 

@@ -26,6 +26,20 @@ use crate::secrets::SecretBox;
 /// What a session id is sealed for.
 const PURPOSE: &str = "mcpgate session id v1";
 
+/// Ended sessions remembered at most (a client ending sessions in a loop must not grow every
+/// replica's memory). Past it the oldest are forgotten: such an id opens again, for its own
+/// principal only, until it expires — nothing another principal can use.
+const MAX_ENDED: usize = 65_536;
+
+/// The most bytes of client capabilities an id carries as they are.
+const MAX_CARRIED_CAPABILITIES: usize = 2048;
+
+/// The key an ended id is remembered by (ids are a few hundred bytes).
+fn ended_key(id: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(id.as_bytes()).into()
+}
+
 /// What a session id holds.
 #[derive(Serialize, Deserialize)]
 struct Claims {
@@ -54,7 +68,13 @@ pub struct SessionIds {
 }
 
 impl SessionIds {
-    fn mint(&self, scope: &Scope, owner: &str, version: &str, capabilities: Value) -> String {
+    fn mint(
+        &self,
+        scope: &Scope,
+        owner: &str,
+        version: &str,
+        capabilities: Value,
+    ) -> (String, i64) {
         let expires = chrono::Utc::now()
             + chrono::TimeDelta::from_std(self.max_age).unwrap_or(chrono::TimeDelta::days(1));
         let claims = Claims {
@@ -64,12 +84,32 @@ impl SessionIds {
                 Scope::Server(id) => Some(id.clone()),
             },
             v: version.to_owned(),
-            c: capabilities,
+            c: Self::carried(capabilities),
             e: expires.timestamp(),
             n: rand::rng().random(),
         };
         let plain = serde_json::to_string(&claims).unwrap_or_default();
-        self.secrets.seal_token(PURPOSE, &plain)
+        (self.secrets.seal_token(PURPOSE, &plain), claims.e)
+    }
+
+    /// What of the client's capabilities an id carries: all, unless that is large (the id
+    /// travels in a header); then which ones it declared, which is what the gateway asks.
+    fn carried(capabilities: Value) -> Value {
+        if capabilities.to_string().len() <= MAX_CARRIED_CAPABILITIES {
+            return capabilities;
+        }
+        let declared = capabilities
+            .as_object()
+            .map(|object| {
+                object
+                    .iter()
+                    .filter(|(_, value)| !value.is_null())
+                    .take(32)
+                    .map(|(name, _)| (name.chars().take(64).collect(), serde_json::json!({})))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Value::Object(declared)
     }
 
     /// The claims of an id this gateway made, while it has not expired.
@@ -87,7 +127,7 @@ impl SessionIds {
 pub struct SessionStore {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     /// Ended sessions, until they would have expired: refused here.
-    ended: Mutex<HashMap<String, i64>>,
+    ended: Mutex<HashMap<[u8; 32], i64>>,
     ttl: Duration,
     max: usize,
     per_principal: usize,
@@ -157,8 +197,8 @@ impl SessionStore {
                 });
             }
         }
-        let id = self.ids.mint(&scope, owner, version, capabilities.clone());
-        let session = self.view(id.clone(), scope, owner, version, capabilities);
+        let (id, expires_at) = self.ids.mint(&scope, owner, version, capabilities.clone());
+        let session = self.view(id.clone(), scope, owner, version, capabilities, expires_at);
         sessions.insert(id, session.clone());
         Ok(session)
     }
@@ -171,6 +211,7 @@ impl SessionStore {
         owner: &str,
         version: &'static str,
         capabilities: Value,
+        expires_at: i64,
     ) -> Arc<Session> {
         let session = Arc::new_cyclic(|me| Session {
             id,
@@ -185,6 +226,7 @@ impl SessionStore {
             affinity: std::sync::OnceLock::new(),
             upstream: self.upstream.clone(),
             cluster: self.ids.cluster.clone(),
+            expires_at,
         });
         session.touch();
         session
@@ -193,7 +235,7 @@ impl SessionStore {
     /// The view of a session this replica has not served yet, made from its id (none for an
     /// id it did not make, one expired, ended, or of a version it no longer speaks).
     fn open(&self, id: &str) -> Option<Arc<Session>> {
-        if lock(&self.ended).contains_key(id) {
+        if lock(&self.ended).contains_key(&ended_key(id)) {
             return None;
         }
         let claims = self.ids.open(id)?;
@@ -206,7 +248,18 @@ impl SessionStore {
         if let Some(session) = sessions.get(id) {
             return Some(session.clone());
         }
-        let session = self.view(id.to_owned(), scope, &claims.o, version, claims.c);
+        // Views made from ids are bounded like the sessions made here.
+        if sessions.len() >= self.max {
+            sessions.retain(|_, session| !session.expired(self.ttl));
+            if sessions.len() >= self.max {
+                tracing::warn!(
+                    sessions = sessions.len(),
+                    "session limit reached; a session made elsewhere is not served here"
+                );
+                return None;
+            }
+        }
+        let session = self.view(id.to_owned(), scope, &claims.o, version, claims.c, claims.e);
         sessions.insert(id.to_owned(), session.clone());
         Some(session)
     }
@@ -215,9 +268,14 @@ impl SessionStore {
     pub fn get(&self, id: &str, owner: &str, scope: &Scope) -> Option<Arc<Session>> {
         let known = lock(&self.sessions).get(id).cloned();
         let session = match known {
-            Some(session) if session.expired(self.ttl) => {
+            Some(session) if session.past_max_age() => {
                 self.forget(id);
                 return None;
+            }
+            // Idle with nothing kept: a fresh view from the id.
+            Some(session) if session.expired(self.ttl) => {
+                self.let_go(id);
+                self.open(id)?
             }
             Some(session) => session,
             None => self.open(id)?,
@@ -240,10 +298,29 @@ impl SessionStore {
         Some(session)
     }
 
+    /// Lets an idle view go (the id opens again on the next request).
+    fn let_go(&self, id: &str) {
+        if let Some(session) = lock(&self.sessions).remove(id) {
+            session.end();
+        }
+    }
+
     /// Ends the view here and refuses the id from now on (on this replica).
     fn forget(&self, id: &str) -> Option<Arc<Session>> {
         if let Some(claims) = self.ids.open(id) {
-            lock(&self.ended).insert(id.to_owned(), claims.e);
+            let mut ended = lock(&self.ended);
+            if ended.len() >= MAX_ENDED {
+                let now = chrono::Utc::now().timestamp();
+                ended.retain(|_, expires| *expires > now);
+                if ended.len() >= MAX_ENDED {
+                    // The soonest to expire go first.
+                    let mut expiries: Vec<i64> = ended.values().copied().collect();
+                    let (_, median, _) = expiries.select_nth_unstable(MAX_ENDED / 2);
+                    let median = *median;
+                    ended.retain(|_, expires| *expires > median);
+                }
+            }
+            ended.insert(ended_key(id), claims.e);
         }
         let session = lock(&self.sessions).remove(id)?;
         session.end();
@@ -274,18 +351,22 @@ impl SessionStore {
         session.apply(change);
     }
 
-    /// Ends every expired view (here only: an idle view says nothing of other replicas');
-    /// returns how many.
+    /// Lets idle views go and ends sessions past their age (here only: an idle view says
+    /// nothing of other replicas'); returns how many views went.
     pub fn sweep(&self) -> usize {
         let now = chrono::Utc::now().timestamp();
         lock(&self.ended).retain(|_, expires| *expires > now);
-        let expired: Vec<String> = lock(&self.sessions)
+        let expired: Vec<(String, bool)> = lock(&self.sessions)
             .iter()
             .filter(|(_, session)| session.expired(self.ttl))
-            .map(|(id, _)| id.clone())
+            .map(|(id, session)| (id.clone(), session.past_max_age()))
             .collect();
-        for id in &expired {
-            self.forget(id);
+        for (id, aged) in &expired {
+            if *aged {
+                self.forget(id);
+            } else {
+                self.let_go(id);
+            }
         }
         expired.len()
     }
@@ -351,9 +432,24 @@ mod tests {
             "owner checked"
         );
         std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(idle.sweep(), 1, "idle past the TTL: the view goes");
+        assert!(idle.is_empty());
         assert!(
-            idle.get(&a.id, "a@example.com", &Scope::All).is_none(),
-            "idle past the TTL: let go here, and not opened again"
+            idle.get(&a.id, "a@example.com", &Scope::All).is_some(),
+            "and the id opens it again"
+        );
+        let kept = idle
+            .create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+            .unwrap();
+        kept.subscribe("docs://a".into());
+        std::thread::sleep(Duration::from_millis(2));
+        idle.sweep();
+        assert!(
+            Arc::ptr_eq(
+                &kept,
+                &idle.get(&kept.id, "a@example.com", &Scope::All).unwrap()
+            ),
+            "a view that keeps a subscription stays"
         );
         let one = store(Duration::from_secs(60), 1, SECRET, DAY);
         one.create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
