@@ -64,7 +64,7 @@ fn open(
     };
     let session = match state
         .sessions
-        .create(scope, &principal.email, SSE_VERSION, Value::Null)
+        .create_sse(scope, &principal.email, SSE_VERSION)
     {
         Ok(session) => session,
         Err(error) => {

@@ -61,6 +61,8 @@ pub struct Session {
     cluster: Cluster,
     /// When it ends at the latest (seconds since the epoch; its id says so).
     expires_at: i64,
+    /// A legacy HTTP+SSE session: its stream is open on some replica while it lives.
+    sse: bool,
 }
 
 /// The quota a session's own upstream sessions count against, and how long a client has to
@@ -346,18 +348,21 @@ impl Session {
     }
 
     /// Sends a server-initiated message on the session's stream, wherever it is open: here, or
-    /// over the bus to whichever replica holds it (told even before this replica has heard
-    /// that one does: a legacy SSE session's stream is opened before any of its requests).
+    /// over the bus to the replica that holds it — for a legacy SSE session always (its stream
+    /// opened with it, maybe before this replica heard so), for another only while some
+    /// replica says it holds one.
     pub fn notify(&self, message: Value) {
-        let local = lock(&self.state)
-            .stream
-            .clone()
-            .filter(|stream| !stream.is_closed());
+        let (local, elsewhere) = {
+            let state = lock(&self.state);
+            let local = state.stream.clone().filter(|stream| !stream.is_closed());
+            (local, !state.streams_elsewhere.is_empty())
+        };
         match local {
             Some(stream) => {
                 let _ = stream.try_send(message);
             }
-            None => self.share(SessionChange::Deliver(message)),
+            None if self.sse || elsewhere => self.share(SessionChange::Deliver(message)),
+            None => {}
         }
     }
 

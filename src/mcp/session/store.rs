@@ -53,6 +53,9 @@ struct Claims {
     c: Value,
     /// Expiry, in seconds since the epoch.
     e: i64,
+    /// A legacy HTTP+SSE session: its stream is open somewhere for as long as it lives.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    t: bool,
     /// Makes every id unique.
     n: u64,
 }
@@ -74,7 +77,8 @@ impl SessionIds {
         owner: &str,
         version: &str,
         capabilities: Value,
-    ) -> (String, i64) {
+        sse: bool,
+    ) -> (String, Claims) {
         let expires = chrono::Utc::now()
             + chrono::TimeDelta::from_std(self.max_age).unwrap_or(chrono::TimeDelta::days(1));
         let claims = Claims {
@@ -86,10 +90,11 @@ impl SessionIds {
             v: version.to_owned(),
             c: Self::carried(capabilities),
             e: expires.timestamp(),
+            t: sse,
             n: rand::rng().random(),
         };
         let plain = serde_json::to_string(&claims).unwrap_or_default();
-        (self.secrets.seal_token(PURPOSE, &plain), claims.e)
+        (self.secrets.seal_token(PURPOSE, &plain), claims)
     }
 
     /// What of the client's capabilities an id carries: all, unless that is large (the id
@@ -155,13 +160,34 @@ impl SessionStore {
         }
     }
 
-    /// Creates a session, first dropping expired ones if the store is full.
+    /// Creates a session (Streamable HTTP), first dropping expired ones if the store is full.
     pub fn create(
         &self,
         scope: Scope,
         owner: &str,
         version: &'static str,
         capabilities: Value,
+    ) -> Result<Arc<Session>, McpError> {
+        self.make(scope, owner, version, capabilities, false)
+    }
+
+    /// Creates a legacy HTTP+SSE session (its stream is opened with it).
+    pub fn create_sse(
+        &self,
+        scope: Scope,
+        owner: &str,
+        version: &'static str,
+    ) -> Result<Arc<Session>, McpError> {
+        self.make(scope, owner, version, Value::Null, true)
+    }
+
+    fn make(
+        &self,
+        scope: Scope,
+        owner: &str,
+        version: &'static str,
+        capabilities: Value,
+        sse: bool,
     ) -> Result<Arc<Session>, McpError> {
         let mut sessions = lock(&self.sessions);
         // One principal's share first: another principal still gets in.
@@ -197,8 +223,8 @@ impl SessionStore {
                 });
             }
         }
-        let (id, expires_at) = self.ids.mint(&scope, owner, version, capabilities.clone());
-        let session = self.view(id.clone(), scope, owner, version, capabilities, expires_at);
+        let (id, claims) = self.ids.mint(&scope, owner, version, capabilities, sse);
+        let session = self.view(id.clone(), claims, scope, version);
         sessions.insert(id, session.clone());
         Ok(session)
     }
@@ -207,26 +233,25 @@ impl SessionStore {
     fn view(
         &self,
         id: String,
+        claims: Claims,
         scope: Scope,
-        owner: &str,
         version: &'static str,
-        capabilities: Value,
-        expires_at: i64,
     ) -> Arc<Session> {
         let session = Arc::new_cyclic(|me| Session {
             id,
             scope,
-            owner: owner.to_owned(),
+            owner: claims.o,
             version,
             state: Mutex::new(SessionState {
-                client_capabilities: capabilities,
+                client_capabilities: claims.c,
                 ..SessionState::default()
             }),
             me: me.clone(),
             affinity: std::sync::OnceLock::new(),
             upstream: self.upstream.clone(),
             cluster: self.ids.cluster.clone(),
-            expires_at,
+            expires_at: claims.e,
+            sse: claims.t,
         });
         session.touch();
         session
@@ -240,9 +265,9 @@ impl SessionStore {
         }
         let claims = self.ids.open(id)?;
         let version = crate::protocol::legacy_version(&claims.v)?;
-        let scope = match claims.s {
+        let scope = match &claims.s {
             None => Scope::All,
-            Some(server) => Scope::Server(server),
+            Some(server) => Scope::Server(server.clone()),
         };
         let mut sessions = lock(&self.sessions);
         if let Some(session) = sessions.get(id) {
@@ -259,7 +284,7 @@ impl SessionStore {
                 return None;
             }
         }
-        let session = self.view(id.to_owned(), scope, &claims.o, version, claims.c, claims.e);
+        let session = self.view(id.to_owned(), claims, scope, version);
         sessions.insert(id.to_owned(), session.clone());
         Some(session)
     }
@@ -483,6 +508,15 @@ mod tests {
         assert_eq!(served.version, "2025-06-18");
         assert!(served.client_supports("sampling"));
         assert!(!served.client_supports("roots"));
+        assert!(!served.sse);
+        let legacy = here
+            .create_sse(Scope::All, "a@example.com", "2024-11-05")
+            .unwrap();
+        let opened = there.get(&legacy.id, "a@example.com", &Scope::All).unwrap();
+        assert!(
+            opened.sse,
+            "a legacy SSE session is known as one everywhere"
+        );
         let stranger = store(
             Duration::from_secs(60),
             10,
