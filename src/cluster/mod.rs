@@ -43,6 +43,15 @@ const MAX_BUS_BYTES: usize = 4 * 1024 * 1024;
 /// How old (or how far ahead, clocks differ) an event may be: an older one is a replay.
 const MAX_EVENT_AGE_MS: i64 = 60_000;
 
+/// How often a replica says it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+
+/// Replicas remembered at most (each restart is a new id; the gone ones are forgotten first).
+const MAX_PEERS: usize = 1024;
+
+/// How long a replica not heard from counts as gone (its streams, its questions).
+const GONE_AFTER: Duration = Duration::from_secs(7);
+
 /// How long a bus waits before connecting again, at first and at most.
 const RECONNECT_FIRST: Duration = Duration::from_millis(250);
 const RECONNECT_MOST: Duration = Duration::from_secs(5);
@@ -86,6 +95,8 @@ pub enum Event {
         /// The account's email.
         email: Option<String>,
     },
+    /// The sender is alive (sent every [`HEARTBEAT_EVERY`]; any event says as much).
+    Heartbeat,
     /// Calls or health checks showed an upstream went down or came back.
     UpstreamHealth {
         /// The upstream.
@@ -198,6 +209,8 @@ struct Inner {
     connected: Arc<AtomicBool>,
     /// Whether the first connection must resync too (it came after the start had loaded).
     late: Arc<AtomicBool>,
+    /// Other replicas, by when they were last heard from.
+    peers: Arc<dashmap::DashMap<String, std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -223,6 +236,7 @@ impl Cluster {
                 first: std::sync::Mutex::new(None),
                 connected: Arc::default(),
                 late: Arc::default(),
+                peers: Arc::default(),
             }),
         }
     }
@@ -247,6 +261,7 @@ impl Cluster {
                 first: std::sync::Mutex::new(Some(first)),
                 connected: Arc::default(),
                 late: Arc::default(),
+                peers: Arc::default(),
             }),
         };
         let link = Link {
@@ -256,7 +271,20 @@ impl Cluster {
             connected: cluster.inner.connected.clone(),
             late: cluster.inner.late.clone(),
             connections: AtomicU64::new(0),
+            peers: cluster.inner.peers.clone(),
         };
+        // Alive, every few seconds, for as long as the cluster handle lives.
+        let beating = Arc::downgrade(&cluster.inner);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+            loop {
+                every.tick().await;
+                let Some(inner) = beating.upgrade() else {
+                    return;
+                };
+                Cluster { inner }.publish(Event::Heartbeat);
+            }
+        });
         match (settings.bus, &settings.redis_url, database) {
             (Bus::Redis, Some(url), _) => {
                 let channel = format!("{}events", settings.redis_key_prefix);
@@ -279,6 +307,29 @@ impl Cluster {
     /// What carries events: `redis`, `postgres` or `none`.
     pub fn transport(&self) -> &'static str {
         self.inner.transport
+    }
+
+    /// Whether replica `id` has been heard from lately (this replica always is).
+    pub fn alive(&self, id: &str) -> bool {
+        id == self.inner.replica
+            || self
+                .inner
+                .peers
+                .get(id)
+                .is_some_and(|seen| seen.elapsed() < GONE_AFTER)
+    }
+
+    /// The other replicas heard from lately, with how long ago.
+    pub fn peers(&self) -> Vec<(String, Duration)> {
+        let mut peers: Vec<(String, Duration)> = self
+            .inner
+            .peers
+            .iter()
+            .map(|peer| (peer.key().clone(), peer.value().elapsed()))
+            .filter(|(_, ago)| *ago < GONE_AFTER)
+            .collect();
+        peers.sort();
+        peers
     }
 
     /// Whether the bus is connected (a replica alone: never).
@@ -367,6 +418,7 @@ struct Link {
     connected: Arc<AtomicBool>,
     late: Arc<AtomicBool>,
     connections: AtomicU64,
+    peers: Arc<dashmap::DashMap<String, std::time::Instant>>,
 }
 
 impl Link {
@@ -375,7 +427,16 @@ impl Link {
         match open(&self.secrets, payload) {
             Ok(envelope) if envelope.from == self.replica => {}
             Ok(envelope) => {
-                let _ = self.inbox.send(Received::Event(envelope.event));
+                if self.peers.len() >= MAX_PEERS {
+                    self.peers.retain(|_, seen| seen.elapsed() < GONE_AFTER);
+                }
+                if self.peers.len() < MAX_PEERS || self.peers.contains_key(&envelope.from) {
+                    self.peers
+                        .insert(envelope.from.clone(), std::time::Instant::now());
+                }
+                if envelope.event != Event::Heartbeat {
+                    let _ = self.inbox.send(Received::Event(envelope.event));
+                }
             }
             Err(error) => {
                 tracing::warn!(%error, "replica event ignored")
@@ -432,6 +493,7 @@ mod tests {
                 first: std::sync::Mutex::new(None),
                 connected: Arc::default(),
                 late: Arc::default(),
+                peers: Arc::default(),
             }),
         };
         let many = (0..500)
@@ -450,6 +512,7 @@ mod tests {
             connected: Arc::default(),
             late: Arc::default(),
             connections: AtomicU64::new(0),
+            peers: cluster.inner.peers.clone(),
         };
         let mut received = cluster.subscribe();
         link.received(&wire);
@@ -475,5 +538,16 @@ mod tests {
             received.try_recv().unwrap(),
             Received::Event(Event::Revoked { .. })
         ));
+        // Whoever sends is alive; a heartbeat says only that.
+        assert!(cluster.alive("r2") && cluster.alive("r1") && !cluster.alive("r3"));
+        let beat = Envelope {
+            from: "r3".into(),
+            at: chrono::Utc::now().timestamp_millis(),
+            event: Event::Heartbeat,
+        };
+        link.received(&seal(&secrets, &beat));
+        assert!(cluster.alive("r3"));
+        assert!(received.try_recv().is_err(), "not handed on");
+        assert_eq!(cluster.peers().len(), 2);
     }
 }

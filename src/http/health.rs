@@ -177,6 +177,18 @@ pub struct ReplicaStatus {
     /// Whether the bus is connected now (while it is not, other replicas' changes reach this
     /// one only at its periodic refresh; it reloads what it caches when it connects again).
     pub connected: bool,
+    /// The other replicas heard from lately (every replica says it is alive every 2 s; one
+    /// silent for 7 s counts as gone: streams it held are not relayed to).
+    pub peers: Vec<Peer>,
+}
+
+/// Another replica as this one hears it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Peer {
+    /// Its id.
+    pub replica: String,
+    /// Seconds since it was last heard from.
+    pub heard_seconds_ago: f64,
 }
 
 /// `GET /admin/replica`: this replica and its bus (admins only).
@@ -197,6 +209,14 @@ pub async fn replica(state: web::Data<AppState>, _admin: Admin) -> HttpResponse 
         replica: cluster.replica().to_owned(),
         bus: cluster.transport(),
         connected: cluster.connected(),
+        peers: cluster
+            .peers()
+            .into_iter()
+            .map(|(replica, ago)| Peer {
+                replica,
+                heard_seconds_ago: ago.as_secs_f64(),
+            })
+            .collect(),
     })
 }
 

@@ -418,6 +418,28 @@ async fn a_replica_killed_under_load(bus: Bus) {
     let mut stream = on_b.verb(Method::GET, &headers).await;
     assert_eq!(stream.status(), StatusCode::OK);
 
+    // Replicas hear each other's heartbeats.
+    let victim_id = b.admin(Method::GET, "/admin/replica", None).await.body["replica"]
+        .as_str()
+        .expect("a replica id")
+        .to_owned();
+    let peers_of_a = || async {
+        let status = a.admin(Method::GET, "/admin/replica", None).await;
+        status.body["peers"]
+            .as_array()
+            .map(|peers| {
+                peers
+                    .iter()
+                    .filter_map(|peer| peer["replica"].as_str().map(str::to_owned))
+                    .collect::<Vec<String>>()
+            })
+            .unwrap_or_default()
+    };
+    common::eventually("A hears B", Duration::from_secs(20), || async {
+        peers_of_a().await.contains(&victim_id).then_some(())
+    })
+    .await;
+
     // Calls on A and C all along, B killed once they are under way.
     let stop = AtomicBool::new(false);
     let calls = AtomicUsize::new(0);
@@ -438,6 +460,12 @@ async fn a_replica_killed_under_load(bus: Bus) {
         stop.store(true, Ordering::SeqCst);
     };
     tokio::join!(calling(a, &stop, &calls), calling(c, &stop, &calls), kill);
+
+    // A counts B as gone once it falls silent.
+    common::eventually("A counts B as gone", Duration::from_secs(30), || async {
+        (!peers_of_a().await.contains(&victim_id)).then_some(())
+    })
+    .await;
 
     // The stream on B ended with it; the client opens it again on C and the session goes on.
     let ended = tokio::time::timeout(Duration::from_secs(10), async {

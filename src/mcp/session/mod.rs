@@ -281,6 +281,11 @@ impl Session {
         if let Some(stream) = state.stream.clone().filter(|stream| !stream.is_closed()) {
             return Some(stream);
         }
+        // A holder not heard from lately is gone (killed): nothing to ask on there.
+        let cluster = &self.cluster;
+        state
+            .streams_elsewhere
+            .retain(|holder| cluster.alive(holder));
         if state.streams_elsewhere.is_empty() {
             return None;
         }
@@ -355,7 +360,11 @@ impl Session {
         let (local, elsewhere) = {
             let state = lock(&self.state);
             let local = state.stream.clone().filter(|stream| !stream.is_closed());
-            (local, !state.streams_elsewhere.is_empty())
+            let elsewhere = state
+                .streams_elsewhere
+                .iter()
+                .any(|holder| self.cluster.alive(holder));
+            (local, elsewhere)
         };
         match local {
             Some(stream) => {
