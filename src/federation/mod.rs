@@ -10,6 +10,7 @@ use serde_json::Map;
 use tokio_util::sync::CancellationToken;
 
 mod discovered;
+mod health;
 
 use crate::actors::catalog::Catalogs;
 use crate::actors::db::{Db, DbError};
@@ -143,23 +144,6 @@ impl Federation {
             catalog,
             settings,
             cluster,
-        }
-    }
-
-    /// Tells the other replicas that an upstream went down or came back.
-    fn announce_health(&self, gateway_id: &str, reachable: bool) {
-        self.cluster.publish(crate::cluster::Event::UpstreamHealth {
-            gateway_id: gateway_id.to_owned(),
-            reachable,
-        });
-    }
-
-    /// Applies another replica's news that an upstream went down or came back (its breaker
-    /// here opens or closes).
-    pub fn heard_health(&self, gateway_id: &str, reachable: bool) {
-        if let Some(gateway) = self.catalog.current().gateway(gateway_id) {
-            self.upstream
-                .heard_health(gateway_id, &gateway.name, reachable);
         }
     }
 

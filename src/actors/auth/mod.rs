@@ -25,6 +25,9 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 mod external;
+mod revocations;
+
+pub use self::revocations::{RefreshRevocations, Revoked};
 mod upkeep;
 
 use self::upkeep::{OAUTH_PURGE_EVERY, USAGE_FLUSH_EVERY};
@@ -36,7 +39,6 @@ use crate::auth::{AuthError, Principal, password};
 use crate::config::IdentitySettings;
 use crate::db::bootstrap::UserRow;
 use crate::db::identity::{ClaimLogin, LoginClaim, LoginRecord, RecordLogin};
-use crate::db::tokens::LoadRevocations;
 
 /// How long a handler waits for the actor before answering 503.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
@@ -82,66 +84,7 @@ impl Actor for AuthActor {
     }
 }
 
-impl AuthActor {
-    /// Loads revocations newer than the watermark (all on the first run).
-    fn load_revocations(&mut self) -> impl ActorFuture<Self, Output = ()> + use<> {
-        self.refreshing = true;
-        // Clocks of replicas differ a little: look back a few seconds past the watermark.
-        let since = self
-            .watermark
-            .map(|watermark| watermark - chrono::TimeDelta::seconds(5));
-        let db = self.db.clone();
-        let load = async move { db.run(LoadRevocations { since }).await };
-        load.into_actor(self).map(|outcome, actor, _ctx| {
-            actor.refreshing = false;
-            actor.revocations_known.store(true, Ordering::Release);
-            match outcome {
-                Ok(rows) => {
-                    for (jti, revoked_at) in rows {
-                        actor.watermark = actor.watermark.max(Some(revoked_at));
-                        actor.revoked.insert(jti);
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "could not refresh the token revocation list"),
-            }
-        })
-    }
-}
-
-/// A token id revoked on this replica: refused from now on.
-pub struct Revoked(pub String);
-
-impl Message for Revoked {
-    type Result = ();
-}
-
-impl Handler<Revoked> for AuthActor {
-    type Result = ();
-
-    fn handle(&mut self, message: Revoked, _ctx: &mut Context<Self>) {
-        self.revoked.insert(message.0);
-    }
-}
-
 impl Supervised for AuthActor {}
-
-/// Read the revocation list again (after the replica bus reconnected: some may have been
-/// missed).
-pub struct RefreshRevocations;
-
-impl Message for RefreshRevocations {
-    type Result = ();
-}
-
-impl Handler<RefreshRevocations> for AuthActor {
-    type Result = ();
-
-    fn handle(&mut self, _message: RefreshRevocations, ctx: &mut Context<Self>) {
-        if !self.refreshing {
-            ctx.spawn(self.load_revocations());
-        }
-    }
-}
 
 /// Answered once the revocation list has been loaded (the actor handles no message before).
 pub struct RevocationsKnown;
