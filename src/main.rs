@@ -174,7 +174,9 @@ async fn token(settings: Settings, email: String, exp_minutes: u64) -> Result<()
 }
 
 /// `mcpgate health`: one HTTP/1.0 request to this process's own port (on loopback when it
-/// listens on every address), at most three seconds; success is a 200.
+/// listens on every address), at most three seconds; success is a 200. The address is the
+/// gateway's own `HOST`/`PORT`, never one a user names, so it is not an egress (the policy is
+/// for upstreams and REST tools).
 fn health(settings: &Settings, ready: bool) -> ExitCode {
     use std::io::{Read, Write};
     let host = if settings.host.is_unspecified() {

@@ -410,6 +410,31 @@ mod tests {
     }
 
     #[test]
+    fn the_replica_bus_is_chosen_and_checked() {
+        assert_eq!(
+            load(&[]).unwrap().cluster.bus,
+            Bus::None,
+            "SQLite: one replica"
+        );
+        let redis = load(&[("REDIS_URL", "redis://:pw@cache:6379/2")]).unwrap();
+        assert_eq!(redis.cluster.bus, Bus::Redis);
+        for (variable, value, extra) in [
+            ("CLUSTER_BUS", "postgres", None),
+            ("CLUSTER_BUS", "redis", None),
+            ("CLUSTER_BUS", "kafka", None),
+            ("REDIS_URL", "http://cache:6379", None),
+            ("REDIS_KEY_PREFIX", "has space", None),
+            ("REDIS_URL", "redis://:hunter2@", Some("hunter2")),
+        ] {
+            let error = load(&[(variable, value)]).expect_err(value);
+            assert_eq!(error.variable, variable, "{error}");
+            if let Some(secret) = extra {
+                assert!(!error.to_string().contains(secret), "{error}");
+            }
+        }
+    }
+
+    #[test]
     fn values_are_trimmed_and_empty_means_unset() {
         let settings = load(&[
             ("PORT", " 8080 "),

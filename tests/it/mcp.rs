@@ -622,15 +622,7 @@ async fn list_changes_reach_both_eras(backend: Backend) {
 
     // Legacy: the session's GET stream.
     let (session, _) = client.initialize(LEGACY).await;
-    let mut stream = client
-        .verb(
-            Method::GET,
-            &[
-                ("mcp-session-id", &session),
-                ("accept", "text/event-stream"),
-            ],
-        )
-        .await;
+    let mut stream = client.session_stream(&session).await;
     assert_eq!(stream.status(), StatusCode::OK);
     client
         .legacy(

@@ -139,6 +139,32 @@ where
     }
 }
 
+/// Each replica accepts `token` (so each has verified it and cached its grants).
+async fn accepted(replicas: &[(&str, &TestServer)], token: &str) {
+    for (_, server) in replicas {
+        server
+            .send(Method::GET, "/tools", Some(token), None)
+            .await
+            .expect(StatusCode::OK);
+    }
+}
+
+/// Each replica refuses `token` within a second of `since`.
+async fn refused_at_once(
+    since: Instant,
+    replicas: &[(&str, &TestServer)],
+    token: &str,
+    what: &str,
+) {
+    for (name, server) in replicas {
+        at_once(since, &format!("{name} refuses {what}"), || async {
+            let reply = server.send(Method::GET, "/tools", Some(token), None).await;
+            reply.status == StatusCode::UNAUTHORIZED
+        })
+        .await;
+    }
+}
+
 async fn changes_reach_every_replica_at_once(bus: Bus) {
     let replicas = Replicas::start(bus).await;
     let [a, b, c] = &replicas.servers[..] else {
@@ -148,15 +174,7 @@ async fn changes_reach_every_replica_at_once(bus: Bus) {
     // A session-era client on A listens on its session's stream.
     let on_a = McpClient::new(a, "/mcp");
     let (session, _) = on_a.initialize(LEGACY).await;
-    let mut stream = on_a
-        .verb(
-            Method::GET,
-            &[
-                ("mcp-session-id", &session),
-                ("accept", "text/event-stream"),
-            ],
-        )
-        .await;
+    let mut stream = on_a.session_stream(&session).await;
     assert_eq!(stream.status(), StatusCode::OK);
 
     // A tool created on B is listed on C, and A's client is told its list changed.
@@ -213,36 +231,17 @@ async fn changes_reach_every_replica_at_once(bus: Bus) {
         .as_str()
         .unwrap()
         .to_owned();
-    for server in [b, c] {
-        server
-            .send(Method::GET, "/tools", Some(&token), None)
-            .await
-            .expect(StatusCode::OK);
-    }
+    let others = [("B", b), ("C", c)];
+    accepted(&others, &token).await;
     a.send(Method::POST, "/auth/logout", Some(&token), None)
         .await
         .expect(StatusCode::NO_CONTENT);
-    let revoked = Instant::now();
-    for (name, server) in [("B", b), ("C", c)] {
-        at_once(
-            revoked,
-            &format!("{name} refuses the token revoked on A"),
-            || async {
-                let reply = server.send(Method::GET, "/tools", Some(&token), None).await;
-                reply.status == StatusCode::UNAUTHORIZED
-            },
-        )
-        .await;
-    }
+    refused_at_once(Instant::now(), &others, &token, "the token revoked on A").await;
 
     // An account disabled on B can do nothing on A or C (their cached grants are dropped).
     let dev = common::create_user(b, "dev@example.com", "developer").await;
-    for server in [a, c] {
-        server
-            .send(Method::GET, "/tools", Some(&dev), None)
-            .await
-            .expect(StatusCode::OK);
-    }
+    let others = [("A", a), ("C", c)];
+    accepted(&others, &dev).await;
     b.admin(
         Method::PUT,
         "/users/dev@example.com",
@@ -250,18 +249,7 @@ async fn changes_reach_every_replica_at_once(bus: Bus) {
     )
     .await
     .expect(StatusCode::OK);
-    let disabled = Instant::now();
-    for (name, server) in [("A", a), ("C", c)] {
-        at_once(
-            disabled,
-            &format!("{name} refuses the account disabled on B"),
-            || async {
-                let reply = server.send(Method::GET, "/tools", Some(&dev), None).await;
-                reply.status == StatusCode::UNAUTHORIZED
-            },
-        )
-        .await;
-    }
+    refused_at_once(Instant::now(), &others, &dev, "the account disabled on B").await;
 
     // An upstream dies: a call on B shows it, and its breaker opens on A and C.
     let upstream = ConformanceFixture::start();
@@ -410,12 +398,8 @@ async fn a_replica_killed_under_load(bus: Bus) {
     // A session made on A whose stream is on B, the replica about to die.
     let on_a = McpClient::new(a, "/mcp");
     let (session, _) = on_a.initialize(LEGACY).await;
-    let headers = [
-        ("mcp-session-id", session.as_str()),
-        ("accept", "text/event-stream"),
-    ];
     let on_b = McpClient::new(b, "/mcp");
-    let mut stream = on_b.verb(Method::GET, &headers).await;
+    let mut stream = on_b.session_stream(&session).await;
     assert_eq!(stream.status(), StatusCode::OK);
 
     // Replicas hear each other's heartbeats.
@@ -474,7 +458,7 @@ async fn a_replica_killed_under_load(bus: Bus) {
     .await;
     assert!(ended.is_ok(), "the stream on the killed replica ends");
     let on_c = McpClient::new(c, "/mcp");
-    let mut stream = on_c.verb(Method::GET, &headers).await;
+    let mut stream = on_c.session_stream(&session).await;
     assert_eq!(stream.status(), StatusCode::OK);
     let listed = on_a.legacy(&session, "tools/list", json!({})).await;
     assert!(listed.expect(StatusCode::OK)["result"]["tools"].is_array());

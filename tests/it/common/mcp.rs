@@ -162,6 +162,15 @@ impl<'a> McpClient<'a> {
         .await
     }
 
+    /// Opens a legacy session's GET stream.
+    pub async fn session_stream(&self, session: &str) -> reqwest::Response {
+        self.verb(
+            Method::GET,
+            &[("mcp-session-id", session), ("accept", "text/event-stream")],
+        )
+        .await
+    }
+
     /// Sends any method with any HTTP verb (for GET/DELETE on the endpoint).
     pub async fn verb(&self, method: Method, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut request = self
