@@ -220,6 +220,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         settings.mcp.tool_timeout,
         settings.mcp.max_parked_calls_per_principal,
         settings.mcp.max_parked_calls,
+        cluster.replica(),
     );
     let shutdown = tokio_util::sync::CancellationToken::new();
     let federation = crate::federation::Federation::new(
@@ -290,12 +291,19 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         shutdown: shutdown.clone(),
         federation: federation.clone(),
         metrics: metrics.clone(),
+        // The other replicas: the operator's own addresses, private or local.
+        replica_http: crate::egress::HttpClient::new(crate::egress::EgressPolicy {
+            allow_localhost: true,
+            allow_private_networks: true,
+            allow: Vec::new(),
+        })?,
     });
     let body_limit = settings.max_request_body_bytes;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(body_limit))
+            .wrap(from_fn(http::forward::believe_stamp))
             .wrap(from_fn(http::request_log::log_requests))
             // Responses are never sniffed into another type, and are not cached unless they
             // say so themselves (the console's assets do).
@@ -336,6 +344,13 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         .addrs()
         .first()
         .ok_or_else(|| "the server bound no address".to_owned())?;
+    cluster.set_address(
+        settings
+            .cluster
+            .advertise_url
+            .clone()
+            .or_else(|| (!addr.ip().is_unspecified()).then(|| format!("http://{addr}"))),
+    );
     let server = server.run();
     let handle = server.handle();
     let server = actix_web::rt::spawn(server);

@@ -64,7 +64,7 @@ impl Appliers {
             }
             Received::Event(Event::CatalogReload) => self.catalog.reload().await,
             // Noted by the bus itself.
-            Received::Event(Event::Heartbeat) => {}
+            Received::Event(Event::Heartbeat { .. }) => {}
             Received::Event(Event::Session { id, change }) => self.sessions.apply(&id, change),
             Received::Event(Event::UpstreamHealth {
                 gateway_id,

@@ -95,8 +95,13 @@ pub enum Event {
         /// The account's email.
         email: Option<String>,
     },
-    /// The sender is alive (sent every [`HEARTBEAT_EVERY`]; any event says as much).
-    Heartbeat,
+    /// The sender is alive (sent every [`HEARTBEAT_EVERY`]; any event says as much), and
+    /// where the others reach it (`CLUSTER_ADVERTISE_URL`; none: requests are not forwarded to it).
+    Heartbeat {
+        /// Its base URL for forwarded requests.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+    },
     /// Calls or health checks showed an upstream went down or came back.
     UpstreamHealth {
         /// The upstream.
@@ -210,7 +215,19 @@ struct Inner {
     /// Whether the first connection must resync too (it came after the start had loaded).
     late: Arc<AtomicBool>,
     /// Other replicas, by when they were last heard from.
-    peers: Arc<dashmap::DashMap<String, std::time::Instant>>,
+    peers: Peers,
+    /// Where the others reach this replica (known once it listens).
+    address: std::sync::RwLock<Option<String>>,
+}
+
+/// Other replicas: when each was last heard from, and where it is reached.
+type Peers = Arc<dashmap::DashMap<String, Peer>>;
+
+/// What a replica knows of another.
+#[derive(Clone, Debug)]
+struct Peer {
+    seen: std::time::Instant,
+    address: Option<String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -237,6 +254,7 @@ impl Cluster {
                 connected: Arc::default(),
                 late: Arc::default(),
                 peers: Arc::default(),
+                address: std::sync::RwLock::default(),
             }),
         }
     }
@@ -262,6 +280,7 @@ impl Cluster {
                 connected: Arc::default(),
                 late: Arc::default(),
                 peers: Arc::default(),
+                address: std::sync::RwLock::default(),
             }),
         };
         let link = Link {
@@ -282,7 +301,12 @@ impl Cluster {
                 let Some(inner) = beating.upgrade() else {
                     return;
                 };
-                Cluster { inner }.publish(Event::Heartbeat);
+                let address = inner
+                    .address
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                Cluster { inner }.publish(Event::Heartbeat { address });
             }
         });
         match (settings.bus, &settings.redis_url, database) {
@@ -316,7 +340,30 @@ impl Cluster {
                 .inner
                 .peers
                 .get(id)
-                .is_some_and(|seen| seen.elapsed() < GONE_AFTER)
+                .is_some_and(|peer| peer.seen.elapsed() < GONE_AFTER)
+    }
+
+    /// Says where the others reach this replica (from its next heartbeat on).
+    pub fn set_address(&self, address: Option<String>) {
+        *self
+            .inner
+            .address
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = address;
+    }
+
+    /// Where replica `id` is reached, while it is alive and said so.
+    pub fn address_of(&self, id: &str) -> Option<String> {
+        self.inner
+            .peers
+            .get(id)
+            .filter(|peer| peer.seen.elapsed() < GONE_AFTER)
+            .and_then(|peer| peer.address.clone())
+    }
+
+    /// Signs and checks requests forwarded between replicas (none: a replica alone).
+    pub fn secrets(&self) -> Option<&SecretBox> {
+        self.inner.secrets.as_ref()
     }
 
     /// The other replicas heard from lately, with how long ago.
@@ -325,7 +372,7 @@ impl Cluster {
             .inner
             .peers
             .iter()
-            .map(|peer| (peer.key().clone(), peer.value().elapsed()))
+            .map(|peer| (peer.key().clone(), peer.value().seen.elapsed()))
             .filter(|(_, ago)| *ago < GONE_AFTER)
             .collect();
         peers.sort();
@@ -418,7 +465,7 @@ struct Link {
     connected: Arc<AtomicBool>,
     late: Arc<AtomicBool>,
     connections: AtomicU64,
-    peers: Arc<dashmap::DashMap<String, std::time::Instant>>,
+    peers: Peers,
 }
 
 impl Link {
@@ -428,13 +475,21 @@ impl Link {
             Ok(envelope) if envelope.from == self.replica => {}
             Ok(envelope) => {
                 if self.peers.len() >= MAX_PEERS {
-                    self.peers.retain(|_, seen| seen.elapsed() < GONE_AFTER);
+                    self.peers
+                        .retain(|_, peer| peer.seen.elapsed() < GONE_AFTER);
                 }
                 if self.peers.len() < MAX_PEERS || self.peers.contains_key(&envelope.from) {
-                    self.peers
-                        .insert(envelope.from.clone(), std::time::Instant::now());
+                    let now = std::time::Instant::now();
+                    let mut peer = self.peers.entry(envelope.from.clone()).or_insert(Peer {
+                        seen: now,
+                        address: None,
+                    });
+                    peer.seen = now;
+                    if let Event::Heartbeat { address } = &envelope.event {
+                        peer.address.clone_from(address);
+                    }
                 }
-                if envelope.event != Event::Heartbeat {
+                if !matches!(envelope.event, Event::Heartbeat { .. }) {
                     let _ = self.inbox.send(Received::Event(envelope.event));
                 }
             }
@@ -468,86 +523,4 @@ fn next_delay(delay: Duration) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_round_trip_and_large_catalog_events_become_a_reload() {
-        let event = Event::Catalog {
-            items: vec![
-                (ItemKind::Tool, "t1".into()),
-                (ItemKind::Deleted, "x".into()),
-            ],
-        };
-        let text = serde_json::to_string(&event).unwrap();
-        assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), event);
-        let (outbox, mut pending) = mpsc::channel(4);
-        let (inbox, _) = broadcast::channel(4);
-        let cluster = Cluster {
-            inner: Arc::new(Inner {
-                replica: "r1".into(),
-                transport: "test",
-                outbox: Some(outbox),
-                inbox,
-                secrets: Some(SecretBox::new("the shared secret, 16+")),
-                first: std::sync::Mutex::new(None),
-                connected: Arc::default(),
-                late: Arc::default(),
-                peers: Arc::default(),
-            }),
-        };
-        let many = (0..500)
-            .map(|n| (ItemKind::Tool, format!("{n:032}")))
-            .collect();
-        cluster.publish(Event::Catalog { items: many });
-        let secrets = SecretBox::new("the shared secret, 16+");
-        let wire = pending.try_recv().unwrap();
-        let sent = open(&secrets, &wire).unwrap();
-        assert_eq!(sent.event, Event::CatalogReload);
-        // Its own events are not handed back.
-        let link = Link {
-            replica: "r1".into(),
-            secrets: secrets.clone(),
-            inbox: cluster.inner.inbox.clone(),
-            connected: Arc::default(),
-            late: Arc::default(),
-            connections: AtomicU64::new(0),
-            peers: cluster.inner.peers.clone(),
-        };
-        let mut received = cluster.subscribe();
-        link.received(&wire);
-        assert!(received.try_recv().is_err());
-        let other = Envelope {
-            from: "r2".into(),
-            at: chrono::Utc::now().timestamp_millis(),
-            event: Event::Revoked { jti: "j".into() },
-        };
-        // Signed, but sent two minutes ago: a replay.
-        let replayed = Envelope {
-            from: "r2".into(),
-            at: other.at - 120_000,
-            event: Event::Revoked { jti: "old".into() },
-        };
-        link.received(&seal(&secrets, &replayed));
-        // Unsigned, or signed with another secret: ignored.
-        link.received(&serde_json::to_string(&other).unwrap());
-        link.received(&seal(&SecretBox::new("another secret, 16+"), &other));
-        assert!(received.try_recv().is_err());
-        link.received(&seal(&secrets, &other));
-        assert!(matches!(
-            received.try_recv().unwrap(),
-            Received::Event(Event::Revoked { .. })
-        ));
-        // Whoever sends is alive; a heartbeat says only that.
-        assert!(cluster.alive("r2") && cluster.alive("r1") && !cluster.alive("r3"));
-        let beat = Envelope {
-            from: "r3".into(),
-            at: chrono::Utc::now().timestamp_millis(),
-            event: Event::Heartbeat,
-        };
-        link.received(&seal(&secrets, &beat));
-        assert!(cluster.alive("r3"));
-        assert!(received.try_recv().is_err(), "not handed on");
-        assert_eq!(cluster.peers().len(), 2);
-    }
-}
+mod tests;

@@ -19,6 +19,12 @@ pub struct ClusterSettings {
     /// none (each replica only sees others' changes at its periodic refresh).
     #[arg(id = "CLUSTER_BUS", long = "cluster-bus", env = "CLUSTER_BUS", default_value = "auto", value_parser = bus)]
     pub bus: Bus,
+    /// Where the other replicas reach this one (http://gateway-1:4444): a request that
+    /// belongs to a call parked here, or to a session whose upstream sessions are here, is
+    /// forwarded to it. Unset: http://HOST:PORT when HOST is a specific address; with HOST
+    /// 0.0.0.0 nothing (such requests are then served where they land).
+    #[arg(id = "CLUSTER_ADVERTISE_URL", long = "cluster-advertise-url", env = "CLUSTER_ADVERTISE_URL", value_parser = advertise_url)]
+    pub advertise_url: Option<String>,
 }
 
 /// What carries changes between replicas.
@@ -50,6 +56,21 @@ fn redis_url(value: &str) -> Result<String, String> {
         return Err("not a redis:// URL with a host (redis://host:6379)".into());
     }
     Ok(value.to_owned())
+}
+
+fn advertise_url(value: &str) -> Result<String, String> {
+    let url = url::Url::parse(value).map_err(|_| "not a URL (http://gateway-1:4444)".to_owned())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none_or(str::is_empty)
+        || url.path() != "/"
+        || url.query().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(
+            "an http(s) URL with a host and nothing after it (http://gateway-1:4444)".into(),
+        );
+    }
+    Ok(value.trim_end_matches('/').to_owned())
 }
 
 fn key_prefix(value: &str) -> Result<String, String> {

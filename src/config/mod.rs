@@ -418,6 +418,11 @@ mod tests {
         );
         let redis = load(&[("REDIS_URL", "redis://:pw@cache:6379/2")]).unwrap();
         assert_eq!(redis.cluster.bus, Bus::Redis);
+        let advertised = load(&[("CLUSTER_ADVERTISE_URL", "http://gateway-1:4444/")]).unwrap();
+        assert_eq!(
+            advertised.cluster.advertise_url.as_deref(),
+            Some("http://gateway-1:4444")
+        );
         for (variable, value, extra) in [
             ("CLUSTER_BUS", "postgres", None),
             ("CLUSTER_BUS", "redis", None),
@@ -425,6 +430,9 @@ mod tests {
             ("REDIS_URL", "http://cache:6379", None),
             ("REDIS_KEY_PREFIX", "has space", None),
             ("REDIS_URL", "redis://:hunter2@", Some("hunter2")),
+            ("CLUSTER_ADVERTISE_URL", "gateway-1:4444", None),
+            ("CLUSTER_ADVERTISE_URL", "http://gateway-1:4444/mcp", None),
+            ("CLUSTER_ADVERTISE_URL", "ftp://gateway-1", None),
         ] {
             let error = load(&[(variable, value)]).expect_err(value);
             assert_eq!(error.variable, variable, "{error}");

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod console;
 pub mod error;
 pub mod extract;
+pub mod forward;
 pub mod gateways;
 pub mod health;
 pub mod identity;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub secrets: crate::secrets::SecretBox,
     /// The service layer every handler and console page calls.
     pub services: crate::service::Services,
+    /// Forwards requests to the other replicas.
+    pub replica_http: crate::egress::HttpClient,
 }
 
 /// Whether `ip` is a configured reverse proxy (`TRUSTED_PROXIES`).
@@ -102,6 +105,9 @@ fn from_trusted_proxy(request: &HttpRequest) -> bool {
 /// The scheme and host clients reach the gateway by: from `Forwarded`/`X-Forwarded-*` only when
 /// the request came through a trusted proxy, else from the connection and its `Host`.
 pub(crate) fn public_origin(request: &HttpRequest) -> (String, String) {
+    if let Some(forwarded) = forward::forwarded(request) {
+        return (forwarded.scheme, forwarded.host);
+    }
     if from_trusted_proxy(request) {
         let info = request.connection_info();
         return (info.scheme().to_owned(), info.host().to_owned());
@@ -122,6 +128,9 @@ pub(crate) fn public_origin(request: &HttpRequest) -> (String, String) {
 /// The client's address: the peer, or behind trusted proxies the nearest `X-Forwarded-For`
 /// entry that is not one of them (entries further left are the client's own claims).
 pub(crate) fn client_ip(request: &HttpRequest) -> Option<std::net::IpAddr> {
+    if let Some(forwarded) = forward::forwarded(request) {
+        return forwarded.client;
+    }
     let peer = request.peer_addr()?.ip();
     if !from_trusted_proxy(request) {
         return Some(peer);

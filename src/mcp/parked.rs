@@ -11,8 +11,9 @@
 //! parked again under a new id when the upstream asks again). A call not resumed within its
 //! time to live is cancelled upstream. Each principal may keep a bounded number of calls parked
 //! (`MCP_MAX_PARKED_CALLS_PER_PRINCIPAL`, and `MCP_MAX_PARKED_CALLS` in all): past it, the call
-//! is cancelled and the client told which quota it reached. Parked calls live in this process: the `requestState`
-//! is valid only on the replica that issued it (the upstream session it waits on is too).
+//! //! is cancelled and the client told which quota it reached. Parked calls live in this process:
+//! the `requestState` names the replica that issued it (`mcpgate-parked:<replica>.<id>`), and a
+//! retry that lands on another replica is forwarded there (`crate::http::forward`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -94,6 +95,8 @@ pub struct ParkedCalls {
     calls: Mutex<HashMap<String, (ParkedCall, Permit)>>,
     quota: Arc<Quota>,
     ttl: Duration,
+    /// This replica, named in every state it issues.
+    replica: String,
 }
 
 /// A call that could not be parked: handed back with the quota it met.
@@ -113,7 +116,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ParkedCalls {
     /// An empty store whose calls are cancelled when not resumed within `ttl`, holding at most
     /// `per_principal` calls of one principal and `global` in all.
-    pub fn new(ttl: Duration, per_principal: usize, global: usize) -> Arc<Self> {
+    pub fn new(ttl: Duration, per_principal: usize, global: usize, replica: &str) -> Arc<Self> {
         Arc::new(ParkedCalls {
             calls: Mutex::new(HashMap::new()),
             quota: Quota::new(
@@ -122,7 +125,21 @@ impl ParkedCalls {
                 ("MCP_MAX_PARKED_CALLS", global),
             ),
             ttl,
+            replica: replica.to_owned(),
         })
+    }
+
+    /// The replica a gateway `requestState` was issued by (none: not one of the gateway's).
+    pub fn holder(state: &str) -> Option<&str> {
+        state
+            .strip_prefix(STATE_PREFIX)?
+            .split_once('.')
+            .map(|(replica, _)| replica)
+    }
+
+    /// Whether this replica issued `state`.
+    pub fn issued_here(&self, state: &str) -> bool {
+        Self::holder(state) == Some(self.replica.as_str())
     }
 
     /// Parks a call; returns the `requestState` that resumes it. Past the principal's quota
@@ -147,18 +164,22 @@ impl ParkedCalls {
                 expired.call.cancel.cancel();
             }
         });
-        Ok(format!("{STATE_PREFIX}{id}"))
+        Ok(format!("{STATE_PREFIX}{}.{id}", self.replica))
     }
 
     /// Takes the parked call a `requestState` names, when `owner` is the one that parked it.
     pub fn resume(&self, state: &str, owner: &Owner) -> Result<ParkedCall, McpError> {
         let stale = || {
             McpError::InvalidParams(
-                "requestState names no waiting call (it expired, was used already, or was issued by another gateway replica); send the request again without inputResponses and requestState"
+                "requestState names no waiting call (it expired, was used already, or its gateway replica is gone); send the request again without inputResponses and requestState"
                     .into(),
             )
         };
-        let id = state.strip_prefix(STATE_PREFIX).ok_or_else(stale)?;
+        let id = state
+            .strip_prefix(STATE_PREFIX)
+            .and_then(|rest| rest.strip_prefix(self.replica.as_str()))
+            .and_then(|rest| rest.strip_prefix('.'))
+            .ok_or_else(stale)?;
         let mut calls = lock(&self.calls);
         match calls.get(id) {
             None => Err(stale()),

@@ -95,6 +95,27 @@ fn the_compose_file_and_the_image_speak_the_binarys_settings() {
         );
     }
     assert!(nginx.contains("proxy_buffering off"), "event streams pass");
+    // Each replica says where the others reach it: itself, on the image's port, with the
+    // replicas' shared environment besides.
+    for replica in ["gateway-1", "gateway-2", "gateway-3"] {
+        let own = services[replica]["environment"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{replica}'s environment"));
+        let advertised = own["CLUSTER_ADVERTISE_URL"].as_str().unwrap_or_default();
+        assert_eq!(
+            advertised,
+            format!("http://{replica}:{}", settings.port),
+            "{replica}"
+        );
+        for name in environment.keys() {
+            assert!(own.contains_key(name), "{replica} keeps {name}");
+        }
+        let mut values = values.clone();
+        values.insert("CLUSTER_ADVERTISE_URL".into(), advertised.to_owned());
+        let settings = Settings::from_lookup(&|name| values.get(name).cloned())
+            .unwrap_or_else(|error| panic!("{replica}'s settings: {error}"));
+        assert_eq!(settings.cluster.advertise_url.as_deref(), Some(advertised));
+    }
     assert!(
         !nginx.contains("ip_hash") && !nginx.contains("sticky"),
         "no stickiness"

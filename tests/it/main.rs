@@ -15,6 +15,7 @@ mod connect;
 mod console;
 mod deployment;
 mod federation;
+mod forwarding;
 mod health;
 mod hostile;
 mod identity;

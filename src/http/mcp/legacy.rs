@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -17,6 +17,7 @@ use crate::auth::Principal;
 use crate::catalog::Scope;
 use crate::http::AppState;
 use crate::http::extract::McpAuthenticated;
+use crate::http::forward;
 use crate::mcp::error::McpError;
 use crate::mcp::jsonrpc::{self, Incoming};
 use crate::mcp::methods::{decorate, initialize_result};
@@ -113,15 +114,17 @@ pub struct MessageQuery {
 
 pub async fn message_all(
     state: web::Data<AppState>,
+    request: HttpRequest,
     auth: McpAuthenticated,
     query: web::Query<MessageQuery>,
     payload: web::Payload,
 ) -> HttpResponse {
-    message(state, auth.0, None, query.into_inner(), payload).await
+    message(state, &request, auth.0, None, query.into_inner(), payload).await
 }
 
 pub async fn message_server(
     state: web::Data<AppState>,
+    request: HttpRequest,
     auth: McpAuthenticated,
     path: web::Path<String>,
     query: web::Query<MessageQuery>,
@@ -129,6 +132,7 @@ pub async fn message_server(
 ) -> HttpResponse {
     message(
         state,
+        &request,
         auth.0,
         Some(path.into_inner()),
         query.into_inner(),
@@ -139,6 +143,7 @@ pub async fn message_server(
 
 async fn message(
     state: web::Data<AppState>,
+    http: &HttpRequest,
     principal: Principal,
     server_id: Option<String>,
     query: MessageQuery,
@@ -185,6 +190,23 @@ async fn message(
             }
         }
         Incoming::Request { id, method, params } => {
+            // A call that reaches upstreams is served where the session's own upstream
+            // sessions are; its result reaches the stream from there.
+            if let Some(home) = forward::home_elsewhere(http, &session, &method) {
+                match forward::to_replica(&state, http, body, &home).await {
+                    Ok(response) => return response,
+                    Err(unreached) if unreached.gone => {
+                        tracing::info!(reason = %unreached.reason, "a session's replica is gone; served here");
+                    }
+                    Err(unreached) => {
+                        let era = Era::Legacy {
+                            version: session.version,
+                        };
+                        session.notify(jsonrpc::error(Some(&id), &unreached.into(), era));
+                        return HttpResponse::Accepted().finish();
+                    }
+                }
+            }
             serve(&state, principal, scope, session, id, method, params);
         }
     }

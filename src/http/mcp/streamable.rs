@@ -14,6 +14,7 @@ use crate::auth::Principal;
 use crate::catalog::Scope;
 use crate::http::AppState;
 use crate::http::extract::McpAuthenticated;
+use crate::http::forward;
 use crate::mcp::error::McpError;
 use crate::mcp::jsonrpc::{self, Incoming};
 use crate::mcp::methods::{Object, initialize_result};
@@ -125,6 +126,13 @@ async fn post(
     };
     let (accepts_sse, accepts_json) = accepts(&request);
 
+    // A retry for a call parked on another replica is served there.
+    if let Some(holder) = forward::parked_elsewhere(&state, &request, &params) {
+        return match forward::to_replica(&state, &request, body, &holder).await {
+            Ok(response) => response,
+            Err(unreached) => error_response(Some(&id), &unreached.for_parked_call(), Era::Modern),
+        };
+    }
     if has_modern_meta(&params) {
         return modern(
             &state,
@@ -157,6 +165,17 @@ async fn post(
     let era = Era::Legacy {
         version: session.version,
     };
+    // A call that reaches upstreams is served where the session's own upstream sessions are.
+    if let Some(home) = forward::home_elsewhere(&request, &session, &method) {
+        match forward::to_replica(&state, &request, body, &home).await {
+            Ok(response) => return response,
+            // That replica is gone, and its upstream sessions with it: this one serves.
+            Err(unreached) if unreached.gone => {
+                tracing::info!(reason = %unreached.reason, "a session's replica is gone; served here");
+            }
+            Err(unreached) => return error_response(Some(&id), &unreached.into(), era),
+        }
+    }
     let log_level = session.log_level();
     let stream = exchange::wants_stream(
         era,

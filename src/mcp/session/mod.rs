@@ -63,6 +63,8 @@ pub struct Session {
     expires_at: i64,
     /// A legacy HTTP+SSE session: its stream is open on some replica while it lives.
     sse: bool,
+    /// The replica that made it, where its own upstream sessions live (empty: unknown).
+    home: String,
 }
 
 /// The quota a session's own upstream sessions count against, and how long a client has to
@@ -242,26 +244,37 @@ impl Session {
         }
     }
 
-    /// The session's own upstream sessions, when it needs them: its client can be asked
-    /// something, or keeps state on upstreams (a log level, subscriptions). Made on first use.
+    /// Whether the session needs upstream sessions of its own: its client can be asked
+    /// something, or keeps state on upstreams (a log level, subscriptions).
+    fn wants_affinity(&self) -> bool {
+        let state = lock(&self.state);
+        ["sampling", "elicitation", "roots"]
+            .iter()
+            .any(|capability| {
+                state
+                    .client_capabilities
+                    .get(*capability)
+                    .is_some_and(|value| !value.is_null())
+            })
+            || state.log_level.is_some()
+            || !state.subscriptions.is_empty()
+    }
+
+    /// The replica a request of this session that reaches upstreams is served on: the one
+    /// that made the session, when its own upstream sessions live there and it is not this
+    /// one (none: serve it here).
+    pub fn home_elsewhere(&self) -> Option<&str> {
+        let elsewhere = !self.home.is_empty() && self.home != self.cluster.replica();
+        (elsewhere && self.wants_affinity()).then_some(self.home.as_str())
+    }
+
+    /// The session's own upstream sessions, when it needs them (see `wants_affinity`). Made on
+    /// first use.
     pub fn affinity(&self) -> Option<Arc<Affinity>> {
         if let Some(affinity) = self.affinity.get() {
             return Some(affinity.clone());
         }
-        let wanted = {
-            let state = lock(&self.state);
-            ["sampling", "elicitation", "roots"]
-                .iter()
-                .any(|capability| {
-                    state
-                        .client_capabilities
-                        .get(*capability)
-                        .is_some_and(|value| !value.is_null())
-                })
-                || state.log_level.is_some()
-                || !state.subscriptions.is_empty()
-        };
-        if !wanted {
+        if !self.wants_affinity() {
             return None;
         }
         let affinity = self.affinity.get_or_init(|| {

@@ -56,6 +56,9 @@ struct Claims {
     /// A legacy HTTP+SSE session: its stream is open somewhere for as long as it lives.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     t: bool,
+    /// The replica that made it: its own upstream sessions live there.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    h: String,
     /// Makes every id unique.
     n: u64,
 }
@@ -91,6 +94,7 @@ impl SessionIds {
             c: Self::carried(capabilities),
             e: expires.timestamp(),
             t: sse,
+            h: self.cluster.replica().to_owned(),
             n: rand::rng().random(),
         };
         let plain = serde_json::to_string(&claims).unwrap_or_default();
@@ -252,6 +256,7 @@ impl SessionStore {
             cluster: self.ids.cluster.clone(),
             expires_at: claims.e,
             sse: claims.t,
+            home: claims.h,
         });
         session.touch();
         session

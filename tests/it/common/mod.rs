@@ -13,6 +13,7 @@ pub mod balancer;
 pub mod fixture;
 pub mod mcp;
 pub mod proxy;
+pub mod replicas;
 pub mod sdk;
 pub mod world;
 
