@@ -169,12 +169,14 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
         db.clone(),
         secrets.clone(),
     )?;
+    // Concurrency quotas every replica counts together (with REDIS_URL).
+    let leases = crate::leases::Leases::start(&settings.cluster);
     let sessions = Arc::new(SessionStore::new(
         settings.mcp.session_ttl,
         settings.mcp.max_sessions,
         settings.mcp.max_sessions_per_principal,
         crate::mcp::session::UpstreamSessions {
-            quota: crate::quota::Quota::new(
+            quota: crate::quota::Quota::shared(
                 "upstream sessions of your own",
                 (
                     "MCP_MAX_UPSTREAM_SESSIONS_PER_PRINCIPAL",
@@ -184,6 +186,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
                     "MCP_MAX_UPSTREAM_SESSIONS",
                     settings.mcp.max_upstream_sessions,
                 ),
+                leases.clone(),
             ),
             answer_timeout: settings.mcp.tool_timeout,
         },
@@ -191,6 +194,7 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
             secrets: resolved.secret_box(),
             max_age: settings.mcp.session_max_age,
             cluster: cluster.clone(),
+            leases: leases.clone(),
         },
     ));
     // Streams hold a descriptor each: keep them below the open-file limit with a reserve.
@@ -207,20 +211,24 @@ pub async fn start(settings: Settings) -> Result<RunningServer, String> {
             "MCP_MAX_STREAMS lowered to leave file descriptors for health checks and the admin API"
         );
     }
-    let streams = crate::quota::Quota::new(
+    let streams = crate::quota::Quota::shared(
         "concurrent streams",
         (
             "MCP_MAX_STREAMS_PER_PRINCIPAL",
             settings.mcp.max_streams_per_principal,
         ),
         ("MCP_MAX_STREAMS", stream_cap),
+        leases.clone(),
     );
     spawn_session_sweeper(sessions.clone());
     let parked = crate::mcp::parked::ParkedCalls::new(
         settings.mcp.tool_timeout,
-        settings.mcp.max_parked_calls_per_principal,
-        settings.mcp.max_parked_calls,
+        (
+            settings.mcp.max_parked_calls_per_principal,
+            settings.mcp.max_parked_calls,
+        ),
         cluster.replica(),
+        leases.clone(),
     );
     let shutdown = tokio_util::sync::CancellationToken::new();
     let federation = crate::federation::Federation::new(

@@ -24,6 +24,7 @@ pub mod egress;
 pub mod error;
 pub mod federation;
 pub mod http;
+pub mod leases;
 pub mod logs;
 pub mod mcp;
 pub mod prompt_render;

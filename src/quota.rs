@@ -4,10 +4,17 @@
 //! permit gives its place back when dropped (the stream's body is dropped when the client goes
 //! away). A principal past their quota gets a refusal that names the setting, while every other
 //! principal still gets in.
+//!
+//! With `REDIS_URL` a quota is also shared: past the count in this process, a lease in Redis
+//! ([`crate::leases`]) counts what the principal holds on every replica
+//! ([`Quota::acquire_shared`]). Tool calls in flight are counted per replica only: taking a
+//! lease would put a Redis round trip on every call (rate limits share the call budget).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::leases::{Lease, Leases, Taken};
 
 /// One kind of long-lived resource and its limits.
 #[derive(Debug)]
@@ -19,6 +26,8 @@ pub struct Quota {
     /// The global setting's name and value.
     global: (&'static str, usize),
     held: Mutex<Held>,
+    /// Where every replica counts (with `REDIS_URL`).
+    leases: Option<Arc<Leases>>,
 }
 
 #[derive(Debug, Default)]
@@ -46,12 +55,55 @@ impl Quota {
         per_principal: (&'static str, usize),
         global: (&'static str, usize),
     ) -> Arc<Self> {
+        Self::shared(what, per_principal, global, None)
+    }
+
+    /// A quota whose per-principal limit is also counted across replicas through `leases`.
+    pub fn shared(
+        what: &'static str,
+        per_principal: (&'static str, usize),
+        global: (&'static str, usize),
+        leases: Option<Arc<Leases>>,
+    ) -> Arc<Self> {
         Arc::new(Quota {
             what,
             per_principal,
             global,
             held: Mutex::default(),
+            leases,
         })
+    }
+
+    /// Takes one place for `principal` here and, when the quota is shared, on every replica
+    /// (a lease in Redis; while Redis cannot answer, this replica's count alone decides).
+    pub async fn acquire_shared(
+        self: &Arc<Self>,
+        principal: &str,
+    ) -> Result<Permit, QuotaExceeded> {
+        let mut permit = self.acquire(principal)?;
+        let Some(leases) = &self.leases else {
+            return Ok(permit);
+        };
+        let (setting, limit) = self.per_principal;
+        let member = uuid::Uuid::new_v4().simple().to_string();
+        match leases
+            .take(setting, principal, &member, Some(limit), true)
+            .await
+        {
+            Taken::Yes(lease) => permit.lease = Some(lease),
+            Taken::Refused(held) => {
+                return Err(QuotaExceeded {
+                    message: format!(
+                        "quota exceeded: you hold {held} {} across the gateway's replicas (the most per principal, {setting} = {limit}); close one first",
+                        self.what
+                    ),
+                    global: false,
+                    retry_after: Duration::from_secs(5),
+                });
+            }
+            Taken::Unknown => {}
+        }
+        Ok(permit)
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, Held> {
@@ -91,6 +143,7 @@ impl Quota {
         Ok(Permit {
             quota: self.clone(),
             principal: principal.to_owned(),
+            lease: None,
         })
     }
 
@@ -125,6 +178,8 @@ impl Quota {
 pub struct Permit {
     quota: Arc<Quota>,
     principal: String,
+    /// Its lease on every replica's count, when shared.
+    lease: Option<Lease>,
 }
 
 impl Drop for Permit {

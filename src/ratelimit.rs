@@ -134,8 +134,7 @@ impl RateLimits {
         let tool = Rate::new(mcp.rate_tool);
         let any = principal.is_some() || team.is_some() || tool.is_some();
         let shared = cluster.redis_url.as_ref().filter(|_| any).map(|url| {
-            let connection = Arc::new(tokio::sync::OnceCell::new());
-            tokio::spawn(connect(url.clone(), connection.clone()));
+            let connection = connect_later(url, "rate limits");
             Shared {
                 prefix: format!("{}rate:", cluster.redis_key_prefix),
                 connection,
@@ -209,8 +208,23 @@ impl RateLimits {
     }
 }
 
+/// A Redis connection for `what`, made by a task that tries again every few seconds until it
+/// can (empty until then). Must run inside a Tokio runtime.
+pub(crate) fn connect_later(
+    url: &str,
+    what: &'static str,
+) -> Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>> {
+    let cell = Arc::new(tokio::sync::OnceCell::new());
+    tokio::spawn(connect(url.to_owned(), cell.clone(), what));
+    cell
+}
+
 /// Connects to Redis, trying again every few seconds until it can.
-async fn connect(url: String, cell: Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>) {
+async fn connect(
+    url: String,
+    cell: Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
+    what: &'static str,
+) {
     let mut delay = Duration::from_millis(250);
     loop {
         let attempt = async {
@@ -220,13 +234,13 @@ async fn connect(url: String, cell: Arc<tokio::sync::OnceCell<redis::aio::Connec
         match tokio::time::timeout(Duration::from_secs(5), attempt).await {
             Ok(Ok(connection)) => {
                 let _ = cell.set(connection);
-                tracing::info!("rate limits counted in Redis");
+                tracing::info!(what, "counted in Redis");
                 return;
             }
             Ok(Err(error)) => {
-                tracing::warn!(%error, "cannot reach Redis for rate limits; counting here")
+                tracing::warn!(%error, what, "cannot reach Redis; counting here")
             }
-            Err(_) => tracing::warn!("Redis did not answer for rate limits; counting here"),
+            Err(_) => tracing::warn!(what, "Redis did not answer; counting here"),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));

@@ -116,13 +116,19 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ParkedCalls {
     /// An empty store whose calls are cancelled when not resumed within `ttl`, holding at most
     /// `per_principal` calls of one principal and `global` in all.
-    pub fn new(ttl: Duration, per_principal: usize, global: usize, replica: &str) -> Arc<Self> {
+    pub fn new(
+        ttl: Duration,
+        (per_principal, global): (usize, usize),
+        replica: &str,
+        leases: Option<Arc<crate::leases::Leases>>,
+    ) -> Arc<Self> {
         Arc::new(ParkedCalls {
             calls: Mutex::new(HashMap::new()),
-            quota: Quota::new(
+            quota: Quota::shared(
                 "calls waiting for input",
                 ("MCP_MAX_PARKED_CALLS_PER_PRINCIPAL", per_principal),
                 ("MCP_MAX_PARKED_CALLS", global),
+                leases,
             ),
             ttl,
             replica: replica.to_owned(),
@@ -144,8 +150,8 @@ impl ParkedCalls {
 
     /// Parks a call; returns the `requestState` that resumes it. Past the principal's quota
     /// (or the global cap) the call is handed back.
-    pub fn park(self: &Arc<Self>, parked: ParkedCall) -> Result<String, Box<NotParked>> {
-        let permit = match self.quota.acquire(&parked.owner.principal) {
+    pub async fn park(self: &Arc<Self>, parked: ParkedCall) -> Result<String, Box<NotParked>> {
+        let permit = match self.quota.acquire_shared(&parked.owner.principal).await {
             Ok(permit) => permit,
             Err(exceeded) => return Err(Box::new(NotParked { parked, exceeded })),
         };

@@ -33,6 +33,7 @@ mod registry;
 mod replicas;
 mod resilience;
 mod security;
+mod shared_quotas;
 mod stdio;
 mod telemetry;
 mod tokens;

@@ -71,7 +71,7 @@ impl Affinity {
         {
             return Ok(Some(own.connection.clone()));
         }
-        let permit = match self.quota.acquire(&self.principal) {
+        let permit = match self.quota.acquire_shared(&self.principal).await {
             Ok(permit) => permit,
             Err(exceeded) => {
                 tracing::warn!(principal = %self.principal, %exceeded, "no upstream session of its own: the shared one serves");

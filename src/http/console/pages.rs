@@ -383,7 +383,7 @@ pub async fn dashboard(state: web::Data<AppState>, user: ConsoleUser) -> HttpRes
 /// `GET /admin/events`: the dashboard's figures every two seconds (SSE), until the page
 /// closes or the gateway stops.
 pub async fn events(state: web::Data<AppState>, user: ConsoleUser) -> HttpResponse {
-    let permit = match state.streams.acquire(&user.principal.email) {
+    let permit = match state.streams.acquire_shared(&user.principal.email).await {
         Ok(permit) => permit,
         Err(exceeded) => {
             return HttpResponse::TooManyRequests()

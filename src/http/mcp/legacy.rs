@@ -31,7 +31,7 @@ const SSE_VERSION: &str = LEGACY_VERSIONS[3];
 const RELAY_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn sse_all(state: web::Data<AppState>, auth: McpAuthenticated) -> HttpResponse {
-    open(state, auth.0, None)
+    open(state, auth.0, None).await
 }
 
 pub async fn sse_server(
@@ -39,10 +39,10 @@ pub async fn sse_server(
     auth: McpAuthenticated,
     path: web::Path<String>,
 ) -> HttpResponse {
-    open(state, auth.0, Some(path.into_inner()))
+    open(state, auth.0, Some(path.into_inner())).await
 }
 
-fn open(
+async fn open(
     state: web::Data<AppState>,
     principal: Principal,
     server_id: Option<String>,
@@ -51,7 +51,7 @@ fn open(
         Ok(scope) => scope,
         Err(response) => return *response,
     };
-    let permit = match state.streams.acquire(&principal.email) {
+    let permit = match state.streams.acquire_shared(&principal.email).await {
         Ok(permit) => permit,
         Err(exceeded) => {
             return error_response(
@@ -66,6 +66,7 @@ fn open(
     let session = match state
         .sessions
         .create_sse(scope, &principal.email, SSE_VERSION)
+        .await
     {
         Ok(session) => session,
         Err(error) => {

@@ -51,7 +51,7 @@ pub async fn get_all(
     request: HttpRequest,
     auth: McpAuthenticated,
 ) -> HttpResponse {
-    get(state, request, auth.0, None)
+    get(state, request, auth.0, None).await
 }
 
 pub async fn get_server(
@@ -60,7 +60,7 @@ pub async fn get_server(
     auth: McpAuthenticated,
     path: web::Path<String>,
 ) -> HttpResponse {
-    get(state, request, auth.0, Some(path.into_inner()))
+    get(state, request, auth.0, Some(path.into_inner())).await
 }
 
 pub async fn delete_all(
@@ -156,7 +156,8 @@ async fn post(
             &params,
             accepts_sse,
             accepts_json,
-        );
+        )
+        .await;
     }
     let session = match legacy_session(&state, &request, &principal, &scope) {
         Ok(session) => session,
@@ -224,7 +225,7 @@ async fn modern(
             );
             return error_response(Some(&id), &error, Era::Modern);
         }
-        return listen(state, &principal, scope, id, &params);
+        return listen(state, &principal, scope, id, &params).await;
     }
     let stream = exchange::wants_stream(
         Era::Modern,
@@ -288,7 +289,7 @@ fn check_headers(http: &HttpRequest, method: &str, params: &Object) -> Result<()
 }
 
 /// A legacy `initialize`: negotiates the version and starts a session.
-fn initialize(
+async fn initialize(
     state: &AppState,
     principal: Principal,
     scope: Scope,
@@ -299,12 +300,16 @@ fn initialize(
 ) -> HttpResponse {
     let version = protocol::negotiate_legacy(params.get("protocolVersion").and_then(Value::as_str));
     let era = Era::Legacy { version };
-    let session = match state.sessions.create(
-        scope.clone(),
-        &principal.email,
-        version,
-        params.get("capabilities").cloned().unwrap_or_default(),
-    ) {
+    let session = match state
+        .sessions
+        .create(
+            scope.clone(),
+            &principal.email,
+            version,
+            params.get("capabilities").cloned().unwrap_or_default(),
+        )
+        .await
+    {
         Ok(session) => session,
         Err(error) => return error_response(Some(&id), &error, era),
     };
@@ -383,14 +388,14 @@ fn notification(
 
 /// `subscriptions/listen`: an SSE stream that acknowledges, then carries the opted-in change
 /// notifications tagged with the subscription id, until the client closes it.
-fn listen(
+async fn listen(
     state: &AppState,
     principal: &Principal,
     scope: Scope,
     id: Value,
     params: &Object,
 ) -> HttpResponse {
-    let permit = match state.streams.acquire(&principal.email) {
+    let permit = match state.streams.acquire_shared(&principal.email).await {
         Ok(permit) => permit,
         Err(exceeded) => return error_response(Some(&id), &exceeded.into(), Era::Modern),
     };
@@ -484,7 +489,7 @@ fn named_session(
 
 /// GET: a legacy session's stream of server-initiated notifications. Without a session (the
 /// modern era has no GET stream) it is 405.
-fn get(
+async fn get(
     state: web::Data<AppState>,
     request: HttpRequest,
     principal: Principal,
@@ -507,7 +512,7 @@ fn get(
     let era = Era::Legacy {
         version: session.version,
     };
-    let permit = match state.streams.acquire(&principal.email) {
+    let permit = match state.streams.acquire_shared(&principal.email).await {
         Ok(permit) => permit,
         Err(exceeded) => return error_response(None, &exceeded.into(), era),
     };

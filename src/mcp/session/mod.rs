@@ -65,6 +65,12 @@ pub struct Session {
     sse: bool,
     /// The replica that made it, where its own upstream sessions live (empty: unknown).
     home: String,
+    /// What makes its id unique (names its lease on every replica's count).
+    nonce: u64,
+    /// Its place in the principal's quota on every replica's count, while served here.
+    lease: Mutex<Option<crate::leases::Lease>>,
+    /// Ended for good (not only let go here).
+    forgotten: std::sync::atomic::AtomicBool,
 }
 
 /// The quota a session's own upstream sessions count against, and how long a client has to
@@ -461,7 +467,21 @@ impl Session {
         }
     }
 
+    /// What names the session in its principal's shared count.
+    fn lease_member(&self) -> String {
+        format!("{:016x}", self.nonce)
+    }
+
+    /// Keeps its place in the shared count while this view lives (an ended view gives it up).
+    fn hold(&self, lease: crate::leases::Lease) {
+        let mut held = lock(&self.lease);
+        if !self.past_max_age() {
+            *held = Some(lease);
+        }
+    }
+
     fn end(&self) {
+        lock(&self.lease).take();
         let mut state = lock(&self.state);
         state.stream = None;
         state.relay = None;

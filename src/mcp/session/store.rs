@@ -71,7 +71,12 @@ pub struct SessionIds {
     pub max_age: Duration,
     /// The other replicas.
     pub cluster: Cluster,
+    /// Where every replica counts a principal's sessions (with `REDIS_URL`).
+    pub leases: Option<Arc<crate::leases::Leases>>,
 }
+
+/// The kind of lease a session holds on every replica's count.
+const LEASE_KIND: &str = "MCP_MAX_SESSIONS_PER_PRINCIPAL";
 
 impl SessionIds {
     fn mint(
@@ -165,24 +170,60 @@ impl SessionStore {
     }
 
     /// Creates a session (Streamable HTTP), first dropping expired ones if the store is full.
-    pub fn create(
+    pub async fn create(
         &self,
         scope: Scope,
         owner: &str,
         version: &'static str,
         capabilities: Value,
     ) -> Result<Arc<Session>, McpError> {
-        self.make(scope, owner, version, capabilities, false)
+        let session = self.make(scope, owner, version, capabilities, false)?;
+        self.count_everywhere(session).await
     }
 
     /// Creates a legacy HTTP+SSE session (its stream is opened with it).
-    pub fn create_sse(
+    pub async fn create_sse(
         &self,
         scope: Scope,
         owner: &str,
         version: &'static str,
     ) -> Result<Arc<Session>, McpError> {
-        self.make(scope, owner, version, Value::Null, true)
+        let session = self.make(scope, owner, version, Value::Null, true)?;
+        self.count_everywhere(session).await
+    }
+
+    /// Counts a new session against its principal's quota on every replica (a lease in Redis):
+    /// past it, the session is dropped unused.
+    async fn count_everywhere(&self, session: Arc<Session>) -> Result<Arc<Session>, McpError> {
+        let Some(leases) = &self.ids.leases else {
+            return Ok(session);
+        };
+        let taken = leases
+            .take(
+                LEASE_KIND,
+                &session.owner,
+                &session.lease_member(),
+                Some(self.per_principal),
+                false,
+            )
+            .await;
+        match taken {
+            crate::leases::Taken::Yes(lease) => session.hold(lease),
+            crate::leases::Taken::Refused(held) => {
+                lock(&self.sessions).remove(&session.id);
+                session.end();
+                return Err(McpError::Quota {
+                    message: format!(
+                        "quota exceeded: you hold {held} MCP sessions across the gateway's replicas \
+                         (the most per principal, {LEASE_KIND} = {}); end one with DELETE first",
+                        self.per_principal
+                    ),
+                    retry_after: Duration::from_secs(5),
+                });
+            }
+            crate::leases::Taken::Unknown => {}
+        }
+        Ok(session)
     }
 
     fn make(
@@ -257,6 +298,9 @@ impl SessionStore {
             expires_at: claims.e,
             sse: claims.t,
             home: claims.h,
+            nonce: claims.n,
+            lease: Mutex::default(),
+            forgotten: std::sync::atomic::AtomicBool::new(false),
         });
         session.touch();
         session
@@ -291,6 +335,29 @@ impl SessionStore {
         }
         let session = self.view(id.to_owned(), claims, scope, version);
         sessions.insert(id.to_owned(), session.clone());
+        drop(sessions);
+        // Held here too: its lease lives while some replica serves it.
+        if let Some(leases) = self.ids.leases.clone() {
+            let held = Arc::downgrade(&session);
+            tokio::spawn(async move {
+                let Some(session) = held.upgrade() else {
+                    return;
+                };
+                let member = session.lease_member();
+                let taken = leases
+                    .take(LEASE_KIND, &session.owner, &member, None, false)
+                    .await;
+                if let crate::leases::Taken::Yes(lease) = taken {
+                    // Ended meanwhile: its place, just taken again, goes too.
+                    if session.forgotten.load(std::sync::atomic::Ordering::Acquire) {
+                        drop(lease);
+                        leases.end(LEASE_KIND, &session.owner, &member);
+                    } else {
+                        session.hold(lease);
+                    }
+                }
+            });
+        }
         Some(session)
     }
 
@@ -353,7 +420,14 @@ impl SessionStore {
             ended.insert(ended_key(id), claims.e);
         }
         let session = lock(&self.sessions).remove(id)?;
+        session
+            .forgotten
+            .store(true, std::sync::atomic::Ordering::Release);
         session.end();
+        // Its place in the shared count goes, whoever holds it.
+        if let Some(leases) = &self.ids.leases {
+            leases.end(LEASE_KIND, &session.owner, &session.lease_member());
+        }
         Some(session)
     }
 

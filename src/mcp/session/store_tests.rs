@@ -14,6 +14,7 @@ fn store(ttl: Duration, max: usize, secret: &str, max_age: Duration) -> SessionS
         secrets: SecretBox::new(secret),
         max_age,
         cluster: Cluster::single(),
+        leases: None,
     };
     SessionStore::new(ttl, max, 100, upstream, ids)
 }
@@ -21,11 +22,12 @@ fn store(ttl: Duration, max: usize, secret: &str, max_age: Duration) -> SessionS
 const SECRET: &str = "a shared secret of sixteen+";
 const DAY: Duration = Duration::from_secs(86_400);
 
-#[test]
-fn sessions_are_bounded_owned_and_expire() {
+#[tokio::test]
+async fn sessions_are_bounded_owned_and_expire() {
     let idle = store(Duration::from_millis(0), 2, SECRET, DAY);
     let a = idle
         .create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+        .await
         .unwrap();
     assert!(
         idle.get(&a.id, "b@example.com", &Scope::All).is_none(),
@@ -40,6 +42,7 @@ fn sessions_are_bounded_owned_and_expire() {
     );
     let kept = idle
         .create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+        .await
         .unwrap();
     kept.subscribe("docs://a".into());
     std::thread::sleep(Duration::from_millis(2));
@@ -53,9 +56,11 @@ fn sessions_are_bounded_owned_and_expire() {
     );
     let one = store(Duration::from_secs(60), 1, SECRET, DAY);
     one.create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+        .await
         .unwrap();
     assert!(
         one.create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+            .await
             .is_err(),
         "bounded"
     );
@@ -64,8 +69,8 @@ fn sessions_are_bounded_owned_and_expire() {
 /// Another replica (a store with the same secret) serves a session from its id alone:
 /// principal, endpoint, version and capabilities; not with another secret, not once ended,
 /// not past its age.
-#[test]
-fn any_replica_serves_a_session_from_its_id() {
+#[tokio::test]
+async fn any_replica_serves_a_session_from_its_id() {
     let here = store(Duration::from_secs(60), 10, SECRET, DAY);
     let scope = Scope::Server("srv".into());
     let made = here
@@ -75,6 +80,7 @@ fn any_replica_serves_a_session_from_its_id() {
             "2025-06-18",
             serde_json::json!({"sampling": {}}),
         )
+        .await
         .unwrap();
     let there = store(Duration::from_secs(60), 10, SECRET, DAY);
     assert!(there.get(&made.id, "b@example.com", &scope).is_none());
@@ -86,6 +92,7 @@ fn any_replica_serves_a_session_from_its_id() {
     assert!(!served.sse);
     let legacy = here
         .create_sse(Scope::All, "a@example.com", "2024-11-05")
+        .await
         .unwrap();
     let opened = there.get(&legacy.id, "a@example.com", &Scope::All).unwrap();
     assert!(
@@ -110,6 +117,7 @@ fn any_replica_serves_a_session_from_its_id() {
     let aged = store(Duration::from_secs(60), 10, SECRET, Duration::ZERO);
     let old = aged
         .create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+        .await
         .unwrap();
     assert!(
         here.get(&old.id, "a@example.com", &Scope::All).is_none(),
@@ -118,11 +126,12 @@ fn any_replica_serves_a_session_from_its_id() {
 }
 
 /// What another replica tells reaches the view here: made from the id when it is new.
-#[test]
-fn other_replicas_changes_reach_the_view() {
+#[tokio::test]
+async fn other_replicas_changes_reach_the_view() {
     let here = store(Duration::from_secs(60), 10, SECRET, DAY);
     let made = here
         .create(Scope::All, "a@example.com", "2025-11-25", Value::Null)
+        .await
         .unwrap();
     let there = store(Duration::from_secs(60), 10, SECRET, DAY);
     there.apply(&made.id, SessionChange::Level("debug".into()));
@@ -143,8 +152,8 @@ fn other_replicas_changes_reach_the_view() {
 
 /// A session gets upstream sessions of its own only once it needs them: its client can be
 /// asked something, or keeps a log level upstream.
-#[test]
-fn only_a_client_that_can_be_asked_or_keeps_state_gets_its_own_upstream_sessions() {
+#[tokio::test]
+async fn only_a_client_that_can_be_asked_or_keeps_state_gets_its_own_upstream_sessions() {
     let store = store(Duration::from_secs(60), 10, SECRET, DAY);
     let plain = store
         .create(
@@ -153,6 +162,7 @@ fn only_a_client_that_can_be_asked_or_keeps_state_gets_its_own_upstream_sessions
             "2025-11-25",
             serde_json::json!({"sampling": null}),
         )
+        .await
         .unwrap();
     assert!(plain.affinity().is_none());
     plain.set_log_level(LogLevel::Debug);
@@ -164,6 +174,7 @@ fn only_a_client_that_can_be_asked_or_keeps_state_gets_its_own_upstream_sessions
             "2025-11-25",
             serde_json::json!({"elicitation": {}}),
         )
+        .await
         .unwrap();
     let first = asking.affinity().unwrap();
     assert!(

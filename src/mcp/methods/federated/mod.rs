@@ -106,7 +106,7 @@ pub async fn forward_interactive(
                 wait(ctx, owner, call).await
             }
             // The answer is missing: ask again (the spec's SHOULD).
-            None => park(ctx, owner, call, question),
+            None => park(ctx, owner, call, question).await,
         };
     }
     // A fresh request, or a retry for a 2026-07-28 upstream: its inputResponses and
@@ -435,7 +435,7 @@ async fn drive(
                     relay,
                     asked: 1,
                 };
-                return park(ctx, owner, call, question);
+                return park(ctx, owner, call, question).await;
             }
             _ = ctx.cancel.cancelled() => {
                 cancel.cancel();
@@ -507,22 +507,31 @@ async fn wait(ctx: &Ctx, owner: Owner, mut call: RunningCall) -> Result<Reply, M
                     continue;
                 };
                 call.asked += 1;
-                return park(ctx, owner, call, question);
+                return park(ctx, owner, call, question).await;
             }
         }
     }
 }
 
 /// Parks the call on `question` and answers the client with `input_required`.
-fn park(ctx: &Ctx, owner: Owner, call: RunningCall, question: Question) -> Result<Reply, McpError> {
+async fn park(
+    ctx: &Ctx,
+    owner: Owner,
+    call: RunningCall,
+    question: Question,
+) -> Result<Reply, McpError> {
     *lock(&call.relay) = RelayTarget::default();
     let mut input_requests = Object::new();
     input_requests.insert(question.key.clone(), question.request.clone());
-    match ctx.parked.park(ParkedCall {
-        owner,
-        call,
-        question,
-    }) {
+    match ctx
+        .parked
+        .park(ParkedCall {
+            owner,
+            call,
+            question,
+        })
+        .await
+    {
         Ok(state) => {
             let mut result = Object::new();
             result.insert("resultType".into(), json!(INPUT_REQUIRED));
