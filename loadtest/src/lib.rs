@@ -11,6 +11,7 @@
 //! Errors: harness code returns `anyhow::Result` with context; what a request under load ran
 //! into is never an error of the harness but a [`client::Failure`] that is counted by cause.
 
+pub mod balancer;
 pub mod client;
 pub mod fixture;
 pub mod gateway;

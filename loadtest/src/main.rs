@@ -13,6 +13,7 @@ use mcpgate_loadtest::scenario::fastpath::{self, ClientEra, FastpathConfig};
 use mcpgate_loadtest::scenario::faults::{self, FaultsConfig};
 use mcpgate_loadtest::scenario::instructions::{self, InstructionsConfig};
 use mcpgate_loadtest::scenario::registry::{self, RegistryConfig};
+use mcpgate_loadtest::scenario::replicas::{self, ReplicasConfig};
 use mcpgate_loadtest::scenario::soak::{self, SoakConfig};
 use mcpgate_loadtest::scenario::storm::{self, StormConfig};
 use mcpgate_loadtest::scenario::{CommonConfig, Harness, ScenarioConfig};
@@ -72,6 +73,8 @@ enum Command {
     Soak(SoakArgs),
     /// Faults: killed backends, database down, database stalled, upstream killed.
     Faults(FaultsArgs),
+    /// Replicas: three gateways behind a round-robin balancer, both eras, one replica killed.
+    Replicas(ReplicasArgs),
     /// Instructions the gateway executes per tools/call, counted under callgrind.
     Instructions(InstructionsArgs),
     /// Every scenario in turn, each with its defaults (or `--smoke`).
@@ -253,6 +256,44 @@ impl GatewayArgs {
     }
 }
 
+#[derive(Args, Default)]
+struct ReplicasArgs {
+    /// Concurrent 2026-07-28 clients.
+    #[arg(long)]
+    modern_clients: Option<usize>,
+    /// Concurrent session-era clients.
+    #[arg(long)]
+    session_clients: Option<usize>,
+    /// The sessions they share.
+    #[arg(long)]
+    sessions: Option<usize>,
+    /// How long the steady phase runs.
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// How long the fault phase runs (a replica killed a third of the way in).
+    #[arg(long, value_parser = parse_duration)]
+    fault_duration: Option<Duration>,
+    /// The tool's delay in ms: `A..B` or `A`.
+    #[arg(long)]
+    delay_ms: Option<DelayRange>,
+    #[command(flatten)]
+    gateway: GatewayArgs,
+}
+
+impl ReplicasArgs {
+    fn config(self, smoke: bool) -> ReplicasConfig {
+        let mut config = ReplicasConfig::preset(smoke);
+        set(&mut config.modern_clients, self.modern_clients);
+        set(&mut config.session_clients, self.session_clients);
+        set(&mut config.sessions, self.sessions);
+        set(&mut config.duration, self.duration);
+        set(&mut config.fault_duration, self.fault_duration);
+        set(&mut config.delay, self.delay_ms);
+        self.gateway.apply(&mut config.common);
+        config
+    }
+}
+
 #[derive(Args)]
 struct UpstreamArgs {
     /// The port on 127.0.0.1 (0 picks one).
@@ -373,6 +414,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Registry(args) => registry::run(&harness, &args.config(smoke)).await.map(drop),
         Command::Soak(args) => soak::run(&harness, &args.config(smoke)).await.map(drop),
         Command::Faults(args) => faults::run(&harness, &args.config(smoke)).await.map(drop),
+        Command::Replicas(args) => replicas::run(&harness, &args.config(smoke)).await.map(drop),
         Command::Instructions(args) => instructions::run(&harness, &args.config(smoke))
             .await
             .map(drop),
@@ -381,6 +423,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             fastpath::run(&harness, &FastpathArgs::default().config(smoke)).await?;
             soak::run(&harness, &SoakArgs::default().config(smoke)).await?;
             faults::run(&harness, &FaultsArgs::default().config(smoke)).await?;
+            replicas::run(&harness, &ReplicasArgs::default().config(smoke)).await?;
             Ok(())
         }
         Command::Upstream(args) => serve_upstream(args).await,

@@ -84,8 +84,14 @@ pub struct KindRecord {
     pub last_finished_ms: Option<u64>,
 }
 
+impl Default for KindRecord {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl KindRecord {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         KindRecord {
             ok: 0,
             failures: BTreeMap::new(),
@@ -298,10 +304,7 @@ impl Recorder {
             for kind in Kind::ALL {
                 let record = &shard.kinds[kind.index()];
                 if record.requests() > 0 {
-                    kinds
-                        .entry(kind)
-                        .or_insert_with(KindRecord::new)
-                        .merge(record);
+                    kinds.entry(kind).or_default().merge(record);
                 }
             }
             events.append(&mut shard.events);

@@ -19,6 +19,7 @@ use crate::sampler::Sample;
 use crate::scenario::fastpath::FastpathReport;
 use crate::scenario::faults::FaultsReport;
 use crate::scenario::registry::RegistryReport;
+use crate::scenario::replicas::ReplicasReport;
 use crate::scenario::soak::SoakReport;
 use crate::units::{DelayRange, round3};
 
@@ -387,6 +388,9 @@ pub struct Report {
     /// The fault phases and the write check.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultsReport>,
+    /// The replicas: shares, per-era numbers, the kill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<ReplicasReport>,
     /// The time series.
     pub samples: Vec<Sample>,
 }
@@ -458,6 +462,7 @@ impl Report {
             registry: None,
             soak: None,
             faults: None,
+            replicas: None,
             samples: parts.samples,
         }
     }
@@ -541,6 +546,9 @@ impl Report {
         }
         if let Some(faults) = &self.faults {
             let _ = writeln!(text, "{}", faults.summary());
+        }
+        if let Some(replicas) = &self.replicas {
+            let _ = writeln!(text, "{}", replicas.summary());
         }
         let _ = writeln!(text, "  targets:");
         for target in &self.targets {

@@ -13,6 +13,7 @@ use mcpgate_loadtest::scenario::fastpath::{self, ClientEra, FastpathConfig};
 use mcpgate_loadtest::scenario::faults::{self, FaultsConfig};
 use mcpgate_loadtest::scenario::instructions::{self, InstructionsConfig};
 use mcpgate_loadtest::scenario::registry::{self, RegistryConfig};
+use mcpgate_loadtest::scenario::replicas::{self, ReplicasConfig};
 use mcpgate_loadtest::scenario::soak::{self, SoakConfig};
 use mcpgate_loadtest::scenario::storm::{self, StormConfig};
 use mcpgate_loadtest::scenario::{Harness, Outcome, ScenarioConfig};
@@ -387,4 +388,46 @@ fn delays_parse_as_fixed_or_ranges() {
     assert!("fast".parse::<DelayRange>().is_err());
     let drawn = DelayRange::new(10, 20).sample();
     assert!((10..=20).contains(&(drawn.as_millis() as u64)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_smoke_writes_a_complete_report() {
+    let reports = tempfile::tempdir().unwrap();
+    let outcome = replicas::run(&harness(reports.path()), &ReplicasConfig::smoke())
+        .await
+        .expect("the replicas scenario runs");
+    let report = written(&outcome, reports.path());
+    assert_eq!(report["scenario"], "replicas");
+    assert_complete(&report, &["mcp_call"]);
+    let section = &report["replicas"];
+    let replicas = section["replicas"].as_array().expect("each replica");
+    assert_eq!(replicas.len(), 3);
+    // Round robin: every replica served its share of the steady phase.
+    for replica in replicas {
+        assert!(number(replica, "/steady_requests") > 0.0, "{replica}");
+        assert!(number(replica, "/steady_share") > 0.0, "{replica}");
+        assert!(replica["cpu_us_per_request"].is_number(), "{replica}");
+        assert!(number(replica, "/rss_kib") > 0.0, "{replica}");
+    }
+    for era in ["modern", "session"] {
+        assert!(
+            number(section, &format!("/steady/{era}/requests")) > 0.0,
+            "{era} clients called"
+        );
+        assert_eq!(
+            number(section, &format!("/steady/{era}/failed")),
+            0.0,
+            "{section}"
+        );
+        assert!(number(section, &format!("/fault/{era}/requests")) > 0.0);
+    }
+    // One replica killed: the others went on serving.
+    let killed: Vec<&Value> = replicas
+        .iter()
+        .filter(|replica| replica["killed"] == true)
+        .collect();
+    assert_eq!(killed.len(), 1);
+    for survivor in replicas.iter().filter(|replica| replica["killed"] == false) {
+        assert!(number(survivor, "/fault_requests") > 0.0, "{survivor}");
+    }
 }

@@ -6,6 +6,7 @@ pub mod fastpath;
 pub mod faults;
 pub mod instructions;
 pub mod registry;
+pub mod replicas;
 pub mod soak;
 pub mod storm;
 
