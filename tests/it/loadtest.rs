@@ -421,6 +421,16 @@ async fn replicas_smoke_writes_a_complete_report() {
         );
         assert!(number(section, &format!("/fault/{era}/requests")) > 0.0);
     }
+    // The same load on one replica alone, measured in the same run, and the ratio.
+    assert!(
+        number(section, "/single/modern/requests") > 0.0,
+        "{section}"
+    );
+    assert!(
+        number(section, "/single/session/requests") > 0.0,
+        "{section}"
+    );
+    assert!(number(section, "/throughput_ratio") > 0.0, "{section}");
     // One replica killed: the others went on serving.
     let killed: Vec<&Value> = replicas
         .iter()

@@ -1,7 +1,8 @@
 //! Replicas: three gateways on one PostgreSQL database and one Redis, behind a round-robin
 //! balancer that sends every request to the next replica (no stickiness). Session-era clients
 //! (each session's requests land on every replica in turn) and 2026-07-28 clients call the
-//! fixture's tool at once; the report gives throughput, latency and failures per era, each
+//! fixture's tool at once. First the same load on one replica alone (the baseline, in the same
+//! run), then on the three; the report gives throughput, latency and failures per era, each
 //! replica's share of the requests, its CPU per call and memory. Then a fault phase: the same
 //! load, and one replica SIGKILLed a third of the way in — the others go on serving, the
 //! balancer skips the dead one.
@@ -40,7 +41,7 @@ pub struct ReplicasConfig {
     pub session_clients: usize,
     /// The sessions they share (each session's clients send in turn through the balancer).
     pub sessions: usize,
-    /// How long the steady phase runs.
+    /// How long the steady phase runs (and the one-replica baseline before it).
     #[serde(serialize_with = "as_seconds")]
     pub duration: Duration,
     /// How long the fault phase runs (a replica is killed a third of the way in).
@@ -129,6 +130,12 @@ pub struct ReplicasReport {
     pub steady: EraReport,
     /// Requests per second of both eras together, steady phase.
     pub steady_requests_per_s: f64,
+    /// The same load on one replica alone (through its own balancer), per era.
+    pub single: EraReport,
+    /// Requests per second of both eras together on one replica.
+    pub single_requests_per_s: f64,
+    /// Three replicas' throughput over one's.
+    pub throughput_ratio: f64,
     /// The fault phase, per era.
     pub fault: EraReport,
     /// Seconds into the fault phase the replica was killed.
@@ -141,13 +148,22 @@ impl ReplicasReport {
     /// The summary lines.
     pub fn summary(&self) -> String {
         let mut text = format!(
-            "  replicas, steady: {:.1} req/s in all; modern p50 {:.3} ms p99 {:.3} ms, session p50 {:.3} ms p99 {:.3} ms",
+            "  one replica alone: {:.1} req/s; modern p50 {:.3} ms p99 {:.3} ms, session p50 {:.3} ms p99 {:.3} ms\n",
+            self.single_requests_per_s,
+            self.single.modern.latency.p50_ms,
+            self.single.modern.latency.p99_ms,
+            self.single.session.latency.p50_ms,
+            self.single.session.latency.p99_ms,
+        );
+        text.push_str(&format!(
+            "  three replicas: {:.1} req/s ({:.2}x one); modern p50 {:.3} ms p99 {:.3} ms, session p50 {:.3} ms p99 {:.3} ms",
             self.steady_requests_per_s,
+            self.throughput_ratio,
             self.steady.modern.latency.p50_ms,
             self.steady.modern.latency.p99_ms,
             self.steady.session.latency.p50_ms,
             self.steady.session.latency.p99_ms,
-        );
+        ));
         for (index, replica) in self.replicas.iter().enumerate() {
             text.push_str(&format!(
                 "\n    replica {}: share {:.1} % ({} req), CPU {} µs/req, RSS {} KiB; after the kill {} req{}",
@@ -301,6 +317,7 @@ pub async fn run(harness: &Harness, config: &ReplicasConfig) -> anyhow::Result<O
         rig.http.clone(),
     )
     .await?;
+    let alone = Balancer::start(vec![replicas[0].0.clone()], rig.http.clone()).await?;
     let url = format!("{}{path}", balancer.base());
     let modern = Workload {
         action: Action::CallTool(Arc::new(McpTarget::gateway(
@@ -329,8 +346,42 @@ pub async fn run(harness: &Harness, config: &ReplicasConfig) -> anyhow::Result<O
         });
     }
 
-    // Steady phase.
+    // The same clients on one replica alone (the same sessions: any replica opens them).
     let clock = rig.recorder.clock();
+    let alone_url = format!("{}{path}", alone.base());
+    let on_one = |workload: &Workload| {
+        let Action::CallTool(target) = &workload.action else {
+            return workload.clone();
+        };
+        Workload {
+            action: Action::CallTool(Arc::new(McpTarget {
+                url: alone_url.clone(),
+                ..(**target).clone()
+            })),
+            ..workload.clone()
+        }
+    };
+    let (single_modern, single_session) = (
+        Arc::new(Recorder::new(clock, false)),
+        Arc::new(Recorder::new(clock, false)),
+    );
+    let alone_sessions: Vec<Workload> = sessions.iter().map(on_one).collect();
+    phase(
+        &rig,
+        (&on_one(&modern), &alone_sessions),
+        (&single_modern, &single_session),
+        config.ramp_up,
+        config.duration,
+        async {},
+    )
+    .await;
+    drop(alone);
+    let single = EraReport {
+        modern: calls(&single_modern),
+        session: calls(&single_session),
+    };
+
+    // Steady phase: the three.
     let session_recorder = Arc::new(Recorder::new(clock, false));
     let cpu_before: Vec<Option<f64>> = replicas.iter().map(|(_, pid)| cpu_seconds(*pid)).collect();
     let served_before = balancer.served();
@@ -423,8 +474,17 @@ pub async fn run(harness: &Harness, config: &ReplicasConfig) -> anyhow::Result<O
             .unwrap_or_else(|| KindReport::of(&Default::default())),
         session: steady_session,
     };
+    let steady_requests_per_s =
+        round3(steady.modern.requests_per_s + steady.session.requests_per_s);
+    let single_requests_per_s =
+        round3(single.modern.requests_per_s + single.session.requests_per_s);
     let section = ReplicasReport {
-        steady_requests_per_s: round3(steady.modern.requests_per_s + steady.session.requests_per_s),
+        steady_requests_per_s,
+        single_requests_per_s,
+        throughput_ratio: round3(
+            steady_requests_per_s / single_requests_per_s.max(f64::MIN_POSITIVE),
+        ),
+        single,
         replicas: report_replicas,
         steady,
         fault,
