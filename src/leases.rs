@@ -27,11 +27,13 @@ const RENEW_EVERY: Duration = Duration::from_secs(10);
 const SHARED_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Takes a lease: KEYS[1] the principal's set of this kind; ARGV: member, limit (0: no limit,
-/// the resource exists already), lease milliseconds. Answers -1 when taken (or renewed), else
+/// the resource exists already), lease milliseconds, then members given back here whose
+/// removal may not have arrived yet (removed first). Answers -1 when taken (or renewed), else
 /// how many leases the principal holds.
 const TAKE: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+for i = 4, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local limit = tonumber(ARGV[2])
 if limit > 0 and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
@@ -44,13 +46,15 @@ return -1
 ";
 
 /// Renews leases this replica holds: KEYS their sets, ARGV (member, …) then the lease
-/// milliseconds last. A lease another replica removed (the resource ended) is not brought back.
+/// milliseconds last. A lease Redis lost (a restart without persistence) is added back: what
+/// is held here counts again. (A session another replica ended is ended here too, which stops
+/// the renewal and removes it again.)
 const RENEW: &str = r"
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local ttl = tonumber(ARGV[#ARGV])
 for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, 'XX', now + ttl, ARGV[i])
+  redis.call('ZADD', key, now + ttl, ARGV[i])
   redis.call('PEXPIRE', key, ttl)
 end
 return 0
@@ -75,6 +79,8 @@ pub struct Leases {
     renew: redis::Script,
     /// The leases held here, renewed until dropped: (key, member).
     held: Mutex<HashMap<u64, (String, String)>>,
+    /// Leases given back here whose removal is on its way: (key, member).
+    releasing: Mutex<Vec<(String, String)>>,
     next: AtomicU64,
 }
 
@@ -134,6 +140,7 @@ impl Leases {
             take: redis::Script::new(TAKE),
             renew: redis::Script::new(RENEW),
             held: Mutex::default(),
+            releasing: Mutex::default(),
             next: AtomicU64::new(0),
         });
         let renewing = Arc::downgrade(&leases);
@@ -174,6 +181,13 @@ impl Leases {
             .arg(member)
             .arg(limit.unwrap_or(0))
             .arg(LEASE_TTL.as_millis().to_string());
+        // A place given back a moment ago is free, whether or not its removal arrived.
+        for (_, releasing) in lock(&self.releasing)
+            .iter()
+            .filter(|(releasing_key, _)| *releasing_key == key)
+        {
+            invocation.arg(releasing);
+        }
         let mut connection = connection.clone();
         let answer = tokio::time::timeout(
             SHARED_TIMEOUT,
@@ -191,37 +205,50 @@ impl Leases {
                 })
             }
             Ok(Ok(held)) => Taken::Refused(u64::try_from(held).unwrap_or(0)),
+            // Each take would say so while Redis is away: the connection's own task warns.
             Ok(Err(error)) => {
-                tracing::warn!(%error, "a shared quota not checked in Redis; counted here only");
+                tracing::debug!(%error, "a shared quota not checked in Redis; counted here only");
                 Taken::Unknown
             }
             Err(_) => {
-                tracing::warn!("Redis slow to answer a shared quota; counted here only");
+                tracing::debug!("Redis slow to answer a shared quota; counted here only");
                 Taken::Unknown
             }
         }
     }
 
     /// Removes `principal`'s lease on `member` (the resource ended, whoever holds it).
-    pub fn end(&self, kind: &str, principal: &str, member: &str) {
+    pub fn end(self: &Arc<Self>, kind: &str, principal: &str, member: &str) {
         self.remove(self.key(kind, principal), member.to_owned());
     }
 
-    fn remove(&self, key: String, member: String) {
+    fn remove(self: &Arc<Self>, key: String, member: String) {
         let Some(connection) = self.connection.get() else {
             return;
         };
         let mut connection = connection.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let mut command = redis::cmd("ZREM");
-                command.arg(&key).arg(&member);
-                let removed = command.query_async::<i64>(&mut connection);
-                if let Ok(Err(error)) = tokio::time::timeout(SHARED_TIMEOUT * 4, removed).await {
-                    tracing::debug!(%error, "a shared lease not removed (it runs out)");
-                }
-            });
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        {
+            let mut releasing = lock(&self.releasing);
+            // Bounded: past this, a removal still on its way is only a lease that runs out.
+            if releasing.len() < 4096 {
+                releasing.push((key.clone(), member.clone()));
+            }
         }
+        let leases = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut command = redis::cmd("ZREM");
+            command.arg(&key).arg(&member);
+            let removed = command.query_async::<i64>(&mut connection);
+            if let Ok(Err(error)) = tokio::time::timeout(SHARED_TIMEOUT * 4, removed).await {
+                tracing::debug!(%error, "a shared lease not removed (it runs out)");
+            }
+            if let Some(leases) = leases.upgrade() {
+                lock(&leases.releasing).retain(|entry| *entry != (key.clone(), member.clone()));
+            }
+        });
     }
 
     /// Renews every lease held here, in batches.

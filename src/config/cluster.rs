@@ -23,7 +23,7 @@ pub struct ClusterSettings {
     /// belongs to a call parked here, or to a session whose upstream sessions are here, is
     /// forwarded to it. Unset: http://HOST:PORT when HOST is a specific address; with HOST
     /// 0.0.0.0 nothing (such requests are then served where they land).
-    #[arg(id = "CLUSTER_ADVERTISE_URL", long = "cluster-advertise-url", env = "CLUSTER_ADVERTISE_URL", value_parser = advertise_url)]
+    #[arg(id = "CLUSTER_ADVERTISE_URL", long = "cluster-advertise-url", env = "CLUSTER_ADVERTISE_URL", hide_env_values = true, value_parser = advertise_url)]
     pub advertise_url: Option<String>,
 }
 
@@ -64,7 +64,9 @@ fn advertise_url(value: &str) -> Result<String, String> {
         || url.host_str().is_none_or(str::is_empty)
         || url.path() != "/"
         || url.query().is_some()
+        || url.fragment().is_some()
         || !url.username().is_empty()
+        || url.password().is_some()
     {
         return Err(
             "an http(s) URL with a host and nothing after it (http://gateway-1:4444)".into(),

@@ -433,6 +433,12 @@ mod tests {
             ("CLUSTER_ADVERTISE_URL", "gateway-1:4444", None),
             ("CLUSTER_ADVERTISE_URL", "http://gateway-1:4444/mcp", None),
             ("CLUSTER_ADVERTISE_URL", "ftp://gateway-1", None),
+            ("CLUSTER_ADVERTISE_URL", "http://gateway-1:4444/#x", None),
+            (
+                "CLUSTER_ADVERTISE_URL",
+                "http://:hunter2@gateway-1",
+                Some("hunter2"),
+            ),
         ] {
             let error = load(&[(variable, value)]).expect_err(value);
             assert_eq!(error.variable, variable, "{error}");

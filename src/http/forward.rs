@@ -4,12 +4,14 @@
 //! that holds it, which serves it as if it had come straight from the client (it checks the
 //! client's own credentials again) and streams its answer back through.
 //!
-//! The forwarding replica stamps the request with `X-Mcpgate-Forwarded`: who forwards, when,
-//! the client's address and the scheme and host the client used, under an HMAC keyed by the
-//! encryption secret every replica shares and bound to the request's method, path and
-//! credentials. Only a verified stamp is believed (for the client's address, the public origin
-//! an OAuth token's audience is checked against, and "do not forward again"); a stamp that does
-//! not verify is refused with 403, one older than a minute too.
+//! The forwarding replica stamps the request with `X-Mcpgate-Forwarded`: who forwards, to
+//! which replica, when, the client's address, the scheme and host the client used and a hash of
+//! the body, under an HMAC keyed by the encryption secret every replica shares and bound to the
+//! request's method, path and credentials. Only a verified stamp is believed (for the client's
+//! address, the public origin an OAuth token's audience is checked against, and "do not forward
+//! again"); a stamp that does not verify is refused with 403, one older than a minute too, and
+//! one meant for another replica with 421 (two replicas advertising one address: the forwarding
+//! replica then says so in its log and serves or refuses as if the other were gone).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -37,9 +39,8 @@ const PURPOSE: &str = "mcpgate replica forward v1";
 const MAX_AGE_MS: i64 = 60_000;
 
 /// The client's headers a forwarded request keeps (the rest are the connection's own).
-const KEPT: [&str; 11] = [
+const KEPT: [&str; 13] = [
     "authorization",
-    "cookie",
     "accept",
     "content-type",
     "origin",
@@ -49,11 +50,15 @@ const KEPT: [&str; 11] = [
     "mcp-protocol-version",
     "mcp-method",
     "mcp-name",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
 ];
 
 /// The owner's headers a forwarded answer keeps.
-const RETURNED: [&str; 5] = [
+const RETURNED: [&str; 6] = [
     "content-type",
+    "x-accel-buffering",
     "mcp-session-id",
     "retry-after",
     "www-authenticate",
@@ -65,6 +70,8 @@ const RETURNED: [&str; 5] = [
 pub struct Forwarded {
     /// The replica that forwarded it.
     pub from: String,
+    /// The replica it is meant for.
+    pub to: String,
     /// When (milliseconds since the epoch).
     pub at: i64,
     /// The client's address as that replica saw it.
@@ -73,13 +80,29 @@ pub struct Forwarded {
     pub scheme: String,
     /// The host the client used.
     pub host: String,
+    /// SHA-256 of the body (URL-safe base64).
+    pub body: String,
+}
+
+/// The body's hash as a stamp carries it.
+fn body_hash(body: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(body))
+}
+
+/// Why a stamp is not believed.
+#[derive(Debug, PartialEq, Eq)]
+enum Disbelieved {
+    /// Forged, replayed, altered or from another deployment: 403.
+    Forged(String),
+    /// Meant for another replica (an address two replicas advertise): 421.
+    Misdirected(String),
 }
 
 /// What the MAC covers besides the stamp: the request's method, path and credentials, so a
 /// stamp cannot be moved to another request or another client's.
 fn bound_to(method: &str, path: &str, headers: &actix_web::http::header::HeaderMap) -> String {
     let mut credentials = Sha256::new();
-    for name in ["authorization", "cookie", "mcp-session-id"] {
+    for name in ["authorization", "mcp-session-id"] {
         for value in headers.get_all(name) {
             credentials.update(value.as_bytes());
             credentials.update(b"\n");
@@ -108,10 +131,17 @@ fn stamp(
     format!("{mac}.{encoded}")
 }
 
-/// The stamp of a request, if it verifies.
-fn verify(secrets: &SecretBox, request: &ServiceRequest, value: &str) -> Result<Forwarded, String> {
+/// The stamp of a request (whose body is `body`) on replica `me`, if it verifies.
+fn verify(
+    secrets: &SecretBox,
+    me: &str,
+    request: &ServiceRequest,
+    body: &[u8],
+    value: &str,
+) -> Result<Forwarded, Disbelieved> {
     use subtle::ConstantTimeEq;
-    let (mac, encoded) = value.split_once('.').ok_or("no MAC")?;
+    let forged = |reason: &str| Disbelieved::Forged(reason.to_owned());
+    let (mac, encoded) = value.split_once('.').ok_or_else(|| forged("no MAC"))?;
     let path = request
         .uri()
         .path_and_query()
@@ -124,20 +154,29 @@ fn verify(secrets: &SecretBox, request: &ServiceRequest, value: &str) -> Result<
         ),
     );
     if !bool::from(mac.as_bytes().ct_eq(expected.as_bytes())) {
-        return Err(
-            "a wrong MAC (a replica with another AUTH_ENCRYPTION_SECRET, or a forgery)".into(),
-        );
+        return Err(forged(
+            "a wrong MAC (a replica with another AUTH_ENCRYPTION_SECRET, or a forgery)",
+        ));
     }
     let forwarded: Forwarded = URL_SAFE_NO_PAD
         .decode(encoded)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or("an unreadable stamp")?;
+        .ok_or_else(|| forged("an unreadable stamp"))?;
     let age = chrono::Utc::now().timestamp_millis() - forwarded.at;
     if age.abs() > MAX_AGE_MS {
-        return Err(format!(
+        return Err(Disbelieved::Forged(format!(
             "stamped {age} ms ago (a replay, or clocks too far apart)"
-        ));
+        )));
+    }
+    if forwarded.body != body_hash(body) {
+        return Err(forged("the body is not the one stamped"));
+    }
+    if forwarded.to != me {
+        return Err(Disbelieved::Misdirected(format!(
+            "meant for replica {}, this is {me}: two replicas advertise one address (set CLUSTER_ADVERTISE_URL on each)",
+            forwarded.to
+        )));
     }
     Ok(forwarded)
 }
@@ -145,7 +184,7 @@ fn verify(secrets: &SecretBox, request: &ServiceRequest, value: &str) -> Result<
 /// Middleware: a request stamped by another replica is believed (its [`Forwarded`] is put in
 /// the request's extensions) or refused.
 pub async fn believe_stamp(
-    request: ServiceRequest,
+    mut request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let Some(value) = request.headers().get(HEADER).cloned() else {
@@ -154,30 +193,43 @@ pub async fn believe_stamp(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     };
-    let secrets = request
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| state.services.cluster.secrets().cloned());
-    let verified = match (secrets, value.to_str()) {
-        (Some(secrets), Ok(value)) => verify(&secrets, &request, value),
-        (None, _) => Err("this gateway runs alone (no replica bus)".into()),
-        (_, Err(_)) => Err("not text".into()),
+    // The body is read here (within the body limit) to check its hash, then handed on.
+    let body = match request.extract::<web::Bytes>().await {
+        Ok(body) => body,
+        Err(error) => return Ok(request.error_response(error)),
     };
-    match verified {
+    let cluster = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.services.cluster.clone());
+    let verified = match (&cluster, value.to_str()) {
+        (Some(cluster), Ok(value)) => match cluster.secrets() {
+            Some(secrets) => verify(secrets, cluster.replica(), &request, &body, value),
+            None => Err(Disbelieved::Forged(
+                "this gateway runs alone (no replica bus)".into(),
+            )),
+        },
+        (None, _) => Err(Disbelieved::Forged("no gateway state".into())),
+        (_, Err(_)) => Err(Disbelieved::Forged("not text".into())),
+    };
+    request.set_payload(body.into());
+    let (status, reason) = match verified {
         Ok(forwarded) => {
             request.extensions_mut().insert(forwarded);
-            next.call(request)
+            return next
+                .call(request)
                 .await
-                .map(ServiceResponse::map_into_boxed_body)
+                .map(ServiceResponse::map_into_boxed_body);
         }
-        Err(reason) => {
-            tracing::warn!(%reason, "a request claiming to come from another replica was refused");
-            let refusal = HttpResponse::Forbidden().json(serde_json::json!({
-                "error": "forbidden",
-                "message": format!("the {HEADER} header does not verify: {reason}"),
-            }));
-            Ok(request.into_response(refusal))
-        }
-    }
+        Err(Disbelieved::Forged(reason)) => (StatusCode::FORBIDDEN, reason),
+        Err(Disbelieved::Misdirected(reason)) => (StatusCode::MISDIRECTED_REQUEST, reason),
+    };
+    // Anyone can send the header: not worth a warning each time.
+    tracing::debug!(%reason, "a request claiming to come from another replica was refused");
+    let refusal = HttpResponse::build(status).json(serde_json::json!({
+        "error": "forbidden",
+        "message": format!("the {HEADER} header is not believed: {reason}"),
+    }));
+    Ok(request.into_response(refusal))
 }
 
 /// What a verified stamp says of `request` (none: it came straight from its client).
@@ -214,14 +266,21 @@ impl From<Unreached> for McpError {
     }
 }
 
-/// The replica holding the call a retry's `requestState` names, when that is another one and
-/// the request came straight from its client (a forwarded one is served here, whatever it
-/// names).
+/// The replica holding the call a 2026-07-28 retry's `requestState` names, when that is
+/// another one and the request came straight from its client (a forwarded one is served here,
+/// whatever it names). Only the methods that park calls, with their answers, are forwarded.
 pub fn parked_elsewhere(
     state: &AppState,
     request: &HttpRequest,
+    method: &str,
     params: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<String> {
+    if !["tools/call", "prompts/get", "resources/read"].contains(&method)
+        || !params.contains_key("inputResponses")
+        || !crate::mcp::protocol::has_modern_meta(params)
+    {
+        return None;
+    }
     let holder = ParkedCalls::holder(params.get("requestState")?.as_str()?)?;
     (holder != state.services.cluster.replica() && forwarded(request).is_none())
         .then(|| holder.to_owned())
@@ -254,29 +313,42 @@ pub async fn to_replica(
 ) -> Result<HttpResponse, Unreached> {
     let cluster = &state.services.cluster;
     let gone = |reason: String| Unreached { gone: true, reason };
-    let (Some(address), Some(secrets)) = (cluster.address_of(replica), cluster.secrets()) else {
+    if !cluster.alive(replica) {
         return Err(gone(format!(
             "the gateway replica {replica} is gone (not heard from lately)"
         )));
+    }
+    let (Some(address), Some(secrets)) = (cluster.address_of(replica), cluster.secrets()) else {
+        return Err(gone(format!(
+            "the gateway replica {replica} does not say where it is reached (its CLUSTER_ADVERTISE_URL)"
+        )));
     };
-    let path = request
+    let original = request
         .uri()
         .path_and_query()
         .map_or("/", |path| path.as_str());
+    // The URL as it will be sent (re-encoded): the stamp is bound to what the replica receives.
+    let url = url::Url::parse(&format!("{address}{original}")).map_err(|error| Unreached {
+        gone: false,
+        reason: format!("the gateway replica {replica}'s address does not make a URL: {error}"),
+    })?;
+    let path = &url[url::Position::BeforePath..url::Position::AfterQuery];
     let (scheme, host) = super::public_origin(request);
     let forwarded = Forwarded {
         from: cluster.replica().to_owned(),
+        to: replica.to_owned(),
         at: chrono::Utc::now().timestamp_millis(),
         client: super::client_ip(request),
         scheme,
         host,
+        body: body_hash(&body),
     };
     let method = request.method().as_str();
     let mut outgoing = state
         .replica_http
-        .request(
+        .request_to(
             reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::POST),
-            &format!("{address}{path}"),
+            &url,
         )
         .map_err(|denied| Unreached {
             gone: false,
@@ -312,6 +384,12 @@ pub async fn to_replica(
             }
         }
     })?;
+    if answer.status() == reqwest::StatusCode::MISDIRECTED_REQUEST {
+        tracing::error!(%replica, %address, "this address reaches another replica: set CLUSTER_ADVERTISE_URL on each replica to its own address");
+        return Err(gone(format!(
+            "the gateway replica {replica} cannot be reached at its advertised address (it reaches another replica)"
+        )));
+    }
     let mut response = HttpResponse::build(
         StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
     );
@@ -340,27 +418,45 @@ mod tests {
         let secrets = SecretBox::new("the shared secret, 16+");
         let forwarded = Forwarded {
             from: "r1".into(),
+            to: "r2".into(),
             at: chrono::Utc::now().timestamp_millis(),
             client: Some("10.1.2.3".parse().unwrap()),
             scheme: "https".into(),
             host: "gw.example".into(),
+            body: body_hash(b"{}"),
         };
         let original = request("Bearer alice");
         let value = stamp(&secrets, &forwarded, "POST", "/mcp", original.headers());
-        assert_eq!(verify(&secrets, &original, &value), Ok(forwarded.clone()));
-        // Another client's request, another secret, another age: refused.
-        assert!(verify(&secrets, &request("Bearer mallory"), &value).is_err());
+        assert_eq!(
+            verify(&secrets, "r2", &original, b"{}", &value),
+            Ok(forwarded.clone())
+        );
+        // Another client's request, another body, another secret: refused.
+        let forged = |outcome| matches!(outcome, Err(Disbelieved::Forged(_)));
+        assert!(forged(verify(
+            &secrets,
+            "r2",
+            &request("Bearer mallory"),
+            b"{}",
+            &value
+        )));
+        assert!(forged(verify(&secrets, "r2", &original, b"[]", &value)));
         let other = SecretBox::new("another secret, 16+");
-        assert!(verify(&other, &original, &value).is_err());
+        assert!(forged(verify(&other, "r2", &original, b"{}", &value)));
+        // Meant for another replica: misdirected.
+        assert!(matches!(
+            verify(&secrets, "r3", &original, b"{}", &value),
+            Err(Disbelieved::Misdirected(_))
+        ));
+        // Too old: a replay.
         let old = Forwarded {
             at: forwarded.at - 120_000,
             ..forwarded
         };
         let value = stamp(&secrets, &old, "POST", "/mcp", original.headers());
-        assert!(
-            verify(&secrets, &original, &value)
-                .unwrap_err()
-                .contains("replay")
-        );
+        assert!(matches!(
+            verify(&secrets, "r2", &original, b"{}", &value),
+            Err(Disbelieved::Forged(reason)) if reason.contains("replay")
+        ));
     }
 }

@@ -127,7 +127,7 @@ async fn post(
     let (accepts_sse, accepts_json) = accepts(&request);
 
     // A retry for a call parked on another replica is served there.
-    if let Some(holder) = forward::parked_elsewhere(&state, &request, &params) {
+    if let Some(holder) = forward::parked_elsewhere(&state, &request, &method, &params) {
         return match forward::to_replica(&state, &request, body, &holder).await {
             Ok(response) => response,
             Err(unreached) => error_response(Some(&id), &unreached.for_parked_call(), Era::Modern),

@@ -474,7 +474,7 @@ impl Session {
     /// Keeps its place in the shared count while this view lives (an ended view gives it up).
     fn hold(&self, lease: crate::leases::Lease) {
         let mut held = lock(&self.lease);
-        if !self.past_max_age() {
+        if !self.past_max_age() && !self.forgotten.load(std::sync::atomic::Ordering::Acquire) {
             *held = Some(lease);
         }
     }
