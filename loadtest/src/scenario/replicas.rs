@@ -136,6 +136,8 @@ pub struct ReplicasReport {
     pub single_requests_per_s: f64,
     /// Three replicas' throughput over one's.
     pub throughput_ratio: f64,
+    /// The lone replica's CPU time per request (µs).
+    pub single_cpu_us_per_request: Option<f64>,
     /// The fault phase, per era.
     pub fault: EraReport,
     /// Seconds into the fault phase the replica was killed.
@@ -148,8 +150,10 @@ impl ReplicasReport {
     /// The summary lines.
     pub fn summary(&self) -> String {
         let mut text = format!(
-            "  one replica alone: {:.1} req/s; modern p50 {:.3} ms p99 {:.3} ms, session p50 {:.3} ms p99 {:.3} ms\n",
+            "  one replica alone: {:.1} req/s, CPU {} µs/req; modern p50 {:.3} ms p99 {:.3} ms, session p50 {:.3} ms p99 {:.3} ms\n",
             self.single_requests_per_s,
+            self.single_cpu_us_per_request
+                .map_or("?".to_owned(), |cpu| format!("{cpu:.0}")),
             self.single.modern.latency.p50_ms,
             self.single.modern.latency.p99_ms,
             self.single.session.latency.p50_ms,
@@ -366,6 +370,7 @@ pub async fn run(harness: &Harness, config: &ReplicasConfig) -> anyhow::Result<O
         Arc::new(Recorder::new(clock, false)),
     );
     let alone_sessions: Vec<Workload> = sessions.iter().map(on_one).collect();
+    let lone_cpu_before = cpu_seconds(replicas[0].1);
     phase(
         &rig,
         (&on_one(&modern), &alone_sessions),
@@ -375,6 +380,13 @@ pub async fn run(harness: &Harness, config: &ReplicasConfig) -> anyhow::Result<O
         async {},
     )
     .await;
+    let lone_cpu = lone_cpu_before
+        .zip(cpu_seconds(replicas[0].1))
+        .map(|(before, after)| after - before);
+    let lone_served = alone.served().iter().sum::<u64>();
+    let single_cpu_us_per_request = lone_cpu
+        .filter(|_| lone_served > 0)
+        .map(|seconds| round3(seconds * 1e6 / lone_served as f64));
     drop(alone);
     let single = EraReport {
         modern: calls(&single_modern),
@@ -485,6 +497,7 @@ pub async fn run(harness: &Harness, config: &ReplicasConfig) -> anyhow::Result<O
             steady_requests_per_s / single_requests_per_s.max(f64::MIN_POSITIVE),
         ),
         single,
+        single_cpu_us_per_request,
         replicas: report_replicas,
         steady,
         fault,
