@@ -160,6 +160,55 @@ async fn requests_are_served_where_their_state_lives(bus: Bus) {
         "one upstream session of its own, on A"
     );
 
+    // A legacy HTTP+SSE session whose stream is on A: a call POSTed to B runs on A, its
+    // question and its result reach the stream, the answer comes through C.
+    let mut sse = a
+        .client
+        .get(format!("{}/sse", a.base))
+        .bearer_auth(&a.admin_token)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("a stream");
+    let endpoint = read_events(&mut sse, 1).await.remove(0).1;
+    let post_to = |server: &TestServer, body: Value| {
+        server
+            .client
+            .post(format!("{}{endpoint}", server.base))
+            .bearer_auth(&server.admin_token)
+            .json(&body)
+            .send()
+    };
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2024-11-05", "capabilities": {"sampling": {}},
+        "clientInfo": {"name": "mcpgate-tests", "version": "1"}}});
+    assert_eq!(
+        post_to(a, initialize).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    read_events(&mut sse, 1).await;
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "fixture-test_sampling", "arguments": {"prompt": "over SSE"}}});
+    assert_eq!(
+        post_to(b, call).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    let asked: Value = serde_json::from_str(&read_events(&mut sse, 1).await[0].1).unwrap();
+    let question = asked["id"].as_str().expect("a gateway id").to_owned();
+    assert!(question.starts_with(&format!("mcpgate-{id_a}-")), "{asked}");
+    let answer = json!({"jsonrpc": "2.0", "id": question, "result": sampled("over SSE too")});
+    assert_eq!(
+        post_to(c, answer).await.unwrap().status(),
+        StatusCode::ACCEPTED
+    );
+    let done: Value = serde_json::from_str(&read_events(&mut sse, 1).await[0].1).unwrap();
+    assert_eq!(done["id"], 2, "{done}");
+    assert_eq!(
+        done["result"]["content"][0]["text"],
+        "LLM response: over SSE too"
+    );
+    drop(sse);
+
     // A 2026-07-28 call parked on B is resumed by a retry that lands on C.
     let on_b = McpClient::new(b, "/mcp");
     let on_c = McpClient::new(c, "/mcp");

@@ -266,11 +266,12 @@ impl Session {
     }
 
     /// The replica a request of this session that reaches upstreams is served on: the one
-    /// that made the session, when its own upstream sessions live there and it is not this
-    /// one (none: serve it here).
+    /// that made the session, when it is not this one and its own upstream sessions live
+    /// there — or always for a legacy HTTP+SSE session, whose stream (and whose client's
+    /// capabilities, learnt after its id was made) are there (none: serve it here).
     pub fn home_elsewhere(&self) -> Option<&str> {
         let elsewhere = !self.home.is_empty() && self.home != self.cluster.replica();
-        (elsewhere && self.wants_affinity()).then_some(self.home.as_str())
+        (elsewhere && (self.sse || self.wants_affinity())).then_some(self.home.as_str())
     }
 
     /// The session's own upstream sessions, when it needs them (see `wants_affinity`). Made on
