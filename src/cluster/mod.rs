@@ -361,6 +361,30 @@ impl Cluster {
             .and_then(|peer| peer.address.clone())
     }
 
+    /// The replica that takes over what `key` names (a session whose replica is gone): of this
+    /// one and the live replicas that say where they are reached, the one ranked first for
+    /// `key` (rendezvous hashing: every replica with the same view picks the same one, and the
+    /// sessions of a gone replica spread evenly over the others).
+    pub fn successor(&self, key: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let rank = |replica: &str| {
+            let mut hash = Sha256::new();
+            hash.update(key.as_bytes());
+            hash.update(b"\0");
+            hash.update(replica.as_bytes());
+            hash.finalize()
+        };
+        let me = self.inner.replica.clone();
+        self.inner
+            .peers
+            .iter()
+            .filter(|peer| peer.seen.elapsed() < GONE_AFTER && peer.address.is_some())
+            .map(|peer| peer.key().clone())
+            .chain(std::iter::once(me))
+            .max_by_key(|replica| rank(replica))
+            .unwrap_or_else(|| self.inner.replica.clone())
+    }
+
     /// Signs and checks requests forwarded between replicas (none: a replica alone).
     pub fn secrets(&self) -> Option<&SecretBox> {
         self.inner.secrets.as_ref()

@@ -88,4 +88,18 @@ fn events_round_trip_and_large_catalog_events_become_a_reload() {
         Some("http://10.0.0.3:4444")
     );
     assert_eq!(cluster.address_of("r2"), None, "r2 never said where it is");
+    // What a gone replica held goes to this one or r3 (r2 cannot be reached), the same one each
+    // time for a key, and spread over both.
+    let successors: std::collections::HashSet<String> = (0..64)
+        .map(|n| {
+            let key = format!("session-{n}");
+            let successor = cluster.successor(&key);
+            assert_eq!(successor, cluster.successor(&key));
+            successor
+        })
+        .collect();
+    assert_eq!(
+        successors,
+        ["r1".to_owned(), "r3".to_owned()].into_iter().collect()
+    );
 }

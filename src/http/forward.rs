@@ -300,7 +300,7 @@ pub fn home_elsewhere(request: &HttpRequest, session: &Session, method: &str) ->
     if !REACHING_UPSTREAMS.contains(&method) || forwarded(request).is_some() {
         return None;
     }
-    session.home_elsewhere().map(str::to_owned)
+    session.home_elsewhere()
 }
 
 /// Forwards `request` (whose body was `body`) to `replica`, streaming its answer back; says

@@ -2,7 +2,8 @@
 //! for its client's answer) is resumed by a retry that lands on another; a session whose own
 //! upstream sessions live on the replica that made it has its calls served there, wherever its
 //! requests land; when that replica is gone, the client gets a clear error (a parked call) or
-//! is served where it lands (a session), never a hang.
+//! one of the others takes the session over (the same one whichever replica the call lands on),
+//! never a hang.
 
 #![allow(
     clippy::disallowed_methods,
@@ -240,10 +241,44 @@ async fn requests_are_served_where_their_state_lives(bus: Bus) {
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
 
+    // A dies: once B and C count it gone, one of them takes the session over — the same one
+    // whichever the call lands on (with an upstream session of its own there).
+    let mut home = replicas.children.remove(0);
+    home.start_kill().expect("SIGKILL");
+    home.wait().await.expect("the killed replica is reaped");
+    let id_c = replica_id(c).await;
+    for server in [b, c] {
+        common::eventually("A is counted gone", Duration::from_secs(30), || async {
+            let status = server.admin(Method::GET, "/admin/replica", None).await;
+            let peers = status.body["peers"].as_array().cloned().unwrap_or_default();
+            let gone = !peers.iter().any(|peer| peer["replica"] == id_a.as_str());
+            gone.then_some(())
+        })
+        .await;
+    }
+    let taken_over_by = |question: &str| {
+        question
+            .strip_prefix("mcpgate-")
+            .and_then(|rest| rest.rsplit_once('-'))
+            .map(|(replica, _)| replica.to_owned())
+            .unwrap_or_default()
+    };
+    let (via_b, text) = sampling_call(b, c, &session, "after A, via B").await;
+    assert_eq!(text, "LLM response: from the client");
+    let (via_c, text) = sampling_call(c, b, &session, "after A, via C").await;
+    assert_eq!(text, "LLM response: from the client");
+    let successor = taken_over_by(&via_b);
+    assert!(successor == id_b || successor == id_c, "{via_b}");
+    assert_eq!(
+        taken_over_by(&via_c),
+        successor,
+        "the same replica: {via_c}"
+    );
+
     // B parks another call, then dies: a retry on C is told at once that the call is lost.
     let interim = on_b.send_modern(modern_sampling(&on_b, json!({}))).await;
     let state = interim.expect(StatusCode::OK)["result"]["requestState"].clone();
-    let mut victim = replicas.children.remove(1);
+    let mut victim = replicas.children.remove(0);
     victim.start_kill().expect("SIGKILL");
     victim.wait().await.expect("the killed replica is reaped");
     let retry = json!({"inputResponses": {key: sampled("too late")}, "requestState": state});
@@ -256,19 +291,6 @@ async fn requests_are_served_where_their_state_lives(bus: Bus) {
         lost.body
     );
     assert!(started.elapsed() < Duration::from_secs(15), "never a hang");
-
-    // A dies too: the session's calls are served where they land (with an upstream session of
-    // their own there).
-    let mut home = replicas.children.remove(0);
-    home.start_kill().expect("SIGKILL");
-    home.wait().await.expect("the killed replica is reaped");
-    let id_c = replica_id(c).await;
-    let (question, text) = sampling_call(c, c, &session, "after A").await;
-    assert!(
-        question.starts_with(&format!("mcpgate-{id_c}-")),
-        "asked on C now: {question}"
-    );
-    assert_eq!(text, "LLM response: from the client");
     replicas.servers.drain(..2);
     replicas.stop().await;
 }

@@ -269,9 +269,17 @@ impl Session {
     /// that made the session, when it is not this one and its own upstream sessions live
     /// there — or always for a legacy HTTP+SSE session, whose stream (and whose client's
     /// capabilities, learnt after its id was made) are there (none: serve it here).
-    pub fn home_elsewhere(&self) -> Option<&str> {
-        let elsewhere = !self.home.is_empty() && self.home != self.cluster.replica();
-        (elsewhere && (self.sse || self.wants_affinity())).then_some(self.home.as_str())
+    /// When that replica is gone, one of the others takes over (the same for every replica).
+    pub fn home_elsewhere(&self) -> Option<String> {
+        if self.home.is_empty() || !(self.sse || self.wants_affinity()) {
+            return None;
+        }
+        let serving = if self.cluster.alive(&self.home) {
+            self.home.clone()
+        } else {
+            self.cluster.successor(&self.id)
+        };
+        (serving != self.cluster.replica()).then_some(serving)
     }
 
     /// The session's own upstream sessions, when it needs them (see `wants_affinity`). Made on
