@@ -272,9 +272,4 @@ impl Leases {
             }
         }
     }
-
-    /// How many leases this replica holds.
-    pub fn held(&self) -> usize {
-        lock(&self.held).len()
-    }
 }
